@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The SIMD kernels in TensorCore are written with Swift's SIMD types. Without these flags LLVM
+// targets baseline x86-64 (SSE2): no AVX registers, and `fma` becomes a libm call. x86-64-v3
+// (AVX2 + FMA + F16C) is the oldest level that runs the kernels at full width; every x86 server
+// CPU since 2015 has it. Checked once in the assembly of `Kernels.dot` (vfmadd231ps on ymm).
+let simdFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=x86-64-v3"], .when(platforms: [.linux])),
+]
+
+let package = Package(
+    name: "moesim",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "moesim", targets: ["moesim"]),
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "ModelSpec", targets: ["ModelSpec"]),
+        .library(name: "Hardware", targets: ["Hardware"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: simdFlags),
+        .target(name: "ModelSpec"),
+        .target(name: "Hardware"),
+        .target(name: "Runtime", dependencies: ["TensorCore", "ModelSpec"], swiftSettings: simdFlags),
+        .target(name: "Planner", dependencies: ["ModelSpec", "Hardware"]),
+        .target(name: "Estimator", dependencies: ["Planner"]),
+        .executableTarget(
+            name: "moesim",
+            dependencies: [
+                "TensorCore", "ModelSpec", "Hardware",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: simdFlags),
+        .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec"]),
+        .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
+    ]
+)

@@ -1,0 +1,84 @@
+import COpenBLAS
+
+/// Thin, typed access to OpenBLAS. Row-major throughout.
+public enum BLAS {
+    /// C = alpha · op(A) · op(B) + beta · C with op(A) m × k, op(B) k × n, C m × n.
+    @inlinable
+    public static func gemm(m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+                            b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                            c: UnsafeMutablePointer<Float>, ldc: Int,
+                            alpha: Float = 1, beta: Float = 0) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor,
+                    transposeA ? CblasTrans : CblasNoTrans,
+                    transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Rows of bf16 weights widened per block before sgemm. The block (256 rows) keeps the scratch
+    /// within L2 for hidden sizes up to 2048 and makes widening a negligible share of the work
+    /// once the batch exceeds `SmallBatch.limit` rows.
+    @inlinable
+    public static func gemmWideningBF16(_ x: UnsafePointer<Float>, batch: Int,
+                                        weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
+                                        into y: UnsafeMutablePointer<Float>) {
+        let block = min(256, rows)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * cols)
+        defer { scratch.deallocate() }
+        var start = 0
+        while start < rows {
+            let count = min(block, rows - start)
+            widenBF16(weights + start * cols, count: count * cols, into: scratch)
+            gemm(m: batch, n: count, k: cols, a: x, lda: cols, transposeA: false,
+                 b: scratch, ldb: cols, transposeB: true, c: y + start, ldc: rows)
+            start += count
+        }
+    }
+
+    @inlinable
+    static func widenBF16(_ source: UnsafePointer<UInt16>, count: Int, into out: UnsafeMutablePointer<Float>) {
+        var i = 0
+        while i + 8 <= count {
+            store8(loadBF16x8(source + i), out + i)
+            i += 8
+        }
+        while i < count { out[i] = BF16Matrix.widen(source[i]); i += 1 }
+    }
+}
+
+/// Matrix products on whole tensors, with shape checks. C = op(A) · op(B).
+public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
+    guard a.rank == 2, b.rank == 2 else {
+        throw TensorError.shapeMismatch(operation: "matmul (rank 2 needed)", shapes: [a.shape, b.shape])
+    }
+    let m = transposeA ? a.shape[1] : a.shape[0]
+    let k = transposeA ? a.shape[0] : a.shape[1]
+    let kb = transposeB ? b.shape[1] : b.shape[0]
+    let n = transposeB ? b.shape[0] : b.shape[1]
+    guard k == kb else {
+        throw TensorError.shapeMismatch(operation: "matmul", shapes: [a.shape, b.shape])
+    }
+    var c = try Tensor(zeros: [m, n])
+    a.withUnsafeBufferPointer { ab in
+        b.withUnsafeBufferPointer { bb in
+            c.withUnsafeMutableBufferPointer { cb in
+                guard let ap = ab.baseAddress, let bp = bb.baseAddress, let cp = cb.baseAddress else { return }
+                if k == 0 { return }
+                BLAS.gemm(m: m, n: n, k: k, a: ap, lda: a.shape[1], transposeA: transposeA,
+                          b: bp, ldb: b.shape[1], transposeB: transposeB, c: cp, ldc: n)
+            }
+        }
+    }
+    return c
+}
+
+/// y = A · x for a matrix A (rows × cols) and a vector x (cols), through TensorCore's GEMV.
+public func gemv(_ a: Tensor, _ x: Tensor) throws -> Tensor {
+    guard a.rank == 2, x.rank == 1, a.shape[1] == x.shape[0] else {
+        throw TensorError.shapeMismatch(operation: "gemv", shapes: [a.shape, x.shape])
+    }
+    let y = try WeightMatrix(f32: a).apply(x.reshaped([1, x.count]))
+    return try y.reshaped([a.shape[0]])
+}

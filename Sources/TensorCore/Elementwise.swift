@@ -1,0 +1,77 @@
+// Elementwise kernels on raw buffers. Each is one streaming pass with eight-lane FMA arithmetic
+// and a scalar tail for lengths not a multiple of eight.
+
+public enum Elementwise {
+    /// out[i] = a[i] + b[i]. `out` may alias `a` or `b`.
+    @inlinable
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                           into out: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            store8(load8(a + i) + load8(b + i), out + i)
+            i += 8
+        }
+        while i < count { out[i] = a[i] + b[i]; i += 1 }
+    }
+
+    /// out[i] = a[i] · factor. `out` may alias `a`.
+    @inlinable
+    public static func scale(_ a: UnsafePointer<Float>, by factor: Float,
+                             into out: UnsafeMutablePointer<Float>, count: Int) {
+        let f = Vector8(repeating: factor)
+        var i = 0
+        while i + 8 <= count {
+            store8(load8(a + i) * f, out + i)
+            i += 8
+        }
+        while i < count { out[i] = a[i] * factor; i += 1 }
+    }
+
+    /// out[i] += a[i] · factor (axpy). Used to accumulate weighted expert outputs.
+    @inlinable
+    public static func addScaled(_ a: UnsafePointer<Float>, by factor: Float,
+                                 into out: UnsafeMutablePointer<Float>, count: Int) {
+        let f = Vector8(repeating: factor)
+        var i = 0
+        while i + 8 <= count {
+            store8(load8(out + i).addingProduct(load8(a + i), f), out + i)
+            i += 8
+        }
+        while i < count { out[i] += a[i] * factor; i += 1 }
+    }
+
+    /// SwiGLU's gate: out[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + e^-x). `out` may alias.
+    @inlinable
+    public static func siluMul(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                               into out: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            let g = load8(gate + i)
+            store8(g / (1 + exp8(-g)) * load8(up + i), out + i)
+            i += 8
+        }
+        while i < count {
+            let g = gate[i]
+            out[i] = g / (1 + scalarExp(-g)) * up[i]
+            i += 1
+        }
+    }
+
+    /// out[i] = 1 / (1 + e^-x[i]). `out` may alias `x`.
+    @inlinable
+    public static func sigmoid(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            store8(1 / (1 + exp8(-load8(x + i))), out + i)
+            i += 8
+        }
+        while i < count { out[i] = 1 / (1 + scalarExp(-x[i])); i += 1 }
+    }
+
+    /// The scalar tail uses the same approximation as the vector body, so a result never depends
+    /// on where an element falls relative to a multiple of eight.
+    @inlinable @inline(__always)
+    static func scalarExp(_ x: Float) -> Float {
+        exp8(Vector8(repeating: x))[0]
+    }
+}

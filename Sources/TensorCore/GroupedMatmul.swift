@@ -1,0 +1,151 @@
+/// Which experts each token goes to, and with what weight: the output of a router.
+public struct ExpertAssignments: Sendable {
+    public let tokenCount: Int
+    public let expertsPerToken: Int
+    public let expertCount: Int
+    /// tokenCount × expertsPerToken expert ids, row-major.
+    public let experts: [Int32]
+    /// The matching routing weights.
+    public let weights: [Float]
+
+    public init(tokenCount: Int, expertsPerToken: Int, expertCount: Int,
+                experts: [Int32], weights: [Float]) throws {
+        guard tokenCount >= 0, expertsPerToken >= 1, expertCount >= 1 else {
+            throw TensorError.invalidArgument(
+                operation: "expert assignments",
+                reason: "need tokens ≥ 0, experts per token ≥ 1 and experts ≥ 1")
+        }
+        let n = tokenCount * expertsPerToken
+        guard experts.count == n, weights.count == n else {
+            throw TensorError.shapeMismatch(operation: "expert assignments",
+                                            shapes: [[tokenCount, expertsPerToken], [experts.count], [weights.count]])
+        }
+        if let bad = experts.first(where: { $0 < 0 || Int($0) >= expertCount }) {
+            throw TensorError.indexOutOfRange(operation: "expert assignments", index: Int(bad), bound: expertCount)
+        }
+        self.tokenCount = tokenCount
+        self.expertsPerToken = expertsPerToken
+        self.expertCount = expertCount
+        self.experts = experts
+        self.weights = weights
+    }
+}
+
+/// The (token, expert) pairs sorted by expert, stably by token: a counting sort. Row r of the
+/// packed order belongs to expert e when offsets[e] ≤ r < offsets[e + 1].
+public struct ExpertGrouping: Sendable {
+    public let expertCount: Int
+    public let offsets: [Int]
+    public let tokenOfRow: [Int32]
+    public let weightOfRow: [Float]
+
+    public init(_ assignments: ExpertAssignments) {
+        let e = assignments.expertCount
+        var counts = [Int](repeating: 0, count: e + 1)
+        for expert in assignments.experts { counts[Int(expert) + 1] += 1 }
+        for i in 0..<e { counts[i + 1] += counts[i] }
+        offsets = counts
+        var cursor = counts
+        var tokens = [Int32](repeating: 0, count: assignments.experts.count)
+        var weights = [Float](repeating: 0, count: assignments.experts.count)
+        for (pair, expert) in assignments.experts.enumerated() {
+            let row = cursor[Int(expert)]
+            cursor[Int(expert)] += 1
+            tokens[row] = Int32(pair / assignments.expertsPerToken)
+            weights[row] = assignments.weights[pair]
+        }
+        tokenOfRow = tokens
+        weightOfRow = weights
+        expertCount = e
+    }
+
+    public var rowCount: Int { tokenOfRow.count }
+
+    /// Tokens routed to each expert.
+    public var tokensPerExpert: [Int] { (0..<expertCount).map { offsets[$0 + 1] - offsets[$0] } }
+}
+
+/// The MoE expert matmul: every expert runs one matrix product on the tokens routed to it.
+///
+/// Three steps, each usable alone so that an MoE layer can chain gate/up, SwiGLU and down on the
+/// packed rows without scattering in between: `gather` copies token rows into expert order,
+/// `multiply` runs one GEMM (or small-batch kernel) per expert on its contiguous rows, and
+/// `scatterAdd` adds each row back to its token times its routing weight.
+public enum GroupedMatmul {
+    /// packed[r] = x[tokenOfRow[r]], rows of `width` floats.
+    @inlinable
+    public static func gather(_ x: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping,
+                              into packed: UnsafeMutablePointer<Float>) {
+        grouping.tokenOfRow.withUnsafeBufferPointer { tokens in
+            for r in 0..<tokens.count {
+                (packed + r * width).update(from: x + Int(tokens[r]) * width, count: width)
+            }
+        }
+    }
+
+    /// out[r] = packed[r] · W_eᵀ for each expert e and its rows r. `weights[e]` is rows × cols with
+    /// cols the packed width; `out` has rows floats per packed row. Experts with no tokens are
+    /// skipped, so their weights are never read.
+    @inlinable
+    public static func multiply(_ packed: UnsafePointer<Float>, grouping: ExpertGrouping,
+                                weights: [WeightMatrix], into out: UnsafeMutablePointer<Float>) {
+        guard let first = weights.first else { return }
+        let inWidth = first.cols, outWidth = first.rows
+        for expert in 0..<grouping.expertCount {
+            let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
+            guard count > 0 else { continue }
+            weights[expert].apply(packed + start * inWidth, batch: count, into: out + start * outWidth)
+        }
+    }
+
+    /// y[tokenOfRow[r]] += weightOfRow[r] · out[r]. Sequential, so no two rows race on one token.
+    @inlinable
+    public static func scatterAdd(_ out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping,
+                                  into y: UnsafeMutablePointer<Float>) {
+        grouping.tokenOfRow.withUnsafeBufferPointer { tokens in
+            grouping.weightOfRow.withUnsafeBufferPointer { weights in
+                for r in 0..<tokens.count {
+                    Elementwise.addScaled(out + r * width, by: weights[r],
+                                          into: y + Int(tokens[r]) * width, count: width)
+                }
+            }
+        }
+    }
+
+    /// y[t] = Σ over t's experts e of weight(t, e) · x[t] · W_eᵀ, for all tokens at once.
+    public static func expertMatmul(_ x: Tensor, assignments: ExpertAssignments,
+                                    weights: [WeightMatrix]) throws -> Tensor {
+        guard weights.count == assignments.expertCount else {
+            throw TensorError.shapeMismatch(operation: "grouped matmul: one weight per expert",
+                                            shapes: [[weights.count], [assignments.expertCount]])
+        }
+        guard let first = weights.first else { return try Tensor(zeros: [assignments.tokenCount, 0]) }
+        for w in weights where w.rows != first.rows || w.cols != first.cols {
+            throw TensorError.shapeMismatch(operation: "grouped matmul: expert weights differ",
+                                            shapes: [[first.rows, first.cols], [w.rows, w.cols]])
+        }
+        guard x.rank == 2, x.shape[0] == assignments.tokenCount, x.shape[1] == first.cols else {
+            throw TensorError.shapeMismatch(operation: "grouped matmul x·Wᵀ",
+                                            shapes: [x.shape, [first.rows, first.cols]])
+        }
+        let grouping = ExpertGrouping(assignments)
+        let rows = grouping.rowCount
+        var packedIn = try Tensor(zeros: [rows, first.cols])
+        var packedOut = try Tensor(zeros: [rows, first.rows])
+        var y = try Tensor(zeros: [assignments.tokenCount, first.rows])
+        x.withUnsafeBufferPointer { xb in
+            packedIn.withUnsafeMutableBufferPointer { pin in
+                packedOut.withUnsafeMutableBufferPointer { pout in
+                    y.withUnsafeMutableBufferPointer { yb in
+                        guard let xp = xb.baseAddress, let pi = pin.baseAddress,
+                              let po = pout.baseAddress, let yp = yb.baseAddress else { return }
+                        gather(xp, width: first.cols, grouping: grouping, into: pi)
+                        multiply(pi, grouping: grouping, weights: weights, into: po)
+                        scatterAdd(po, width: first.rows, grouping: grouping, into: yp)
+                    }
+                }
+            }
+        }
+        return y
+    }
+}

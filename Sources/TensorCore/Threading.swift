@@ -1,0 +1,92 @@
+import COpenBLAS
+import Dispatch
+import Synchronization
+
+/// Who owns the cores.
+///
+/// One thread count `Threading.count` governs everything. OpenBLAS runs its GEMMs on that many
+/// threads; TensorCore's own kernels (GEMV, small-batch matmul, triad) split their work into that
+/// many chunks with `DispatchQueue.concurrentPerform`. Both never run at the same time: every
+/// call is synchronous and no TensorCore parallel region calls BLAS. The default is every core
+/// the process may use; `MOESIM_THREADS` or the CLI's `--threads` set it.
+public enum Threading {
+    private static let current = Atomic<Int>(0)
+
+    /// The number of threads TensorCore and OpenBLAS use.
+    public static var count: Int {
+        let value = current.load(ordering: .relaxed)
+        if value > 0 { return value }
+        let initial = defaultCount()
+        configure(threads: initial)
+        return initial
+    }
+
+    /// Sets the thread count for TensorCore and OpenBLAS. Throws unless `threads` ≥ 1.
+    public static func set(_ threads: Int) throws {
+        guard threads >= 1 else {
+            throw TensorError.invalidArgument(operation: "threads", reason: "need at least 1 thread, got \(threads)")
+        }
+        configure(threads: threads)
+    }
+
+    private static func configure(threads: Int) {
+        current.store(threads, ordering: .relaxed)
+        openblas_set_num_threads(Int32(threads))
+    }
+
+    /// `MOESIM_THREADS` when it holds a positive integer, else the active processor count.
+    /// An unusable value is ignored here; the CLI reports it as an error before any work starts.
+    public static func defaultCount() -> Int {
+        if let text = environmentThreads(), let value = Int(text), value >= 1 { return value }
+        return ProcessInfoCores.active
+    }
+
+    public static func environmentThreads() -> String? {
+        guard let raw = getenv("MOESIM_THREADS") else { return nil }
+        return String(cString: raw)
+    }
+
+    /// The OpenBLAS build in use, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64".
+    public static var blasConfiguration: String {
+        guard let config = openblas_get_config() else { return "OpenBLAS" }
+        return String(cString: config)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+enum ProcessInfoCores {
+    static var active: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// Runs `body(chunk)` for `chunk` in 0..<chunks, in parallel when more than one thread is allowed.
+@inlinable
+func parallelFor(chunks: Int, _ body: (Int) -> Void) {
+    if chunks <= 1 {
+        if chunks == 1 { body(0) }
+        return
+    }
+    // The chunks write disjoint ranges through raw pointers, which Swift cannot prove Sendable;
+    // the box states that the caller guarantees it.
+    withoutActuallyEscaping(body) { escapable in
+        let box = UncheckedSendable(escapable)
+        DispatchQueue.concurrentPerform(iterations: chunks) { box.value($0) }
+    }
+}
+
+@usableFromInline
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    @usableFromInline let value: Value
+    @inlinable init(_ value: Value) { self.value = value }
+}
+
+/// Splits `0..<total` into at most `Threading.count` contiguous ranges of at least `grain` items.
+@inlinable
+func splitRange(_ total: Int, grain: Int) -> Int {
+    guard total > 0 else { return 0 }
+    return max(1, min(Threading.count, total / max(grain, 1)))
+}

@@ -1,0 +1,77 @@
+import Testing
+@testable import TensorCore
+
+@Suite struct GroupedMatmulTests {
+    /// Random top-k routing without repeats per token; expert 0 never chosen so that an expert
+    /// with no tokens is covered.
+    func routing(tokens: Int, experts: Int, k: Int, seed: UInt64) throws -> ExpertAssignments {
+        var rng = SplitMix64(seed: seed)
+        var ids: [Int32] = [], weights: [Float] = []
+        for _ in 0..<tokens {
+            var chosen = Set<Int32>()
+            while chosen.count < k { chosen.insert(Int32(1 + rng.next() % UInt64(experts - 1))) }
+            ids += chosen.sorted()
+            weights += (0..<k).map { _ in rng.nextSigned() }
+        }
+        return try ExpertAssignments(tokenCount: tokens, expertsPerToken: k, expertCount: experts,
+                                     experts: ids, weights: weights)
+    }
+
+    /// The grouped product equals a per-token loop: y[t] = Σⱼ w(t,j) · W_{e(t,j)} x[t].
+    @Test(arguments: [(1, 4, 2, 8, 5), (5, 6, 2, 9, 7), (37, 9, 3, 33, 17), (64, 16, 4, 48, 40)])
+    func matchesPerTokenLoop(shape: (Int, Int, Int, Int, Int)) throws {
+        let (tokens, experts, k, inWidth, outWidth) = shape
+        let assignments = try routing(tokens: tokens, experts: experts, k: k, seed: 11)
+        let x = try randomTensor([tokens, inWidth], seed: 12)
+        let expertTensors = try (0..<experts).map { try randomTensor([outWidth, inWidth], seed: 100 + UInt64($0)) }
+        for useBF16 in [false, true] {
+            let weights = try expertTensors.map { useBF16 ? WeightMatrix.bf16(try BF16Matrix($0)) : try WeightMatrix(f32: $0) }
+            let reference = try expertTensors.map { useBF16 ? try BF16Matrix($0).widened().elements : $0.elements }
+            let y = try GroupedMatmul.expertMatmul(x, assignments: assignments, weights: weights)
+            var expected = [Double](repeating: 0, count: tokens * outWidth)
+            let xs = x.elements
+            for t in 0..<tokens {
+                for j in 0..<k {
+                    let e = Int(assignments.experts[t * k + j]), w = Double(assignments.weights[t * k + j])
+                    for o in 0..<outWidth {
+                        var s = 0.0
+                        for i in 0..<inWidth { s += Double(xs[t * inWidth + i]) * Double(reference[e][o * inWidth + i]) }
+                        expected[t * outWidth + o] += w * s
+                    }
+                }
+            }
+            #expect(maxScaledError(y.elements, expected) < 1e-5)
+        }
+    }
+
+    @Test func groupingIsAStableCountingSort() throws {
+        let a = try ExpertAssignments(tokenCount: 3, expertsPerToken: 2, expertCount: 4,
+                                      experts: [2, 0, 2, 3, 0, 2], weights: [1, 2, 3, 4, 5, 6])
+        let g = ExpertGrouping(a)
+        #expect(g.offsets == [0, 2, 2, 5, 6])
+        #expect(g.tokenOfRow == [0, 2, 0, 1, 2, 1])
+        #expect(g.weightOfRow == [2, 5, 1, 3, 6, 4])
+        #expect(g.tokensPerExpert == [2, 0, 3, 1])
+        // Conservation: every (token, expert) pair appears exactly once.
+        #expect(g.tokensPerExpert.reduce(0, +) == 6)
+    }
+
+    @Test func badAssignmentsAndWeightsThrow() throws {
+        #expect(throws: TensorError.self) {
+            try ExpertAssignments(tokenCount: 1, expertsPerToken: 2, expertCount: 4, experts: [0, 4], weights: [1, 1])
+        }
+        #expect(throws: TensorError.self) {
+            try ExpertAssignments(tokenCount: 2, expertsPerToken: 2, expertCount: 4, experts: [0, 1], weights: [1, 1])
+        }
+        let a = try ExpertAssignments(tokenCount: 1, expertsPerToken: 1, expertCount: 2, experts: [1], weights: [1])
+        let x = try Tensor(zeros: [1, 3])
+        #expect(throws: TensorError.self) {
+            try GroupedMatmul.expertMatmul(x, assignments: a, weights: [try WeightMatrix(f32: try Tensor(zeros: [2, 3]))])
+        }
+        #expect(throws: TensorError.self) {
+            try GroupedMatmul.expertMatmul(x, assignments: a, weights: [
+                try WeightMatrix(f32: try Tensor(zeros: [2, 4])), try WeightMatrix(f32: try Tensor(zeros: [2, 4])),
+            ])
+        }
+    }
+}
