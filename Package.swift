@@ -28,8 +28,9 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: simdFlags),
-        .target(name: "ModelSpec"),
-        .target(name: "Hardware"),
+        .target(name: "ConfigFile"),
+        .target(name: "ModelSpec", dependencies: ["ConfigFile"]),
+        .target(name: "Hardware", dependencies: ["ConfigFile"]),
         .target(name: "Runtime", dependencies: ["TensorCore", "ModelSpec"], swiftSettings: simdFlags),
         .target(name: "Planner", dependencies: ["ModelSpec", "Hardware"]),
         .target(name: "Estimator", dependencies: ["Planner"]),

@@ -1,1 +1,154 @@
-// placeholder
+import ConfigFile
+import Foundation
+
+/// One accelerator (or a CPU host) with its node and network, as stored in
+/// `configs/hardware/ID.json` (schema `moesim-hardware/1`). Units: bytes, bytes/s, FLOP/s, seconds.
+public struct HardwareSpec: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable { case gpu, cpu }
+
+    /// Achievable fractions of the peak figures. They belong to a kind of hardware, each documented
+    /// in its file's `sources`, and are never fitted to one measurement.
+    public struct Efficiency: Sendable, Equatable {
+        public var matmul: Double
+        public var memory: Double
+        public var scaleUp: Double
+        public var scaleOut: Double
+
+        public init(matmul: Double, memory: Double, scaleUp: Double, scaleOut: Double) {
+            self.matmul = matmul
+            self.memory = memory
+            self.scaleUp = scaleUp
+            self.scaleOut = scaleOut
+        }
+    }
+
+    public var id: String
+    public var name: String
+    public var kind: Kind
+    public var memoryBytes: Int
+    /// Memory bandwidth, bytes/s.
+    public var memoryBandwidth: Double
+    /// Dense peak FLOP/s per number format ("fp32", "bf16", "fp8", "fp4", "int8").
+    public var peakFlops: [String: Double]
+    /// Scale-up (NVLink, Infinity Fabric) bandwidth per GPU, one way, bytes/s.
+    public var scaleUpBandwidth: Double
+    /// GPUs in one scale-up domain (8 for HGX boards, 72 for NVL72 racks, 1 for a CPU host).
+    public var scaleUpDomain: Int
+    public var scaleUpLatency: Double
+    /// Scale-out (InfiniBand, RoCE) bandwidth per GPU, one way, bytes/s.
+    public var scaleOutBandwidth: Double
+    public var scaleOutLatency: Double
+    public var efficiency: Efficiency
+    /// Default rental price in USD per GPU-hour, if the file gives one.
+    public var gpuHourPrice: Double?
+    /// Where each figure comes from, by field name.
+    public var sources: [String: String]
+
+    public static let schema = "moesim-hardware/1"
+    public static let formats = ["fp32", "bf16", "fp8", "fp4", "int8"]
+
+    public init(id: String, name: String, kind: Kind, memoryBytes: Int, memoryBandwidth: Double,
+                peakFlops: [String: Double], scaleUpBandwidth: Double, scaleUpDomain: Int,
+                scaleUpLatency: Double, scaleOutBandwidth: Double, scaleOutLatency: Double,
+                efficiency: Efficiency, gpuHourPrice: Double?, sources: [String: String]) {
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.memoryBytes = memoryBytes
+        self.memoryBandwidth = memoryBandwidth
+        self.peakFlops = peakFlops
+        self.scaleUpBandwidth = scaleUpBandwidth
+        self.scaleUpDomain = scaleUpDomain
+        self.scaleUpLatency = scaleUpLatency
+        self.scaleOutBandwidth = scaleOutBandwidth
+        self.scaleOutLatency = scaleOutLatency
+        self.efficiency = efficiency
+        self.gpuHourPrice = gpuHourPrice
+        self.sources = sources
+    }
+
+    /// Reads and validates a hardware file; every problem names the field.
+    public init(json: JSONObject) throws {
+        if let schema = try json.string("schema"), schema != Self.schema {
+            throw json.error("schema", "must be \"\(Self.schema)\", got \"\(schema)\"")
+        }
+        id = try json.requiredString("id")
+        name = try json.string("name") ?? id
+        let kindText = try json.string("kind") ?? "gpu"
+        guard let kind = Kind(rawValue: kindText) else {
+            throw json.error("kind", "must be \"gpu\" or \"cpu\", got \"\(kindText)\"")
+        }
+        self.kind = kind
+        memoryBytes = try json.requiredInt("memory_bytes", atLeast: 1)
+        memoryBandwidth = try json.requiredPositive("memory_bandwidth")
+        guard let flops = try json.object("peak_flops") else { throw json.error("peak_flops", "is missing") }
+        var peaks: [String: Double] = [:]
+        for key in flops.values.keys where flops.has(key) {
+            guard Self.formats.contains(key) else {
+                throw flops.error(key, "is not a known number format (\(Self.formats.joined(separator: ", ")))")
+            }
+            peaks[key] = try flops.requiredPositive(key)
+        }
+        guard !peaks.isEmpty else { throw json.error("peak_flops", "must give at least one format") }
+        peakFlops = peaks
+        scaleUpDomain = try json.requiredInt("scale_up_domain", atLeast: 1)
+        scaleUpBandwidth = try Self.nonNegative(json, "scale_up_bandwidth", required: scaleUpDomain > 1)
+        scaleUpLatency = try Self.nonNegative(json, "scale_up_latency", required: false)
+        scaleOutBandwidth = try Self.nonNegative(json, "scale_out_bandwidth", required: kind == .gpu)
+        scaleOutLatency = try Self.nonNegative(json, "scale_out_latency", required: false)
+        guard let e = try json.object("efficiency") else { throw json.error("efficiency", "is missing") }
+        efficiency = Efficiency(matmul: try Self.fraction(e, "matmul"), memory: try Self.fraction(e, "memory"),
+                                scaleUp: try Self.fraction(e, "scale_up"), scaleOut: try Self.fraction(e, "scale_out"))
+        if json.has("gpu_hour_price") {
+            gpuHourPrice = try json.requiredPositive("gpu_hour_price")
+        } else {
+            gpuHourPrice = nil
+        }
+        var sources: [String: String] = [:]
+        if let s = try json.object("sources") {
+            for key in s.values.keys { sources[key] = try s.string(key) }
+        }
+        self.sources = sources
+    }
+
+    /// Reads a hardware file from disk.
+    public init(contentsOf path: String) throws {
+        try self.init(json: JSONObject(contentsOf: path))
+    }
+
+    private static func nonNegative(_ json: JSONObject, _ key: String, required: Bool) throws -> Double {
+        guard let value = try json.double(key) else {
+            if required { throw json.error(key, "is missing") }
+            return 0
+        }
+        guard value >= 0 else { throw json.error(key, "must not be negative, got \(value)") }
+        return value
+    }
+
+    private static func fraction(_ json: JSONObject, _ key: String) throws -> Double {
+        guard let value = try json.double(key) else { throw json.error(key, "is missing") }
+        guard value > 0, value <= 1 else { throw json.error(key, "must be in (0, 1], got \(value)") }
+        return value
+    }
+
+    /// The file form, keys in snake_case, ready for `JSONSerialization`.
+    public var jsonObject: [String: Any] {
+        var object: [String: Any] = [
+            "schema": Self.schema, "id": id, "name": name, "kind": kind.rawValue,
+            "memory_bytes": memoryBytes, "memory_bandwidth": memoryBandwidth, "peak_flops": peakFlops,
+            "scale_up_bandwidth": scaleUpBandwidth, "scale_up_domain": scaleUpDomain,
+            "scale_up_latency": scaleUpLatency, "scale_out_bandwidth": scaleOutBandwidth,
+            "scale_out_latency": scaleOutLatency,
+            "efficiency": ["matmul": efficiency.matmul, "memory": efficiency.memory,
+                           "scale_up": efficiency.scaleUp, "scale_out": efficiency.scaleOut],
+            "sources": sources,
+        ]
+        if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
+        return object
+    }
+
+    /// Pretty-printed JSON with sorted keys.
+    public func encoded() throws -> Data {
+        try JSONSerialization.data(withJSONObject: jsonObject, options: [.prettyPrinted, .sortedKeys])
+    }
+}

@@ -50,6 +50,36 @@ public enum BLAS {
 
 /// Matrix products on whole tensors, with shape checks. C = op(A) · op(B).
 public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
+    let (m, n, _) = try matmulShape(a, b, transposeA: transposeA, transposeB: transposeB)
+    var c = try Tensor(zeros: [m, n])
+    try matmul(a, b, transposeA: transposeA, transposeB: transposeB, into: &c)
+    return c
+}
+
+/// C = op(A) · op(B) written into an existing tensor of the right shape (no allocation: the form
+/// hot loops and benchmarks use).
+public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
+                   into c: inout Tensor) throws {
+    let (m, n, k) = try matmulShape(a, b, transposeA: transposeA, transposeB: transposeB)
+    guard c.shape == [m, n] else {
+        throw TensorError.shapeMismatch(operation: "matmul output", shapes: [a.shape, b.shape, c.shape])
+    }
+    a.withUnsafeBufferPointer { ab in
+        b.withUnsafeBufferPointer { bb in
+            c.withUnsafeMutableBufferPointer { cb in
+                guard let ap = ab.baseAddress, let bp = bb.baseAddress, let cp = cb.baseAddress else { return }
+                if k == 0 {
+                    cp.update(repeating: 0, count: m * n)
+                    return
+                }
+                BLAS.gemm(m: m, n: n, k: k, a: ap, lda: a.shape[1], transposeA: transposeA,
+                          b: bp, ldb: b.shape[1], transposeB: transposeB, c: cp, ldc: n)
+            }
+        }
+    }
+}
+
+func matmulShape(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> (Int, Int, Int) {
     guard a.rank == 2, b.rank == 2 else {
         throw TensorError.shapeMismatch(operation: "matmul (rank 2 needed)", shapes: [a.shape, b.shape])
     }
@@ -60,18 +90,7 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     guard k == kb else {
         throw TensorError.shapeMismatch(operation: "matmul", shapes: [a.shape, b.shape])
     }
-    var c = try Tensor(zeros: [m, n])
-    a.withUnsafeBufferPointer { ab in
-        b.withUnsafeBufferPointer { bb in
-            c.withUnsafeMutableBufferPointer { cb in
-                guard let ap = ab.baseAddress, let bp = bb.baseAddress, let cp = cb.baseAddress else { return }
-                if k == 0 { return }
-                BLAS.gemm(m: m, n: n, k: k, a: ap, lda: a.shape[1], transposeA: transposeA,
-                          b: bp, ldb: b.shape[1], transposeB: transposeB, c: cp, ldc: n)
-            }
-        }
-    }
-    return c
+    return (m, n, k)
 }
 
 /// y = A · x for a matrix A (rows × cols) and a vector x (cols), through TensorCore's GEMV.

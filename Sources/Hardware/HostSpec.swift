@@ -1,0 +1,27 @@
+import Foundation
+
+extension HardwareSpec {
+    /// The spec of this CPU host from measured figures (`moesim calibrate --save`).
+    ///
+    /// The peak FLOP/s and bandwidth are what was measured, so the efficiency factors are 1: the
+    /// achievable fraction is already inside the figures. bf16 weights are widened to f32 before
+    /// the arithmetic on the CPU, so bf16 runs at the f32 rate. A host is its own scale-up domain
+    /// of one and has no network.
+    public static func host(name: String, memoryBytes: Int, gemmFlops: Double, memoryBandwidth: Double,
+                            threads: Int, measuredOn date: String) -> HardwareSpec {
+        let source = "moesim calibrate on \(date), \(threads) threads"
+        return HardwareSpec(
+            id: "host-cpu", name: name, kind: .cpu, memoryBytes: memoryBytes,
+            memoryBandwidth: memoryBandwidth, peakFlops: ["fp32": gemmFlops, "bf16": gemmFlops],
+            scaleUpBandwidth: 0, scaleUpDomain: 1, scaleUpLatency: 0,
+            scaleOutBandwidth: 0, scaleOutLatency: 0,
+            efficiency: Efficiency(matmul: 1, memory: 1, scaleUp: 1, scaleOut: 1),
+            gpuHourPrice: nil,
+            sources: [
+                "memory_bandwidth": "\(source): STREAM triad",
+                "peak_flops": "\(source): best sgemm rate through TensorCore",
+                "memory_bytes": "physical memory reported by the OS",
+                "efficiency": "1: the figures are measured, not datasheet peaks",
+            ])
+    }
+}

@@ -1,0 +1,115 @@
+import COpenBLAS
+
+/// What `moesim calibrate` measures on this CPU, with the sizes it used.
+public struct CalibrationResult: Sendable, Codable, Equatable {
+    /// GEMM rate through TensorCore's `matmul(_:_:into:)`, in FLOP/s.
+    public var gemmFlops: Double
+    /// The same GEMM through a raw `cblas_sgemm` call, in FLOP/s.
+    public var blasGemmFlops: Double
+    /// STREAM triad bandwidth a = b + s·c, counting 12 bytes per element, in bytes/s.
+    public var memoryBandwidth: Double
+    public var threads: Int
+    public var gemmSize: Int
+    public var triadBytes: Int
+}
+
+/// Measurements of the host CPU. Each figure is the best of `repeats` runs, the usual convention
+/// for peak-rate measurements (the minimum time is the least disturbed by other work).
+public enum Calibration {
+    /// Buffers of the triad: three arrays of 128 Mi floats, 1.5 GiB in all, far beyond any L3
+    /// (this machine's is 260 MiB), so the triad measures DRAM and not cache.
+    public static let defaultTriadElements = 128 * 1024 * 1024
+
+    public static func run(gemmSize: Int = 2048, triadElements: Int = defaultTriadElements,
+                           repeats: Int = 3, progress: (String) -> Void = { _ in }) throws -> CalibrationResult {
+        guard gemmSize >= 1, triadElements >= 8, repeats >= 1 else {
+            throw TensorError.invalidArgument(operation: "calibrate",
+                                              reason: "sizes and repeats must be positive")
+        }
+        progress("GEMM \(gemmSize)³ through TensorCore and raw BLAS")
+        let (tensorCore, blas) = try measureGEMM(size: gemmSize, repeats: repeats)
+        progress("memory triad over \(3 * triadElements * 4 / (1 << 20)) MiB")
+        let bandwidth = measureTriad(elements: triadElements, repeats: repeats)
+        return CalibrationResult(gemmFlops: tensorCore, blasGemmFlops: blas, memoryBandwidth: bandwidth,
+                                 threads: Threading.count, gemmSize: gemmSize, triadBytes: 3 * triadElements * 4)
+    }
+
+    /// Best rate of n×n×n GEMM via `matmul` and via `cblas_sgemm` on the same operands.
+    public static func measureGEMM(size n: Int, repeats: Int) throws -> (tensorCore: Double, blas: Double) {
+        var rng = SplitMix64(seed: 7)
+        let a = try Tensor(shape: [n, n]) { rng.nextSigned() }
+        let b = try Tensor(shape: [n, n]) { rng.nextSigned() }
+        let flops = 2 * Double(n) * Double(n) * Double(n)
+        var c = try Tensor(zeros: [n, n])
+        try matmul(a, b, into: &c) // warm-up: page faults, OpenBLAS thread start
+        var bestTensorCore = Double.infinity
+        for _ in 0..<repeats {
+            let seconds = try time { try matmul(a, b, into: &c) }
+            bestTensorCore = min(bestTensorCore, seconds)
+        }
+        var bestBLAS = Double.infinity
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    guard let ap = ap.baseAddress, let bp = bp.baseAddress, let cp = cp.baseAddress else { return }
+                    for _ in 0..<repeats {
+                        let seconds = time {
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n),
+                                        1, ap, Int32(n), bp, Int32(n), 0, cp, Int32(n))
+                        }
+                        bestBLAS = min(bestBLAS, seconds)
+                    }
+                }
+            }
+        }
+        return (flops / bestTensorCore, flops / bestBLAS)
+    }
+
+    /// STREAM triad a[i] = b[i] + 3·c[i], split over `Threading.count` threads; bytes/s.
+    public static func measureTriad(elements: Int, repeats: Int) -> Double {
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: elements)
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: elements)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: elements)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        let chunks = Threading.count
+        // First touch from the threads that will use the pages.
+        parallelFor(chunks: chunks) { chunk in
+            let start = elements * chunk / chunks, end = elements * (chunk + 1) / chunks
+            (a + start).initialize(repeating: 0, count: end - start)
+            (b + start).initialize(repeating: 1, count: end - start)
+            (c + start).initialize(repeating: 2, count: end - start)
+        }
+        var best = Double.infinity
+        for _ in 0..<(repeats + 1) {
+            let seconds = time {
+                parallelFor(chunks: chunks) { chunk in
+                    let start = elements * chunk / chunks, end = elements * (chunk + 1) / chunks
+                    triad(b + start, c + start, scalar: 3, into: a + start, count: end - start)
+                }
+            }
+            best = min(best, seconds)
+        }
+        return Double(3 * elements * MemoryLayout<Float>.stride) / best
+    }
+
+    @inline(never)
+    static func triad(_ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, scalar: Float,
+                      into a: UnsafeMutablePointer<Float>, count: Int) {
+        let s = Vector8(repeating: scalar)
+        var i = 0
+        while i + 8 <= count {
+            store8(load8(b + i).addingProduct(load8(c + i), s), a + i)
+            i += 8
+        }
+        while i < count { a[i] = b[i] + scalar * c[i]; i += 1 }
+    }
+
+    /// Seconds taken by `body`, on the monotonic clock.
+    public static func time(_ body: () throws -> Void) rethrows -> Double {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try body()
+        let elapsed = clock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+}
