@@ -1,20 +1,38 @@
-/// A matrix of bfloat16 weights, stored as their 16 raw bits, rows × cols, row-major.
+/// A matrix of bfloat16 weights, rows × cols, each row stored in a SIMD-friendly order.
 ///
 /// bf16 is the upper half of an IEEE Float32 (same exponent range, 8-bit mantissa), so widening is
-/// exact and cheap; the GEMV and GEMM paths widen by blocks inside the kernel and never hold a
-/// Float32 copy of the whole matrix. Storing weights in bf16 halves the bytes a decode step reads.
+/// exact and cheap. Within each row, every full block of 16 values is stored pair-interleaved —
+/// w0 w8 w1 w9 … w7 w15 — so that one 32-byte load yields w0…w7 in the low 16 bits and w8…w15 in
+/// the high 16 bits of eight words, widened by one shift and one mask (`loadBF16x16`). The last
+/// cols % 16 values of a row stay in order. The GEMV and GEMM paths widen by blocks inside the
+/// kernel and never hold a Float32 copy of the whole matrix; storing weights in bf16 halves the
+/// bytes a decode step reads.
 public struct BF16Matrix: Sendable {
     public let rows: Int
     public let cols: Int
-    public let bits: [UInt16]
+    /// The raw bits in the pair-interleaved row layout described above.
+    @usableFromInline let packed: [UInt16]
 
+    /// From bf16 bits in plain row-major order (as safetensors stores them).
     public init(rows: Int, cols: Int, bits: [UInt16]) throws {
         guard rows >= 0, cols >= 0, rows * cols == bits.count else {
             throw TensorError.elementCountMismatch(shape: [rows, cols], elementCount: bits.count)
         }
         self.rows = rows
         self.cols = cols
-        self.bits = bits
+        var packed = bits
+        let blocks = cols / 16
+        for r in 0..<rows {
+            let base = r * cols
+            for b in 0..<blocks {
+                let start = base + 16 * b
+                for j in 0..<8 {
+                    packed[start + 2 * j] = bits[start + j]
+                    packed[start + 2 * j + 1] = bits[start + 8 + j]
+                }
+            }
+        }
+        self.packed = packed
     }
 
     /// Rounds a rank-2 Float32 tensor to bf16 (round to nearest, ties to even; NaN stays NaN).
@@ -40,8 +58,33 @@ public struct BF16Matrix: Sendable {
         Float(bitPattern: UInt32(bits) << 16)
     }
 
-    /// The matrix widened to Float32 (a copy, for tests and tools).
-    public func widened() throws -> Tensor {
-        try Tensor(shape: [rows, cols], elements: bits.map(BF16Matrix.widen))
+    /// Widens `count` whole rows starting at `row` into plain row-major Float32.
+    @inlinable
+    func widenRows(_ row: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        packed.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            for r in 0..<count {
+                let source = base + (row + r) * cols, target = out + r * cols
+                var i = 0
+                while i + 16 <= cols {
+                    let (first, second) = loadBF16x16(source + i)
+                    store8(first, target + i)
+                    store8(second, target + i + 8)
+                    i += 16
+                }
+                while i < cols { target[i] = BF16Matrix.widen(source[i]); i += 1 }
+            }
+        }
     }
+
+    /// The matrix widened to Float32 in plain row-major order (a copy, for tests and tools).
+    public func widened() throws -> Tensor {
+        var t = try Tensor(zeros: [rows, cols])
+        t.withUnsafeMutableBufferPointer { out in
+            if let base = out.baseAddress { widenRows(0, count: rows, into: base) }
+        }
+        return t
+    }
+
+    public var byteCount: Int { rows * cols * 2 }
 }

@@ -21,30 +21,20 @@ public enum BLAS {
     /// within L2 for hidden sizes up to 2048 and makes widening a negligible share of the work
     /// once the batch exceeds `SmallBatch.limit` rows.
     @inlinable
-    public static func gemmWideningBF16(_ x: UnsafePointer<Float>, batch: Int,
-                                        weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
+    public static func gemmWideningBF16(_ x: UnsafePointer<Float>, batch: Int, weights: BF16Matrix,
                                         into y: UnsafeMutablePointer<Float>) {
+        let rows = weights.rows, cols = weights.cols
         let block = min(256, rows)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * cols)
         defer { scratch.deallocate() }
         var start = 0
         while start < rows {
             let count = min(block, rows - start)
-            widenBF16(weights + start * cols, count: count * cols, into: scratch)
+            weights.widenRows(start, count: count, into: scratch)
             gemm(m: batch, n: count, k: cols, a: x, lda: cols, transposeA: false,
                  b: scratch, ldb: cols, transposeB: true, c: y + start, ldc: rows)
             start += count
         }
-    }
-
-    @inlinable
-    static func widenBF16(_ source: UnsafePointer<UInt16>, count: Int, into out: UnsafeMutablePointer<Float>) {
-        var i = 0
-        while i + 8 <= count {
-            store8(loadBF16x8(source + i), out + i)
-            i += 8
-        }
-        while i < count { out[i] = BF16Matrix.widen(source[i]); i += 1 }
     }
 }
 

@@ -115,11 +115,21 @@ public enum GroupedMatmul {
     /// y[t] = Σ over t's experts e of weight(t, e) · x[t] · W_eᵀ, for all tokens at once.
     public static func expertMatmul(_ x: Tensor, assignments: ExpertAssignments,
                                     weights: [WeightMatrix]) throws -> Tensor {
+        let outWidth = weights.first?.rows ?? 0
+        var y = try Tensor(zeros: [assignments.tokenCount, outWidth])
+        try expertMatmul(x, assignments: assignments, weights: weights, workspace: GroupedMatmulWorkspace(), into: &y)
+        return y
+    }
+
+    /// The same into an existing output (overwritten), with buffers kept in `workspace` between
+    /// calls: the form for loops, where fresh buffers would cost page faults on every call.
+    public static func expertMatmul(_ x: Tensor, assignments: ExpertAssignments, weights: [WeightMatrix],
+                                    workspace: GroupedMatmulWorkspace, into y: inout Tensor) throws {
         guard weights.count == assignments.expertCount else {
             throw TensorError.shapeMismatch(operation: "grouped matmul: one weight per expert",
                                             shapes: [[weights.count], [assignments.expertCount]])
         }
-        guard let first = weights.first else { return try Tensor(zeros: [assignments.tokenCount, 0]) }
+        guard let first = weights.first else { return }
         for w in weights where w.rows != first.rows || w.cols != first.cols {
             throw TensorError.shapeMismatch(operation: "grouped matmul: expert weights differ",
                                             shapes: [[first.rows, first.cols], [w.rows, w.cols]])
@@ -128,24 +138,50 @@ public enum GroupedMatmul {
             throw TensorError.shapeMismatch(operation: "grouped matmul x·Wᵀ",
                                             shapes: [x.shape, [first.rows, first.cols]])
         }
+        guard y.shape == [assignments.tokenCount, first.rows] else {
+            throw TensorError.shapeMismatch(operation: "grouped matmul output", shapes: [x.shape, y.shape])
+        }
         let grouping = ExpertGrouping(assignments)
-        let rows = grouping.rowCount
-        var packedIn = try Tensor(zeros: [rows, first.cols])
-        var packedOut = try Tensor(zeros: [rows, first.rows])
-        var y = try Tensor(zeros: [assignments.tokenCount, first.rows])
+        let (packedIn, packedOut) = workspace.reserve(rows: grouping.rowCount, inWidth: first.cols, outWidth: first.rows)
         x.withUnsafeBufferPointer { xb in
-            packedIn.withUnsafeMutableBufferPointer { pin in
-                packedOut.withUnsafeMutableBufferPointer { pout in
-                    y.withUnsafeMutableBufferPointer { yb in
-                        guard let xp = xb.baseAddress, let pi = pin.baseAddress,
-                              let po = pout.baseAddress, let yp = yb.baseAddress else { return }
-                        gather(xp, width: first.cols, grouping: grouping, into: pi)
-                        multiply(pi, grouping: grouping, weights: weights, into: po)
-                        scatterAdd(po, width: first.rows, grouping: grouping, into: yp)
-                    }
-                }
+            y.withUnsafeMutableBufferPointer { yb in
+                guard let xp = xb.baseAddress, let yp = yb.baseAddress else { return }
+                yp.update(repeating: 0, count: yb.count)
+                gather(xp, width: first.cols, grouping: grouping, into: packedIn)
+                multiply(packedIn, grouping: grouping, weights: weights, into: packedOut)
+                scatterAdd(packedOut, width: first.rows, grouping: grouping, into: yp)
             }
         }
-        return y
+    }
+}
+
+/// Scratch buffers for `GroupedMatmul`, grown on demand and reused across calls.
+public final class GroupedMatmulWorkspace: @unchecked Sendable {
+    private var input: UnsafeMutablePointer<Float>?
+    private var output: UnsafeMutablePointer<Float>?
+    private var inputCapacity = 0
+    private var outputCapacity = 0
+
+    public init() {}
+
+    /// Buffers of at least rows × inWidth and rows × outWidth floats.
+    func reserve(rows: Int, inWidth: Int, outWidth: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        (grow(&input, &inputCapacity, max(1, rows * inWidth)), grow(&output, &outputCapacity, max(1, rows * outWidth)))
+    }
+
+    private func grow(_ buffer: inout UnsafeMutablePointer<Float>?, _ capacity: inout Int,
+                      _ needed: Int) -> UnsafeMutablePointer<Float> {
+        if let buffer, capacity >= needed { return buffer }
+        buffer?.deallocate()
+        let fresh = UnsafeMutablePointer<Float>.allocate(capacity: needed)
+        fresh.initialize(repeating: 0, count: needed)
+        buffer = fresh
+        capacity = needed
+        return fresh
+    }
+
+    deinit {
+        input?.deallocate()
+        output?.deallocate()
     }
 }

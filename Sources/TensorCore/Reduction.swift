@@ -77,10 +77,12 @@ public enum Reduction {
         var m = Vector8(repeating: -.infinity)
         var i = 0
         while i + 8 <= count {
-            m = pointwiseMax(m, load8(x + i))
+            let v = load8(x + i)
+            m.replace(with: v, where: v .> m)
             i += 8
         }
-        var result = m.max()
+        var result = -Float.infinity
+        for lane in 0..<8 { result = Swift.max(result, m[lane]) }
         while i < count { result = Swift.max(result, x[i]); i += 1 }
         return result
     }

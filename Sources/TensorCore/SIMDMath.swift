@@ -13,13 +13,15 @@ func store8(_ value: Vector8, _ pointer: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: Vector8.self)
 }
 
-/// Eight bf16 values widened to Float32: bf16 is the top half of a Float32, so widening is a
-/// zero-extend and a 16-bit shift.
+/// Sixteen bf16 weights stored pair-interleaved (see `BF16Matrix`), widened to Float32: the first
+/// eight sit in the low halves of eight 32-bit words, the next eight in the high halves. Widening is
+/// then a shift and a mask, which LLVM emits as two AVX2 instructions.
 @inlinable @inline(__always)
-func loadBF16x8(_ pointer: UnsafePointer<UInt16>) -> Vector8 {
-    let raw = UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<UInt16>.self)
-    let wide = SIMD8<UInt32>(truncatingIfNeeded: raw) &<< 16
-    return unsafeBitCast(wide, to: Vector8.self)
+func loadBF16x16(_ pointer: UnsafePointer<UInt16>) -> (Vector8, Vector8) {
+    let words = UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<UInt32>.self)
+    let first = unsafeBitCast(words &<< 16, to: Vector8.self)
+    let second = unsafeBitCast(words & SIMD8(repeating: 0xFFFF_0000), to: Vector8.self)
+    return (first, second)
 }
 
 /// e^x on eight lanes, relative error below 2e-7 on [-87, 88]; 0 below -87.3, +inf above 88.7.
@@ -28,8 +30,16 @@ func loadBF16x8(_ pointer: UnsafePointer<UInt16>) -> Vector8 {
 /// 2^n put straight into the exponent bits.
 @inlinable @inline(__always)
 func exp8(_ x: Vector8) -> Vector8 {
-    let clamped = x.clamped(lowerBound: Vector8(repeating: -87.3), upperBound: Vector8(repeating: 88.7))
-    let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+    // Comparisons and blends rather than clamped(…)/rounded(…), which the standard library
+    // lowers to per-lane calls for SIMD types.
+    var clamped = x
+    clamped.replace(with: Vector8(repeating: -87.3), where: x .< -87.3)
+    clamped.replace(with: Vector8(repeating: 88.7), where: x .> 88.7)
+    // Round to nearest even by adding 1.5·2²³: the integer lands in the low mantissa bits.
+    let magic = Vector8(repeating: 12_582_912)
+    let shifted = magic.addingProduct(clamped, Vector8(repeating: 1.442_695_04))
+    let n = shifted - magic
+    let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
     // ln2 split into a high part exact in float and a low correction (Cody–Waite).
     var r = clamped.addingProduct(n, Vector8(repeating: -0.693_359_375))
     r = r.addingProduct(n, Vector8(repeating: 2.121_944_4e-4))
@@ -40,8 +50,7 @@ func exp8(_ x: Vector8) -> Vector8 {
     p = Vector8(repeating: 0.166_666_66).addingProduct(p, r)
     p = Vector8(repeating: 0.5).addingProduct(p, r)
     p = (r + 1).addingProduct(p, r * r)
-    let exponent = (SIMD8<Int32>(n) &+ 127) &<< 23
-    let scale = unsafeBitCast(exponent, to: Vector8.self)
+    let scale = unsafeBitCast((integer &+ 127) &<< 23, to: Vector8.self)
     var result = p * scale
     result.replace(with: 0, where: x .< -87.3)
     result.replace(with: .infinity, where: x .> 88.7)

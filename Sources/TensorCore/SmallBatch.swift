@@ -47,9 +47,18 @@ public enum SmallBatch {
         let chunks = chunkCount(rows: rows, cols: cols)
         parallelFor(chunks: chunks) { chunk in
             let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
-            for n in start..<end {
+            var n = start
+            if batch == 1 {
+                while n + 4 <= end {
+                    let d = dot4BF16(weights + n * cols, cols, x, count: cols)
+                    y[n] = d.0; y[n + 1] = d.1; y[n + 2] = d.2; y[n + 3] = d.3
+                    n += 4
+                }
+            }
+            while n < end {
                 let w = weights + n * cols
                 for m in 0..<batch { y[m * rows + n] = dotBF16(w, x + m * cols, count: cols) }
+                n += 1
             }
         }
     }
@@ -77,21 +86,54 @@ public enum SmallBatch {
         return r
     }
 
-    /// Σ widen(w[i]) · x[i] with bf16 weights widened in registers.
+    /// Four pair-interleaved bf16 rows against one vector: four weight streams in flight, as in
+    /// `dot4`, so each core keeps enough loads outstanding to draw its share of DRAM bandwidth.
+    @inlinable @inline(__always)
+    static func dot4BF16(_ w: UnsafePointer<UInt16>, _ stride: Int, _ x: UnsafePointer<Float>,
+                         count: Int) -> (Float, Float, Float, Float) {
+        let w0 = w, w1 = w + stride, w2 = w + 2 * stride, w3 = w + 3 * stride
+        var a0 = Vector8(), a1 = Vector8(), a2 = Vector8(), a3 = Vector8()
+        var i = 0
+        while i + 16 <= count {
+            let xa = load8(x + i), xb = load8(x + i + 8)
+            let (p0, q0) = loadBF16x16(w0 + i)
+            let (p1, q1) = loadBF16x16(w1 + i)
+            let (p2, q2) = loadBF16x16(w2 + i)
+            let (p3, q3) = loadBF16x16(w3 + i)
+            a0 = a0.addingProduct(p0, xa).addingProduct(q0, xb)
+            a1 = a1.addingProduct(p1, xa).addingProduct(q1, xb)
+            a2 = a2.addingProduct(p2, xa).addingProduct(q2, xb)
+            a3 = a3.addingProduct(p3, xa).addingProduct(q3, xb)
+            i += 16
+        }
+        var r = (a0.sum(), a1.sum(), a2.sum(), a3.sum())
+        while i < count {
+            r.0 += BF16Matrix.widen(w0[i]) * x[i]; r.1 += BF16Matrix.widen(w1[i]) * x[i]
+            r.2 += BF16Matrix.widen(w2[i]) * x[i]; r.3 += BF16Matrix.widen(w3[i]) * x[i]
+            i += 1
+        }
+        return r
+    }
+
+    /// Σ widen(w[i]) · x[i] over one pair-interleaved bf16 row (see `BF16Matrix`).
     @inlinable @inline(__always)
     public static func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, count: Int) -> Float {
         var s0 = Vector8(), s1 = Vector8(), s2 = Vector8(), s3 = Vector8()
         var i = 0
         while i + 32 <= count {
-            s0 = s0.addingProduct(loadBF16x8(w + i), load8(x + i))
-            s1 = s1.addingProduct(loadBF16x8(w + i + 8), load8(x + i + 8))
-            s2 = s2.addingProduct(loadBF16x8(w + i + 16), load8(x + i + 16))
-            s3 = s3.addingProduct(loadBF16x8(w + i + 24), load8(x + i + 24))
+            let (a, b) = loadBF16x16(w + i)
+            let (c, d) = loadBF16x16(w + i + 16)
+            s0 = s0.addingProduct(a, load8(x + i))
+            s1 = s1.addingProduct(b, load8(x + i + 8))
+            s2 = s2.addingProduct(c, load8(x + i + 16))
+            s3 = s3.addingProduct(d, load8(x + i + 24))
             i += 32
         }
-        while i + 8 <= count {
-            s0 = s0.addingProduct(loadBF16x8(w + i), load8(x + i))
-            i += 8
+        while i + 16 <= count {
+            let (a, b) = loadBF16x16(w + i)
+            s0 = s0.addingProduct(a, load8(x + i))
+            s1 = s1.addingProduct(b, load8(x + i + 8))
+            i += 16
         }
         var total = ((s0 + s1) + (s2 + s3)).sum()
         while i < count { total += BF16Matrix.widen(w[i]) * x[i]; i += 1 }

@@ -32,7 +32,7 @@ public enum WeightMatrix: Sendable {
     public var byteCount: Int {
         switch self {
         case .f32: rows * cols * 4
-        case .bf16: rows * cols * 2
+        case let .bf16(m): m.byteCount
         }
     }
 
@@ -63,13 +63,13 @@ public enum WeightMatrix: Sendable {
                 }
             }
         case let .bf16(m):
-            m.bits.withUnsafeBufferPointer { wb in
-                guard let wp = wb.baseAddress else { return }
-                if batch <= SmallBatch.limit {
+            if batch <= SmallBatch.limit {
+                m.packed.withUnsafeBufferPointer { wb in
+                    guard let wp = wb.baseAddress else { return }
                     SmallBatch.multiplyBF16(x, batch: batch, weights: wp, rows: rows, cols: cols, into: y)
-                } else {
-                    BLAS.gemmWideningBF16(x, batch: batch, weights: wp, rows: rows, cols: cols, into: y)
                 }
+            } else {
+                BLAS.gemmWideningBF16(x, batch: batch, weights: m, into: y)
             }
         }
     }
