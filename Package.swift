@@ -42,7 +42,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: simdFlags),
-        .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec"]),
+        .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec"], exclude: ["Fixtures"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
     ]
 )

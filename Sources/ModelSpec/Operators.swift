@@ -1,0 +1,236 @@
+/// One forward step of a serving engine: `sequences` sequences each add `newTokens` tokens after
+/// `context` tokens already in their KV cache. Prefill of a prompt is newTokens = prompt length;
+/// decode is newTokens = 1.
+public struct StepShape: Sendable, Equatable {
+    public enum Phase: String, Sendable, Codable { case prefill, decode }
+
+    public var sequences: Int
+    public var newTokens: Int
+    public var context: Int
+    public var phase: Phase
+
+    public init(sequences: Int, newTokens: Int, context: Int, phase: Phase) {
+        self.sequences = max(0, sequences)
+        self.newTokens = max(0, newTokens)
+        self.context = max(0, context)
+        self.phase = phase
+    }
+
+    public static func prefill(sequences: Int, promptTokens: Int, cachedPrefix: Int = 0) -> StepShape {
+        StepShape(sequences: sequences, newTokens: promptTokens, context: cachedPrefix, phase: .prefill)
+    }
+
+    public static func decode(sequences: Int, context: Int) -> StepShape {
+        StepShape(sequences: sequences, newTokens: 1, context: context, phase: .decode)
+    }
+
+    /// Tokens processed by the step across all sequences.
+    public var tokens: Int { sequences * newTokens }
+}
+
+/// One operator of a step with its cost. `flops`, `weightBytes`, `activationBytes` and `kvBytes`
+/// are for one layer; `layers` says how many layers run it (1 for embedding and head).
+public struct Operator: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        case embedding, norm, matmul, attention, routing, groupedMatmul = "grouped_matmul", activation
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var layers: Int
+    public var flops: Double
+    /// Weight bytes read (each weight once per step; for routed experts only those touched).
+    public var weightBytes: Double
+    /// Activations read and written, 2 bytes per value (bf16 activations).
+    public var activationBytes: Double
+    /// KV cache read plus written.
+    public var kvBytes: Double
+
+    public var totalFLOPs: Double { flops * Double(layers) }
+    public var totalBytes: Double { (weightBytes + activationBytes + kvBytes) * Double(layers) }
+}
+
+/// Formats and routing assumptions under which a step is priced.
+public struct CostOptions: Sendable, Equatable {
+    public var weights: WeightFormat
+    public var kvCache: KVCacheFormat
+    /// Zipf skew of expert popularity (0 = uniform), see `ExpertLoad`.
+    public var expertSkew: Double
+
+    public init(weights: WeightFormat = .bf16, kvCache: KVCacheFormat = .bf16, expertSkew: Double = 0) {
+        self.weights = weights
+        self.kvCache = kvCache
+        self.expertSkew = expertSkew
+    }
+}
+
+extension ModelSpec {
+    /// The operator list of one step of the whole model: embedding, each distinct kind of layer
+    /// (with how many layers share it), final norm and output head.
+    ///
+    /// Conventions: a matmul of T tokens through an n × k weight costs 2·T·n·k FLOPs; attention
+    /// costs 2 FLOPs per multiply-add of QKᵀ and PV plus 5 per score for the softmax; a causal
+    /// query at position p sees min(p + 1, window) keys; the KV cache of each sequence is read
+    /// once per layer per step (fused attention kernels keep it in on-chip memory across
+    /// queries). MLA runs its absorbed form in decode (queries and outputs move through the
+    /// latent space and the cache is never expanded) and the expanded form in prefill. In prefill
+    /// only the last token of each sequence goes through the output head.
+    public func operators(step: StepShape, options: CostOptions = CostOptions()) -> [Operator] {
+        let t = Double(step.tokens), h = Double(hiddenSize)
+        var ops: [Operator] = []
+        let bf16 = WeightFormat.bf16
+        func weight(_ rows: Int, _ cols: Int) -> Double { Double(options.weights.bytes(rows: rows, cols: cols)) }
+        func matmul(_ name: String, _ rows: Int, _ cols: Int, tokens: Double, layers: Int, kind: Operator.Kind = .matmul,
+                    bytes: Double? = nil) -> Operator {
+            Operator(name: name, kind: kind, layers: layers, flops: 2 * tokens * Double(rows) * Double(cols),
+                     weightBytes: bytes ?? weight(rows, cols), activationBytes: 2 * tokens * Double(rows + cols), kvBytes: 0)
+        }
+        func norm(_ name: String, width: Double, layers: Int) -> Operator {
+            Operator(name: name, kind: .norm, layers: layers, flops: 4 * t * width, weightBytes: 2 * width,
+                     activationBytes: 4 * t * width, kvBytes: 0)
+        }
+
+        ops.append(Operator(name: "embedding lookup", kind: .embedding, layers: 1, flops: 0,
+                            weightBytes: 2 * t * h, activationBytes: 2 * t * h, kvBytes: 0))
+        for (layer, count) in layerGroups() {
+            ops.append(norm("input norm", width: h, layers: count))
+            ops += attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
+            ops.append(norm("post-attention norm", width: h, layers: count))
+            switch layer.feedForward {
+            case let .dense(size):
+                ops.append(matmul("mlp gate+up", 2 * size, hiddenSize, tokens: t, layers: count))
+                ops.append(Operator(name: "SwiGLU", kind: .activation, layers: count, flops: 5 * t * Double(size),
+                                    weightBytes: 0, activationBytes: 6 * t * Double(size), kvBytes: 0))
+                ops.append(matmul("mlp down", hiddenSize, size, tokens: t, layers: count))
+            case .moe:
+                if let moe { ops += moeOperators(moe, count: count, step: step, options: options, matmul: matmul) }
+            }
+        }
+        ops.append(norm("final norm", width: h, layers: 1))
+        let headTokens = step.phase == .prefill ? Double(step.sequences) : t
+        ops.append(matmul("output head", vocabSize, hiddenSize, tokens: headTokens, layers: 1,
+                          bytes: Double(bf16.bytes(rows: vocabSize, cols: hiddenSize))))
+        return ops
+    }
+
+    /// Distinct layer kinds with how many layers share each, in first-seen order.
+    public func layerGroups() -> [(Layer, Int)] {
+        var groups: [(Layer, Int)] = []
+        for layer in layers {
+            if let i = groups.firstIndex(where: { $0.0 == layer }) { groups[i].1 += 1 } else { groups.append((layer, 1)) }
+        }
+        return groups
+    }
+
+    /// Σ over the new tokens of one sequence of the keys each attends to.
+    static func attendedKeys(span: Layer.Span, context: Int, newTokens: Int) -> Double {
+        var total = 0.0
+        // Closed form per region: positions before the window fills grow by one key each.
+        let window: Int? = switch span {
+        case .full: nil
+        case let .slidingWindow(w): w
+        case let .chunked(c): c
+        }
+        for i in 0..<newTokens {
+            let p = context + i + 1
+            if let window, p >= window {
+                total += Double(window) * Double(newTokens - i)
+                break
+            }
+            total += Double(p)
+        }
+        return total
+    }
+
+    private func attentionOperators(
+        layer: Layer, count: Int, step: StepShape, options: CostOptions,
+        matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator
+    ) -> [Operator] {
+        let t = Double(step.tokens), s = Double(step.sequences)
+        let keys = s * ModelSpec.attendedKeys(span: layer.span, context: step.context, newTokens: step.newTokens)
+        let kvPerToken = Double(kvValuesPerTokenPerLayer * options.kvCache.bytesPerValue)
+        let cachedAfter = Double(layer.span.cachedTokens(context: step.context + step.newTokens))
+        let kvTraffic = s * cachedAfter * kvPerToken + t * kvPerToken
+        var ops: [Operator] = []
+        switch attention {
+        case let .grouped(a):
+            let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
+            ops.append(matmul("attention q/k/v projection", q + 2 * kv, hiddenSize, t, count, .matmul, nil))
+            let heads = Double(a.heads), d = Double(a.headDim)
+            ops.append(Operator(name: "attention (QKᵀ, softmax, PV)", kind: .attention, layers: count,
+                                flops: keys * heads * (4 * d + 5), weightBytes: 0,
+                                activationBytes: 2 * t * Double(q * 2), kvBytes: kvTraffic))
+            ops.append(matmul("attention output projection", hiddenSize, q, t, count, .matmul, nil))
+        case let .latent(a):
+            let heads = a.heads
+            if let rank = a.qLoraRank {
+                ops.append(matmul("MLA q down-projection", rank, hiddenSize, t, count, .matmul, nil))
+                ops.append(matmul("MLA q up-projection", heads * a.qkHeadDim, rank, t, count, .matmul, nil))
+            } else {
+                ops.append(matmul("MLA q projection", heads * a.qkHeadDim, hiddenSize, t, count, .matmul, nil))
+            }
+            ops.append(matmul("MLA kv down-projection", a.kvLoraRank + a.qkRopeHeadDim, hiddenSize, t, count, .matmul, nil))
+            let upRows = heads * (a.qkNopeHeadDim + a.vHeadDim)
+            let hd = Double(heads)
+            if step.phase == .decode {
+                // Absorbed: W_UK folds into the query, W_UV into the output; both read once.
+                ops.append(matmul("MLA absorbed kv up-projection", upRows, a.kvLoraRank, t, count, .matmul, nil))
+                let perKey = 2 * Double(a.kvLoraRank + a.qkRopeHeadDim) + 2 * Double(a.kvLoraRank) + 5
+                ops.append(Operator(name: "MLA attention over the latent cache", kind: .attention, layers: count,
+                                    flops: keys * hd * perKey, weightBytes: 0,
+                                    activationBytes: 4 * t * hd * Double(a.kvLoraRank), kvBytes: kvTraffic))
+            } else {
+                // Expanded: every cached and new latent goes through kv_b to keys and values.
+                let expanded = s * cachedAfter
+                ops.append(matmul("MLA kv up-projection", upRows, a.kvLoraRank, expanded, count, .matmul, nil))
+                let perKey = 2 * Double(a.qkHeadDim) + 2 * Double(a.vHeadDim) + 5
+                ops.append(Operator(name: "MLA attention (expanded)", kind: .attention, layers: count,
+                                    flops: keys * hd * perKey, weightBytes: 0,
+                                    activationBytes: 2 * t * hd * Double(a.qkHeadDim + a.vHeadDim), kvBytes: kvTraffic))
+            }
+            ops.append(matmul("attention output projection", hiddenSize, heads * a.vHeadDim, t, count, .matmul, nil))
+        }
+        return ops
+    }
+
+    private func moeOperators(
+        _ moe: MixtureOfExperts, count: Int, step: StepShape, options: CostOptions,
+        matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator
+    ) -> [Operator] {
+        let t = Double(step.tokens), e = moe.routedExperts, k = Double(moe.expertsPerToken)
+        let size = moe.expertIntermediateSize, h = hiddenSize
+        var ops: [Operator] = []
+        ops.append(matmul("router", e, h, t, count, .matmul, Double(WeightFormat.bf16.bytes(rows: e, cols: h))))
+        ops.append(Operator(name: "top-k selection", kind: .routing, layers: count, flops: 4 * t * Double(e),
+                            weightBytes: 0, activationBytes: 2 * t * Double(e), kvBytes: 0))
+        let touched = ExpertLoad.expectedDistinctExperts(experts: e, perToken: moe.expertsPerToken,
+                                                         tokens: step.tokens, skew: options.expertSkew)
+        let expertBytes = Double(bytesPerExpert(options.weights))
+        let routedFLOPs = 2 * t * k * 3 * Double(h) * Double(size)
+        ops.append(Operator(name: "routed experts (grouped gate+up+down)", kind: .groupedMatmul, layers: count,
+                            flops: routedFLOPs + 5 * t * k * Double(size), weightBytes: touched * expertBytes,
+                            activationBytes: 2 * t * k * Double(2 * h + 4 * size), kvBytes: 0))
+        if moe.sharedIntermediateSize > 0 {
+            ops.append(matmul("shared expert gate+up", 2 * moe.sharedIntermediateSize, h, t, count, .matmul, nil))
+            ops.append(matmul("shared expert down", h, moe.sharedIntermediateSize, t, count, .matmul, nil))
+        }
+        return ops
+    }
+}
+
+/// Sums of an operator list.
+public struct StepCost: Sendable, Equatable {
+    public var flops: Double
+    public var weightBytes: Double
+    public var activationBytes: Double
+    public var kvBytes: Double
+
+    public init(_ operators: [Operator]) {
+        flops = operators.reduce(0) { $0 + $1.totalFLOPs }
+        weightBytes = operators.reduce(0) { $0 + $1.weightBytes * Double($1.layers) }
+        activationBytes = operators.reduce(0) { $0 + $1.activationBytes * Double($1.layers) }
+        kvBytes = operators.reduce(0) { $0 + $1.kvBytes * Double($1.layers) }
+    }
+
+    public var bytes: Double { weightBytes + activationBytes + kvBytes }
+}

@@ -1,0 +1,74 @@
+/// How weights are stored, with the exact bytes of one matrix including its scales.
+public enum WeightFormat: String, Sendable, CaseIterable, Codable {
+    /// 2 bytes per value.
+    case bf16
+    /// e4m3 values with one float32 scale per 128 × 128 block (DeepSeek-V3's released format).
+    case fp8
+    /// NVFP4: e2m1 values with one fp8 (e4m3) scale per 16 consecutive values of a row.
+    case nvfp4
+    /// MXFP4 (OCP microscaling): e2m1 values with one e8m0 scale per 32 values of a row (gpt-oss).
+    case mxfp4
+    /// Symmetric 4-bit integers with one bf16 scale per group of 128 values of a row
+    /// (Kimi K2 Thinking's INT4 release uses this group size).
+    case int4
+
+    /// Names accepted on the command line: `fp4` means NVFP4.
+    public init?(argument: String) {
+        if argument == "fp4" { self = .nvfp4; return }
+        self.init(rawValue: argument)
+    }
+
+    /// Bytes of a rows × cols matrix in this format. Quantized formats round each row's scale
+    /// count up (a partial block still needs its scale) and pack two 4-bit values per byte.
+    public func bytes(rows: Int, cols: Int) -> Int {
+        let values = rows * cols
+        func ceilDiv(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b }
+        switch self {
+        case .bf16: return 2 * values
+        case .fp8: return values + 4 * ceilDiv(rows, 128) * ceilDiv(cols, 128)
+        case .nvfp4: return ceilDiv(values, 2) + rows * ceilDiv(cols, 16)
+        case .mxfp4: return ceilDiv(values, 2) + rows * ceilDiv(cols, 32)
+        case .int4: return ceilDiv(values, 2) + 2 * rows * ceilDiv(cols, 128)
+        }
+    }
+
+    /// The hardware number format the matrix units run in for this weight format.
+    public var computeFormat: String {
+        switch self {
+        case .bf16: "bf16"
+        case .fp8: "fp8"
+        case .nvfp4, .mxfp4: "fp4"
+        // INT4 weights are dequantized to bf16 (or fp8) for the matmul on current GPUs.
+        case .int4: "bf16"
+        }
+    }
+}
+
+/// How the KV cache is stored.
+public enum KVCacheFormat: String, Sendable, CaseIterable, Codable {
+    case bf16, fp8
+
+    public var bytesPerValue: Int { self == .bf16 ? 2 : 1 }
+}
+
+extension ModelSpec {
+    /// Bytes of all weights of the main model (MTP modules excluded) in `format`; tensors that
+    /// are not `quantizable` stay bf16.
+    public func weightBytes(_ format: WeightFormat) -> Int {
+        weightBytes(format) { $0.category != .mtp }
+    }
+
+    /// Bytes of the tensors selected by `include`.
+    public func weightBytes(_ format: WeightFormat, where include: (WeightTensor) -> Bool) -> Int {
+        weightTensors.filter(include).reduce(0) { sum, t in
+            let one = t.quantizable ? format.bytes(rows: t.rows, cols: t.cols) : WeightFormat.bf16.bytes(rows: t.rows, cols: t.cols)
+            return sum + one * t.copies
+        }
+    }
+
+    /// Bytes of one routed expert (all its matrices and biases) in `format`.
+    public func bytesPerExpert(_ format: WeightFormat) -> Int {
+        guard let moe, moeLayerCount > 0 else { return 0 }
+        return weightBytes(format) { $0.category == .routedExperts } / (moe.routedExperts * moeLayerCount)
+    }
+}

@@ -1,0 +1,96 @@
+import Testing
+@testable import ModelSpec
+
+@Suite struct OperatorTests {
+    /// A one-layer Mixtral small enough to price by hand: hidden 8, 2 heads × 4, 1 KV head,
+    /// experts 4 × intermediate 6, top-2, vocabulary 10.
+    let tiny = #"""
+    {"model_type": "mixtral", "hidden_size": 8, "num_attention_heads": 2, "num_key_value_heads": 1,
+     "intermediate_size": 6, "num_local_experts": 4, "num_experts_per_tok": 2, "num_hidden_layers": 1,
+     "vocab_size": 10, "sliding_window": null}
+    """#
+
+    @Test func tinyModelDecodeMatchesHandDerivedFLOPs() throws {
+        let s = try spec(tiny)
+        // Decode one sequence with 3 cached tokens: the new token sees 4 keys.
+        let ops = s.operators(step: .decode(sequences: 1, context: 3))
+        func flops(_ name: String) -> Double { ops.first { $0.name.hasPrefix(name) }?.flops ?? -1 }
+        #expect(flops("attention q/k/v") == 2 * 8 * (8 + 4 + 4))         // 256
+        #expect(flops("attention (QK") == 4 * 2 * (4 * 4 + 5))           // 4 keys × 2 heads × (4·d + 5)
+        #expect(flops("attention output") == 2 * 8 * 8)                  // 128
+        #expect(flops("router") == 2 * 8 * 4)                            // 64
+        let routedFLOPs: Double = 2 * 2 * 3 * 8 * 6 + 5 * 2 * 6          // 2 experts × 3 matrices + SwiGLU
+        #expect(flops("routed experts") == routedFLOPs)
+        #expect(flops("output head") == 2 * 8 * 10)
+        // Parameters: q 64 + k 32 + v 32 + o 64, router 32, experts 4 × 144, norms 24, embed/head 160.
+        let parameters = 192 + 32 + 576 + 24 + 160
+        #expect(s.parameterCounts.total == parameters)
+        #expect(s.parameterCounts.active == s.parameterCounts.total - 2 * 144)
+        // Decode reads every weight a token touches once: both top-2 experts of one token.
+        let routed = ops.first { $0.kind == .groupedMatmul }
+        #expect(routed?.weightBytes == 2 * Double(s.bytesPerExpert(.bf16)))
+    }
+
+    @Test func causalAndWindowedKeyCounts() {
+        // Prefill of 4 tokens from scratch: 1 + 2 + 3 + 4 keys.
+        #expect(ModelSpec.attendedKeys(span: .full, context: 0, newTokens: 4) == 10)
+        // Window 3: 1 + 2 + 3 + 3.
+        #expect(ModelSpec.attendedKeys(span: .slidingWindow(3), context: 0, newTokens: 4) == 9)
+        // Decode at context 1000 with window 128: 128 keys.
+        #expect(ModelSpec.attendedKeys(span: .slidingWindow(128), context: 1000, newTokens: 1) == 128)
+        #expect(ModelSpec.attendedKeys(span: .full, context: 1000, newTokens: 1) == 1001)
+    }
+
+    /// The rule of thumb every serving paper uses: a decode token costs 2 FLOPs per active
+    /// parameter plus attention. Embedding lookups cost no FLOPs, so 2·vocab·hidden is added back;
+    /// norms, softmax and SwiGLU keep the rest within 1%.
+    @Test(arguments: ["deepseek-v3", "kimi-k2", "qwen3-235b-a22b", "mixtral-8x7b", "gpt-oss-120b", "llama3.1-70b"])
+    func decodeCostsTwoFLOPsPerActiveParameterPlusAttention(id: String) throws {
+        let s = try preset(id)
+        let ops = s.operators(step: .decode(sequences: 1, context: 4096))
+        let attention = ops.filter { $0.kind == .attention }.reduce(0) { $0 + $1.totalFLOPs }
+        let rest = StepCost(ops).flops - attention + 2 * Double(s.vocabSize * s.hiddenSize)
+        let expected = 2 * Double(s.parameterCounts.active)
+        #expect(abs(rest - expected) / expected < 0.01, "\(id): \(rest) vs \(expected)")
+        #expect(attention > 0)
+    }
+
+    @Test func longerContextsCostMoreAttentionNotMoreWeights() throws {
+        let s = try preset("kimi-k2")
+        let short = StepCost(s.operators(step: .decode(sequences: 8, context: 1024)))
+        let long = StepCost(s.operators(step: .decode(sequences: 8, context: 131_072)))
+        #expect(long.flops > short.flops && long.kvBytes > 100 * short.kvBytes)
+        #expect(long.weightBytes == short.weightBytes)
+        // Decode KV traffic is each sequence's cache read once plus the new token written.
+        #expect(long.kvBytes == 8 * Double(s.kvCacheBytes(context: 131_073, format: .bf16)) + 8 * Double(s.kvCacheBytesPerToken(.bf16)))
+    }
+
+    /// E·(1 − (1 − k/E)^B) against a Monte Carlo of random top-k routing: within 2%.
+    @Test(arguments: [(384, 8, 1), (384, 8, 16), (256, 8, 64), (8, 2, 3), (128, 4, 1000)])
+    func expectedDistinctExpertsMatchesSimulation(shape: (Int, Int, Int)) {
+        let (experts, k, tokens) = shape
+        var rng = SystemRandomNumberGenerator()
+        var total = 0
+        let trials = 400
+        for _ in 0..<trials {
+            var touched = Set<Int>()
+            for _ in 0..<tokens {
+                var chosen = Set<Int>()
+                while chosen.count < k { chosen.insert(Int.random(in: 0..<experts, using: &rng)) }
+                touched.formUnion(chosen)
+            }
+            total += touched.count
+        }
+        let simulated = Double(total) / Double(trials)
+        let formula = ExpertLoad.expectedDistinctExperts(experts: experts, perToken: k, tokens: tokens)
+        #expect(abs(formula - simulated) / simulated < 0.02, "\(formula) vs \(simulated)")
+        // Skewed routing concentrates on fewer experts.
+        #expect(ExpertLoad.expectedDistinctExperts(experts: experts, perToken: k, tokens: tokens, skew: 1) <= formula + 1e-9)
+    }
+
+    @Test func expertLoadLimits() {
+        #expect(abs(ExpertLoad.expectedDistinctExperts(experts: 384, perToken: 8, tokens: 1) - 8) < 1e-9)
+        #expect(abs(ExpertLoad.expectedDistinctExperts(experts: 384, perToken: 8, tokens: 100_000) - 384) < 1e-6)
+        #expect(ExpertLoad.expectedDistinctExperts(experts: 384, perToken: 8, tokens: 0) == 0)
+    }
+}
