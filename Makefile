@@ -7,9 +7,10 @@ deps:
 build: deps
 	swift build -c release
 
-# The main job. Until `moesim report` exists this measures the CPU.
+# The main job. Until `moesim report` exists: measure the CPU and inspect the default 1 T model.
 report: build
 	.build/release/moesim calibrate
+	.build/release/moesim inspect kimi-k2
 
 test: deps
 	swift test
