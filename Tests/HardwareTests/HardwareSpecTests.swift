@@ -1,0 +1,60 @@
+import ConfigFile
+import Foundation
+import Testing
+@testable import Hardware
+
+func hardware(_ json: String) throws -> HardwareSpec {
+    try HardwareSpec(json: JSONObject(data: Data(json.utf8), source: "gpu.json"))
+}
+
+func hardwareError(_ json: String) -> String {
+    do {
+        _ = try hardware(json)
+        return "no error"
+    } catch {
+        return "\(error)"
+    }
+}
+
+let validGPU = #"""
+{"schema": "moesim-hardware/1", "id": "test-gpu", "kind": "gpu", "memory_bytes": 85899345920,
+ "memory_bandwidth": 3.35e12, "peak_flops": {"bf16": 989e12, "fp8": 1978e12},
+ "scale_up_bandwidth": 450e9, "scale_up_domain": 8, "scale_up_latency": 3e-6,
+ "scale_out_bandwidth": 50e9, "scale_out_latency": 1e-5,
+ "efficiency": {"matmul": 0.7, "memory": 0.8, "scale_up": 0.8, "scale_out": 0.8},
+ "gpu_hour_price": 2.5, "sources": {"memory_bytes": "datasheet"}}
+"""#
+
+@Suite struct HardwareSpecTests {
+    @Test func aValidFileReads() throws {
+        let spec = try hardware(validGPU)
+        #expect(spec.memoryBytes == 85_899_345_920 && spec.peakFlops["fp8"] == 1978e12 && spec.scaleUpDomain == 8)
+        #expect(spec.gpuHourPrice == 2.5 && spec.sources["memory_bytes"] == "datasheet")
+    }
+
+    /// The host spec that `moesim calibrate --save` writes reads back unchanged.
+    @Test func hostSpecRoundTrips() throws {
+        let host = HardwareSpec.host(name: "test CPU", memoryBytes: 1 << 34, gemmFlops: 3e11,
+                                     memoryBandwidth: 2.5e10, threads: 2, measuredOn: "2026-11-29")
+        let read = try HardwareSpec(json: JSONObject(data: host.encoded(), source: "host.json"))
+        #expect(read == host)
+        #expect(read.kind == .cpu && read.peakFlops["bf16"] == 3e11)
+    }
+
+    @Test(arguments: [
+        ("memory_bytes", #""memory_bytes": 85899345920"#, #""memory_bytes": 0"#),
+        ("memory_bandwidth", #""memory_bandwidth": 3.35e12"#, #""memory_bandwidth": -1"#),
+        ("fp7", #""fp8": 1978e12"#, #""fp7": 1978e12"#),
+        ("scale_up_domain", #""scale_up_domain": 8"#, #""scale_up_domain": "eight""#),
+        ("matmul", #""matmul": 0.7"#, #""matmul": 1.5"#),
+        ("kind", #""kind": "gpu""#, #""kind": "tpu""#),
+        ("schema", #""schema": "moesim-hardware/1""#, #""schema": "other/2""#),
+        ("id", #""id": "test-gpu", "#, ""),
+    ])
+    func invalidFieldsAreNamed(field: String, valid: String, invalid: String) {
+        let broken = validGPU.replacingOccurrences(of: valid, with: invalid)
+        #expect(broken != validGPU)
+        let message = hardwareError(broken)
+        #expect(message.contains(field) && message.contains("gpu.json"), "\(message)")
+    }
+}
