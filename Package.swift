@@ -37,12 +37,13 @@ let package = Package(
         .executableTarget(
             name: "moesim",
             dependencies: [
-                "TensorCore", "ModelSpec", "Hardware",
+                "TensorCore", "ModelSpec", "Hardware", "Planner",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: simdFlags),
         .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec"], exclude: ["Fixtures"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware"]),
     ]
 )

@@ -1,0 +1,136 @@
+import Hardware
+import ModelSpec
+
+/// Memory of one GPU, in bytes. `free` is what is left after everything else (negative when the
+/// request does not fit).
+public struct GPUMemory: Sendable, Equatable {
+    public var weights: Double
+    public var kvCache: Double
+    public var activations: Double
+    public var reserved: Double
+    public var total: Double
+
+    public var free: Double { total - weights - kvCache - activations - reserved }
+}
+
+/// What a plan is asked to hold.
+public struct Workload: Sendable, Equatable {
+    public var weights: WeightFormat
+    public var kvCache: KVCacheFormat
+    /// Tokens of context each sequence may reach.
+    public var context: Int
+    /// Sequences of that context to hold at once, across the cluster.
+    public var concurrency: Int
+    /// Tokens one GPU processes in one prefill step (chunked prefill), which sizes activations.
+    public var prefillChunk: Int
+
+    public init(weights: WeightFormat = .fp8, kvCache: KVCacheFormat = .bf16, context: Int = 131_072,
+                concurrency: Int = 1, prefillChunk: Int = MemoryModel.defaultPrefillChunk) {
+        self.weights = weights
+        self.kvCache = kvCache
+        self.context = context
+        self.concurrency = concurrency
+        self.prefillChunk = prefillChunk
+    }
+}
+
+/// The memory model: how weights, KV cache and activations of a layout land on each GPU.
+public enum MemoryModel {
+    /// Share of each GPU's memory kept back for the CUDA context, cuBLAS and attention workspaces,
+    /// NCCL / DeepEP communication buffers and allocator fragmentation: vLLM's default
+    /// `gpu_memory_utilization` of 0.9 leaves 10%.
+    public static let reservedFraction = 0.10
+    /// Chunked prefill of 8,192 tokens per GPU (SGLang's and vLLM's default chunk size order).
+    public static let defaultPrefillChunk = 8192
+    /// Live activations per token in a layer, in hidden-size units: residual stream, normed input,
+    /// q/k/v and attention output, and the FFN input (about 16 × hidden in bf16 with one layer's
+    /// temporaries alive at a time).
+    public static let activationWidthPerToken = 16
+
+    /// Layers of each stage: contiguous, the first `L mod pp` stages one layer longer.
+    static func stageLayers(_ model: ModelSpec, pp: Int) -> [[Layer]] {
+        let count = model.layerCount
+        var stages: [[Layer]] = []
+        var start = 0
+        for s in 0..<pp {
+            let size = count / pp + (s < count % pp ? 1 : 0)
+            stages.append(Array(model.layers[start..<(start + size)]))
+            start += size
+        }
+        return stages
+    }
+
+    /// Weight bytes on one GPU of stage `stage`.
+    public static func weightBytesPerGPU(_ model: ModelSpec, layout: Layout, stage: Int, format: WeightFormat,
+                                         experts expertsOnGPU: Int? = nil) -> Double {
+        let stages = stageLayers(model, pp: layout.pp)
+        let mine = stages[stage]
+        let layersHere = Double(mine.count), moeHere = Double(mine.filter(\.isMoE).count)
+        let denseHere = layersHere - moeHere
+        let denseTotal = Double(model.layerCount - model.moeLayerCount), moeTotal = Double(model.moeLayerCount)
+        let tp = Double(layout.attentionGroup)
+        var kvDivisor = tp
+        if case let .grouped(a) = model.attention { kvDivisor = min(tp, Double(a.kvHeads)) }
+        let perGPUExperts = Double(expertsOnGPU ?? (model.moe.map { $0.routedExperts / layout.ep } ?? 0))
+        var total = 0.0
+        for tensor in model.weightTensors where tensor.category != .mtp {
+            let bytes = Double(tensor.quantizable ? format.bytes(rows: tensor.rows, cols: tensor.cols)
+                                                  : WeightFormat.bf16.bytes(rows: tensor.rows, cols: tensor.cols))
+                * Double(tensor.copies)
+            let share: Double
+            switch tensor.category {
+            case .embeddings: share = stage == 0 ? 1 / tp : 0
+            case .head: share = stage == layout.pp - 1 ? 1 / tp : 0
+            case .norms:
+                share = tensor.copies == 1 ? (stage == layout.pp - 1 ? 1 : 0) : layersHere / Double(model.layerCount)
+            case .attention:
+                share = layersHere / Double(model.layerCount) / attentionDivisor(tensor.name, tp: tp, kv: kvDivisor)
+            case .denseFFN: share = denseTotal > 0 ? denseHere / denseTotal / tp : 0
+            case .sharedExperts: share = moeTotal > 0 ? moeHere / moeTotal / tp : 0
+            case .router: share = moeTotal > 0 ? moeHere / moeTotal : 0
+            case .routedExperts:
+                let experts = Double(model.moe?.routedExperts ?? 1)
+                share = moeTotal > 0 ? moeHere / moeTotal * perGPUExperts / experts / Double(layout.moeTP) : 0
+            case .mtp: share = 0
+            }
+            total += bytes * share
+        }
+        return total
+    }
+
+    /// How attention tensors split under tensor parallelism: query, output and MLA up-projections
+    /// by tp; key and value projections by min(tp, kv heads) (replicated past that); MLA's
+    /// down-projections and the norms are replicated (vLLM and SGLang load them whole).
+    static func attentionDivisor(_ name: String, tp: Double, kv: Double) -> Double {
+        if name.contains("k_proj") || name.contains("v_proj") { return kv }
+        if name.contains("q_a_") || name.contains("kv_a_") || name.contains("norm") { return 1 }
+        return tp
+    }
+
+    /// KV-cache bytes one sequence of `context` tokens puts on each GPU of stage `stage` of its
+    /// attention group: GQA heads split over min(tp, kv heads); MLA's latent is replicated on
+    /// every tensor-parallel rank (it has no heads to split).
+    public static func kvBytesPerSequencePerGPU(_ model: ModelSpec, layout: Layout, stage: Int, context: Int,
+                                                format: KVCacheFormat) -> Double {
+        let mine = stageLayers(model, pp: layout.pp)[stage]
+        let perTokenLayer = Double(model.kvValuesPerTokenPerLayer * format.bytesPerValue)
+        let tokens = mine.reduce(0.0) { $0 + Double($1.span.cachedTokens(context: context)) }
+        var divisor = 1.0
+        if case let .grouped(a) = model.attention { divisor = min(Double(layout.attentionGroup), Double(a.kvHeads)) }
+        return tokens * perTokenLayer / divisor
+    }
+
+    /// Activation workspace of one GPU: a prefill chunk's live activations, its MoE dispatch
+    /// buffers (k copies of each token's hidden state) and its widest FFN intermediate, in bf16.
+    public static func activationBytesPerGPU(_ model: ModelSpec, layout: Layout, chunk: Int) -> Double {
+        let h = Double(model.hiddenSize)
+        let k = Double(model.moe?.expertsPerToken ?? 0)
+        var widest = 0.0
+        for layer in model.layers {
+            if case let .dense(size) = layer.feedForward { widest = max(widest, 2 * Double(size) / Double(layout.attentionGroup)) }
+        }
+        if let moe = model.moe { widest = max(widest, 2 * k * Double(moe.expertIntermediateSize) / Double(layout.moeTP)) }
+        let perToken = Double(activationWidthPerToken) * h + k * h + widest
+        return 2 * Double(chunk) * perToken
+    }
+}
