@@ -85,7 +85,7 @@ public enum Planner {
             reason = "weights need \(gb(memory.weights)) per GPU, activations \(gb(memory.activations)) and the reserve "
                 + "\(gb(reserved)): more than the \(gb(total)) of one \(cluster.gpu.id)"
         } else if !fits {
-            reason = "holds \(maxSequences) sequences of \(workload.context) tokens, \(workload.concurrency) requested"
+            reason = "holds \(maxSequences) sequences of \(workload.context.formatted()) tokens, \(workload.concurrency) requested"
         }
         let dispatchBytes: Double = workload.weights == .bf16 ? 2 : 1
         return LayoutPlan(layout: layout, replicas: replicas, memory: memory, maxConcurrentSequences: maxSequences,
@@ -162,7 +162,7 @@ public enum Planner {
         } else if best.reason?.hasPrefix("weights") == true {
             text = "no layout spreads the weights evenly enough: " + (best.reason ?? "")
         } else {
-            text = "\(workload.concurrency) sequences of \(workload.context) tokens need more KV cache than fits: "
+            text = "\(workload.concurrency) sequences of \(workload.context.formatted()) tokens need more KV cache than fits: "
                 + "the best layout (\(best.layout)) holds \(best.maxConcurrentSequences)"
         }
         var fixes: [String] = []

@@ -17,7 +17,7 @@ struct Moesim: ParsableCommand {
           moesim --help calibrate
         """,
         version: "0.1.0",
-        subcommands: [Models.self, Inspect.self, Calibrate.self]
+        subcommands: [Models.self, Inspect.self, HardwareList.self, PlanCommand.self, Calibrate.self]
     )
 
     /// Parses, runs, and reports errors as one `error:` line on stderr with a non-zero exit.

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Hardware
+import ModelSpec
+import Planner
+
+/// The options that describe a model on a cluster, shared by plan, estimate and report.
+struct DeploymentOptions: ParsableArguments {
+    @Option(help: "Model preset id, config.json path or model folder.")
+    var model = "kimi-k2"
+
+    @Option(help: "Accelerator preset id or hardware file.")
+    var gpu = "h200-sxm"
+
+    @Option(help: "Number of GPUs.")
+    var gpus = 16
+
+    @Option(help: "GPUs per node (one scale-up domain); default: the accelerator's domain size.")
+    var gpusPerNode: Int?
+
+    @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4 or int4.")
+    var weights = "fp8"
+
+    @Option(help: "KV-cache format: bf16 or fp8.")
+    var kvCache = "bf16"
+
+    @Option(help: "Context length per sequence, in tokens.")
+    var context = 131_072
+
+    @Option(help: "Layout, e.g. attention=dp,tp=1,ep=16,pp=1 (default: search all).")
+    var layout: String?
+
+    @OptionGroup var overrides: OverrideOptions
+
+    func validate() throws {
+        guard gpus >= 1 else { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
+        if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
+        guard WeightFormat(argument: weights) != nil else {
+            throw ValidationError("--weights must be bf16, fp8, fp4, nvfp4, mxfp4 or int4, got '\(weights)'")
+        }
+        guard KVCacheFormat(rawValue: kvCache) != nil else {
+            throw ValidationError("--kv-cache must be bf16 or fp8, got '\(kvCache)'")
+        }
+        guard context >= 1 else { throw ValidationError("--context must be at least 1, got \(context)") }
+    }
+
+    var weightFormat: WeightFormat { WeightFormat(argument: weights) ?? .fp8 }
+    var kvFormat: KVCacheFormat { KVCacheFormat(rawValue: kvCache) ?? .bf16 }
+
+    func loadModel() throws -> ModelSpec { try overrides.load(model) }
+    func loadGPU() throws -> HardwareSpec { try HardwareCatalog.load(gpu) }
+    func parsedLayout() throws -> Layout? { try layout.map(Layout.parse) }
+
+    /// The other presets, for "or use a bigger GPU" advice.
+    func alternatives() -> [HardwareSpec] {
+        HardwareCatalog.presetIDs.compactMap { try? HardwareCatalog.load($0) }.sorted { $0.memoryBytes < $1.memoryBytes }
+    }
+}
