@@ -33,11 +33,11 @@ let package = Package(
         .target(name: "Hardware", dependencies: ["ConfigFile"]),
         .target(name: "Runtime", dependencies: ["TensorCore", "ModelSpec"], swiftSettings: simdFlags),
         .target(name: "Planner", dependencies: ["ModelSpec", "Hardware"]),
-        .target(name: "Estimator", dependencies: ["Planner"]),
+        .target(name: "Estimator", dependencies: ["Planner", "ModelSpec", "Hardware", "ConfigFile"]),
         .executableTarget(
             name: "moesim",
             dependencies: [
-                "TensorCore", "ModelSpec", "Hardware", "Planner",
+                "TensorCore", "ModelSpec", "Hardware", "Planner", "Estimator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,5 +45,6 @@ let package = Package(
         .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec"], exclude: ["Fixtures"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware"]),
+        .testTarget(name: "EstimatorTests", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
     ]
 )

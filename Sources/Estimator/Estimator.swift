@@ -1,2 +1,179 @@
-// Estimator: step times, tokens/s, TTFT/TPOT and cost (issue "Throughput estimator").
-// Not built yet; the target exists so that the package layout matches DESIGN.md.
+import Foundation
+import Hardware
+import ModelSpec
+import Planner
+
+/// One configuration to price.
+public struct EstimateRequest: Sendable {
+    public enum Feature: String, Sendable, CaseIterable {
+        /// Split each step into two half-batches whose communication and computation overlap.
+        case twoBatchOverlap = "two-batch-overlap"
+        /// Expert-parallel load balancing with redundant copies of hot experts (DeepSeek's EPLB).
+        case eplb
+    }
+
+    public var model: ModelSpec
+    public var cluster: Cluster
+    public var layout: Layout?
+    public var weights: WeightFormat
+    public var kvCache: KVCacheFormat
+    public var inputTokens: Int
+    public var outputTokens: Int
+    /// Decode sequences per GPU; nil: the largest batch that fits (at most `maxBatchPerGPU`).
+    public var decodeBatchPerGPU: Int?
+    /// New prompt tokens one GPU prefills per step; nil: `MemoryModel.defaultPrefillChunk`.
+    public var prefillTokensPerGPU: Int?
+    public var features: Set<Feature>
+    /// Share of each prompt found in the prefix cache: its prefill compute is skipped.
+    public var prefixCacheHitRate: Double
+    public var expertSkew: Double
+    /// USD per GPU-hour; nil: the hardware file's default.
+    public var gpuHourPrice: Double?
+
+    public init(model: ModelSpec, cluster: Cluster, layout: Layout? = nil, weights: WeightFormat = .fp8,
+                kvCache: KVCacheFormat = .bf16, inputTokens: Int = 4096, outputTokens: Int = 1024,
+                decodeBatchPerGPU: Int? = nil, prefillTokensPerGPU: Int? = nil, features: Set<Feature> = [],
+                prefixCacheHitRate: Double = 0, expertSkew: Double = 0, gpuHourPrice: Double? = nil) {
+        self.model = model
+        self.cluster = cluster
+        self.layout = layout
+        self.weights = weights
+        self.kvCache = kvCache
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.decodeBatchPerGPU = decodeBatchPerGPU
+        self.prefillTokensPerGPU = prefillTokensPerGPU
+        self.features = features
+        self.prefixCacheHitRate = prefixCacheHitRate
+        self.expertSkew = expertSkew
+        self.gpuHourPrice = gpuHourPrice
+    }
+
+    /// EPLB's redundant slots: about one per eight experts (DeepSeek-V3 deploys 32 for 256),
+    /// rounded up so that the slots divide evenly over the expert-parallel GPUs.
+    public func redundantExperts(ep: Int) -> Int {
+        guard features.contains(.eplb), let moe = model.moe else { return 0 }
+        var extra = (moe.routedExperts + 7) / 8
+        while (moe.routedExperts + extra) % max(ep, 1) != 0 { extra += 1 }
+        return extra
+    }
+}
+
+public struct Estimate: Sendable {
+    public var plan: LayoutPlan
+    public var decodeBatchPerGPU: Int
+    public var prefillTokensPerGPU: Int
+    public var prefillStep: StepTime
+    public var decodeStep: StepTime
+    public var inputTokensPerSecondPerGPU: Double
+    public var outputTokensPerSecondPerGPU: Double
+    public var outputTokensPerSecondPerUser: Double
+    public var timeToFirstToken: Double
+    public var timePerOutputToken: Double
+    public var endToEndLatency: Double
+    /// MLPerf-style offline throughput: each sequence prefilled then decoded at this batch.
+    public var offlineOutputTokensPerSecondPerGPU: Double
+    public var gpuHourPrice: Double?
+    public var costPerMillionInputTokens: Double?
+    public var costPerMillionOutputTokens: Double?
+}
+
+public enum EstimateError: Error, CustomStringConvertible {
+    case noLayout(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case let .noLayout(text), let .invalid(text): text
+        }
+    }
+}
+
+public enum Estimator {
+    /// Engines cap the sequences one GPU (one data-parallel rank) decodes at once: vLLM's
+    /// `max_num_seqs` and SGLang's CUDA-graph batch limit are 256 by default. A request without a
+    /// batch uses the largest that fits, at most this.
+    public static let maxBatchPerGPU = 256
+
+    /// Prices the request with its layout, or with the layout of highest decode throughput.
+    public static func estimate(_ request: EstimateRequest) throws -> Estimate {
+        guard request.inputTokens >= 1, request.outputTokens >= 0 else {
+            throw EstimateError.invalid("input tokens must be at least 1 and output tokens not negative")
+        }
+        guard request.prefixCacheHitRate >= 0, request.prefixCacheHitRate < 1 else {
+            throw EstimateError.invalid("the prefix-cache hit rate must be in [0, 1), got \(request.prefixCacheHitRate)")
+        }
+        if let layout = request.layout { return try estimate(request, layout: layout) }
+        let candidates = Layout.enumerate(for: request.model, gpus: request.cluster.gpuCount, maxStages: 8)
+            + Layout.enumerate(for: request.model, gpus: request.cluster.gpuCount, maxStages: 8,
+                               redundantExperts: request.redundantExperts(ep: request.cluster.gpuCount))
+        var best: Estimate? = nil
+        // Sorted so that ties go the same way on every run.
+        for layout in Set(candidates).sorted(by: { $0.description < $1.description }) {
+            guard let e = try? estimate(request, layout: layout), e.plan.fits else { continue }
+            if best == nil || e.outputTokensPerSecondPerGPU > (best?.outputTokensPerSecondPerGPU ?? 0) { best = e }
+        }
+        guard let best else {
+            throw EstimateError.noLayout("no layout of \(request.model.id) fits \(request.cluster.gpuCount) × "
+                + "\(request.cluster.gpu.id) at \(request.inputTokens + request.outputTokens) tokens of context "
+                + "(see moesim plan)")
+        }
+        return best
+    }
+
+    /// Prices the request on one layout.
+    public static func estimate(_ request: EstimateRequest, layout: Layout) throws -> Estimate {
+        let model = request.model, cluster = request.cluster
+        let context = request.inputTokens + request.outputTokens
+        let redundant = request.redundantExperts(ep: layout.ep)
+        let workload = Workload(weights: request.weights, kvCache: request.kvCache, context: context, concurrency: 1,
+                                prefillChunk: request.prefillTokensPerGPU ?? MemoryModel.defaultPrefillChunk)
+        let options = PlanOptions(layout: layout, expertLoad: request.expertSkew > 0 ? .zipf(request.expertSkew) : .uniform,
+                                  redundantExperts: redundant)
+        let plan = try Planner.evaluate(model, cluster: cluster, workload: workload, layout: layout, options: options)
+        let fitting = max(1, plan.maxConcurrentSequences / cluster.gpuCount)
+        let batch = request.decodeBatchPerGPU ?? min(fitting, maxBatchPerGPU)
+        let imbalance = plan.placement?.imbalance ?? 1
+        let localExperts = plan.placement?.experts.map(\.count).max() ?? 0
+        let overlap = request.features.contains(.twoBatchOverlap)
+
+        // Prefill: P new tokens per GPU per step; the cached share of each prompt is skipped.
+        let cached = Int(Double(request.inputTokens) * request.prefixCacheHitRate)
+        let newTokens = max(1, request.inputTokens - cached)
+        let chunk = request.prefillTokensPerGPU ?? MemoryModel.defaultPrefillChunk
+        let prefillShape = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: Double(chunk) / Double(newTokens),
+                                          newTokens: newTokens, context: cached)
+        let prefill = stepTime(model, cluster: cluster, layout: layout, shape: prefillShape, weights: request.weights,
+                               kvCache: request.kvCache, imbalance: imbalance, localExperts: localExperts, overlap: overlap)
+        // A pipeline finishes one chunk per stage time but holds pp of them: per GPU, one chunk per
+        // pp stage times (the same holds for decode batches).
+        let inputRate = Double(chunk) / max(1 - request.prefixCacheHitRate, 1e-9) / (Double(layout.pp) * prefill.total)
+        // Time to first token of one request on an idle system: its own prefill, alone on its
+        // attention group, through every pipeline stage.
+        let alone = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 1 / Double(layout.attentionGroup),
+                                   newTokens: newTokens, context: cached)
+        let ttft = Double(layout.pp) * stepTime(model, cluster: cluster, layout: layout, shape: alone,
+                                                weights: request.weights, kvCache: request.kvCache, imbalance: imbalance,
+                                                localExperts: localExperts, overlap: overlap).total
+
+        // Decode at the mean context of the generation.
+        let decodeShape = StepShapeOnGPU(phase: .decode, sequencesPerGPU: Double(batch), newTokens: 1,
+                                         context: request.inputTokens + request.outputTokens / 2)
+        let decode = stepTime(model, cluster: cluster, layout: layout, shape: decodeShape, weights: request.weights,
+                              kvCache: request.kvCache, imbalance: imbalance, localExperts: localExperts, overlap: overlap)
+        let tpot = Double(layout.pp) * decode.total
+        let outputRate = Double(batch) / tpot
+        let prefillSecondsPerSequence = Double(request.inputTokens) / inputRate
+        let offline = request.outputTokens > 0
+            ? Double(request.outputTokens) / (prefillSecondsPerSequence + Double(request.outputTokens) / outputRate) : 0
+        let price = request.gpuHourPrice ?? cluster.gpu.gpuHourPrice
+        return Estimate(
+            plan: plan, decodeBatchPerGPU: batch, prefillTokensPerGPU: chunk, prefillStep: prefill, decodeStep: decode,
+            inputTokensPerSecondPerGPU: inputRate, outputTokensPerSecondPerGPU: outputRate,
+            outputTokensPerSecondPerUser: 1 / tpot, timeToFirstToken: ttft, timePerOutputToken: tpot,
+            endToEndLatency: ttft + Double(request.outputTokens) * tpot,
+            offlineOutputTokensPerSecondPerGPU: offline, gpuHourPrice: price,
+            costPerMillionInputTokens: price.map { $0 / 3600 / inputRate * 1e6 },
+            costPerMillionOutputTokens: price.map { $0 / 3600 / outputRate * 1e6 })
+    }
+}

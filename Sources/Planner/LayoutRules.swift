@@ -8,7 +8,9 @@ public struct LayoutError: Error, Equatable, CustomStringConvertible {
 
 extension Layout {
     /// Checks divisibility against the model and the GPU count; returns the replica count.
-    public func validate(for model: ModelSpec, gpus: Int) throws -> Int {
+    /// `redundantExperts` extra expert slots (EPLB) count toward filling the expert-parallel GPUs
+    /// evenly: 256 experts + 32 copies run on 72 GPUs, 4 slots each.
+    public func validate(for model: ModelSpec, gpus: Int, redundantExperts: Int = 0) throws -> Int {
         let isMoE = model.moe != nil
         if attention == .data && tp != 1 {
             throw LayoutError(message: "DP attention runs each GPU's own sequences: tp must be 1, got \(tp)")
@@ -31,8 +33,9 @@ extension Layout {
             throw LayoutError(message: "tp = \(tp) and the \(a.kvHeads) KV heads must divide one another")
         }
         if let moe = model.moe {
-            guard moe.routedExperts % ep == 0 else {
-                throw LayoutError(message: "ep = \(ep) must divide the \(moe.routedExperts) experts")
+            guard (moe.routedExperts + redundantExperts) % ep == 0 else {
+                throw LayoutError(message: "ep = \(ep) must divide the \(moe.routedExperts) experts"
+                    + (redundantExperts > 0 ? " plus \(redundantExperts) redundant copies" : ""))
             }
             guard moe.expertIntermediateSize % moeTP == 0 else {
                 throw LayoutError(message: "moe_tp = \(moeTP) must divide the expert width \(moe.expertIntermediateSize)")
@@ -45,7 +48,7 @@ extension Layout {
     }
 
     /// Every valid layout of `model` on `gpus` GPUs (pipeline depth at most `maxStages`).
-    public static func enumerate(for model: ModelSpec, gpus: Int, maxStages: Int = 16) -> [Layout] {
+    public static func enumerate(for model: ModelSpec, gpus: Int, maxStages: Int = 16, redundantExperts: Int = 0) -> [Layout] {
         func divisors(_ n: Int) -> [Int] { (1...max(n, 1)).filter { n % $0 == 0 } }
         var layouts: [Layout] = []
         for pp in divisors(gpus) where pp <= maxStages {
@@ -62,7 +65,7 @@ extension Layout {
                 } else {
                     candidates.append(Layout(attention: .tensor, tp: group, ep: 1, pp: pp))
                 }
-                layouts += candidates.filter { (try? $0.validate(for: model, gpus: gpus)) != nil }
+                layouts += candidates.filter { (try? $0.validate(for: model, gpus: gpus, redundantExperts: redundantExperts)) != nil }
             }
         }
         return Array(Set(layouts)).sorted { $0.description < $1.description }

@@ -47,7 +47,7 @@ public enum Planner {
     /// Evaluates one layout (which must be valid for the model and GPU count).
     public static func evaluate(_ model: ModelSpec, cluster: Cluster, workload: Workload, layout: Layout,
                                 options: PlanOptions = PlanOptions()) throws -> LayoutPlan {
-        let replicas = try layout.validate(for: model, gpus: cluster.gpuCount)
+        let replicas = try layout.validate(for: model, gpus: cluster.gpuCount, redundantExperts: options.redundantExperts)
         let total = Double(cluster.gpu.memoryBytes)
         let reserved = total * MemoryModel.reservedFraction
         let activations = MemoryModel.activationBytesPerGPU(model, layout: layout, chunk: workload.prefillChunk)
@@ -113,7 +113,8 @@ public enum Planner {
     static func rankedLayouts(_ model: ModelSpec, cluster: Cluster, workload: Workload,
                               options: PlanOptions) throws -> [LayoutPlan] {
         let layouts = options.layout.map { [$0] }
-            ?? Layout.enumerate(for: model, gpus: cluster.gpuCount, maxStages: options.maxStages)
+            ?? Layout.enumerate(for: model, gpus: cluster.gpuCount, maxStages: options.maxStages,
+                                redundantExperts: options.redundantExperts)
         return try layouts.map { try evaluate(model, cluster: cluster, workload: workload, layout: $0, options: options) }
             .sorted(by: ranksBefore)
     }

@@ -1,0 +1,36 @@
+import Hardware
+
+/// The few efficiency assumptions of the estimator beyond each hardware file's own factors.
+/// Each is a property of a kind of hardware or kernel, documented here, never fitted to a
+/// measurement.
+public enum Efficiency {
+    /// Rows of a GEMM at which it reaches half its large-GEMM efficiency: tensor-core tiles are
+    /// 64–128 rows on Hopper and Blackwell, so a GEMM of M rows reaches eff · M / (M + 64).
+    /// On a CPU, OpenBLAS's register blocks are 16 rows or fewer (measured: 64 rows per expert
+    /// reach 59% of a large GEMM, docs/performance.md).
+    public static func halfEfficiencyRows(_ hardware: HardwareSpec) -> Double {
+        hardware.kind == .gpu ? 64 : 16
+    }
+
+    /// Fraction of peak a GEMM of `rows` rows reaches when compute-bound.
+    public static func matmul(_ hardware: HardwareSpec, rows: Double) -> Double {
+        let m = max(rows, 1)
+        return hardware.efficiency.matmul * m / (m + halfEfficiencyRows(hardware))
+    }
+
+    /// Attention kernels (FlashAttention-3, FlashMLA) reach about 0.8 of the large-GEMM share of
+    /// peak: FlashMLA's 660 TFLOP/s on H800 is 0.67 of 989, against cuBLAS's 0.75–0.8.
+    public static let attentionToMatmul = 0.8
+
+    /// Fixed cost per kernel: launch and tail of a GPU kernel under CUDA graphs (a few µs); on the
+    /// CPU, a parallel region of TensorCore.
+    public static func kernelOverhead(_ hardware: HardwareSpec) -> Double {
+        hardware.kind == .gpu ? 4e-6 : 2e-6
+    }
+
+    /// Peak FLOP/s for a number format, falling back to bf16 (weights dequantized before the
+    /// matmul) when the hardware has no units for it, and to fp32 on a CPU.
+    public static func peak(_ hardware: HardwareSpec, format: String) -> Double {
+        hardware.peakFlops[format] ?? hardware.peakFlops["bf16"] ?? hardware.peakFlops["fp32"] ?? 1
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Hardware
+import ModelSpec
+import Planner
+
+/// Where the time of one step goes, in seconds, for the busiest GPU.
+public struct StepTime: Sendable, Equatable {
+    /// Operators limited by arithmetic.
+    public var compute: Double
+    /// Operators limited by memory traffic (weights, KV cache, activations).
+    public var memory: Double
+    /// Communication not hidden behind computation.
+    public var communication: Double
+    /// Kernel launch and other fixed costs.
+    public var overhead: Double
+    /// Communication time before any overlap.
+    public var rawCommunication: Double
+
+    public var total: Double { compute + memory + communication + overhead }
+
+    public enum Bottleneck: String, Sendable { case compute, memory, communication, overhead }
+
+    public var bottleneck: Bottleneck {
+        let parts: [(Bottleneck, Double)] = [(.compute, compute), (.memory, memory), (.communication, communication),
+                                             (.overhead, overhead)]
+        return parts.max { $0.1 < $1.1 }?.0 ?? .compute
+    }
+
+    /// Shares of the step, in percent.
+    public var breakdown: [String: Double] {
+        let t = max(total, 1e-30)
+        return ["compute": 100 * compute / t, "memory": 100 * memory / t,
+                "communication": 100 * communication / t, "overhead": 100 * overhead / t]
+    }
+}
+
+/// What one GPU does in one step of a layout.
+public struct StepShapeOnGPU: Sendable, Equatable {
+    public var phase: StepShape.Phase
+    /// Sequences whose attention this GPU's attention group runs, per GPU (decode batch per GPU).
+    public var sequencesPerGPU: Double
+    /// New tokens per sequence in the step (1 in decode, the prompt chunk in prefill).
+    public var newTokens: Int
+    /// Tokens already cached per sequence before the step.
+    public var context: Int
+}
+
+extension Estimator {
+    /// Time of one step on the busiest GPU of `layout`.
+    ///
+    /// The operator list of `ModelSpec` is priced per GPU: attention and dense parts over the
+    /// attention group (tensor-parallel shares of FLOPs and weights; MLA's latent cache read whole
+    /// by every TP rank), routed experts over the expert-parallel group (tokens of all its GPUs,
+    /// k per token, the placement's busiest GPU, only the experts the batch touches). Each
+    /// operator costs max(FLOPs / (peak × efficiency), bytes / (bandwidth × efficiency)) plus a
+    /// kernel overhead; communication comes from the planner's traffic. With two-batch overlap the
+    /// communication of one half-batch hides behind the computation of the other (see below).
+    static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, shape: StepShapeOnGPU,
+                         weights: WeightFormat, kvCache: KVCacheFormat, imbalance: Double,
+                         localExperts: Int, overlap: Bool) -> StepTime {
+        let gpu = cluster.gpu
+        let tp = Double(layout.attentionGroup)
+        let isMoE = model.moe != nil
+        let group = Double(layout.groupSize(isMoE: isMoE))
+        let stageShare = 1 / Double(layout.pp)
+        // Operators of one sequence, scaled to the attention group's sequences (fractional when a
+        // prompt is longer than one GPU's prefill chunk): everything but the weights grows with it.
+        let groupSequences = shape.sequencesPerGPU * tp
+        let step = StepShape(sequences: 1, newTokens: shape.newTokens, context: shape.context, phase: shape.phase)
+        let ops = model.operators(step: step, options: CostOptions(weights: weights, kvCache: kvCache)).map { op in
+            var scaled = op
+            scaled.flops *= groupSequences
+            scaled.activationBytes *= groupSequences
+            scaled.kvBytes *= groupSequences
+            if op.kind == .embedding { scaled.weightBytes *= groupSequences }
+            return scaled
+        }
+        let groupTokens = groupSequences * Double(shape.newTokens)
+        let bandwidth = gpu.memoryBandwidth * gpu.efficiency.memory
+        let matmulPeak = Efficiency.peak(gpu, format: weights.computeFormat)
+        let attentionPeak = Efficiency.peak(gpu, format: "bf16") * gpu.efficiency.matmul * Efficiency.attentionToMatmul
+        var kvDivisor = 1.0
+        if case let .grouped(a) = model.attention { kvDivisor = min(tp, Double(a.kvHeads)) }
+        let tokensPerGPU = shape.sequencesPerGPU * Double(shape.newTokens)
+
+        var compute = 0.0, memory = 0.0, kernels = 0.0
+        func add(flops: Double, peak: Double, bytes: Double, count: Double) {
+            let c = flops / peak, m = bytes / bandwidth
+            if c >= m { compute += c * count } else { memory += m * count }
+            kernels += count
+        }
+        for op in ops {
+            let count = Double(op.layers) * (op.kind == .embedding || op.name == "output head" || op.name == "final norm"
+                                             ? (layout.pp == 1 ? 1 : stageShare) : stageShare)
+            switch op.kind {
+            case .groupedMatmul:
+                guard let moe = model.moe else { continue }
+                // Every GPU of the stage's expert group contributes its tokens; k copies of each.
+                let pairs = tokensPerGPU * group * Double(moe.expertsPerToken) / Double(layout.ep) * imbalance
+                let perExpert = pairs / Double(max(localExperts, 1))
+                let flopsPerPair = op.flops / max(groupTokens * Double(moe.expertsPerToken), 1e-30)
+                let touched = Double(localExperts) * (1 - pow(1 - Double(moe.expertsPerToken) / Double(moe.routedExperts),
+                                                              tokensPerGPU * group))
+                let bytes = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
+                    + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
+                add(flops: pairs * flopsPerPair / Double(layout.moeTP),
+                    peak: matmulPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count)
+            case .attention:
+                add(flops: op.flops / tp, peak: attentionPeak, bytes: op.kvBytes / kvDivisor + op.activationBytes / tp, count: count)
+            case .matmul:
+                let rows = op.name == "output head" && shape.phase == .prefill ? groupSequences : groupTokens
+                let split = op.name == "router" ? 1 : tp
+                add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows),
+                    bytes: (op.weightBytes + op.activationBytes) / split, count: count)
+            case .embedding, .norm, .routing, .activation:
+                add(flops: op.flops / tp, peak: matmulPeak, bytes: (op.weightBytes + op.activationBytes) / tp, count: count)
+            }
+        }
+
+        // Communication of this GPU's tokens.
+        let dispatchBytes: Double = weights == .bf16 ? 2 : 1
+        let traffic = Traffic.of(model, layout: layout, cluster: cluster, dispatchBytes: dispatchBytes)
+        var upBytes = 0.0, outBytes = 0.0, messages = 0.0
+        for part in traffic.components {
+            // Tensor-parallel collectives move the whole attention group's tokens.
+            let tokens = part.name.hasPrefix("tensor") ? tokensPerGPU * tp : tokensPerGPU
+            var scaleOut = part.scaleOut
+            if shape.phase == .prefill, part.name.hasPrefix("expert"), let moe = model.moe {
+                // DeepEP's normal (prefill) kernels send a token once per remote node and fan it
+                // out over NVLink there; low-latency (decode) kernels send once per expert.
+                scaleOut *= nodeDedup(experts: moe.expertsPerToken, nodes: Int(group) / max(cluster.scaleUpGroup, 1))
+            }
+            upBytes += part.scaleUp * tokens * stageShare
+            outBytes += scaleOut * tokens * stageShare
+            messages += Double(part.messages) * stageShare
+        }
+        var communication = 0.0
+        if upBytes > 0 { communication += upBytes / (gpu.scaleUpBandwidth * gpu.efficiency.scaleUp) }
+        if outBytes > 0 { communication += outBytes / (gpu.scaleOutBandwidth * gpu.efficiency.scaleOut) }
+        communication += messages * (outBytes > 0 ? gpu.scaleOutLatency : gpu.scaleUpLatency)
+        if layout.pp > 1 { communication += Double(layout.pp - 1) * stageShare * gpu.scaleOutLatency }
+
+        // Two-batch overlap runs two half-batches as a two-stage pipeline (compute, communicate):
+        // while one half communicates the other computes, but the first half's computation and
+        // the last half's communication have nothing to hide behind. Step = (C + X)/2 + max(C, X)/2,
+        // so half of the shorter phase stays exposed.
+        let arithmetic = compute + memory
+        var exposed = communication
+        if overlap { exposed = (arithmetic + communication) / 2 + max(arithmetic, communication) / 2 - arithmetic }
+        return StepTime(compute: compute, memory: memory, communication: exposed,
+                        overhead: kernels * Efficiency.kernelOverhead(gpu), rawCommunication: communication)
+    }
+
+    /// Remote nodes a token's k experts land on, over the k copies a per-expert send would make:
+    /// the saving of per-node forwarding. Uniform experts over `nodes` nodes.
+    static func nodeDedup(experts k: Int, nodes: Int) -> Double {
+        guard nodes > 1, k > 0 else { return 1 }
+        let n = Double(nodes)
+        let remoteCopies = Double(k) * (n - 1) / n
+        let remoteNodes = (n - 1) * (1 - pow(1 - 1 / n, Double(k)))
+        return remoteCopies > 0 ? remoteNodes / remoteCopies : 1
+    }
+}
+
