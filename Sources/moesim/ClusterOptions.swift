@@ -23,9 +23,6 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache = "bf16"
 
-    @Option(help: "Context length per sequence, in tokens.")
-    var context = 131_072
-
     @Option(help: "Layout, e.g. attention=dp,tp=1,ep=16,pp=1 (default: search all).")
     var layout: String?
 
@@ -40,7 +37,6 @@ struct DeploymentOptions: ParsableArguments {
         guard KVCacheFormat(rawValue: kvCache) != nil else {
             throw ValidationError("--kv-cache must be bf16 or fp8, got '\(kvCache)'")
         }
-        guard context >= 1 else { throw ValidationError("--context must be at least 1, got \(context)") }
     }
 
     var weightFormat: WeightFormat { WeightFormat(argument: weights) ?? .fp8 }

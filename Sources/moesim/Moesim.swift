@@ -17,7 +17,8 @@ struct Moesim: ParsableCommand {
           moesim --help calibrate
         """,
         version: "0.1.0",
-        subcommands: [Models.self, Inspect.self, HardwareList.self, PlanCommand.self, Calibrate.self]
+        subcommands: [Models.self, Inspect.self, HardwareList.self, PlanCommand.self, EstimateCommand.self,
+                      ValidateCommand.self, CompareCommand.self, ReportCommand.self, Calibrate.self]
     )
 
     /// Parses, runs, and reports errors as one `error:` line on stderr with a non-zero exit.

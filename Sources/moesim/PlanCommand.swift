@@ -22,6 +22,9 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var deployment: DeploymentOptions
 
+    @Option(help: "Context length per sequence, in tokens.")
+    var context = 131_072
+
     @Option(help: "Sequences of the full context to hold at once, across the cluster.")
     var concurrency = 1
 
@@ -40,6 +43,7 @@ struct PlanCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        guard context >= 1 else { throw ValidationError("--context must be at least 1, got \(context)") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1, got \(concurrency)") }
         guard redundantExperts >= 0 else { throw ValidationError("--redundant-experts must not be negative") }
         guard expertSkew >= 0 else { throw ValidationError("--expert-skew must not be negative") }
@@ -50,7 +54,7 @@ struct PlanCommand: ParsableCommand {
         let model = try deployment.loadModel()
         let gpu = try deployment.loadGPU()
         let workload = Workload(weights: deployment.weightFormat, kvCache: deployment.kvFormat,
-                                context: deployment.context, concurrency: concurrency)
+                                context: context, concurrency: concurrency)
         let options = PlanOptions(layout: try deployment.parsedLayout(),
                                   expertLoad: expertSkew > 0 ? .zipf(expertSkew) : .uniform,
                                   redundantExperts: redundantExperts)

@@ -1,0 +1,58 @@
+import Planner
+
+/// Searches layouts and batch sizes for the highest throughput per GPU under latency limits.
+public enum LayoutSearch {
+    public struct Result: Sendable {
+        /// The highest output tokens/s per GPU that meets the limits, if any does.
+        public var best: Estimate?
+        /// Estimates no other beats on both throughput per GPU and tokens/s per user, by
+        /// increasing tokens/s per user: the curve a capacity planner reads.
+        public var pareto: [Estimate]
+        public var evaluated: Int
+    }
+
+    /// Every fitting layout at decode batches 1, 2, 4, … up to the largest that fits (at most
+    /// `Estimator.maxBatchPerGPU`), or at the request's batch when it gives one.
+    public static func search(_ request: EstimateRequest, maxTTFT: Double? = nil, maxTPOT: Double? = nil) -> Result {
+        let gpus = request.cluster.gpuCount
+        let layouts = request.layout.map { [$0] } ?? Array(Set(
+            Layout.enumerate(for: request.model, gpus: gpus, maxStages: 8)
+                + Layout.enumerate(for: request.model, gpus: gpus, maxStages: 8,
+                                   redundantExperts: request.redundantExperts(ep: gpus))
+        )).sorted { $0.description < $1.description }
+        var all: [Estimate] = []
+        for layout in layouts {
+            var probe = request
+            probe.decodeBatchPerGPU = 1
+            guard let first = try? Estimator.estimate(probe, layout: layout), first.plan.fits else { continue }
+            let fitting = max(1, first.plan.maxConcurrentSequences / gpus)
+            var batches: [Int] = []
+            if let fixed = request.decodeBatchPerGPU {
+                batches = [fixed]
+            } else {
+                var b = 1
+                while b <= min(fitting, Estimator.maxBatchPerGPU) { batches.append(b); b *= 2 }
+                if let last = batches.last, last < min(fitting, Estimator.maxBatchPerGPU) {
+                    batches.append(min(fitting, Estimator.maxBatchPerGPU))
+                }
+            }
+            for b in batches {
+                probe.decodeBatchPerGPU = b
+                if let e = try? Estimator.estimate(probe, layout: layout) { all.append(e) }
+            }
+        }
+        let allowed = all.filter { e in
+            (maxTTFT.map { e.timeToFirstToken <= $0 } ?? true) && (maxTPOT.map { e.timePerOutputToken <= $0 } ?? true)
+        }
+        let best = allowed.max { $0.outputTokensPerSecondPerGPU < $1.outputTokensPerSecondPerGPU }
+        // Pareto front: sort by per-user speed descending, keep those that raise per-GPU throughput.
+        var front: [Estimate] = []
+        var bestThroughput = -1.0
+        for e in all.sorted(by: { $0.outputTokensPerSecondPerUser > $1.outputTokensPerSecondPerUser })
+        where e.outputTokensPerSecondPerGPU > bestThroughput {
+            front.append(e)
+            bestThroughput = e.outputTokensPerSecondPerGPU
+        }
+        return Result(best: best, pareto: front.reversed(), evaluated: all.count)
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import Estimator
+import Hardware
+import ModelSpec
+import Planner
+
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Price the same workload for several models, GPUs, formats or architecture what-ifs.",
+        discussion: """
+        Each comma-separated list makes variants; --vary key=a,b,c changes one config field
+        (as --set does). For each variant: the smallest GPU count that holds one sequence of
+        input + output tokens (or --gpus when given), its best layout, and the estimate there.
+
+        Examples:
+          moesim compare --model kimi-k2,qwen3-max-1t,deepseek-v3
+          moesim compare --model kimi-k2 --gpu h200-sxm,b200,mi355x
+          moesim compare --model kimi-k2 --vary n_routed_experts=256,384,512
+          moesim compare --model deepseek-v3 --weights fp8,fp4 --gpu b200 --json
+        """
+    )
+
+    @Option(help: "Comma-separated model presets or config paths.")
+    var model = "kimi-k2"
+
+    @Option(help: "Comma-separated accelerator presets.")
+    var gpu = "h200-sxm"
+
+    @Option(help: "GPUs per variant (default: the smallest count that fits).")
+    var gpus: Int?
+
+    @Option(help: "Comma-separated weight formats.")
+    var weights = "fp8"
+
+    @Option(help: "KV-cache format: bf16 or fp8.")
+    var kvCache = "bf16"
+
+    @Option(help: "One config field and its values: key=a,b,c.")
+    var vary: String?
+
+    @OptionGroup var overrides: OverrideOptions
+    @OptionGroup var workload: WorkloadOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Variant {
+        var label: String
+        var model: ModelSpec
+        var gpu: HardwareSpec
+        var weights: WeightFormat
+    }
+
+    func variants() throws -> [Variant] {
+        let models = model.split(separator: ",").map(String.init)
+        let gpuIDs = gpu.split(separator: ",").map(String.init)
+        let formats = try weights.split(separator: ",").map { text -> WeightFormat in
+            guard let f = WeightFormat(argument: String(text)) else { throw ValidationError("unknown weight format '\(text)'") }
+            return f
+        }
+        var whatIfs: [(String, [(String, String)])] = [("", [])]
+        if let vary {
+            guard let eq = vary.firstIndex(of: "="), eq != vary.startIndex else {
+                throw ValidationError("--vary needs key=a,b,c, got '\(vary)'")
+            }
+            let key = String(vary[..<eq])
+            whatIfs = vary[vary.index(after: eq)...].split(separator: ",").map { ("\(key)=\($0)", [(key, String($0))]) }
+        }
+        var list: [Variant] = []
+        for m in models {
+            for g in gpuIDs {
+                let hardware = try HardwareCatalog.load(g)
+                for f in formats {
+                    for (label, set) in whatIfs {
+                        let spec = try ModelCatalog.load(m, overrides: try overrides.pairs() + set)
+                        var parts = [spec.id]
+                        if gpuIDs.count > 1 || models.count == 1 { parts.append(hardware.id) }
+                        if formats.count > 1 { parts.append(f == .nvfp4 ? "fp4" : f.rawValue) }
+                        if !label.isEmpty { parts.append(label) }
+                        list.append(Variant(label: parts.joined(separator: " "), model: spec, gpu: hardware, weights: f))
+                    }
+                }
+            }
+        }
+        return list
+    }
+
+    func run() throws {
+        guard let kv = KVCacheFormat(rawValue: kvCache) else { throw ValidationError("--kv-cache must be bf16 or fp8") }
+        if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1") }
+        var rows: [[String]] = []
+        var json: [[String: Any]] = []
+        for v in try variants() {
+            let counts = v.model.parameterCounts
+            let context = workload.input + workload.output
+            let planWorkload = Workload(weights: v.weights, kvCache: kv, context: context, concurrency: 1)
+            let minimum = try Planner.minimumGPUs(v.model, gpu: v.gpu, workload: planWorkload)
+            var entry: [String: Any] = [
+                "label": v.label, "model": v.model.id, "gpu": v.gpu.id, "weights": v.weights.rawValue,
+                "total_params": counts.total, "active_params": counts.active, "weight_bytes": v.model.weightBytes(v.weights),
+                "kv_cache_bytes_per_token": v.model.kvCacheBytesPerToken(kv), "min_gpus": minimum.map { $0 as Any } ?? NSNull(),
+            ]
+            var estimate: Estimate? = nil
+            if let n = gpus ?? minimum, let cluster = try? Cluster(gpu: v.gpu, gpuCount: n) {
+                let request = try workload.request(model: v.model, cluster: cluster, layout: nil, weights: v.weights, kvCache: kv)
+                estimate = LayoutSearch.search(request, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot).best
+                entry["gpus"] = n
+            }
+            if let e = estimate {
+                entry["layout"] = e.plan.layout.description
+                entry["input_tokens_per_s_per_gpu"] = e.inputTokensPerSecondPerGPU
+                entry["output_tokens_per_s_per_gpu"] = e.outputTokensPerSecondPerGPU
+                entry["output_tokens_per_s_per_user"] = e.outputTokensPerSecondPerUser
+                entry["tpot_s"] = e.timePerOutputToken
+                entry["ttft_s"] = e.timeToFirstToken
+                if let c = e.costPerMillionOutputTokens { entry["cost_per_million_output_tokens"] = c }
+            }
+            json.append(entry)
+            rows.append([v.label, Output.count(counts.total), Output.count(counts.active), Output.bytes(Double(v.model.weightBytes(v.weights))),
+                         Output.grouped(v.model.kvCacheBytesPerToken(kv)), minimum.map(String.init) ?? "—",
+                         estimate?.plan.layout.description ?? "—",
+                         estimate.map { Output.rate($0.inputTokensPerSecondPerGPU) } ?? "—",
+                         estimate.map { Output.rate($0.outputTokensPerSecondPerGPU) } ?? "—",
+                         estimate.map { Output.seconds($0.timePerOutputToken) } ?? "—",
+                         Output.dollars(estimate?.costPerMillionOutputTokens)])
+        }
+        if output.json {
+            try Output.printJSON(["variants": json, "input_tokens": workload.input, "output_tokens": workload.output])
+            return
+        }
+        print("\(Output.grouped(workload.input)) in / \(Output.grouped(workload.output)) out per request; "
+            + "each variant on the fewest GPUs that hold one sequence\(gpus.map { " (here: \($0) GPUs)" } ?? "")")
+        Output.printColumns(header: ["variant", "total", "active", "weights", "KV B/token", "min GPUs", "best layout",
+                                     "prefill tok/s/GPU", "decode tok/s/GPU", "TPOT", "$/M out"], rows: rows)
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Estimator
+import Hardware
+import ModelSpec
+import Planner
+
+struct EstimateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "estimate",
+        abstract: "Price one configuration: tokens/s, TTFT, TPOT, bottleneck and cost.",
+        discussion: """
+        Without --layout, every layout that fits is tried at decode batches 1, 2, 4, … and the
+        highest output tokens/s per GPU within --max-ttft / --max-tpot is shown, with the Pareto
+        front of throughput per GPU against tokens/s per user.
+
+        Examples:
+          moesim estimate                                         kimi-k2 on 16 × H200
+          moesim estimate --model deepseek-v3 --gpu h100-sxm --gpus 32 --layout attention=dp,tp=1,ep=32,pp=1 \\
+                          --features two-batch-overlap --batch-per-gpu 256 --input 2000 --output 0
+          moesim estimate --max-tpot 0.05 --json
+        """
+    )
+
+    @OptionGroup var deployment: DeploymentOptions
+    @OptionGroup var workload: WorkloadOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let model = try deployment.loadModel()
+        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: deployment.gpus, gpusPerNode: deployment.gpusPerNode)
+        let request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
+                                           weights: deployment.weightFormat, kvCache: deployment.kvFormat)
+        if let layout = request.layout { _ = try layout.validate(for: model, gpus: cluster.gpuCount,
+                                                                   redundantExperts: request.redundantExperts(ep: layout.ep)) }
+        let search = LayoutSearch.search(request, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot)
+        guard let best = search.best else {
+            if search.evaluated == 0 {
+                throw ValidationError("no layout of \(model.id) fits \(cluster.gpuCount) × \(cluster.gpu.id) at "
+                    + "\(workload.input + workload.output) tokens of context (see moesim plan)")
+            }
+            throw ValidationError("no layout and batch meets the latency limits (\(search.evaluated) tried)")
+        }
+        if output.json {
+            var json = EstimateJSON.object(best)
+            json["model"] = model.id
+            json["gpu"] = cluster.gpu.id
+            json["gpus"] = cluster.gpuCount
+            json["pareto"] = search.pareto.map { e -> [String: Any] in
+                ["layout": e.plan.layout.description, "batch_per_gpu": e.decodeBatchPerGPU,
+                 "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,
+                 "output_tokens_per_s_per_user": e.outputTokensPerSecondPerUser]
+            }
+            try Output.printJSON(json)
+            return
+        }
+        EstimateTable.print(best, model: model, cluster: cluster, request: request)
+        print("")
+        print("Pareto front (\(search.evaluated) layout × batch points):")
+        Output.printColumns(header: ["layout", "batch/GPU", "tok/s/GPU", "tok/s/user", "TPOT"], rows: search.pareto.map { e in
+            [e.plan.layout.description, "\(e.decodeBatchPerGPU)", Output.rate(e.outputTokensPerSecondPerGPU),
+             Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.timePerOutputToken)]
+        })
+    }
+}
+
+enum EstimateTable {
+    static func print(_ e: Estimate, model: ModelSpec, cluster: Cluster, request: EstimateRequest) {
+        Swift.print("\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(request.weights.rawValue) weights, "
+            + "\(request.kvCache.rawValue) KV, \(Output.grouped(request.inputTokens)) in / \(Output.grouped(request.outputTokens)) out"
+            + (request.features.isEmpty ? "" : ", " + request.features.map(\.rawValue).sorted().joined(separator: ", ")))
+        Swift.print("layout \(e.plan.layout) (\(e.plan.replicas) replica\(e.plan.replicas == 1 ? "" : "s")), decode batch "
+            + "\(e.decodeBatchPerGPU) per GPU, prefill \(Output.grouped(e.prefillTokensPerGPU)) tokens per GPU per step")
+        Swift.print("")
+        Output.printTable([
+            ("prefill", "\(Output.rate(e.inputTokensPerSecondPerGPU)) input tokens/s per GPU  (\(Output.breakdown(e.prefillStep)))"),
+            ("decode", "\(Output.rate(e.outputTokensPerSecondPerGPU)) output tokens/s per GPU, "
+                + "\(Output.rate(e.outputTokensPerSecondPerUser)) per user  (\(Output.breakdown(e.decodeStep)))"),
+            ("bottleneck", "decode: \(e.decodeStep.bottleneck.rawValue), prefill: \(e.prefillStep.bottleneck.rawValue)"),
+            ("TTFT", Output.seconds(e.timeToFirstToken) + " (one request on an idle system)"),
+            ("TPOT", Output.seconds(e.timePerOutputToken)),
+            ("end to end", Output.seconds(e.endToEndLatency)),
+            ("offline", "\(Output.rate(e.offlineOutputTokensPerSecondPerGPU)) output tokens/s per GPU (prefill + decode)"),
+            ("cost", "\(Output.dollars(e.costPerMillionInputTokens)) per million input tokens, "
+                + "\(Output.dollars(e.costPerMillionOutputTokens)) per million output tokens at "
+                + "\(Output.dollars(e.gpuHourPrice)) per GPU-hour"),
+        ])
+    }
+}

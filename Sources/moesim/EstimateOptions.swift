@@ -1,0 +1,109 @@
+import ArgumentParser
+import Estimator
+import Hardware
+import ModelSpec
+import Planner
+
+/// Workload options of estimate, compare, sweep and report.
+struct WorkloadOptions: ParsableArguments {
+    @Option(help: "Prompt tokens per request.")
+    var input = 4096
+
+    @Option(help: "Generated tokens per request.")
+    var output = 1024
+
+    @Option(help: "Decode sequences per GPU (default: the largest that fits, at most 256).")
+    var batchPerGpu: Int?
+
+    @Option(help: "Prompt tokens one GPU prefills per step (default 8192).")
+    var prefillTokens: Int?
+
+    @Option(help: "Comma-separated serving features: two-batch-overlap, eplb.")
+    var features: String?
+
+    @Option(help: "Share of each prompt served from the prefix cache, in [0, 1).")
+    var prefixCacheHitRate = 0.0
+
+    @Option(help: "Zipf skew of expert popularity (0: uniform routing).")
+    var expertSkew = 0.0
+
+    @Option(help: "USD per GPU-hour (default: the hardware file's price).")
+    var gpuHourPrice: Double?
+
+    @Option(help: "Only layouts and batches whose time to first token is at most this many seconds.")
+    var maxTtft: Double?
+
+    @Option(help: "Only layouts and batches whose time per output token is at most this many seconds.")
+    var maxTpot: Double?
+
+    func validate() throws {
+        guard input >= 1 else { throw ValidationError("--input must be at least 1, got \(input)") }
+        guard output >= 0 else { throw ValidationError("--output must not be negative, got \(output)") }
+        if let b = batchPerGpu, b < 1 { throw ValidationError("--batch-per-gpu must be at least 1, got \(b)") }
+        if let p = prefillTokens, p < 1 { throw ValidationError("--prefill-tokens must be at least 1, got \(p)") }
+        guard prefixCacheHitRate >= 0, prefixCacheHitRate < 1 else {
+            throw ValidationError("--prefix-cache-hit-rate must be in [0, 1), got \(prefixCacheHitRate)")
+        }
+        guard expertSkew >= 0 else { throw ValidationError("--expert-skew must not be negative") }
+        if let p = gpuHourPrice, p <= 0 { throw ValidationError("--gpu-hour-price must be positive, got \(p)") }
+        _ = try parsedFeatures()
+    }
+
+    func parsedFeatures() throws -> Set<EstimateRequest.Feature> {
+        guard let features else { return [] }
+        return Set(try features.split(separator: ",").map { name in
+            guard let f = EstimateRequest.Feature(rawValue: String(name)) else {
+                throw ValidationError("unknown feature '\(name)' (two-batch-overlap, eplb)")
+            }
+            return f
+        })
+    }
+
+    func request(model: ModelSpec, cluster: Cluster, layout: Layout?, weights: WeightFormat,
+                 kvCache: KVCacheFormat) throws -> EstimateRequest {
+        EstimateRequest(model: model, cluster: cluster, layout: layout, weights: weights, kvCache: kvCache,
+                        inputTokens: input, outputTokens: output, decodeBatchPerGPU: batchPerGpu,
+                        prefillTokensPerGPU: prefillTokens, features: try parsedFeatures(),
+                        prefixCacheHitRate: prefixCacheHitRate, expertSkew: expertSkew, gpuHourPrice: gpuHourPrice)
+    }
+}
+
+enum EstimateJSON {
+    static func object(_ e: Estimate) -> [String: Any] {
+        var json: [String: Any] = [
+            "input_tokens_per_s_per_gpu": e.inputTokensPerSecondPerGPU,
+            "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,
+            "output_tokens_per_s_per_user": e.outputTokensPerSecondPerUser,
+            "offline_output_tokens_per_s_per_gpu": e.offlineOutputTokensPerSecondPerGPU,
+            "ttft_s": e.timeToFirstToken, "tpot_s": e.timePerOutputToken, "end_to_end_s": e.endToEndLatency,
+            "bottleneck": e.decodeStep.bottleneck.rawValue,
+            "prefill_bottleneck": e.prefillStep.bottleneck.rawValue,
+            "decode_breakdown_percent": e.decodeStep.breakdown, "prefill_breakdown_percent": e.prefillStep.breakdown,
+            "decode_step_s": e.decodeStep.total, "prefill_step_s": e.prefillStep.total,
+            "batch_per_gpu": e.decodeBatchPerGPU, "prefill_tokens_per_gpu": e.prefillTokensPerGPU,
+            "layout": PlanJSON.layout(e.plan),
+        ]
+        if let c = e.costPerMillionOutputTokens { json["cost_per_million_output_tokens"] = c }
+        if let c = e.costPerMillionInputTokens { json["cost_per_million_input_tokens"] = c }
+        if let p = e.gpuHourPrice { json["gpu_hour_price"] = p }
+        return json
+    }
+}
+
+extension Output {
+    static func seconds(_ s: Double) -> String {
+        s >= 1 ? fixed(s, 2) + " s" : (s >= 1e-3 ? fixed(s * 1e3, 1) + " ms" : fixed(s * 1e6, 0) + " µs")
+    }
+
+    static func rate(_ r: Double) -> String {
+        r >= 1e4 ? Output.grouped(Int(r.rounded())) : fixed(r, r >= 100 ? 0 : 1)
+    }
+
+    static func dollars(_ d: Double?) -> String { d.map { "$" + fixed($0, $0 < 1 ? 3 : 2) } ?? "—" }
+
+    static func breakdown(_ step: StepTime) -> String {
+        let b = step.breakdown
+        return ["compute", "memory", "communication", "overhead"].map { "\($0) \(fixed(b[$0] ?? 0, 0))%" }
+            .joined(separator: ", ")
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Estimator
+import Foundation
+import Hardware
+import ModelSpec
+import Planner
+import TensorCore
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "The main job: model summary, GPUs needed, best layouts, throughput, latency and cost.",
+        discussion: """
+        Defaults: Kimi K2 (1.03 T parameters) in fp8 on H200 nodes: the fewest GPUs that hold one
+        131,072-token sequence, then a cluster of whole nodes that holds 32 of them at once, priced
+        for 4,096-token prompts and 1,024-token answers, and a short measurement of this CPU.
+        Every option of estimate applies.
+
+        Examples:
+          moesim report
+          moesim report --model qwen3-max-1t --gpu b200 --weights fp4
+          moesim report --gpus 32 --features two-batch-overlap --max-tpot 0.05
+        """
+    )
+
+    @Option(help: "Model preset id, config.json path or model folder.")
+    var model = "kimi-k2"
+
+    @Option(help: "Accelerator preset id or hardware file.")
+    var gpu = "h200-sxm"
+
+    @Option(help: "GPUs (default: the fewest whole nodes that hold --concurrency sequences of --context).")
+    var gpus: Int?
+
+    @Option(help: "Sequences of --context tokens the default cluster must hold at once.")
+    var concurrency = 32
+
+    @Option(help: "Weight format: bf16, fp8, fp4, mxfp4 or int4.")
+    var weights = "fp8"
+
+    @Option(help: "KV-cache format: bf16 or fp8.")
+    var kvCache = "bf16"
+
+    @Option(help: "Context to plan for, in tokens.")
+    var context = 131_072
+
+    @Flag(help: "Skip the measurement of this CPU.")
+    var noCpu = false
+
+    @OptionGroup var overrides: OverrideOptions
+    @OptionGroup var workload: WorkloadOptions
+    @OptionGroup var threadOptions: ThreadOptions
+
+    /// Qwen3-Max-Preview list prices (Alibaba Cloud Model Studio, international, USD per million
+    /// tokens, 2025-09): the published price of a hosted 1-trillion-parameter model.
+    static let hostedPrices: [(String, Double)] = [
+        ("input, up to 32K context", 0.861), ("input, 128K–252K context", 2.151), ("output, highest tier", 8.602),
+    ]
+
+    func run() throws {
+        guard let format = WeightFormat(argument: weights) else { throw ValidationError("unknown --weights '\(weights)'") }
+        guard let kv = KVCacheFormat(rawValue: kvCache) else { throw ValidationError("--kv-cache must be bf16 or fp8") }
+        guard context >= 1 else { throw ValidationError("--context must be at least 1") }
+        if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1") }
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        try threadOptions.apply()
+        let spec = try overrides.load(model)
+        let hardware = try HardwareCatalog.load(gpu)
+        let counts = spec.parameterCounts
+
+        print("== \(spec.id): \(Output.count(counts.total)) parameters, \(Output.count(counts.active)) active per token")
+        print("\(spec.modelType), \(spec.layerCount) layers, \(spec.attention.name) attention"
+            + (spec.moe.map { ", \($0.routedExperts) experts, \($0.expertsPerToken) per token" } ?? ""))
+        print("weights \(Output.bytes(Double(spec.weightBytes(format)))) in \(weights); KV cache "
+            + "\(Output.grouped(spec.kvCacheBytesPerToken(kv))) B per token, "
+            + "\(Output.bytes(Double(spec.kvCacheBytes(context: context, format: kv)))) per \(Output.grouped(context))-token sequence")
+        if !spec.overrides.isEmpty {
+            print("overrides: " + spec.overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        }
+
+        let planWorkload = Workload(weights: format, kvCache: kv, context: context, concurrency: 1)
+        let minimum = try Planner.minimumGPUs(spec, gpu: hardware, workload: planWorkload)
+        print("")
+        print("== Memory on \(hardware.name)")
+        guard let minimum else {
+            print("does not fit on up to 4,096 \(hardware.id) GPUs at \(Output.grouped(context)) tokens")
+            return
+        }
+        var serving = planWorkload
+        serving.concurrency = concurrency
+        let forLoad = try Planner.minimumGPUs(spec, gpu: hardware, workload: serving)
+        let perNode = hardware.scaleUpDomain
+        let wholeNodes = forLoad.map { $0 <= perNode ? $0 : ($0 + perNode - 1) / perNode * perNode }
+        guard let chosen = gpus ?? wholeNodes else {
+            print("fewest GPUs for one \(Output.grouped(context))-token sequence: \(minimum); \(concurrency) do not fit on 4,096")
+            return
+        }
+        print("fewest GPUs for one \(Output.grouped(context))-token sequence: \(minimum); for \(concurrency) at once: "
+            + "\(forLoad.map(String.init) ?? "more than 4,096"); planning on \(chosen)")
+        let cluster = try Cluster(gpu: hardware, gpuCount: chosen)
+        let plan = try Planner.plan(spec, cluster: cluster, workload: serving, alternatives: [])
+        if let best = plan.best {
+            PlanTable.printMemory(best.memory, gpu: hardware)
+            print("most sequences of \(Output.grouped(context)) tokens: \(Output.grouped(best.maxConcurrentSequences)) (\(best.layout))")
+        }
+        if let reason = plan.reason { print("infeasible: \(reason)") }
+
+        print("")
+        print("== Throughput and latency (\(Output.grouped(workload.input)) in / \(Output.grouped(workload.output)) out)")
+        let request = try workload.request(model: spec, cluster: cluster, layout: nil, weights: format, kvCache: kv)
+        let search = LayoutSearch.search(request, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot)
+        if let best = search.best {
+            EstimateTable.print(best, model: spec, cluster: cluster, request: request)
+            print("")
+            print("best layouts by throughput per GPU:")
+            var seen = Set<String>()
+            let top = search.pareto.sorted { $0.outputTokensPerSecondPerGPU > $1.outputTokensPerSecondPerGPU }
+                .filter { seen.insert($0.plan.layout.description).inserted }.prefix(3)
+            Output.printColumns(header: ["layout", "batch/GPU", "tok/s/GPU", "tok/s/user", "TTFT", "TPOT"], rows: top.map { e in
+                [e.plan.layout.description, "\(e.decodeBatchPerGPU)", Output.rate(e.outputTokensPerSecondPerGPU),
+                 Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.timeToFirstToken), Output.seconds(e.timePerOutputToken)]
+            })
+            print("")
+            print("== Cost per million tokens beside a hosted 1 T model (Qwen3-Max-Preview list prices)")
+            Output.printColumns(header: ["", "this deployment", "hosted price"], rows: [
+                ["input", Output.dollars(best.costPerMillionInputTokens), "$0.861 (≤32K) · $2.151 (128K–252K)"],
+                ["output", Output.dollars(best.costPerMillionOutputTokens), "up to $8.602"],
+            ])
+            print("  (GPU time only, at \(Output.dollars(best.gpuHourPrice)) per GPU-hour and full utilisation)")
+        } else {
+            print("no layout and batch meets the limits")
+        }
+
+        guard !noCpu else { return }
+        print("")
+        print("== This CPU (a short moesim calibrate)")
+        let cpu = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
+        Output.printTable([
+            ("GEMM 1024³", "\(Output.fixed(cpu.gemmFlops / 1e9)) GFLOP/s (raw OpenBLAS \(Output.fixed(cpu.blasGemmFlops / 1e9)))"),
+            ("memory", "\(Output.fixed(cpu.memoryBandwidth / 1e9)) GB/s (triad over 384 MiB)"),
+            ("threads", "\(cpu.threads), OpenBLAS \(BLASCore.name) kernels"),
+        ])
+        print("  the scaled-down CPU run of \(spec.id) (measured against predicted speed) needs the runtime: "
+            + "not built yet")
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import ConfigFile
+import Estimator
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Run the estimator on a measurements file and print the error of each entry.",
+        discussion: """
+        FILE is a moesim-measurements/1 file (default: configs/validation/published.json, the
+        published measurements). error = predicted / measured − 1. docs/validation.md explains
+        where the remaining error comes from.
+
+        Examples:
+          moesim validate
+          moesim validate my-measurements.json --json
+        """
+    )
+
+    @Argument(help: "Measurements file.")
+    var file: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let path: String
+        if let file { path = file } else {
+            guard let root = ConfigDirectory.locate() else {
+                throw ValidationError("no configs folder found; pass a measurements FILE")
+            }
+            path = root + "/validation/published.json"
+        }
+        let report = try Validation.run(file: path)
+        if output.json {
+            var json: [String: Any] = ["file": path, "entries": report.entries.map { e -> [String: Any] in
+                var entry: [String: Any] = ["id": e.id, "metric": e.metric, "measured": e.measured]
+                if let p = e.predicted { entry["predicted"] = p }
+                if let err = e.error { entry["error"] = err }
+                if let s = e.skipped { entry["skipped"] = s }
+                if let l = e.layout { entry["layout"] = l }
+                if let b = e.bottleneck { entry["bottleneck"] = b }
+                return entry
+            }]
+            if let m = report.medianAbsoluteError { json["median_abs_error"] = m }
+            try Output.printJSON(json)
+            return
+        }
+        Output.printColumns(header: ["entry", "measured", "predicted", "error", "bottleneck", "layout"], rows: report.entries.map { e in
+            guard let p = e.predicted, let err = e.error else {
+                return [e.id, Output.rate(e.measured), "skipped", "", e.skipped ?? "", ""]
+            }
+            return [e.id, Output.rate(e.measured), Output.rate(p), (err >= 0 ? "+" : "") + Output.fixed(100 * err, 0) + "%",
+                    e.bottleneck ?? "", e.layout ?? ""]
+        })
+        if let m = report.medianAbsoluteError {
+            print("median |error| \(Output.fixed(100 * m, 1))% over \(report.entries.compactMap(\.error).count) entries")
+        }
+    }
+}
