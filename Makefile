@@ -7,10 +7,9 @@ deps:
 build: deps
 	swift build -c release
 
-# The main job. Until `moesim report` exists: measure the CPU and inspect the default 1 T model.
+# The main job: Kimi K2 (1 T parameters) on H200 nodes, and a short measurement of this CPU.
 report: build
-	.build/release/moesim calibrate
-	.build/release/moesim inspect kimi-k2
+	.build/release/moesim report
 
 test: deps
 	swift test

@@ -8,7 +8,9 @@ public enum LayoutSearch {
         /// Estimates no other beats on both throughput per GPU and tokens/s per user, by
         /// increasing tokens/s per user: the curve a capacity planner reads.
         public var pareto: [Estimate]
-        public var evaluated: Int
+        /// Every point evaluated, by layout then batch.
+        public var all: [Estimate]
+        public var evaluated: Int { all.count }
     }
 
     /// Every fitting layout at decode batches 1, 2, 4, … up to the largest that fits (at most
@@ -53,6 +55,6 @@ public enum LayoutSearch {
             front.append(e)
             bestThroughput = e.outputTokensPerSecondPerGPU
         }
-        return Result(best: best, pareto: front.reversed(), evaluated: all.count)
+        return Result(best: best, pareto: front.reversed(), all: all)
     }
 }
