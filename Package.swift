@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "ModelSpec", targets: ["ModelSpec"]),
         .library(name: "Hardware", targets: ["Hardware"]),
+        .library(name: "Planner", targets: ["Planner"]),
+        .library(name: "Estimator", targets: ["Estimator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

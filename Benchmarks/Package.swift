@@ -26,5 +26,17 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Xcc", "-march=x86-64-v3"], .when(platforms: [.linux]))],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        .executableTarget(
+            name: "EstimatorBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Estimator", package: moesimFolder),
+                .product(name: "Planner", package: moesimFolder),
+                .product(name: "ModelSpec", package: moesimFolder),
+                .product(name: "Hardware", package: moesimFolder),
+            ],
+            path: "Benchmarks/EstimatorBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
     ]
 )

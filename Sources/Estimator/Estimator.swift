@@ -123,6 +123,26 @@ public enum Estimator {
 
     /// Prices the request on one layout.
     public static func estimate(_ request: EstimateRequest, layout: Layout) throws -> Estimate {
+        let prepared = try prepare(request, layout: layout)
+        return finish(prepared, batch: request.decodeBatchPerGPU ?? prepared.largestBatch)
+    }
+
+    /// What does not depend on the decode batch: the plan, the prefill and the time to first token.
+    struct Prepared {
+        var request: EstimateRequest
+        var layout: Layout
+        var plan: LayoutPlan
+        var imbalance: Double
+        var localExperts: Int
+        var prefill: StepTime
+        var inputRate: Double
+        var ttft: Double
+        var chunk: Int
+        /// The largest decode batch per GPU that fits, at most `maxBatchPerGPU`.
+        var largestBatch: Int
+    }
+
+    static func prepare(_ request: EstimateRequest, layout: Layout) throws -> Prepared {
         let model = request.model, cluster = request.cluster
         let context = request.inputTokens + request.outputTokens
         let redundant = request.redundantExperts(ep: layout.ep)
@@ -132,7 +152,6 @@ public enum Estimator {
                                   redundantExperts: redundant)
         let plan = try Planner.evaluate(model, cluster: cluster, workload: workload, layout: layout, options: options)
         let fitting = max(1, plan.maxConcurrentSequences / cluster.gpuCount)
-        let batch = request.decodeBatchPerGPU ?? min(fitting, maxBatchPerGPU)
         let imbalance = plan.placement?.imbalance ?? 1
         let localExperts = plan.placement?.experts.map(\.count).max() ?? 0
         let overlap = request.features.contains(.twoBatchOverlap)
@@ -155,25 +174,33 @@ public enum Estimator {
         let ttft = Double(layout.pp) * stepTime(model, cluster: cluster, layout: layout, shape: alone,
                                                 weights: request.weights, kvCache: request.kvCache, imbalance: imbalance,
                                                 localExperts: localExperts, overlap: overlap).total
+        return Prepared(request: request, layout: layout, plan: plan, imbalance: imbalance, localExperts: localExperts,
+                        prefill: prefill, inputRate: inputRate, ttft: ttft, chunk: chunk,
+                        largestBatch: min(fitting, maxBatchPerGPU))
+    }
 
+    /// Adds the decode step at `batch` sequences per GPU.
+    static func finish(_ p: Prepared, batch: Int) -> Estimate {
+        let request = p.request, layout = p.layout
         // Decode at the mean context of the generation.
         let decodeShape = StepShapeOnGPU(phase: .decode, sequencesPerGPU: Double(batch), newTokens: 1,
                                          context: request.inputTokens + request.outputTokens / 2)
-        let decode = stepTime(model, cluster: cluster, layout: layout, shape: decodeShape, weights: request.weights,
-                              kvCache: request.kvCache, imbalance: imbalance, localExperts: localExperts, overlap: overlap)
+        let decode = stepTime(request.model, cluster: request.cluster, layout: layout, shape: decodeShape,
+                              weights: request.weights, kvCache: request.kvCache, imbalance: p.imbalance,
+                              localExperts: p.localExperts, overlap: request.features.contains(.twoBatchOverlap))
         let tpot = Double(layout.pp) * decode.total
         let outputRate = Double(batch) / tpot
-        let prefillSecondsPerSequence = Double(request.inputTokens) / inputRate
+        let prefillSecondsPerSequence = Double(request.inputTokens) / p.inputRate
         let offline = request.outputTokens > 0
             ? Double(request.outputTokens) / (prefillSecondsPerSequence + Double(request.outputTokens) / outputRate) : 0
-        let price = request.gpuHourPrice ?? cluster.gpu.gpuHourPrice
+        let price = request.gpuHourPrice ?? request.cluster.gpu.gpuHourPrice
         return Estimate(
-            plan: plan, decodeBatchPerGPU: batch, prefillTokensPerGPU: chunk, prefillStep: prefill, decodeStep: decode,
-            inputTokensPerSecondPerGPU: inputRate, outputTokensPerSecondPerGPU: outputRate,
-            outputTokensPerSecondPerUser: 1 / tpot, timeToFirstToken: ttft, timePerOutputToken: tpot,
-            endToEndLatency: ttft + Double(request.outputTokens) * tpot,
+            plan: p.plan, decodeBatchPerGPU: batch, prefillTokensPerGPU: p.chunk, prefillStep: p.prefill, decodeStep: decode,
+            inputTokensPerSecondPerGPU: p.inputRate, outputTokensPerSecondPerGPU: outputRate,
+            outputTokensPerSecondPerUser: 1 / tpot, timeToFirstToken: p.ttft, timePerOutputToken: tpot,
+            endToEndLatency: p.ttft + Double(request.outputTokens) * tpot,
             offlineOutputTokensPerSecondPerGPU: offline, gpuHourPrice: price,
-            costPerMillionInputTokens: price.map { $0 / 3600 / inputRate * 1e6 },
+            costPerMillionInputTokens: price.map { $0 / 3600 / p.inputRate * 1e6 },
             costPerMillionOutputTokens: price.map { $0 / 3600 / outputRate * 1e6 })
     }
 }

@@ -24,24 +24,17 @@ public enum LayoutSearch {
         )).sorted { $0.description < $1.description }
         var all: [Estimate] = []
         for layout in layouts {
-            var probe = request
-            probe.decodeBatchPerGPU = 1
-            guard let first = try? Estimator.estimate(probe, layout: layout), first.plan.fits else { continue }
-            let fitting = max(1, first.plan.maxConcurrentSequences / gpus)
+            // The plan, prefill and TTFT do not depend on the decode batch: priced once per layout.
+            guard let prepared = try? Estimator.prepare(request, layout: layout), prepared.plan.fits else { continue }
             var batches: [Int] = []
             if let fixed = request.decodeBatchPerGPU {
                 batches = [fixed]
             } else {
                 var b = 1
-                while b <= min(fitting, Estimator.maxBatchPerGPU) { batches.append(b); b *= 2 }
-                if let last = batches.last, last < min(fitting, Estimator.maxBatchPerGPU) {
-                    batches.append(min(fitting, Estimator.maxBatchPerGPU))
-                }
+                while b <= prepared.largestBatch { batches.append(b); b *= 2 }
+                if let last = batches.last, last < prepared.largestBatch { batches.append(prepared.largestBatch) }
             }
-            for b in batches {
-                probe.decodeBatchPerGPU = b
-                if let e = try? Estimator.estimate(probe, layout: layout) { all.append(e) }
-            }
+            all += batches.map { Estimator.finish(prepared, batch: $0) }
         }
         let allowed = all.filter { e in
             (maxTTFT.map { e.timeToFirstToken <= $0 } ?? true) && (maxTPOT.map { e.timePerOutputToken <= $0 } ?? true)
