@@ -33,13 +33,13 @@ let package = Package(
         .target(name: "ConfigFile"),
         .target(name: "ModelSpec", dependencies: ["ConfigFile"]),
         .target(name: "Hardware", dependencies: ["ConfigFile"]),
-        .target(name: "Runtime", dependencies: ["TensorCore", "ModelSpec"], swiftSettings: simdFlags),
+        .target(name: "Runtime", dependencies: ["TensorCore", "ModelSpec", "ConfigFile"], swiftSettings: simdFlags),
         .target(name: "Planner", dependencies: ["ModelSpec", "Hardware"]),
         .target(name: "Estimator", dependencies: ["Planner", "ModelSpec", "Hardware", "ConfigFile"]),
         .executableTarget(
             name: "moesim",
             dependencies: [
-                "TensorCore", "ModelSpec", "Hardware", "Planner", "Estimator",
+                "TensorCore", "ModelSpec", "Hardware", "Planner", "Estimator", "Runtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,6 +47,7 @@ let package = Package(
         .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec"], exclude: ["Fixtures"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ModelSpec", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "EstimatorTests", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
     ]
 )

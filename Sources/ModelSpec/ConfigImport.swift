@@ -37,6 +37,10 @@ extension ModelSpec {
             values[key] = ModelSpec.parseOverride(text)
             applied[key] = text
         }
+        // Newer transformers (5.x) write some fields under another name: read them as the old one.
+        for (newer, older) in ModelDefaults.aliases[modelType] ?? [:] where values[older] == nil {
+            if let value = values[newer] { values[older] = value }
+        }
         for (key, value) in defaults where values[key] == nil && !(value is NSNullMarker) {
             values[key] = value
         }

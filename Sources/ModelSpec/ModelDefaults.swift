@@ -84,6 +84,13 @@ enum ModelDefaults {
     ] }
 }
 
+extension ModelDefaults {
+    /// Field names transformers 5 writes in place of older ones, by model type: newer → older.
+    static var aliases: [String: [String: String]] {
+        ["qwen3_moe": ["num_local_experts": "num_experts"], "qwen2_moe": ["num_local_experts": "num_experts"]]
+    }
+}
+
 /// Marks a key moesim reads whose transformers default is None: known (so `--set` may name it),
 /// but nothing is filled in when a file leaves it out.
 enum NSNullMarker { case none }

@@ -64,6 +64,14 @@ func importError(_ json: String, overrides: [(String, String)] = []) -> String {
         if case let .grouped(a) = llama.attention { #expect(a.kvHeads == 4 && a.headDim == 16) }
     }
 
+    /// transformers 5 saves Qwen3-MoE's expert count as num_local_experts.
+    @Test func newerFieldNamesAreRead() throws {
+        let s = try spec(#"{"model_type": "qwen3_moe", "num_local_experts": 8, "num_experts_per_tok": 2}"#)
+        #expect(s.moe?.routedExperts == 8)
+        let both = try spec(#"{"model_type": "qwen3_moe", "num_local_experts": 8, "num_experts": 16}"#)
+        #expect(both.moe?.routedExperts == 16)
+    }
+
     @Test func newerRopeParametersAreRead() throws {
         let s = try spec(#"{"model_type": "llama", "rope_parameters": {"rope_type": "linear", "factor": 4.0, "rope_theta": 500000.0}}"#)
         #expect(s.rope.theta == 500_000 && s.rope.scaling == .linear(factor: 4))

@@ -1,0 +1,28 @@
+/// The KV cache of one sequence: per layer, what attention keeps of each past token. GQA keeps
+/// keys and values of every KV head (after RoPE); MLA keeps the normalised latent and the shared
+/// rotary key, (kv_lora_rank + qk_rope_head_dim) floats per token, and expands them when it attends.
+public struct SequenceCache: Sendable {
+    /// Tokens already in the cache: the position of the next token.
+    public private(set) var length = 0
+    var keys: [[Float]]
+    var values: [[Float]]
+
+    init(layers: Int, reserve tokens: Int, keyWidth: Int, valueWidth: Int) {
+        keys = Array(repeating: [], count: layers)
+        values = Array(repeating: [], count: layers)
+        for i in 0..<layers {
+            keys[i].reserveCapacity(tokens * keyWidth)
+            values[i].reserveCapacity(tokens * valueWidth)
+        }
+    }
+
+    mutating func append(layer: Int, keys k: UnsafeBufferPointer<Float>, values v: UnsafeBufferPointer<Float>) {
+        keys[layer].append(contentsOf: k)
+        values[layer].append(contentsOf: v)
+    }
+
+    mutating func advance(by tokens: Int) { length += tokens }
+
+    /// Bytes held, as Float32.
+    public var byteCount: Int { 4 * (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count }) }
+}

@@ -1,0 +1,218 @@
+import ModelSpec
+import TensorCore
+
+/// Where weights come from: a HuggingFace folder, or a seeded random initialisation.
+public enum WeightSource: Sendable {
+    case folder(SafeTensorsFolder)
+    /// Linear weights uniform with the standard deviation of transformers' init (0.02), norms at
+    /// one, each tensor from its own stream of the seed so that any subset is reproducible.
+    case random(seed: UInt64)
+
+    func tensor(_ name: String, _ shape: [Int], norm: Bool = false) throws -> Tensor {
+        switch self {
+        case let .folder(f):
+            return try f.tensor(name, shape: shape)
+        case let .random(seed):
+            if norm { return try Tensor(shape: shape) { 1 } }
+            var rng = SplitMix64(seed: seed ^ WeightSource.hash(name))
+            // Uniform on [-a, a) has standard deviation a / √3: a = 0.02·√3.
+            return try Tensor(shape: shape) { rng.nextSigned() * 0.034_641 }
+        }
+    }
+
+    func has(_ name: String) -> Bool {
+        if case let .folder(f) = self { return f.has(name) }
+        return true
+    }
+
+    /// FNV-1a of the name: a stable per-tensor seed.
+    static func hash(_ name: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return h
+    }
+}
+
+/// Storage format of the linear weights on the CPU.
+public enum CPUWeightFormat: String, Sendable, CaseIterable {
+    case f32, bf16
+
+    func matrix(_ tensor: Tensor) throws -> WeightMatrix {
+        switch self {
+        case .f32: try WeightMatrix(f32: tensor)
+        case .bf16: .bf16(try BF16Matrix(tensor))
+        }
+    }
+}
+
+/// Rows of several matrices stacked into one, so that q/k/v or gate/up run as one GEMM.
+func stacked(_ parts: [Tensor]) throws -> Tensor {
+    let cols = parts.first?.shape[1] ?? 0
+    var values: [Float] = []
+    values.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+    for p in parts { values += p.elements }
+    return try Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }, cols], elements: values)
+}
+
+struct GQAWeights {
+    var qkv: WeightMatrix
+    var qkvBias: [Float]?
+    var output: WeightMatrix
+    var qNorm: [Float]?
+    var kNorm: [Float]?
+}
+
+struct MLAWeights {
+    /// q_a_proj and kv_a_proj_with_mqa stacked: both read the layer input.
+    var down: WeightMatrix
+    var qNorm: [Float]?
+    var qUp: WeightMatrix
+    var kvNorm: [Float]
+    var kvUp: WeightMatrix
+    var output: WeightMatrix
+}
+
+enum AttentionWeights {
+    case grouped(GQAWeights)
+    case latent(MLAWeights)
+}
+
+struct MLPWeights {
+    /// gate and up stacked: [2 × intermediate, hidden].
+    var gateUp: WeightMatrix
+    var down: WeightMatrix
+    var intermediate: Int { down.cols }
+}
+
+struct MoEWeights {
+    /// hidden → experts, kept in Float32 as the reference routers compute in Float32.
+    var router: Tensor
+    var routerBias: [Float]?
+    var correctionBias: [Float]?
+    var experts: [MLPWeights]
+    var expertsGateUp: [WeightMatrix] { experts.map(\.gateUp) }
+    var expertsDown: [WeightMatrix] { experts.map(\.down) }
+    var shared: MLPWeights?
+    var sharedGate: Tensor?
+}
+
+enum FeedForwardWeights {
+    case dense(MLPWeights)
+    case moe(MoEWeights)
+}
+
+struct LayerWeights {
+    var inputNorm: [Float]
+    var postNorm: [Float]
+    var attention: AttentionWeights
+    var feedForward: FeedForwardWeights
+}
+
+struct ModelWeights {
+    var embedding: Tensor
+    var layers: [LayerWeights]
+    var finalNorm: [Float]
+    var head: WeightMatrix
+
+    /// Bytes of all linear weights and the embedding as stored.
+    var byteCount: Int {
+        var total = embedding.count * 4 + head.byteCount
+        for layer in layers {
+            switch layer.attention {
+            case let .grouped(a): total += a.qkv.byteCount + a.output.byteCount
+            case let .latent(a): total += a.down.byteCount + a.qUp.byteCount + a.kvUp.byteCount + a.output.byteCount
+            }
+            switch layer.feedForward {
+            case let .dense(m): total += m.gateUp.byteCount + m.down.byteCount
+            case let .moe(m):
+                total += m.router.count * 4 + m.experts.reduce(0) { $0 + $1.gateUp.byteCount + $1.down.byteCount }
+                if let s = m.shared { total += s.gateUp.byteCount + s.down.byteCount }
+            }
+        }
+        return total
+    }
+
+    /// Loads every tensor the spec needs under transformers' names.
+    static func load(_ spec: ModelSpec, from source: WeightSource, format: CPUWeightFormat) throws -> ModelWeights {
+        let h = spec.hiddenSize
+        func vector(_ name: String, _ n: Int, norm: Bool = false) throws -> [Float] {
+            try source.tensor(name, [n], norm: norm).elements
+        }
+        func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
+            let gate = try source.tensor("\(prefix).\(names.0).weight", [size, h])
+            let up = try source.tensor("\(prefix).\(names.1).weight", [size, h])
+            let down = try source.tensor("\(prefix).\(names.2).weight", [h, size])
+            return MLPWeights(gateUp: try format.matrix(stacked([gate, up])), down: try format.matrix(down))
+        }
+        var layers: [LayerWeights] = []
+        for (i, layer) in spec.layers.enumerated() {
+            let p = "model.layers.\(i)"
+            let attention: AttentionWeights
+            switch spec.attention {
+            case let .grouped(a):
+                let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
+                let parts = try [("q_proj", q), ("k_proj", kv), ("v_proj", kv)].map { try source.tensor("\(p).self_attn.\($0.0).weight", [$0.1, h]) }
+                var bias: [Float]? = nil
+                if a.qkvBias {
+                    bias = try vector("\(p).self_attn.q_proj.bias", q) + vector("\(p).self_attn.k_proj.bias", kv)
+                        + vector("\(p).self_attn.v_proj.bias", kv)
+                }
+                attention = .grouped(GQAWeights(
+                    qkv: try format.matrix(stacked(parts)), qkvBias: bias,
+                    output: try format.matrix(source.tensor("\(p).self_attn.o_proj.weight", [h, q])),
+                    qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.headDim, norm: true) : nil,
+                    kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.headDim, norm: true) : nil))
+            case let .latent(a):
+                let kvDown = try source.tensor("\(p).self_attn.kv_a_proj_with_mqa.weight", [a.kvLoraRank + a.qkRopeHeadDim, h])
+                let down: Tensor, qUp: Tensor, qNorm: [Float]?
+                if let rank = a.qLoraRank {
+                    down = try stacked([source.tensor("\(p).self_attn.q_a_proj.weight", [rank, h]), kvDown])
+                    qNorm = try vector("\(p).self_attn.q_a_layernorm.weight", rank, norm: true)
+                    qUp = try source.tensor("\(p).self_attn.q_b_proj.weight", [a.heads * a.qkHeadDim, rank])
+                } else {
+                    down = kvDown
+                    qNorm = nil
+                    qUp = try source.tensor("\(p).self_attn.q_proj.weight", [a.heads * a.qkHeadDim, h])
+                }
+                attention = .latent(MLAWeights(
+                    down: try format.matrix(down), qNorm: qNorm, qUp: try format.matrix(qUp),
+                    kvNorm: try vector("\(p).self_attn.kv_a_layernorm.weight", a.kvLoraRank, norm: true),
+                    kvUp: try format.matrix(source.tensor("\(p).self_attn.kv_b_proj.weight",
+                                                          [a.heads * (a.qkNopeHeadDim + a.vHeadDim), a.kvLoraRank])),
+                    output: try format.matrix(source.tensor("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim]))))
+            }
+            let feedForward: FeedForwardWeights
+            switch layer.feedForward {
+            case let .dense(size):
+                feedForward = .dense(try mlp("\(p).mlp", size))
+            case .moe:
+                guard let moe = spec.moe else { throw RuntimeError.unsupported("MoE layer without experts") }
+                let mixtral = spec.modelType == "mixtral"
+                let block = mixtral ? "\(p).block_sparse_moe" : "\(p).mlp"
+                let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
+                let experts = try (0..<moe.routedExperts).map {
+                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names)
+                }
+                var shared: MLPWeights? = nil
+                if moe.sharedIntermediateSize > 0 {
+                    let name = spec.modelType == "qwen2_moe" ? "\(block).shared_expert" : "\(block).shared_experts"
+                    shared = try mlp(name, moe.sharedIntermediateSize)
+                }
+                feedForward = .moe(MoEWeights(
+                    router: try source.tensor("\(block).gate.weight", [moe.routedExperts, h]),
+                    routerBias: nil,
+                    correctionBias: moe.correctionBias ? try vector("\(block).gate.e_score_correction_bias", moe.routedExperts) : nil,
+                    experts: experts, shared: shared,
+                    sharedGate: moe.sharedExpertGate ? try source.tensor("\(block).shared_expert_gate.weight", [1, h]) : nil))
+            }
+            layers.append(LayerWeights(inputNorm: try vector("\(p).input_layernorm.weight", h, norm: true),
+                                       postNorm: try vector("\(p).post_attention_layernorm.weight", h, norm: true),
+                                       attention: attention, feedForward: feedForward))
+        }
+        let embedding = try source.tensor("model.embed_tokens.weight", [spec.vocabSize, h])
+        let headName = spec.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+        return ModelWeights(embedding: embedding, layers: layers,
+                            finalNorm: try vector("model.norm.weight", h, norm: true),
+                            head: try format.matrix(source.tensor(headName, [spec.vocabSize, h])))
+    }
+}

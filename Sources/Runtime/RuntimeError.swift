@@ -1,0 +1,22 @@
+/// Errors of the CPU runtime, each naming what to fix.
+public enum RuntimeError: Error, Equatable, CustomStringConvertible {
+    case corruptFile(file: String, reason: String)
+    case missingTensor(name: String, folder: String)
+    case tensorShape(name: String, expected: [Int], found: [Int])
+    case unsupportedDType(name: String, dtype: String)
+    case tokenOutOfRange(token: Int, vocabulary: Int)
+    case invalidScale(dimension: String, reason: String)
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case let .corruptFile(file, reason): "\(file): \(reason)"
+        case let .missingTensor(name, folder): "tensor '\(name)' is missing from the safetensors files in \(folder)"
+        case let .tensorShape(name, expected, found): "tensor '\(name)' has shape \(found), expected \(expected)"
+        case let .unsupportedDType(name, dtype): "tensor '\(name)' has dtype \(dtype); supported: F32, BF16, F16"
+        case let .tokenOutOfRange(token, vocabulary): "token id \(token) is outside the vocabulary 0..<\(vocabulary)"
+        case let .invalidScale(dimension, reason): "cannot scale \(dimension): \(reason)"
+        case let .unsupported(text): text
+        }
+    }
+}

@@ -1,0 +1,102 @@
+"""Builds the runtime's parity fixtures with HuggingFace transformers (an independent implementation).
+
+For each architecture: a tiny random-weight model (seeded), saved with save_pretrained as float32
+safetensors, plus expected.json holding the prompt ids, the logits of every prompt position, the
+experts each router selected per token per MoE layer, and the greedy continuation of 8 tokens.
+
+Run once (CI only reads the results):
+    python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install torch==2.13.0+cpu transformers safetensors
+    /tmp/fixvenv/bin/python Tests/RuntimeTests/Fixtures/make_fixtures.py
+"""
+import json
+import os
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
+NEW_TOKENS = 8
+
+common = dict(vocab_size=128, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+              rms_norm_eps=1e-6, tie_word_embeddings=False, torch_dtype="float32")
+
+configs = {
+    "mixtral": MixtralConfig(**common, intermediate_size=96, num_hidden_layers=2, num_local_experts=6,
+                             num_experts_per_tok=2, rope_theta=10000.0, sliding_window=None),
+    "qwen3_moe": Qwen3MoeConfig(**common, intermediate_size=128, moe_intermediate_size=48, num_hidden_layers=2,
+                                num_experts=8, num_experts_per_tok=3, norm_topk_prob=True, head_dim=32,
+                                decoder_sparse_step=1, mlp_only_layers=[], rope_theta=1000000.0),
+    "deepseek_v3": DeepseekV3Config(**{**common, "num_key_value_heads": 4}, intermediate_size=128, moe_intermediate_size=32,
+                                    num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=16, n_shared_experts=1,
+                                    num_experts_per_tok=4, n_group=4, topk_group=2, routed_scaling_factor=2.5,
+                                    norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
+                                    qk_rope_head_dim=8, v_head_dim=16, rope_theta=10000.0, rope_scaling=None,
+                                    rope_interleave=True),
+}
+
+
+def capture_routing(model, name):
+    """Forward hooks that record the experts chosen per token in every MoE layer."""
+    chosen = {}
+    hooks = []
+    for index, layer in enumerate(model.model.layers):
+        mlp = layer.mlp
+        if name == "deepseek_v3":
+            gate = getattr(mlp, "gate", None)
+            if gate is None or not hasattr(gate, "e_score_correction_bias"):
+                continue
+            def hook(module, args, output, index=index):
+                chosen[index] = sorted_rows(output[2])
+        else:
+            gate = getattr(mlp, "gate", None) or getattr(mlp, "router", None)
+            if gate is None:
+                continue
+            k = model.config.num_experts_per_tok
+            def hook(module, args, output, index=index, k=k):
+                logits = output[0] if isinstance(output, tuple) else output
+                chosen[index] = sorted_rows(torch.topk(torch.softmax(logits.float(), dim=-1), k, dim=-1)[1])
+        hooks.append(gate.register_forward_hook(hook))
+    return chosen, hooks
+
+
+def sorted_rows(indices):
+    return [sorted(int(i) for i in row) for row in indices.reshape(-1, indices.shape[-1]).tolist()]
+
+
+for name, config in configs.items():
+    torch.manual_seed(1234)
+    model = AutoModelForCausalLM.from_config(config).float().eval()
+    with torch.no_grad():
+        if name == "deepseek_v3":
+            # A non-zero selection bias, so that biased selection is exercised.
+            for layer in model.model.layers:
+                if hasattr(layer.mlp, "gate") and hasattr(layer.mlp.gate, "e_score_correction_bias"):
+                    layer.mlp.gate.e_score_correction_bias.copy_(torch.randn(config.n_routed_experts) * 0.5)
+                    layer.mlp.gate.weight.normal_(0, 0.5)
+        for p in model.parameters():
+            if p.dim() == 1 and p.abs().sum() == p.numel():  # norms initialised to ones: perturb
+                p.add_(torch.randn_like(p) * 0.1)
+    folder = os.path.join(HERE, name)
+    os.makedirs(folder, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    chosen, hooks = capture_routing(model, name)
+    ids = torch.tensor([PROMPT])
+    with torch.no_grad():
+        logits = model(ids).logits[0]
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        generated = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=None,
+                                   pad_token_id=0)[0, len(PROMPT):]
+    expected = {
+        "generator": f"transformers {transformers.__version__}, torch {torch.__version__}",
+        "prompt": PROMPT,
+        "logits": [[round(float(v), 6) for v in row] for row in logits],
+        "experts": {str(k): v for k, v in sorted(chosen.items())},
+        "greedy": [int(t) for t in generated],
+    }
+    with open(os.path.join(folder, "expected.json"), "w") as f:
+        json.dump(expected, f)
+    print(name, "layers with routing:", sorted(chosen), "greedy:", expected["greedy"])

@@ -1,0 +1,77 @@
+import Foundation
+import ModelSpec
+import Testing
+@testable import Runtime
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+struct Expected: Decodable {
+    let prompt: [Int]
+    let logits: [[Float]]
+    let experts: [String: [[Int32]]]
+    let greedy: [Int]
+}
+
+func loadFixture(_ name: String, format: CPUWeightFormat = .f32) throws -> (CPUModel, Expected) {
+    let folder = fixtures.appendingPathComponent(name)
+    let spec = try ModelSpec(contentsOf: folder.appendingPathComponent("config.json").path, id: name)
+    let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder.path)), format: format)
+    let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: folder.appendingPathComponent("expected.json")))
+    return (model, expected)
+}
+
+/// The main correctness test of the runtime: tiny random-weight models built and run by
+/// HuggingFace transformers (Fixtures/make_fixtures.py), loaded from their safetensors and run
+/// here. Logits within 1e-3, the same experts for every token in every MoE layer, and the same
+/// greedy continuation through the KV cache.
+@Suite struct ParityTests {
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3"])
+    func matchesTransformers(name: String) throws {
+        let (model, expected) = try loadFixture(name)
+        model.recordRouting = true
+        var caches = [model.newCache()]
+        let logits = try model.forward([expected.prompt], caches: &caches, allLogits: true)
+        #expect(logits.shape == [expected.prompt.count, model.spec.vocabSize])
+        var worst: Float = 0
+        logits.withUnsafeBufferPointer { p in
+            for (i, row) in expected.logits.enumerated() {
+                for (j, value) in row.enumerated() { worst = max(worst, abs(p[i * row.count + j] - value)) }
+            }
+        }
+        #expect(worst <= 1e-3, "\(name): max |logit error| \(worst)")
+        #expect(!expected.experts.isEmpty)
+        for (layer, choices) in expected.experts {
+            #expect(model.lastRouting[Int(layer) ?? -1] == choices, "\(name) layer \(layer) experts")
+        }
+        let generated = try model.generate(prompts: [expected.prompt], maxNew: expected.greedy.count)
+        #expect(generated == [expected.greedy], "\(name) greedy continuation")
+    }
+
+    /// Several sequences at once give each the same tokens as alone (batched rows, separate caches).
+    @Test func batchedGenerationEqualsSingle() throws {
+        let (model, expected) = try loadFixture("qwen3_moe")
+        let other = [9, 8, 7, 6]
+        let together = try model.generate(prompts: [expected.prompt, other], maxNew: 5)
+        #expect(together[0] == Array(expected.greedy.prefix(5)))
+        #expect(together[1] == (try model.generate(prompts: [other], maxNew: 5))[0])
+    }
+
+    /// bf16 weights: the same greedy tokens on these tiny models, logits within bf16's rounding.
+    @Test func bf16WeightsStayClose() throws {
+        let (model, expected) = try loadFixture("mixtral", format: .bf16)
+        var caches = [model.newCache()]
+        let logits = try model.forward([expected.prompt], caches: &caches, allLogits: true)
+        let worst = logits.withUnsafeBufferPointer { p in
+            expected.logits.enumerated().map { i, row in row.enumerated().map { abs(p[i * row.count + $0] - $1) }.max() ?? 0 }.max() ?? 0
+        }
+        #expect(worst < 0.05, "bf16 max |logit error| \(worst)")
+    }
+
+    @Test func badInputIsAnError() throws {
+        let (model, _) = try loadFixture("mixtral")
+        var caches = [model.newCache()]
+        #expect(throws: RuntimeError.self) { try model.forward([[5, 128]], caches: &caches) }
+        #expect(throws: RuntimeError.self) { try model.forward([[-1]], caches: &caches) }
+        #expect(throws: RuntimeError.self) { try SafeTensorsFolder(folder: "/no/such/folder") }
+    }
+}
