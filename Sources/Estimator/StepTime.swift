@@ -118,7 +118,7 @@ extension Estimator {
         }
 
         // Communication of this GPU's tokens.
-        let dispatchBytes: Double = weights == .bf16 ? 2 : 1
+        let dispatchBytes = Traffic.dispatchBytes(for: weights)
         let traffic = Traffic.of(model, layout: layout, cluster: cluster, dispatchBytes: dispatchBytes)
         var upBytes = 0.0, outBytes = 0.0, messages = 0.0
         for part in traffic.components {

@@ -1,5 +1,7 @@
 /// How weights are stored, with the exact bytes of one matrix including its scales.
 public enum WeightFormat: String, Sendable, CaseIterable, Codable {
+    /// 4 bytes per value: the CPU runtime's full-precision format.
+    case f32
     /// 2 bytes per value.
     case bf16
     /// e4m3 values with one float32 scale per 128 × 128 block (DeepSeek-V3's released format).
@@ -24,6 +26,7 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
         let values = rows * cols
         func ceilDiv(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b }
         switch self {
+        case .f32: return 4 * values
         case .bf16: return 2 * values
         case .fp8: return values + 4 * ceilDiv(rows, 128) * ceilDiv(cols, 128)
         case .nvfp4: return ceilDiv(values, 2) + rows * ceilDiv(cols, 16)
@@ -35,6 +38,7 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
     /// The hardware number format the matrix units run in for this weight format.
     public var computeFormat: String {
         switch self {
+        case .f32: "fp32"
         case .bf16: "bf16"
         case .fp8: "fp8"
         case .nvfp4, .mxfp4: "fp4"
@@ -46,9 +50,16 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
 
 /// How the KV cache is stored.
 public enum KVCacheFormat: String, Sendable, CaseIterable, Codable {
-    case bf16, fp8
+    /// The CPU runtime keeps its cache in Float32.
+    case f32, bf16, fp8
 
-    public var bytesPerValue: Int { self == .bf16 ? 2 : 1 }
+    public var bytesPerValue: Int {
+        switch self {
+        case .f32: 4
+        case .bf16: 2
+        case .fp8: 1
+        }
+    }
 }
 
 extension ModelSpec {

@@ -87,7 +87,7 @@ public enum Planner {
         } else if !fits {
             reason = "holds \(maxSequences) sequences of \(workload.context.formatted()) tokens, \(workload.concurrency) requested"
         }
-        let dispatchBytes: Double = workload.weights == .bf16 ? 2 : 1
+        let dispatchBytes = Traffic.dispatchBytes(for: workload.weights)
         return LayoutPlan(layout: layout, replicas: replicas, memory: memory, maxConcurrentSequences: maxSequences,
                           fits: fits, reason: reason, placement: placement,
                           traffic: Traffic.of(model, layout: layout, cluster: cluster, dispatchBytes: dispatchBytes))

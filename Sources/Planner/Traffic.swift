@@ -15,6 +15,16 @@ public struct Traffic: Sendable, Equatable {
     public var components: [Component]
 
     public var scaleUp: Double { components.reduce(0) { $0 + $1.scaleUp } }
+
+    /// Bytes of one hidden value sent to the experts: fp8 (DeepEP) when the experts compute in
+    /// fp8 or fp4, else the activations' own width.
+    public static func dispatchBytes(for weights: WeightFormat) -> Double {
+        switch weights {
+        case .f32: 4
+        case .bf16, .int4: 2
+        case .fp8, .nvfp4, .mxfp4: 1
+        }
+    }
     public var scaleOut: Double { components.reduce(0) { $0 + $1.scaleOut } }
 
     /// Traffic of `layout` on `cluster`. `dispatchBytes` is the size of one hidden value sent to

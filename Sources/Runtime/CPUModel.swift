@@ -393,7 +393,8 @@ public final class CPUModel: @unchecked Sendable {
         return generated
     }
 
-    func argmaxRows(_ logits: Tensor) -> [Int] {
+    /// The index of the largest logit of each row (ties: the lower token id).
+    public func argmaxRows(_ logits: Tensor) -> [Int] {
         let v = logits.shape[1]
         return logits.withUnsafeBufferPointer { p in
             (0..<logits.shape[0]).map { r in

@@ -86,11 +86,28 @@ public enum GroupedMatmul {
     /// out[r] = packed[r] · W_eᵀ for each expert e and its rows r. `weights[e]` is rows × cols with
     /// cols the packed width; `out` has rows floats per packed row. Experts with no tokens are
     /// skipped, so their weights are never read.
+    ///
+    /// When every expert has a decode-sized handful of rows, the experts themselves are split over
+    /// the threads (each expert's small product on one thread): one parallel region per layer
+    /// instead of one per expert.
     @inlinable
     public static func multiply(_ packed: UnsafePointer<Float>, grouping: ExpertGrouping,
                                 weights: [WeightMatrix], into out: UnsafeMutablePointer<Float>) {
         guard let first = weights.first else { return }
         let inWidth = first.cols, outWidth = first.rows
+        let busy = (0..<grouping.expertCount).filter { grouping.offsets[$0 + 1] > grouping.offsets[$0] }
+        let largest = busy.map { grouping.offsets[$0 + 1] - grouping.offsets[$0] }.max() ?? 0
+        if largest <= SmallBatch.limit && busy.count > 1 {
+            let chunks = min(Threading.count, busy.count)
+            parallelFor(chunks: chunks) { chunk in
+                for i in stride(from: chunk, to: busy.count, by: chunks) {
+                    let expert = busy[i]
+                    let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
+                    weights[expert].apply(packed + start * inWidth, batch: count, into: out + start * outWidth, parallel: false)
+                }
+            }
+            return
+        }
         for expert in 0..<grouping.expertCount {
             let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
             guard count > 0 else { continue }

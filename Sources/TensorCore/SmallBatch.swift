@@ -20,8 +20,8 @@ public enum SmallBatch {
     @inlinable
     public static func multiplyF32(_ x: UnsafePointer<Float>, batch: Int,
                                    weights: UnsafePointer<Float>, rows: Int, cols: Int,
-                                   into y: UnsafeMutablePointer<Float>) {
-        let chunks = chunkCount(rows: rows, cols: cols)
+                                   into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
+        let chunks = parallel ? chunkCount(rows: rows, cols: cols) : 1
         parallelFor(chunks: chunks) { chunk in
             let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
             var n = start
@@ -43,8 +43,8 @@ public enum SmallBatch {
     @inlinable
     public static func multiplyBF16(_ x: UnsafePointer<Float>, batch: Int,
                                     weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
-                                    into y: UnsafeMutablePointer<Float>) {
-        let chunks = chunkCount(rows: rows, cols: cols)
+                                    into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
+        let chunks = parallel ? chunkCount(rows: rows, cols: cols) : 1
         parallelFor(chunks: chunks) { chunk in
             let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
             var n = start

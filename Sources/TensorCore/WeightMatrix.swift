@@ -48,15 +48,18 @@ public enum WeightMatrix: Sendable {
     /// Up to `SmallBatch.limit` rows stream the weights once through TensorCore's own SIMD kernel
     /// (decode is bandwidth-bound and every row of W is reused from cache for the whole batch);
     /// larger batches go to OpenBLAS sgemm, with bf16 weights widened block by block.
+    ///
+    /// `parallel: false` keeps a small batch on the calling thread, for callers that already split
+    /// work (many experts at once) over the threads.
     @inlinable
-    public func apply(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>) {
+    public func apply(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         guard batch > 0, rows > 0 else { return }
         switch self {
         case let .f32(w):
             w.withUnsafeBufferPointer { wb in
                 guard let wp = wb.baseAddress else { return }
                 if batch <= SmallBatch.limit {
-                    SmallBatch.multiplyF32(x, batch: batch, weights: wp, rows: rows, cols: cols, into: y)
+                    SmallBatch.multiplyF32(x, batch: batch, weights: wp, rows: rows, cols: cols, into: y, parallel: parallel)
                 } else {
                     BLAS.gemm(m: batch, n: rows, k: cols, a: x, lda: cols, transposeA: false,
                               b: wp, ldb: cols, transposeB: true, c: y, ldc: rows)
@@ -66,7 +69,7 @@ public enum WeightMatrix: Sendable {
             if batch <= SmallBatch.limit {
                 m.packed.withUnsafeBufferPointer { wb in
                     guard let wp = wb.baseAddress else { return }
-                    SmallBatch.multiplyBF16(x, batch: batch, weights: wp, rows: rows, cols: cols, into: y)
+                    SmallBatch.multiplyBF16(x, batch: batch, weights: wp, rows: rows, cols: cols, into: y, parallel: parallel)
                 }
             } else {
                 BLAS.gemmWideningBF16(x, batch: batch, weights: m, into: y)

@@ -18,7 +18,8 @@ struct Moesim: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Models.self, Inspect.self, HardwareList.self, PlanCommand.self, EstimateCommand.self,
-                      ValidateCommand.self, CompareCommand.self, SweepCommand.self, ReportCommand.self, Calibrate.self]
+                      ValidateCommand.self, CompareCommand.self, SweepCommand.self, ReportCommand.self, BenchCommand.self,
+                      GenerateCommand.self, Calibrate.self]
     )
 
     /// Parses, runs, and reports errors as one `error:` line on stderr with a non-zero exit.

@@ -1,0 +1,73 @@
+/// A scaled-down copy of an architecture that fits a laptop: `--scale F` divides the widths and
+/// `--layers N` caps the depth, keeping what makes the architecture itself.
+///
+/// Divided by F: hidden size, attention heads (KV heads keep the heads-per-KV-head ratio; head
+/// dimensions stay), MLA's q and kv ranks, every intermediate size, the routed-expert count and
+/// the vocabulary. Kept: experts per token, expert groups and groups per token (DeepSeek), the
+/// router kind and its scaling, the attention kind, rotary settings, windows, and the pattern of
+/// dense and MoE layers (the first N layers are kept, so dense-first layers stay first). Every
+/// divided dimension must divide exactly and stay positive; otherwise the error names it.
+extension ModelSpec {
+    public func scaled(by factor: Int, layers layerLimit: Int? = nil) throws -> ModelSpec {
+        guard factor >= 1 else { throw ScalingError(dimension: "scale", reason: "must be at least 1, got \(factor)") }
+        func divide(_ value: Int, _ name: String) throws -> Int {
+            guard value % factor == 0, value / factor >= 1 else {
+                throw ScalingError(dimension: name, reason: "\(value) is not a positive multiple of \(factor)")
+            }
+            return value / factor
+        }
+        var s = self
+        s.hiddenSize = try divide(hiddenSize, "hidden_size")
+        s.vocabSize = try divide(vocabSize, "vocab_size")
+        switch attention {
+        case var .grouped(a):
+            let perKV = a.heads / a.kvHeads
+            a.heads = try divide(a.heads, "num_attention_heads")
+            guard a.heads % perKV == 0 else {
+                throw ScalingError(dimension: "num_key_value_heads",
+                                   reason: "\(a.heads) heads cannot keep \(perKV) heads per KV head")
+            }
+            a.kvHeads = a.heads / perKV
+            s.attention = .grouped(a)
+        case var .latent(a):
+            a.heads = try divide(a.heads, "num_attention_heads")
+            if let rank = a.qLoraRank { a.qLoraRank = try divide(rank, "q_lora_rank") }
+            a.kvLoraRank = try divide(a.kvLoraRank, "kv_lora_rank")
+            s.attention = .latent(a)
+        }
+        if let limit = layerLimit {
+            guard limit >= 1 else { throw ScalingError(dimension: "layers", reason: "must be at least 1, got \(limit)") }
+            s.layers = Array(layers.prefix(limit))
+        }
+        s.layers = try s.layers.map { layer in
+            var l = layer
+            if case let .dense(size) = layer.feedForward { l.feedForward = .dense(intermediateSize: try divide(size, "intermediate_size")) }
+            return l
+        }
+        if var moe = moe {
+            moe.routedExperts = try divide(moe.routedExperts, "n_routed_experts")
+            moe.expertIntermediateSize = try divide(moe.expertIntermediateSize, "moe_intermediate_size")
+            if moe.sharedIntermediateSize > 0 {
+                moe.sharedIntermediateSize = try divide(moe.sharedIntermediateSize, "shared_expert_intermediate_size")
+            }
+            guard moe.expertsPerToken <= moe.routedExperts else {
+                throw ScalingError(dimension: "n_routed_experts",
+                                   reason: "\(moe.routedExperts) experts after scaling is fewer than \(moe.expertsPerToken) per token")
+            }
+            guard moe.routedExperts % moe.groups == 0,
+                  moe.topKGroups * (moe.routedExperts / moe.groups) >= moe.expertsPerToken else {
+                throw ScalingError(dimension: "n_group", reason: "\(moe.groups) groups do not fit \(moe.routedExperts) experts")
+            }
+            s.moe = moe
+        }
+        s.mtpModules = 0
+        s.id = id + " ÷\(factor)" + (layerLimit.map { ", \($0) layers" } ?? "")
+        return s
+    }
+}
+
+public struct ScalingError: Error, Equatable, CustomStringConvertible {
+    public let dimension: String
+    public let reason: String
+    public var description: String { "cannot scale \(dimension): \(reason)" }
+}

@@ -1,0 +1,97 @@
+import ModelSpec
+import TensorCore
+
+/// What `moesim bench` measures: a batched prefill of random prompts, then decode steps.
+public struct BenchResult: Sendable {
+    public var batch: Int
+    public var promptTokens: Int
+    public var generatedTokens: Int
+    public var prefillSeconds: Double
+    public var decodeSeconds: Double
+    /// FLOPs of the operator list of ModelSpec for the steps that ran.
+    public var prefillFLOPs: Double
+    public var decodeFLOPs: Double
+    /// Bytes the decode steps read: every weight a step touches (only the experts its tokens
+    /// chose) plus the KV cache, as stored (Float32 cache).
+    public var decodeBytes: Double
+    /// Tokens routed to each expert over the whole run, summed over MoE layers.
+    public var expertLoad: [Int]
+    public var weightBytes: Int
+    public var kvCacheBytes: Int
+
+    public var prefillTokensPerSecond: Double { Double(batch * promptTokens) / prefillSeconds }
+    public var decodeTokensPerSecond: Double { Double(batch * generatedTokens) / decodeSeconds }
+    public var gflops: Double { (prefillFLOPs + decodeFLOPs) / (prefillSeconds + decodeSeconds) / 1e9 }
+    public var prefillGFLOPs: Double { prefillFLOPs / prefillSeconds / 1e9 }
+    public var decodeMemoryGBPerSecond: Double { decodeBytes / decodeSeconds / 1e9 }
+}
+
+public enum RuntimeBench {
+    /// Prefills `batch` prompts of `promptTokens` random tokens, then decodes `generate` tokens
+    /// each greedily. `progress` receives a line after the prefill and every few decode steps.
+    public static func run(_ model: CPUModel, batch: Int, promptTokens: Int, generate: Int, seed: UInt64,
+                           progress: (String) -> Void = { _ in }) throws -> BenchResult {
+        guard batch >= 1, promptTokens >= 1, generate >= 1 else {
+            throw RuntimeError.unsupported("batch, prompt and generate must each be at least 1")
+        }
+        let spec = model.spec
+        var rng = SplitMix64(seed: seed)
+        let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int(rng.next() % UInt64(spec.vocabSize)) } }
+        var caches = prompts.map { _ in model.newCache(reserve: promptTokens + generate) }
+        model.recordRouting = true
+
+        var logits = try Tensor(zeros: [0, 0])
+        let prefillSeconds = try Calibration.time { logits = try model.forward(prompts, caches: &caches) }
+        let prefillOps = spec.operators(step: .prefill(sequences: batch, promptTokens: promptTokens),
+                                        options: CostOptions(weights: model.format == .f32 ? .f32 : .bf16, kvCache: .f32))
+        progress("prefill: \(batch) × \(promptTokens) tokens in \(String(format: "%.2f", prefillSeconds)) s")
+
+        // Decode: greedy, one token per sequence per step.
+        var decodeSeconds = 0.0, decodeFLOPs = 0.0, decodeBytes = 0.0
+        let dense = Double(model.denseWeightBytes)
+        let expertBytes = Double(model.bytesPerExpert)
+        var next = model.argmaxRows(logits)
+        for step in 0..<generate {
+            let context = caches[0].length
+            let kvBefore = caches.reduce(0) { $0 + $1.byteCount }
+            let seconds = try Calibration.time { logits = try model.forward(next.map { [$0] }, caches: &caches) }
+            decodeSeconds += seconds
+            let touched = model.lastRouting.values.reduce(0) { $0 + Set($1.flatMap { $0 }).count }
+            decodeBytes += dense + Double(touched) * expertBytes + Double(kvBefore) + Double(batch * spec.hiddenSize * 4)
+            decodeFLOPs += StepCost(spec.operators(step: .decode(sequences: batch, context: context),
+                                                   options: CostOptions(weights: .f32, kvCache: .f32))).flops
+            next = model.argmaxRows(logits)
+            if (step + 1) % max(1, generate / 4) == 0 && step + 1 < generate {
+                progress("decode: \(step + 1) of \(generate) steps, \(String(format: "%.1f", Double(batch * (step + 1)) / decodeSeconds)) tokens/s")
+            }
+        }
+        return BenchResult(batch: batch, promptTokens: promptTokens, generatedTokens: generate,
+                           prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds,
+                           prefillFLOPs: StepCost(prefillOps).flops, decodeFLOPs: decodeFLOPs, decodeBytes: decodeBytes,
+                           expertLoad: model.expertLoad, weightBytes: model.weightBytes,
+                           kvCacheBytes: caches.reduce(0) { $0 + $1.byteCount })
+    }
+}
+
+extension CPUModel {
+    /// Bytes of the weights every decode step reads in full: all but the routed experts (router
+    /// included) and the embedding table, of which a step reads one row per token.
+    var denseWeightBytes: Int {
+        weights.byteCount - routedExpertBytes - weights.embedding.count * 4
+    }
+
+    var routedExpertBytes: Int {
+        weights.layers.reduce(0) { sum, layer in
+            if case let .moe(m) = layer.feedForward {
+                return sum + m.experts.reduce(0) { $0 + $1.gateUp.byteCount + $1.down.byteCount }
+            }
+            return sum
+        }
+    }
+
+    /// Bytes of one routed expert of one layer.
+    var bytesPerExpert: Int {
+        guard let moe = spec.moe, spec.moeLayerCount > 0 else { return 0 }
+        return routedExpertBytes / (moe.routedExperts * spec.moeLayerCount)
+    }
+}

@@ -1,0 +1,220 @@
+import ArgumentParser
+import ConfigFile
+import Estimator
+import Foundation
+import Hardware
+import ModelSpec
+import Planner
+import Runtime
+import TensorCore
+
+/// A model for the CPU runtime: a HuggingFace folder with weights, or a preset scaled down with
+/// seeded random weights.
+struct RuntimeModelOptions: ParsableArguments {
+    @Option(help: "Divide hidden size, heads, ranks, intermediate sizes, experts and vocabulary by F (random weights only).")
+    var scale: Int?
+
+    @Option(help: "Keep the first N layers (random weights only).")
+    var layers: Int?
+
+    @Option(help: "CPU weight format: f32 or bf16.")
+    var weights = "f32"
+
+    @Option(help: "Seed of the random weights and prompts.")
+    var seed: UInt64 = 1
+
+    var format: CPUWeightFormat { CPUWeightFormat(rawValue: weights) ?? .f32 }
+
+    func validate() throws {
+        guard CPUWeightFormat(rawValue: weights) != nil else { throw ValidationError("--weights must be f32 or bf16, got '\(weights)'") }
+        if let scale, scale < 1 { throw ValidationError("--scale must be at least 1, got \(scale)") }
+        if let layers, layers < 1 { throw ValidationError("--layers must be at least 1, got \(layers)") }
+    }
+
+    /// A folder with safetensors loads its real weights; anything else is scaled (default ÷8,
+    /// 4 layers) and initialised from the seed.
+    func load(_ reference: String, overrides: OverrideOptions) throws -> CPUModel {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: reference, isDirectory: &isFolder), isFolder.boolValue,
+           (try? FileManager.default.contentsOfDirectory(atPath: reference))?.contains(where: { $0.hasSuffix(".safetensors") }) == true {
+            if scale != nil || layers != nil {
+                throw ValidationError("--scale and --layers apply to random weights; \(reference) has its own weights")
+            }
+            let spec = try overrides.load(reference)
+            return try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: reference)), format: format)
+        }
+        let spec = try overrides.load(reference).scaled(by: scale ?? 8, layers: layers ?? 4)
+        return try CPUModel(spec: spec, source: .random(seed: seed), format: format)
+    }
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run a scaled-down model on this CPU and compare its speed with the estimator's prediction.",
+        discussion: """
+        Prefills --batch prompts of --prompt random tokens, then decodes --generate tokens each.
+        Prints prefill and decode tokens/s, achieved GFLOP/s and memory GB/s, tokens per expert,
+        and what the estimator predicts for this CPU (from --host, a file written by
+        `moesim calibrate --save`, or a short calibration now).
+
+        Examples:
+          moesim bench kimi-k2                               ÷8 widths, 4 layers, random weights
+          moesim bench qwen3-max-1t --scale 16 --layers 8 --weights bf16
+          moesim bench deepseek-v3 --batch 8 --prompt 256 --generate 64 --json
+          moesim bench ~/models/Qwen3-30B-A3B                a HuggingFace folder, real weights
+        """
+    )
+
+    @Argument(help: "Preset id, config.json path, or HuggingFace model folder.")
+    var model = "kimi-k2"
+
+    @OptionGroup var runtime: RuntimeModelOptions
+    @OptionGroup var overrides: OverrideOptions
+    @OptionGroup var threadOptions: ThreadOptions
+
+    @Option(help: "Sequences decoded together.")
+    var batch = 4
+
+    @Option(help: "Prompt tokens per sequence.")
+    var prompt = 128
+
+    @Option(help: "Tokens generated per sequence.")
+    var generate = 32
+
+    @Option(help: "Hardware spec of this host (moesim calibrate --save); default: measure now.")
+    var host: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard batch >= 1, prompt >= 1, generate >= 1 else { throw ValidationError("--batch, --prompt and --generate must be at least 1") }
+    }
+
+    func run() throws {
+        try threadOptions.apply()
+        let quiet = output.json
+        let progress: (String) -> Void = { line in if !quiet { Output.progress(line) } }
+        let cpu = try CPUModel.loadTimed(runtime, model, overrides, progress)
+        let spec = cpu.spec
+        let hostSpec: HardwareSpec
+        if let host { hostSpec = try HardwareSpec(contentsOf: host) } else {
+            progress("calibrating this CPU for the prediction")
+            let c = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
+            hostSpec = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: c.gemmFlops,
+                                         memoryBandwidth: c.memoryBandwidth, threads: c.threads, measuredOn: "now")
+        }
+        let result = try RuntimeBench.run(cpu, batch: batch, promptTokens: prompt, generate: generate, seed: runtime.seed,
+                                          progress: progress)
+        let weightFormat: WeightFormat = cpu.format == .f32 ? .f32 : .bf16
+        let request = EstimateRequest(model: spec, cluster: try Cluster(gpu: hostSpec, gpuCount: 1),
+                                      layout: Layout(attention: .tensor, tp: 1, ep: 1, pp: 1), weights: weightFormat,
+                                      kvCache: .f32, inputTokens: prompt, outputTokens: generate, decodeBatchPerGPU: batch,
+                                      prefillTokensPerGPU: batch * prompt)
+        let predicted = try? Estimator.estimate(request)
+        let load = result.expertLoad
+        let mean = load.isEmpty ? 0 : Double(load.reduce(0, +)) / Double(load.count)
+        if output.json {
+            var json: [String: Any] = [
+                "model": spec.id, "params": spec.parameterCounts.total, "weights": cpu.format.rawValue,
+                "weight_bytes": result.weightBytes, "kv_cache_bytes": result.kvCacheBytes, "batch": batch,
+                "prompt_tokens": prompt, "generated_tokens": generate, "threads": Threading.count,
+                "prefill_tokens_per_s": result.prefillTokensPerSecond, "decode_tokens_per_s": result.decodeTokensPerSecond,
+                "gemm_gflops": result.gflops, "prefill_gflops": result.prefillGFLOPs,
+                "memory_gb_per_s": result.decodeMemoryGBPerSecond, "expert_load": load,
+                "host_gemm_gflops": (hostSpec.peakFlops["fp32"] ?? 0) / 1e9, "host_memory_gb_per_s": hostSpec.memoryBandwidth / 1e9,
+            ]
+            if let p = predicted {
+                json["predicted_prefill_tokens_per_s"] = p.inputTokensPerSecondPerGPU
+                json["predicted_decode_tokens_per_s"] = p.outputTokensPerSecondPerGPU
+            }
+            try Output.printJSON(json)
+            return
+        }
+        print("\(spec.id): \(Output.count(spec.parameterCounts.total)) parameters (\(Output.count(spec.parameterCounts.active)) active), "
+            + "hidden \(spec.hiddenSize), \(spec.layerCount) layers"
+            + (spec.moe.map { ", \($0.routedExperts) experts × \($0.expertIntermediateSize), \($0.expertsPerToken) per token" } ?? ""))
+        print("weights \(Output.bytes(Double(result.weightBytes))) \(cpu.format.rawValue), KV cache \(Output.bytes(Double(result.kvCacheBytes))) "
+            + "f32 after the run; \(Threading.count) threads")
+        print("")
+        Output.printColumns(header: ["", "measured", "predicted", "measured / predicted"], rows: [
+            ["prefill tokens/s", Output.rate(result.prefillTokensPerSecond), predicted.map { Output.rate($0.inputTokensPerSecondPerGPU) } ?? "—",
+             predicted.map { Output.fixed(result.prefillTokensPerSecond / $0.inputTokensPerSecondPerGPU, 2) } ?? "—"],
+            ["decode tokens/s", Output.rate(result.decodeTokensPerSecond), predicted.map { Output.rate($0.outputTokensPerSecondPerGPU) } ?? "—",
+             predicted.map { Output.fixed(result.decodeTokensPerSecond / $0.outputTokensPerSecondPerGPU, 2) } ?? "—"],
+        ])
+        print("")
+        Output.printTable([
+            ("achieved", "\(Output.fixed(result.prefillGFLOPs)) GFLOP/s in prefill (host GEMM: \(Output.fixed((hostSpec.peakFlops["fp32"] ?? 0) / 1e9)))"),
+            ("decode reads", "\(Output.fixed(result.decodeMemoryGBPerSecond)) GB/s of weights and KV (host: \(Output.fixed(hostSpec.memoryBandwidth / 1e9)))"),
+            ("expert load", load.isEmpty ? "dense model" : "max \(load.max() ?? 0) / mean \(Output.fixed(mean, 1)) tokens per expert "
+                + "(\(Output.fixed(Double(load.max() ?? 0) / max(mean, 1e-9), 2)) × mean)"),
+        ])
+    }
+}
+
+extension CPUModel {
+    static func loadTimed(_ options: RuntimeModelOptions, _ reference: String, _ overrides: OverrideOptions,
+                          _ progress: (String) -> Void) throws -> CPUModel {
+        progress("building \(reference)")
+        return try options.load(reference, overrides: overrides)
+    }
+}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Greedy generation from a HuggingFace model folder (config.json + *.safetensors).",
+        discussion: """
+        Examples:
+          moesim generate Tests/RuntimeTests/Fixtures/mixtral --tokens 3,17,42 --max-new 8
+          moesim generate ~/models/Qwen3-30B-A3B --tokens 151644,872 --max-new 16 --weights bf16 --json
+        """
+    )
+
+    @Argument(help: "HuggingFace model folder.")
+    var folder: String
+
+    @Option(help: "Prompt token ids, comma-separated.")
+    var tokens: String
+
+    @Option(help: "Tokens to generate.")
+    var maxNew = 16
+
+    @Option(help: "CPU weight format: f32 or bf16.")
+    var weights = "f32"
+
+    @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try threadOptions.apply()
+        guard maxNew >= 1 else { throw ValidationError("--max-new must be at least 1") }
+        guard let format = CPUWeightFormat(rawValue: weights) else { throw ValidationError("--weights must be f32 or bf16") }
+        let prompt = try tokens.split(separator: ",").map { text -> Int in
+            guard let id = Int(text.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--tokens: '\(text)' is not an integer") }
+            return id
+        }
+        guard !prompt.isEmpty else { throw ValidationError("--tokens needs at least one token id") }
+        let spec = try ModelCatalog.load(folder)
+        let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder)), format: format)
+        var caches = [model.newCache(reserve: prompt.count + maxNew)]
+        var logits = try Tensor(zeros: [0, 0])
+        let prefill = try Calibration.time { logits = try model.forward([prompt], caches: &caches) }
+        var generated = [model.argmaxRows(logits)[0]]
+        let decode = try Calibration.time {
+            while generated.count < maxNew {
+                logits = try model.forward([[generated[generated.count - 1]]], caches: &caches)
+                generated.append(model.argmaxRows(logits)[0])
+            }
+        }
+        let prefillRate = Double(prompt.count) / prefill
+        let decodeRate = maxNew > 1 ? Double(maxNew - 1) / decode : 0
+        if output.json {
+            try Output.printJSON(["tokens": generated, "prefill_tokens_per_s": prefillRate, "decode_tokens_per_s": decodeRate])
+            return
+        }
+        print(generated.map(String.init).joined(separator: ","))
+        print("prefill \(Output.rate(prefillRate)) tokens/s, decode \(Output.rate(decodeRate)) tokens/s")
+    }
+}

@@ -1,0 +1,35 @@
+import Testing
+@testable import ModelSpec
+
+@Suite struct ScalingTests {
+    @Test func kimiScalesKeepingItsArchitecture() throws {
+        let kimi = try preset("kimi-k2")
+        let small = try kimi.scaled(by: 8, layers: 4)
+        #expect(small.hiddenSize == 896 && small.layerCount == 4 && small.vocabSize == 20480)
+        #expect(small.moe?.routedExperts == 48 && small.moe?.expertsPerToken == 8)
+        #expect(small.layers[0].isMoE == false && small.layers[1].isMoE)
+        if case let .latent(a) = small.attention {
+            #expect(a.heads == 8 && a.kvLoraRank == 64 && a.qLoraRank == 192 && a.qkRopeHeadDim == 64)
+        } else {
+            Issue.record("MLA expected")
+        }
+        // Per-layer parameters shrink by about F² (widths multiply), experts by F³ (count too).
+        #expect(small.parameterCounts.total < kimi.parameterCounts.total / 1000)
+    }
+
+    @Test func gqaKeepsHeadsPerKVHead() throws {
+        let s = try preset("qwen3-max-1t").scaled(by: 8, layers: 2)
+        if case let .grouped(a) = s.attention { #expect(a.heads == 8 && a.kvHeads == 1) }
+    }
+
+    @Test(arguments: [("kimi-k2", 5, "hidden_size"), ("kimi-k2", 0, "scale"), ("mixtral-8x7b", 8, "n_routed_experts"),
+                      ("qwen3-max-1t", 16, "num_key_value_heads")])
+    func badScalesNameTheDimension(id: String, factor: Int, dimension: String) throws {
+        do {
+            _ = try preset(id).scaled(by: factor)
+            Issue.record("no error")
+        } catch let error as ScalingError {
+            #expect(error.dimension == dimension, "\(error)")
+        }
+    }
+}
