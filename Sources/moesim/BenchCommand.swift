@@ -106,12 +106,7 @@ struct BenchCommand: ParsableCommand {
         }
         let result = try RuntimeBench.run(cpu, batch: batch, promptTokens: prompt, generate: generate, seed: runtime.seed,
                                           progress: progress)
-        let weightFormat: WeightFormat = cpu.format == .f32 ? .f32 : .bf16
-        let request = EstimateRequest(model: spec, cluster: try Cluster(gpu: hostSpec, gpuCount: 1),
-                                      layout: Layout(attention: .tensor, tp: 1, ep: 1, pp: 1), weights: weightFormat,
-                                      kvCache: .f32, inputTokens: prompt, outputTokens: generate, decodeBatchPerGPU: batch,
-                                      prefillTokensPerGPU: batch * prompt)
-        let predicted = try? Estimator.estimate(request)
+        let predicted = CPUCheck.predict(cpu, host: hostSpec, batch: batch, prompt: prompt, generate: generate)
         let load = result.expertLoad
         let mean = load.isEmpty ? 0 : Double(load.reduce(0, +)) / Double(load.count)
         if output.json {
@@ -150,6 +145,17 @@ struct BenchCommand: ParsableCommand {
             ("expert load", load.isEmpty ? "dense model" : "max \(load.max() ?? 0) / mean \(Output.fixed(mean, 1)) tokens per expert "
                 + "(\(Output.fixed(Double(load.max() ?? 0) / max(mean, 1e-9), 2)) × mean)"),
         ])
+    }
+}
+
+/// The estimator's prediction of a bench run on this host: one "GPU" (the host), no parallelism.
+enum CPUCheck {
+    static func predict(_ cpu: CPUModel, host: HardwareSpec, batch: Int, prompt: Int, generate: Int) -> Estimate? {
+        guard let cluster = try? Cluster(gpu: host, gpuCount: 1) else { return nil }
+        let request = EstimateRequest(model: cpu.spec, cluster: cluster, layout: Layout(attention: .tensor, tp: 1, ep: 1, pp: 1),
+                                      weights: cpu.format == .f32 ? .f32 : .bf16, kvCache: .f32, inputTokens: prompt,
+                                      outputTokens: generate, decodeBatchPerGPU: batch, prefillTokensPerGPU: batch * prompt)
+        return try? Estimator.estimate(request)
     }
 }
 

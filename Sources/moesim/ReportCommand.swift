@@ -4,6 +4,7 @@ import Foundation
 import Hardware
 import ModelSpec
 import Planner
+import Runtime
 import TensorCore
 
 struct ReportCommand: ParsableCommand {
@@ -133,14 +134,28 @@ struct ReportCommand: ParsableCommand {
 
         guard !noCpu else { return }
         print("")
-        print("== This CPU (a short moesim calibrate)")
+        print("== This CPU: a short run of \(spec.id) scaled down (÷8 widths, 4 layers, random weights)")
         let cpu = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
+        let host = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: cpu.gemmFlops,
+                                     memoryBandwidth: cpu.memoryBandwidth, threads: cpu.threads, measuredOn: "now")
         Output.printTable([
             ("GEMM 1024³", "\(Output.fixed(cpu.gemmFlops / 1e9)) GFLOP/s (raw OpenBLAS \(Output.fixed(cpu.blasGemmFlops / 1e9)))"),
             ("memory", "\(Output.fixed(cpu.memoryBandwidth / 1e9)) GB/s (triad over 384 MiB)"),
             ("threads", "\(cpu.threads), OpenBLAS \(BLASCore.name) kernels"),
         ])
-        print("  the scaled-down CPU run of \(spec.id) (measured against predicted speed) needs the runtime: "
-            + "not built yet")
+        do {
+            let scaled = try spec.scaled(by: 8, layers: 4)
+            let model = try CPUModel(spec: scaled, source: .random(seed: 1))
+            let run = try RuntimeBench.run(model, batch: 4, promptTokens: 128, generate: 32, seed: 1)
+            let predicted = CPUCheck.predict(model, host: host, batch: 4, prompt: 128, generate: 32)
+            Output.printColumns(header: ["", "measured", "predicted"], rows: [
+                ["prefill tokens/s", Output.rate(run.prefillTokensPerSecond), predicted.map { Output.rate($0.inputTokensPerSecondPerGPU) } ?? "—"],
+                ["decode tokens/s", Output.rate(run.decodeTokensPerSecond), predicted.map { Output.rate($0.outputTokensPerSecondPerGPU) } ?? "—"],
+            ])
+            print("  \(Output.count(scaled.parameterCounts.total)) parameters, batch 4 × 128-token prompts, 32 tokens generated; "
+                + "moesim bench \(spec.id) for more")
+        } catch {
+            print("  no CPU run: \(error)")
+        }
     }
 }
