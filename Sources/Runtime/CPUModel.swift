@@ -2,6 +2,12 @@ import Foundation
 import ModelSpec
 import TensorCore
 
+#if os(Linux)
+/// glibc's mallopt (malloc.h is not part of the Glibc module); parameters from malloc.h.
+@_silgen_name("mallopt") private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+private let mTrimThreshold: Int32 = -1, mMmapThreshold: Int32 = -3
+#endif
+
 /// A transformer of any supported architecture, run on the CPU with TensorCore.
 ///
 /// One forward pass takes the new tokens of several sequences at once (a prefill of whole prompts,
@@ -35,12 +41,23 @@ public final class CPUModel: @unchecked Sendable {
         }
         self.spec = spec
         self.format = format
+        CPUModel.keepFreedBuffers()
         weights = try ModelWeights.load(spec, from: source, format: format)
         // RoPE frequencies from rope_theta; scaled variants (YaRN, Llama 3) change long-context
         // behaviour only and are not applied by the runtime (documented in the README).
         let layout: RotaryEmbedding.Layout = { if case .latent = spec.attention { return .interleaved }; return .halfSplit }()
         rope = try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: layout)
         expertLoad = Array(repeating: 0, count: spec.moe?.routedExperts ?? 0)
+    }
+
+    /// Each forward pass allocates its activation buffers anew; glibc returns blocks above 128 KiB
+    /// to the kernel on free and gets them back zeroed, page by page, on the next step (15% of a
+    /// decode step in `perf`). Raising the mmap and trim thresholds keeps them in the heap.
+    static func keepFreedBuffers() {
+        #if os(Linux)
+        _ = glibcMallopt(mMmapThreshold, 1 << 30)
+        _ = glibcMallopt(mTrimThreshold, 1 << 30)
+        #endif
     }
 
     /// A cache for one sequence with room for `tokens` tokens before it grows.
@@ -145,6 +162,31 @@ public final class CPUModel: @unchecked Sendable {
         let group = a.heads / a.kvHeads
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
+            if seg.count <= SmallBatch.limit {
+                // Decode: a few queries against the cache, with TensorCore's dot and axpy rather
+                // than BLAS calls (whose idle threads would then spin against ours).
+                qkv.withUnsafeBufferPointer { qp in
+                    caches[s].keys[layer].withUnsafeBufferPointer { keys in
+                        caches[s].values[layer].withUnsafeBufferPointer { values in
+                            context.withUnsafeMutableBufferPointer { cp in
+                                withUnsafeTemporaryAllocation(of: Float.self, capacity: total) { scores in
+                                    for i in 0..<seg.count {
+                                        for hh in 0..<a.heads {
+                                            let kvh = hh / group
+                                            decodeHead(query: qp.baseAddress! + (seg.start + i) * width + hh * hd,
+                                                       keys: keys.baseAddress! + kvh * hd, values: values.baseAddress! + kvh * hd,
+                                                       stride: kv, width: hd, valueWidth: hd, visible: past + i + 1, window: window,
+                                                       scale: scale, scores: scores.baseAddress!,
+                                                       into: cp.baseAddress! + (seg.start + i) * q + hh * hd)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                continue
+            }
             var scores = [Float](repeating: 0, count: seg.count * total)
             caches[s].keys[layer].withUnsafeBufferPointer { keys in
                 caches[s].values[layer].withUnsafeBufferPointer { values in
@@ -217,6 +259,10 @@ public final class CPUModel: @unchecked Sendable {
         let expandedWidth = heads * (nope + vDim)
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
+            if seg.count <= SmallBatch.limit {
+                absorbedDecode(w, a, layer: layer, q: q, segment: seg, past: past, cache: caches[s], scale: scale, into: &context)
+                continue
+            }
             // Expanded keys and values of every cached token: latent · kv_bᵀ.
             let expanded = try caches[s].keys[layer].withUnsafeBufferPointer { lp -> [Float] in
                 try linearArray(w.kvUp, Array(lp), rows: total)
@@ -249,6 +295,52 @@ public final class CPUModel: @unchecked Sendable {
         out = try linearArray(w.output, context, rows: rows)
     }
 
+    /// MLA's absorbed form for a few queries: each head's query moves into the latent space
+    /// through W_UK (q_lat = W_UKᵀ q_nope), attends over the cached latents and rotary keys
+    /// directly, and its latent output comes back through W_UV. The cache is never expanded, so a
+    /// step costs O(context × kv_lora_rank) per head instead of expanding every cached token.
+    func absorbedDecode(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, q: [Float],
+                        segment seg: (start: Int, count: Int), past: Int, cache: SequenceCache, scale: Float,
+                        into context: inout [Float]) {
+        let heads = a.heads, qk = a.qkHeadDim, nope = a.qkNopeHeadDim, vDim = a.vHeadDim
+        let rank = a.kvLoraRank, ropeDim = a.qkRopeHeadDim, rowsPerHead = nope + vDim
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * rank + past + seg.count) { scratch in
+            guard let base = scratch.baseAddress else { return }
+            let qLatent = base, oLatent = base + rank, scores = base + 2 * rank
+            q.withUnsafeBufferPointer { qp in
+                w.kvUpRows.withUnsafeBufferPointer { wp in
+                    cache.keys[layer].withUnsafeBufferPointer { latents in
+                        cache.values[layer].withUnsafeBufferPointer { rotary in
+                            context.withUnsafeMutableBufferPointer { cp in
+                                for i in 0..<seg.count {
+                                    let visible = past + i + 1
+                                    for hh in 0..<heads {
+                                        let query = qp.baseAddress! + (seg.start + i) * heads * qk + hh * qk
+                                        let uk = wp.baseAddress! + hh * rowsPerHead * rank
+                                        qLatent.update(repeating: 0, count: rank)
+                                        for r in 0..<nope { Elementwise.addScaled(uk + r * rank, by: query[r], into: qLatent, count: rank) }
+                                        for j in 0..<visible {
+                                            scores[j] = (Reduction.dot(qLatent, latents.baseAddress! + j * rank, count: rank)
+                                                + Reduction.dot(query + nope, rotary.baseAddress! + j * ropeDim, count: ropeDim)) * scale
+                                        }
+                                        Reduction.softmax(scores, count: visible)
+                                        oLatent.update(repeating: 0, count: rank)
+                                        for j in 0..<visible {
+                                            Elementwise.addScaled(latents.baseAddress! + j * rank, by: scores[j], into: oLatent, count: rank)
+                                        }
+                                        let uv = uk + nope * rank
+                                        let out = cp.baseAddress! + (seg.start + i) * heads * vDim + hh * vDim
+                                        for r in 0..<vDim { out[r] = Reduction.dot(uv + r * rank, oLatent, count: rank) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func feedForward(_ w: FeedForwardWeights, layer: Int, input: [Float], rows: Int, into out: inout [Float]) throws {
         switch w {
         case let .dense(m):
@@ -256,15 +348,7 @@ public final class CPUModel: @unchecked Sendable {
         case let .moe(m):
             guard let moe = spec.moe else { return }
             let h = spec.hiddenSize, e = moe.routedExperts
-            var logits = [Float](repeating: 0, count: rows * e)
-            input.withUnsafeBufferPointer { ip in
-                m.router.withUnsafeBufferPointer { rp in
-                    logits.withUnsafeMutableBufferPointer { lp in
-                        BLAS.gemm(m: rows, n: e, k: h, a: ip.baseAddress!, lda: h, transposeA: false,
-                                  b: rp.baseAddress!, ldb: h, transposeB: true, c: lp.baseAddress!, ldc: e)
-                    }
-                }
-            }
+            let logits = try linearArray(m.router, input, rows: rows)
             let (ids, routeWeights) = Router.route(logits, tokens: rows, moe: moe, correctionBias: m.correctionBias)
             for id in ids { expertLoad[Int(id)] += 1 }
             if recordRouting {
@@ -363,6 +447,19 @@ public final class CPUModel: @unchecked Sendable {
         x.withUnsafeMutableBufferPointer { xp in
             y.withUnsafeBufferPointer { yp in Elementwise.add(xp.baseAddress!, yp.baseAddress!, into: xp.baseAddress!, count: yp.count) }
         }
+    }
+
+    /// One query head against `visible` cached positions (the last `window` of them when the layer
+    /// slides): scores, softmax, and the weighted sum of values into `out`.
+    func decodeHead(query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
+                    width: Int, valueWidth: Int, visible: Int, window: Int?, scale: Float,
+                    scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let first = window.map { max(0, visible - $0) } ?? 0
+        let count = visible - first
+        for j in 0..<count { scores[j] = Reduction.dot(query, keys + (first + j) * stride, count: width) * scale }
+        Reduction.softmax(scores, count: count)
+        out.update(repeating: 0, count: valueWidth)
+        for j in 0..<count { Elementwise.addScaled(values + (first + j) * stride, by: scores[j], into: out, count: valueWidth) }
     }
 
     /// Causal (and windowed) mask, then softmax, of a block of scores: query i is the token at

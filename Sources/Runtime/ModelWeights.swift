@@ -69,6 +69,8 @@ struct MLAWeights {
     var qUp: WeightMatrix
     var kvNorm: [Float]
     var kvUp: WeightMatrix
+    /// kv_b in Float32 rows for the absorbed decode form, which reads it row by row per head.
+    var kvUpRows: Tensor
     var output: WeightMatrix
 }
 
@@ -86,7 +88,7 @@ struct MLPWeights {
 
 struct MoEWeights {
     /// hidden → experts, kept in Float32 as the reference routers compute in Float32.
-    var router: Tensor
+    var router: WeightMatrix
     var routerBias: [Float]?
     var correctionBias: [Float]?
     var experts: [MLPWeights]
@@ -125,7 +127,7 @@ struct ModelWeights {
             switch layer.feedForward {
             case let .dense(m): total += m.gateUp.byteCount + m.down.byteCount
             case let .moe(m):
-                total += m.router.count * 4 + m.experts.reduce(0) { $0 + $1.gateUp.byteCount + $1.down.byteCount }
+                total += m.router.byteCount + m.experts.reduce(0) { $0 + $1.gateUp.byteCount + $1.down.byteCount }
                 if let s = m.shared { total += s.gateUp.byteCount + s.down.byteCount }
             }
         }
@@ -174,11 +176,11 @@ struct ModelWeights {
                     qNorm = nil
                     qUp = try source.tensor("\(p).self_attn.q_proj.weight", [a.heads * a.qkHeadDim, h])
                 }
+                let kvUp = try source.tensor("\(p).self_attn.kv_b_proj.weight", [a.heads * (a.qkNopeHeadDim + a.vHeadDim), a.kvLoraRank])
                 attention = .latent(MLAWeights(
                     down: try format.matrix(down), qNorm: qNorm, qUp: try format.matrix(qUp),
                     kvNorm: try vector("\(p).self_attn.kv_a_layernorm.weight", a.kvLoraRank, norm: true),
-                    kvUp: try format.matrix(source.tensor("\(p).self_attn.kv_b_proj.weight",
-                                                          [a.heads * (a.qkNopeHeadDim + a.vHeadDim), a.kvLoraRank])),
+                    kvUp: try format.matrix(kvUp), kvUpRows: kvUp,
                     output: try format.matrix(source.tensor("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim]))))
             }
             let feedForward: FeedForwardWeights
@@ -199,7 +201,7 @@ struct ModelWeights {
                     shared = try mlp(name, moe.sharedIntermediateSize)
                 }
                 feedForward = .moe(MoEWeights(
-                    router: try source.tensor("\(block).gate.weight", [moe.routedExperts, h]),
+                    router: try WeightMatrix(f32: source.tensor("\(block).gate.weight", [moe.routedExperts, h])),
                     routerBias: nil,
                     correctionBias: moe.correctionBias ? try vector("\(block).gate.e_score_correction_bias", moe.routedExperts) : nil,
                     experts: experts, shared: shared,
