@@ -6,15 +6,22 @@ import Hardware
 public enum Efficiency {
     /// Rows of a GEMM at which it reaches half its large-GEMM efficiency: tensor-core tiles are
     /// 64–128 rows on Hopper and Blackwell, so a GEMM of M rows reaches eff · M / (M + 64).
-    /// On a CPU, OpenBLAS's register blocks are 16 rows or fewer (measured: 64 rows per expert
-    /// reach 59% of a large GEMM, docs/performance.md).
+    /// On a CPU with OpenBLAS, measured: a loop of 64-row sgemm calls (one per expert, 2048 → 1024)
+    /// reaches 59% of one large GEMM (docs/performance.md), so M / (M + 44); OpenBLAS repacks the
+    /// whole weight for every call, which costs as much as the arithmetic on a few dozen rows.
     public static func halfEfficiencyRows(_ hardware: HardwareSpec) -> Double {
-        hardware.kind == .gpu ? 64 : 16
+        hardware.kind == .gpu ? 64 : 44
     }
+
+    /// Products of at most this many rows run as matrix-vector kernels (cuBLAS's gemv paths,
+    /// TensorCore's small-batch kernels) that stream the weights once with full-width FMAs: they
+    /// are bounded by memory, not by tile utilisation.
+    public static let matrixVectorRows = 8.0
 
     /// Fraction of peak a GEMM of `rows` rows reaches when compute-bound.
     public static func matmul(_ hardware: HardwareSpec, rows: Double) -> Double {
         let m = max(rows, 1)
+        if m <= matrixVectorRows { return hardware.efficiency.matmul }
         return hardware.efficiency.matmul * m / (m + halfEfficiencyRows(hardware))
     }
 

@@ -60,6 +60,9 @@ public final class CPUModel: @unchecked Sendable {
         #endif
     }
 
+    /// Starts the tokens-per-expert count afresh.
+    public func resetExpertLoad() { expertLoad = Array(repeating: 0, count: expertLoad.count) }
+
     /// A cache for one sequence with room for `tokens` tokens before it grows.
     public func newCache(reserve tokens: Int = 256) -> SequenceCache {
         let (k, v): (Int, Int) = {

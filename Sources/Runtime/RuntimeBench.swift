@@ -37,8 +37,14 @@ public enum RuntimeBench {
         let spec = model.spec
         var rng = SplitMix64(seed: seed)
         let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int(rng.next() % UInt64(spec.vocabSize)) } }
-        var caches = prompts.map { _ in model.newCache(reserve: promptTokens + generate) }
         model.recordRouting = true
+        // Warm-up: one untimed prefill and decode step of the same shape, so that the timed run
+        // measures steady state (buffers already paged in, OpenBLAS threads started) as a server sees it.
+        var warm = prompts.map { _ in model.newCache(reserve: promptTokens + 1) }
+        let warmLogits = try model.forward(prompts, caches: &warm)
+        _ = try model.forward(model.argmaxRows(warmLogits).map { [$0] }, caches: &warm)
+        model.resetExpertLoad()
+        var caches = prompts.map { _ in model.newCache(reserve: promptTokens + generate) }
 
         var logits = try Tensor(zeros: [0, 0])
         let prefillSeconds = try Calibration.time { logits = try model.forward(prompts, caches: &caches) }
