@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ModelSpec", "TensorCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["moesim"]),
         .testTarget(name: "EstimatorTests", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
     ]
 )

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+/// The command-line contract of DESIGN.md, checked on the built `moesim` binary: the JSON keys
+/// each command promises, and bad input answered by one `error:` line and a non-zero exit.
+struct MoesimRun {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any] ?? [:]
+    }
+}
+
+let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+func moesim(_ arguments: String...) throws -> MoesimRun { try moesim(arguments: arguments) }
+
+func moesim(arguments: [String]) throws -> MoesimRun {
+    // The binary sits beside the test bundle in the build folder.
+    var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("moesim").path), folder.path != "/" {
+        folder = folder.deletingLastPathComponent()
+    }
+    let process = Process()
+    process.executableURL = folder.appendingPathComponent("moesim")
+    process.arguments = arguments
+    process.currentDirectoryURL = repository
+    var environment = ProcessInfo.processInfo.environment
+    environment["MOESIM_CONFIGS"] = repository.appendingPathComponent("configs").path
+    process.environment = environment
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return MoesimRun(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                     stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+@Suite(.serialized) struct CommandLineTests {
+    @Test func modelsAndInspectKeys() throws {
+        let models = try moesim("models", "--json").json["models"] as? [[String: Any]] ?? []
+        #expect(models.count >= 16)
+        #expect(models.allSatisfy { $0["id"] != nil && $0["total_params"] != nil && $0["active_params"] != nil })
+        let inspect = try moesim("inspect", "kimi-k2", "--json").json
+        for key in ["total_params", "active_params", "layers", "experts", "experts_per_token", "kv_cache_bytes_per_token", "weight_bytes"] {
+            #expect(inspect[key] != nil, "inspect lacks \(key)")
+        }
+        #expect(inspect["total_params"] as? Int == 1_026_408_232_448)
+    }
+
+    @Test func hardwareAndPlanKeys() throws {
+        let hardware = try moesim("hardware", "--json").json["hardware"] as? [[String: Any]] ?? []
+        #expect(hardware.count == 12)
+        #expect(hardware.allSatisfy { $0["memory_bytes"] != nil && $0["memory_bandwidth"] != nil && $0["peak_flops"] is [String: Any] })
+        let plan = try moesim("plan", "--model", "deepseek-v3", "--gpu", "h200-sxm", "--gpus", "8", "--json").json
+        for key in ["feasible", "best", "memory_per_gpu", "max_concurrent_sequences", "layouts"] {
+            #expect(plan[key] != nil, "plan lacks \(key)")
+        }
+        let memory = plan["memory_per_gpu"] as? [String: Any] ?? [:]
+        #expect(["weights", "kv_cache", "activations", "reserved", "free"].allSatisfy { memory[$0] != nil })
+        let infeasible = try moesim("plan", "--model", "deepseek-v3", "--gpu", "h100-sxm", "--gpus", "8", "--json").json
+        #expect(infeasible["feasible"] as? Bool == false && (infeasible["reason"] as? String)?.isEmpty == false)
+    }
+
+    @Test func estimateValidateAndCompareKeys() throws {
+        let estimate = try moesim("estimate", "--gpus", "16", "--layout", "attention=dp,tp=1,ep=16,pp=1", "--json").json
+        for key in ["input_tokens_per_s_per_gpu", "output_tokens_per_s_per_gpu", "output_tokens_per_s_per_user", "ttft_s",
+                    "tpot_s", "bottleneck", "cost_per_million_output_tokens"] {
+            #expect(estimate[key] != nil, "estimate lacks \(key)")
+        }
+        let validate = try moesim("validate", "--json").json
+        #expect((validate["entries"] as? [[String: Any]])?.count == 8 && validate["median_abs_error"] != nil)
+        let compare = try moesim("compare", "--model", "mixtral-8x7b", "--gpu", "h100-sxm,h200-sxm", "--json").json
+        let variants = compare["variants"] as? [[String: Any]] ?? []
+        #expect(variants.count == 2)
+        for key in ["label", "total_params", "active_params", "min_gpus", "output_tokens_per_s_per_gpu", "cost_per_million_output_tokens"] {
+            #expect(variants.allSatisfy { $0[key] != nil }, "compare lacks \(key)")
+        }
+    }
+
+    /// generate reproduces transformers' greedy continuation of the Mixtral fixture.
+    @Test func generateMatchesTheFixture() throws {
+        let folder = repository.appendingPathComponent("Tests/RuntimeTests/Fixtures/mixtral").path
+        let run = try moesim("generate", folder, "--tokens", "3,17,42,5,99,64,7,23,11,80", "--max-new", "8", "--json")
+        #expect(run.json["tokens"] as? [Int] == [112, 98, 124, 112, 98, 97, 79, 5])
+        #expect(run.json["prefill_tokens_per_s"] != nil && run.json["decode_tokens_per_s"] != nil)
+    }
+
+    @Test(arguments: [
+        ["inspect", "no-such-model"], ["plan", "--gpus", "0"], ["plan", "--gpus", "12"], ["plan", "--layout", "tp=3"],
+        ["estimate", "--weights", "fp5"], ["inspect", "kimi-k2", "--set", "n_routed_experts"], ["calibrate", "--bogus"],
+        ["generate", "/no/such/folder", "--tokens", "1"], ["validate", "/no/such/file.json"], ["plan", "--gpu", "tpu-v9"],
+    ])
+    func badInputIsOneErrorLine(arguments: [String]) throws {
+        let run = try moesim(arguments: arguments)
+        #expect(run.status != 0, "\(arguments) exited 0")
+        #expect(run.stderr.hasPrefix("error:"), "\(arguments): \(run.stderr)")
+        #expect(!run.stderr.contains("Fatal error"))
+        #expect(run.stderr.split(separator: "\n").first?.contains("--json") != true)
+    }
+}
