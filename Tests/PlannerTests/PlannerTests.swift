@@ -121,6 +121,20 @@ func plan(_ m: String, _ g: String, gpus: Int, weights: WeightFormat, context: I
         }
     }
 
+    /// More GPUs never lower the cluster's memory, nor the memory left after the weights.
+    @Test func moreGPUsNeverLowerTotalMemory() throws {
+        let m = try model("kimi-k2"), h200 = try gpu("h200-sxm")
+        var lastTotal = 0, lastFree = -Double.infinity
+        for gpus in [8, 16, 24, 32, 64] {
+            let cluster = try Cluster(gpu: h200, gpuCount: gpus)
+            #expect(cluster.totalMemory >= lastTotal)
+            lastTotal = cluster.totalMemory
+            let free = Double(cluster.totalMemory) * (1 - MemoryModel.reservedFraction) - Double(m.weightBytes(.fp8))
+            #expect(free >= lastFree)
+            lastFree = free
+        }
+    }
+
     @Test func moreGPUsNeverHoldFewerSequences() throws {
         var last = -1
         for gpus in [8, 16, 32] {
