@@ -78,7 +78,7 @@ extension ModelSpec {
     public func operators(step: StepShape, options: CostOptions = CostOptions()) -> [Operator] {
         let t = Double(step.tokens), h = Double(hiddenSize)
         var ops: [Operator] = []
-        let bf16 = WeightFormat.bf16
+        let plain = options.weights.unquantized
         func weight(_ rows: Int, _ cols: Int) -> Double { Double(options.weights.bytes(rows: rows, cols: cols)) }
         func matmul(_ name: String, _ rows: Int, _ cols: Int, tokens: Double, layers: Int, kind: Operator.Kind = .matmul,
                     bytes: Double? = nil) -> Operator {
@@ -91,7 +91,7 @@ extension ModelSpec {
         }
 
         ops.append(Operator(name: "embedding lookup", kind: .embedding, layers: 1, flops: 0,
-                            weightBytes: 2 * t * h, activationBytes: 2 * t * h, kvBytes: 0))
+                            weightBytes: Double(plain.bytes(rows: 1, cols: hiddenSize)) * t, activationBytes: 2 * t * h, kvBytes: 0))
         for (layer, count) in layerGroups() {
             ops.append(norm("input norm", width: h, layers: count))
             ops += attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
@@ -109,7 +109,7 @@ extension ModelSpec {
         ops.append(norm("final norm", width: h, layers: 1))
         let headTokens = step.phase == .prefill ? Double(step.sequences) : t
         ops.append(matmul("output head", vocabSize, hiddenSize, tokens: headTokens, layers: 1,
-                          bytes: Double(bf16.bytes(rows: vocabSize, cols: hiddenSize))))
+                          bytes: Double(plain.bytes(rows: vocabSize, cols: hiddenSize))))
         return ops
     }
 
@@ -200,7 +200,7 @@ extension ModelSpec {
         let t = Double(step.tokens), e = moe.routedExperts, k = Double(moe.expertsPerToken)
         let size = moe.expertIntermediateSize, h = hiddenSize
         var ops: [Operator] = []
-        ops.append(matmul("router", e, h, t, count, .matmul, Double(WeightFormat.bf16.bytes(rows: e, cols: h))))
+        ops.append(matmul("router", e, h, t, count, .matmul, Double(options.weights.unquantized.bytes(rows: e, cols: h))))
         ops.append(Operator(name: "top-k selection", kind: .routing, layers: count, flops: 4 * t * Double(e),
                             weightBytes: 0, activationBytes: 2 * t * Double(e), kvBytes: 0))
         let touched = ExpertLoad.expectedDistinctExperts(experts: e, perToken: moe.expertsPerToken,

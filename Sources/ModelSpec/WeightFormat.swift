@@ -35,6 +35,10 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// The format of the tensors a quantized format leaves alone (embeddings, head, norms, routers,
+    /// biases): bf16, except in a Float32 model where everything is Float32.
+    public var unquantized: WeightFormat { self == .f32 ? .f32 : .bf16 }
+
     /// The hardware number format the matrix units run in for this weight format.
     public var computeFormat: String {
         switch self {
@@ -64,7 +68,7 @@ public enum KVCacheFormat: String, Sendable, CaseIterable, Codable {
 
 extension ModelSpec {
     /// Bytes of all weights of the main model (MTP modules excluded) in `format`; tensors that
-    /// are not `quantizable` stay bf16.
+    /// are not `quantizable` stay in `format.unquantized`.
     public func weightBytes(_ format: WeightFormat) -> Int {
         weightBytes(format) { $0.category != .mtp }
     }
@@ -72,7 +76,7 @@ extension ModelSpec {
     /// Bytes of the tensors selected by `include`.
     public func weightBytes(_ format: WeightFormat, where include: (WeightTensor) -> Bool) -> Int {
         weightTensors.filter(include).reduce(0) { sum, t in
-            let one = t.quantizable ? format.bytes(rows: t.rows, cols: t.cols) : WeightFormat.bf16.bytes(rows: t.rows, cols: t.cols)
+            let one = (t.quantizable ? format : format.unquantized).bytes(rows: t.rows, cols: t.cols)
             return sum + one * t.copies
         }
     }

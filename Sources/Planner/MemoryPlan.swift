@@ -75,7 +75,7 @@ public enum MemoryModel {
         var total = 0.0
         for tensor in model.weightTensors where tensor.category != .mtp {
             let bytes = Double(tensor.quantizable ? format.bytes(rows: tensor.rows, cols: tensor.cols)
-                                                  : WeightFormat.bf16.bytes(rows: tensor.rows, cols: tensor.cols))
+                                                  : format.unquantized.bytes(rows: tensor.rows, cols: tensor.cols))
                 * Double(tensor.copies)
             let share: Double
             switch tensor.category {
