@@ -190,7 +190,7 @@ public final class CPUModel: @unchecked Sendable {
                 }
                 continue
             }
-            var scores = [Float](repeating: 0, count: seg.count * total)
+            var scores = [Float](repeating: 0, count: min(seg.count, CPUModel.queryBlock) * total)
             caches[s].keys[layer].withUnsafeBufferPointer { keys in
                 caches[s].values[layer].withUnsafeBufferPointer { values in
                     qkv.withUnsafeBufferPointer { qp in
@@ -198,13 +198,15 @@ public final class CPUModel: @unchecked Sendable {
                             context.withUnsafeMutableBufferPointer { cp in
                                 for hh in 0..<a.heads {
                                     let kvh = hh / group
-                                    BLAS.gemm(m: seg.count, n: total, k: hd, a: qp.baseAddress! + seg.start * width + hh * hd, lda: width,
-                                              transposeA: false, b: keys.baseAddress! + kvh * hd, ldb: kv, transposeB: true,
-                                              c: sp.baseAddress!, ldc: total, alpha: scale)
-                                    maskAndSoftmax(sp.baseAddress!, queries: seg.count, keys: total, past: past, window: window)
-                                    BLAS.gemm(m: seg.count, n: hd, k: total, a: sp.baseAddress!, lda: total, transposeA: false,
-                                              b: values.baseAddress! + kvh * hd, ldb: kv, transposeB: false,
-                                              c: cp.baseAddress! + seg.start * q + hh * hd, ldc: q)
+                                    for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
+                                        BLAS.gemm(m: m, n: visible, k: hd, a: qp.baseAddress! + (seg.start + b0) * width + hh * hd, lda: width,
+                                                  transposeA: false, b: keys.baseAddress! + kvh * hd, ldb: kv, transposeB: true,
+                                                  c: sp.baseAddress!, ldc: visible, alpha: scale)
+                                        maskAndSoftmax(sp.baseAddress!, queries: m, keys: visible, past: past + b0, window: window)
+                                        BLAS.gemm(m: m, n: hd, k: visible, a: sp.baseAddress!, lda: visible, transposeA: false,
+                                                  b: values.baseAddress! + kvh * hd, ldb: kv, transposeB: false,
+                                                  c: cp.baseAddress! + (seg.start + b0) * q + hh * hd, ldc: q)
+                                    }
                                 }
                             }
                         }
@@ -270,24 +272,26 @@ public final class CPUModel: @unchecked Sendable {
             let expanded = try caches[s].keys[layer].withUnsafeBufferPointer { lp -> [Float] in
                 try linearArray(w.kvUp, Array(lp), rows: total)
             }
-            var scores = [Float](repeating: 0, count: seg.count * total)
+            var scores = [Float](repeating: 0, count: min(seg.count, CPUModel.queryBlock) * total)
             expanded.withUnsafeBufferPointer { ep in
                 caches[s].values[layer].withUnsafeBufferPointer { rk in
                     q.withUnsafeBufferPointer { qp in
                         scores.withUnsafeMutableBufferPointer { sp in
                             context.withUnsafeMutableBufferPointer { cp in
                                 for hh in 0..<heads {
-                                    let qRow = qp.baseAddress! + seg.start * heads * qk + hh * qk
-                                    BLAS.gemm(m: seg.count, n: total, k: nope, a: qRow, lda: heads * qk, transposeA: false,
-                                              b: ep.baseAddress! + hh * (nope + vDim), ldb: expandedWidth, transposeB: true,
-                                              c: sp.baseAddress!, ldc: total, alpha: scale)
-                                    BLAS.gemm(m: seg.count, n: total, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
-                                              b: rk.baseAddress!, ldb: ropeDim, transposeB: true,
-                                              c: sp.baseAddress!, ldc: total, alpha: scale, beta: 1)
-                                    maskAndSoftmax(sp.baseAddress!, queries: seg.count, keys: total, past: past, window: nil)
-                                    BLAS.gemm(m: seg.count, n: vDim, k: total, a: sp.baseAddress!, lda: total, transposeA: false,
-                                              b: ep.baseAddress! + hh * (nope + vDim) + nope, ldb: expandedWidth, transposeB: false,
-                                              c: cp.baseAddress! + seg.start * heads * vDim + hh * vDim, ldc: heads * vDim)
+                                    for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
+                                        let qRow = qp.baseAddress! + (seg.start + b0) * heads * qk + hh * qk
+                                        BLAS.gemm(m: m, n: visible, k: nope, a: qRow, lda: heads * qk, transposeA: false,
+                                                  b: ep.baseAddress! + hh * (nope + vDim), ldb: expandedWidth, transposeB: true,
+                                                  c: sp.baseAddress!, ldc: visible, alpha: scale)
+                                        BLAS.gemm(m: m, n: visible, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
+                                                  b: rk.baseAddress!, ldb: ropeDim, transposeB: true,
+                                                  c: sp.baseAddress!, ldc: visible, alpha: scale, beta: 1)
+                                        maskAndSoftmax(sp.baseAddress!, queries: m, keys: visible, past: past + b0, window: nil)
+                                        BLAS.gemm(m: m, n: vDim, k: visible, a: sp.baseAddress!, lda: visible, transposeA: false,
+                                                  b: ep.baseAddress! + hh * (nope + vDim) + nope, ldb: expandedWidth, transposeB: false,
+                                                  c: cp.baseAddress! + (seg.start + b0) * heads * vDim + hh * vDim, ldc: heads * vDim)
+                                    }
                                 }
                             }
                         }
@@ -463,6 +467,18 @@ public final class CPUModel: @unchecked Sendable {
         Reduction.softmax(scores, count: count)
         out.update(repeating: 0, count: valueWidth)
         for j in 0..<count { Elementwise.addScaled(values + (first + j) * stride, by: scores[j], into: out, count: valueWidth) }
+    }
+
+    /// Queries attend in blocks of this many rows, each against only the keys it can see, so a
+    /// prompt's causal attention does half the work of the full square.
+    static let queryBlock = 128
+
+    /// (first query, queries, visible keys) of each block of `queries` new tokens after `past`.
+    static func causalBlocks(queries: Int, past: Int) -> [(Int, Int, Int)] {
+        stride(from: 0, to: queries, by: queryBlock).map { b0 in
+            let m = min(queryBlock, queries - b0)
+            return (b0, m, past + b0 + m)
+        }
     }
 
     /// Causal (and windowed) mask, then softmax, of a block of scores: query i is the token at

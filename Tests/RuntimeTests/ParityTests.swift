@@ -75,3 +75,27 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32) throws -> (CPUM
         #expect(throws: RuntimeError.self) { try SafeTensorsFolder(folder: "/no/such/folder") }
     }
 }
+
+/// Consistency of the cache: a prompt longer than one query block, run in one forward pass, gives
+/// the same logits at every position as feeding it one token at a time through the decode path.
+@Suite struct CacheConsistencyTests {
+    @Test(arguments: ["mixtral", "deepseek_v3"])
+    func wholePromptEqualsTokenByToken(name: String) throws {
+        let (model, _) = try loadFixture(name)
+        let prompt = (0..<300).map { ($0 * 37 + 11) % model.spec.vocabSize }
+        var whole = [model.newCache()]
+        let all = try model.forward([prompt], caches: &whole, allLogits: true)
+        var stepwise = [model.newCache()]
+        var worst: Float = 0
+        for (i, token) in prompt.enumerated() {
+            let logits = try model.forward([[token]], caches: &stepwise)
+            let v = model.spec.vocabSize
+            all.withUnsafeBufferPointer { a in
+                logits.withUnsafeBufferPointer { l in
+                    for j in 0..<v { worst = max(worst, abs(a[i * v + j] - l[j])) }
+                }
+            }
+        }
+        #expect(worst < 1e-3, "\(name): prefill and decode differ by \(worst)")
+    }
+}
