@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Hardware", targets: ["Hardware"]),
         .library(name: "Planner", targets: ["Planner"]),
         .library(name: "Estimator", targets: ["Estimator"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -27,6 +27,17 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
         .executableTarget(
+            name: "RuntimeBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Runtime", package: moesimFolder),
+                .product(name: "ModelSpec", package: moesimFolder),
+                .product(name: "TensorCore", package: moesimFolder),
+            ],
+            path: "Benchmarks/RuntimeBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        .executableTarget(
             name: "EstimatorBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
