@@ -26,6 +26,9 @@ public final class CPUModel: @unchecked Sendable {
     /// Tokens routed to each expert, summed over every forward pass and MoE layer.
     public private(set) var expertLoad: [Int]
 
+    /// Activation buffers, reused across forward passes.
+    let workspace: Workspace
+
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3"]
 
     public init(spec: ModelSpec, source: WeightSource, format: CPUWeightFormat = .f32) throws {
@@ -48,11 +51,12 @@ public final class CPUModel: @unchecked Sendable {
         let layout: RotaryEmbedding.Layout = { if case .latent = spec.attention { return .interleaved }; return .halfSplit }()
         rope = try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: layout)
         expertLoad = Array(repeating: 0, count: spec.moe?.routedExperts ?? 0)
+        workspace = Workspace(experts: spec.moe?.routedExperts ?? 0)
     }
 
-    /// Each forward pass allocates its activation buffers anew; glibc returns blocks above 128 KiB
-    /// to the kernel on free and gets them back zeroed, page by page, on the next step (15% of a
-    /// decode step in `perf`). Raising the mmap and trim thresholds keeps them in the heap.
+    /// Loading and prefill allocate large temporary arrays; glibc returns blocks above 128 KiB to
+    /// the kernel on free and gets them back zeroed, page by page, the next time (15% of a step in
+    /// `perf` before the workspace). Raising the mmap and trim thresholds keeps them in the heap.
     static func keepFreedBuffers() {
         #if os(Linux)
         _ = glibcMallopt(mMmapThreshold, 1 << 30)
@@ -79,268 +83,269 @@ public final class CPUModel: @unchecked Sendable {
     /// Runs `tokens[s]` of each sequence s, appending to `caches[s]`. Returns the logits of every
     /// new token (rows in sequence order) when `allLogits`, else of each sequence's last token.
     public func forward(_ tokens: [[Int]], caches: inout [SequenceCache], allLogits: Bool = false) throws -> Tensor {
-        guard tokens.count == caches.count else {
-            throw RuntimeError.unsupported("forward needs one cache per sequence (\(tokens.count) sequences, \(caches.count) caches)")
+        var logits = try Tensor(zeros: [0, 0])
+        try forward(tokens, caches: &caches, allLogits: allLogits, into: &logits)
+        return logits
+    }
+
+    /// One decode token for each sequence; the logits go into `logits` (reused when its shape fits).
+    /// Allocates nothing once the workspace has grown to the batch.
+    public func decode(_ tokens: [Int], caches: inout [SequenceCache], into logits: inout Tensor) throws {
+        workspace.segments.removeAll(keepingCapacity: true)
+        for s in 0..<tokens.count { workspace.segments.append((s, 1)) }
+        try run(rows: tokens.count, token: { tokens[$0] }, caches: &caches, allLogits: false, into: &logits)
+    }
+
+    /// `forward` into an existing logits tensor.
+    public func forward(_ tokens: [[Int]], caches: inout [SequenceCache], allLogits: Bool, into logits: inout Tensor) throws {
+        workspace.segments.removeAll(keepingCapacity: true)
+        var start = 0
+        for row in tokens { workspace.segments.append((start, row.count)); start += row.count }
+        var flat: [Int] = []
+        flat.reserveCapacity(start)
+        for row in tokens { flat += row }
+        try run(rows: start, token: { flat[$0] }, caches: &caches, allLogits: allLogits, into: &logits)
+    }
+
+    func run(rows: Int, token: (Int) -> Int, caches: inout [SequenceCache], allLogits: Bool, into logits: inout Tensor) throws {
+        let segments = workspace.segments
+        guard segments.count == caches.count else {
+            throw RuntimeError.unsupported("forward needs one cache per sequence (\(segments.count) sequences, \(caches.count) caches)")
         }
-        for row in tokens {
-            for t in row where t < 0 || t >= spec.vocabSize { throw RuntimeError.tokenOutOfRange(token: t, vocabulary: spec.vocabSize) }
+        for r in 0..<rows where token(r) < 0 || token(r) >= spec.vocabSize {
+            throw RuntimeError.tokenOutOfRange(token: token(r), vocabulary: spec.vocabSize)
         }
         let h = spec.hiddenSize
-        let rows = tokens.reduce(0) { $0 + $1.count }
-        guard rows > 0 else { return try Tensor(zeros: [0, spec.vocabSize]) }
-        var segments: [(start: Int, count: Int)] = []
-        var start = 0
-        for row in tokens { segments.append((start, row.count)); start += row.count }
-
-        var x = [Float](repeating: 0, count: rows * h)
+        let picked = allLogits ? rows : segments.count
+        if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
+        guard rows > 0 else { return }
+        let ws = workspace
+        let x = ws.get(.x, rows * h), normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
         weights.embedding.withUnsafeBufferPointer { e in
-            var r = 0
-            for row in tokens { for t in row { for i in 0..<h { x[r * h + i] = e[t * h + i] }; r += 1 } }
+            for r in 0..<rows { (x + r * h).update(from: e.baseAddress! + token(r) * h, count: h) }
         }
-        var normed = [Float](repeating: 0, count: rows * h)
-        var delta = [Float](repeating: 0, count: rows * h)
         if recordRouting { lastRouting = [:] }
+        lastTouchedExperts = 0
         for (index, layer) in weights.layers.enumerated() {
-            rmsNormRows(x, layer.inputNorm, into: &normed, rows: rows)
-            try attention(layer.attention, layer: index, input: normed, rows: rows, segments: segments, caches: &caches, into: &delta)
-            add(&x, delta)
-            rmsNormRows(x, layer.postNorm, into: &normed, rows: rows)
-            try feedForward(layer.feedForward, layer: index, input: normed, rows: rows, into: &delta)
-            add(&x, delta)
+            rmsNormRows(x, layer.inputNorm, into: normed, rows: rows)
+            try attention(layer.attention, layer: index, input: normed, rows: rows, segments: segments, caches: &caches, into: delta)
+            Elementwise.add(x, delta, into: x, count: rows * h)
+            rmsNormRows(x, layer.postNorm, into: normed, rows: rows)
+            try feedForward(layer.feedForward, layer: index, input: normed, rows: rows, into: delta)
+            Elementwise.add(x, delta, into: x, count: rows * h)
         }
         for s in segments.indices { caches[s].advance(by: segments[s].count) }
 
         // Final norm and head on the rows whose logits are wanted.
-        let picked = allLogits ? Array(0..<rows) : segments.map { $0.start + $0.count - 1 }
-        var last = [Float](repeating: 0, count: picked.count * h)
-        for (i, r) in picked.enumerated() { for j in 0..<h { last[i * h + j] = x[r * h + j] } }
-        var lastNormed = [Float](repeating: 0, count: last.count)
-        rmsNormRows(last, weights.finalNorm, into: &lastNormed, rows: picked.count)
-        return try linear(weights.head, lastNormed, rows: picked.count)
+        let last = ws.get(.lastRows, picked * h), lastNormed = ws.get(.lastNormed, picked * h)
+        for i in 0..<picked {
+            let r = allLogits ? i : segments[i].start + segments[i].count - 1
+            (last + i * h).update(from: x + r * h, count: h)
+        }
+        rmsNormRows(last, weights.finalNorm, into: lastNormed, rows: picked)
+        logits.withUnsafeMutableBufferPointer { out in
+            if let base = out.baseAddress { weights.head.apply(lastNormed, batch: picked, into: base) }
+        }
     }
+
+    /// Distinct experts the last forward pass touched, summed over MoE layers.
+    public private(set) var lastTouchedExperts = 0
 
     // MARK: - Layers
 
-    func attention(_ w: AttentionWeights, layer: Int, input: [Float], rows: Int, segments: [(start: Int, count: Int)],
-                   caches: inout [SequenceCache], into out: inout [Float]) throws {
+    func attention(_ w: AttentionWeights, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
+                   segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) throws {
         switch (w, spec.attention) {
         case let (.grouped(g), .grouped(a)):
-            try groupedAttention(g, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: &out)
+            groupedAttention(g, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.latent(m), .latent(a)):
-            try latentAttention(m, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: &out)
+            latentAttention(m, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         default:
             throw RuntimeError.unsupported("attention weights do not match the spec")
         }
     }
 
-    func groupedAttention(_ w: GQAWeights, _ a: GroupedQueryAttention, layer: Int, input: [Float], rows: Int,
-                          segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: inout [Float]) throws {
+    /// RoPE of one position on `heads` vectors, with the tables in the workspace.
+    func rotate(_ v: UnsafeMutablePointer<Float>, heads: Int, stride: Int, position: Int) {
+        let half = rope.rotaryDimension / 2
+        let table = workspace.get(.rope, 2 * half)
+        rope.angles(position: position, cos: table, sin: table + half)
+        rope.apply(to: v, heads: heads, headStride: stride, cos: table, sin: table + half)
+    }
+
+    func groupedAttention(_ w: GQAWeights, _ a: GroupedQueryAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
+                          segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) {
         let hd = a.headDim, q = a.heads * hd, kv = a.kvHeads * hd, width = q + 2 * kv
-        var qkv = try linearArray(w.qkv, input, rows: rows)
-        if let bias = w.qkvBias { for r in 0..<rows { for j in 0..<width { qkv[r * width + j] += bias[j] } } }
-        qkv.withUnsafeMutableBufferPointer { p in
-            guard let base = p.baseAddress else { return }
-            for (s, seg) in segments.enumerated() {
-                for i in 0..<seg.count {
-                    let row = base + (seg.start + i) * width
-                    if let qn = w.qNorm, let kn = w.kNorm {
-                        qn.withUnsafeBufferPointer { wq in
-                            for hh in 0..<a.heads { Reduction.rmsNorm(row + hh * hd, weight: wq.baseAddress!, epsilon: Float(spec.rmsNormEpsilon), into: row + hh * hd, count: hd) }
-                        }
-                        kn.withUnsafeBufferPointer { wk in
-                            for hh in 0..<a.kvHeads { Reduction.rmsNorm(row + q + hh * hd, weight: wk.baseAddress!, epsilon: Float(spec.rmsNormEpsilon), into: row + q + hh * hd, count: hd) }
-                        }
+        let ws = workspace
+        let qkv = ws.get(.qkv, rows * width)
+        w.qkv.apply(input, batch: rows, into: qkv)
+        if let bias = w.qkvBias {
+            bias.withUnsafeBufferPointer { b in for r in 0..<rows { Elementwise.add(qkv + r * width, b.baseAddress!, into: qkv + r * width, count: width) } }
+        }
+        let epsilon = Float(spec.rmsNormEpsilon)
+        for (s, seg) in segments.enumerated() {
+            for i in 0..<seg.count {
+                let row = qkv + (seg.start + i) * width
+                if let qn = w.qNorm, let kn = w.kNorm {
+                    qn.withUnsafeBufferPointer { wq in
+                        for hh in 0..<a.heads { Reduction.rmsNorm(row + hh * hd, weight: wq.baseAddress!, epsilon: epsilon, into: row + hh * hd, count: hd) }
                     }
-                    let position = caches[s].length + i
-                    rope.apply(to: row, heads: a.heads, headStride: hd, position: position)
-                    rope.apply(to: row + q, heads: a.kvHeads, headStride: hd, position: position)
-                    caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: row + q, count: kv),
-                                     values: UnsafeBufferPointer(start: row + q + kv, count: kv))
+                    kn.withUnsafeBufferPointer { wk in
+                        for hh in 0..<a.kvHeads { Reduction.rmsNorm(row + q + hh * hd, weight: wk.baseAddress!, epsilon: epsilon, into: row + q + hh * hd, count: hd) }
+                    }
                 }
+                let position = caches[s].length + i
+                rotate(row, heads: a.heads, stride: hd, position: position)
+                rotate(row + q, heads: a.kvHeads, stride: hd, position: position)
+                caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: row + q, count: kv),
+                                 values: UnsafeBufferPointer(start: row + q + kv, count: kv))
             }
         }
-        var context = [Float](repeating: 0, count: rows * q)
+        let context = ws.get(.context, rows * q)
         let window: Int? = { if case let .slidingWindow(w) = spec.layers[layer].span { return w }; return nil }()
         let scale = 1 / Float(hd).squareRoot()
         let group = a.heads / a.kvHeads
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
-            if seg.count <= SmallBatch.limit {
-                // Decode: a few queries against the cache, with TensorCore's dot and axpy rather
-                // than BLAS calls (whose idle threads would then spin against ours).
-                qkv.withUnsafeBufferPointer { qp in
-                    caches[s].keys[layer].withUnsafeBufferPointer { keys in
-                        caches[s].values[layer].withUnsafeBufferPointer { values in
-                            context.withUnsafeMutableBufferPointer { cp in
-                                withUnsafeTemporaryAllocation(of: Float.self, capacity: total) { scores in
-                                    for i in 0..<seg.count {
-                                        for hh in 0..<a.heads {
-                                            let kvh = hh / group
-                                            decodeHead(query: qp.baseAddress! + (seg.start + i) * width + hh * hd,
-                                                       keys: keys.baseAddress! + kvh * hd, values: values.baseAddress! + kvh * hd,
-                                                       stride: kv, width: hd, valueWidth: hd, visible: past + i + 1, window: window,
-                                                       scale: scale, scores: scores.baseAddress!,
-                                                       into: cp.baseAddress! + (seg.start + i) * q + hh * hd)
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                continue
-            }
-            var scores = [Float](repeating: 0, count: min(seg.count, CPUModel.queryBlock) * total)
             caches[s].keys[layer].withUnsafeBufferPointer { keys in
                 caches[s].values[layer].withUnsafeBufferPointer { values in
-                    qkv.withUnsafeBufferPointer { qp in
-                        scores.withUnsafeMutableBufferPointer { sp in
-                            context.withUnsafeMutableBufferPointer { cp in
-                                for hh in 0..<a.heads {
-                                    let kvh = hh / group
-                                    for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
-                                        BLAS.gemm(m: m, n: visible, k: hd, a: qp.baseAddress! + (seg.start + b0) * width + hh * hd, lda: width,
-                                                  transposeA: false, b: keys.baseAddress! + kvh * hd, ldb: kv, transposeB: true,
-                                                  c: sp.baseAddress!, ldc: visible, alpha: scale)
-                                        maskAndSoftmax(sp.baseAddress!, queries: m, keys: visible, past: past + b0, window: window)
-                                        BLAS.gemm(m: m, n: hd, k: visible, a: sp.baseAddress!, lda: visible, transposeA: false,
-                                                  b: values.baseAddress! + kvh * hd, ldb: kv, transposeB: false,
-                                                  c: cp.baseAddress! + (seg.start + b0) * q + hh * hd, ldc: q)
-                                    }
-                                }
+                    guard let kp = keys.baseAddress, let vp = values.baseAddress else { return }
+                    if seg.count <= SmallBatch.limit {
+                        // Decode: a few queries against the cache, with TensorCore's dot and axpy rather
+                        // than BLAS calls (whose idle threads would then spin against ours).
+                        let scores = ws.get(.scores, total)
+                        for i in 0..<seg.count {
+                            for hh in 0..<a.heads {
+                                let kvh = hh / group
+                                decodeHead(query: qkv + (seg.start + i) * width + hh * hd, keys: kp + kvh * hd, values: vp + kvh * hd,
+                                           stride: kv, width: hd, valueWidth: hd, visible: past + i + 1, window: window,
+                                           scale: scale, scores: scores, into: context + (seg.start + i) * q + hh * hd)
                             }
                         }
+                        return
                     }
-                }
-            }
-        }
-        out = try linearArray(w.output, context, rows: rows)
-    }
-
-    func latentAttention(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, input: [Float], rows: Int,
-                         segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: inout [Float]) throws {
-        let qRank = a.qLoraRank ?? 0, kvRank = a.kvLoraRank, ropeDim = a.qkRopeHeadDim
-        let qk = a.qkHeadDim, heads = a.heads, nope = a.qkNopeHeadDim, vDim = a.vHeadDim
-        let downWidth = w.down.rows
-        let down = try linearArray(w.down, input, rows: rows)
-        // Queries: through the low-rank path (q_a, its norm, q_b) or directly.
-        var q: [Float]
-        if let qNorm = w.qNorm {
-            var qa = [Float](repeating: 0, count: rows * qRank)
-            for r in 0..<rows { for j in 0..<qRank { qa[r * qRank + j] = down[r * downWidth + j] } }
-            var qaNormed = qa
-            rmsNormRows(qa, qNorm, into: &qaNormed, rows: rows)
-            q = try linearArray(w.qUp, qaNormed, rows: rows)
-        } else {
-            q = try linearArray(w.qUp, input, rows: rows)
-        }
-        // The latent (normalised) and the shared rotary key of each new token go to the cache.
-        var latent = [Float](repeating: 0, count: rows * kvRank)
-        var rotaryKey = [Float](repeating: 0, count: rows * ropeDim)
-        for r in 0..<rows {
-            for j in 0..<kvRank { latent[r * kvRank + j] = down[r * downWidth + qRank + j] }
-            for j in 0..<ropeDim { rotaryKey[r * ropeDim + j] = down[r * downWidth + qRank + kvRank + j] }
-        }
-        var latentNormed = latent
-        rmsNormRows(latent, w.kvNorm, into: &latentNormed, rows: rows)
-        q.withUnsafeMutableBufferPointer { qp in
-            rotaryKey.withUnsafeMutableBufferPointer { kp in
-                latentNormed.withUnsafeBufferPointer { lp in
-                    guard let qb = qp.baseAddress, let kb = kp.baseAddress, let lb = lp.baseAddress else { return }
-                    for (s, seg) in segments.enumerated() {
-                        for i in 0..<seg.count {
-                            let r = seg.start + i, position = caches[s].length + i
-                            rope.apply(to: qb + r * heads * qk + nope, heads: heads, headStride: qk, position: position)
-                            rope.apply(to: kb + r * ropeDim, heads: 1, headStride: ropeDim, position: position)
-                            caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: lb + r * kvRank, count: kvRank),
-                                             values: UnsafeBufferPointer(start: kb + r * ropeDim, count: ropeDim))
+                    let scores = ws.get(.scores, min(seg.count, CPUModel.queryBlock) * total)
+                    for hh in 0..<a.heads {
+                        let kvh = hh / group
+                        for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
+                            BLAS.gemm(m: m, n: visible, k: hd, a: qkv + (seg.start + b0) * width + hh * hd, lda: width,
+                                      transposeA: false, b: kp + kvh * hd, ldb: kv, transposeB: true,
+                                      c: scores, ldc: visible, alpha: scale)
+                            maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: window)
+                            BLAS.gemm(m: m, n: hd, k: visible, a: scores, lda: visible, transposeA: false,
+                                      b: vp + kvh * hd, ldb: kv, transposeB: false,
+                                      c: context + (seg.start + b0) * q + hh * hd, ldc: q)
                         }
                     }
                 }
             }
         }
-        var context = [Float](repeating: 0, count: rows * heads * vDim)
+        w.output.apply(context, batch: rows, into: out)
+    }
+
+    func latentAttention(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
+                         segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) {
+        let qRank = a.qLoraRank ?? 0, kvRank = a.kvLoraRank, ropeDim = a.qkRopeHeadDim
+        let qk = a.qkHeadDim, heads = a.heads, nope = a.qkNopeHeadDim, vDim = a.vHeadDim
+        let ws = workspace
+        let downWidth = w.down.rows
+        let down = ws.get(.down, rows * downWidth)
+        w.down.apply(input, batch: rows, into: down)
+        // Queries: through the low-rank path (q_a, its norm, q_b) or directly.
+        let q = ws.get(.q, rows * heads * qk)
+        if let qNorm = w.qNorm {
+            let qa = ws.get(.qA, rows * qRank), qaNormed = ws.get(.qANormed, rows * qRank)
+            for r in 0..<rows { (qa + r * qRank).update(from: down + r * downWidth, count: qRank) }
+            rmsNormRows(qa, qNorm, into: qaNormed, rows: rows)
+            w.qUp.apply(qaNormed, batch: rows, into: q)
+        } else {
+            w.qUp.apply(input, batch: rows, into: q)
+        }
+        // The latent (normalised) and the shared rotary key of each new token go to the cache.
+        let latent = ws.get(.latent, rows * kvRank), latentNormed = ws.get(.latentNormed, rows * kvRank)
+        let rotary = ws.get(.rotary, rows * ropeDim)
+        for r in 0..<rows {
+            (latent + r * kvRank).update(from: down + r * downWidth + qRank, count: kvRank)
+            (rotary + r * ropeDim).update(from: down + r * downWidth + qRank + kvRank, count: ropeDim)
+        }
+        rmsNormRows(latent, w.kvNorm, into: latentNormed, rows: rows)
+        for (s, seg) in segments.enumerated() {
+            for i in 0..<seg.count {
+                let r = seg.start + i, position = caches[s].length + i
+                rotate(q + r * heads * qk + nope, heads: heads, stride: qk, position: position)
+                rotate(rotary + r * ropeDim, heads: 1, stride: ropeDim, position: position)
+                caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: latentNormed + r * kvRank, count: kvRank),
+                                 values: UnsafeBufferPointer(start: rotary + r * ropeDim, count: ropeDim))
+            }
+        }
+        let context = ws.get(.context, rows * heads * vDim)
         let scale = 1 / Float(qk).squareRoot()
         let expandedWidth = heads * (nope + vDim)
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
             if seg.count <= SmallBatch.limit {
-                absorbedDecode(w, a, layer: layer, q: q, segment: seg, past: past, cache: caches[s], scale: scale, into: &context)
+                absorbedDecode(w, a, layer: layer, q: q, segment: seg, past: past, cache: caches[s], scale: scale, into: context)
                 continue
             }
             // Expanded keys and values of every cached token: latent · kv_bᵀ.
-            let expanded = try caches[s].keys[layer].withUnsafeBufferPointer { lp -> [Float] in
-                try linearArray(w.kvUp, Array(lp), rows: total)
+            let expanded = ws.get(.expanded, total * expandedWidth)
+            caches[s].keys[layer].withUnsafeBufferPointer { lp in
+                if let base = lp.baseAddress { w.kvUp.apply(base, batch: total, into: expanded) }
             }
-            var scores = [Float](repeating: 0, count: min(seg.count, CPUModel.queryBlock) * total)
-            expanded.withUnsafeBufferPointer { ep in
-                caches[s].values[layer].withUnsafeBufferPointer { rk in
-                    q.withUnsafeBufferPointer { qp in
-                        scores.withUnsafeMutableBufferPointer { sp in
-                            context.withUnsafeMutableBufferPointer { cp in
-                                for hh in 0..<heads {
-                                    for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
-                                        let qRow = qp.baseAddress! + (seg.start + b0) * heads * qk + hh * qk
-                                        BLAS.gemm(m: m, n: visible, k: nope, a: qRow, lda: heads * qk, transposeA: false,
-                                                  b: ep.baseAddress! + hh * (nope + vDim), ldb: expandedWidth, transposeB: true,
-                                                  c: sp.baseAddress!, ldc: visible, alpha: scale)
-                                        BLAS.gemm(m: m, n: visible, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
-                                                  b: rk.baseAddress!, ldb: ropeDim, transposeB: true,
-                                                  c: sp.baseAddress!, ldc: visible, alpha: scale, beta: 1)
-                                        maskAndSoftmax(sp.baseAddress!, queries: m, keys: visible, past: past + b0, window: nil)
-                                        BLAS.gemm(m: m, n: vDim, k: visible, a: sp.baseAddress!, lda: visible, transposeA: false,
-                                                  b: ep.baseAddress! + hh * (nope + vDim) + nope, ldb: expandedWidth, transposeB: false,
-                                                  c: cp.baseAddress! + (seg.start + b0) * heads * vDim + hh * vDim, ldc: heads * vDim)
-                                    }
-                                }
-                            }
-                        }
+            let scores = ws.get(.scores, min(seg.count, CPUModel.queryBlock) * total)
+            caches[s].values[layer].withUnsafeBufferPointer { rk in
+                guard let rkp = rk.baseAddress else { return }
+                for hh in 0..<heads {
+                    for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
+                        let qRow = q + (seg.start + b0) * heads * qk + hh * qk
+                        BLAS.gemm(m: m, n: visible, k: nope, a: qRow, lda: heads * qk, transposeA: false,
+                                  b: expanded + hh * (nope + vDim), ldb: expandedWidth, transposeB: true,
+                                  c: scores, ldc: visible, alpha: scale)
+                        BLAS.gemm(m: m, n: visible, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
+                                  b: rkp, ldb: ropeDim, transposeB: true, c: scores, ldc: visible, alpha: scale, beta: 1)
+                        maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: nil)
+                        BLAS.gemm(m: m, n: vDim, k: visible, a: scores, lda: visible, transposeA: false,
+                                  b: expanded + hh * (nope + vDim) + nope, ldb: expandedWidth, transposeB: false,
+                                  c: context + (seg.start + b0) * heads * vDim + hh * vDim, ldc: heads * vDim)
                     }
                 }
             }
         }
-        out = try linearArray(w.output, context, rows: rows)
+        w.output.apply(context, batch: rows, into: out)
     }
 
     /// MLA's absorbed form for a few queries: each head's query moves into the latent space
     /// through W_UK (q_lat = W_UKᵀ q_nope), attends over the cached latents and rotary keys
     /// directly, and its latent output comes back through W_UV. The cache is never expanded, so a
     /// step costs O(context × kv_lora_rank) per head instead of expanding every cached token.
-    func absorbedDecode(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, q: [Float],
+    func absorbedDecode(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, q: UnsafeMutablePointer<Float>,
                         segment seg: (start: Int, count: Int), past: Int, cache: SequenceCache, scale: Float,
-                        into context: inout [Float]) {
+                        into context: UnsafeMutablePointer<Float>) {
         let heads = a.heads, qk = a.qkHeadDim, nope = a.qkNopeHeadDim, vDim = a.vHeadDim
         let rank = a.kvLoraRank, ropeDim = a.qkRopeHeadDim, rowsPerHead = nope + vDim
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * rank + past + seg.count) { scratch in
-            guard let base = scratch.baseAddress else { return }
-            let qLatent = base, oLatent = base + rank, scores = base + 2 * rank
-            q.withUnsafeBufferPointer { qp in
-                w.kvUpRows.withUnsafeBufferPointer { wp in
-                    cache.keys[layer].withUnsafeBufferPointer { latents in
-                        cache.values[layer].withUnsafeBufferPointer { rotary in
-                            context.withUnsafeMutableBufferPointer { cp in
-                                for i in 0..<seg.count {
-                                    let visible = past + i + 1
-                                    for hh in 0..<heads {
-                                        let query = qp.baseAddress! + (seg.start + i) * heads * qk + hh * qk
-                                        let uk = wp.baseAddress! + hh * rowsPerHead * rank
-                                        qLatent.update(repeating: 0, count: rank)
-                                        for r in 0..<nope { Elementwise.addScaled(uk + r * rank, by: query[r], into: qLatent, count: rank) }
-                                        for j in 0..<visible {
-                                            scores[j] = (Reduction.dot(qLatent, latents.baseAddress! + j * rank, count: rank)
-                                                + Reduction.dot(query + nope, rotary.baseAddress! + j * ropeDim, count: ropeDim)) * scale
-                                        }
-                                        Reduction.softmax(scores, count: visible)
-                                        oLatent.update(repeating: 0, count: rank)
-                                        for j in 0..<visible {
-                                            Elementwise.addScaled(latents.baseAddress! + j * rank, by: scores[j], into: oLatent, count: rank)
-                                        }
-                                        let uv = uk + nope * rank
-                                        let out = cp.baseAddress! + (seg.start + i) * heads * vDim + hh * vDim
-                                        for r in 0..<vDim { out[r] = Reduction.dot(uv + r * rank, oLatent, count: rank) }
-                                    }
-                                }
+        let scratch = workspace.get(.mlaScratch, 2 * rank + past + seg.count)
+        let qLatent = scratch, oLatent = scratch + rank, scores = scratch + 2 * rank
+        w.kvUpRows.withUnsafeBufferPointer { wp in
+            cache.keys[layer].withUnsafeBufferPointer { latents in
+                cache.values[layer].withUnsafeBufferPointer { rotary in
+                    guard let wb = wp.baseAddress, let lb = latents.baseAddress, let rb = rotary.baseAddress else { return }
+                    for i in 0..<seg.count {
+                        let visible = past + i + 1
+                        for hh in 0..<heads {
+                            let query = q + (seg.start + i) * heads * qk + hh * qk
+                            let uk = wb + hh * rowsPerHead * rank
+                            qLatent.update(repeating: 0, count: rank)
+                            for r in 0..<nope { Elementwise.addScaled(uk + r * rank, by: query[r], into: qLatent, count: rank) }
+                            for j in 0..<visible {
+                                scores[j] = (Reduction.dot(qLatent, lb + j * rank, count: rank)
+                                    + Reduction.dot(query + nope, rb + j * ropeDim, count: ropeDim)) * scale
                             }
+                            Reduction.softmax(scores, count: visible)
+                            oLatent.update(repeating: 0, count: rank)
+                            for j in 0..<visible { Elementwise.addScaled(lb + j * rank, by: scores[j], into: oLatent, count: rank) }
+                            let uv = uk + nope * rank
+                            let out = context + (seg.start + i) * heads * vDim + hh * vDim
+                            for r in 0..<vDim { out[r] = Reduction.dot(uv + r * rank, oLatent, count: rank) }
                         }
                     }
                 }
@@ -348,111 +353,74 @@ public final class CPUModel: @unchecked Sendable {
         }
     }
 
-    func feedForward(_ w: FeedForwardWeights, layer: Int, input: [Float], rows: Int, into out: inout [Float]) throws {
+    func feedForward(_ w: FeedForwardWeights, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
+                     into out: UnsafeMutablePointer<Float>) throws {
         switch w {
         case let .dense(m):
-            out = try mlp(m, input, rows: rows)
+            mlp(m, input, rows: rows, into: out)
         case let .moe(m):
             guard let moe = spec.moe else { return }
-            let h = spec.hiddenSize, e = moe.routedExperts
-            let logits = try linearArray(m.router, input, rows: rows)
-            let (ids, routeWeights) = Router.route(logits, tokens: rows, moe: moe, correctionBias: m.correctionBias)
-            for id in ids { expertLoad[Int(id)] += 1 }
+            let ws = workspace
+            let h = spec.hiddenSize, e = moe.routedExperts, k = moe.expertsPerToken
+            let logits = ws.get(.routerLogits, rows * e)
+            m.router.apply(input, batch: rows, into: logits)
+            let ids = ws.ids(rows * k), routeWeights = ws.get(.routeWeights, rows * k)
+            Router.route(logits, tokens: rows, moe: moe, correctionBias: m.correctionBias, ids: ids, weights: routeWeights,
+                         scratch: ws.get(.routerScratch, Router.scratchCount(moe)))
+            for p in 0..<(rows * k) {
+                let id = Int(ids[p])
+                expertLoad[id] += 1
+                if !ws.touched[id] { ws.touched[id] = true; lastTouchedExperts += 1 }
+            }
+            for j in 0..<e { ws.touched[j] = false }
             if recordRouting {
-                let k = moe.expertsPerToken
-                lastRouting[layer] = (0..<rows).map { Array(ids[($0 * k)..<(($0 + 1) * k)]).sorted() }
+                lastRouting[layer] = (0..<rows).map { r in (0..<k).map { ids[r * k + $0] }.sorted() }
             }
-            let assignments = try ExpertAssignments(tokenCount: rows, expertsPerToken: moe.expertsPerToken,
-                                                    expertCount: e, experts: ids, weights: routeWeights)
-            let grouping = ExpertGrouping(assignments)
+            try ws.grouping.value.regroup(experts: UnsafeBufferPointer(start: ids, count: rows * k),
+                                          weights: UnsafeBufferPointer(start: routeWeights, count: rows * k), expertsPerToken: k)
+            let grouping = ws.grouping.value
             let size = moe.expertIntermediateSize, pairs = grouping.rowCount
-            var packed = [Float](repeating: 0, count: pairs * h)
-            var gateUp = [Float](repeating: 0, count: pairs * 2 * size)
-            var activated = [Float](repeating: 0, count: pairs * size)
-            var expertOut = [Float](repeating: 0, count: pairs * h)
-            out = [Float](repeating: 0, count: rows * h)
-            input.withUnsafeBufferPointer { ip in
-                packed.withUnsafeMutableBufferPointer { pp in
-                    gateUp.withUnsafeMutableBufferPointer { gp in
-                        activated.withUnsafeMutableBufferPointer { ap in
-                            expertOut.withUnsafeMutableBufferPointer { op in
-                                out.withUnsafeMutableBufferPointer { yp in
-                                    GroupedMatmul.gather(ip.baseAddress!, width: h, grouping: grouping, into: pp.baseAddress!)
-                                    GroupedMatmul.multiply(pp.baseAddress!, grouping: grouping, weights: m.expertsGateUp, into: gp.baseAddress!)
-                                    for r in 0..<pairs {
-                                        Elementwise.siluMul(gate: gp.baseAddress! + r * 2 * size, up: gp.baseAddress! + r * 2 * size + size,
-                                                            into: ap.baseAddress! + r * size, count: size)
-                                    }
-                                    GroupedMatmul.multiply(ap.baseAddress!, grouping: grouping, weights: m.expertsDown, into: op.baseAddress!)
-                                    GroupedMatmul.scatterAdd(op.baseAddress!, width: h, grouping: grouping, into: yp.baseAddress!)
-                                }
-                            }
-                        }
-                    }
-                }
+            let packed = ws.get(.packed, pairs * h), gateUp = ws.get(.gateUp, pairs * 2 * size)
+            let activated = ws.get(.activated, pairs * size), expertOut = ws.get(.expertOut, pairs * h)
+            out.update(repeating: 0, count: rows * h)
+            GroupedMatmul.gather(input, width: h, grouping: grouping, into: packed)
+            GroupedMatmul.multiply(packed, grouping: grouping, weights: m.expertsGateUp, into: gateUp)
+            for r in 0..<pairs {
+                Elementwise.siluMul(gate: gateUp + r * 2 * size, up: gateUp + r * 2 * size + size, into: activated + r * size, count: size)
             }
+            GroupedMatmul.multiply(activated, grouping: grouping, weights: m.expertsDown, into: expertOut)
+            GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, into: out)
             if let shared = m.shared {
-                var sharedOut = try mlp(shared, input, rows: rows)
+                let sharedOut = ws.get(.shared, rows * h)
+                mlp(shared, input, rows: rows, into: sharedOut)
                 if let gate = m.sharedGate {
-                    let g = try WeightMatrix(f32: gate)
-                    let gates = try linearArray(g, input, rows: rows)
-                    for r in 0..<rows {
-                        let s = 1 / (1 + Foundation.exp(-gates[r]))
-                        for j in 0..<h { sharedOut[r * h + j] *= s }
-                    }
+                    let gates = ws.get(.sharedGate, rows)
+                    gate.apply(input, batch: rows, into: gates)
+                    Elementwise.sigmoid(gates, into: gates, count: rows)
+                    for r in 0..<rows { Elementwise.scale(sharedOut + r * h, by: gates[r], into: sharedOut + r * h, count: h) }
                 }
-                add(&out, sharedOut)
+                Elementwise.add(out, sharedOut, into: out, count: rows * h)
             }
         }
     }
 
-    func mlp(_ m: MLPWeights, _ input: [Float], rows: Int) throws -> [Float] {
+    func mlp(_ m: MLPWeights, _ input: UnsafeMutablePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
         let size = m.intermediate
-        let gateUp = try linearArray(m.gateUp, input, rows: rows)
-        var activated = [Float](repeating: 0, count: rows * size)
-        gateUp.withUnsafeBufferPointer { gp in
-            activated.withUnsafeMutableBufferPointer { ap in
-                for r in 0..<rows {
-                    Elementwise.siluMul(gate: gp.baseAddress! + r * 2 * size, up: gp.baseAddress! + r * 2 * size + size,
-                                        into: ap.baseAddress! + r * size, count: size)
-                }
-            }
+        let gateUp = workspace.get(.mlpGateUp, rows * 2 * size), activated = workspace.get(.mlpActivated, rows * size)
+        m.gateUp.apply(input, batch: rows, into: gateUp)
+        for r in 0..<rows {
+            Elementwise.siluMul(gate: gateUp + r * 2 * size, up: gateUp + r * 2 * size + size, into: activated + r * size, count: size)
         }
-        return try linearArray(m.down, activated, rows: rows)
+        m.down.apply(activated, batch: rows, into: out)
     }
 
     // MARK: - Helpers
 
-    func linearArray(_ w: WeightMatrix, _ x: [Float], rows: Int) throws -> [Float] {
-        var y = [Float](repeating: 0, count: rows * w.rows)
-        guard rows > 0 else { return y }
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in w.apply(xp.baseAddress!, batch: rows, into: yp.baseAddress!) }
-        }
-        return y
-    }
-
-    func linear(_ w: WeightMatrix, _ x: [Float], rows: Int) throws -> Tensor {
-        try Tensor(shape: [rows, w.rows], elements: linearArray(w, x, rows: rows))
-    }
-
-    func rmsNormRows(_ x: [Float], _ weight: [Float], into out: inout [Float], rows: Int) {
-        let width = weight.count
-        x.withUnsafeBufferPointer { xp in
-            weight.withUnsafeBufferPointer { wp in
-                out.withUnsafeMutableBufferPointer { op in
-                    for r in 0..<rows {
-                        Reduction.rmsNorm(xp.baseAddress! + r * width, weight: wp.baseAddress!, epsilon: Float(spec.rmsNormEpsilon),
-                                          into: op.baseAddress! + r * width, count: width)
-                    }
-                }
-            }
-        }
-    }
-
-    func add(_ x: inout [Float], _ y: [Float]) {
-        x.withUnsafeMutableBufferPointer { xp in
-            y.withUnsafeBufferPointer { yp in Elementwise.add(xp.baseAddress!, yp.baseAddress!, into: xp.baseAddress!, count: yp.count) }
+    func rmsNormRows(_ x: UnsafeMutablePointer<Float>, _ weight: [Float], into out: UnsafeMutablePointer<Float>, rows: Int) {
+        let width = weight.count, epsilon = Float(spec.rmsNormEpsilon)
+        weight.withUnsafeBufferPointer { wp in
+            guard let w = wp.baseAddress else { return }
+            for r in 0..<rows { Reduction.rmsNorm(x + r * width, weight: w, epsilon: epsilon, into: out + r * width, count: width) }
         }
     }
 
@@ -511,13 +479,16 @@ public final class CPUModel: @unchecked Sendable {
 
     /// The index of the largest logit of each row (ties: the lower token id).
     public func argmaxRows(_ logits: Tensor) -> [Int] {
+        (0..<logits.shape[0]).map { argmax(logits, row: $0) }
+    }
+
+    /// The index of the largest logit of one row (ties: the lower token id); allocates nothing.
+    public func argmax(_ logits: Tensor, row r: Int) -> Int {
         let v = logits.shape[1]
         return logits.withUnsafeBufferPointer { p in
-            (0..<logits.shape[0]).map { r in
-                var best = 0
-                for j in 1..<v where p[r * v + j] > p[r * v + best] { best = j }
-                return best
-            }
+            var best = 0
+            for j in 1..<v where p[r * v + j] > p[r * v + best] { best = j }
+            return best
         }
     }
 }

@@ -91,11 +91,18 @@ struct MoEWeights {
     var router: WeightMatrix
     var routerBias: [Float]?
     var correctionBias: [Float]?
-    var experts: [MLPWeights]
-    var expertsGateUp: [WeightMatrix] { experts.map(\.gateUp) }
-    var expertsDown: [WeightMatrix] { experts.map(\.down) }
+    var experts: [MLPWeights] {
+        didSet {
+            expertsGateUp = experts.map(\.gateUp)
+            expertsDown = experts.map(\.down)
+        }
+    }
+    /// The experts' matrices as the grouped matmul takes them, built once.
+    private(set) var expertsGateUp: [WeightMatrix] = []
+    private(set) var expertsDown: [WeightMatrix] = []
     var shared: MLPWeights?
-    var sharedGate: Tensor?
+    /// Qwen2-MoE's hidden → 1 gate on the shared expert.
+    var sharedGate: WeightMatrix?
 }
 
 enum FeedForwardWeights {
@@ -200,12 +207,14 @@ struct ModelWeights {
                     let name = spec.modelType == "qwen2_moe" ? "\(block).shared_expert" : "\(block).shared_experts"
                     shared = try mlp(name, moe.sharedIntermediateSize)
                 }
-                feedForward = .moe(MoEWeights(
+                var moeWeights = MoEWeights(
                     router: try WeightMatrix(f32: source.tensor("\(block).gate.weight", [moe.routedExperts, h])),
                     routerBias: nil,
                     correctionBias: moe.correctionBias ? try vector("\(block).gate.e_score_correction_bias", moe.routedExperts) : nil,
                     experts: experts, shared: shared,
-                    sharedGate: moe.sharedExpertGate ? try source.tensor("\(block).shared_expert_gate.weight", [1, h]) : nil))
+                    sharedGate: moe.sharedExpertGate ? try WeightMatrix(f32: source.tensor("\(block).shared_expert_gate.weight", [1, h])) : nil)
+                moeWeights.experts = experts  // fills the grouped-matmul views
+                feedForward = .moe(moeWeights)
             }
             layers.append(LayerWeights(inputNorm: try vector("\(p).input_layernorm.weight", h, norm: true),
                                        postNorm: try vector("\(p).post_attention_layernorm.weight", h, norm: true),

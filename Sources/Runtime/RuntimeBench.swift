@@ -37,16 +37,16 @@ public enum RuntimeBench {
         let spec = model.spec
         var rng = SplitMix64(seed: seed)
         let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int(rng.next() % UInt64(spec.vocabSize)) } }
-        model.recordRouting = true
+        model.recordRouting = false
         // Warm-up: one untimed prefill and decode step of the same shape, so that the timed run
         // measures steady state (buffers already paged in, OpenBLAS threads started) as a server sees it.
         var warm = prompts.map { _ in model.newCache(reserve: promptTokens + 1) }
         let warmLogits = try model.forward(prompts, caches: &warm)
-        _ = try model.forward(model.argmaxRows(warmLogits).map { [$0] }, caches: &warm)
+        var logits = try Tensor(zeros: [0, 0])
+        try model.decode(model.argmaxRows(warmLogits), caches: &warm, into: &logits)
         model.resetExpertLoad()
         var caches = prompts.map { _ in model.newCache(reserve: promptTokens + generate) }
 
-        var logits = try Tensor(zeros: [0, 0])
         let prefillSeconds = try Calibration.time { logits = try model.forward(prompts, caches: &caches) }
         let prefillOps = spec.operators(step: .prefill(sequences: batch, promptTokens: promptTokens),
                                         options: CostOptions(weights: model.format == .f32 ? .f32 : .bf16, kvCache: .f32))
@@ -60,13 +60,13 @@ public enum RuntimeBench {
         for step in 0..<generate {
             let context = caches[0].length
             let kvBefore = caches.reduce(0) { $0 + $1.byteCount }
-            let seconds = try Calibration.time { logits = try model.forward(next.map { [$0] }, caches: &caches) }
+            let seconds = try Calibration.time { try model.decode(next, caches: &caches, into: &logits) }
             decodeSeconds += seconds
-            let touched = model.lastRouting.values.reduce(0) { $0 + Set($1.flatMap { $0 }).count }
+            let touched = model.lastTouchedExperts
             decodeBytes += dense + Double(touched) * expertBytes + Double(kvBefore) + Double(batch * spec.hiddenSize * 4)
             decodeFLOPs += StepCost(spec.operators(step: .decode(sequences: batch, context: context),
                                                    options: CostOptions(weights: .f32, kvCache: .f32))).flops
-            next = model.argmaxRows(logits)
+            for s in 0..<batch { next[s] = model.argmax(logits, row: s) }
             if (step + 1) % max(1, generate / 4) == 0 && step + 1 < generate {
                 progress("decode: \(step + 1) of \(generate) steps, \(String(format: "%.1f", Double(batch * (step + 1)) / decodeSeconds)) tokens/s")
             }

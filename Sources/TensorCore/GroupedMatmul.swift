@@ -34,29 +34,54 @@ public struct ExpertAssignments: Sendable {
 /// The (token, expert) pairs sorted by expert, stably by token: a counting sort. Row r of the
 /// packed order belongs to expert e when offsets[e] ≤ r < offsets[e + 1].
 public struct ExpertGrouping: Sendable {
-    public let expertCount: Int
-    public let offsets: [Int]
-    public let tokenOfRow: [Int32]
-    public let weightOfRow: [Float]
+    public private(set) var expertCount: Int
+    public private(set) var offsets: [Int]
+    public private(set) var tokenOfRow: [Int32]
+    public private(set) var weightOfRow: [Float]
+    private var cursor: [Int] = []
 
     public init(_ assignments: ExpertAssignments) {
-        let e = assignments.expertCount
-        var counts = [Int](repeating: 0, count: e + 1)
-        for expert in assignments.experts { counts[Int(expert) + 1] += 1 }
-        for i in 0..<e { counts[i + 1] += counts[i] }
-        offsets = counts
-        var cursor = counts
-        var tokens = [Int32](repeating: 0, count: assignments.experts.count)
-        var weights = [Float](repeating: 0, count: assignments.experts.count)
-        for (pair, expert) in assignments.experts.enumerated() {
-            let row = cursor[Int(expert)]
-            cursor[Int(expert)] += 1
-            tokens[row] = Int32(pair / assignments.expertsPerToken)
-            weights[row] = assignments.weights[pair]
+        self.init(expertCount: assignments.expertCount)
+        // ExpertAssignments has validated the ids.
+        assignments.experts.withUnsafeBufferPointer { ids in
+            assignments.weights.withUnsafeBufferPointer { w in
+                _ = try? regroup(experts: ids, weights: w, expertsPerToken: assignments.expertsPerToken)
+            }
         }
-        tokenOfRow = tokens
-        weightOfRow = weights
-        expertCount = e
+    }
+
+    /// An empty grouping whose arrays `regroup` fills and then reuses.
+    public init(expertCount: Int) {
+        self.expertCount = max(0, expertCount)
+        offsets = Array(repeating: 0, count: self.expertCount + 1)
+        tokenOfRow = []
+        weightOfRow = []
+    }
+
+    /// Regroups in place for new (token, expert) pairs, reusing the arrays' storage: no
+    /// allocation once they have grown to the largest batch. Throws for an expert id out of range.
+    public mutating func regroup(experts ids: UnsafeBufferPointer<Int32>, weights: UnsafeBufferPointer<Float>,
+                                 expertsPerToken: Int) throws {
+        let e = expertCount
+        for id in ids where id < 0 || Int(id) >= e {
+            throw TensorError.indexOutOfRange(operation: "expert grouping", index: Int(id), bound: e)
+        }
+        for i in 0...e { offsets[i] = 0 }
+        for id in ids { offsets[Int(id) + 1] += 1 }
+        for i in 0..<e { offsets[i + 1] += offsets[i] }
+        cursor.removeAll(keepingCapacity: true)
+        cursor.append(contentsOf: offsets)
+        tokenOfRow.removeAll(keepingCapacity: true)
+        weightOfRow.removeAll(keepingCapacity: true)
+        tokenOfRow.append(contentsOf: repeatElement(0, count: ids.count))
+        weightOfRow.append(contentsOf: repeatElement(0, count: ids.count))
+        for pair in 0..<ids.count {
+            let expert = Int(ids[pair])
+            let row = cursor[expert]
+            cursor[expert] += 1
+            tokenOfRow[row] = Int32(pair / max(expertsPerToken, 1))
+            weightOfRow[row] = weights[pair]
+        }
     }
 
     public var rowCount: Int { tokenOfRow.count }
@@ -95,14 +120,21 @@ public enum GroupedMatmul {
                                 weights: [WeightMatrix], into out: UnsafeMutablePointer<Float>) {
         guard let first = weights.first else { return }
         let inWidth = first.cols, outWidth = first.rows
-        let busy = (0..<grouping.expertCount).filter { grouping.offsets[$0 + 1] > grouping.offsets[$0] }
-        let largest = busy.map { grouping.offsets[$0 + 1] - grouping.offsets[$0] }.max() ?? 0
-        if largest <= SmallBatch.limit && busy.count > 1 {
-            let chunks = min(Threading.count, busy.count)
+        var busy = 0, largest = 0
+        for expert in 0..<grouping.expertCount {
+            let count = grouping.offsets[expert + 1] - grouping.offsets[expert]
+            if count > 0 { busy += 1; largest = max(largest, count) }
+        }
+        if largest <= SmallBatch.limit && busy > 1 {
+            // Busy experts dealt round-robin to the threads, in expert order.
+            let chunks = min(Threading.count, busy)
             parallelFor(chunks: chunks) { chunk in
-                for i in stride(from: chunk, to: busy.count, by: chunks) {
-                    let expert = busy[i]
+                var seen = 0
+                for expert in 0..<grouping.expertCount {
                     let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
+                    guard count > 0 else { continue }
+                    defer { seen += 1 }
+                    guard seen % chunks == chunk else { continue }
                     weights[expert].apply(packed + start * inWidth, batch: count, into: out + start * outWidth, parallel: false)
                 }
             }
