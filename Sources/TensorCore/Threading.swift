@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// One thread count `Threading.count` governs everything. OpenBLAS runs its GEMMs on that many
 /// threads; TensorCore's own kernels (GEMV, small-batch matmul, triad) split their work into that
-/// many chunks with `DispatchQueue.concurrentPerform`. Both never run at the same time: every
+/// many chunks on TensorCore's worker pool (`WorkerPool`: the caller plus sleeping workers). Both never run at the same time: every
 /// call is synchronous and no TensorCore parallel region calls BLAS. The default is every core
 /// the process may use; `MOESIM_THREADS` or the CLI's `--threads` set it.
 public enum Threading {
@@ -70,12 +70,8 @@ func parallelFor(chunks: Int, _ body: (Int) -> Void) {
         if chunks == 1 { body(0) }
         return
     }
-    // The chunks write disjoint ranges through raw pointers, which Swift cannot prove Sendable;
-    // the box states that the caller guarantees it.
-    withoutActuallyEscaping(body) { escapable in
-        let box = UncheckedSendable(escapable)
-        DispatchQueue.concurrentPerform(iterations: chunks) { box.value($0) }
-    }
+    // The chunks write disjoint ranges through raw pointers, which the caller guarantees.
+    WorkerPool.shared.run(chunks: chunks, threads: Threading.count, body)
 }
 
 @usableFromInline

@@ -69,9 +69,21 @@ import Testing
     @Test(arguments: [(384, 8, 1), (384, 8, 16), (256, 8, 64), (8, 2, 3), (128, 4, 1000)])
     func expectedDistinctExpertsMatchesSimulation(shape: (Int, Int, Int)) {
         let (experts, k, tokens) = shape
-        var rng = SystemRandomNumberGenerator()
+        // A fixed-seed generator (SplitMix64), so the check is the same on every run; 4,000 trials
+        // put the simulation's own error well under the 2% tolerance.
+        struct Seeded: RandomNumberGenerator {
+            var state: UInt64
+            mutating func next() -> UInt64 {
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                return z ^ (z >> 31)
+            }
+        }
+        var rng = Seeded(state: UInt64(experts * 1000 + k * 10 + tokens))
         var total = 0
-        let trials = 400
+        let trials = 4000
         for _ in 0..<trials {
             var touched = Set<Int>()
             for _ in 0..<tokens {

@@ -1,0 +1,78 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// TensorCore's own threads: `Threading.count − 1` workers that sleep on a semaphore between
+/// parallel regions, plus the calling thread. A region hands out chunk indices through an atomic
+/// counter and waits for the last one; it allocates nothing, unlike a Dispatch region (which
+/// copies its closure to the heap), so a decode step can run without heap allocations.
+@usableFromInline
+final class WorkerPool: @unchecked Sendable {
+    @usableFromInline static let shared = WorkerPool()
+
+    private let lock = NSLock()
+    private var workers = 0
+    private let wake = DispatchSemaphore(value: 0)
+    private let nextChunk = Atomic<Int>(0)
+    private let finished = Atomic<Int>(0)
+    /// Workers woken for the region that have left it; the region ends only when all have, so
+    /// no worker still holds the body when the caller's closure goes out of scope.
+    private let departed = Atomic<Int>(0)
+    /// The region's body and chunk count; written before the workers are woken, read after.
+    private var body: ((Int) -> Void)?
+    private var chunks = 0
+    /// Serialises regions: parallel regions never nest or overlap (documented in Threading).
+    private let regionLock = NSLock()
+
+    /// Runs `body(chunk)` for chunk in 0..<chunks on up to `threads` threads (the caller included).
+    @usableFromInline
+    func run(chunks count: Int, threads: Int, _ work: (Int) -> Void) {
+        guard count > 1, threads > 1 else {
+            for i in 0..<max(count, 0) { work(i) }
+            return
+        }
+        regionLock.lock()
+        defer { regionLock.unlock() }
+        ensureWorkers(threads - 1)
+        withoutActuallyEscaping(work) { escapable in
+            body = escapable
+            chunks = count
+            nextChunk.store(0, ordering: .relaxed)
+            finished.store(0, ordering: .relaxed)
+            departed.store(0, ordering: .releasing)
+            let helpers = min(threads - 1, count - 1)
+            for _ in 0..<helpers { wake.signal() }
+            drain()
+            while finished.load(ordering: .acquiring) < count || departed.load(ordering: .acquiring) < helpers { }
+            body = nil
+        }
+    }
+
+    /// Takes chunks until none is left.
+    private func drain() {
+        guard let work = body else { return }
+        while true {
+            let i = nextChunk.add(1, ordering: .acquiringAndReleasing).oldValue
+            if i >= chunks { return }
+            work(i)
+            finished.add(1, ordering: .releasing)
+        }
+    }
+
+    private func ensureWorkers(_ wanted: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        while workers < wanted {
+            workers += 1
+            let thread = Thread { [unowned self] in
+                while true {
+                    self.wake.wait()
+                    self.drain()
+                    self.departed.add(1, ordering: .releasing)
+                }
+            }
+            thread.name = "TensorCore worker \(workers)"
+            thread.start()
+        }
+    }
+}
