@@ -116,9 +116,10 @@ func groupedBenchmarks() {
     }
 }
 
-/// Elementwise kernels on 16 Mi floats (64 MiB per operand): bytes moved = reads + writes.
+/// Elementwise kernels on 64 Mi floats (256 MiB per operand, three operands well past the 260 MiB
+/// L3): bytes moved = reads + writes.
 func elementwiseBenchmarks() {
-    let count = 16 * 1024 * 1024
+    let count = 64 * 1024 * 1024
     let a = random([count], seed: 9), b = random([count], seed: 10)
     var out = (try? Tensor(zeros: [count]))!
     let kernels: [(String, Int, (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void)] = [
@@ -127,7 +128,7 @@ func elementwiseBenchmarks() {
         ("scale", 8, { a, _, o in Elementwise.scale(a, by: 0.5, into: o, count: count) }),
     ]
     for (name, bytesPerElement, kernel) in kernels {
-        Benchmark("Elementwise \(name) 16Mi", configuration: configuration()) { benchmark in
+        Benchmark("Elementwise \(name) 64Mi", configuration: configuration()) { benchmark in
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     out.withUnsafeMutableBufferPointer { op in
