@@ -10,6 +10,7 @@ public enum BLAS {
                             c: UnsafeMutablePointer<Float>, ldc: Int,
                             alpha: Float = 1, beta: Float = 0) {
         guard m > 0, n > 0 else { return }
+        WorkerPool.shared.yieldToBLAS()
         cblas_sgemm(CblasRowMajor,
                     transposeA ? CblasTrans : CblasNoTrans,
                     transposeB ? CblasTrans : CblasNoTrans,

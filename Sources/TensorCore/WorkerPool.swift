@@ -21,6 +21,18 @@ final class WorkerPool: @unchecked Sendable {
     /// The region's body and chunk count; written before the workers are woken, read after.
     private var body: ((Int) -> Void)?
     private var chunks = 0
+    /// Polls of the region counter before a worker sleeps (tens of microseconds).
+    static let spinTries = 200_000
+    /// Counts regions, so that a spinning worker sees a new one without touching the semaphore.
+    private let generation = Atomic<Int>(0)
+    /// Workers spin between regions only while no BLAS call has started since the last region:
+    /// OpenBLAS's own threads need the cores then (see `BLAS.gemm`).
+    let spinning = Atomic<Bool>(false)
+
+    /// Called before a BLAS call: idle workers go to sleep instead of spinning.
+    @usableFromInline
+    func yieldToBLAS() { spinning.store(false, ordering: .relaxed) }
+
     /// Serialises regions: parallel regions never nest or overlap (documented in Threading).
     private let regionLock = NSLock()
 
@@ -34,6 +46,7 @@ final class WorkerPool: @unchecked Sendable {
         regionLock.lock()
         defer { regionLock.unlock() }
         ensureWorkers(threads - 1)
+        spinning.store(true, ordering: .relaxed)
         withoutActuallyEscaping(work) { escapable in
             body = escapable
             chunks = count
@@ -41,6 +54,7 @@ final class WorkerPool: @unchecked Sendable {
             finished.store(0, ordering: .relaxed)
             departed.store(0, ordering: .releasing)
             let helpers = min(threads - 1, count - 1)
+            generation.add(1, ordering: .releasing)
             for _ in 0..<helpers { wake.signal() }
             drain()
             while finished.load(ordering: .acquiring) < count || departed.load(ordering: .acquiring) < helpers { }
@@ -65,8 +79,18 @@ final class WorkerPool: @unchecked Sendable {
         while workers < wanted {
             workers += 1
             let thread = Thread { [unowned self] in
+                var seen = self.generation.load(ordering: .acquiring)
                 while true {
+                    // Spin briefly on the region counter before sleeping: decode runs dozens of
+                    // short regions back to back, and waking a sleeping thread costs more than a
+                    // region's work. The semaphore token of the new region is consumed either way.
+                    var tries = 0
+                    while tries < WorkerPool.spinTries && self.spinning.load(ordering: .relaxed)
+                        && self.generation.load(ordering: .acquiring) == seen {
+                        tries += 1
+                    }
                     self.wake.wait()
+                    seen = self.generation.load(ordering: .acquiring)
                     self.drain()
                     self.departed.add(1, ordering: .releasing)
                 }
