@@ -7,6 +7,7 @@ extension HardwareSpec {
     /// achievable fraction is already inside the figures. bf16 weights are widened to f32 before
     /// the arithmetic on the CPU, so bf16 runs at the f32 rate. A host is its own scale-up domain
     /// of one and has no network.
+    /// `memoryBandwidth` should be the read bandwidth: the estimator prices weight and KV reads.
     public static func host(name: String, memoryBytes: Int, gemmFlops: Double, memoryBandwidth: Double,
                             threads: Int, measuredOn date: String) -> HardwareSpec {
         let source = "moesim calibrate on \(date), \(threads) threads"
@@ -18,7 +19,7 @@ extension HardwareSpec {
             efficiency: Efficiency(matmul: 1, memory: 1, scaleUp: 1, scaleOut: 1),
             gpuHourPrice: nil,
             sources: [
-                "memory_bandwidth": "\(source): STREAM triad",
+                "memory_bandwidth": "\(source): read-only bandwidth (dot product over buffers beyond L3)",
                 "peak_flops": "\(source): best sgemm rate through TensorCore",
                 "memory_bytes": "physical memory reported by the OS",
                 "efficiency": "1: the figures are measured, not datasheet peaks",

@@ -8,6 +8,9 @@ public struct CalibrationResult: Sendable, Codable, Equatable {
     public var blasGemmFlops: Double
     /// STREAM triad bandwidth a = b + s·c, counting 12 bytes per element, in bytes/s.
     public var memoryBandwidth: Double
+    /// Read-only bandwidth (a dot product of two arrays far beyond L3), in bytes/s: what streaming
+    /// weights and KV cache in a decode step draws, and the figure the estimator prices reads at.
+    public var readBandwidth: Double
     public var threads: Int
     public var gemmSize: Int
     public var triadBytes: Int
@@ -28,10 +31,11 @@ public enum Calibration {
         }
         progress("GEMM \(gemmSize)³ through TensorCore and raw BLAS")
         let (tensorCore, blas) = try measureGEMM(size: gemmSize, repeats: repeats)
-        progress("memory triad over \(3 * triadElements * 4 / (1 << 20)) MiB")
-        let bandwidth = measureTriad(elements: triadElements, repeats: repeats)
+        progress("memory triad and reads over \(3 * triadElements * 4 / (1 << 20)) MiB")
+        let (bandwidth, reads) = measureMemory(elements: triadElements, repeats: repeats)
         return CalibrationResult(gemmFlops: tensorCore, blasGemmFlops: blas, memoryBandwidth: bandwidth,
-                                 threads: Threading.count, gemmSize: gemmSize, triadBytes: 3 * triadElements * 4)
+                                 readBandwidth: reads, threads: Threading.count, gemmSize: gemmSize,
+                                 triadBytes: 3 * triadElements * 4)
     }
 
     /// Best rate of n×n×n GEMM via `matmul` and via `cblas_sgemm` on the same operands.
@@ -65,8 +69,9 @@ public enum Calibration {
         return (flops / bestTensorCore, flops / bestBLAS)
     }
 
-    /// STREAM triad a[i] = b[i] + 3·c[i], split over `Threading.count` threads; bytes/s.
-    public static func measureTriad(elements: Int, repeats: Int) -> Double {
+    /// STREAM triad a[i] = b[i] + 3·c[i] and a read-only pass Σ b[i]·c[i], split over
+    /// `Threading.count` threads; bytes/s of each.
+    public static func measureMemory(elements: Int, repeats: Int) -> (triad: Double, reads: Double) {
         let a = UnsafeMutablePointer<Float>.allocate(capacity: elements)
         let b = UnsafeMutablePointer<Float>.allocate(capacity: elements)
         let c = UnsafeMutablePointer<Float>.allocate(capacity: elements)
@@ -89,7 +94,24 @@ public enum Calibration {
             }
             best = min(best, seconds)
         }
-        return Double(3 * elements * MemoryLayout<Float>.stride) / best
+        var bestRead = Double.infinity
+        var sink: Float = 0
+        for _ in 0..<(repeats + 1) {
+            var partial = [Float](repeating: 0, count: chunks)
+            let seconds = time {
+                partial.withUnsafeMutableBufferPointer { p in
+                    parallelFor(chunks: chunks) { chunk in
+                        let start = elements * chunk / chunks, end = elements * (chunk + 1) / chunks
+                        p[chunk] = Reduction.dot(b + start, c + start, count: end - start)
+                    }
+                }
+            }
+            sink += partial.reduce(0, +)
+            bestRead = min(bestRead, seconds)
+        }
+        if sink.isNaN { bestRead = .infinity }  // keeps the reads from being optimised away
+        return (Double(3 * elements * MemoryLayout<Float>.stride) / best,
+                Double(2 * elements * MemoryLayout<Float>.stride) / bestRead)
     }
 
     @inline(never)

@@ -9,8 +9,9 @@ struct Calibrate: ParsableCommand {
         discussion: """
         GEMM: best of 3 n×n×n sgemm runs through TensorCore and through cblas_sgemm directly.
         Memory: best of 4 STREAM triad passes (a = b + s·c) over three arrays of 512 MiB each,
-        counting 12 bytes per element. --save writes this host as a hardware spec
-        (configs/hardware format) that the estimator can price.
+        counting 12 bytes per element, and best of 4 read-only passes (a dot product of two of
+        them). --save writes this host as a hardware spec (configs/hardware format) that the
+        estimator can price, with the read bandwidth: weights and KV cache are read, not written.
 
         Examples:
           moesim calibrate
@@ -45,7 +46,7 @@ struct Calibrate: ParsableCommand {
             let date = ISO8601DateFormatter().string(from: Date())
             let spec = HardwareSpec.host(name: "\(HostInfo.cpuName) (\(result.threads) threads)",
                                          memoryBytes: HostInfo.memoryBytes, gemmFlops: result.gemmFlops,
-                                         memoryBandwidth: result.memoryBandwidth, threads: result.threads,
+                                         memoryBandwidth: result.readBandwidth, threads: result.threads,
                                          measuredOn: date)
             do {
                 try spec.encoded().write(to: URL(fileURLWithPath: save))
@@ -58,6 +59,7 @@ struct Calibrate: ParsableCommand {
                 "gemm_gflops": result.gemmFlops / 1e9,
                 "blas_gemm_gflops": result.blasGemmFlops / 1e9,
                 "memory_gb_per_s": result.memoryBandwidth / 1e9,
+                "read_gb_per_s": result.readBandwidth / 1e9,
                 "threads": result.threads,
                 "gemm_size": result.gemmSize,
                 "triad_bytes": result.triadBytes,
@@ -75,6 +77,7 @@ struct Calibrate: ParsableCommand {
             ("GEMM \(n)×\(n)×\(n), raw cblas_sgemm", "\(Output.fixed(result.blasGemmFlops / 1e9)) GFLOP/s"
                 + "  (TensorCore at \(Output.fixed(100 * result.gemmFlops / result.blasGemmFlops))%)"),
             ("memory bandwidth (STREAM triad)", "\(Output.fixed(result.memoryBandwidth / 1e9)) GB/s"),
+            ("read bandwidth (dot product)", "\(Output.fixed(result.readBandwidth / 1e9)) GB/s  (the figure --save records)"),
             ("threads", "\(result.threads)"),
         ])
         if let save { print("  wrote \(save)") }
