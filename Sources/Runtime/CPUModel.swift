@@ -2,11 +2,6 @@ import Foundation
 import ModelSpec
 import TensorCore
 
-#if os(Linux)
-/// glibc's mallopt (malloc.h is not part of the Glibc module); parameters from malloc.h.
-@_silgen_name("mallopt") private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-private let mTrimThreshold: Int32 = -1, mMmapThreshold: Int32 = -3
-#endif
 
 /// A transformer of any supported architecture, run on the CPU with TensorCore.
 ///
@@ -44,7 +39,6 @@ public final class CPUModel: @unchecked Sendable {
         }
         self.spec = spec
         self.format = format
-        CPUModel.keepFreedBuffers()
         weights = try ModelWeights.load(spec, from: source, format: format)
         // RoPE frequencies from rope_theta; scaled variants (YaRN, Llama 3) change long-context
         // behaviour only and are not applied by the runtime (documented in the README).
@@ -52,16 +46,6 @@ public final class CPUModel: @unchecked Sendable {
         rope = try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: layout)
         expertLoad = Array(repeating: 0, count: spec.moe?.routedExperts ?? 0)
         workspace = Workspace(experts: spec.moe?.routedExperts ?? 0)
-    }
-
-    /// Loading and prefill allocate large temporary arrays; glibc returns blocks above 128 KiB to
-    /// the kernel on free and gets them back zeroed, page by page, the next time (15% of a step in
-    /// `perf` before the workspace). Raising the mmap and trim thresholds keeps them in the heap.
-    static func keepFreedBuffers() {
-        #if os(Linux)
-        _ = glibcMallopt(mMmapThreshold, 1 << 30)
-        _ = glibcMallopt(mTrimThreshold, 1 << 30)
-        #endif
     }
 
     /// Starts the tokens-per-expert count afresh.
