@@ -20,11 +20,6 @@ public enum WeightSource: Sendable {
         }
     }
 
-    func has(_ name: String) -> Bool {
-        if case let .folder(f) = self { return f.has(name) }
-        return true
-    }
-
     /// FNV-1a of the name: a stable per-tensor seed.
     static func hash(_ name: String) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -1,5 +1,4 @@
 import COpenBLAS
-import Dispatch
 import Synchronization
 
 /// Who owns the cores.
@@ -72,17 +71,4 @@ func parallelFor(chunks: Int, _ body: (Int) -> Void) {
     }
     // The chunks write disjoint ranges through raw pointers, which the caller guarantees.
     WorkerPool.shared.run(chunks: chunks, threads: Threading.count, body)
-}
-
-@usableFromInline
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    @usableFromInline let value: Value
-    @inlinable init(_ value: Value) { self.value = value }
-}
-
-/// Splits `0..<total` into at most `Threading.count` contiguous ranges of at least `grain` items.
-@inlinable
-func splitRange(_ total: Int, grain: Int) -> Int {
-    guard total > 0 else { return 0 }
-    return max(1, min(Threading.count, total / max(grain, 1)))
 }

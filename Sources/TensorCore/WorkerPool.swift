@@ -33,7 +33,7 @@ final class WorkerPool: @unchecked Sendable {
     @usableFromInline
     func yieldToBLAS() { spinning.store(false, ordering: .relaxed) }
 
-    /// Serialises regions: parallel regions never nest or overlap (documented in Threading).
+    /// Held for the length of a region; a region that finds it taken runs serially.
     private let regionLock = NSLock()
 
     /// Runs `body(chunk)` for chunk in 0..<chunks on up to `threads` threads (the caller included).
@@ -43,7 +43,12 @@ final class WorkerPool: @unchecked Sendable {
             for i in 0..<max(count, 0) { work(i) }
             return
         }
-        regionLock.lock()
+        // A region already running (nested in this one's body, or another thread's) means the
+        // workers are busy: run this one on the caller rather than wait for them.
+        guard regionLock.try() else {
+            for i in 0..<count { work(i) }
+            return
+        }
         defer { regionLock.unlock() }
         ensureWorkers(threads - 1)
         spinning.store(true, ordering: .relaxed)
