@@ -8,13 +8,17 @@ struct Moesim: ParsableCommand {
         commandName: "moesim",
         abstract: "Simulate inference of trillion-parameter Mixture-of-Experts models.",
         discussion: """
-        moesim sizes MoE models (Kimi K2, DeepSeek-V3, Qwen3, Mixtral, …) from their HuggingFace
-        config.json, and measures this CPU with the same kernels its runtime uses.
+        moesim sizes MoE models (Kimi K2, DeepSeek-V3, Qwen3, Llama 4, Mixtral, gpt-oss, …) from their HuggingFace config.json, plans them onto GPU clusters, estimates their throughput, latency and cost, and runs scaled-down copies on this CPU.
 
         Examples:
-          moesim calibrate                       measure this CPU (GEMM GFLOP/s, memory GB/s)
-          moesim calibrate --json --save host.json
-          moesim --help calibrate
+          moesim report                                  the main job: Kimi K2 on H200 nodes
+          moesim inspect kimi-k2 --set n_routed_experts=512
+          moesim plan --model deepseek-v3 --gpu h100-sxm --gpus 8
+          moesim estimate --model kimi-k2 --gpus 32 --max-tpot 0.05
+          moesim compare --model kimi-k2,qwen3-max-1t --gpu h200-sxm,b200
+          moesim validate
+          moesim bench kimi-k2
+          moesim calibrate --save host.json
         """,
         version: "0.1.0",
         subcommands: [Models.self, Inspect.self, HardwareList.self, PlanCommand.self, EstimateCommand.self,
