@@ -128,22 +128,40 @@ public enum GroupedMatmul {
         if largest <= SmallBatch.limit && busy > 1 {
             // Busy experts dealt round-robin to the threads, in expert order.
             let chunks = min(Threading.count, busy)
-            parallelFor(chunks: chunks) { chunk in
-                var seen = 0
-                for expert in 0..<grouping.expertCount {
-                    let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
-                    guard count > 0 else { continue }
-                    defer { seen += 1 }
-                    guard seen % chunks == chunk else { continue }
-                    weights[expert].apply(packed + start * inWidth, batch: count, into: out + start * outWidth, parallel: false)
-                }
-            }
+            parallelFor(chunks: chunks, ExpertsRoundRobin(packed: packed, grouping: grouping, weights: weights,
+                                                          inWidth: inWidth, outWidth: outWidth, out: out, chunks: chunks))
             return
         }
         for expert in 0..<grouping.expertCount {
             let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
             guard count > 0 else { continue }
             weights[expert].apply(packed + start * inWidth, batch: count, into: out + start * outWidth)
+        }
+    }
+
+    /// Decode-sized experts, one expert at a time per thread, dealt round-robin.
+    @usableFromInline
+    struct ExpertsRoundRobin: ChunkedWork {
+        @usableFromInline let packed: UnsafePointer<Float>, grouping: ExpertGrouping, weights: [WeightMatrix]
+        @usableFromInline let inWidth: Int, outWidth: Int, out: UnsafeMutablePointer<Float>, chunks: Int
+
+        @inlinable
+        init(packed: UnsafePointer<Float>, grouping: ExpertGrouping, weights: [WeightMatrix], inWidth: Int, outWidth: Int,
+             out: UnsafeMutablePointer<Float>, chunks: Int) {
+            self.packed = packed; self.grouping = grouping; self.weights = weights
+            self.inWidth = inWidth; self.outWidth = outWidth; self.out = out; self.chunks = chunks
+        }
+
+        @inlinable
+        func run(chunk: Int) {
+            var seen = 0
+            for expert in 0..<grouping.expertCount {
+                let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
+                guard count > 0 else { continue }
+                defer { seen += 1 }
+                guard seen % chunks == chunk else { continue }
+                weights[expert].apply(packed + start * inWidth, batch: count, into: out + start * outWidth, parallel: false)
+            }
         }
     }
 

@@ -22,7 +22,24 @@ public enum SmallBatch {
                                    weights: UnsafePointer<Float>, rows: Int, cols: Int,
                                    into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let chunks = parallel ? chunkCount(rows: rows, cols: cols) : 1
-        parallelFor(chunks: chunks) { chunk in
+        parallelFor(chunks: chunks, F32Rows(x: x, batch: batch, weights: weights, rows: rows, cols: cols, y: y, chunks: chunks))
+    }
+
+    /// Rows `chunk` of `chunks` of an f32 small-batch product.
+    @usableFromInline
+    struct F32Rows: ChunkedWork {
+        @usableFromInline let x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<Float>, rows: Int, cols: Int
+        @usableFromInline let y: UnsafeMutablePointer<Float>, chunks: Int
+
+        @inlinable
+        init(x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<Float>, rows: Int, cols: Int,
+             y: UnsafeMutablePointer<Float>, chunks: Int) {
+            self.x = x; self.batch = batch; self.weights = weights; self.rows = rows; self.cols = cols
+            self.y = y; self.chunks = chunks
+        }
+
+        @inlinable
+        func run(chunk: Int) {
             let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
             var n = start
             if batch == 1 {
@@ -99,7 +116,24 @@ public enum SmallBatch {
                                     weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
                                     into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let chunks = parallel ? chunkCount(rows: rows, cols: cols) : 1
-        parallelFor(chunks: chunks) { chunk in
+        parallelFor(chunks: chunks, BF16Rows(x: x, batch: batch, weights: weights, rows: rows, cols: cols, y: y, chunks: chunks))
+    }
+
+    /// Rows `chunk` of `chunks` of a bf16 small-batch product.
+    @usableFromInline
+    struct BF16Rows: ChunkedWork {
+        @usableFromInline let x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int
+        @usableFromInline let y: UnsafeMutablePointer<Float>, chunks: Int
+
+        @inlinable
+        init(x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
+             y: UnsafeMutablePointer<Float>, chunks: Int) {
+            self.x = x; self.batch = batch; self.weights = weights; self.rows = rows; self.cols = cols
+            self.y = y; self.chunks = chunks
+        }
+
+        @inlinable
+        func run(chunk: Int) {
             let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
             var n = start
             if batch == 1 {

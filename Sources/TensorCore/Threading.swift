@@ -62,6 +62,27 @@ enum ProcessInfoCores {
     static var active: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 
+/// Work split into chunks, as a value: a parallel region hands it to the workers by address, so
+/// running it allocates nothing (the hot kernels use this form).
+public protocol ChunkedWork {
+    func run(chunk: Int)
+}
+
+/// Runs `work.run(chunk:)` for every chunk in 0..<chunks, in parallel when more than one thread
+/// is allowed. Allocation-free.
+@inlinable
+func parallelFor<W: ChunkedWork>(chunks: Int, _ work: W) {
+    if chunks <= 1 {
+        if chunks == 1 { work.run(chunk: 0) }
+        return
+    }
+    withUnsafePointer(to: work) { pointer in
+        WorkerPool.shared.run(chunks: chunks, threads: Threading.count, context: UnsafeRawPointer(pointer)) { raw, i in
+            raw.assumingMemoryBound(to: W.self).pointee.run(chunk: i)
+        }
+    }
+}
+
 /// Runs `body(chunk)` for `chunk` in 0..<chunks, in parallel when more than one thread is allowed.
 @inlinable
 func parallelFor(chunks: Int, _ body: (Int) -> Void) {

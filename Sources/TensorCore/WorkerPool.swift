@@ -18,8 +18,11 @@ final class WorkerPool: @unchecked Sendable {
     /// Workers woken for the region that have left it; the region ends only when all have, so
     /// no worker still holds the body when the caller's closure goes out of scope.
     private let departed = Atomic<Int>(0)
-    /// The region's body and chunk count; written before the workers are woken, read after.
-    private var body: ((Int) -> Void)?
+    /// The region's work: a function of (context, chunk) that captures nothing, and the address
+    /// of the caller's work value, which lives on the caller's stack for the whole region.
+    /// Written before the workers are woken, read after.
+    private var invoke: (UnsafeRawPointer, Int) -> Void = { _, _ in }
+    private var context: UnsafeRawPointer?
     private var chunks = 0
     /// Polls of the region counter before a worker sleeps (tens of microseconds).
     static let spinTries = 200_000
@@ -36,44 +39,65 @@ final class WorkerPool: @unchecked Sendable {
     /// Held for the length of a region; a region that finds it taken runs serially.
     private let regionLock = NSLock()
 
-    /// Runs `body(chunk)` for chunk in 0..<chunks on up to `threads` threads (the caller included).
+    /// Runs `work(chunk)` for chunk in 0..<chunks on up to `threads` threads (the caller included).
+    /// Converting the closure for the workers costs one small allocation; hot kernels use the
+    /// `ChunkedWork` form of `parallelFor`, which allocates nothing.
     @usableFromInline
     func run(chunks count: Int, threads: Int, _ work: (Int) -> Void) {
         guard count > 1, threads > 1 else {
             for i in 0..<max(count, 0) { work(i) }
             return
         }
+        withoutActuallyEscaping(work) { escapable in
+            var closure = escapable
+            withUnsafePointer(to: &closure) { pointer in
+                run(chunks: count, threads: threads, context: UnsafeRawPointer(pointer)) { raw, i in
+                    raw.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
+                }
+            }
+        }
+    }
+
+    /// Runs `invoke(context, chunk)` for chunk in 0..<chunks. `invoke` must capture nothing (so
+    /// that storing it allocates nothing) and `context` must stay valid until this returns.
+    @usableFromInline
+    func run(chunks count: Int, threads: Int, context: UnsafeRawPointer,
+             invoke: @escaping (UnsafeRawPointer, Int) -> Void) {
+        guard count > 1, threads > 1 else {
+            for i in 0..<max(count, 0) { invoke(context, i) }
+            return
+        }
         // A region already running (nested in this one's body, or another thread's) means the
         // workers are busy: run this one on the caller rather than wait for them.
         guard regionLock.try() else {
-            for i in 0..<count { work(i) }
+            for i in 0..<count { invoke(context, i) }
             return
         }
         defer { regionLock.unlock() }
         ensureWorkers(threads - 1)
         spinning.store(true, ordering: .relaxed)
-        withoutActuallyEscaping(work) { escapable in
-            body = escapable
-            chunks = count
-            nextChunk.store(0, ordering: .relaxed)
-            finished.store(0, ordering: .relaxed)
-            departed.store(0, ordering: .releasing)
-            let helpers = min(threads - 1, count - 1)
-            generation.add(1, ordering: .releasing)
-            for _ in 0..<helpers { wake.signal() }
-            drain()
-            while finished.load(ordering: .acquiring) < count || departed.load(ordering: .acquiring) < helpers { }
-            body = nil
-        }
+        self.invoke = invoke
+        self.context = context
+        chunks = count
+        nextChunk.store(0, ordering: .relaxed)
+        finished.store(0, ordering: .relaxed)
+        departed.store(0, ordering: .releasing)
+        let helpers = min(threads - 1, count - 1)
+        generation.add(1, ordering: .releasing)
+        for _ in 0..<helpers { wake.signal() }
+        drain()
+        while finished.load(ordering: .acquiring) < count || departed.load(ordering: .acquiring) < helpers { }
+        self.context = nil
     }
 
     /// Takes chunks until none is left.
     private func drain() {
-        guard let work = body else { return }
+        guard let context else { return }
+        let work = invoke
         while true {
             let i = nextChunk.add(1, ordering: .acquiringAndReleasing).oldValue
             if i >= chunks { return }
-            work(i)
+            work(context, i)
             finished.add(1, ordering: .releasing)
         }
     }
