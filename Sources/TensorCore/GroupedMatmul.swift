@@ -101,9 +101,34 @@ public enum GroupedMatmul {
     @inlinable
     public static func gather(_ x: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping,
                               into packed: UnsafeMutablePointer<Float>) {
-        grouping.tokenOfRow.withUnsafeBufferPointer { tokens in
-            for r in 0..<tokens.count {
-                (packed + r * width).update(from: x + Int(tokens[r]) * width, count: width)
+        parallelFor(chunks: chunks(rows: grouping.rowCount, width: width),
+                    Gather(x: x, width: width, grouping: grouping, packed: packed))
+    }
+
+    /// Threads for a gather or scatter of rows × width floats: one below 256 Ki floats.
+    @inlinable
+    static func chunks(rows: Int, width: Int) -> Int {
+        rows * width >= Elementwise.parallelThreshold ? min(Threading.count, rows) : 1
+    }
+
+    /// Packed rows `chunk` of `chunks` (rows are disjoint, so threads never write the same row).
+    @usableFromInline
+    struct Gather: ChunkedWork {
+        @usableFromInline let x: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping
+        @usableFromInline let packed: UnsafeMutablePointer<Float>
+
+        @inlinable
+        init(x: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping, packed: UnsafeMutablePointer<Float>) {
+            self.x = x; self.width = width; self.grouping = grouping; self.packed = packed
+        }
+
+        @inlinable
+        func run(chunk: Int) {
+            let rows = grouping.rowCount, chunks = GroupedMatmul.chunks(rows: rows, width: width)
+            grouping.tokenOfRow.withUnsafeBufferPointer { tokens in
+                for r in (rows * chunk / chunks)..<(rows * (chunk + 1) / chunks) {
+                    (packed + r * width).update(from: x + Int(tokens[r]) * width, count: width)
+                }
             }
         }
     }
@@ -169,15 +194,42 @@ public enum GroupedMatmul {
     @inlinable
     public static func scatterAdd(_ out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping,
                                   into y: UnsafeMutablePointer<Float>) {
-        grouping.tokenOfRow.withUnsafeBufferPointer { tokens in
-            grouping.weightOfRow.withUnsafeBufferPointer { weights in
-                for r in 0..<tokens.count {
-                    Elementwise.addScaled(out + r * width, by: weights[r],
-                                          into: y + Int(tokens[r]) * width, count: width)
+        parallelFor(chunks: chunks(rows: grouping.rowCount, width: width),
+                    Scatter(out: out, width: width, grouping: grouping, y: y))
+    }
+
+    /// Tokens `chunk` of `chunks`: each thread scans every packed row and adds only those whose
+    /// token falls in its range, so no two threads write the same token.
+    @usableFromInline
+    struct Scatter: ChunkedWork {
+        @usableFromInline let out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping
+        @usableFromInline let y: UnsafeMutablePointer<Float>
+
+        @inlinable
+        init(out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping, y: UnsafeMutablePointer<Float>) {
+            self.out = out; self.width = width; self.grouping = grouping; self.y = y
+        }
+
+        @inlinable
+        func run(chunk: Int) {
+            let rows = grouping.rowCount, chunks = GroupedMatmul.chunks(rows: rows, width: width)
+            grouping.tokenOfRow.withUnsafeBufferPointer { tokens in
+                grouping.weightOfRow.withUnsafeBufferPointer { weights in
+                    // Tokens are numbered below rows; split that range evenly.
+                    var largest = 0
+                    for r in 0..<rows { largest = max(largest, Int(tokens[r])) }
+                    let span = largest + 1
+                    let low = span * chunk / chunks, high = span * (chunk + 1) / chunks
+                    for r in 0..<rows {
+                        let t = Int(tokens[r])
+                        guard t >= low, t < high else { continue }
+                        Elementwise.addScaled(out + r * width, by: weights[r], into: y + t * width, count: width)
+                    }
                 }
             }
         }
     }
+
 
     /// y[t] = Σ over t's experts e of weight(t, e) · x[t] · W_eᵀ, for all tokens at once.
     public static func expertMatmul(_ x: Tensor, assignments: ExpertAssignments,

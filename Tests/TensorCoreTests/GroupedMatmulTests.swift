@@ -75,3 +75,36 @@ import Testing
         }
     }
 }
+
+/// Gather and scatter on sizes past the parallel threshold (1,024 rows × 512), against plain
+/// loops: threads split rows (gather) and tokens (scatter) without overlapping writes.
+@Suite struct GatherScatterTests {
+    @Test func largeGatherAndScatterMatchLoops() throws {
+        let tokens = 512, k = 2, experts = 16, width = 512
+        var rng = SplitMix64(seed: 77)
+        let ids = (0..<(tokens * k)).map { _ in Int32(rng.next() % UInt64(experts)) }
+        let weights = (0..<(tokens * k)).map { _ in rng.nextSigned() }
+        let grouping = ExpertGrouping(try ExpertAssignments(tokenCount: tokens, expertsPerToken: k, expertCount: experts,
+                                                            experts: ids, weights: weights))
+        let x = randomArray(tokens * width, seed: 78)
+        let rows = grouping.rowCount
+        var packed = [Float](repeating: 0, count: rows * width)
+        x.withUnsafeBufferPointer { xp in
+            packed.withUnsafeMutableBufferPointer { GroupedMatmul.gather(xp.baseAddress!, width: width, grouping: grouping, into: $0.baseAddress!) }
+        }
+        for r in 0..<rows {
+            let t = Int(grouping.tokenOfRow[r])
+            #expect(Array(packed[(r * width)..<((r + 1) * width)]) == Array(x[(t * width)..<((t + 1) * width)]))
+        }
+        var y = [Float](repeating: 0, count: tokens * width)
+        packed.withUnsafeBufferPointer { pp in
+            y.withUnsafeMutableBufferPointer { GroupedMatmul.scatterAdd(pp.baseAddress!, width: width, grouping: grouping, into: $0.baseAddress!) }
+        }
+        var expected = [Double](repeating: 0, count: tokens * width)
+        for r in 0..<rows {
+            let t = Int(grouping.tokenOfRow[r]), w = Double(grouping.weightOfRow[r])
+            for j in 0..<width { expected[t * width + j] += w * Double(packed[r * width + j]) }
+        }
+        #expect(maxScaledError(y, expected) < 1e-6)
+    }
+}
