@@ -20,6 +20,28 @@ public enum WeightSource: Sendable {
         }
     }
 
+    /// Several matrices (name, shape) with the same columns stacked by rows into one tensor, each
+    /// written in place: q/k/v or gate/up then run as one GEMM, and loading never holds a second
+    /// copy of them.
+    func stacked(_ parts: [(String, [Int])]) throws -> Tensor {
+        guard let cols = parts.first?.1.last else { throw RuntimeError.unsupported("nothing to stack") }
+        var tensor = try Tensor(zeros: [parts.reduce(0) { $0 + $1.1[0] }, cols])
+        try tensor.withUnsafeMutableBufferPointer { buffer in
+            guard var out = buffer.baseAddress else { return }
+            for (name, shape) in parts {
+                switch self {
+                case let .folder(f):
+                    try f.read(name, shape: shape, into: out)
+                case let .random(seed):
+                    var rng = SplitMix64(seed: seed ^ WeightSource.hash(name))
+                    for i in 0..<(shape[0] * shape[1]) { out[i] = rng.nextSigned() * 0.034_641 }
+                }
+                out += shape[0] * shape[1]
+            }
+        }
+        return tensor
+    }
+
     /// FNV-1a of the name: a stable per-tensor seed.
     static func hash(_ name: String) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -38,15 +60,6 @@ public enum CPUWeightFormat: String, Sendable, CaseIterable {
         case .bf16: .bf16(try BF16Matrix(tensor))
         }
     }
-}
-
-/// Rows of several matrices stacked into one, so that q/k/v or gate/up run as one GEMM.
-func stacked(_ parts: [Tensor]) throws -> Tensor {
-    let cols = parts.first?.shape[1] ?? 0
-    var values: [Float] = []
-    values.reserveCapacity(parts.reduce(0) { $0 + $1.count })
-    for p in parts { values += p.elements }
-    return try Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }, cols], elements: values)
 }
 
 struct GQAWeights {
@@ -143,10 +156,9 @@ struct ModelWeights {
             try source.tensor(name, [n], norm: norm).elements
         }
         func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
-            let gate = try source.tensor("\(prefix).\(names.0).weight", [size, h])
-            let up = try source.tensor("\(prefix).\(names.1).weight", [size, h])
+            let gateUp = try source.stacked([("\(prefix).\(names.0).weight", [size, h]), ("\(prefix).\(names.1).weight", [size, h])])
             let down = try source.tensor("\(prefix).\(names.2).weight", [h, size])
-            return MLPWeights(gateUp: try format.matrix(stacked([gate, up])), down: try format.matrix(down))
+            return MLPWeights(gateUp: try format.matrix(gateUp), down: try format.matrix(down))
         }
         var layers: [LayerWeights] = []
         for (i, layer) in spec.layers.enumerated() {
@@ -155,26 +167,26 @@ struct ModelWeights {
             switch spec.attention {
             case let .grouped(a):
                 let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
-                let parts = try [("q_proj", q), ("k_proj", kv), ("v_proj", kv)].map { try source.tensor("\(p).self_attn.\($0.0).weight", [$0.1, h]) }
+                let parts = [("q_proj", q), ("k_proj", kv), ("v_proj", kv)].map { ("\(p).self_attn.\($0.0).weight", [$0.1, h]) }
                 var bias: [Float]? = nil
                 if a.qkvBias {
                     bias = try vector("\(p).self_attn.q_proj.bias", q) + vector("\(p).self_attn.k_proj.bias", kv)
                         + vector("\(p).self_attn.v_proj.bias", kv)
                 }
                 attention = .grouped(GQAWeights(
-                    qkv: try format.matrix(stacked(parts)), qkvBias: bias,
+                    qkv: try format.matrix(source.stacked(parts)), qkvBias: bias,
                     output: try format.matrix(source.tensor("\(p).self_attn.o_proj.weight", [h, q])),
                     qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.headDim, norm: true) : nil,
                     kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.headDim, norm: true) : nil))
             case let .latent(a):
-                let kvDown = try source.tensor("\(p).self_attn.kv_a_proj_with_mqa.weight", [a.kvLoraRank + a.qkRopeHeadDim, h])
+                let kvDown = ("\(p).self_attn.kv_a_proj_with_mqa.weight", [a.kvLoraRank + a.qkRopeHeadDim, h])
                 let down: Tensor, qUp: Tensor, qNorm: [Float]?
                 if let rank = a.qLoraRank {
-                    down = try stacked([source.tensor("\(p).self_attn.q_a_proj.weight", [rank, h]), kvDown])
+                    down = try source.stacked([("\(p).self_attn.q_a_proj.weight", [rank, h]), kvDown])
                     qNorm = try vector("\(p).self_attn.q_a_layernorm.weight", rank, norm: true)
                     qUp = try source.tensor("\(p).self_attn.q_b_proj.weight", [a.heads * a.qkHeadDim, rank])
                 } else {
-                    down = kvDown
+                    down = try source.stacked([kvDown])
                     qNorm = nil
                     qUp = try source.tensor("\(p).self_attn.q_proj.weight", [a.heads * a.qkHeadDim, h])
                 }

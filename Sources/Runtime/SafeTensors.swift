@@ -70,26 +70,35 @@ public struct SafeTensorsFile: Sendable {
     /// The tensor as Float32 (F32 copied; BF16 and F16 widened).
     public func float32(_ name: String) throws -> Tensor {
         guard let entry = entries[name] else { throw RuntimeError.missingTensor(name: name, folder: path) }
+        var tensor = try Tensor(zeros: entry.shape)
+        try tensor.withUnsafeMutableBufferPointer { out in
+            if let base = out.baseAddress { try read(name, into: base) }
+        }
+        return tensor
+    }
+
+    /// Writes the tensor's values as Float32 to `out` (room for all of them), straight from the
+    /// mapped file: no intermediate copy.
+    func read(_ name: String, into out: UnsafeMutablePointer<Float>) throws {
+        guard let entry = entries[name] else { throw RuntimeError.missingTensor(name: name, folder: path) }
         let count = entry.shape.reduce(1, *)
-        var values = [Float](repeating: 0, count: count)
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = UnsafeRawBufferPointer(rebasing: raw[entry.range])
             switch entry.dtype {
             case "F32":
-                for i in 0..<count { values[i] = bytes.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+                for i in 0..<count { out[i] = bytes.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
             case "BF16":
                 for i in 0..<count {
-                    values[i] = Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+                    out[i] = Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
                 }
             case "F16":
                 for i in 0..<count {
-                    values[i] = Float(Float16(bitPattern: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                    out[i] = Float(Float16(bitPattern: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
                 }
             default:
                 throw RuntimeError.unsupportedDType(name: name, dtype: entry.dtype)
             }
         }
-        return try Tensor(shape: entry.shape, elements: values)
     }
 }
 
@@ -113,11 +122,20 @@ public struct SafeTensorsFolder: Sendable {
 
     /// The tensor `name`, checked against `shape`.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        try file(holding: name, shape: shape).float32(name)
+    }
+
+    /// Writes tensor `name`, checked against `shape`, as Float32 to `out`.
+    func read(_ name: String, shape: [Int], into out: UnsafeMutablePointer<Float>) throws {
+        try file(holding: name, shape: shape).read(name, into: out)
+    }
+
+    private func file(holding name: String, shape: [Int]) throws -> SafeTensorsFile {
         guard let file = files.first(where: { $0.entries[name] != nil }) else {
             throw RuntimeError.missingTensor(name: name, folder: folder)
         }
         let found = file.entries[name]?.shape ?? []
         guard found == shape else { throw RuntimeError.tensorShape(name: name, expected: shape, found: found) }
-        return try file.float32(name)
+        return file
     }
 }
