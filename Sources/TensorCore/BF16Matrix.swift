@@ -18,21 +18,7 @@ public struct BF16Matrix: Sendable {
         guard rows >= 0, cols >= 0, rows * cols == bits.count else {
             throw TensorError.elementCountMismatch(shape: [rows, cols], elementCount: bits.count)
         }
-        self.rows = rows
-        self.cols = cols
-        var packed = bits
-        let blocks = cols / 16
-        for r in 0..<rows {
-            let base = r * cols
-            for b in 0..<blocks {
-                let start = base + 16 * b
-                for j in 0..<8 {
-                    packed[start + 2 * j] = bits[start + j]
-                    packed[start + 2 * j + 1] = bits[start + 8 + j]
-                }
-            }
-        }
-        self.packed = packed
+        self.init(rows: rows, cols: cols) { bits[$0] }
     }
 
     /// Rounds a rank-2 Float32 tensor to bf16 (round to nearest, ties to even; NaN stays NaN).
@@ -40,8 +26,31 @@ public struct BF16Matrix: Sendable {
         guard tensor.rank == 2 else {
             throw TensorError.invalidShape(shape: tensor.shape, reason: "a bf16 matrix needs rank 2")
         }
-        let bits = tensor.withUnsafeBufferPointer { $0.map(BF16Matrix.round) }
-        try self.init(rows: tensor.shape[0], cols: tensor.shape[1], bits: bits)
+        self = tensor.withUnsafeBufferPointer { values in
+            BF16Matrix(rows: tensor.shape[0], cols: tensor.shape[1]) { BF16Matrix.round(values[$0]) }
+        }
+    }
+
+    /// Writes value(i) (plain row-major index i) straight into the pair-interleaved layout: one
+    /// allocation, no intermediate copy.
+    init(rows: Int, cols: Int, value: (Int) -> UInt16) {
+        self.rows = rows
+        self.cols = cols
+        let blocks = cols / 16
+        packed = [UInt16](unsafeUninitializedCapacity: rows * cols) { buffer, initialized in
+            for r in 0..<rows {
+                let base = r * cols
+                for b in 0..<blocks {
+                    let start = base + 16 * b
+                    for j in 0..<8 {
+                        buffer[start + 2 * j] = value(start + j)
+                        buffer[start + 2 * j + 1] = value(start + 8 + j)
+                    }
+                }
+                for i in (base + 16 * blocks)..<(base + cols) { buffer[i] = value(i) }
+            }
+            initialized = rows * cols
+        }
     }
 
     /// Float32 → bf16 bits, round to nearest even.
