@@ -369,9 +369,8 @@ public final class CPUModel: @unchecked Sendable {
             out.update(repeating: 0, count: rows * h)
             GroupedMatmul.gather(input, width: h, grouping: grouping, into: packed)
             GroupedMatmul.multiply(packed, grouping: grouping, weights: m.expertsGateUp, into: gateUp)
-            for r in 0..<pairs {
-                Elementwise.siluMul(gate: gateUp + r * 2 * size, up: gateUp + r * 2 * size + size, into: activated + r * size, count: size)
-            }
+            let swigluChunks = Parallel.chunks(rows: pairs, width: 2 * size)
+            Parallel.run(chunks: swigluChunks, SwiGLURows(gateUp: gateUp, out: activated, rows: pairs, size: size, chunks: swigluChunks))
             GroupedMatmul.multiply(activated, grouping: grouping, weights: m.expertsDown, into: expertOut)
             GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, into: out)
             if let shared = m.shared {
@@ -392,9 +391,8 @@ public final class CPUModel: @unchecked Sendable {
         let size = m.intermediate
         let gateUp = workspace.get(.mlpGateUp, rows * 2 * size), activated = workspace.get(.mlpActivated, rows * size)
         m.gateUp.apply(input, batch: rows, into: gateUp)
-        for r in 0..<rows {
-            Elementwise.siluMul(gate: gateUp + r * 2 * size, up: gateUp + r * 2 * size + size, into: activated + r * size, count: size)
-        }
+        let chunks = Parallel.chunks(rows: rows, width: 2 * size)
+        Parallel.run(chunks: chunks, SwiGLURows(gateUp: gateUp, out: activated, rows: rows, size: size, chunks: chunks))
         m.down.apply(activated, batch: rows, into: out)
     }
 
@@ -404,7 +402,8 @@ public final class CPUModel: @unchecked Sendable {
         let width = weight.count, epsilon = Float(spec.rmsNormEpsilon)
         weight.withUnsafeBufferPointer { wp in
             guard let w = wp.baseAddress else { return }
-            for r in 0..<rows { Reduction.rmsNorm(x + r * width, weight: w, epsilon: epsilon, into: out + r * width, count: width) }
+            let chunks = Parallel.chunks(rows: rows, width: width)
+            Parallel.run(chunks: chunks, RMSNormRows(x: x, weight: w, out: out, rows: rows, width: width, epsilon: epsilon, chunks: chunks))
         }
     }
 
@@ -436,13 +435,8 @@ public final class CPUModel: @unchecked Sendable {
     /// Causal (and windowed) mask, then softmax, of a block of scores: query i is the token at
     /// position past + i and sees keys j ≤ past + i (and j > past + i − window).
     func maskAndSoftmax(_ scores: UnsafeMutablePointer<Float>, queries: Int, keys: Int, past: Int, window: Int?) {
-        for i in 0..<queries {
-            let row = scores + i * keys
-            let position = past + i
-            for j in (position + 1)..<max(position + 1, keys) { row[j] = -.infinity }
-            if let window, position - window >= 0 { for j in 0...(position - window) { row[j] = -.infinity } }
-            Reduction.softmax(row, count: keys)
-        }
+        let chunks = Parallel.chunks(rows: queries, width: keys)
+        Parallel.run(chunks: chunks, MaskedSoftmaxRows(scores: scores, queries: queries, keys: keys, past: past, window: window, chunks: chunks))
     }
 
     // MARK: - Generation

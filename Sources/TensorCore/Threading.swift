@@ -68,6 +68,22 @@ public protocol ChunkedWork {
     func run(chunk: Int)
 }
 
+/// TensorCore's parallel regions for callers outside the module (the runtime's row loops).
+public enum Parallel {
+    /// Runs `work.run(chunk:)` for chunk in 0..<chunks on TensorCore's threads, allocation-free.
+    /// The body must not call BLAS (see `Threading`).
+    @inlinable
+    public static func run<W: ChunkedWork>(chunks: Int, _ work: W) {
+        parallelFor(chunks: min(chunks, Threading.count), work)
+    }
+
+    /// How many chunks to split `rows` rows of `width` floats into: one below 256 Ki floats.
+    @inlinable
+    public static func chunks(rows: Int, width: Int) -> Int {
+        rows * width >= Elementwise.parallelThreshold ? min(Threading.count, max(rows, 1)) : 1
+    }
+}
+
 /// Runs `work.run(chunk:)` for every chunk in 0..<chunks, in parallel when more than one thread
 /// is allowed. Allocation-free.
 @inlinable
