@@ -104,12 +104,8 @@ public enum Estimator {
             throw EstimateError.invalid("the prefix-cache hit rate must be in [0, 1), got \(request.prefixCacheHitRate)")
         }
         if let layout = request.layout { return try estimate(request, layout: layout) }
-        let candidates = Layout.enumerate(for: request.model, gpus: request.cluster.gpuCount, maxStages: 8)
-            + Layout.enumerate(for: request.model, gpus: request.cluster.gpuCount, maxStages: 8,
-                               redundantExperts: request.redundantExperts(ep: request.cluster.gpuCount))
         var best: Estimate? = nil
-        // Sorted so that ties go the same way on every run.
-        for layout in Set(candidates).sorted(by: { $0.description < $1.description }) {
+        for layout in LayoutSearch.candidates(request) {
             guard let e = try? estimate(request, layout: layout), e.plan.fits else { continue }
             if best == nil || e.outputTokensPerSecondPerGPU > (best?.outputTokensPerSecondPerGPU ?? 0) { best = e }
         }

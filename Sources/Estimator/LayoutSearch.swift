@@ -13,15 +13,21 @@ public enum LayoutSearch {
         public var evaluated: Int { all.count }
     }
 
-    /// Every fitting layout at decode batches 1, 2, 4, … up to the largest that fits (at most
-    /// `Estimator.maxBatchPerGPU`), or at the request's batch when it gives one.
-    public static func search(_ request: EstimateRequest, maxTTFT: Double? = nil, maxTPOT: Double? = nil) -> Result {
+    /// The layouts a search tries: every valid one up to 8 pipeline stages, with and without the
+    /// request's EPLB slots, sorted so that ties go the same way on every run.
+    static func candidates(_ request: EstimateRequest) -> [Layout] {
         let gpus = request.cluster.gpuCount
-        let layouts = request.layout.map { [$0] } ?? Array(Set(
+        return Array(Set(
             Layout.enumerate(for: request.model, gpus: gpus, maxStages: 8)
                 + Layout.enumerate(for: request.model, gpus: gpus, maxStages: 8,
                                    redundantExperts: request.redundantExperts(ep: gpus))
         )).sorted { $0.description < $1.description }
+    }
+
+    /// Every fitting layout at decode batches 1, 2, 4, … up to the largest that fits (at most
+    /// `Estimator.maxBatchPerGPU`), or at the request's batch when it gives one.
+    public static func search(_ request: EstimateRequest, maxTTFT: Double? = nil, maxTPOT: Double? = nil) -> Result {
+        let layouts = request.layout.map { [$0] } ?? candidates(request)
         var all: [Estimate] = []
         for layout in layouts {
             // The plan, prefill and TTFT do not depend on the decode batch: priced once per layout.

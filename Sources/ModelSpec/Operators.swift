@@ -47,7 +47,6 @@ public struct Operator: Sendable, Equatable {
     public var kvBytes: Double
 
     public var totalFLOPs: Double { flops * Double(layers) }
-    public var totalBytes: Double { (weightBytes + activationBytes + kvBytes) * Double(layers) }
 }
 
 /// Formats and routing assumptions under which a step is priced.

@@ -149,12 +149,15 @@ public final class CPUModel: @unchecked Sendable {
         }
     }
 
-    /// RoPE of one position on `heads` vectors, with the tables in the workspace.
-    func rotate(_ v: UnsafeMutablePointer<Float>, heads: Int, stride: Int, position: Int) {
+    /// RoPE of one position on query heads and key heads, with one cos/sin table (in the
+    /// workspace) computed for both.
+    func rotate(query: UnsafeMutablePointer<Float>, heads: Int, keys: UnsafeMutablePointer<Float>, keyHeads: Int,
+                stride: Int, keyStride: Int, position: Int) {
         let half = rope.rotaryDimension / 2
         let table = workspace.get(.rope, 2 * half)
         rope.angles(position: position, cos: table, sin: table + half)
-        rope.apply(to: v, heads: heads, headStride: stride, cos: table, sin: table + half)
+        rope.apply(to: query, heads: heads, headStride: stride, cos: table, sin: table + half)
+        rope.apply(to: keys, heads: keyHeads, headStride: keyStride, cos: table, sin: table + half)
     }
 
     func groupedAttention(_ w: GQAWeights, _ a: GroupedQueryAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
@@ -179,8 +182,8 @@ public final class CPUModel: @unchecked Sendable {
                     }
                 }
                 let position = caches[s].length + i
-                rotate(row, heads: a.heads, stride: hd, position: position)
-                rotate(row + q, heads: a.kvHeads, stride: hd, position: position)
+                rotate(query: row, heads: a.heads, keys: row + q, keyHeads: a.kvHeads, stride: hd, keyStride: hd,
+                       position: position)
                 caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: row + q, count: kv),
                                  values: UnsafeBufferPointer(start: row + q + kv, count: kv))
             }
@@ -256,8 +259,8 @@ public final class CPUModel: @unchecked Sendable {
         for (s, seg) in segments.enumerated() {
             for i in 0..<seg.count {
                 let r = seg.start + i, position = caches[s].length + i
-                rotate(q + r * heads * qk + nope, heads: heads, stride: qk, position: position)
-                rotate(rotary + r * ropeDim, heads: 1, stride: ropeDim, position: position)
+                rotate(query: q + r * heads * qk + nope, heads: heads, keys: rotary + r * ropeDim, keyHeads: 1,
+                       stride: qk, keyStride: ropeDim, position: position)
                 caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: latentNormed + r * kvRank, count: kvRank),
                                  values: UnsafeBufferPointer(start: rotary + r * ropeDim, count: ropeDim))
             }

@@ -12,11 +12,13 @@ public enum WeightSource: Sendable {
         switch self {
         case let .folder(f):
             return try f.tensor(name, shape: shape)
-        case let .random(seed):
+        case .random:
             if norm { return try Tensor(shape: shape) { 1 } }
-            var rng = SplitMix64(seed: seed ^ WeightSource.hash(name))
-            // Uniform on [-a, a) has standard deviation a / √3: a = 0.02·√3.
-            return try Tensor(shape: shape) { rng.nextSigned() * 0.034_641 }
+            var tensor = try Tensor(zeros: shape)
+            try tensor.withUnsafeMutableBufferPointer { buffer in
+                if let out = buffer.baseAddress { try fill(name, shape, into: out) }
+            }
+            return tensor
         }
     }
 
@@ -29,17 +31,23 @@ public enum WeightSource: Sendable {
         try tensor.withUnsafeMutableBufferPointer { buffer in
             guard var out = buffer.baseAddress else { return }
             for (name, shape) in parts {
-                switch self {
-                case let .folder(f):
-                    try f.read(name, shape: shape, into: out)
-                case let .random(seed):
-                    var rng = SplitMix64(seed: seed ^ WeightSource.hash(name))
-                    for i in 0..<(shape[0] * shape[1]) { out[i] = rng.nextSigned() * 0.034_641 }
-                }
+                try fill(name, shape, into: out)
                 out += shape[0] * shape[1]
             }
         }
         return tensor
+    }
+
+    /// Writes tensor `name` of `shape` to `out`: from the file, or from the seed's stream for that
+    /// name, uniform on [-a, a) with a = 0.02·√3 (standard deviation 0.02, transformers' init).
+    func fill(_ name: String, _ shape: [Int], into out: UnsafeMutablePointer<Float>) throws {
+        switch self {
+        case let .folder(f):
+            try f.read(name, shape: shape, into: out)
+        case let .random(seed):
+            var rng = SplitMix64(seed: seed ^ WeightSource.hash(name))
+            for i in 0..<shape.reduce(1, *) { out[i] = rng.nextSigned() * 0.034_641 }
+        }
     }
 
     /// FNV-1a of the name: a stable per-tensor seed.

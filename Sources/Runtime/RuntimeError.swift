@@ -5,7 +5,6 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case tensorShape(name: String, expected: [Int], found: [Int])
     case unsupportedDType(name: String, dtype: String)
     case tokenOutOfRange(token: Int, vocabulary: Int)
-    case invalidScale(dimension: String, reason: String)
     case unsupported(String)
 
     public var description: String {
@@ -15,7 +14,6 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
         case let .tensorShape(name, expected, found): "tensor '\(name)' has shape \(found), expected \(expected)"
         case let .unsupportedDType(name, dtype): "tensor '\(name)' has dtype \(dtype); supported: F32, BF16, F16"
         case let .tokenOutOfRange(token, vocabulary): "token id \(token) is outside the vocabulary 0..<\(vocabulary)"
-        case let .invalidScale(dimension, reason): "cannot scale \(dimension): \(reason)"
         case let .unsupported(text): text
         }
     }

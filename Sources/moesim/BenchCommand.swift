@@ -95,7 +95,8 @@ struct BenchCommand: ParsableCommand {
         try threadOptions.apply()
         let quiet = output.json
         let progress: (String) -> Void = { line in if !quiet { Output.progress(line) } }
-        let cpu = try CPUModel.loadTimed(runtime, model, overrides, progress)
+        progress("building \(model)")
+        let cpu = try runtime.load(model, overrides: overrides)
         let spec = cpu.spec
         let hostSpec: HardwareSpec
         if let host { hostSpec = try HardwareSpec(contentsOf: host) } else {
@@ -159,13 +160,6 @@ enum CPUCheck {
     }
 }
 
-extension CPUModel {
-    static func loadTimed(_ options: RuntimeModelOptions, _ reference: String, _ overrides: OverrideOptions,
-                          _ progress: (String) -> Void) throws -> CPUModel {
-        progress("building \(reference)")
-        return try options.load(reference, overrides: overrides)
-    }
-}
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
