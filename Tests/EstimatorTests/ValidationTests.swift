@@ -151,3 +151,36 @@ func gpu(_ id: String) throws -> HardwareSpec {
         #expect(abs(e.outputTokensPerSecondPerUser - 1 / e.timePerOutputToken) < 1e-12)
     }
 }
+
+/// The layout search against brute force over the same points: the best point is the fastest
+/// per GPU among those within the latency limit, and the Pareto front holds exactly the points
+/// no other beats on both throughput per GPU and tokens/s per user.
+@Suite struct LayoutSearchTests {
+    @Test func bestAndParetoFrontMatchBruteForce() throws {
+        let request = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 4),
+                                      weights: .fp8, inputTokens: 2048, outputTokens: 512)
+        let limit = 0.03
+        let result = LayoutSearch.search(request, maxTPOT: limit)
+        #expect(result.evaluated > 10)
+        let allowed = result.all.filter { $0.timePerOutputToken <= limit }
+        let fastest = allowed.map(\.outputTokensPerSecondPerGPU).max()
+        #expect(result.best?.outputTokensPerSecondPerGPU == fastest)
+        #expect((result.best?.timePerOutputToken ?? 1) <= limit)
+        func dominated(_ e: Estimate) -> Bool {
+            result.all.contains {
+                $0.outputTokensPerSecondPerGPU >= e.outputTokensPerSecondPerGPU
+                    && $0.outputTokensPerSecondPerUser >= e.outputTokensPerSecondPerUser
+                    && ($0.outputTokensPerSecondPerGPU > e.outputTokensPerSecondPerGPU
+                        || $0.outputTokensPerSecondPerUser > e.outputTokensPerSecondPerUser)
+            }
+        }
+        #expect(!result.pareto.isEmpty && result.pareto.allSatisfy { !dominated($0) })
+        let undominated = result.all.filter { !dominated($0) }.count
+        #expect(result.pareto.count <= undominated && result.pareto.count >= 1)
+        // Along the front, more tokens/s per user costs throughput per GPU.
+        for (a, b) in zip(result.pareto, result.pareto.dropFirst()) {
+            #expect(a.outputTokensPerSecondPerUser <= b.outputTokensPerSecondPerUser)
+            #expect(a.outputTokensPerSecondPerGPU >= b.outputTokensPerSecondPerGPU)
+        }
+    }
+}
