@@ -9,6 +9,12 @@ let simdFlags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-march=x86-64-v3"], .when(platforms: [.linux])),
 ]
 
+// The panel kernels use 512-bit vectors. Their module is compiled for x86-64-v4 (AVX-512) and is
+// called only after a run-time check of the CPU (TensorCore's `CPUFeatures`).
+let avx512Flags: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=x86-64-v4"], .when(platforms: [.linux])),
+]
+
 let package = Package(
     name: "moesim",
     platforms: [.macOS(.v15)],
@@ -30,7 +36,9 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: simdFlags),
+        .target(name: "CPUHints"),
+        .target(name: "TensorCoreAVX512", dependencies: ["CPUHints"], swiftSettings: avx512Flags),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "TensorCoreAVX512"], swiftSettings: simdFlags),
         .target(name: "ConfigFile"),
         .target(name: "ModelSpec", dependencies: ["ConfigFile"]),
         .target(name: "Hardware", dependencies: ["ConfigFile"]),

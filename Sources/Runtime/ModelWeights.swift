@@ -68,6 +68,11 @@ public enum CPUWeightFormat: String, Sendable, CaseIterable {
         case .bf16: .bf16(try BF16Matrix(tensor))
         }
     }
+
+    /// Routed experts in f32 on a CPU with AVX-512 are repacked once into panels (`PanelMatrix`):
+    /// each expert sees only its share of the batch, and OpenBLAS would repack the weight on
+    /// every call.
+    var expertsUsePanels: Bool { self == .f32 && PanelMatrix.isSupported }
 }
 
 struct GQAWeights {
@@ -163,9 +168,16 @@ struct ModelWeights {
         func vector(_ name: String, _ n: Int, norm: Bool = false) throws -> [Float] {
             try source.tensor(name, [n], norm: norm).elements
         }
-        func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
-            let gateUp = try source.stacked([("\(prefix).\(names.0).weight", [size, h]), ("\(prefix).\(names.1).weight", [size, h])])
-            let down = try source.tensor("\(prefix).\(names.2).weight", [h, size])
+        let staging = PanelStaging(source: source)
+        func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj"),
+                 routedExpert: Bool = false) throws -> MLPWeights {
+            let gate = ("\(prefix).\(names.0).weight", [size, h]), up = ("\(prefix).\(names.1).weight", [size, h])
+            let downPart = ("\(prefix).\(names.2).weight", [h, size])
+            if routedExpert, format.expertsUsePanels {
+                return MLPWeights(gateUp: .panels(try staging.panels([gate, up])), down: .panels(try staging.panels([downPart])))
+            }
+            let gateUp = try source.stacked([gate, up])
+            let down = try source.tensor(downPart.0, downPart.1)
             return MLPWeights(gateUp: try format.matrix(gateUp), down: try format.matrix(down))
         }
         var layers: [LayerWeights] = []
@@ -215,7 +227,7 @@ struct ModelWeights {
                 let block = mixtral ? "\(p).block_sparse_moe" : "\(p).mlp"
                 let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
                 let experts = try (0..<moe.routedExperts).map {
-                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names)
+                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names, routedExpert: true)
                 }
                 var shared: MLPWeights? = nil
                 if moe.sharedIntermediateSize > 0 {
@@ -240,5 +252,29 @@ struct ModelWeights {
         return ModelWeights(embedding: embedding, layers: layers,
                             finalNorm: try vector("model.norm.weight", h, norm: true),
                             head: try format.matrix(source.tensor(headName, [spec.vocabSize, h])))
+    }
+}
+
+/// Loads matrices stacked by rows into one row-major buffer, reused for every matrix of the model,
+/// and repacks them into panels: the heap never sees a freed temporary per expert (which, mixed
+/// with the panels' own allocations, left holes that raised peak memory by a third).
+final class PanelStaging {
+    let source: WeightSource
+    private var buffer: [Float] = []
+
+    init(source: WeightSource) { self.source = source }
+
+    func panels(_ parts: [(String, [Int])]) throws -> PanelMatrix {
+        guard let cols = parts.first?.1.last else { throw RuntimeError.unsupported("nothing to stack") }
+        let rows = parts.reduce(0) { $0 + $1.1[0] }
+        if buffer.count < rows * cols { buffer = [Float](repeating: 0, count: rows * cols) }
+        return try buffer.withUnsafeMutableBufferPointer { staged in
+            guard var out = staged.baseAddress else { throw RuntimeError.unsupported("empty matrix") }
+            for (name, shape) in parts {
+                try source.fill(name, shape, into: out)
+                out += shape[0] * shape[1]
+            }
+            return try PanelMatrix(rows: rows, cols: cols, rowMajor: UnsafeBufferPointer(staged))
+        }
     }
 }

@@ -157,6 +157,10 @@ public enum GroupedMatmul {
                                                           inWidth: inWidth, outWidth: outWidth, out: out, chunks: chunks))
             return
         }
+        if case .panels = first, weights.allSatisfy({ if case .panels = $0 { true } else { false } }) {
+            PanelExpertsWork.run(packed, grouping: grouping, weights: weights, into: out)
+            return
+        }
         for expert in 0..<grouping.expertCount {
             let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
             guard count > 0 else { continue }

@@ -3,6 +3,8 @@
 public enum WeightMatrix: Sendable {
     case f32(Tensor)
     case bf16(BF16Matrix)
+    /// Float32 repacked for the AVX-512 panel kernels (MoE experts on CPUs that have AVX-512).
+    case panels(PanelMatrix)
 
     /// Wraps a rank-2 tensor. Throws for any other rank.
     public init(f32 tensor: Tensor) throws {
@@ -17,6 +19,7 @@ public enum WeightMatrix: Sendable {
         switch self {
         case let .f32(t): t.shape[0]
         case let .bf16(m): m.rows
+        case let .panels(m): m.rows
         }
     }
 
@@ -25,6 +28,7 @@ public enum WeightMatrix: Sendable {
         switch self {
         case let .f32(t): t.shape[1]
         case let .bf16(m): m.cols
+        case let .panels(m): m.cols
         }
     }
 
@@ -33,6 +37,7 @@ public enum WeightMatrix: Sendable {
         switch self {
         case .f32: rows * cols * 4
         case let .bf16(m): m.byteCount
+        case let .panels(m): m.byteCount
         }
     }
 
@@ -40,6 +45,7 @@ public enum WeightMatrix: Sendable {
         switch self {
         case .f32: "f32"
         case .bf16: "bf16"
+        case .panels: "f32"
         }
     }
 
@@ -74,6 +80,8 @@ public enum WeightMatrix: Sendable {
             } else {
                 BLAS.gemmWideningBF16(x, batch: batch, weights: m, into: y)
             }
+        case let .panels(m):
+            m.apply(x, batch: batch, into: y, parallel: parallel)
         }
     }
 

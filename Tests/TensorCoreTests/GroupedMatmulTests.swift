@@ -18,14 +18,22 @@ import Testing
     }
 
     /// The grouped product equals a per-token loop: y[t] = Σⱼ w(t,j) · W_{e(t,j)} x[t].
-    @Test(arguments: [(1, 4, 2, 8, 5), (5, 6, 2, 9, 7), (37, 9, 3, 33, 17), (64, 16, 4, 48, 40)])
+    @Test(arguments: [(1, 4, 2, 8, 5), (5, 6, 2, 9, 7), (37, 9, 3, 33, 17), (64, 16, 4, 48, 40), (120, 5, 2, 70, 45)])
     func matchesPerTokenLoop(shape: (Int, Int, Int, Int, Int)) throws {
         let (tokens, experts, k, inWidth, outWidth) = shape
         let assignments = try routing(tokens: tokens, experts: experts, k: k, seed: 11)
         let x = try randomTensor([tokens, inWidth], seed: 12)
         let expertTensors = try (0..<experts).map { try randomTensor([outWidth, inWidth], seed: 100 + UInt64($0)) }
-        for useBF16 in [false, true] {
-            let weights = try expertTensors.map { useBF16 ? WeightMatrix.bf16(try BF16Matrix($0)) : try WeightMatrix(f32: $0) }
+        // f32 (OpenBLAS / small-batch kernels), bf16, and f32 panels where the CPU has AVX-512.
+        for format in ["f32", "bf16"] + (PanelMatrix.isSupported ? ["panels"] : []) {
+            let useBF16 = format == "bf16"
+            let weights = try expertTensors.map {
+                switch format {
+                case "bf16": WeightMatrix.bf16(try BF16Matrix($0))
+                case "panels": WeightMatrix.panels(try PanelMatrix($0))
+                default: try WeightMatrix(f32: $0)
+                }
+            }
             let reference = try expertTensors.map { useBF16 ? try BF16Matrix($0).widened().elements : $0.elements }
             let y = try GroupedMatmul.expertMatmul(x, assignments: assignments, weights: weights)
             var expected = [Double](repeating: 0, count: tokens * outWidth)

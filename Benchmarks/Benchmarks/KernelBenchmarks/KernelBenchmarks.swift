@@ -86,7 +86,10 @@ func gemvBenchmarks() {
 /// each expert gets about 64 rows; at 4096 tokens about 512 (a prefill-sized batch).
 func groupedBenchmarks() {
     let experts = 64, k = 8, inWidth = 2048, outWidth = 1024
-    let expertWeights = (0..<experts).map { (try? WeightMatrix(f32: random([outWidth, inWidth], seed: 100 + UInt64($0))))! }
+    let expertTensors = (0..<experts).map { random([outWidth, inWidth], seed: 100 + UInt64($0)) }
+    let expertWeights = expertTensors.map { (try? WeightMatrix(f32: $0))! }
+    // The same experts repacked for the AVX-512 panel kernels (what the runtime loads on such CPUs).
+    let panelWeights = PanelMatrix.isSupported ? expertTensors.map { WeightMatrix.panels((try? PanelMatrix($0))!) } : []
     for tokens in [512, 4096] {
         var rng = SplitMix64(seed: 5)
         var ids: [Int32] = [], weights: [Float] = []
@@ -106,6 +109,14 @@ func groupedBenchmarks() {
             measure(benchmark, flops: flops, bytes: 0) {
                 try? GroupedMatmul.expertMatmul(x, assignments: assignments, weights: expertWeights,
                                                 workspace: workspace, into: &y)
+            }
+        }
+        if !panelWeights.isEmpty {
+            Benchmark("Grouped expert matmul 64e \(tokens)t top8 2048->1024 panels", configuration: configuration()) { benchmark in
+                measure(benchmark, flops: flops, bytes: 0) {
+                    try? GroupedMatmul.expertMatmul(x, assignments: assignments, weights: panelWeights,
+                                                    workspace: workspace, into: &y)
+                }
             }
         }
         let a = random([tokens * k, inWidth], seed: 7), b = random([outWidth, inWidth], seed: 8)
@@ -149,3 +160,4 @@ let benchmarks: @Sendable () -> Void = {
     groupedBenchmarks()
     elementwiseBenchmarks()
 }
+

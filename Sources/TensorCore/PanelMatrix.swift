@@ -1,0 +1,208 @@
+import TensorCoreAVX512
+
+/// A Float32 weight matrix (out × in, like `nn.Linear.weight`) stored once, at load, in the order
+/// the AVX-512 panel kernels read: panels of 32 output rows, each panel k-major — W[32p + j, k] at
+/// p·in·32 + k·32 + j, the last panel padded with zero rows.
+///
+/// Why: the MoE experts' products have few rows each (64 tokens per expert in a 512-token prefill
+/// of a 64-expert top-8 layer), and OpenBLAS repacks the whole expert weight on every call, which
+/// at that size costs about as much as the arithmetic. Packed once, a product streams each panel
+/// from memory once and reuses it from cache for every block of eight rows, and a matrix-vector
+/// product (decode) reads the same panels at full bandwidth.
+///
+/// Only for CPUs with AVX-512 (`PanelMatrix.isSupported`); elsewhere weights stay row-major.
+public final class PanelMatrix: @unchecked Sendable {
+    public static let width = 32
+    public static var isSupported: Bool { CPUFeatures.avx512 }
+
+    public let rows: Int
+    public let cols: Int
+    public let panelCount: Int
+    @usableFromInline let storage: UnsafeMutablePointer<Float>
+
+    /// Repacks a rank-2 row-major tensor. Throws for another rank or on a CPU without AVX-512.
+    public init(_ tensor: Tensor) throws {
+        guard tensor.rank == 2 else {
+            throw TensorError.invalidShape(shape: tensor.shape, reason: "a weight matrix needs rank 2")
+        }
+        (rows, cols) = (tensor.shape[0], tensor.shape[1])
+        panelCount = (rows + PanelMatrix.width - 1) / PanelMatrix.width
+        storage = try tensor.withUnsafeBufferPointer { try PanelMatrix.pack(rows: tensor.shape[0], cols: tensor.shape[1], $0) }
+    }
+
+    /// Repacks rows × cols row-major floats (the loader passes a staging buffer it reuses for
+    /// every expert, so loading leaves no trail of freed temporaries in the heap). Throws when the
+    /// buffer is too short or the CPU has no AVX-512.
+    public init(rows: Int, cols: Int, rowMajor source: UnsafeBufferPointer<Float>) throws {
+        (self.rows, self.cols) = (rows, cols)
+        panelCount = (rows + PanelMatrix.width - 1) / PanelMatrix.width
+        storage = try PanelMatrix.pack(rows: rows, cols: cols, source)
+    }
+
+    /// The panel layout of row-major `source`, in fresh 64-byte-aligned storage (every panel load
+    /// is one whole cache line).
+    private static func pack(rows: Int, cols: Int, _ source: UnsafeBufferPointer<Float>) throws -> UnsafeMutablePointer<Float> {
+        guard isSupported else {
+            throw TensorError.invalidArgument(operation: "panel matrix", reason: "this CPU has no AVX-512")
+        }
+        guard rows >= 0, cols >= 0, source.count >= rows * cols else {
+            throw TensorError.elementCountMismatch(shape: [rows, cols], elementCount: source.count)
+        }
+        let w = width, count = max(1, (rows + w - 1) / w * cols * w)
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: count)
+        storage.initialize(repeating: 0, count: count)
+        for n in 0..<rows {
+            let panel = storage + (n / w) * cols * w + n % w
+            for k in 0..<cols { panel[k * w] = source[n * cols + k] }
+        }
+        return storage
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Bytes stored, padding included: what one full read costs.
+    public var byteCount: Int { panelCount * cols * PanelMatrix.width * 4 }
+
+    /// y[m, n] = Σₖ x[m, k] · W[n, k] for m < batch; x is batch × cols, y batch × rows.
+    ///
+    /// Panels are split over the threads. Rows of x go in blocks small enough to stay in L2 while
+    /// every panel passes over them; inside a block, eight rows at a time use the 8 × 32 kernel and
+    /// the rest the one-row kernel. `parallel: false` keeps the work on the calling thread.
+    public func apply(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
+        guard batch > 0, rows > 0 else { return }
+        let chunks = parallel ? min(Threading.count, panelCount, max(1, batch * rows * cols / PanelMatrix.parallelWork)) : 1
+        parallelFor(chunks: chunks, PanelWork(matrix: self, x: x, batch: batch, y: y, chunks: chunks))
+    }
+
+    /// Below this many multiply-adds a product stays on one thread.
+    static let parallelWork = 65_536
+
+    /// Panels `chunk` of `chunks`.
+    struct PanelWork: ChunkedWork {
+        let matrix: PanelMatrix, x: UnsafePointer<Float>, batch: Int, y: UnsafeMutablePointer<Float>, chunks: Int
+
+        func run(chunk: Int) {
+            let range = matrix.panels(chunk: chunk, of: chunks)
+            matrix.compute(x, batch: batch, into: y, panels: range, following: nil)
+        }
+    }
+
+    /// The panels thread `chunk` of `chunks` computes.
+    func panels(chunk: Int, of chunks: Int) -> Range<Int> {
+        (panelCount * chunk / chunks)..<(panelCount * (chunk + 1) / chunks)
+    }
+
+    func panel(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(storage + p * cols * PanelMatrix.width) }
+
+    /// y = x · Wᵀ restricted to the output columns of `range`'s panels, on the calling thread.
+    ///
+    /// While one panel is computed, the 8-row calls prefetch the next one between them, so that
+    /// streaming the weights from memory overlaps the arithmetic; after the last panel of the range
+    /// they prefetch `following` (the first panel of the caller's next product), if any.
+    func compute(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>,
+                 panels range: Range<Int>, following: UnsafePointer<Float>?) {
+        let w = PanelMatrix.width, k = cols, ldy = rows
+        let rowBlock = max(8, (65_536 / max(k, 1)) / 8 * 8)  // rows of x per pass: ~256 KB, stays in L2
+        // A full-width tile for the last panel when rows is not a multiple of 32.
+        var tile = (Vector16Tile(), Vector16Tile())
+        withUnsafeMutableBytes(of: &tile) { tileBytes in
+            guard let scratch = tileBytes.baseAddress?.assumingMemoryBound(to: Float.self) else { return }
+            var start = 0
+            while start < batch {
+                let end = min(batch, start + rowBlock)
+                let blocks = (end - start) / 8
+                let panelLines = k * w * 4 / 64
+                let share = blocks > 0 ? min(k, (panelLines + blocks - 1) / blocks) : 0
+                for p in range {
+                    let current = panel(p)
+                    let next: UnsafePointer<Float>? = p + 1 < range.upperBound ? current + k * w : following
+                    let valid = min(w, rows - p * w)
+                    var r = start, block = 0
+                    while r + 8 <= end {
+                        // This call's share of the next panel.
+                        let lines = next == nil ? 0 : max(0, min(share, panelLines - block * share))
+                        let ahead = UnsafeRawPointer(next ?? current) + 64 * block * share
+                        block += 1
+                        if valid == w {
+                            panelKernel8x32(x + r * k, k, current, k, y + r * ldy + p * w, ldy,
+                                            prefetch: ahead, prefetchLines: lines)
+                        } else {
+                            panelKernel8x32(x + r * k, k, current, k, scratch, w, prefetch: ahead, prefetchLines: lines)
+                            for i in 0..<8 { (y + (r + i) * ldy + p * w).update(from: scratch + i * w, count: valid) }
+                        }
+                        r += 8
+                        // Three or more rows left over (with eight before them): one more 8-row
+                        // call on the last eight rows is cheaper than three one-row calls; the
+                        // rows it repeats get the same values again.
+                        if end - r >= 3, r + 8 > end { r = end - 8 }
+                    }
+                    while r < end {
+                        if valid == w {
+                            panelKernel1x32(x + r * k, current, k, y + r * ldy + p * w)
+                        } else {
+                            panelKernel1x32(x + r * k, current, k, scratch)
+                            (y + r * ldy + p * w).update(from: scratch, count: valid)
+                        }
+                        r += 1
+                    }
+                }
+                start = end
+            }
+        }
+    }
+}
+
+/// Every expert's product in one parallel region, each thread taking its share of every expert's
+/// panels: one synchronisation per layer instead of one per expert, and each thread prefetches
+/// its first panel of the next expert while finishing the current one. For `GroupedMatmul`, when
+/// every expert weight is a `PanelMatrix`.
+@usableFromInline
+struct PanelExpertsWork: ChunkedWork {
+    @usableFromInline
+    static func run(_ packed: UnsafePointer<Float>, grouping: ExpertGrouping, weights: [WeightMatrix],
+                    into out: UnsafeMutablePointer<Float>) {
+        let chunks = Threading.count
+        parallelFor(chunks: chunks, PanelExpertsWork(packed: packed, grouping: grouping, weights: weights,
+                                                     out: out, chunks: chunks))
+    }
+
+    let packed: UnsafePointer<Float>, grouping: ExpertGrouping, weights: [WeightMatrix]
+    let out: UnsafeMutablePointer<Float>, chunks: Int
+
+    func matrix(_ expert: Int) -> PanelMatrix? {
+        if case let .panels(m) = weights[expert] { return m }
+        return nil
+    }
+
+    @usableFromInline
+    func run(chunk: Int) {
+        var expert = nextBusy(after: -1)
+        while expert < grouping.expertCount, let m = matrix(expert) {
+            let following = nextBusy(after: expert)
+            var ahead: UnsafePointer<Float>? = nil
+            if following < grouping.expertCount, let n = matrix(following) {
+                let range = n.panels(chunk: chunk, of: chunks)
+                if !range.isEmpty { ahead = n.panel(range.lowerBound) }
+            }
+            let start = grouping.offsets[expert], count = grouping.offsets[expert + 1] - start
+            m.compute(packed + start * m.cols, batch: count, into: out + start * m.rows,
+                      panels: m.panels(chunk: chunk, of: chunks), following: ahead)
+            expert = following
+        }
+    }
+
+    func nextBusy(after expert: Int) -> Int {
+        var e = expert + 1
+        while e < grouping.expertCount, grouping.offsets[e + 1] == grouping.offsets[e] { e += 1 }
+        return e
+    }
+}
+
+/// 8 × 16 floats of stack space (two of them make the 8 × 32 scratch tile).
+private struct Vector16Tile {
+    var v: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>,
+            SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) =
+        (.zero, .zero, .zero, .zero, .zero, .zero, .zero, .zero)
+}
+

@@ -1,0 +1,40 @@
+import Testing
+@testable import TensorCore
+
+/// The AVX-512 panel kernels against the naive product. Skipped (not passed) on a CPU without
+/// AVX-512, where the runtime never builds a `PanelMatrix`.
+@Suite(.enabled(if: PanelMatrix.isSupported, "needs AVX-512"))
+struct PanelMatrixTests {
+    /// (batch, rows, cols): one row; rows below, at and above a 32-wide panel; batches that leave
+    /// 1, 2 and 3+ rows after the 8-row blocks (the last of which re-runs an 8-row block); odd
+    /// widths; cols = 2048, where x goes in 32-row blocks and the 50 rows take two passes.
+    @Test(arguments: [(1, 1, 1), (1, 37, 19), (3, 33, 17), (8, 32, 64), (9, 64, 9), (10, 40, 31),
+                      (13, 70, 100), (21, 96, 129), (50, 65, 2048)])
+    func productMatchesNaive(shape: (Int, Int, Int)) throws {
+        let (batch, rows, cols) = shape
+        let x = try randomTensor([batch, cols], seed: 21)
+        let w = try randomTensor([rows, cols], seed: 22)
+        let panels = try PanelMatrix(w)
+        #expect(panels.byteCount == (rows + 31) / 32 * 32 * cols * 4)
+        let reference = naiveMatmul(x.elements, w.elements, m: batch, n: rows, k: cols, transposeA: false, transposeB: true)
+        // Each output is one running Float32 sum over k (no blocked partial sums as in sgemm), so
+        // its rounding error grows with k: the classic bound is k·2⁻²⁴ of Σ|x·w|.
+        let tolerance = max(1e-5, Double(cols) * 6e-8)
+        for parallel in [true, false] {
+            var y = try Tensor(shape: [batch, rows]) { .nan }  // every element must be written
+            x.withUnsafeBufferPointer { xb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    guard let xp = xb.baseAddress, let yp = yb.baseAddress else { return }
+                    panels.apply(xp, batch: batch, into: yp, parallel: parallel)
+                }
+            }
+            #expect(maxScaledError(y.elements, reference) < tolerance)
+        }
+        // Through WeightMatrix, as the runtime calls it.
+        #expect(maxScaledError(try WeightMatrix.panels(panels).apply(x).elements, reference) < tolerance)
+    }
+
+    @Test func rankOtherThanTwoThrows() throws {
+        #expect(throws: TensorError.self) { try PanelMatrix(try Tensor(zeros: [4])) }
+    }
+}
