@@ -11,8 +11,12 @@ build: deps
 report: build
 	.build/release/moesim report
 
+# Every test in debug mode, then the CPU check (estimator vs a measured run), whose timings need a
+# release build: its own build folder, so it never invalidates the one `make report` uses.
 test: deps
 	swift test
+	OPENBLAS_CORETYPE=$$(./scripts/openblas-coretype.sh) swift test -c release -Xswiftc -enable-testing \
+		--scratch-path .build-check --filter CPUCheckTests
 
 # Speed figures (release build, package-benchmark); see docs/performance.md.
 bench: deps

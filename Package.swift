@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ModelSpec", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["moesim"]),
+        .testTarget(name: "CPUCheckTests", dependencies: ["Runtime", "Estimator", "Hardware", "ModelSpec", "TensorCore"]),
         .testTarget(name: "EstimatorTests", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
     ]
 )

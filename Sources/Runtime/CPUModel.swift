@@ -51,6 +51,10 @@ public final class CPUModel: @unchecked Sendable {
     /// Starts the tokens-per-expert count afresh.
     public func resetExpertLoad() { expertLoad = Array(repeating: 0, count: expertLoad.count) }
 
+    /// Wall-clock seconds spent in MoE blocks (router, experts, shared expert) since the model
+    /// was built: `bench` reports the MoE layers' own GFLOP/s from it. Two clock reads per block.
+    public private(set) var moeSeconds = 0.0
+
     /// A cache for one sequence with room for `tokens` tokens before it grows.
     public func newCache(reserve tokens: Int = 256) -> SequenceCache {
         let (k, v): (Int, Int) = {
@@ -347,6 +351,11 @@ public final class CPUModel: @unchecked Sendable {
             mlp(m, input, rows: rows, into: out)
         case let .moe(m):
             guard let moe = spec.moe else { return }
+            let clock = ContinuousClock(), started = clock.now
+            defer {
+                let elapsed = clock.now - started
+                moeSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            }
             let ws = workspace
             let h = spec.hiddenSize, e = moe.routedExperts, k = moe.expertsPerToken
             let logits = ws.get(.routerLogits, rows * e)

@@ -10,6 +10,10 @@ public struct BenchResult: Sendable {
     public var decodeSeconds: Double
     /// FLOPs of the operator list of ModelSpec for the steps that ran.
     public var prefillFLOPs: Double
+    /// The prefill's MoE blocks alone: their FLOPs (router, top-k, routed and shared experts in
+    /// the operator list) and the seconds the model spent in them.
+    public var prefillMoEFLOPs: Double
+    public var prefillMoESeconds: Double
     public var decodeFLOPs: Double
     /// Bytes the decode steps read: every weight a step touches (only the experts its tokens
     /// chose) plus the KV cache, as stored (Float32 cache).
@@ -23,6 +27,7 @@ public struct BenchResult: Sendable {
     public var decodeTokensPerSecond: Double { Double(batch * generatedTokens) / decodeSeconds }
     public var gflops: Double { (prefillFLOPs + decodeFLOPs) / (prefillSeconds + decodeSeconds) / 1e9 }
     public var prefillGFLOPs: Double { prefillFLOPs / prefillSeconds / 1e9 }
+    public var prefillMoEGFLOPs: Double? { prefillMoESeconds > 0 ? prefillMoEFLOPs / prefillMoESeconds / 1e9 : nil }
     public var decodeMemoryGBPerSecond: Double { decodeBytes / decodeSeconds / 1e9 }
 }
 
@@ -47,7 +52,9 @@ public enum RuntimeBench {
         model.resetExpertLoad()
         var caches = prompts.map { _ in model.newCache(reserve: promptTokens + generate) }
 
+        let moeBefore = model.moeSeconds
         let prefillSeconds = try Calibration.time { logits = try model.forward(prompts, caches: &caches) }
+        let prefillMoESeconds = model.moeSeconds - moeBefore
         let prefillOps = spec.operators(step: .prefill(sequences: batch, promptTokens: promptTokens),
                                         options: CostOptions(weights: model.format == .f32 ? .f32 : .bf16, kvCache: .f32))
         progress("prefill: \(batch) × \(promptTokens) tokens in \(String(format: "%.2f", prefillSeconds)) s")
@@ -73,9 +80,18 @@ public enum RuntimeBench {
         }
         return BenchResult(batch: batch, promptTokens: promptTokens, generatedTokens: generate,
                            prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds,
-                           prefillFLOPs: StepCost(prefillOps).flops, decodeFLOPs: decodeFLOPs, decodeBytes: decodeBytes,
+                           prefillFLOPs: StepCost(prefillOps).flops,
+                           prefillMoEFLOPs: StepCost(prefillOps.filter(RuntimeBench.isMoE)).flops,
+                           prefillMoESeconds: prefillMoESeconds, decodeFLOPs: decodeFLOPs, decodeBytes: decodeBytes,
                            expertLoad: model.expertLoad, weightBytes: model.weightBytes,
                            kvCacheBytes: caches.reduce(0) { $0 + $1.byteCount })
+    }
+}
+
+extension RuntimeBench {
+    /// The operators of an MoE block in ModelSpec's list (what `CPUModel.moeSeconds` times).
+    static func isMoE(_ op: Operator) -> Bool {
+        op.kind == .groupedMatmul || op.kind == .routing || op.name == "router" || op.name.hasPrefix("shared expert")
     }
 }
 

@@ -32,19 +32,15 @@ public enum BLASCore {
         return nil
     }
 
-    static func cpuFlags() -> Set<String> {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let colon = line.firstIndex(of: ":") else { return [] }
-        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
-    }
+    /// Whether OpenBLAS fell back to one of the generic families.
+    public static var isGeneric: Bool { genericFamilies.contains(name) }
 
     /// When OpenBLAS fell back to a generic family on a CPU that can run a better one and the user
     /// did not set OPENBLAS_CORETYPE: sets it and re-executes this process with the same
     /// arguments. Returns (doing nothing) in every other case, including a failed exec.
     public static func reexecWithOptimizedKernelsIfNeeded() {
-        guard getenv("OPENBLAS_CORETYPE") == nil, genericFamilies.contains(name),
-              let family = recommendedFamily(flags: cpuFlags()) else { return }
+        guard getenv("OPENBLAS_CORETYPE") == nil, isGeneric,
+              let family = recommendedFamily(flags: CPUFeatures.flags) else { return }
         setenv("OPENBLAS_CORETYPE", family, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // Only reached when exec failed: carry on with the generic kernels.

@@ -107,7 +107,8 @@ struct BenchCommand: ParsableCommand {
         }
         let result = try RuntimeBench.run(cpu, batch: batch, promptTokens: prompt, generate: generate, seed: runtime.seed,
                                           progress: progress)
-        let predicted = CPUCheck.predict(cpu, host: hostSpec, batch: batch, prompt: prompt, generate: generate)
+        let predicted = try? CPUCheck.predict(spec, host: hostSpec, weights: cpu.format == .f32 ? .f32 : .bf16,
+                                              batch: batch, prompt: prompt, generate: generate)
         let load = result.expertLoad
         let mean = load.isEmpty ? 0 : Double(load.reduce(0, +)) / Double(load.count)
         if output.json {
@@ -117,6 +118,7 @@ struct BenchCommand: ParsableCommand {
                 "prompt_tokens": prompt, "generated_tokens": generate, "threads": Threading.count,
                 "prefill_tokens_per_s": result.prefillTokensPerSecond, "decode_tokens_per_s": result.decodeTokensPerSecond,
                 "gemm_gflops": result.gflops, "prefill_gflops": result.prefillGFLOPs,
+                "prefill_moe_gflops": result.prefillMoEGFLOPs.map { $0 as Any } ?? NSNull(),
                 "memory_gb_per_s": result.decodeMemoryGBPerSecond, "expert_load": load,
                 "host_gemm_gflops": (hostSpec.peakFlops["fp32"] ?? 0) / 1e9, "host_memory_gb_per_s": hostSpec.memoryBandwidth / 1e9,
             ]
@@ -142,24 +144,13 @@ struct BenchCommand: ParsableCommand {
         print("")
         Output.printTable([
             ("achieved", "\(Output.fixed(result.prefillGFLOPs)) GFLOP/s in prefill (host GEMM: \(Output.fixed((hostSpec.peakFlops["fp32"] ?? 0) / 1e9)))"),
+            ("MoE layers", result.prefillMoEGFLOPs.map { "\(Output.fixed($0)) GFLOP/s in prefill (\(Output.fixed(100 * $0 / max((hostSpec.peakFlops["fp32"] ?? 0) / 1e9, 1e-9), 0))% of host GEMM)" } ?? "dense model"),
             ("decode reads", "\(Output.fixed(result.decodeMemoryGBPerSecond)) GB/s of weights and KV (host: \(Output.fixed(hostSpec.memoryBandwidth / 1e9)))"),
             ("expert load", load.isEmpty ? "dense model" : "max \(load.max() ?? 0) / mean \(Output.fixed(mean, 1)) tokens per expert "
                 + "(\(Output.fixed(Double(load.max() ?? 0) / max(mean, 1e-9), 2)) × mean)"),
         ])
     }
 }
-
-/// The estimator's prediction of a bench run on this host: one "GPU" (the host), no parallelism.
-enum CPUCheck {
-    static func predict(_ cpu: CPUModel, host: HardwareSpec, batch: Int, prompt: Int, generate: Int) -> Estimate? {
-        guard let cluster = try? Cluster(gpu: host, gpuCount: 1) else { return nil }
-        let request = EstimateRequest(model: cpu.spec, cluster: cluster, layout: Layout(attention: .tensor, tp: 1, ep: 1, pp: 1),
-                                      weights: cpu.format == .f32 ? .f32 : .bf16, kvCache: .f32, inputTokens: prompt,
-                                      outputTokens: generate, decodeBatchPerGPU: batch, prefillTokensPerGPU: batch * prompt)
-        return try? Estimator.estimate(request)
-    }
-}
-
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

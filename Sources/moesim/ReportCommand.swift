@@ -147,7 +147,7 @@ struct ReportCommand: ParsableCommand {
             let scaled = try spec.scaled(by: 8, layers: 4)
             let model = try CPUModel(spec: scaled, source: .random(seed: 1))
             let run = try RuntimeBench.run(model, batch: 4, promptTokens: 128, generate: 32, seed: 1)
-            let predicted = CPUCheck.predict(model, host: host, batch: 4, prompt: 128, generate: 32)
+            let predicted = try? CPUCheck.predict(scaled, host: host, weights: .f32, batch: 4, prompt: 128, generate: 32)
             Output.printColumns(header: ["", "measured", "predicted"], rows: [
                 ["prefill tokens/s", Output.rate(run.prefillTokensPerSecond), predicted.map { Output.rate($0.inputTokensPerSecondPerGPU) } ?? "—"],
                 ["decode tokens/s", Output.rate(run.decodeTokensPerSecond), predicted.map { Output.rate($0.outputTokensPerSecondPerGPU) } ?? "—"],
