@@ -107,7 +107,10 @@ final class WorkerPool: @unchecked Sendable {
         defer { lock.unlock() }
         while workers < wanted {
             workers += 1
-            let thread = Thread { [unowned self] in
+            // Strong capture: the pool is a process-wide singleton. An unowned one would make
+            // every field access in the spin loop an atomic retain/release on the pool's header,
+            // a cache line the caller's thread reads at every region start.
+            let thread = Thread { [self] in
                 var seen = self.generation.load(ordering: .acquiring)
                 while true {
                     // Spin briefly on the region counter before sleeping: decode runs dozens of
