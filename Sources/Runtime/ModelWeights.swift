@@ -69,10 +69,6 @@ public enum CPUWeightFormat: String, Sendable, CaseIterable {
         }
     }
 
-    /// Routed experts in f32 on a CPU with AVX-512 are repacked once into panels (`PanelMatrix`):
-    /// each expert sees only its share of the batch, and OpenBLAS would repack the weight on
-    /// every call.
-    var expertsUsePanels: Bool { self == .f32 && PanelMatrix.isSupported }
 }
 
 struct GQAWeights {
@@ -168,17 +164,12 @@ struct ModelWeights {
         func vector(_ name: String, _ n: Int, norm: Bool = false) throws -> [Float] {
             try source.tensor(name, [n], norm: norm).elements
         }
-        let staging = PanelStaging(source: source)
+        let loader = MatrixLoader(source: source, format: format)
         func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj"),
                  routedExpert: Bool = false) throws -> MLPWeights {
             let gate = ("\(prefix).\(names.0).weight", [size, h]), up = ("\(prefix).\(names.1).weight", [size, h])
-            let downPart = ("\(prefix).\(names.2).weight", [h, size])
-            if routedExpert, format.expertsUsePanels {
-                return MLPWeights(gateUp: .panels(try staging.panels([gate, up])), down: .panels(try staging.panels([downPart])))
-            }
-            let gateUp = try source.stacked([gate, up])
-            let down = try source.tensor(downPart.0, downPart.1)
-            return MLPWeights(gateUp: try format.matrix(gateUp), down: try format.matrix(down))
+            return MLPWeights(gateUp: try loader.matrix([gate, up], routedExpert: routedExpert),
+                              down: try loader.matrix([("\(prefix).\(names.2).weight", [h, size])], routedExpert: routedExpert))
         }
         var layers: [LayerWeights] = []
         for (i, layer) in spec.layers.enumerated() {
@@ -194,28 +185,28 @@ struct ModelWeights {
                         + vector("\(p).self_attn.v_proj.bias", kv)
                 }
                 attention = .grouped(GQAWeights(
-                    qkv: try format.matrix(source.stacked(parts)), qkvBias: bias,
-                    output: try format.matrix(source.tensor("\(p).self_attn.o_proj.weight", [h, q])),
+                    qkv: try loader.matrix(parts), qkvBias: bias,
+                    output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, q])]),
                     qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.headDim, norm: true) : nil,
                     kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.headDim, norm: true) : nil))
             case let .latent(a):
                 let kvDown = ("\(p).self_attn.kv_a_proj_with_mqa.weight", [a.kvLoraRank + a.qkRopeHeadDim, h])
-                let down: Tensor, qUp: Tensor, qNorm: [Float]?
+                let down: WeightMatrix, qUp: WeightMatrix, qNorm: [Float]?
                 if let rank = a.qLoraRank {
-                    down = try source.stacked([("\(p).self_attn.q_a_proj.weight", [rank, h]), kvDown])
+                    down = try loader.matrix([("\(p).self_attn.q_a_proj.weight", [rank, h]), kvDown])
                     qNorm = try vector("\(p).self_attn.q_a_layernorm.weight", rank, norm: true)
-                    qUp = try source.tensor("\(p).self_attn.q_b_proj.weight", [a.heads * a.qkHeadDim, rank])
+                    qUp = try loader.matrix([("\(p).self_attn.q_b_proj.weight", [a.heads * a.qkHeadDim, rank])])
                 } else {
-                    down = try source.stacked([kvDown])
+                    down = try loader.matrix([kvDown])
                     qNorm = nil
-                    qUp = try source.tensor("\(p).self_attn.q_proj.weight", [a.heads * a.qkHeadDim, h])
+                    qUp = try loader.matrix([("\(p).self_attn.q_proj.weight", [a.heads * a.qkHeadDim, h])])
                 }
                 let kvUp = try source.tensor("\(p).self_attn.kv_b_proj.weight", [a.heads * (a.qkNopeHeadDim + a.vHeadDim), a.kvLoraRank])
                 attention = .latent(MLAWeights(
-                    down: try format.matrix(down), qNorm: qNorm, qUp: try format.matrix(qUp),
+                    down: down, qNorm: qNorm, qUp: qUp,
                     kvNorm: try vector("\(p).self_attn.kv_a_layernorm.weight", a.kvLoraRank, norm: true),
-                    kvUp: try format.matrix(kvUp), kvUpRows: kvUp,
-                    output: try format.matrix(source.tensor("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim]))))
+                    kvUp: try loader.matrix(kvUp), kvUpRows: kvUp,
+                    output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim])])))
             }
             let feedForward: FeedForwardWeights
             switch layer.feedForward {
@@ -251,30 +242,52 @@ struct ModelWeights {
         let headName = spec.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
         return ModelWeights(embedding: embedding, layers: layers,
                             finalNorm: try vector("model.norm.weight", h, norm: true),
-                            head: try format.matrix(source.tensor(headName, [spec.vocabSize, h])))
+                            head: try loader.matrix([(headName, [spec.vocabSize, h])]))
     }
 }
 
-/// Loads matrices stacked by rows into one row-major buffer, reused for every matrix of the model,
-/// and repacks them into panels: the heap never sees a freed temporary per expert (which, mixed
-/// with the panels' own allocations, left holes that raised peak memory by a third).
-final class PanelStaging {
+/// Builds the weight matrices of a model in its CPU format.
+///
+/// On a CPU with AVX-512, bf16 matrices and f32 routed experts are repacked into panels
+/// (`PanelMatrix`): each is read into one row-major staging buffer, reused for every matrix, and
+/// packed from there, so the heap never sees a freed temporary per matrix (mixed with the panels'
+/// own allocations, those left holes that raised peak memory by a third). f32 matrices other than
+/// experts stay row-major for OpenBLAS, which runs large GEMMs at the machine's peak.
+final class MatrixLoader {
     let source: WeightSource
-    private var buffer: [Float] = []
+    let format: CPUWeightFormat
+    private var staging: [Float] = []
 
-    init(source: WeightSource) { self.source = source }
+    init(source: WeightSource, format: CPUWeightFormat) {
+        self.source = source
+        self.format = format
+    }
 
-    func panels(_ parts: [(String, [Int])]) throws -> PanelMatrix {
+    func usesPanels(routedExpert: Bool) -> Bool {
+        PanelMatrix.isSupported && (format == .bf16 || routedExpert)
+    }
+
+    var element: PanelMatrix.Element { format == .f32 ? .f32 : .bf16 }
+
+    /// Matrices (name, shape) with the same columns stacked by rows into one weight.
+    func matrix(_ parts: [(String, [Int])], routedExpert: Bool = false) throws -> WeightMatrix {
+        guard usesPanels(routedExpert: routedExpert) else { return try format.matrix(source.stacked(parts)) }
         guard let cols = parts.first?.1.last else { throw RuntimeError.unsupported("nothing to stack") }
         let rows = parts.reduce(0) { $0 + $1.1[0] }
-        if buffer.count < rows * cols { buffer = [Float](repeating: 0, count: rows * cols) }
-        return try buffer.withUnsafeMutableBufferPointer { staged in
+        if staging.count < rows * cols { staging = [Float](repeating: 0, count: rows * cols) }
+        return try staging.withUnsafeMutableBufferPointer { staged in
             guard var out = staged.baseAddress else { throw RuntimeError.unsupported("empty matrix") }
             for (name, shape) in parts {
                 try source.fill(name, shape, into: out)
                 out += shape[0] * shape[1]
             }
-            return try PanelMatrix(rows: rows, cols: cols, rowMajor: UnsafeBufferPointer(staged))
+            return .panels(try PanelMatrix(rows: rows, cols: cols, element: element, rowMajor: UnsafeBufferPointer(staged)))
         }
+    }
+
+    /// A weight from a tensor already loaded (MLA's kv_b, which decode also reads row by row).
+    func matrix(_ tensor: Tensor) throws -> WeightMatrix {
+        guard usesPanels(routedExpert: false) else { return try format.matrix(tensor) }
+        return .panels(try PanelMatrix(tensor, element: element))
     }
 }

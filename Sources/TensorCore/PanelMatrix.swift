@@ -1,47 +1,60 @@
 import TensorCoreAVX512
 
-/// A Float32 weight matrix (out × in, like `nn.Linear.weight`) stored once, at load, in the order
-/// the AVX-512 panel kernels read: panels of 32 output rows, each panel k-major — W[32p + j, k] at
-/// p·in·32 + k·32 + j, the last panel padded with zero rows.
+/// A weight matrix (out × in, like `nn.Linear.weight`) stored once, at load, in the order the
+/// AVX-512 panel kernels read: panels of 32 output rows, each panel k-major — W[32p + j, k] at
+/// p·in·32 + k·32 + j, the last panel padded with zero rows. Elements are Float32 or bf16; a bf16
+/// panel stores each k step's 32 values so that 32-bit word j holds column j (low half) and column
+/// j + 16 (high half), which widens with one shift and one mask.
 ///
 /// Why: the MoE experts' products have few rows each (64 tokens per expert in a 512-token prefill
 /// of a 64-expert top-8 layer), and OpenBLAS repacks the whole expert weight on every call, which
 /// at that size costs about as much as the arithmetic. Packed once, a product streams each panel
 /// from memory once and reuses it from cache for every block of eight rows, and a matrix-vector
-/// product (decode) reads the same panels at full bandwidth.
+/// product (decode) reads the same panels as one sequential stream per panel. In bf16 the
+/// kernels widen inside the loop, so no Float32 copy of the weights ever exists.
 ///
 /// Only for CPUs with AVX-512 (`PanelMatrix.isSupported`); elsewhere weights stay row-major.
 public final class PanelMatrix: @unchecked Sendable {
+    public enum Element: String, Sendable {
+        case f32, bf16
+        var bytes: Int { self == .f32 ? 4 : 2 }
+    }
+
     public static let width = 32
     public static var isSupported: Bool { CPUFeatures.avx512 }
 
     public let rows: Int
     public let cols: Int
+    public let element: Element
     public let panelCount: Int
-    @usableFromInline let storage: UnsafeMutablePointer<Float>
+    let storage: UnsafeMutableRawPointer
 
-    /// Repacks a rank-2 row-major tensor. Throws for another rank or on a CPU without AVX-512.
-    public init(_ tensor: Tensor) throws {
+    /// Repacks a rank-2 row-major tensor (rounding to bf16 for `.bf16`, to nearest even). Throws
+    /// for another rank or on a CPU without AVX-512.
+    public init(_ tensor: Tensor, element: Element = .f32) throws {
         guard tensor.rank == 2 else {
             throw TensorError.invalidShape(shape: tensor.shape, reason: "a weight matrix needs rank 2")
         }
-        (rows, cols) = (tensor.shape[0], tensor.shape[1])
+        (rows, cols, self.element) = (tensor.shape[0], tensor.shape[1], element)
         panelCount = (rows + PanelMatrix.width - 1) / PanelMatrix.width
-        storage = try tensor.withUnsafeBufferPointer { try PanelMatrix.pack(rows: tensor.shape[0], cols: tensor.shape[1], $0) }
+        storage = try tensor.withUnsafeBufferPointer {
+            try PanelMatrix.pack(rows: tensor.shape[0], cols: tensor.shape[1], element: element, $0)
+        }
     }
 
     /// Repacks rows × cols row-major floats (the loader passes a staging buffer it reuses for
-    /// every expert, so loading leaves no trail of freed temporaries in the heap). Throws when the
+    /// every matrix, so loading leaves no trail of freed temporaries in the heap). Throws when the
     /// buffer is too short or the CPU has no AVX-512.
-    public init(rows: Int, cols: Int, rowMajor source: UnsafeBufferPointer<Float>) throws {
-        (self.rows, self.cols) = (rows, cols)
+    public init(rows: Int, cols: Int, element: Element = .f32, rowMajor source: UnsafeBufferPointer<Float>) throws {
+        (self.rows, self.cols, self.element) = (rows, cols, element)
         panelCount = (rows + PanelMatrix.width - 1) / PanelMatrix.width
-        storage = try PanelMatrix.pack(rows: rows, cols: cols, source)
+        storage = try PanelMatrix.pack(rows: rows, cols: cols, element: element, source)
     }
 
     /// The panel layout of row-major `source`, in fresh 64-byte-aligned storage (every panel load
     /// is one whole cache line).
-    private static func pack(rows: Int, cols: Int, _ source: UnsafeBufferPointer<Float>) throws -> UnsafeMutablePointer<Float> {
+    private static func pack(rows: Int, cols: Int, element: Element,
+                             _ source: UnsafeBufferPointer<Float>) throws -> UnsafeMutableRawPointer {
         guard isSupported else {
             throw TensorError.invalidArgument(operation: "panel matrix", reason: "this CPU has no AVX-512")
         }
@@ -49,12 +62,21 @@ public final class PanelMatrix: @unchecked Sendable {
             throw TensorError.elementCountMismatch(shape: [rows, cols], elementCount: source.count)
         }
         let w = width, count = max(1, (rows + w - 1) / w * cols * w)
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: count)
-        storage.initialize(repeating: 0, count: count)
-        for n in 0..<rows {
-            let panel = storage + (n / w) * cols * w + n % w
-            for k in 0..<cols { panel[k * w] = source[n * cols + k] }
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: count * element.bytes, alignment: 64)
+        switch element {
+        case .f32:
+            let out = storage.initializeMemory(as: Float.self, repeating: 0, count: count)
+            for n in 0..<rows {
+                let panel = out + (n / w) * cols * w + n % w
+                for k in 0..<cols { panel[k * w] = source[n * cols + k] }
+            }
+        case .bf16:
+            let out = storage.initializeMemory(as: UInt16.self, repeating: 0, count: count)
+            for n in 0..<rows {
+                let j = n % w, slot = j < 16 ? 2 * j : 2 * (j - 16) + 1
+                let panel = out + (n / w) * cols * w + slot
+                for k in 0..<cols { panel[k * w] = BF16Matrix.round(source[n * cols + k]) }
+            }
         }
         return storage
     }
@@ -62,7 +84,28 @@ public final class PanelMatrix: @unchecked Sendable {
     deinit { storage.deallocate() }
 
     /// Bytes stored, padding included: what one full read costs.
-    public var byteCount: Int { panelCount * cols * PanelMatrix.width * 4 }
+    public var byteCount: Int { panelCount * cols * PanelMatrix.width * element.bytes }
+
+    /// The weights as plain row-major Float32 (a copy, for tests and tools).
+    public func widened() throws -> Tensor {
+        let w = PanelMatrix.width
+        var t = try Tensor(zeros: [rows, cols])
+        t.withUnsafeMutableBufferPointer { out in
+            for n in 0..<rows {
+                let j = n % w, base = (n / w) * cols * w
+                for k in 0..<cols {
+                    switch element {
+                    case .f32:
+                        out[n * cols + k] = storage.assumingMemoryBound(to: Float.self)[base + k * w + j]
+                    case .bf16:
+                        let slot = j < 16 ? 2 * j : 2 * (j - 16) + 1
+                        out[n * cols + k] = BF16Matrix.widen(storage.assumingMemoryBound(to: UInt16.self)[base + k * w + slot])
+                    }
+                }
+            }
+        }
+        return t
+    }
 
     /// y[m, n] = Σₖ x[m, k] · W[n, k] for m < batch; x is batch × cols, y batch × rows.
     ///
@@ -93,7 +136,27 @@ public final class PanelMatrix: @unchecked Sendable {
         (panelCount * chunk / chunks)..<(panelCount * (chunk + 1) / chunks)
     }
 
-    func panel(_ p: Int) -> UnsafePointer<Float> { UnsafePointer(storage + p * cols * PanelMatrix.width) }
+    /// The first byte of panel p.
+    func panel(_ p: Int) -> UnsafeRawPointer { UnsafeRawPointer(storage + p * cols * PanelMatrix.width * element.bytes) }
+
+    /// The 8-row kernel for this element type.
+    func kernel8(_ x: UnsafePointer<Float>, _ panel: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
+                 prefetch: UnsafeRawPointer, lines: Int) {
+        switch element {
+        case .f32:
+            panelKernel8x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
+        case .bf16:
+            panelKernel8x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
+        }
+    }
+
+    /// The one-row kernel for this element type.
+    func kernel1(_ x: UnsafePointer<Float>, _ panel: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        switch element {
+        case .f32: panelKernel1x32(x, panel.assumingMemoryBound(to: Float.self), cols, y)
+        case .bf16: panelKernel1x32BF16(x, panel.assumingMemoryBound(to: UInt16.self), cols, y)
+        }
+    }
 
     /// y = x · Wᵀ restricted to the output columns of `range`'s panels, on the calling thread.
     ///
@@ -101,9 +164,10 @@ public final class PanelMatrix: @unchecked Sendable {
     /// streaming the weights from memory overlaps the arithmetic; after the last panel of the range
     /// they prefetch `following` (the first panel of the caller's next product), if any.
     func compute(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>,
-                 panels range: Range<Int>, following: UnsafePointer<Float>?) {
+                 panels range: Range<Int>, following: UnsafeRawPointer?) {
         let w = PanelMatrix.width, k = cols, ldy = rows
         let rowBlock = max(8, (65_536 / max(k, 1)) / 8 * 8)  // rows of x per pass: ~256 KB, stays in L2
+        let panelBytes = k * w * element.bytes, panelLines = panelBytes / 64
         // A full-width tile for the last panel when rows is not a multiple of 32.
         var tile = (Vector16Tile(), Vector16Tile())
         withUnsafeMutableBytes(of: &tile) { tileBytes in
@@ -112,23 +176,21 @@ public final class PanelMatrix: @unchecked Sendable {
             while start < batch {
                 let end = min(batch, start + rowBlock)
                 let blocks = (end - start) / 8
-                let panelLines = k * w * 4 / 64
                 let share = blocks > 0 ? min(k, (panelLines + blocks - 1) / blocks) : 0
                 for p in range {
                     let current = panel(p)
-                    let next: UnsafePointer<Float>? = p + 1 < range.upperBound ? current + k * w : following
+                    let next: UnsafeRawPointer? = p + 1 < range.upperBound ? current + panelBytes : following
                     let valid = min(w, rows - p * w)
                     var r = start, block = 0
                     while r + 8 <= end {
                         // This call's share of the next panel.
                         let lines = next == nil ? 0 : max(0, min(share, panelLines - block * share))
-                        let ahead = UnsafeRawPointer(next ?? current) + 64 * block * share
+                        let ahead = (next ?? current) + 64 * block * share
                         block += 1
                         if valid == w {
-                            panelKernel8x32(x + r * k, k, current, k, y + r * ldy + p * w, ldy,
-                                            prefetch: ahead, prefetchLines: lines)
+                            kernel8(x + r * k, current, y + r * ldy + p * w, ldy, prefetch: ahead, lines: lines)
                         } else {
-                            panelKernel8x32(x + r * k, k, current, k, scratch, w, prefetch: ahead, prefetchLines: lines)
+                            kernel8(x + r * k, current, scratch, w, prefetch: ahead, lines: lines)
                             for i in 0..<8 { (y + (r + i) * ldy + p * w).update(from: scratch + i * w, count: valid) }
                         }
                         r += 8
@@ -139,9 +201,9 @@ public final class PanelMatrix: @unchecked Sendable {
                     }
                     while r < end {
                         if valid == w {
-                            panelKernel1x32(x + r * k, current, k, y + r * ldy + p * w)
+                            kernel1(x + r * k, current, y + r * ldy + p * w)
                         } else {
-                            panelKernel1x32(x + r * k, current, k, scratch)
+                            kernel1(x + r * k, current, scratch)
                             (y + r * ldy + p * w).update(from: scratch, count: valid)
                         }
                         r += 1
@@ -180,7 +242,7 @@ struct PanelExpertsWork: ChunkedWork {
         var expert = nextBusy(after: -1)
         while expert < grouping.expertCount, let m = matrix(expert) {
             let following = nextBusy(after: expert)
-            var ahead: UnsafePointer<Float>? = nil
+            var ahead: UnsafeRawPointer? = nil
             if following < grouping.expertCount, let n = matrix(following) {
                 let range = n.panels(chunk: chunk, of: chunks)
                 if !range.isEmpty { ahead = n.panel(range.lowerBound) }

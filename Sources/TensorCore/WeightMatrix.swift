@@ -3,7 +3,8 @@
 public enum WeightMatrix: Sendable {
     case f32(Tensor)
     case bf16(BF16Matrix)
-    /// Float32 repacked for the AVX-512 panel kernels (MoE experts on CPUs that have AVX-512).
+    /// Repacked for the AVX-512 panel kernels, in Float32 or bf16 (on CPUs that have AVX-512: the
+    /// MoE experts in f32 models, every matrix in bf16 models).
     case panels(PanelMatrix)
 
     /// Wraps a rank-2 tensor. Throws for any other rank.
@@ -45,7 +46,7 @@ public enum WeightMatrix: Sendable {
         switch self {
         case .f32: "f32"
         case .bf16: "bf16"
-        case .panels: "f32"
+        case let .panels(m): m.element.rawValue
         }
     }
 

@@ -94,3 +94,79 @@ public func panelKernel1x32(_ x: UnsafePointer<Float>, _ panel: UnsafePointer<Fl
     }
     store16(ea + oa, y); store16(eb + ob, y + 16)
 }
+
+// bf16 panels: each k step of a panel is 32 bf16 values (64 bytes) stored so that 32-bit word j
+// holds column j in its low half and column j + 16 in its high half. One 64-byte load then
+// widens to the two Float32 vectors with one shift and one mask (bf16 is the top half of a
+// Float32, so widening is exact).
+
+@inline(__always)
+func loadBF16x32(_ p: UnsafePointer<UInt16>) -> (Vector16, Vector16) {
+    let words = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt32>.self)
+    return (unsafeBitCast(words &<< 16, to: Vector16.self),
+            unsafeBitCast(words & SIMD16(repeating: 0xFFFF_0000), to: Vector16.self))
+}
+
+/// `panelKernel8x32` on a bf16 panel: the widening is shared by the eight rows.
+@inline(never)
+public func panelKernel8x32BF16(_ x: UnsafePointer<Float>, _ ldx: Int, _ panel: UnsafePointer<UInt16>, _ k: Int,
+                                _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
+                                prefetch: UnsafeRawPointer, prefetchLines: Int) {
+    let x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
+    let x4 = x + 4 * ldx, x5 = x + 5 * ldx, x6 = x + 6 * ldx, x7 = x + 7 * ldx
+    var c0a = Vector16(), c0b = Vector16(), c1a = Vector16(), c1b = Vector16()
+    var c2a = Vector16(), c2b = Vector16(), c3a = Vector16(), c3b = Vector16()
+    var c4a = Vector16(), c4b = Vector16(), c5a = Vector16(), c5b = Vector16()
+    var c6a = Vector16(), c6b = Vector16(), c7a = Vector16(), c7b = Vector16()
+    var b = panel
+    let interval = prefetchLines > 0 ? max(1, k / prefetchLines) : k + 1
+    var countdown = 0, line = prefetch, issued = 0
+    for i in 0..<k {
+        if countdown == 0 {
+            countdown = interval
+            if issued < prefetchLines { moesim_prefetch(line); line += 64; issued += 1 }
+        }
+        countdown -= 1
+        let (ba, bb) = loadBF16x32(b)
+        var s = Vector16(repeating: x0[i]); c0a = c0a.addingProduct(s, ba); c0b = c0b.addingProduct(s, bb)
+        s = Vector16(repeating: x1[i]); c1a = c1a.addingProduct(s, ba); c1b = c1b.addingProduct(s, bb)
+        s = Vector16(repeating: x2[i]); c2a = c2a.addingProduct(s, ba); c2b = c2b.addingProduct(s, bb)
+        s = Vector16(repeating: x3[i]); c3a = c3a.addingProduct(s, ba); c3b = c3b.addingProduct(s, bb)
+        s = Vector16(repeating: x4[i]); c4a = c4a.addingProduct(s, ba); c4b = c4b.addingProduct(s, bb)
+        s = Vector16(repeating: x5[i]); c5a = c5a.addingProduct(s, ba); c5b = c5b.addingProduct(s, bb)
+        s = Vector16(repeating: x6[i]); c6a = c6a.addingProduct(s, ba); c6b = c6b.addingProduct(s, bb)
+        s = Vector16(repeating: x7[i]); c7a = c7a.addingProduct(s, ba); c7b = c7b.addingProduct(s, bb)
+        b += 32
+    }
+    store16(c0a, y); store16(c0b, y + 16)
+    store16(c1a, y + ldy); store16(c1b, y + ldy + 16)
+    store16(c2a, y + 2 * ldy); store16(c2b, y + 2 * ldy + 16)
+    store16(c3a, y + 3 * ldy); store16(c3b, y + 3 * ldy + 16)
+    store16(c4a, y + 4 * ldy); store16(c4b, y + 4 * ldy + 16)
+    store16(c5a, y + 5 * ldy); store16(c5b, y + 5 * ldy + 16)
+    store16(c6a, y + 6 * ldy); store16(c6b, y + 6 * ldy + 16)
+    store16(c7a, y + 7 * ldy); store16(c7b, y + 7 * ldy + 16)
+}
+
+/// `panelKernel1x32` on a bf16 panel.
+@inline(never)
+public func panelKernel1x32BF16(_ x: UnsafePointer<Float>, _ panel: UnsafePointer<UInt16>, _ k: Int,
+                                _ y: UnsafeMutablePointer<Float>) {
+    var ea = Vector16(), eb = Vector16(), oa = Vector16(), ob = Vector16()
+    var b = panel
+    var i = 0
+    while i + 2 <= k {
+        let s = Vector16(repeating: x[i]), t = Vector16(repeating: x[i + 1])
+        let (p, q) = loadBF16x32(b), (u, v) = loadBF16x32(b + 32)
+        ea = ea.addingProduct(s, p); eb = eb.addingProduct(s, q)
+        oa = oa.addingProduct(t, u); ob = ob.addingProduct(t, v)
+        b += 64
+        i += 2
+    }
+    if i < k {
+        let s = Vector16(repeating: x[i])
+        let (p, q) = loadBF16x32(b)
+        ea = ea.addingProduct(s, p); eb = eb.addingProduct(s, q)
+    }
+    store16(ea + oa, y); store16(eb + ob, y + 16)
+}

@@ -56,15 +56,17 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32) throws -> (CPUM
         #expect(together[1] == (try model.generate(prompts: [other], maxNew: 5))[0])
     }
 
-    /// bf16 weights: the same greedy tokens on these tiny models, logits within bf16's rounding.
-    @Test func bf16WeightsStayClose() throws {
-        let (model, expected) = try loadFixture("mixtral", format: .bf16)
+    /// bf16 weights (on AVX-512 CPUs every matrix in bf16 panels): logits within bf16's rounding
+    /// of transformers' Float32 ones, for GQA and MLA attention alike.
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3"])
+    func bf16WeightsStayClose(name: String) throws {
+        let (model, expected) = try loadFixture(name, format: .bf16)
         var caches = [model.newCache()]
         let logits = try model.forward([expected.prompt], caches: &caches, allLogits: true)
         let worst = logits.withUnsafeBufferPointer { p in
             expected.logits.enumerated().map { i, row in row.enumerated().map { abs(p[i * row.count + $0] - $1) }.max() ?? 0 }.max() ?? 0
         }
-        #expect(worst < 0.05, "bf16 max |logit error| \(worst)")
+        #expect(worst < 0.05, "\(name): bf16 max |logit error| \(worst)")
     }
 
     @Test func badInputIsAnError() throws {

@@ -25,12 +25,13 @@ import Testing
         let x = try randomTensor([tokens, inWidth], seed: 12)
         let expertTensors = try (0..<experts).map { try randomTensor([outWidth, inWidth], seed: 100 + UInt64($0)) }
         // f32 (OpenBLAS / small-batch kernels), bf16, and f32 panels where the CPU has AVX-512.
-        for format in ["f32", "bf16"] + (PanelMatrix.isSupported ? ["panels"] : []) {
-            let useBF16 = format == "bf16"
+        for format in ["f32", "bf16"] + (PanelMatrix.isSupported ? ["f32 panels", "bf16 panels"] : []) {
+            let useBF16 = format.hasPrefix("bf16")
             let weights = try expertTensors.map {
                 switch format {
                 case "bf16": WeightMatrix.bf16(try BF16Matrix($0))
-                case "panels": WeightMatrix.panels(try PanelMatrix($0))
+                case "f32 panels": WeightMatrix.panels(try PanelMatrix($0))
+                case "bf16 panels": WeightMatrix.panels(try PanelMatrix($0, element: .bf16))
                 default: try WeightMatrix(f32: $0)
                 }
             }
@@ -48,7 +49,7 @@ import Testing
                     }
                 }
             }
-            #expect(maxScaledError(y.elements, expected) < 1e-5)
+            #expect(maxScaledError(y.elements, expected) < 1e-5, "\(format)")
         }
     }
 

@@ -14,24 +14,29 @@ struct PanelMatrixTests {
         let (batch, rows, cols) = shape
         let x = try randomTensor([batch, cols], seed: 21)
         let w = try randomTensor([rows, cols], seed: 22)
-        let panels = try PanelMatrix(w)
-        #expect(panels.byteCount == (rows + 31) / 32 * 32 * cols * 4)
-        let reference = naiveMatmul(x.elements, w.elements, m: batch, n: rows, k: cols, transposeA: false, transposeB: true)
         // Each output is one running Float32 sum over k (no blocked partial sums as in sgemm), so
         // its rounding error grows with k: the classic bound is k·2⁻²⁴ of Σ|x·w|.
         let tolerance = max(1e-5, Double(cols) * 6e-8)
-        for parallel in [true, false] {
-            var y = try Tensor(shape: [batch, rows]) { .nan }  // every element must be written
-            x.withUnsafeBufferPointer { xb in
-                y.withUnsafeMutableBufferPointer { yb in
-                    guard let xp = xb.baseAddress, let yp = yb.baseAddress else { return }
-                    panels.apply(xp, batch: batch, into: yp, parallel: parallel)
+        for element in [PanelMatrix.Element.f32, .bf16] {
+            let panels = try PanelMatrix(w, element: element)
+            #expect(panels.byteCount == (rows + 31) / 32 * 32 * cols * (element == .f32 ? 4 : 2))
+            // The layout round-trips: f32 exactly, bf16 to the same rounding as BF16Matrix.
+            let weights = element == .f32 ? w : try BF16Matrix(w).widened()
+            #expect(try panels.widened().elements == weights.elements)
+            let reference = naiveMatmul(x.elements, weights.elements, m: batch, n: rows, k: cols, transposeA: false, transposeB: true)
+            for parallel in [true, false] {
+                var y = try Tensor(shape: [batch, rows]) { .nan }  // every element must be written
+                x.withUnsafeBufferPointer { xb in
+                    y.withUnsafeMutableBufferPointer { yb in
+                        guard let xp = xb.baseAddress, let yp = yb.baseAddress else { return }
+                        panels.apply(xp, batch: batch, into: yp, parallel: parallel)
+                    }
                 }
+                #expect(maxScaledError(y.elements, reference) < tolerance, "\(element), parallel \(parallel)")
             }
-            #expect(maxScaledError(y.elements, reference) < tolerance)
+            // Through WeightMatrix, as the runtime calls it.
+            #expect(maxScaledError(try WeightMatrix.panels(panels).apply(x).elements, reference) < tolerance)
         }
-        // Through WeightMatrix, as the runtime calls it.
-        #expect(maxScaledError(try WeightMatrix.panels(panels).apply(x).elements, reference) < tolerance)
     }
 
     @Test func rankOtherThanTwoThrows() throws {
