@@ -69,7 +69,13 @@ func gemvBenchmarks() {
     var y = (try? Tensor(zeros: [1, rows]))!
     let f32 = (try? WeightMatrix(f32: w))!
     let bf16 = WeightMatrix.bf16((try? BF16Matrix(w))!)
-    for (name, matrix) in [("f32", f32), ("bf16", bf16)] {
+    var formats = [("f32", f32), ("bf16", bf16)]
+    // The panel layouts the runtime uses on AVX-512 CPUs (experts in f32, everything in bf16).
+    if PanelMatrix.isSupported {
+        formats.append(("f32 panels", .panels((try? PanelMatrix(w))!)))
+        formats.append(("bf16 panels", .panels((try? PanelMatrix(w, element: .bf16))!)))
+    }
+    for (name, matrix) in formats {
         Benchmark("GEMV 32768x8192 \(name)", configuration: configuration()) { benchmark in
             x.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { yp in
