@@ -4,13 +4,14 @@ import Hardware
 /// Each is a property of a kind of hardware or kernel, documented here, never fitted to a
 /// measurement.
 public enum Efficiency {
-    /// Rows of a GEMM at which it reaches half its large-GEMM efficiency: tensor-core tiles are
-    /// 64–128 rows on Hopper and Blackwell, so a GEMM of M rows reaches eff · M / (M + 64).
-    /// On a CPU with OpenBLAS, measured: a loop of 64-row sgemm calls (one per expert, 2048 → 1024)
-    /// reaches 59% of one large GEMM (docs/performance.md), so M / (M + 44); OpenBLAS repacks the
-    /// whole weight for every call, which costs as much as the arithmetic on a few dozen rows.
+    /// Rows of a GEMM at which it reaches half its large-GEMM efficiency, so that a GEMM of M rows
+    /// reaches eff · M / (M + half). The hardware file may give it (`half_efficiency_rows`; a host
+    /// spec from `moesim calibrate` does, for the kernels that CPU runs); otherwise: tensor-core
+    /// tiles are 64–128 rows on Hopper and Blackwell, so 64 on a GPU; on a CPU, 44, OpenBLAS's
+    /// figure (a loop of 64-row sgemm calls, one per expert, reaches 59% of one large GEMM because
+    /// it repacks the whole weight for every call; docs/performance.md).
     public static func halfEfficiencyRows(_ hardware: HardwareSpec) -> Double {
-        hardware.kind == .gpu ? 64 : 44
+        hardware.efficiency.halfEfficiencyRows ?? (hardware.kind == .gpu ? 64 : 44)
     }
 
     /// Products of at most this many rows run as matrix-vector kernels (cuBLAS's gemv paths,

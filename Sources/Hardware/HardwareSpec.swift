@@ -13,12 +13,17 @@ public struct HardwareSpec: Sendable, Equatable {
         public var memory: Double
         public var scaleUp: Double
         public var scaleOut: Double
+        /// Rows at which a GEMM reaches half its large-GEMM efficiency (`half_efficiency_rows`,
+        /// optional): a property of the kernels that run on this hardware. Absent, the estimator
+        /// uses its default for the hardware kind (`Estimator.Efficiency.halfEfficiencyRows`).
+        public var halfEfficiencyRows: Double?
 
-        public init(matmul: Double, memory: Double, scaleUp: Double, scaleOut: Double) {
+        public init(matmul: Double, memory: Double, scaleUp: Double, scaleOut: Double, halfEfficiencyRows: Double? = nil) {
             self.matmul = matmul
             self.memory = memory
             self.scaleUp = scaleUp
             self.scaleOut = scaleOut
+            self.halfEfficiencyRows = halfEfficiencyRows
         }
     }
 
@@ -98,7 +103,8 @@ public struct HardwareSpec: Sendable, Equatable {
         scaleOutLatency = try Self.nonNegative(json, "scale_out_latency", required: false)
         guard let e = try json.object("efficiency") else { throw json.error("efficiency", "is missing") }
         efficiency = Efficiency(matmul: try Self.fraction(e, "matmul"), memory: try Self.fraction(e, "memory"),
-                                scaleUp: try Self.fraction(e, "scale_up"), scaleOut: try Self.fraction(e, "scale_out"))
+                                scaleUp: try Self.fraction(e, "scale_up"), scaleOut: try Self.fraction(e, "scale_out"),
+                                halfEfficiencyRows: e.has("half_efficiency_rows") ? try e.requiredPositive("half_efficiency_rows") : nil)
         if json.has("gpu_hour_price") {
             gpuHourPrice = try json.requiredPositive("gpu_hour_price")
         } else {
@@ -144,6 +150,10 @@ public struct HardwareSpec: Sendable, Equatable {
             "sources": sources,
         ]
         if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
+        if let rows = efficiency.halfEfficiencyRows, var e = object["efficiency"] as? [String: Any] {
+            e["half_efficiency_rows"] = rows
+            object["efficiency"] = e
+        }
         return object
     }
 

@@ -8,21 +8,24 @@ extension HardwareSpec {
     /// the arithmetic on the CPU, so bf16 runs at the f32 rate. A host is its own scale-up domain
     /// of one and has no network.
     /// `memoryBandwidth` should be the read bandwidth: the estimator prices weight and KV reads.
+    /// `halfEfficiencyRows` describes the kernels the runtime uses for small products on this CPU
+    /// (TensorCore's `GroupedMatmul.halfEfficiencyRows`).
     public static func host(name: String, memoryBytes: Int, gemmFlops: Double, memoryBandwidth: Double,
-                            threads: Int, measuredOn date: String) -> HardwareSpec {
+                            threads: Int, halfEfficiencyRows: Double, measuredOn date: String) -> HardwareSpec {
         let source = "moesim calibrate on \(date), \(threads) threads"
         return HardwareSpec(
             id: "host-cpu", name: name, kind: .cpu, memoryBytes: memoryBytes,
             memoryBandwidth: memoryBandwidth, peakFlops: ["fp32": gemmFlops, "bf16": gemmFlops],
             scaleUpBandwidth: 0, scaleUpDomain: 1, scaleUpLatency: 0,
             scaleOutBandwidth: 0, scaleOutLatency: 0,
-            efficiency: Efficiency(matmul: 1, memory: 1, scaleUp: 1, scaleOut: 1),
+            efficiency: Efficiency(matmul: 1, memory: 1, scaleUp: 1, scaleOut: 1, halfEfficiencyRows: halfEfficiencyRows),
             gpuHourPrice: nil,
             sources: [
                 "memory_bandwidth": "\(source): read-only bandwidth (dot product over buffers beyond L3)",
                 "peak_flops": "\(source): best sgemm rate through TensorCore",
                 "memory_bytes": "physical memory reported by the OS",
-                "efficiency": "1: the figures are measured, not datasheet peaks",
+                "efficiency": "1: the figures are measured, not datasheet peaks; half_efficiency_rows from "
+                    + "TensorCore's grouped-matmul benchmark for the kernels this CPU runs (docs/performance.md)",
             ])
     }
 }

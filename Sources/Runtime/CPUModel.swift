@@ -215,17 +215,23 @@ public final class CPUModel: @unchecked Sendable {
                         }
                         return
                     }
-                    let scores = ws.get(.scores, min(seg.count, CPUModel.queryBlock) * total)
-                    for hh in 0..<a.heads {
-                        let kvh = hh / group
-                        for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
-                            BLAS.gemm(m: m, n: visible, k: hd, a: qkv + (seg.start + b0) * width + hh * hd, lda: width,
-                                      transposeA: false, b: kp + kvh * hd, ldb: kv, transposeB: true,
-                                      c: scores, ldc: visible, alpha: scale)
-                            maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: window)
-                            BLAS.gemm(m: m, n: hd, k: visible, a: scores, lda: visible, transposeA: false,
-                                      b: vp + kvh * hd, ldb: kv, transposeB: false,
-                                      c: context + (seg.start + b0) * q + hh * hd, ldc: q)
+                    // Heads split over the threads, each with its own scores block; the GEMMs and
+                    // the softmax inside run on the thread that owns the head.
+                    let threads = min(Threading.count, a.heads), block = min(seg.count, CPUModel.queryBlock) * total
+                    let allScores = ws.get(.scores, threads * block)
+                    Parallel.forEach(chunks: threads) { chunk in
+                        let scores = allScores + chunk * block
+                        for hh in (a.heads * chunk / threads)..<(a.heads * (chunk + 1) / threads) {
+                            let kvh = hh / group
+                            for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
+                                BLAS.gemm(m: m, n: visible, k: hd, a: qkv + (seg.start + b0) * width + hh * hd, lda: width,
+                                          transposeA: false, b: kp + kvh * hd, ldb: kv, transposeB: true,
+                                          c: scores, ldc: visible, alpha: scale)
+                                maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: window)
+                                BLAS.gemm(m: m, n: hd, k: visible, a: scores, lda: visible, transposeA: false,
+                                          b: vp + kvh * hd, ldb: kv, transposeB: false,
+                                          c: context + (seg.start + b0) * q + hh * hd, ldc: q)
+                            }
                         }
                     }
                 }
@@ -283,21 +289,26 @@ public final class CPUModel: @unchecked Sendable {
             caches[s].keys[layer].withUnsafeBufferPointer { lp in
                 if let base = lp.baseAddress { w.kvUp.apply(base, batch: total, into: expanded) }
             }
-            let scores = ws.get(.scores, min(seg.count, CPUModel.queryBlock) * total)
+            // Heads split over the threads as in grouped attention.
+            let threads = min(Threading.count, heads), block = min(seg.count, CPUModel.queryBlock) * total
+            let allScores = ws.get(.scores, threads * block)
             caches[s].values[layer].withUnsafeBufferPointer { rk in
                 guard let rkp = rk.baseAddress else { return }
-                for hh in 0..<heads {
-                    for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
-                        let qRow = q + (seg.start + b0) * heads * qk + hh * qk
-                        BLAS.gemm(m: m, n: visible, k: nope, a: qRow, lda: heads * qk, transposeA: false,
-                                  b: expanded + hh * (nope + vDim), ldb: expandedWidth, transposeB: true,
-                                  c: scores, ldc: visible, alpha: scale)
-                        BLAS.gemm(m: m, n: visible, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
-                                  b: rkp, ldb: ropeDim, transposeB: true, c: scores, ldc: visible, alpha: scale, beta: 1)
-                        maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: nil)
-                        BLAS.gemm(m: m, n: vDim, k: visible, a: scores, lda: visible, transposeA: false,
-                                  b: expanded + hh * (nope + vDim) + nope, ldb: expandedWidth, transposeB: false,
-                                  c: context + (seg.start + b0) * heads * vDim + hh * vDim, ldc: heads * vDim)
+                Parallel.forEach(chunks: threads) { chunk in
+                    let scores = allScores + chunk * block
+                    for hh in (heads * chunk / threads)..<(heads * (chunk + 1) / threads) {
+                        for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
+                            let qRow = q + (seg.start + b0) * heads * qk + hh * qk
+                            BLAS.gemm(m: m, n: visible, k: nope, a: qRow, lda: heads * qk, transposeA: false,
+                                      b: expanded + hh * (nope + vDim), ldb: expandedWidth, transposeB: true,
+                                      c: scores, ldc: visible, alpha: scale)
+                            BLAS.gemm(m: m, n: visible, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
+                                      b: rkp, ldb: ropeDim, transposeB: true, c: scores, ldc: visible, alpha: scale, beta: 1)
+                            maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: nil)
+                            BLAS.gemm(m: m, n: vDim, k: visible, a: scores, lda: visible, transposeA: false,
+                                      b: expanded + hh * (nope + vDim) + nope, ldb: expandedWidth, transposeB: false,
+                                      c: context + (seg.start + b0) * heads * vDim + hh * vDim, ldc: heads * vDim)
+                        }
                     }
                 }
             }

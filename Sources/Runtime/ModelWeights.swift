@@ -264,7 +264,7 @@ final class MatrixLoader {
     }
 
     func usesPanels(routedExpert: Bool) -> Bool {
-        PanelMatrix.isSupported && (format == .bf16 || routedExpert)
+        PanelMatrix.isSupported
     }
 
     var element: PanelMatrix.Element { format == .f32 ? .f32 : .bf16 }

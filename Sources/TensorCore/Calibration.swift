@@ -52,7 +52,8 @@ public enum Calibration {
             bestTensorCore = min(bestTensorCore, seconds)
         }
         var bestBLAS = Double.infinity
-        a.withUnsafeBufferPointer { ap in
+        // The raw library with its own threads, as a user of OpenBLAS would call it.
+        BLAS.withOpenBLASThreads { a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
                     guard let ap = ap.baseAddress, let bp = bp.baseAddress, let cp = cp.baseAddress else { return }
@@ -65,7 +66,7 @@ public enum Calibration {
                     }
                 }
             }
-        }
+        } }
         return (flops / bestTensorCore, flops / bestBLAS)
     }
 

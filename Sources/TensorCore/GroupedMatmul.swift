@@ -97,6 +97,12 @@ public struct ExpertGrouping: Sendable {
 /// `multiply` runs one GEMM (or small-batch kernel) per expert on its contiguous rows, and
 /// `scatterAdd` adds each row back to its token times its routing weight.
 public enum GroupedMatmul {
+    /// Rows per expert at which the expert products reach half the rate of one large GEMM, for the
+    /// estimator's M / (M + half) curve, measured with the grouped benchmark (64 experts, top-8,
+    /// 2048 → 1024, 512 tokens, so 64 rows per expert; docs/performance.md): with the AVX-512 panel
+    /// kernels 74% of one GEMM, so 22; with OpenBLAS per expert 59%, so 44.
+    public static var halfEfficiencyRows: Double { PanelMatrix.isSupported ? 22 : 44 }
+
     /// packed[r] = x[tokenOfRow[r]], rows of `width` floats.
     @inlinable
     public static func gather(_ x: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping,

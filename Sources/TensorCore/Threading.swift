@@ -1,13 +1,15 @@
 import COpenBLAS
 import Synchronization
 
-/// Who owns the cores.
+/// Who owns the cores: TensorCore.
 ///
-/// One thread count `Threading.count` governs everything. OpenBLAS runs its GEMMs on that many
-/// threads; TensorCore's own kernels (GEMV, small-batch matmul, triad) split their work into that
-/// many chunks on TensorCore's worker pool (`WorkerPool`: the caller plus sleeping workers). Both never run at the same time: every
-/// call is synchronous and no TensorCore parallel region calls BLAS. The default is every core
-/// the process may use; `MOESIM_THREADS` or the CLI's `--threads` set it.
+/// One thread count `Threading.count` governs everything. TensorCore's worker pool (`WorkerPool`:
+/// the caller plus sleeping workers) runs every parallel region, and OpenBLAS is set to one
+/// thread: a large `BLAS.gemm` is split into column (or row) slices, one single-threaded sgemm
+/// call per pool thread, and attention runs its per-head GEMMs inside a region over heads.
+/// OpenBLAS's own threads would otherwise keep spinning in sched_yield after each call, against
+/// TensorCore's workers on the same cores (16% of a prefill's samples, measured with perf). The
+/// default is every core the process may use; `MOESIM_THREADS` or the CLI's `--threads` set it.
 public enum Threading {
     private static let current = Atomic<Int>(0)
 
@@ -30,7 +32,7 @@ public enum Threading {
 
     private static func configure(threads: Int) {
         current.store(threads, ordering: .relaxed)
-        openblas_set_num_threads(Int32(threads))
+        openblas_set_num_threads(1)
     }
 
     /// `MOESIM_THREADS` when it holds a positive integer, else the active processor count.
@@ -69,12 +71,19 @@ public protocol ChunkedWork {
 }
 
 /// TensorCore's parallel regions for callers outside the module (the runtime's row loops).
+/// A region started inside another runs on the calling thread, so bodies may call anything in
+/// TensorCore, BLAS included.
 public enum Parallel {
     /// Runs `work.run(chunk:)` for chunk in 0..<chunks on TensorCore's threads, allocation-free.
-    /// The body must not call BLAS (see `Threading`).
     @inlinable
     public static func run<W: ChunkedWork>(chunks: Int, _ work: W) {
         parallelFor(chunks: min(chunks, Threading.count), work)
+    }
+
+    /// The same with a closure, at the cost of one small allocation per region: for loops that
+    /// run a few times per forward pass (attention over heads), not per decode kernel.
+    public static func forEach(chunks: Int, _ body: (Int) -> Void) {
+        parallelFor(chunks: min(chunks, Threading.count), body)
     }
 
     /// How many chunks to split `rows` rows of `width` floats into: one below 256 Ki floats.

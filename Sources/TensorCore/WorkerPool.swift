@@ -28,14 +28,6 @@ final class WorkerPool: @unchecked Sendable {
     static let spinTries = 200_000
     /// Counts regions, so that a spinning worker sees a new one without touching the semaphore.
     private let generation = Atomic<Int>(0)
-    /// Workers spin between regions only while no BLAS call has started since the last region:
-    /// OpenBLAS's own threads need the cores then (see `BLAS.gemm`).
-    let spinning = Atomic<Bool>(false)
-
-    /// Called before a BLAS call: idle workers go to sleep instead of spinning.
-    @usableFromInline
-    func yieldToBLAS() { spinning.store(false, ordering: .relaxed) }
-
     /// Held for the length of a region; a region that finds it taken runs serially.
     private let regionLock = NSLock()
 
@@ -75,7 +67,6 @@ final class WorkerPool: @unchecked Sendable {
         }
         defer { regionLock.unlock() }
         ensureWorkers(threads - 1)
-        spinning.store(true, ordering: .relaxed)
         self.invoke = invoke
         self.context = context
         chunks = count
@@ -117,8 +108,7 @@ final class WorkerPool: @unchecked Sendable {
                     // short regions back to back, and waking a sleeping thread costs more than a
                     // region's work. The semaphore token of the new region is consumed either way.
                     var tries = 0
-                    while tries < WorkerPool.spinTries && self.spinning.load(ordering: .relaxed)
-                        && self.generation.load(ordering: .acquiring) == seen {
+                    while tries < WorkerPool.spinTries && self.generation.load(ordering: .acquiring) == seen {
                         tries += 1
                     }
                     self.wake.wait()

@@ -47,7 +47,7 @@ struct Calibrate: ParsableCommand {
             let spec = HardwareSpec.host(name: "\(HostInfo.cpuName) (\(result.threads) threads)",
                                          memoryBytes: HostInfo.memoryBytes, gemmFlops: result.gemmFlops,
                                          memoryBandwidth: result.readBandwidth, threads: result.threads,
-                                         measuredOn: date)
+                                         halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: date)
             do {
                 try spec.encoded().write(to: URL(fileURLWithPath: save))
             } catch {

@@ -137,7 +137,8 @@ struct ReportCommand: ParsableCommand {
         print("== This CPU: a short run of \(spec.id) scaled down (÷8 widths, 4 layers, random weights)")
         let cpu = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
         let host = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: cpu.gemmFlops,
-                                     memoryBandwidth: cpu.readBandwidth, threads: cpu.threads, measuredOn: "now")
+                                     memoryBandwidth: cpu.readBandwidth, threads: cpu.threads,
+                                         halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: "now")
         Output.printTable([
             ("GEMM 1024³", "\(Output.fixed(cpu.gemmFlops / 1e9)) GFLOP/s (raw OpenBLAS \(Output.fixed(cpu.blasGemmFlops / 1e9)))"),
             ("memory", "\(Output.fixed(cpu.memoryBandwidth / 1e9)) GB/s triad, \(Output.fixed(cpu.readBandwidth / 1e9)) GB/s reads (384 MiB)"),

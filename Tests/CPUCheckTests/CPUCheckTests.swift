@@ -39,7 +39,8 @@ let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingL
         for attempt in 1...2 {
             let c = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
             let host = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: c.gemmFlops,
-                                         memoryBandwidth: c.readBandwidth, threads: c.threads, measuredOn: "test")
+                                         memoryBandwidth: c.readBandwidth, threads: c.threads,
+                                         halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: "test")
             let run = try RuntimeBench.run(model, batch: 1, promptTokens: 512, generate: 32, seed: 1)
             let predicted = try CPUCheck.predict(spec, host: host, weights: .f32, batch: 1, prompt: 512, generate: 32)
             let prefill = run.prefillTokensPerSecond / predicted.inputTokensPerSecondPerGPU

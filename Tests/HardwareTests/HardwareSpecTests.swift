@@ -35,10 +35,10 @@ let validGPU = #"""
     /// The host spec that `moesim calibrate --save` writes reads back unchanged.
     @Test func hostSpecRoundTrips() throws {
         let host = HardwareSpec.host(name: "test CPU", memoryBytes: 1 << 34, gemmFlops: 3e11,
-                                     memoryBandwidth: 2.5e10, threads: 2, measuredOn: "2026-11-29")
+                                     memoryBandwidth: 2.5e10, threads: 2, halfEfficiencyRows: 22, measuredOn: "2026-11-29")
         let read = try HardwareSpec(json: JSONObject(data: host.encoded(), source: "host.json"))
         #expect(read == host)
-        #expect(read.kind == .cpu && read.peakFlops["bf16"] == 3e11)
+        #expect(read.kind == .cpu && read.peakFlops["bf16"] == 3e11 && read.efficiency.halfEfficiencyRows == 22)
     }
 
     @Test(arguments: [
@@ -47,6 +47,7 @@ let validGPU = #"""
         ("fp7", #""fp8": 1978e12"#, #""fp7": 1978e12"#),
         ("scale_up_domain", #""scale_up_domain": 8"#, #""scale_up_domain": "eight""#),
         ("matmul", #""matmul": 0.7"#, #""matmul": 1.5"#),
+        ("half_efficiency_rows", #""matmul": 0.7"#, #""matmul": 0.7, "half_efficiency_rows": -3"#),
         ("kind", #""kind": "gpu""#, #""kind": "tpu""#),
         ("schema", #""schema": "moesim-hardware/1""#, #""schema": "other/2""#),
         ("id", #""id": "test-gpu", "#, ""),

@@ -46,7 +46,8 @@ func gemmBenchmarks() {
         }
         Benchmark("GEMM \(m)x\(n)x\(k) raw cblas_sgemm", configuration: configuration()) { benchmark in
             // The pointers are taken inside the benchmark, while the captured tensors keep them alive.
-            a.withUnsafeBufferPointer { ap in
+            // OpenBLAS with its own threads (TensorCore keeps it at one; see Threading).
+            BLAS.withOpenBLASThreads { a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     c.withUnsafeMutableBufferPointer { cp in
                         measure(benchmark, flops: flops, bytes: 0) {
@@ -55,7 +56,7 @@ func gemmBenchmarks() {
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }
