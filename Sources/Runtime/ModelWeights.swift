@@ -165,11 +165,10 @@ struct ModelWeights {
             try source.tensor(name, [n], norm: norm).elements
         }
         let loader = MatrixLoader(source: source, format: format)
-        func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj"),
-                 routedExpert: Bool = false) throws -> MLPWeights {
+        func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
             let gate = ("\(prefix).\(names.0).weight", [size, h]), up = ("\(prefix).\(names.1).weight", [size, h])
-            return MLPWeights(gateUp: try loader.matrix([gate, up], routedExpert: routedExpert),
-                              down: try loader.matrix([("\(prefix).\(names.2).weight", [h, size])], routedExpert: routedExpert))
+            return MLPWeights(gateUp: try loader.matrix([gate, up]),
+                              down: try loader.matrix([("\(prefix).\(names.2).weight", [h, size])]))
         }
         var layers: [LayerWeights] = []
         for (i, layer) in spec.layers.enumerated() {
@@ -218,7 +217,7 @@ struct ModelWeights {
                 let block = mixtral ? "\(p).block_sparse_moe" : "\(p).mlp"
                 let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
                 let experts = try (0..<moe.routedExperts).map {
-                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names, routedExpert: true)
+                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names)
                 }
                 var shared: MLPWeights? = nil
                 if moe.sharedIntermediateSize > 0 {
@@ -248,11 +247,13 @@ struct ModelWeights {
 
 /// Builds the weight matrices of a model in its CPU format.
 ///
-/// On a CPU with AVX-512, bf16 matrices and f32 routed experts are repacked into panels
-/// (`PanelMatrix`): each is read into one row-major staging buffer, reused for every matrix, and
-/// packed from there, so the heap never sees a freed temporary per matrix (mixed with the panels'
-/// own allocations, those left holes that raised peak memory by a third). f32 matrices other than
-/// experts stay row-major for OpenBLAS, which runs large GEMMs at the machine's peak.
+/// On a CPU with AVX-512 every matrix (the router aside) is repacked into panels (`PanelMatrix`):
+/// the experts' small products no longer pay OpenBLAS's per-call repacking, decode streams one
+/// panel at a time at full bandwidth, and the forward pass runs on TensorCore's threads alone.
+/// Each matrix is read into one row-major staging buffer, reused for every matrix, and packed
+/// from there, so the heap never sees a freed temporary per matrix (mixed with the panels' own
+/// allocations, those left holes that raised peak memory by a third). Elsewhere matrices stay
+/// row-major: f32 for OpenBLAS and the small-batch kernels, bf16 pair-interleaved.
 final class MatrixLoader {
     let source: WeightSource
     let format: CPUWeightFormat
@@ -263,15 +264,12 @@ final class MatrixLoader {
         self.format = format
     }
 
-    func usesPanels(routedExpert: Bool) -> Bool {
-        PanelMatrix.isSupported
-    }
 
     var element: PanelMatrix.Element { format == .f32 ? .f32 : .bf16 }
 
     /// Matrices (name, shape) with the same columns stacked by rows into one weight.
-    func matrix(_ parts: [(String, [Int])], routedExpert: Bool = false) throws -> WeightMatrix {
-        guard usesPanels(routedExpert: routedExpert) else { return try format.matrix(source.stacked(parts)) }
+    func matrix(_ parts: [(String, [Int])]) throws -> WeightMatrix {
+        guard PanelMatrix.isSupported else { return try format.matrix(source.stacked(parts)) }
         guard let cols = parts.first?.1.last else { throw RuntimeError.unsupported("nothing to stack") }
         let rows = parts.reduce(0) { $0 + $1.1[0] }
         if staging.count < rows * cols { staging = [Float](repeating: 0, count: rows * cols) }
@@ -287,7 +285,7 @@ final class MatrixLoader {
 
     /// A weight from a tensor already loaded (MLA's kv_b, which decode also reads row by row).
     func matrix(_ tensor: Tensor) throws -> WeightMatrix {
-        guard usesPanels(routedExpert: false) else { return try format.matrix(tensor) }
+        guard PanelMatrix.isSupported else { return try format.matrix(tensor) }
         return .panels(try PanelMatrix(tensor, element: element))
     }
 }

@@ -3,8 +3,8 @@
 public enum WeightMatrix: Sendable {
     case f32(Tensor)
     case bf16(BF16Matrix)
-    /// Repacked for the AVX-512 panel kernels, in Float32 or bf16 (on CPUs that have AVX-512: the
-    /// MoE experts in f32 models, every matrix in bf16 models).
+    /// Repacked for the AVX-512 panel kernels, in Float32 or bf16 (what the runtime loads on CPUs
+    /// that have AVX-512).
     case panels(PanelMatrix)
 
     /// Wraps a rank-2 tensor. Throws for any other rank.
