@@ -26,7 +26,10 @@ public final class CPUModel: @unchecked Sendable {
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3"]
 
-    public init(spec: ModelSpec, source: WeightSource, format: CPUWeightFormat = .f32) throws {
+    /// `panels` chooses the AVX-512 panel layout for the matrices (the default where the CPU has
+    /// AVX-512); false keeps them row-major, the path of other CPUs, which tests run here too.
+    public init(spec: ModelSpec, source: WeightSource, format: CPUWeightFormat = .f32,
+                panels: Bool = PanelMatrix.isSupported) throws {
         guard CPUModel.supportedModelTypes.contains(spec.modelType) else {
             throw RuntimeError.unsupported("the CPU runtime does not run model_type \(spec.modelType) yet; it runs "
                 + CPUModel.supportedModelTypes.sorted().joined(separator: ", "))
@@ -39,7 +42,7 @@ public final class CPUModel: @unchecked Sendable {
         }
         self.spec = spec
         self.format = format
-        weights = try ModelWeights.load(spec, from: source, format: format)
+        weights = try ModelWeights.load(spec, from: source, format: format, panels: panels && PanelMatrix.isSupported)
         // RoPE frequencies from rope_theta; scaled variants (YaRN, Llama 3) change long-context
         // behaviour only and are not applied by the runtime (documented in the README).
         let layout: RotaryEmbedding.Layout = { if case .latent = spec.attention { return .interleaved }; return .halfSplit }()

@@ -159,12 +159,12 @@ struct ModelWeights {
     }
 
     /// Loads every tensor the spec needs under transformers' names.
-    static func load(_ spec: ModelSpec, from source: WeightSource, format: CPUWeightFormat) throws -> ModelWeights {
+    static func load(_ spec: ModelSpec, from source: WeightSource, format: CPUWeightFormat, panels: Bool) throws -> ModelWeights {
         let h = spec.hiddenSize
         func vector(_ name: String, _ n: Int, norm: Bool = false) throws -> [Float] {
             try source.tensor(name, [n], norm: norm).elements
         }
-        let loader = MatrixLoader(source: source, format: format)
+        let loader = MatrixLoader(source: source, format: format, panels: panels)
         func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
             let gate = ("\(prefix).\(names.0).weight", [size, h]), up = ("\(prefix).\(names.1).weight", [size, h])
             return MLPWeights(gateUp: try loader.matrix([gate, up]),
@@ -257,11 +257,13 @@ struct ModelWeights {
 final class MatrixLoader {
     let source: WeightSource
     let format: CPUWeightFormat
+    let panels: Bool
     private var staging: [Float] = []
 
-    init(source: WeightSource, format: CPUWeightFormat) {
+    init(source: WeightSource, format: CPUWeightFormat, panels: Bool) {
         self.source = source
         self.format = format
+        self.panels = panels
     }
 
 
@@ -269,7 +271,7 @@ final class MatrixLoader {
 
     /// Matrices (name, shape) with the same columns stacked by rows into one weight.
     func matrix(_ parts: [(String, [Int])]) throws -> WeightMatrix {
-        guard PanelMatrix.isSupported else { return try format.matrix(source.stacked(parts)) }
+        guard panels else { return try format.matrix(source.stacked(parts)) }
         guard let cols = parts.first?.1.last else { throw RuntimeError.unsupported("nothing to stack") }
         let rows = parts.reduce(0) { $0 + $1.1[0] }
         if staging.count < rows * cols { staging = [Float](repeating: 0, count: rows * cols) }
@@ -285,7 +287,7 @@ final class MatrixLoader {
 
     /// A weight from a tensor already loaded (MLA's kv_b, which decode also reads row by row).
     func matrix(_ tensor: Tensor) throws -> WeightMatrix {
-        guard PanelMatrix.isSupported else { return try format.matrix(tensor) }
+        guard panels else { return try format.matrix(tensor) }
         return .panels(try PanelMatrix(tensor, element: element))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import ModelSpec
+import TensorCore
 import Testing
 @testable import Runtime
 
@@ -12,10 +13,10 @@ struct Expected: Decodable {
     let greedy: [Int]
 }
 
-func loadFixture(_ name: String, format: CPUWeightFormat = .f32) throws -> (CPUModel, Expected) {
+func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = PanelMatrix.isSupported) throws -> (CPUModel, Expected) {
     let folder = fixtures.appendingPathComponent(name)
     let spec = try ModelSpec(contentsOf: folder.appendingPathComponent("config.json").path, id: name)
-    let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder.path)), format: format)
+    let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder.path)), format: format, panels: panels)
     let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: folder.appendingPathComponent("expected.json")))
     return (model, expected)
 }
@@ -23,11 +24,14 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32) throws -> (CPUM
 /// The main correctness test of the runtime: tiny random-weight models built and run by
 /// HuggingFace transformers (Fixtures/make_fixtures.py), loaded from their safetensors and run
 /// here. Logits within 1e-3, the same experts for every token in every MoE layer, and the same
-/// greedy continuation through the KV cache.
+/// greedy continuation through the KV cache. Both matrix layouts: AVX-512 panels (where the CPU
+/// has them) and row-major (OpenBLAS and the small-batch kernels, the path of other CPUs).
 @Suite struct ParityTests {
-    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3"])
-    func matchesTransformers(name: String) throws {
-        let (model, expected) = try loadFixture(name)
+    static let layouts = PanelMatrix.isSupported ? [true, false] : [false]
+
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3"], layouts)
+    func matchesTransformers(name: String, panels: Bool) throws {
+        let (model, expected) = try loadFixture(name, panels: panels)
         model.recordRouting = true
         var caches = [model.newCache()]
         let logits = try model.forward([expected.prompt], caches: &caches, allLogits: true)
@@ -58,9 +62,9 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32) throws -> (CPUM
 
     /// bf16 weights (on AVX-512 CPUs every matrix in bf16 panels): logits within bf16's rounding
     /// of transformers' Float32 ones, for GQA and MLA attention alike.
-    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3"])
-    func bf16WeightsStayClose(name: String) throws {
-        let (model, expected) = try loadFixture(name, format: .bf16)
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3"], layouts)
+    func bf16WeightsStayClose(name: String, panels: Bool) throws {
+        let (model, expected) = try loadFixture(name, format: .bf16, panels: panels)
         var caches = [model.newCache()]
         let logits = try model.forward([expected.prompt], caches: &caches, allLogits: true)
         let worst = logits.withUnsafeBufferPointer { p in
