@@ -15,6 +15,8 @@ public struct StepTime: Sendable, Equatable {
     public var overhead: Double
     /// Communication time before any overlap.
     public var rawCommunication: Double
+    /// Compute and memory time of the operators of each part of the model (attention, MoE, …).
+    public var blocks: [Operator.Block: Double] = [:]
 
     public var total: Double { compute + memory + communication + overhead }
 
@@ -84,12 +86,16 @@ extension Estimator {
         let tokensPerGPU = shape.sequencesPerGPU * Double(shape.newTokens)
 
         var compute = 0.0, memory = 0.0, kernels = 0.0
+        var blocks: [Operator.Block: Double] = [:]
+        var block = Operator.Block.norm
         func add(flops: Double, peak: Double, bytes: Double, count: Double) {
             let c = flops / peak, m = bytes / bandwidth
             if c >= m { compute += c * count } else { memory += m * count }
+            blocks[block, default: 0] += max(c, m) * count
             kernels += count
         }
         for op in ops {
+            block = op.block
             let count = Double(op.layers) * (op.kind == .embedding || op.name == "output head" || op.name == "final norm"
                                              ? (layout.pp == 1 ? 1 : stageShare) : stageShare)
             switch op.kind {
@@ -148,7 +154,7 @@ extension Estimator {
         var exposed = communication
         if overlap { exposed = (arithmetic + communication) / 2 + max(arithmetic, communication) / 2 - arithmetic }
         return StepTime(compute: compute, memory: memory, communication: exposed,
-                        overhead: kernels * Efficiency.kernelOverhead(gpu), rawCommunication: communication)
+                        overhead: kernels * Efficiency.kernelOverhead(gpu), rawCommunication: communication, blocks: blocks)
     }
 
     /// Remote nodes a token's k experts land on, over the k copies a per-expert send would make:

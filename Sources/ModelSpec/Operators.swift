@@ -35,6 +35,12 @@ public struct Operator: Sendable, Equatable {
         case embedding, norm, matmul, attention, routing, groupedMatmul = "grouped_matmul", activation
     }
 
+    /// The part of the model an operator belongs to, for time splits by part (`bench` compares
+    /// the estimator's split with the runtime's measured one).
+    public enum Block: String, Sendable, Codable, CaseIterable {
+        case embedding, norm, attention, mlp, moe, head
+    }
+
     public var name: String
     public var kind: Kind
     public var layers: Int
@@ -45,6 +51,13 @@ public struct Operator: Sendable, Equatable {
     public var activationBytes: Double
     /// KV cache read plus written.
     public var kvBytes: Double
+    public var block: Block = .norm
+
+    func tagged(_ block: Block) -> Operator {
+        var op = self
+        op.block = block
+        return op
+    }
 
     public var totalFLOPs: Double { flops * Double(layers) }
 }
@@ -90,25 +103,29 @@ extension ModelSpec {
         }
 
         ops.append(Operator(name: "embedding lookup", kind: .embedding, layers: 1, flops: 0,
-                            weightBytes: Double(plain.bytes(rows: 1, cols: hiddenSize)) * t, activationBytes: 2 * t * h, kvBytes: 0))
+                            weightBytes: Double(plain.bytes(rows: 1, cols: hiddenSize)) * t, activationBytes: 2 * t * h, kvBytes: 0,
+                            block: .embedding))
         for (layer, count) in layerGroups() {
             ops.append(norm("input norm", width: h, layers: count))
             ops += attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
+                .map { $0.tagged(.attention) }
             ops.append(norm("post-attention norm", width: h, layers: count))
             switch layer.feedForward {
             case let .dense(size):
-                ops.append(matmul("mlp gate+up", 2 * size, hiddenSize, tokens: t, layers: count))
+                ops.append(matmul("mlp gate+up", 2 * size, hiddenSize, tokens: t, layers: count).tagged(.mlp))
                 ops.append(Operator(name: "SwiGLU", kind: .activation, layers: count, flops: 5 * t * Double(size),
-                                    weightBytes: 0, activationBytes: 6 * t * Double(size), kvBytes: 0))
-                ops.append(matmul("mlp down", hiddenSize, size, tokens: t, layers: count))
+                                    weightBytes: 0, activationBytes: 6 * t * Double(size), kvBytes: 0, block: .mlp))
+                ops.append(matmul("mlp down", hiddenSize, size, tokens: t, layers: count).tagged(.mlp))
             case .moe:
-                if let moe { ops += moeOperators(moe, count: count, step: step, options: options, matmul: matmul) }
+                if let moe {
+                    ops += moeOperators(moe, count: count, step: step, options: options, matmul: matmul).map { $0.tagged(.moe) }
+                }
             }
         }
         ops.append(norm("final norm", width: h, layers: 1))
         let headTokens = step.phase == .prefill ? Double(step.sequences) : t
         ops.append(matmul("output head", vocabSize, hiddenSize, tokens: headTokens, layers: 1,
-                          bytes: Double(plain.bytes(rows: vocabSize, cols: hiddenSize))))
+                          bytes: Double(plain.bytes(rows: vocabSize, cols: hiddenSize))).tagged(.head))
         return ops
     }
 

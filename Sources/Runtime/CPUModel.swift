@@ -54,9 +54,26 @@ public final class CPUModel: @unchecked Sendable {
     /// Starts the tokens-per-expert count afresh.
     public func resetExpertLoad() { expertLoad = Array(repeating: 0, count: expertLoad.count) }
 
-    /// Wall-clock seconds spent in MoE blocks (router, experts, shared expert) since the model
-    /// was built: `bench` reports the MoE layers' own GFLOP/s from it. Two clock reads per block.
-    public private(set) var moeSeconds = 0.0
+    /// Wall-clock seconds spent in each part of the model since it was built, indexed like
+    /// `Operator.Block.allCases` (norms include the residual adds): `bench` sets them beside the
+    /// estimator's split. Two clock reads per part per layer.
+    public private(set) var blockSeconds = [Double](repeating: 0, count: Operator.Block.allCases.count)
+
+    public func seconds(in block: Operator.Block) -> Double {
+        blockSeconds[Operator.Block.allCases.firstIndex(of: block) ?? 0]
+    }
+
+    /// Runs `body`, adding its wall-clock time to `block`.
+    @inline(__always)
+    func timed<R>(_ block: Operator.Block, _ body: () throws -> R) rethrows -> R {
+        let clock = ContinuousClock(), started = clock.now
+        defer {
+            let elapsed = clock.now - started
+            blockSeconds[Operator.Block.allCases.firstIndex(of: block) ?? 0] +=
+                Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        }
+        return try body()
+    }
 
     /// A cache for one sequence with room for `tokens` tokens before it grows.
     public func newCache(reserve tokens: Int = 256) -> SequenceCache {
@@ -112,18 +129,26 @@ public final class CPUModel: @unchecked Sendable {
         guard rows > 0 else { return }
         let ws = workspace
         let x = ws.get(.x, rows * h), normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
-        weights.embedding.withUnsafeBufferPointer { e in
-            for r in 0..<rows { (x + r * h).update(from: e.baseAddress! + token(r) * h, count: h) }
+        timed(.embedding) {
+            weights.embedding.withUnsafeBufferPointer { e in
+                for r in 0..<rows { (x + r * h).update(from: e.baseAddress! + token(r) * h, count: h) }
+            }
         }
         if recordRouting { lastRouting = [:] }
         lastTouchedExperts = 0
         for (index, layer) in weights.layers.enumerated() {
-            rmsNormRows(x, layer.inputNorm, into: normed, rows: rows)
-            try attention(layer.attention, layer: index, input: normed, rows: rows, segments: segments, caches: &caches, into: delta)
-            Elementwise.add(x, delta, into: x, count: rows * h)
-            rmsNormRows(x, layer.postNorm, into: normed, rows: rows)
-            try feedForward(layer.feedForward, layer: index, input: normed, rows: rows, into: delta)
-            Elementwise.add(x, delta, into: x, count: rows * h)
+            timed(.norm) { rmsNormRows(x, layer.inputNorm, into: normed, rows: rows) }
+            try timed(.attention) {
+                try attention(layer.attention, layer: index, input: normed, rows: rows, segments: segments, caches: &caches, into: delta)
+            }
+            timed(.norm) {
+                Elementwise.add(x, delta, into: x, count: rows * h)
+                rmsNormRows(x, layer.postNorm, into: normed, rows: rows)
+            }
+            try timed(layer.feedForward.isMoE ? .moe : .mlp) {
+                try feedForward(layer.feedForward, layer: index, input: normed, rows: rows, into: delta)
+            }
+            timed(.norm) { Elementwise.add(x, delta, into: x, count: rows * h) }
         }
         for s in segments.indices { caches[s].advance(by: segments[s].count) }
 
@@ -133,9 +158,11 @@ public final class CPUModel: @unchecked Sendable {
             let r = allLogits ? i : segments[i].start + segments[i].count - 1
             (last + i * h).update(from: x + r * h, count: h)
         }
-        rmsNormRows(last, weights.finalNorm, into: lastNormed, rows: picked)
-        logits.withUnsafeMutableBufferPointer { out in
-            if let base = out.baseAddress { weights.head.apply(lastNormed, batch: picked, into: base) }
+        timed(.norm) { rmsNormRows(last, weights.finalNorm, into: lastNormed, rows: picked) }
+        timed(.head) {
+            logits.withUnsafeMutableBufferPointer { out in
+                if let base = out.baseAddress { weights.head.apply(lastNormed, batch: picked, into: base) }
+            }
         }
     }
 
@@ -365,11 +392,6 @@ public final class CPUModel: @unchecked Sendable {
             mlp(m, input, rows: rows, into: out)
         case let .moe(m):
             guard let moe = spec.moe else { return }
-            let clock = ContinuousClock(), started = clock.now
-            defer {
-                let elapsed = clock.now - started
-                moeSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-            }
             let ws = workspace
             let h = spec.hiddenSize, e = moe.routedExperts, k = moe.expertsPerToken
             let logits = ws.get(.routerLogits, rows * e)

@@ -125,6 +125,8 @@ struct MoEWeights {
 enum FeedForwardWeights {
     case dense(MLPWeights)
     case moe(MoEWeights)
+
+    var isMoE: Bool { if case .moe = self { true } else { false } }
 }
 
 struct LayerWeights {

@@ -10,10 +10,9 @@ public struct BenchResult: Sendable {
     public var decodeSeconds: Double
     /// FLOPs of the operator list of ModelSpec for the steps that ran.
     public var prefillFLOPs: Double
-    /// The prefill's MoE blocks alone: their FLOPs (router, top-k, routed and shared experts in
-    /// the operator list) and the seconds the model spent in them.
-    public var prefillMoEFLOPs: Double
-    public var prefillMoESeconds: Double
+    /// The prefill's FLOPs and measured seconds per part of the model (`Operator.Block`).
+    public var prefillBlockFLOPs: [Operator.Block: Double]
+    public var prefillBlockSeconds: [Operator.Block: Double]
     public var decodeFLOPs: Double
     /// Bytes the decode steps read: every weight a step touches (only the experts its tokens
     /// chose) plus the KV cache, as stored (Float32 cache).
@@ -27,7 +26,11 @@ public struct BenchResult: Sendable {
     public var decodeTokensPerSecond: Double { Double(batch * generatedTokens) / decodeSeconds }
     public var gflops: Double { (prefillFLOPs + decodeFLOPs) / (prefillSeconds + decodeSeconds) / 1e9 }
     public var prefillGFLOPs: Double { prefillFLOPs / prefillSeconds / 1e9 }
-    public var prefillMoEGFLOPs: Double? { prefillMoESeconds > 0 ? prefillMoEFLOPs / prefillMoESeconds / 1e9 : nil }
+    /// The MoE layers' own rate in prefill (router, top-k, routed and shared experts).
+    public var prefillMoEGFLOPs: Double? {
+        guard let seconds = prefillBlockSeconds[.moe], seconds > 0 else { return nil }
+        return (prefillBlockFLOPs[.moe] ?? 0) / seconds / 1e9
+    }
     public var decodeMemoryGBPerSecond: Double { decodeBytes / decodeSeconds / 1e9 }
 }
 
@@ -52,9 +55,10 @@ public enum RuntimeBench {
         model.resetExpertLoad()
         var caches = prompts.map { _ in model.newCache(reserve: promptTokens + generate) }
 
-        let moeBefore = model.moeSeconds
+        let before = model.blockSeconds
         let prefillSeconds = try Calibration.time { logits = try model.forward(prompts, caches: &caches) }
-        let prefillMoESeconds = model.moeSeconds - moeBefore
+        var prefillBlockSeconds: [Operator.Block: Double] = [:]
+        for (i, block) in Operator.Block.allCases.enumerated() { prefillBlockSeconds[block] = model.blockSeconds[i] - before[i] }
         let prefillOps = spec.operators(step: .prefill(sequences: batch, promptTokens: promptTokens),
                                         options: CostOptions(weights: model.format == .f32 ? .f32 : .bf16, kvCache: .f32))
         progress("prefill: \(batch) × \(promptTokens) tokens in \(String(format: "%.2f", prefillSeconds)) s")
@@ -81,17 +85,10 @@ public enum RuntimeBench {
         return BenchResult(batch: batch, promptTokens: promptTokens, generatedTokens: generate,
                            prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds,
                            prefillFLOPs: StepCost(prefillOps).flops,
-                           prefillMoEFLOPs: StepCost(prefillOps.filter(RuntimeBench.isMoE)).flops,
-                           prefillMoESeconds: prefillMoESeconds, decodeFLOPs: decodeFLOPs, decodeBytes: decodeBytes,
+                           prefillBlockFLOPs: Dictionary(grouping: prefillOps, by: \.block).mapValues { StepCost($0).flops },
+                           prefillBlockSeconds: prefillBlockSeconds, decodeFLOPs: decodeFLOPs, decodeBytes: decodeBytes,
                            expertLoad: model.expertLoad, weightBytes: model.weightBytes,
                            kvCacheBytes: caches.reduce(0) { $0 + $1.byteCount })
-    }
-}
-
-extension RuntimeBench {
-    /// The operators of an MoE block in ModelSpec's list (what `CPUModel.moeSeconds` times).
-    static func isMoE(_ op: Operator) -> Bool {
-        op.kind == .groupedMatmul || op.kind == .routing || op.name == "router" || op.name.hasPrefix("shared expert")
     }
 }
 

@@ -127,6 +127,10 @@ struct BenchCommand: ParsableCommand {
                 json["predicted_prefill_tokens_per_s"] = p.inputTokensPerSecondPerGPU
                 json["predicted_decode_tokens_per_s"] = p.outputTokensPerSecondPerGPU
             }
+            json["prefill_seconds_by_part"] = Dictionary(uniqueKeysWithValues: Operator.Block.allCases.map { block in
+                (block.rawValue, ["measured": result.prefillBlockSeconds[block] ?? 0,
+                                  "predicted": predicted?.prefillStep.blocks[block] ?? 0])
+            })
             try Output.printJSON(json)
             return
         }
@@ -142,6 +146,13 @@ struct BenchCommand: ParsableCommand {
             ["decode tokens/s", Output.rate(result.decodeTokensPerSecond), predicted.map { Output.rate($0.outputTokensPerSecondPerGPU) } ?? "—",
              predicted.map { Output.fixed(result.decodeTokensPerSecond / $0.outputTokensPerSecondPerGPU, 2) } ?? "—"],
         ])
+        print("")
+        Output.printColumns(header: ["prefill by part", "measured ms", "predicted ms", "GFLOP/s"], rows: Operator.Block.allCases.map { block in
+            let seconds = result.prefillBlockSeconds[block] ?? 0, flops = result.prefillBlockFLOPs[block] ?? 0
+            return [block.rawValue, Output.fixed(1000 * seconds, 1),
+                    predicted.map { Output.fixed(1000 * ($0.prefillStep.blocks[block] ?? 0), 1) } ?? "—",
+                    seconds > 0 && flops > 0 ? Output.fixed(flops / seconds / 1e9) : "—"]
+        })
         print("")
         Output.printTable([
             ("achieved", "\(Output.fixed(result.prefillGFLOPs)) GFLOP/s in prefill (host GEMM: \(Output.fixed((hostSpec.peakFlops["fp32"] ?? 0) / 1e9)))"),

@@ -105,6 +105,17 @@ func gpu(_ id: String) throws -> HardwareSpec {
     /// A dense model decoding one sequence reads every weight once per token: the memory-bound time
     /// ≈ weight bytes / achievable bandwidth (the KV of 1,000 tokens and activations add a few %);
     /// kernel launches come on top.
+    /// The time split by part of the model adds up to the step's compute and memory time.
+    @Test func partsOfAStepAddUp() throws {
+        let h200 = try gpu("h200-sxm")
+        let e = try Estimator.estimate(request("kimi-k2", h200, gpus: 16))
+        for step in [e.prefillStep, e.decodeStep] {
+            let parts = step.blocks.values.reduce(0, +)
+            #expect(abs(parts - (step.compute + step.memory)) <= 1e-9 * parts)
+            #expect(step.blocks[.moe] ?? 0 > 0 && step.blocks[.attention] ?? 0 > 0)
+        }
+    }
+
     @Test func denseDecodeAtBatchOneIsWeightBytesOverBandwidth() throws {
         let h200 = try gpu("h200-sxm")
         let m = try model("llama3.1-70b")

@@ -31,6 +31,23 @@ import Testing
         #expect(routed?.weightBytes == 2 * Double(s.bytesPerExpert(.bf16)))
     }
 
+    /// Every operator belongs to one part of the model, and the parts hold what the config says:
+    /// in the tiny Mixtral's decode step the MoE part is the router, top-k and the two routed
+    /// experts, attention its projections and core, the head the vocabulary projection.
+    @Test func operatorsAreTaggedWithTheirPart() throws {
+        let s = try spec(tiny)
+        let ops = s.operators(step: .decode(sequences: 1, context: 3))
+        func flops(_ block: Operator.Block) -> Double { ops.filter { $0.block == block }.reduce(0) { $0 + $1.totalFLOPs } }
+        let router: Double = 2 * 8 * 4, topK: Double = 4 * 4, experts: Double = 2 * 2 * 3 * 8 * 6 + 5 * 2 * 6
+        #expect(flops(.moe) == router + topK + experts)
+        let projections: Double = 2 * 8 * 16 + 2 * 8 * 8, core: Double = 4 * 2 * (4 * 4 + 5)
+        #expect(flops(.attention) == projections + core)
+        #expect(flops(.head) == 2 * 8 * 10)
+        #expect(flops(.mlp) == 0)
+        #expect(ops.filter { $0.block == .norm }.allSatisfy { $0.kind == .norm })
+        #expect(Operator.Block.allCases.reduce(0) { $0 + flops($1) } == StepCost(ops).flops)
+    }
+
     @Test func causalAndWindowedKeyCounts() {
         // Prefill of 4 tokens from scratch: 1 + 2 + 3 + 4 keys.
         #expect(ModelSpec.attendedKeys(span: .full, context: 0, newTokens: 4) == 10)

@@ -168,3 +168,4 @@ let benchmarks: @Sendable () -> Void = {
     elementwiseBenchmarks()
 }
 
+
