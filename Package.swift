@@ -38,7 +38,7 @@ let package = Package(
         ),
         .target(name: "CPUHints"),
         .target(name: "TensorCoreAVX512", dependencies: ["CPUHints"], swiftSettings: avx512Flags),
-        .target(name: "TensorCore", dependencies: ["COpenBLAS", "TensorCoreAVX512"], swiftSettings: simdFlags),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CPUHints", "TensorCoreAVX512"], swiftSettings: simdFlags),
         .target(name: "ConfigFile"),
         .target(name: "ModelSpec", dependencies: ["ConfigFile"]),
         .target(name: "Hardware", dependencies: ["ConfigFile"]),
