@@ -413,12 +413,15 @@ public final class CPUModel: @unchecked Sendable {
             let grouping = ws.grouping.value
             let size = moe.expertIntermediateSize, pairs = grouping.rowCount
             let packed = ws.get(.packed, pairs * h), gateUp = ws.get(.gateUp, pairs * 2 * size)
-            let activated = ws.get(.activated, pairs * size), expertOut = ws.get(.expertOut, pairs * h)
+            let activated = ws.get(.activated, pairs * size)
             out.update(repeating: 0, count: rows * h)
             GroupedMatmul.gather(input, width: h, grouping: grouping, into: packed)
             GroupedMatmul.multiply(packed, grouping: grouping, weights: m.expertsGateUp, into: gateUp)
             let swigluChunks = Parallel.chunks(rows: pairs, width: 2 * size)
             Parallel.run(chunks: swigluChunks, SwiGLURows(gateUp: gateUp, out: activated, rows: pairs, size: size, chunks: swigluChunks))
+            // The experts' output takes the packed rows' storage (Workspace.Slot.storage): taken
+            // only now, when the packed rows are no longer needed.
+            let expertOut = ws.get(.expertOut, pairs * h)
             GroupedMatmul.multiply(activated, grouping: grouping, weights: m.expertsDown, into: expertOut)
             GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, into: out)
             if let shared = m.shared {

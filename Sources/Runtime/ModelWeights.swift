@@ -50,6 +50,20 @@ public enum WeightSource: Sendable {
         }
     }
 
+    /// Writes rows `rows` of the matrix `name` of `shape` to `out`: the same values as those rows
+    /// of `fill`, so a large matrix can be loaded a block of rows at a time.
+    func fill(_ name: String, _ shape: [Int], rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+        let cols = shape.count == 2 ? shape[1] : 1
+        switch self {
+        case let .folder(f):
+            try f.read(name, shape: shape, rows: rows, into: out)
+        case let .random(seed):
+            var rng = SplitMix64(seed: seed ^ WeightSource.hash(name))
+            rng.skip(rows.lowerBound * cols)
+            for i in 0..<(rows.count * cols) { out[i] = rng.nextSigned() * 0.034_641 }
+        }
+    }
+
     /// FNV-1a of the name: a stable per-tensor seed.
     static func hash(_ name: String) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -252,22 +266,27 @@ struct ModelWeights {
 /// On a CPU with AVX-512 every matrix (the router aside) is repacked into panels (`PanelMatrix`):
 /// the experts' small products no longer pay OpenBLAS's per-call repacking, decode streams one
 /// panel at a time at full bandwidth, and the forward pass runs on TensorCore's threads alone.
-/// Each matrix is read into one row-major staging buffer, reused for every matrix, and packed
-/// from there, so the heap never sees a freed temporary per matrix (mixed with the panels' own
-/// allocations, those left holes that raised peak memory by a third). Elsewhere matrices stay
-/// row-major: f32 for OpenBLAS and the small-batch kernels, bf16 pair-interleaved.
+/// A matrix is read a block of rows at a time into one small staging buffer, reused for every
+/// matrix, and packed from there: no matrix ever exists in full in Float32 beside its packed form
+/// (a whole-matrix staging buffer, the size of the output head, added a third to the peak memory of
+/// small bf16 models). Elsewhere matrices stay row-major: f32 for OpenBLAS and the small-batch
+/// kernels, bf16 pair-interleaved.
 final class MatrixLoader {
     let source: WeightSource
     let format: CPUWeightFormat
     let panels: Bool
-    private var staging: [Float] = []
+    /// Floats of the staging buffer: 4 MiB, or one row when rows are longer.
+    static let stagingFloats = 1 << 20
+    private var staging: UnsafeMutableBufferPointer<Float>
 
     init(source: WeightSource, format: CPUWeightFormat, panels: Bool) {
         self.source = source
         self.format = format
         self.panels = panels
+        staging = .allocate(capacity: panels ? MatrixLoader.stagingFloats : 1)
     }
 
+    deinit { staging.deallocate() }
 
     var element: PanelMatrix.Element { format == .f32 ? .f32 : .bf16 }
 
@@ -275,16 +294,22 @@ final class MatrixLoader {
     func matrix(_ parts: [(String, [Int])]) throws -> WeightMatrix {
         guard panels else { return try format.matrix(source.stacked(parts)) }
         guard let cols = parts.first?.1.last else { throw RuntimeError.unsupported("nothing to stack") }
-        let rows = parts.reduce(0) { $0 + $1.1[0] }
-        if staging.count < rows * cols { staging = [Float](repeating: 0, count: rows * cols) }
-        return try staging.withUnsafeMutableBufferPointer { staged in
-            guard var out = staged.baseAddress else { throw RuntimeError.unsupported("empty matrix") }
-            for (name, shape) in parts {
-                try source.fill(name, shape, into: out)
-                out += shape[0] * shape[1]
-            }
-            return .panels(try PanelMatrix(rows: rows, cols: cols, element: element, rowMajor: UnsafeBufferPointer(staged)))
+        if staging.count < cols {
+            staging.deallocate()
+            staging = .allocate(capacity: cols)
         }
+        // Row r of the stack is row r − start of the part that holds it.
+        var starts: [Int] = [], start = 0
+        for (_, shape) in parts { starts.append(start); start += shape[0] }
+        let source = source
+        return .panels(try PanelMatrix(rows: start, cols: cols, element: element, staging: staging) { rows, out in
+            for (i, (name, shape)) in parts.enumerated() {
+                let low = max(rows.lowerBound, starts[i]), high = min(rows.upperBound, starts[i] + shape[0])
+                guard low < high else { continue }
+                try source.fill(name, shape, rows: (low - starts[i])..<(high - starts[i]),
+                                into: out + (low - rows.lowerBound) * cols)
+            }
+        })
     }
 
     /// A weight from a tensor already loaded (MLA's kv_b, which decode also reads row by row).

@@ -81,19 +81,28 @@ public struct SafeTensorsFile: Sendable {
     /// mapped file: no intermediate copy.
     func read(_ name: String, into out: UnsafeMutablePointer<Float>) throws {
         guard let entry = entries[name] else { throw RuntimeError.missingTensor(name: name, folder: path) }
-        let count = entry.shape.reduce(1, *)
+        try read(name, elements: 0..<entry.shape.reduce(1, *), into: out)
+    }
+
+    /// Writes elements `elements` (flat, row-major) of the tensor as Float32 to `out`.
+    func read(_ name: String, elements: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+        guard let entry = entries[name] else { throw RuntimeError.missingTensor(name: name, folder: path) }
+        guard elements.lowerBound >= 0, elements.upperBound <= entry.shape.reduce(1, *) else {
+            throw RuntimeError.corruptFile(file: path, reason: "read of \(name) past its end")
+        }
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = UnsafeRawBufferPointer(rebasing: raw[entry.range])
+            let first = elements.lowerBound
             switch entry.dtype {
             case "F32":
-                for i in 0..<count { out[i] = bytes.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+                for i in 0..<elements.count { out[i] = bytes.loadUnaligned(fromByteOffset: 4 * (first + i), as: Float.self) }
             case "BF16":
-                for i in 0..<count {
-                    out[i] = Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+                for i in 0..<elements.count {
+                    out[i] = Float(bitPattern: UInt32(bytes.loadUnaligned(fromByteOffset: 2 * (first + i), as: UInt16.self)) << 16)
                 }
             case "F16":
-                for i in 0..<count {
-                    out[i] = Float(Float16(bitPattern: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                for i in 0..<elements.count {
+                    out[i] = Float(Float16(bitPattern: bytes.loadUnaligned(fromByteOffset: 2 * (first + i), as: UInt16.self)))
                 }
             default:
                 throw RuntimeError.unsupportedDType(name: name, dtype: entry.dtype)
@@ -128,6 +137,12 @@ public struct SafeTensorsFolder: Sendable {
     /// Writes tensor `name`, checked against `shape`, as Float32 to `out`.
     func read(_ name: String, shape: [Int], into out: UnsafeMutablePointer<Float>) throws {
         try file(holding: name, shape: shape).read(name, into: out)
+    }
+
+    /// Writes rows `rows` of the matrix `name`, checked against `shape`, as Float32 to `out`.
+    func read(_ name: String, shape: [Int], rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+        let cols = shape.count == 2 ? shape[1] : 1
+        try file(holding: name, shape: shape).read(name, elements: (rows.lowerBound * cols)..<(rows.upperBound * cols), into: out)
     }
 
     private func file(holding name: String, shape: [Int]) throws -> SafeTensorsFile {

@@ -1,11 +1,29 @@
 /// The buffers of a forward pass, grown to the largest batch seen and then reused, so that a
 /// decode step allocates nothing once the first steps have sized them.
+///
+/// Attention's scratch is dead once its output projection has written `delta`, and the feed-forward
+/// block's is dead once it has written its output, so the big buffers of the two phases share
+/// storage (`Slot.storage`): in a 512-token prefill of DeepSeek-V3 ÷8 that is 44 MB instead of 87.
 final class Workspace {
     enum Slot: Int, CaseIterable {
         case x, normed, delta, qkv, context, scores, rope
         case down, qA, qANormed, q, latent, latentNormed, rotary, expanded, mlaScratch
         case routerLogits, routerScratch, routeWeights, packed, gateUp, activated, expertOut, shared, sharedGate
         case mlpGateUp, mlpActivated, lastRows, lastNormed
+
+        /// Which storage the slot uses; slots that share one are never live at the same time.
+        /// Attention: qkv or down, q, context, expanded. Feed-forward: packed rows and the experts'
+        /// output (packed is dead once gate/up has run), gate/up of the experts or of a dense or
+        /// shared MLP (the shared expert runs after the routed ones are scattered), activations.
+        var storage: Int {
+            switch self {
+            case .qkv, .down, .packed, .expertOut: Slot.qkv.rawValue
+            case .q: Slot.q.rawValue
+            case .context, .gateUp, .mlpGateUp: Slot.context.rawValue
+            case .expanded, .activated, .mlpActivated: Slot.expanded.rawValue
+            default: rawValue
+            }
+        }
     }
 
     private var floats: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)]
@@ -23,7 +41,7 @@ final class Workspace {
 
     /// At least `count` floats; the contents are whatever the last user left.
     func get(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
-        let i = slot.rawValue
+        let i = slot.storage
         if floats[i].capacity < count {
             floats[i].pointer.deallocate()
             floats[i] = (UnsafeMutablePointer<Float>.allocate(capacity: count), count)

@@ -31,54 +31,69 @@ public final class PanelMatrix: @unchecked Sendable {
 
     /// Repacks a rank-2 row-major tensor (rounding to bf16 for `.bf16`, to nearest even). Throws
     /// for another rank or on a CPU without AVX-512.
-    public init(_ tensor: Tensor, element: Element = .f32) throws {
+    public convenience init(_ tensor: Tensor, element: Element = .f32) throws {
         guard tensor.rank == 2 else {
             throw TensorError.invalidShape(shape: tensor.shape, reason: "a weight matrix needs rank 2")
         }
-        (rows, cols, self.element) = (tensor.shape[0], tensor.shape[1], element)
-        panelCount = (rows + PanelMatrix.width - 1) / PanelMatrix.width
-        storage = try tensor.withUnsafeBufferPointer {
-            try PanelMatrix.pack(rows: tensor.shape[0], cols: tensor.shape[1], element: element, $0)
-        }
+        let elements = tensor.elements
+        try self.init(rows: tensor.shape[0], cols: tensor.shape[1], element: element, rowMajor: elements)
     }
 
-    /// Repacks rows × cols row-major floats (the loader passes a staging buffer it reuses for
-    /// every matrix, so loading leaves no trail of freed temporaries in the heap). Throws when the
-    /// buffer is too short or the CPU has no AVX-512.
-    public init(rows: Int, cols: Int, element: Element = .f32, rowMajor source: UnsafeBufferPointer<Float>) throws {
-        (self.rows, self.cols, self.element) = (rows, cols, element)
-        panelCount = (rows + PanelMatrix.width - 1) / PanelMatrix.width
-        storage = try PanelMatrix.pack(rows: rows, cols: cols, element: element, source)
-    }
-
-    /// The panel layout of row-major `source`, in fresh 64-byte-aligned storage (every panel load
-    /// is one whole cache line).
-    private static func pack(rows: Int, cols: Int, element: Element,
-                             _ source: UnsafeBufferPointer<Float>) throws -> UnsafeMutableRawPointer {
-        guard isSupported else {
-            throw TensorError.invalidArgument(operation: "panel matrix", reason: "this CPU has no AVX-512")
-        }
-        guard rows >= 0, cols >= 0, source.count >= rows * cols else {
+    /// Repacks rows × cols row-major floats from an array.
+    public convenience init(rows: Int, cols: Int, element: Element = .f32, rowMajor source: [Float]) throws {
+        guard rows >= 0, cols >= 1, source.count >= rows * cols else {
             throw TensorError.elementCountMismatch(shape: [rows, cols], elementCount: source.count)
         }
-        let w = width, count = max(1, (rows + w - 1) / w * cols * w)
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: count * element.bytes, alignment: 64)
-        switch element {
-        case .f32:
-            let out = storage.initializeMemory(as: Float.self, repeating: 0, count: count)
-            for n in 0..<rows {
-                let panel = out + (n / w) * cols * w + n % w
-                for k in 0..<cols { panel[k * w] = source[n * cols + k] }
-            }
-        case .bf16:
-            let out = storage.initializeMemory(as: UInt16.self, repeating: 0, count: count)
-            for n in 0..<rows {
-                let j = n % w, slot = j < 16 ? 2 * j : 2 * (j - 16) + 1
-                let panel = out + (n / w) * cols * w + slot
-                for k in 0..<cols { panel[k * w] = BF16Matrix.round(source[n * cols + k]) }
+        let staging = UnsafeMutableBufferPointer<Float>.allocate(capacity: cols)
+        defer { staging.deallocate() }
+        try self.init(rows: rows, cols: cols, element: element, staging: staging) { block, out in
+            for (i, n) in block.enumerated() {
+                for k in 0..<cols { out[i * cols + k] = source[n * cols + k] }
             }
         }
-        return storage
+    }
+
+    /// Builds the matrix a block of rows at a time: `fill(rows, out)` writes those rows, row-major,
+    /// into `staging`, which is then packed. A loader passes one staging buffer for every matrix, so
+    /// a matrix never exists in full in Float32 beside its packed form. Throws when `staging` holds
+    /// less than one row, when the CPU has no AVX-512, and whatever `fill` throws.
+    public init(rows: Int, cols: Int, element: Element = .f32, staging: UnsafeMutableBufferPointer<Float>,
+                fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
+        guard PanelMatrix.isSupported else {
+            throw TensorError.invalidArgument(operation: "panel matrix", reason: "this CPU has no AVX-512")
+        }
+        guard rows >= 0, cols >= 1, let buffer = staging.baseAddress, staging.count >= cols else {
+            throw TensorError.invalidArgument(operation: "panel matrix",
+                                              reason: "\(rows) × \(cols) with a staging buffer of \(staging.count) floats")
+        }
+        (self.rows, self.cols, self.element) = (rows, cols, element)
+        let w = PanelMatrix.width
+        panelCount = (rows + w - 1) / w
+        let count = max(1, panelCount * cols * w)
+        // 64-byte alignment: every panel load is one whole cache line.
+        storage = UnsafeMutableRawPointer.allocate(byteCount: count * element.bytes, alignment: 64)
+        switch element {
+        case .f32: storage.initializeMemory(as: Float.self, repeating: 0, count: count)
+        case .bf16: storage.initializeMemory(as: UInt16.self, repeating: 0, count: count)
+        }
+        let blockRows = staging.count / cols
+        var first = 0
+        while first < rows {
+            let block = first..<min(rows, first + blockRows)
+            try fill(block, buffer)
+            for n in block {
+                let source = buffer + (n - first) * cols, j = n % w, base = (n / w) * cols * w
+                switch element {
+                case .f32:
+                    let panel = storage.assumingMemoryBound(to: Float.self) + base + j
+                    for k in 0..<cols { panel[k * w] = source[k] }
+                case .bf16:
+                    let panel = storage.assumingMemoryBound(to: UInt16.self) + base + (j < 16 ? 2 * j : 2 * (j - 16) + 1)
+                    for k in 0..<cols { panel[k * w] = BF16Matrix.round(source[k]) }
+                }
+            }
+            first = block.upperBound
+        }
     }
 
     deinit { storage.deallocate() }

@@ -13,6 +13,11 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    /// Advances past `count` outputs at once: the state is a counter, so this is one step.
+    public mutating func skip(_ count: Int) {
+        state &+= UInt64(truncatingIfNeeded: count) &* 0x9E37_79B9_7F4A_7C15
+    }
+
     /// Uniform in [-1, 1).
     public mutating func nextSigned() -> Float {
         Float(next() >> 40) / Float(1 << 23) - 1
