@@ -49,6 +49,7 @@ public final class CPUModel: @unchecked Sendable {
         rope = try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: layout)
         expertLoad = Array(repeating: 0, count: spec.moe?.routedExperts ?? 0)
         workspace = Workspace(experts: spec.moe?.routedExperts ?? 0)
+        prefillRows = max(64, weights.byteCount / 10 / Workspace.bytesPerRow(spec))
     }
 
     /// Starts the tokens-per-expert count afresh.
@@ -104,8 +105,51 @@ public final class CPUModel: @unchecked Sendable {
         try run(rows: tokens.count, token: { tokens[$0] }, caches: &caches, allLogits: false, into: &logits)
     }
 
+    /// Long prompts are prefilled in rounds of at most this many rows in total (each sequence's
+    /// next `prefillRows / sequences` tokens per round, attending to its cache of the rounds
+    /// before), so that the activation buffers stay the size of one round: at most a tenth of the
+    /// weights (`Workspace.bytesPerRow`), as a server caps the tokens it batches. Large models
+    /// prefill 512 tokens in one piece; DeepSeek-V3 ÷8 in bf16 (194 MB) goes in rounds of ~200,
+    /// which keeps its peak memory within 1.3 × the weights.
+    public let prefillRows: Int
+
     /// `forward` into an existing logits tensor.
     public func forward(_ tokens: [[Int]], caches: inout [SequenceCache], allLogits: Bool, into logits: inout Tensor) throws {
+        guard tokens.allSatisfy({ !$0.isEmpty }) else { throw RuntimeError.unsupported("every sequence needs at least one token") }
+        for row in tokens {
+            if let bad = row.first(where: { $0 < 0 || $0 >= spec.vocabSize }) {
+                throw RuntimeError.tokenOutOfRange(token: bad, vocabulary: spec.vocabSize)
+            }
+        }
+        let share = max(1, prefillRows / max(tokens.count, 1))
+        let total = tokens.reduce(0) { $0 + $1.count }, longest = tokens.map(\.count).max() ?? 0
+        guard !allLogits, total > prefillRows, longest > share else {
+            try forwardWhole(tokens, caches: &caches, allLogits: allLogits, into: &logits)
+            return
+        }
+        if logits.shape != [tokens.count, spec.vocabSize] { logits = try Tensor(zeros: [tokens.count, spec.vocabSize]) }
+        var roundLogits = try Tensor(zeros: [tokens.count, spec.vocabSize])
+        var offset = 0
+        while offset < longest {
+            let pieces = tokens.map { Array($0[min(offset, $0.count)..<min(offset + share, $0.count)]) }
+            try forwardWhole(pieces, caches: &caches, allLogits: false, into: &roundLogits)
+            // Sequences whose last token was in this round take their logits from it.
+            let vocab = spec.vocabSize
+            roundLogits.withUnsafeBufferPointer { source in
+                logits.withUnsafeMutableBufferPointer { target in
+                    guard let from = source.baseAddress, let to = target.baseAddress else { return }
+                    for s in tokens.indices where !pieces[s].isEmpty && offset + share >= tokens[s].count {
+                        (to + s * vocab).update(from: from + s * vocab, count: vocab)
+                    }
+                }
+            }
+            offset += share
+        }
+    }
+
+    /// One forward pass over all the tokens given (a sequence may have none: its cache and logits
+    /// row are left alone).
+    func forwardWhole(_ tokens: [[Int]], caches: inout [SequenceCache], allLogits: Bool, into logits: inout Tensor) throws {
         workspace.segments.removeAll(keepingCapacity: true)
         var start = 0
         for row in tokens { workspace.segments.append((start, row.count)); start += row.count }
@@ -155,8 +199,9 @@ public final class CPUModel: @unchecked Sendable {
         // Final norm and head on the rows whose logits are wanted.
         let last = ws.get(.lastRows, picked * h), lastNormed = ws.get(.lastNormed, picked * h)
         for i in 0..<picked {
-            let r = allLogits ? i : segments[i].start + segments[i].count - 1
-            (last + i * h).update(from: x + r * h, count: h)
+            // A sequence with no tokens in this pass has no last row: its logits row is unused.
+            let r = allLogits ? i : segments[i].start + max(segments[i].count, 1) - 1
+            (last + i * h).update(from: x + min(r, rows - 1) * h, count: h)
         }
         timed(.norm) { rmsNormRows(last, weights.finalNorm, into: lastNormed, rows: picked) }
         timed(.head) {

@@ -78,6 +78,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
         var caches = [model.newCache()]
         #expect(throws: RuntimeError.self) { try model.forward([[5, 128]], caches: &caches) }
         #expect(throws: RuntimeError.self) { try model.forward([[-1]], caches: &caches) }
+        #expect(throws: RuntimeError.self) { try model.forward([[]], caches: &caches) }
         #expect(throws: RuntimeError.self) { try SafeTensorsFolder(folder: "/no/such/folder") }
     }
 }
@@ -103,5 +104,33 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
             }
         }
         #expect(worst < 1e-3, "\(name): prefill and decode differ by \(worst)")
+    }
+
+    /// A long prompt prefilled in rounds (`prefillRows`, 64 rows for these tiny models) gives the
+    /// same last-token logits as the same prompt in one pass, for one sequence and for several of
+    /// different lengths (which finish in different rounds).
+    @Test(arguments: ["qwen3_moe", "deepseek_v3"])
+    func roundsEqualOnePass(name: String) throws {
+        let (model, _) = try loadFixture(name)
+        #expect(model.prefillRows == 64)
+        let v = model.spec.vocabSize
+        let prompts = [(0..<150).map { ($0 * 37 + 11) % v }, (0..<40).map { ($0 * 13 + 5) % v }, (0..<97).map { ($0 * 7 + 3) % v }]
+        for batch in [Array(prompts.prefix(1)), prompts] {
+            var rounds = batch.map { model.newCache(reserve: $0.count) }
+            let inRounds = try model.forward(batch, caches: &rounds)
+            var whole = batch.map { model.newCache(reserve: $0.count) }
+            let onePass = try model.forward(batch, caches: &whole, allLogits: true)
+            var worst: Float = 0, row = 0
+            inRounds.withUnsafeBufferPointer { r in
+                onePass.withUnsafeBufferPointer { o in
+                    for (s, prompt) in batch.enumerated() {
+                        row += prompt.count
+                        for j in 0..<v { worst = max(worst, abs(r[s * v + j] - o[(row - 1) * v + j])) }
+                    }
+                }
+            }
+            #expect(worst < 1e-3, "\(name), \(batch.count) sequences: rounds and one pass differ by \(worst)")
+            #expect(zip(rounds, whole).allSatisfy { $0.length == $1.length })
+        }
     }
 }
