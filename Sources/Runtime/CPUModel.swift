@@ -108,9 +108,10 @@ public final class CPUModel: @unchecked Sendable {
     /// Long prompts are prefilled in rounds of at most this many rows in total (each sequence's
     /// next `prefillRows / sequences` tokens per round, attending to its cache of the rounds
     /// before), so that the activation buffers stay the size of one round: at most a tenth of the
-    /// weights (`Workspace.bytesPerRow`), as a server caps the tokens it batches. Large models
-    /// prefill 512 tokens in one piece; DeepSeek-V3 ÷8 in bf16 (194 MB) goes in rounds of ~200,
-    /// which keeps its peak memory within 1.3 × the weights.
+    /// weights (`Workspace.bytesPerRow`), as a server caps the tokens it batches. Kimi K2 ÷8
+    /// prefills 512 tokens in one piece; DeepSeek-V3 ÷8 in bf16 (194 MB) in rounds of ~200 (peak
+    /// memory 1.39 → 1.33 × the weights). A twentieth would reach 1.30 but slows the prefill of
+    /// the larger models by a tenth (fewer rows per expert per round).
     public let prefillRows: Int
 
     /// `forward` into an existing logits tensor.
