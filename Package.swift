@@ -25,7 +25,7 @@ let package = Package(
         .library(name: "Hardware", targets: ["Hardware"]),
         .library(name: "Planner", targets: ["Planner"]),
         .library(name: "Estimator", targets: ["Estimator"]),
-        .library(name: "Runtime", targets: ["Runtime"]),
+        .library(name: "CPURuntime", targets: ["CPURuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,13 +42,13 @@ let package = Package(
         .target(name: "ConfigFile"),
         .target(name: "ModelSpec", dependencies: ["ConfigFile"]),
         .target(name: "Hardware", dependencies: ["ConfigFile"]),
-        .target(name: "Runtime", dependencies: ["TensorCore", "ModelSpec", "ConfigFile"], swiftSettings: simdFlags),
+        .target(name: "CPURuntime", dependencies: ["TensorCore", "ModelSpec", "ConfigFile"], swiftSettings: simdFlags),
         .target(name: "Planner", dependencies: ["ModelSpec", "Hardware"]),
         .target(name: "Estimator", dependencies: ["Planner", "ModelSpec", "Hardware", "ConfigFile"]),
         .executableTarget(
             name: "moesim",
             dependencies: [
-                "TensorCore", "ModelSpec", "Hardware", "Planner", "Estimator", "Runtime",
+                "TensorCore", "ModelSpec", "Hardware", "Planner", "Estimator", "CPURuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,9 +56,9 @@ let package = Package(
         .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec"], exclude: ["Fixtures"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ModelSpec", "TensorCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "CPURuntimeTests", dependencies: ["CPURuntime", "ModelSpec", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["moesim"]),
-        .testTarget(name: "CPUCheckTests", dependencies: ["Runtime", "Estimator", "Hardware", "ModelSpec", "TensorCore"]),
+        .testTarget(name: "CPUCheckTests", dependencies: ["CPURuntime", "Estimator", "Hardware", "ModelSpec", "TensorCore"]),
         .testTarget(name: "EstimatorTests", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
     ]
 )

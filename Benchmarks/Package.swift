@@ -30,7 +30,7 @@ let package = Package(
             name: "RuntimeBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
-                .product(name: "Runtime", package: moesimFolder),
+                .product(name: "CPURuntime", package: moesimFolder),
                 .product(name: "ModelSpec", package: moesimFolder),
                 .product(name: "TensorCore", package: moesimFolder),
             ],

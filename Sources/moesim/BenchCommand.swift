@@ -5,7 +5,7 @@ import Foundation
 import Hardware
 import ModelSpec
 import Planner
-import Runtime
+import CPURuntime
 import TensorCore
 
 /// A model for the CPU runtime: a HuggingFace folder with weights, or a preset scaled down with
@@ -170,7 +170,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Greedy generation from a HuggingFace model folder (config.json + *.safetensors).",
         discussion: """
         Examples:
-          moesim generate Tests/RuntimeTests/Fixtures/mixtral --tokens 3,17,42 --max-new 8
+          moesim generate Tests/CPURuntimeTests/Fixtures/mixtral --tokens 3,17,42 --max-new 8
           moesim generate ~/models/Qwen3-30B-A3B --tokens 151644,872 --max-new 16 --weights bf16 --json
         """
     )

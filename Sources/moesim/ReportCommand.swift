@@ -4,7 +4,7 @@ import Foundation
 import Hardware
 import ModelSpec
 import Planner
-import Runtime
+import CPURuntime
 import TensorCore
 
 struct ReportCommand: ParsableCommand {

@@ -85,7 +85,7 @@ func moesim(arguments: [String]) throws -> MoesimRun {
 
     /// generate reproduces transformers' greedy continuation of the Mixtral fixture.
     @Test func generateMatchesTheFixture() throws {
-        let folder = repository.appendingPathComponent("Tests/RuntimeTests/Fixtures/mixtral").path
+        let folder = repository.appendingPathComponent("Tests/CPURuntimeTests/Fixtures/mixtral").path
         let run = try moesim("generate", folder, "--tokens", "3,17,42,5,99,64,7,23,11,80", "--max-new", "8", "--json")
         #expect(run.json["tokens"] as? [Int] == [112, 98, 124, 112, 98, 97, 79, 5])
         #expect(run.json["prefill_tokens_per_s"] != nil && run.json["decode_tokens_per_s"] != nil)

@@ -2,7 +2,7 @@ import Estimator
 import Foundation
 import Hardware
 import ModelSpec
-import Runtime
+import CPURuntime
 import TensorCore
 import Testing
 

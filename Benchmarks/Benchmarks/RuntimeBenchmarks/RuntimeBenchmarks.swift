@@ -1,6 +1,6 @@
 import Benchmark
 import ModelSpec
-import Runtime
+import CPURuntime
 import TensorCore
 
 // The CPU runtime: one decode step and one 512-token prefill of Kimi K2 scaled down (÷8 widths,

@@ -2,7 +2,7 @@ import Foundation
 import ModelSpec
 import TensorCore
 import Testing
-@testable import Runtime
+@testable import CPURuntime
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 

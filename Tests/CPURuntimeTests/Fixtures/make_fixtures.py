@@ -6,7 +6,7 @@ experts each router selected per token per MoE layer, and the greedy continuatio
 
 Run once (CI only reads the results):
     python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install torch==2.13.0+cpu transformers safetensors
-    /tmp/fixvenv/bin/python Tests/RuntimeTests/Fixtures/make_fixtures.py
+    /tmp/fixvenv/bin/python Tests/CPURuntimeTests/Fixtures/make_fixtures.py
 """
 import json
 import os
