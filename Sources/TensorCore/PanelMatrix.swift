@@ -125,8 +125,8 @@ public final class PanelMatrix: @unchecked Sendable {
     /// y[m, n] = Σₖ x[m, k] · W[n, k] for m < batch; x is batch × cols, y batch × rows.
     ///
     /// Panels are split over the threads. Rows of x go in blocks small enough to stay in L2 while
-    /// every panel passes over them; inside a block, eight rows at a time use the 8 × 32 kernel and
-    /// the rest the one-row kernel. `parallel: false` keeps the work on the calling thread.
+    /// every panel passes over them; inside a block, eight rows at a time use the 8 × 32 kernel,
+    /// four of what is left the 4 × 32 kernel, and the rest the one-row kernel. `parallel: false` keeps the work on the calling thread.
     public func apply(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         guard batch > 0, rows > 0 else { return }
         let chunks = parallel ? min(Threading.count, panelCount, max(1, batch * rows * cols / PanelMatrix.parallelWork)) : 1
@@ -162,6 +162,14 @@ public final class PanelMatrix: @unchecked Sendable {
             panelKernel8x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
         case .bf16:
             panelKernel8x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
+        }
+    }
+
+    /// The four-row kernel for this element type.
+    func kernel4(_ x: UnsafePointer<Float>, _ panel: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
+        switch element {
+        case .f32: panelKernel4x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy)
+        case .bf16: panelKernel4x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy)
         }
     }
 
@@ -213,6 +221,16 @@ public final class PanelMatrix: @unchecked Sendable {
                         // call on the last eight rows is cheaper than three one-row calls; the
                         // rows it repeats get the same values again.
                         if end - r >= 3, r + 8 > end { r = end - 8 }
+                    }
+                    // Four to seven rows (decode batches): one 4-row call reads the panel once for four.
+                    if end - r >= 4 {
+                        if valid == w {
+                            kernel4(x + r * k, current, y + r * ldy + p * w, ldy)
+                        } else {
+                            kernel4(x + r * k, current, scratch, w)
+                            for i in 0..<4 { (y + (r + i) * ldy + p * w).update(from: scratch + i * w, count: valid) }
+                        }
+                        r += 4
                     }
                     while r < end {
                         if valid == w {

@@ -178,3 +178,50 @@ public func panelKernel1x32BF16(_ x: UnsafePointer<Float>, _ panel: UnsafePointe
     }
     store16(ea + oa, y); store16(eb + ob, y + 16)
 }
+
+/// Four rows against one panel (decode at batch 4–7): eight accumulators, each panel load feeds
+/// four rows, and the panel streams with the same software prefetch as the one-row kernel.
+@inline(never)
+public func panelKernel4x32(_ x: UnsafePointer<Float>, _ ldx: Int, _ panel: UnsafePointer<Float>, _ k: Int,
+                            _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
+    let x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
+    var c0a = Vector16(), c0b = Vector16(), c1a = Vector16(), c1b = Vector16()
+    var c2a = Vector16(), c2b = Vector16(), c3a = Vector16(), c3b = Vector16()
+    var b = panel
+    for i in 0..<k {
+        if i & 1 == 0 { moesim_prefetch(UnsafeRawPointer(b) + streamAhead); moesim_prefetch(UnsafeRawPointer(b) + streamAhead + 64) }
+        let ba = load16(b), bb = load16(b + 16)
+        var s = Vector16(repeating: x0[i]); c0a = c0a.addingProduct(s, ba); c0b = c0b.addingProduct(s, bb)
+        s = Vector16(repeating: x1[i]); c1a = c1a.addingProduct(s, ba); c1b = c1b.addingProduct(s, bb)
+        s = Vector16(repeating: x2[i]); c2a = c2a.addingProduct(s, ba); c2b = c2b.addingProduct(s, bb)
+        s = Vector16(repeating: x3[i]); c3a = c3a.addingProduct(s, ba); c3b = c3b.addingProduct(s, bb)
+        b += 32
+    }
+    store16(c0a, y); store16(c0b, y + 16)
+    store16(c1a, y + ldy); store16(c1b, y + ldy + 16)
+    store16(c2a, y + 2 * ldy); store16(c2b, y + 2 * ldy + 16)
+    store16(c3a, y + 3 * ldy); store16(c3b, y + 3 * ldy + 16)
+}
+
+/// `panelKernel4x32` on a bf16 panel.
+@inline(never)
+public func panelKernel4x32BF16(_ x: UnsafePointer<Float>, _ ldx: Int, _ panel: UnsafePointer<UInt16>, _ k: Int,
+                                _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
+    let x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
+    var c0a = Vector16(), c0b = Vector16(), c1a = Vector16(), c1b = Vector16()
+    var c2a = Vector16(), c2b = Vector16(), c3a = Vector16(), c3b = Vector16()
+    var b = panel
+    for i in 0..<k {
+        if i & 3 == 0 { moesim_prefetch(UnsafeRawPointer(b) + streamAhead); moesim_prefetch(UnsafeRawPointer(b) + streamAhead + 64) }
+        let (ba, bb) = loadBF16x32(b)
+        var s = Vector16(repeating: x0[i]); c0a = c0a.addingProduct(s, ba); c0b = c0b.addingProduct(s, bb)
+        s = Vector16(repeating: x1[i]); c1a = c1a.addingProduct(s, ba); c1b = c1b.addingProduct(s, bb)
+        s = Vector16(repeating: x2[i]); c2a = c2a.addingProduct(s, ba); c2b = c2b.addingProduct(s, bb)
+        s = Vector16(repeating: x3[i]); c3a = c3a.addingProduct(s, ba); c3b = c3b.addingProduct(s, bb)
+        b += 32
+    }
+    store16(c0a, y); store16(c0b, y + 16)
+    store16(c1a, y + ldy); store16(c1b, y + ldy + 16)
+    store16(c2a, y + 2 * ldy); store16(c2b, y + 2 * ldy + 16)
+    store16(c3a, y + 3 * ldy); store16(c3b, y + 3 * ldy + 16)
+}

@@ -5,11 +5,12 @@ import Testing
 /// AVX-512, where the runtime never builds a `PanelMatrix`.
 @Suite(.enabled(if: PanelMatrix.isSupported, "needs AVX-512"))
 struct PanelMatrixTests {
-    /// (batch, rows, cols): one row; rows below, at and above a 32-wide panel; batches that leave
-    /// 1, 2 and 3+ rows after the 8-row blocks (the last of which re-runs an 8-row block); odd
+    /// (batch, rows, cols): one row; rows below, at and above a 32-wide panel; 4–7 rows (the 4-row
+    /// kernel, then one-row calls); batches that leave 1, 2 and 3+ rows after the 8-row blocks (the
+    /// last of which re-runs an 8-row block); odd
     /// widths; cols = 2048, where x goes in 32-row blocks and the 50 rows take two passes.
-    @Test(arguments: [(1, 1, 1), (1, 37, 19), (3, 33, 17), (8, 32, 64), (9, 64, 9), (10, 40, 31),
-                      (13, 70, 100), (21, 96, 129), (50, 65, 2048)])
+    @Test(arguments: [(1, 1, 1), (1, 37, 19), (3, 33, 17), (4, 64, 100), (7, 70, 33), (8, 32, 64), (9, 64, 9),
+                      (10, 40, 31), (13, 70, 100), (21, 96, 129), (50, 65, 2048)])
     func productMatchesNaive(shape: (Int, Int, Int)) throws {
         let (batch, rows, cols) = shape
         let x = try randomTensor([batch, cols], seed: 21)
