@@ -353,37 +353,39 @@ public final class CPUModel: @unchecked Sendable {
         }
         let context = ws.get(.context, rows * heads * vDim)
         let scale = 1 / Float(qk).squareRoot()
-        let expandedWidth = heads * (nope + vDim)
+        let perHead = nope + vDim
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
             if seg.count <= SmallBatch.limit {
                 absorbedDecode(w, a, layer: layer, q: q, segment: seg, past: past, cache: caches[s], scale: scale, into: context)
                 continue
             }
-            // Expanded keys and values of every cached token: latent · kv_bᵀ.
-            let expanded = ws.get(.expanded, total * expandedWidth)
-            caches[s].keys[layer].withUnsafeBufferPointer { lp in
-                if let base = lp.baseAddress { w.kvUp.apply(base, batch: total, into: expanded) }
-            }
-            // Heads split over the threads as in grouped attention.
+            // Heads split over the threads as in grouped attention. Each head expands the cached
+            // latents through its own rows of kv_b (keys then values, nope + v wide) just before it
+            // attends: one head's expansion per thread is live at a time, not every head's.
             let threads = min(Threading.count, heads), block = min(seg.count, CPUModel.queryBlock) * total
-            let allScores = ws.get(.scores, threads * block)
-            caches[s].values[layer].withUnsafeBufferPointer { rk in
-                guard let rkp = rk.baseAddress else { return }
-                Parallel.forEach(chunks: threads) { chunk in
-                    let scores = allScores + chunk * block
-                    for hh in (heads * chunk / threads)..<(heads * (chunk + 1) / threads) {
-                        for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
-                            let qRow = q + (seg.start + b0) * heads * qk + hh * qk
-                            BLAS.gemm(m: m, n: visible, k: nope, a: qRow, lda: heads * qk, transposeA: false,
-                                      b: expanded + hh * (nope + vDim), ldb: expandedWidth, transposeB: true,
-                                      c: scores, ldc: visible, alpha: scale)
-                            BLAS.gemm(m: m, n: visible, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
-                                      b: rkp, ldb: ropeDim, transposeB: true, c: scores, ldc: visible, alpha: scale, beta: 1)
-                            maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: nil)
-                            BLAS.gemm(m: m, n: vDim, k: visible, a: scores, lda: visible, transposeA: false,
-                                      b: expanded + hh * (nope + vDim) + nope, ldb: expandedWidth, transposeB: false,
-                                      c: context + (seg.start + b0) * heads * vDim + hh * vDim, ldc: heads * vDim)
+            let allScores = ws.get(.scores, threads * block), allExpanded = ws.get(.expanded, threads * total * perHead)
+            caches[s].keys[layer].withUnsafeBufferPointer { lp in
+                caches[s].values[layer].withUnsafeBufferPointer { rk in
+                    w.kvUpRows.withUnsafeBufferPointer { kvb in
+                        guard let latents = lp.baseAddress, let rkp = rk.baseAddress, let kvbp = kvb.baseAddress else { return }
+                        Parallel.forEach(chunks: threads) { chunk in
+                            let scores = allScores + chunk * block, expanded = allExpanded + chunk * total * perHead
+                            for hh in (heads * chunk / threads)..<(heads * (chunk + 1) / threads) {
+                                BLAS.gemm(m: total, n: perHead, k: kvRank, a: latents, lda: kvRank, transposeA: false,
+                                          b: kvbp + hh * perHead * kvRank, ldb: kvRank, transposeB: true, c: expanded, ldc: perHead)
+                                for (b0, m, visible) in CPUModel.causalBlocks(queries: seg.count, past: past) {
+                                    let qRow = q + (seg.start + b0) * heads * qk + hh * qk
+                                    BLAS.gemm(m: m, n: visible, k: nope, a: qRow, lda: heads * qk, transposeA: false,
+                                              b: expanded, ldb: perHead, transposeB: true, c: scores, ldc: visible, alpha: scale)
+                                    BLAS.gemm(m: m, n: visible, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
+                                              b: rkp, ldb: ropeDim, transposeB: true, c: scores, ldc: visible, alpha: scale, beta: 1)
+                                    maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: nil)
+                                    BLAS.gemm(m: m, n: vDim, k: visible, a: scores, lda: visible, transposeA: false,
+                                              b: expanded + nope, ldb: perHead, transposeB: false,
+                                              c: context + (seg.start + b0) * heads * vDim + hh * vDim, ldc: heads * vDim)
+                                }
+                            }
                         }
                     }
                 }

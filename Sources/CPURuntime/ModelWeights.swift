@@ -99,8 +99,8 @@ struct MLAWeights {
     var qNorm: [Float]?
     var qUp: WeightMatrix
     var kvNorm: [Float]
-    var kvUp: WeightMatrix
-    /// kv_b in Float32 rows for the absorbed decode form, which reads it row by row per head.
+    /// kv_b in Float32 rows, kept in Float32 in every format: the absorbed decode form reads it row
+    /// by row per head, and prefill expands each head's keys and values through its rows.
     var kvUpRows: Tensor
     var output: WeightMatrix
 }
@@ -162,7 +162,7 @@ struct ModelWeights {
         for layer in layers {
             switch layer.attention {
             case let .grouped(a): total += a.qkv.byteCount + a.output.byteCount
-            case let .latent(a): total += a.down.byteCount + a.qUp.byteCount + a.kvUp.byteCount + a.output.byteCount
+            case let .latent(a): total += a.down.byteCount + a.qUp.byteCount + a.kvUpRows.count * 4 + a.output.byteCount
             }
             switch layer.feedForward {
             case let .dense(m): total += m.gateUp.byteCount + m.down.byteCount
@@ -220,7 +220,7 @@ struct ModelWeights {
                 attention = .latent(MLAWeights(
                     down: down, qNorm: qNorm, qUp: qUp,
                     kvNorm: try vector("\(p).self_attn.kv_a_layernorm.weight", a.kvLoraRank, norm: true),
-                    kvUp: try loader.matrix(kvUp), kvUpRows: kvUp,
+                    kvUpRows: kvUp,
                     output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim])])))
             }
             let feedForward: FeedForwardWeights
@@ -310,11 +310,5 @@ final class MatrixLoader {
                                 into: out + (low - rows.lowerBound) * cols)
             }
         })
-    }
-
-    /// A weight from a tensor already loaded (MLA's kv_b, which decode also reads row by row).
-    func matrix(_ tensor: Tensor) throws -> WeightMatrix {
-        guard panels else { return try format.matrix(tensor) }
-        return .panels(try PanelMatrix(tensor, element: element))
     }
 }

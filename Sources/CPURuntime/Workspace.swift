@@ -28,12 +28,13 @@ final class Workspace {
 
     /// Bytes of activation buffers per row of a forward pass (an estimate from the model's widths,
     /// following `Slot.storage`): the residual stream, norm and delta; the largest of the shared
-    /// attention / feed-forward buffers; the shared expert's output.
+    /// attention / feed-forward buffers; the shared expert's output. (MLA's per-head expansion
+    /// grows with the context, not the rows: one head per thread, small.)
     static func bytesPerRow(_ spec: ModelSpec) -> Int {
         let h = spec.hiddenSize, k = spec.moe?.expertsPerToken ?? 0, expert = spec.moe?.expertIntermediateSize ?? 0
         let dense = spec.layers.map { if case let .dense(size) = $0.feedForward { size } else { 0 } }.max() ?? 0
         let shared = spec.moe?.sharedIntermediateSize ?? 0
-        var input = 0, query = 0, context = 0, expanded = 0
+        var input = 0, query = 0, context = 0
         switch spec.attention {
         case let .grouped(a):
             input = (a.heads + 2 * a.kvHeads) * a.headDim
@@ -42,10 +43,9 @@ final class Workspace {
             input = (a.qLoraRank ?? 0) + a.kvLoraRank + a.qkRopeHeadDim
             query = a.heads * a.qkHeadDim
             context = a.heads * a.vHeadDim
-            expanded = a.heads * (a.qkNopeHeadDim + a.vHeadDim)
         }
         let floats = 4 * h + max(input, k * h) + query + max(context, 2 * k * expert, 2 * dense, 2 * shared)
-            + max(expanded, k * expert, dense, shared)
+            + max(k * expert, dense, shared)
         return 4 * max(floats, 1)
     }
 
