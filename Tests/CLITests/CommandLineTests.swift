@@ -91,6 +91,34 @@ func moesim(arguments: [String]) throws -> MoesimRun {
         #expect(run.json["prefill_tokens_per_s"] != nil && run.json["decode_tokens_per_s"] != nil)
     }
 
+    /// bench on the Mixtral fixture's real weights, priced on a small hand-written host spec: the
+    /// JSON keys, the prefill split by part, and the prediction present.
+    @Test func benchKeys() throws {
+        let host = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-test-host.json")
+        try #"""
+        {"schema": "moesim-hardware/1", "id": "host-cpu", "name": "test CPU", "kind": "cpu", "memory_bytes": 17179869184,
+         "memory_bandwidth": 2e10, "peak_flops": {"fp32": 1e11, "bf16": 1e11}, "scale_up_domain": 1,
+         "efficiency": {"matmul": 1, "memory": 1, "scale_up": 1, "scale_out": 1, "half_efficiency_rows": 22}}
+        """#.write(to: host, atomically: true, encoding: .utf8)
+        let folder = repository.appendingPathComponent("Tests/CPURuntimeTests/Fixtures/mixtral").path
+        let run = try moesim("bench", folder, "--batch", "2", "--prompt", "6", "--generate", "3", "--host", host.path, "--json")
+        for key in ["prefill_tokens_per_s", "decode_tokens_per_s", "prefill_gflops", "memory_gb_per_s", "expert_load",
+                    "predicted_prefill_tokens_per_s", "predicted_decode_tokens_per_s", "weight_bytes", "kv_cache_bytes"] {
+            #expect(run.json[key] != nil, "bench lacks \(key)")
+        }
+        let parts = run.json["prefill_seconds_by_part"] as? [String: [String: Double]] ?? [:]
+        #expect(Set(parts.keys) == ["embedding", "norm", "attention", "mlp", "moe", "head"])
+        #expect((parts["moe"]?["measured"] ?? 0) > 0 && (parts["moe"]?["predicted"] ?? 0) > 0)
+        // Conservation: every token of the timed run (2 × 6 prompt + 2 × 3 generated) goes to k
+        // experts in each MoE layer, counted once per expert.
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/config.json"))) as? [String: Any] ?? [:]
+        let experts = config["num_local_experts"] as? Int ?? -1, k = config["num_experts_per_tok"] as? Int ?? -1
+        let layers = config["num_hidden_layers"] as? Int ?? -1
+        let load = run.json["expert_load"] as? [Int] ?? []
+        #expect(load.count == experts)
+        #expect(load.reduce(0, +) == (2 * 6 + 2 * 3) * k * layers)
+    }
+
     @Test(arguments: [
         ["inspect", "no-such-model"], ["plan", "--gpus", "0"], ["plan", "--gpus", "12"], ["plan", "--layout", "tp=3"],
         ["estimate", "--weights", "fp5"], ["inspect", "kimi-k2", "--set", "n_routed_experts"], ["calibrate", "--bogus"],
