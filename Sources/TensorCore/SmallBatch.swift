@@ -24,17 +24,18 @@ public enum SmallBatch {
                                    weights: UnsafePointer<Float>, rows: Int, cols: Int,
                                    into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let chunks = parallel ? chunkCount(rows: rows, cols: cols) : 1
-        parallelFor(chunks: chunks, F32Rows(x: x, batch: batch, weights: weights, rows: rows, cols: cols, y: y, chunks: chunks))
+        parallelFor(chunks: chunks, Rows<F32Rows>(x: x, batch: batch, weights: weights, rows: rows, cols: cols, y: y, chunks: chunks))
     }
 
-    /// Rows `chunk` of `chunks` of an f32 small-batch product.
+    /// Rows `chunk` of `chunks` of a small-batch product with weights in `Format`: one batch row
+    /// against four weight rows at a time (GEMV), or one weight row against four batch rows.
     @usableFromInline
-    struct F32Rows: ChunkedWork {
-        @usableFromInline let x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<Float>, rows: Int, cols: Int
+    struct Rows<Format: RowFormat>: ChunkedWork {
+        @usableFromInline let x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<Format.Element>, rows: Int, cols: Int
         @usableFromInline let y: UnsafeMutablePointer<Float>, chunks: Int
 
         @inlinable
-        init(x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<Float>, rows: Int, cols: Int,
+        init(x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<Format.Element>, rows: Int, cols: Int,
              y: UnsafeMutablePointer<Float>, chunks: Int) {
             self.x = x; self.batch = batch; self.weights = weights; self.rows = rows; self.cols = cols
             self.y = y; self.chunks = chunks
@@ -46,7 +47,7 @@ public enum SmallBatch {
             var n = start
             if batch == 1 {
                 while n + 4 <= end {
-                    let d = dot4(weights + n * cols, cols, x, count: cols)
+                    let d = Format.dot4(weights + n * cols, cols, x, count: cols)
                     y[n] = d.0; y[n + 1] = d.1; y[n + 2] = d.2; y[n + 3] = d.3
                     n += 4
                 }
@@ -55,11 +56,11 @@ public enum SmallBatch {
                 let w = weights + n * cols
                 var m = 0
                 while m + 4 <= batch {
-                    let d = rowAgainst4(w, x + m * cols, cols, count: cols)
+                    let d = Format.rowAgainst4(w, x + m * cols, cols, count: cols)
                     y[m * rows + n] = d.0; y[(m + 1) * rows + n] = d.1; y[(m + 2) * rows + n] = d.2; y[(m + 3) * rows + n] = d.3
                     m += 4
                 }
-                while m < batch { y[m * rows + n] = Reduction.dot(w, x + m * cols, count: cols); m += 1 }
+                while m < batch { y[m * rows + n] = Format.dot(w, x + m * cols, count: cols); m += 1 }
                 n += 1
             }
         }
@@ -118,45 +119,7 @@ public enum SmallBatch {
                                     weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
                                     into y: UnsafeMutablePointer<Float>, parallel: Bool = true) {
         let chunks = parallel ? chunkCount(rows: rows, cols: cols) : 1
-        parallelFor(chunks: chunks, BF16Rows(x: x, batch: batch, weights: weights, rows: rows, cols: cols, y: y, chunks: chunks))
-    }
-
-    /// Rows `chunk` of `chunks` of a bf16 small-batch product.
-    @usableFromInline
-    struct BF16Rows: ChunkedWork {
-        @usableFromInline let x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int
-        @usableFromInline let y: UnsafeMutablePointer<Float>, chunks: Int
-
-        @inlinable
-        init(x: UnsafePointer<Float>, batch: Int, weights: UnsafePointer<UInt16>, rows: Int, cols: Int,
-             y: UnsafeMutablePointer<Float>, chunks: Int) {
-            self.x = x; self.batch = batch; self.weights = weights; self.rows = rows; self.cols = cols
-            self.y = y; self.chunks = chunks
-        }
-
-        @inlinable
-        func run(chunk: Int) {
-            let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
-            var n = start
-            if batch == 1 {
-                while n + 4 <= end {
-                    let d = dot4BF16(weights + n * cols, cols, x, count: cols)
-                    y[n] = d.0; y[n + 1] = d.1; y[n + 2] = d.2; y[n + 3] = d.3
-                    n += 4
-                }
-            }
-            while n < end {
-                let w = weights + n * cols
-                var m = 0
-                while m + 4 <= batch {
-                    let d = rowAgainst4BF16(w, x + m * cols, cols, count: cols)
-                    y[m * rows + n] = d.0; y[(m + 1) * rows + n] = d.1; y[(m + 2) * rows + n] = d.2; y[(m + 3) * rows + n] = d.3
-                    m += 4
-                }
-                while m < batch { y[m * rows + n] = dotBF16(w, x + m * cols, count: cols); m += 1 }
-                n += 1
-            }
-        }
+        parallelFor(chunks: chunks, Rows<BF16Rows>(x: x, batch: batch, weights: weights, rows: rows, cols: cols, y: y, chunks: chunks))
     }
 
     /// Four rows of W against one vector: four independent FMA chains over two registers each.
@@ -240,5 +203,52 @@ public enum SmallBatch {
         var total = ((s0 + s1) + (s2 + s3)).sum()
         while i < count { total += BF16Matrix.widen(w[i]) * x[i]; i += 1 }
         return total
+    }
+}
+
+/// The three kernels of `SmallBatch.Rows` for one weight format.
+@usableFromInline
+protocol RowFormat {
+    associatedtype Element
+    static func dot4(_ w: UnsafePointer<Element>, _ stride: Int, _ x: UnsafePointer<Float>, count: Int) -> (Float, Float, Float, Float)
+    static func rowAgainst4(_ w: UnsafePointer<Element>, _ x: UnsafePointer<Float>, _ stride: Int, count: Int) -> (Float, Float, Float, Float)
+    static func dot(_ w: UnsafePointer<Element>, _ x: UnsafePointer<Float>, count: Int) -> Float
+}
+
+/// Float32 rows.
+@usableFromInline
+enum F32Rows: RowFormat {
+    @inlinable @inline(__always)
+    static func dot4(_ w: UnsafePointer<Float>, _ stride: Int, _ x: UnsafePointer<Float>, count: Int) -> (Float, Float, Float, Float) {
+        SmallBatch.dot4(w, stride, x, count: count)
+    }
+
+    @inlinable @inline(__always)
+    static func rowAgainst4(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ stride: Int, count: Int) -> (Float, Float, Float, Float) {
+        SmallBatch.rowAgainst4(w, x, stride, count: count)
+    }
+
+    @inlinable @inline(__always)
+    static func dot(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) -> Float {
+        Reduction.dot(w, x, count: count)
+    }
+}
+
+/// Pair-interleaved bf16 rows (`BF16Matrix`).
+@usableFromInline
+enum BF16Rows: RowFormat {
+    @inlinable @inline(__always)
+    static func dot4(_ w: UnsafePointer<UInt16>, _ stride: Int, _ x: UnsafePointer<Float>, count: Int) -> (Float, Float, Float, Float) {
+        SmallBatch.dot4BF16(w, stride, x, count: count)
+    }
+
+    @inlinable @inline(__always)
+    static func rowAgainst4(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ stride: Int, count: Int) -> (Float, Float, Float, Float) {
+        SmallBatch.rowAgainst4BF16(w, x, stride, count: count)
+    }
+
+    @inlinable @inline(__always)
+    static func dot(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, count: Int) -> Float {
+        SmallBatch.dotBF16(w, x, count: count)
     }
 }
