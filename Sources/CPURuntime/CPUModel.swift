@@ -278,17 +278,14 @@ public final class CPUModel: @unchecked Sendable {
                 caches[s].values[layer].withUnsafeBufferPointer { values in
                     guard let kp = keys.baseAddress, let vp = values.baseAddress else { return }
                     if seg.count <= SmallBatch.limit {
-                        // Decode: a few queries against the cache, with TensorCore's dot and axpy rather
-                        // than BLAS calls (whose idle threads would then spin against ours).
-                        let scores = ws.get(.scores, total)
-                        for i in 0..<seg.count {
-                            for hh in 0..<a.heads {
-                                let kvh = hh / group
-                                decodeHead(query: qkv + (seg.start + i) * width + hh * hd, keys: kp + kvh * hd, values: vp + kvh * hd,
-                                           stride: kv, width: hd, valueWidth: hd, visible: past + i + 1, window: window,
-                                           scale: scale, scores: scores, into: context + (seg.start + i) * q + hh * hd)
-                            }
-                        }
+                        // Decode: a few queries against the cache with TensorCore's dot and axpy, the
+                        // (token, head) pairs split over the threads once the context is long enough.
+                        let pairs = seg.count * a.heads
+                        let chunks = pairs * total * hd >= 65_536 ? min(Threading.count, pairs) : 1
+                        Parallel.run(chunks: chunks, DecodeHeads(
+                            qkv: qkv, width: width, keys: kp, values: vp, stride: kv, headDim: hd, heads: a.heads, group: group,
+                            start: seg.start, past: past, window: window, scale: scale, scores: ws.get(.scores, chunks * total),
+                            scoresStride: total, context: context, contextWidth: q, pairs: pairs, chunks: chunks))
                         return
                     }
                     // Heads split over the threads, each with its own scores block; the GEMMs and
@@ -401,33 +398,19 @@ public final class CPUModel: @unchecked Sendable {
     func absorbedDecode(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, q: UnsafeMutablePointer<Float>,
                         segment seg: (start: Int, count: Int), past: Int, cache: SequenceCache, scale: Float,
                         into context: UnsafeMutablePointer<Float>) {
-        let heads = a.heads, qk = a.qkHeadDim, nope = a.qkNopeHeadDim, vDim = a.vHeadDim
-        let rank = a.kvLoraRank, ropeDim = a.qkRopeHeadDim, rowsPerHead = nope + vDim
-        let scratch = workspace.get(.mlaScratch, 2 * rank + past + seg.count)
-        let qLatent = scratch, oLatent = scratch + rank, scores = scratch + 2 * rank
+        let pairs = seg.count * a.heads
+        // (token, head) pairs split over the threads once the context makes them worth a region.
+        let chunks = pairs * (past + seg.count) * a.kvLoraRank >= 65_536 ? min(Threading.count, pairs) : 1
+        let stride = 2 * a.kvLoraRank + past + seg.count
+        let scratch = workspace.get(.mlaScratch, chunks * stride)
         w.kvUpRows.withUnsafeBufferPointer { wp in
             cache.keys[layer].withUnsafeBufferPointer { latents in
                 cache.values[layer].withUnsafeBufferPointer { rotary in
                     guard let wb = wp.baseAddress, let lb = latents.baseAddress, let rb = rotary.baseAddress else { return }
-                    for i in 0..<seg.count {
-                        let visible = past + i + 1
-                        for hh in 0..<heads {
-                            let query = q + (seg.start + i) * heads * qk + hh * qk
-                            let uk = wb + hh * rowsPerHead * rank
-                            qLatent.update(repeating: 0, count: rank)
-                            for r in 0..<nope { Elementwise.addScaled(uk + r * rank, by: query[r], into: qLatent, count: rank) }
-                            for j in 0..<visible {
-                                scores[j] = (Reduction.dot(qLatent, lb + j * rank, count: rank)
-                                    + Reduction.dot(query + nope, rb + j * ropeDim, count: ropeDim)) * scale
-                            }
-                            Reduction.softmax(scores, count: visible)
-                            oLatent.update(repeating: 0, count: rank)
-                            for j in 0..<visible { Elementwise.addScaled(lb + j * rank, by: scores[j], into: oLatent, count: rank) }
-                            let uv = uk + nope * rank
-                            let out = context + (seg.start + i) * heads * vDim + hh * vDim
-                            for r in 0..<vDim { out[r] = Reduction.dot(uv + r * rank, oLatent, count: rank) }
-                        }
-                    }
+                    Parallel.run(chunks: chunks, AbsorbedHeads(
+                        kvUp: wb, latents: lb, rotary: rb, q: q, context: context, scratch: scratch, scratchStride: stride,
+                        heads: a.heads, qk: a.qkHeadDim, nope: a.qkNopeHeadDim, vDim: a.vHeadDim, rank: a.kvLoraRank,
+                        ropeDim: a.qkRopeHeadDim, start: seg.start, past: past, scale: scale, pairs: pairs, chunks: chunks))
                 }
             }
         }
@@ -504,19 +487,6 @@ public final class CPUModel: @unchecked Sendable {
             let chunks = Parallel.chunks(rows: rows, width: width)
             Parallel.run(chunks: chunks, RMSNormRows(x: x, weight: w, out: out, rows: rows, width: width, epsilon: epsilon, chunks: chunks))
         }
-    }
-
-    /// One query head against `visible` cached positions (the last `window` of them when the layer
-    /// slides): scores, softmax, and the weighted sum of values into `out`.
-    func decodeHead(query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
-                    width: Int, valueWidth: Int, visible: Int, window: Int?, scale: Float,
-                    scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        let first = window.map { max(0, visible - $0) } ?? 0
-        let count = visible - first
-        for j in 0..<count { scores[j] = Reduction.dot(query, keys + (first + j) * stride, count: width) * scale }
-        Reduction.softmax(scores, count: count)
-        out.update(repeating: 0, count: valueWidth)
-        for j in 0..<count { Elementwise.addScaled(values + (first + j) * stride, by: scores[j], into: out, count: valueWidth) }
     }
 
     /// Queries attend in blocks of this many rows, each against only the keys it can see, so a

@@ -41,3 +41,65 @@ struct MaskedSoftmaxRows: ChunkedWork {
         }
     }
 }
+
+/// MLA's absorbed decode for (token, head) pairs `chunk` of `chunks`, each thread with its own
+/// scratch (q_lat, o_lat, scores): q_lat = W_UKᵀ q_nope, scores over the cached latents and rotary
+/// keys, softmax, o_lat = Σ p·latent, out = W_UV o_lat.
+struct AbsorbedHeads: ChunkedWork {
+    let kvUp: UnsafePointer<Float>, latents: UnsafePointer<Float>, rotary: UnsafePointer<Float>
+    let q: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>
+    let scratch: UnsafeMutablePointer<Float>, scratchStride: Int
+    let heads: Int, qk: Int, nope: Int, vDim: Int, rank: Int, ropeDim: Int
+    let start: Int, past: Int, scale: Float, pairs: Int, chunks: Int
+
+    func run(chunk: Int) {
+        let qLatent = scratch + chunk * scratchStride, oLatent = qLatent + rank, scores = qLatent + 2 * rank
+        let rowsPerHead = nope + vDim
+        for pair in (pairs * chunk / chunks)..<(pairs * (chunk + 1) / chunks) {
+            let i = pair / heads, hh = pair % heads
+            let visible = past + i + 1
+            let query = q + (start + i) * heads * qk + hh * qk
+            let uk = kvUp + hh * rowsPerHead * rank
+            qLatent.update(repeating: 0, count: rank)
+            for r in 0..<nope { Elementwise.addScaled(uk + r * rank, by: query[r], into: qLatent, count: rank) }
+            for j in 0..<visible {
+                scores[j] = (Reduction.dot(qLatent, latents + j * rank, count: rank)
+                    + Reduction.dot(query + nope, rotary + j * ropeDim, count: ropeDim)) * scale
+            }
+            Reduction.softmax(scores, count: visible)
+            oLatent.update(repeating: 0, count: rank)
+            for j in 0..<visible { Elementwise.addScaled(latents + j * rank, by: scores[j], into: oLatent, count: rank) }
+            let uv = uk + nope * rank
+            let out = context + (start + i) * heads * vDim + hh * vDim
+            for r in 0..<vDim { out[r] = Reduction.dot(uv + r * rank, oLatent, count: rank) }
+        }
+    }
+}
+
+/// Decode attention of grouped-query heads for (token, head) pairs `chunk` of `chunks`: each new
+/// token's query head against the cached keys it sees (the last `window` when the layer slides),
+/// softmax, and the weighted sum of values, with its own scores row per thread.
+struct DecodeHeads: ChunkedWork {
+    let qkv: UnsafeMutablePointer<Float>, width: Int
+    let keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int
+    let headDim: Int, heads: Int, group: Int, start: Int, past: Int, window: Int?, scale: Float
+    let scores: UnsafeMutablePointer<Float>, scoresStride: Int
+    let context: UnsafeMutablePointer<Float>, contextWidth: Int, pairs: Int, chunks: Int
+
+    func run(chunk: Int) {
+        let row = scores + chunk * scoresStride
+        for pair in (pairs * chunk / chunks)..<(pairs * (chunk + 1) / chunks) {
+            let i = pair / heads, hh = pair % heads, kvh = hh / group
+            let query = qkv + (start + i) * width + hh * headDim
+            let k = keys + kvh * headDim, v = values + kvh * headDim
+            let visible = past + i + 1
+            let first = window.map { max(0, visible - $0) } ?? 0
+            let count = visible - first
+            for j in 0..<count { row[j] = Reduction.dot(query, k + (first + j) * stride, count: headDim) * scale }
+            Reduction.softmax(row, count: count)
+            let out = context + (start + i) * contextWidth + hh * headDim
+            out.update(repeating: 0, count: headDim)
+            for j in 0..<count { Elementwise.addScaled(v + (first + j) * stride, by: row[j], into: out, count: headDim) }
+        }
+    }
+}
