@@ -149,7 +149,9 @@ struct BenchCommand: ParsableCommand {
              predicted.map { Output.fixed(result.decodeTokensPerSecond / $0.outputTokensPerSecondPerGPU, 2) } ?? "—"],
         ])
         print("")
-        Output.printColumns(header: ["prefill by part", "measured ms", "predicted ms", "GFLOP/s"], rows: Operator.Block.allCases.map { block in
+        // Parts the model has (a dense model has no MoE row).
+        let parts = Operator.Block.allCases.filter { (result.prefillBlockFLOPs[$0] ?? 0) > 0 || (result.prefillBlockSeconds[$0] ?? 0) > 0 }
+        Output.printColumns(header: ["prefill by part", "measured ms", "predicted ms", "GFLOP/s"], rows: parts.map { block in
             let seconds = result.prefillBlockSeconds[block] ?? 0, flops = result.prefillBlockFLOPs[block] ?? 0
             return [block.rawValue, Output.fixed(1000 * seconds, 1),
                     predicted.map { Output.fixed(1000 * ($0.prefillStep.blocks[block] ?? 0), 1) } ?? "—",
