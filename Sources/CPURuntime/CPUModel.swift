@@ -176,7 +176,8 @@ public final class CPUModel: @unchecked Sendable {
         let x = ws.get(.x, rows * h), normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
         timed(.embedding) {
             weights.embedding.withUnsafeBufferPointer { e in
-                for r in 0..<rows { (x + r * h).update(from: e.baseAddress! + token(r) * h, count: h) }
+                guard let table = e.baseAddress else { return }
+                for r in 0..<rows { (x + r * h).update(from: table + token(r) * h, count: h) }
             }
         }
         if recordRouting { lastRouting = [:] }
@@ -247,7 +248,10 @@ public final class CPUModel: @unchecked Sendable {
         let qkv = ws.get(.qkv, rows * width)
         w.qkv.apply(input, batch: rows, into: qkv)
         if let bias = w.qkvBias {
-            bias.withUnsafeBufferPointer { b in for r in 0..<rows { Elementwise.add(qkv + r * width, b.baseAddress!, into: qkv + r * width, count: width) } }
+            bias.withUnsafeBufferPointer { b in
+                guard let bp = b.baseAddress else { return }
+                for r in 0..<rows { Elementwise.add(qkv + r * width, bp, into: qkv + r * width, count: width) }
+            }
         }
         let epsilon = Float(spec.rmsNormEpsilon)
         for (s, seg) in segments.enumerated() {
@@ -255,10 +259,12 @@ public final class CPUModel: @unchecked Sendable {
                 let row = qkv + (seg.start + i) * width
                 if let qn = w.qNorm, let kn = w.kNorm {
                     qn.withUnsafeBufferPointer { wq in
-                        for hh in 0..<a.heads { Reduction.rmsNorm(row + hh * hd, weight: wq.baseAddress!, epsilon: epsilon, into: row + hh * hd, count: hd) }
+                        guard let weight = wq.baseAddress else { return }
+                        for hh in 0..<a.heads { Reduction.rmsNorm(row + hh * hd, weight: weight, epsilon: epsilon, into: row + hh * hd, count: hd) }
                     }
                     kn.withUnsafeBufferPointer { wk in
-                        for hh in 0..<a.kvHeads { Reduction.rmsNorm(row + q + hh * hd, weight: wk.baseAddress!, epsilon: epsilon, into: row + q + hh * hd, count: hd) }
+                        guard let weight = wk.baseAddress else { return }
+                        for hh in 0..<a.kvHeads { Reduction.rmsNorm(row + q + hh * hd, weight: weight, epsilon: epsilon, into: row + q + hh * hd, count: hd) }
                     }
                 }
                 let position = caches[s].length + i
