@@ -65,6 +65,8 @@ struct Calibrate: ParsableCommand {
                 "triad_bytes": result.triadBytes,
                 "cpu": HostInfo.cpuName,
                 "blas": Threading.blasConfiguration,
+                "panel_kernels": PanelMatrix.isSupported ? "avx512" : "none",
+                "half_efficiency_rows": GroupedMatmul.halfEfficiencyRows,
             ]
             if let save { object["saved"] = save }
             try Output.printJSON(object)
@@ -79,6 +81,9 @@ struct Calibrate: ParsableCommand {
             ("memory bandwidth (STREAM triad)", "\(Output.fixed(result.memoryBandwidth / 1e9)) GB/s"),
             ("read bandwidth (dot product)", "\(Output.fixed(result.readBandwidth / 1e9)) GB/s  (the figure --save records)"),
             ("threads", "\(result.threads)"),
+            ("runtime kernels", PanelMatrix.isSupported
+                ? "AVX-512 panels (small GEMMs reach half speed at \(Int(GroupedMatmul.halfEfficiencyRows)) rows)"
+                : "OpenBLAS and AVX2 (small GEMMs reach half speed at \(Int(GroupedMatmul.halfEfficiencyRows)) rows)"),
         ])
         if let save { print("  wrote \(save)") }
     }

@@ -142,7 +142,8 @@ struct ReportCommand: ParsableCommand {
         Output.printTable([
             ("GEMM 1024³", "\(Output.fixed(cpu.gemmFlops / 1e9)) GFLOP/s (raw OpenBLAS \(Output.fixed(cpu.blasGemmFlops / 1e9)))"),
             ("memory", "\(Output.fixed(cpu.memoryBandwidth / 1e9)) GB/s triad, \(Output.fixed(cpu.readBandwidth / 1e9)) GB/s reads (384 MiB)"),
-            ("threads", "\(cpu.threads), OpenBLAS \(BLASCore.name) kernels"),
+            ("threads", "\(cpu.threads), OpenBLAS \(BLASCore.name) kernels"
+                + (PanelMatrix.isSupported ? ", AVX-512 panel kernels for the model's matrices" : "")),
         ])
         do {
             let scaled = try spec.scaled(by: 8, layers: 4)
