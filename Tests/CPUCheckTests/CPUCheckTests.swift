@@ -45,6 +45,8 @@ let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingL
             let predicted = try CPUCheck.predict(spec, host: host, weights: .f32, batch: 1, prompt: 512, generate: 32)
             let prefill = run.prefillTokensPerSecond / predicted.inputTokensPerSecondPerGPU
             let decode = run.decodeTokensPerSecond / predicted.outputTokensPerSecondPerGPU
+            // In CI's log: how close this machine came, to watch for drift.
+            print("CPU check attempt \(attempt): measured/predicted prefill \(prefill), decode \(decode)")
             if abs(prefill - 1) <= 0.25 && abs(decode - 1) <= 0.25 { return }
             misses.append("attempt \(attempt): measured/predicted prefill \(prefill), decode \(decode) "
                 + "(GEMM \(c.gemmFlops / 1e9) GFLOP/s, reads \(c.readBandwidth / 1e9) GB/s)")
