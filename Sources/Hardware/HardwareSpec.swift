@@ -46,6 +46,9 @@ public struct HardwareSpec: Sendable, Equatable {
     public var efficiency: Efficiency
     /// Default rental price in USD per GPU-hour, if the file gives one.
     public var gpuHourPrice: Double?
+    /// For a CPU host from `moesim calibrate --save`: the threads it was measured with (`threads`,
+    /// optional), so that a run on another thread count can say its prediction does not apply.
+    public var threads: Int?
     /// Where each figure comes from, by field name.
     public var sources: [String: String]
 
@@ -105,6 +108,7 @@ public struct HardwareSpec: Sendable, Equatable {
         efficiency = Efficiency(matmul: try Self.fraction(e, "matmul"), memory: try Self.fraction(e, "memory"),
                                 scaleUp: try Self.fraction(e, "scale_up"), scaleOut: try Self.fraction(e, "scale_out"),
                                 halfEfficiencyRows: e.has("half_efficiency_rows") ? try e.requiredPositive("half_efficiency_rows") : nil)
+        threads = json.has("threads") ? try json.requiredInt("threads", atLeast: 1) : nil
         if json.has("gpu_hour_price") {
             gpuHourPrice = try json.requiredPositive("gpu_hour_price")
         } else {
@@ -150,6 +154,7 @@ public struct HardwareSpec: Sendable, Equatable {
             "sources": sources,
         ]
         if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
+        if let threads { object["threads"] = threads }
         if let rows = efficiency.halfEfficiencyRows, var e = object["efficiency"] as? [String: Any] {
             e["half_efficiency_rows"] = rows
             object["efficiency"] = e

@@ -13,7 +13,7 @@ extension HardwareSpec {
     public static func host(name: String, memoryBytes: Int, gemmFlops: Double, memoryBandwidth: Double,
                             threads: Int, halfEfficiencyRows: Double, measuredOn date: String) -> HardwareSpec {
         let source = "moesim calibrate on \(date), \(threads) threads"
-        return HardwareSpec(
+        var spec = HardwareSpec(
             id: "host-cpu", name: name, kind: .cpu, memoryBytes: memoryBytes,
             memoryBandwidth: memoryBandwidth, peakFlops: ["fp32": gemmFlops, "bf16": gemmFlops],
             scaleUpBandwidth: 0, scaleUpDomain: 1, scaleUpLatency: 0,
@@ -27,5 +27,7 @@ extension HardwareSpec {
                 "efficiency": "1: the figures are measured, not datasheet peaks; half_efficiency_rows from "
                     + "TensorCore's grouped-matmul benchmark for the kernels this CPU runs (docs/performance.md)",
             ])
+        spec.threads = threads
+        return spec
     }
 }

@@ -110,6 +110,10 @@ struct BenchCommand: ParsableCommand {
         }
         let result = try RuntimeBench.run(cpu, batch: batch, promptTokens: prompt, generate: generate, seed: runtime.seed,
                                           progress: progress)
+        if let measured = hostSpec.threads, measured != Threading.count {
+            progress("note: \(host ?? "the host spec") was measured with \(measured) threads and this run uses \(Threading.count); "
+                + "the prediction assumes \(measured)")
+        }
         let predicted = try? CPUCheck.predict(spec, host: hostSpec, weights: cpu.format == .f32 ? .f32 : .bf16,
                                               batch: batch, prompt: prompt, generate: generate)
         let load = result.expertLoad

@@ -39,6 +39,7 @@ let validGPU = #"""
         let read = try HardwareSpec(json: JSONObject(data: host.encoded(), source: "host.json"))
         #expect(read == host)
         #expect(read.kind == .cpu && read.peakFlops["bf16"] == 3e11 && read.efficiency.halfEfficiencyRows == 22)
+        #expect(read.threads == 2)
     }
 
     @Test(arguments: [
