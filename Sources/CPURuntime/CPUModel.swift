@@ -55,14 +55,10 @@ public final class CPUModel: @unchecked Sendable {
     /// Starts the tokens-per-expert count afresh.
     public func resetExpertLoad() { expertLoad = Array(repeating: 0, count: expertLoad.count) }
 
-    /// Wall-clock seconds spent in each part of the model since it was built, indexed like
-    /// `Operator.Block.allCases` (norms include the residual adds): `bench` sets them beside the
-    /// estimator's split. Two clock reads per part per layer.
-    public private(set) var blockSeconds = [Double](repeating: 0, count: Operator.Block.allCases.count)
-
-    public func seconds(in block: Operator.Block) -> Double {
-        blockSeconds[Operator.Block.allCases.firstIndex(of: block) ?? 0]
-    }
+    /// Wall-clock seconds spent in each part of the model since it was built (norms include the
+    /// residual adds): `bench` sets them beside the estimator's split. Every part has its entry
+    /// from the start, so adding to one never grows the dictionary. Two clock reads per part per layer.
+    public private(set) var blockSeconds = Dictionary(uniqueKeysWithValues: Operator.Block.allCases.map { ($0, 0.0) })
 
     /// Runs `body`, adding its wall-clock time to `block`.
     @inline(__always)
@@ -70,8 +66,7 @@ public final class CPUModel: @unchecked Sendable {
         let clock = ContinuousClock(), started = clock.now
         defer {
             let elapsed = clock.now - started
-            blockSeconds[Operator.Block.allCases.firstIndex(of: block) ?? 0] +=
-                Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            blockSeconds[block, default: 0] += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         }
         return try body()
     }
@@ -100,6 +95,7 @@ public final class CPUModel: @unchecked Sendable {
     /// One decode token for each sequence; the logits go into `logits` (reused when its shape fits).
     /// Allocates nothing once the workspace has grown to the batch.
     public func decode(_ tokens: [Int], caches: inout [SequenceCache], into logits: inout Tensor) throws {
+        try checkVocabulary(tokens)
         workspace.segments.removeAll(keepingCapacity: true)
         for s in 0..<tokens.count { workspace.segments.append((s, 1)) }
         try run(rows: tokens.count, token: { tokens[$0] }, caches: &caches, allLogits: false, into: &logits)
@@ -117,11 +113,8 @@ public final class CPUModel: @unchecked Sendable {
     /// `forward` into an existing logits tensor.
     public func forward(_ tokens: [[Int]], caches: inout [SequenceCache], allLogits: Bool, into logits: inout Tensor) throws {
         guard tokens.allSatisfy({ !$0.isEmpty }) else { throw RuntimeError.unsupported("every sequence needs at least one token") }
-        for row in tokens {
-            if let bad = row.first(where: { $0 < 0 || $0 >= spec.vocabSize }) {
-                throw RuntimeError.tokenOutOfRange(token: bad, vocabulary: spec.vocabSize)
-            }
-        }
+        // Every token checked before the first round touches a cache.
+        for row in tokens { try checkVocabulary(row) }
         let share = max(1, prefillRows / max(tokens.count, 1))
         let total = tokens.reduce(0) { $0 + $1.count }, longest = tokens.map(\.count).max() ?? 0
         guard !allLogits, total > prefillRows, longest > share else {
@@ -148,8 +141,15 @@ public final class CPUModel: @unchecked Sendable {
         }
     }
 
-    /// One forward pass over all the tokens given (a sequence may have none: its cache and logits
-    /// row are left alone).
+    /// Throws for a token id outside the vocabulary.
+    func checkVocabulary(_ tokens: [Int]) throws {
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= spec.vocabSize }) {
+            throw RuntimeError.tokenOutOfRange(token: bad, vocabulary: spec.vocabSize)
+        }
+    }
+
+    /// One forward pass over all the tokens given, already checked against the vocabulary (a
+    /// sequence may have none: its cache and logits row are left alone).
     func forwardWhole(_ tokens: [[Int]], caches: inout [SequenceCache], allLogits: Bool, into logits: inout Tensor) throws {
         workspace.segments.removeAll(keepingCapacity: true)
         var start = 0
@@ -160,13 +160,11 @@ public final class CPUModel: @unchecked Sendable {
         try run(rows: start, token: { flat[$0] }, caches: &caches, allLogits: allLogits, into: &logits)
     }
 
+    /// The layers over `rows` rows whose token ids (checked by the caller) `token` gives.
     func run(rows: Int, token: (Int) -> Int, caches: inout [SequenceCache], allLogits: Bool, into logits: inout Tensor) throws {
         let segments = workspace.segments
         guard segments.count == caches.count else {
             throw RuntimeError.unsupported("forward needs one cache per sequence (\(segments.count) sequences, \(caches.count) caches)")
-        }
-        for r in 0..<rows where token(r) < 0 || token(r) >= spec.vocabSize {
-            throw RuntimeError.tokenOutOfRange(token: token(r), vocabulary: spec.vocabSize)
         }
         let h = spec.hiddenSize
         let picked = allLogits ? rows : segments.count
@@ -287,7 +285,7 @@ public final class CPUModel: @unchecked Sendable {
                         // Decode: a few queries against the cache with TensorCore's dot and axpy, the
                         // (token, head) pairs split over the threads once the context is long enough.
                         let pairs = seg.count * a.heads
-                        let chunks = pairs * total * hd >= 65_536 ? min(Threading.count, pairs) : 1
+                        let chunks = pairs * total * hd >= CPUModel.decodeParallelWork ? min(Threading.count, pairs) : 1
                         Parallel.run(chunks: chunks, DecodeHeads(
                             qkv: qkv, width: width, keys: kp, values: vp, stride: kv, headDim: hd, heads: a.heads, group: group,
                             start: seg.start, past: past, window: window, scale: scale, scores: ws.get(.scores, chunks * total),
@@ -406,7 +404,7 @@ public final class CPUModel: @unchecked Sendable {
                         into context: UnsafeMutablePointer<Float>) {
         let pairs = seg.count * a.heads
         // (token, head) pairs split over the threads once the context makes them worth a region.
-        let chunks = pairs * (past + seg.count) * a.kvLoraRank >= 65_536 ? min(Threading.count, pairs) : 1
+        let chunks = pairs * (past + seg.count) * a.kvLoraRank >= CPUModel.decodeParallelWork ? min(Threading.count, pairs) : 1
         let stride = 2 * a.kvLoraRank + past + seg.count
         let scratch = workspace.get(.mlaScratch, chunks * stride)
         w.kvUpRows.withUnsafeBufferPointer { wp in
@@ -494,6 +492,10 @@ public final class CPUModel: @unchecked Sendable {
             Parallel.run(chunks: chunks, RMSNormRows(x: x, weight: w, out: out, rows: rows, width: width, epsilon: epsilon, chunks: chunks))
         }
     }
+
+    /// Decode attention runs its (token, head) pairs on several threads from this many
+    /// multiply-adds on: below it a parallel region's few microseconds cost more than they save.
+    static let decodeParallelWork = 65_536
 
     /// Queries attend in blocks of this many rows, each against only the keys it can see, so a
     /// prompt's causal attention does half the work of the full square.

@@ -83,6 +83,8 @@ public enum CPUWeightFormat: String, Sendable, CaseIterable {
         }
     }
 
+    /// The same format in the model spec's terms, for pricing a run with the estimator.
+    public var weightFormat: WeightFormat { self == .f32 ? .f32 : .bf16 }
 }
 
 struct GQAWeights {

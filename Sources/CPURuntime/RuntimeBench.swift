@@ -57,10 +57,9 @@ public enum RuntimeBench {
 
         let before = model.blockSeconds
         let prefillSeconds = try Calibration.time { logits = try model.forward(prompts, caches: &caches) }
-        var prefillBlockSeconds: [Operator.Block: Double] = [:]
-        for (i, block) in Operator.Block.allCases.enumerated() { prefillBlockSeconds[block] = model.blockSeconds[i] - before[i] }
+        let prefillBlockSeconds = model.blockSeconds.merging(before) { after, before in after - before }
         let prefillOps = spec.operators(step: .prefill(sequences: batch, promptTokens: promptTokens),
-                                        options: CostOptions(weights: model.format == .f32 ? .f32 : .bf16, kvCache: .f32))
+                                        options: CostOptions(weights: model.format.weightFormat, kvCache: .f32))
         progress("prefill: \(batch) × \(promptTokens) tokens in \(String(format: "%.2f", prefillSeconds)) s")
 
         // Decode: greedy, one token per sequence per step.

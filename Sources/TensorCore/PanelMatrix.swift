@@ -23,6 +23,15 @@ public final class PanelMatrix: @unchecked Sendable {
     public static let width = 32
     public static var isSupported: Bool { CPUFeatures.avx512 }
 
+    /// Where output row j (of 32) of a panel sits within each k step: j for Float32; for bf16,
+    /// the low half of word j (j < 16) or the high half of word j − 16.
+    static func slot(_ j: Int, _ element: Element) -> Int {
+        switch element {
+        case .f32: j
+        case .bf16: j < 16 ? 2 * j : 2 * (j - 16) + 1
+        }
+    }
+
     public let rows: Int
     public let cols: Int
     public let element: Element
@@ -83,12 +92,13 @@ public final class PanelMatrix: @unchecked Sendable {
             try fill(block, buffer)
             for n in block {
                 let source = buffer + (n - first) * cols, j = n % w, base = (n / w) * cols * w
+                let at = base + PanelMatrix.slot(j, element)
                 switch element {
                 case .f32:
-                    let panel = storage.assumingMemoryBound(to: Float.self) + base + j
+                    let panel = storage.assumingMemoryBound(to: Float.self) + at
                     for k in 0..<cols { panel[k * w] = source[k] }
                 case .bf16:
-                    let panel = storage.assumingMemoryBound(to: UInt16.self) + base + (j < 16 ? 2 * j : 2 * (j - 16) + 1)
+                    let panel = storage.assumingMemoryBound(to: UInt16.self) + at
                     for k in 0..<cols { panel[k * w] = BF16Matrix.round(source[k]) }
                 }
             }
@@ -107,14 +117,11 @@ public final class PanelMatrix: @unchecked Sendable {
         var t = try Tensor(zeros: [rows, cols])
         t.withUnsafeMutableBufferPointer { out in
             for n in 0..<rows {
-                let j = n % w, base = (n / w) * cols * w
+                let at = (n / w) * cols * w + PanelMatrix.slot(n % w, element)
                 for k in 0..<cols {
                     switch element {
-                    case .f32:
-                        out[n * cols + k] = storage.assumingMemoryBound(to: Float.self)[base + k * w + j]
-                    case .bf16:
-                        let slot = j < 16 ? 2 * j : 2 * (j - 16) + 1
-                        out[n * cols + k] = BF16Matrix.widen(storage.assumingMemoryBound(to: UInt16.self)[base + k * w + slot])
+                    case .f32: out[n * cols + k] = storage.assumingMemoryBound(to: Float.self)[at + k * w]
+                    case .bf16: out[n * cols + k] = BF16Matrix.widen(storage.assumingMemoryBound(to: UInt16.self)[at + k * w])
                     }
                 }
             }
@@ -204,18 +211,20 @@ public final class PanelMatrix: @unchecked Sendable {
                     let current = panel(p)
                     let next: UnsafeRawPointer? = p + 1 < range.upperBound ? current + panelBytes : following
                     let valid = min(w, rows - p * w)
+                    // `count` rows from r through `kernel(output, its row stride)`: straight into y,
+                    // or for a last panel narrower than 32 into the scratch tile, then its columns.
+                    func emit(_ r: Int, _ count: Int, _ kernel: (UnsafeMutablePointer<Float>, Int) -> Void) {
+                        if valid == w { return kernel(y + r * ldy + p * w, ldy) }
+                        kernel(scratch, w)
+                        for i in 0..<count { (y + (r + i) * ldy + p * w).update(from: scratch + i * w, count: valid) }
+                    }
                     var r = start, block = 0
                     while r + 8 <= end {
                         // This call's share of the next panel.
                         let lines = next == nil ? 0 : max(0, min(share, panelLines - block * share))
                         let ahead = (next ?? current) + 64 * block * share
                         block += 1
-                        if valid == w {
-                            kernel8(x + r * k, current, y + r * ldy + p * w, ldy, prefetch: ahead, lines: lines)
-                        } else {
-                            kernel8(x + r * k, current, scratch, w, prefetch: ahead, lines: lines)
-                            for i in 0..<8 { (y + (r + i) * ldy + p * w).update(from: scratch + i * w, count: valid) }
-                        }
+                        emit(r, 8) { kernel8(x + r * k, current, $0, $1, prefetch: ahead, lines: lines) }
                         r += 8
                         // Three or more rows left over (with eight before them): one more 8-row
                         // call on the last eight rows is cheaper than three one-row calls; the
@@ -224,21 +233,11 @@ public final class PanelMatrix: @unchecked Sendable {
                     }
                     // Four to seven rows (decode batches): one 4-row call reads the panel once for four.
                     if end - r >= 4 {
-                        if valid == w {
-                            kernel4(x + r * k, current, y + r * ldy + p * w, ldy)
-                        } else {
-                            kernel4(x + r * k, current, scratch, w)
-                            for i in 0..<4 { (y + (r + i) * ldy + p * w).update(from: scratch + i * w, count: valid) }
-                        }
+                        emit(r, 4) { kernel4(x + r * k, current, $0, $1) }
                         r += 4
                     }
                     while r < end {
-                        if valid == w {
-                            kernel1(x + r * k, current, y + r * ldy + p * w)
-                        } else {
-                            kernel1(x + r * k, current, scratch)
-                            (y + r * ldy + p * w).update(from: scratch, count: valid)
-                        }
+                        emit(r, 1) { output, _ in kernel1(x + r * k, current, output) }
                         r += 1
                     }
                 }

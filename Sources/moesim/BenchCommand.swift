@@ -8,6 +8,9 @@ import Planner
 import CPURuntime
 import TensorCore
 
+/// `--weights f32|bf16`: ArgumentParser checks the value and lists the choices.
+extension CPUWeightFormat: ExpressibleByArgument {}
+
 /// A model for the CPU runtime: a HuggingFace folder with weights, or a preset scaled down with
 /// seeded random weights.
 struct RuntimeModelOptions: ParsableArguments {
@@ -18,15 +21,12 @@ struct RuntimeModelOptions: ParsableArguments {
     var layers: Int?
 
     @Option(help: "CPU weight format: f32 or bf16.")
-    var weights = "f32"
+    var weights: CPUWeightFormat = .f32
 
     @Option(help: "Seed of the random weights and prompts.")
     var seed: UInt64 = 1
 
-    var format: CPUWeightFormat { CPUWeightFormat(rawValue: weights) ?? .f32 }
-
     func validate() throws {
-        guard CPUWeightFormat(rawValue: weights) != nil else { throw ValidationError("--weights must be f32 or bf16, got '\(weights)'") }
         if let scale, scale < 1 { throw ValidationError("--scale must be at least 1, got \(scale)") }
         if let layers, layers < 1 { throw ValidationError("--layers must be at least 1, got \(layers)") }
     }
@@ -41,10 +41,10 @@ struct RuntimeModelOptions: ParsableArguments {
                 throw ValidationError("--scale and --layers apply to random weights; \(reference) has its own weights")
             }
             let spec = try overrides.load(reference)
-            return try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: reference)), format: format)
+            return try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: reference)), format: weights)
         }
         let spec = try overrides.load(reference).scaled(by: scale ?? 8, layers: layers ?? 4)
-        return try CPUModel(spec: spec, source: .random(seed: seed), format: format)
+        return try CPUModel(spec: spec, source: .random(seed: seed), format: weights)
     }
 }
 
@@ -114,7 +114,7 @@ struct BenchCommand: ParsableCommand {
             progress("note: \(host ?? "the host spec") was measured with \(measured) threads and this run uses \(Threading.count); "
                 + "the prediction assumes \(measured)")
         }
-        let predicted = try? CPUCheck.predict(spec, host: hostSpec, weights: cpu.format == .f32 ? .f32 : .bf16,
+        let predicted = try? CPUCheck.predict(spec, host: hostSpec, weights: cpu.format.weightFormat,
                                               batch: batch, prompt: prompt, generate: generate)
         let load = result.expertLoad
         let mean = load.isEmpty ? 0 : Double(load.reduce(0, +)) / Double(load.count)
@@ -193,7 +193,7 @@ struct GenerateCommand: ParsableCommand {
     var maxNew = 16
 
     @Option(help: "CPU weight format: f32 or bf16.")
-    var weights = "f32"
+    var weights: CPUWeightFormat = .f32
 
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var output: OutputOptions
@@ -201,14 +201,13 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try threadOptions.apply()
         guard maxNew >= 1 else { throw ValidationError("--max-new must be at least 1") }
-        guard let format = CPUWeightFormat(rawValue: weights) else { throw ValidationError("--weights must be f32 or bf16") }
         let prompt = try tokens.split(separator: ",").map { text -> Int in
             guard let id = Int(text.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--tokens: '\(text)' is not an integer") }
             return id
         }
         guard !prompt.isEmpty else { throw ValidationError("--tokens needs at least one token id") }
         let spec = try ModelCatalog.load(folder)
-        let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder)), format: format)
+        let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder)), format: weights)
         var caches = [model.newCache(reserve: prompt.count + maxNew)]
         var logits = try Tensor(zeros: [0, 0])
         let prefill = try Calibration.time { logits = try model.forward([prompt], caches: &caches) }
