@@ -105,9 +105,10 @@ public final class CPUModel: @unchecked Sendable {
     /// next `prefillRows / sequences` tokens per round, attending to its cache of the rounds
     /// before), so that the activation buffers stay the size of one round: at most a tenth of the
     /// weights (`Workspace.bytesPerRow`), as a server caps the tokens it batches. Kimi K2 ÷8
-    /// prefills 512 tokens in one piece; DeepSeek-V3 ÷8 in bf16 (194 MB) in rounds of ~200 (peak
-    /// memory 1.39 → 1.33 × the weights). A twentieth would reach 1.30 but slows the prefill of
-    /// the larger models by a tenth (fewer rows per expert per round).
+    /// prefills 512 tokens in one piece, DeepSeek-V3 ÷8 in bf16 (196 MB) in rounds of ~200, which
+    /// keeps its peak memory within 1.3 × the weights. Smaller rounds cost the larger models
+    /// prefill speed (fewer rows per expert per round; a twentieth of the weights: −10%). A pass
+    /// that wants every row's logits (`allLogits`, the parity tests) runs in one piece.
     public let prefillRows: Int
 
     /// `forward` into an existing logits tensor.
