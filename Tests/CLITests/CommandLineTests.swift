@@ -91,6 +91,19 @@ func moesim(arguments: [String]) throws -> MoesimRun {
         #expect(run.json["prefill_tokens_per_s"] != nil && run.json["decode_tokens_per_s"] != nil)
     }
 
+    /// calibrate's keys (the four), and the runtime kernels it reports against the CPU's
+    /// own flags in /proc/cpuinfo: AVX-512 panels with their 22-row curve, else OpenBLAS with 44.
+    @Test func calibrateKeys() throws {
+        let json = try moesim("calibrate", "--size", "64", "--memory-mib", "16", "--json").json
+        for key in ["gemm_gflops", "blas_gemm_gflops", "memory_gb_per_s", "threads"] {
+            #expect(json[key] != nil, "calibrate lacks \(key)")
+        }
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let avx512 = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").contains("avx512f") ?? false
+        #expect(json["panel_kernels"] as? String == (avx512 ? "avx512" : "none"))
+        #expect(json["half_efficiency_rows"] as? Double == (avx512 ? 22 : 44))
+    }
+
     /// bench on the Mixtral fixture's real weights, priced on a small hand-written host spec: the
     /// JSON keys, the prefill split by part, and the prediction present.
     @Test func benchKeys() throws {
