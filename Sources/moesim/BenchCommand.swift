@@ -87,10 +87,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Hardware spec of this host (moesim calibrate --save); default: measure now.")
     var host: String?
 
+    @Option(help: ArgumentHelp("Exit non-zero when measured / predicted prefill or decode tokens/s is off by more than this fraction (e.g. 0.25).",
+                               valueName: "tolerance"))
+    var check: Double?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard batch >= 1, prompt >= 1, generate >= 1 else { throw ValidationError("--batch, --prompt and --generate must be at least 1") }
+        if let check, !(check > 0 && check.isFinite) { throw ValidationError("--check must be a positive fraction, got \(check)") }
     }
 
     func run() throws {
@@ -138,6 +143,7 @@ struct BenchCommand: ParsableCommand {
                                   "predicted": predicted?.prefillStep.blocks[block] ?? 0])
             })
             try Output.printJSON(json)
+            try enforceCheck(result, predicted: predicted)
             return
         }
         print("\(spec.id): \(Output.count(spec.parameterCounts.total)) parameters (\(Output.count(spec.parameterCounts.active)) active), "
@@ -169,6 +175,19 @@ struct BenchCommand: ParsableCommand {
             ("expert load", load.isEmpty ? "dense model" : "max \(load.max() ?? 0) / mean \(Output.fixed(mean, 1)) tokens per expert "
                 + "(\(Output.fixed(Double(load.max() ?? 0) / max(mean, 1e-9), 2)) × mean)"),
         ])
+        try enforceCheck(result, predicted: predicted)
+    }
+
+    /// `--check`: the estimator's CPU prediction against this run (what `make check-cpu` runs).
+    /// A timing comparison, so it lives here and not in the test command: it depends on the machine.
+    func enforceCheck(_ result: BenchResult, predicted: Estimate?) throws {
+        guard let check else { return }
+        guard let predicted else { throw ValidationError("--check: the estimator could not price this model on this host") }
+        let prefill = result.prefillTokensPerSecond / predicted.inputTokensPerSecondPerGPU
+        let decode = result.decodeTokensPerSecond / predicted.outputTokensPerSecondPerGPU
+        let line = "measured / predicted: prefill \(Output.fixed(prefill, 2)), decode \(Output.fixed(decode, 2)) (tolerance ±\(Output.fixed(check, 2)))"
+        guard abs(prefill - 1) <= check, abs(decode - 1) <= check else { throw ValidationError("CPU check failed: " + line) }
+        if !output.json { print("CPU check passed: " + line) }
     }
 }
 
