@@ -30,6 +30,23 @@ public enum Efficiency {
     /// peak: FlashMLA's 660 TFLOP/s on H800 is 0.67 of 989, against cuBLAS's 0.75–0.8.
     public static let attentionToMatmul = 0.8
 
+    /// Share of peak memory bandwidth at which GPU GEMM kernels stream their weights at decode
+    /// shapes (few rows, memory-bound): DeepGEMM's published decode-shape FP8 GEMMs on H800
+    /// (3.35 TB/s) reach 1,688–2,455 GB/s, a median of 0.64 of peak (README table, M = 64 rows,
+    /// N × K from DeepSeek-V3's projections); a device copy reaches about 0.85-0.9. Grouped
+    /// expert GEMMs stream expert slices of the same sizes. Applied to the weight bytes of matmul
+    /// and grouped-matmul operators on GPUs, capped by the hardware file's own memory factor.
+    /// The CPU's kernels are measured by `moesim calibrate` instead.
+    public static let gpuWeightStreaming = 0.64
+
+    /// Latency of one small all-reduce over `gpus` GPUs of one scale-up domain: NCCL's own
+    /// latency model for its low-latency ring protocol, a base of 6.6 µs plus 0.6 µs per hop over
+    /// the 2(n − 1) hops of a ring (NCCL src/graph/tuning.cc constants, as quoted in NCCL issue
+    /// #1334): about 15 µs on 8 GPUs, where one link's latency (3 µs) undercounts it.
+    public static func allReduceLatency(gpus: Int) -> Double {
+        6.6e-6 + 0.6e-6 * Double(2 * max(gpus - 1, 0))
+    }
+
     /// Fixed cost per kernel: launch and tail of a GPU kernel under CUDA graphs (a few µs); on the
     /// CPU, a parallel region of TensorCore.
     public static func kernelOverhead(_ hardware: HardwareSpec) -> Double {

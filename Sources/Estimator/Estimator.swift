@@ -120,6 +120,15 @@ public enum Estimator {
     /// Prices the request on one layout.
     public static func estimate(_ request: EstimateRequest, layout: Layout) throws -> Estimate {
         let prepared = try prepare(request, layout: layout)
+        guard prepared.largestBatch >= 1 else {
+            throw EstimateError.noLayout("\(layout) holds \(prepared.plan.maxConcurrentSequences) sequences of "
+                + "\(request.inputTokens + request.outputTokens) tokens on \(request.cluster.gpuCount) GPUs: fewer than one per GPU")
+        }
+        if let batch = request.decodeBatchPerGPU, batch > prepared.largestFit {
+            throw EstimateError.invalid("a decode batch of \(batch) per GPU does not fit \(layout) at "
+                + "\(request.inputTokens + request.outputTokens) tokens of context: the largest that fits is \(prepared.largestFit) "
+                + "(KV cache, activations, weights and the reserve)")
+        }
         return finish(prepared, batch: request.decodeBatchPerGPU ?? prepared.largestBatch)
     }
 
@@ -134,8 +143,10 @@ public enum Estimator {
         var inputRate: Double
         var ttft: Double
         var chunk: Int
-        /// The largest decode batch per GPU that fits, at most `maxBatchPerGPU`.
+        /// The largest decode batch per GPU that fits, at most `maxBatchPerGPU` (0: not one).
         var largestBatch: Int
+        /// The largest decode batch per GPU that fits in memory.
+        var largestFit: Int
     }
 
     static func prepare(_ request: EstimateRequest, layout: Layout) throws -> Prepared {
@@ -147,7 +158,9 @@ public enum Estimator {
         let options = PlanOptions(layout: layout, expertLoad: request.expertSkew > 0 ? .zipf(request.expertSkew) : .uniform,
                                   redundantExperts: redundant)
         let plan = try Planner.evaluate(model, cluster: cluster, workload: workload, layout: layout, options: options)
-        let fitting = max(1, plan.maxConcurrentSequences / cluster.gpuCount)
+        // "Per GPU": sequences of the whole deployment over its GPUs. Under tensor-parallel
+        // attention a batch of B per GPU is B × tp sequences shared by the tp GPUs of a group.
+        let fitting = plan.fits ? plan.maxConcurrentSequences / cluster.gpuCount : 0
         let imbalance = plan.placement?.imbalance ?? 1
         let localExperts = plan.placement?.experts.map(\.count).max() ?? 0
         let overlap = request.features.contains(.twoBatchOverlap)
@@ -172,7 +185,7 @@ public enum Estimator {
                                                 localExperts: localExperts, overlap: overlap).total
         return Prepared(request: request, layout: layout, plan: plan, imbalance: imbalance, localExperts: localExperts,
                         prefill: prefill, inputRate: inputRate, ttft: ttft, chunk: chunk,
-                        largestBatch: min(fitting, maxBatchPerGPU))
+                        largestBatch: min(fitting, maxBatchPerGPU), largestFit: fitting)
     }
 
     /// Adds the decode step at `batch` sequences per GPU.

@@ -15,13 +15,23 @@ public enum LayoutSearch {
 
     /// The layouts a search tries: every valid one up to 8 pipeline stages, with and without the
     /// request's EPLB slots, sorted so that ties go the same way on every run.
-    static func candidates(_ request: EstimateRequest) -> [Layout] {
+    public static func candidates(_ request: EstimateRequest) -> [Layout] {
         let gpus = request.cluster.gpuCount
         return Array(Set(
             Layout.enumerate(for: request.model, gpus: gpus, maxStages: 8)
                 + Layout.enumerate(for: request.model, gpus: gpus, maxStages: 8,
                                    redundantExperts: request.redundantExperts(ep: gpus))
         )).sorted { $0.description < $1.description }
+    }
+
+    /// The largest decode batch per GPU that fits any layout of the request, and that layout.
+    public static func largestFittingBatch(_ request: EstimateRequest) -> (batch: Int, layout: Layout)? {
+        var best: (Int, Layout)? = nil
+        for layout in request.layout.map({ [$0] }) ?? candidates(request) {
+            guard let p = try? Estimator.prepare(request, layout: layout), p.plan.fits else { continue }
+            if p.largestFit > (best?.0 ?? 0) { best = (p.largestFit, layout) }
+        }
+        return best
     }
 
     /// Every fitting layout at decode batches 1, 2, 4, … up to the largest that fits (at most
@@ -31,9 +41,12 @@ public enum LayoutSearch {
         var all: [Estimate] = []
         for layout in layouts {
             // The plan, prefill and TTFT do not depend on the decode batch: priced once per layout.
-            guard let prepared = try? Estimator.prepare(request, layout: layout), prepared.plan.fits else { continue }
+            guard let prepared = try? Estimator.prepare(request, layout: layout), prepared.plan.fits,
+                  prepared.largestBatch >= 1 else { continue }
             var batches: [Int] = []
             if let fixed = request.decodeBatchPerGPU {
+                // A batch that does not fit this layout is not priced on it.
+                guard fixed <= prepared.largestFit else { continue }
                 batches = [fixed]
             } else {
                 var b = 1

@@ -45,10 +45,26 @@ public struct StepShapeOnGPU: Sendable, Equatable {
     public var newTokens: Int
     /// Tokens already cached per sequence before the step.
     public var context: Int
+
+    public init(phase: StepShape.Phase, sequencesPerGPU: Double, newTokens: Int, context: Int) {
+        self.phase = phase
+        self.sequencesPerGPU = sequencesPerGPU
+        self.newTokens = newTokens
+        self.context = context
+    }
 }
 
 extension Estimator {
-    /// Time of one step on the busiest GPU of `layout`.
+    /// Time of one step on the busiest GPU of `layout` for one shape (all decode or all prefill).
+    static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, shape: StepShapeOnGPU,
+                         weights: WeightFormat, kvCache: KVCacheFormat, imbalance: Double,
+                         localExperts: Int, overlap: Bool) -> StepTime {
+        stepTime(model, cluster: cluster, layout: layout, parts: [shape], weights: weights, kvCache: kvCache,
+                 imbalance: imbalance, localExperts: localExperts, overlap: overlap)
+    }
+
+    /// Time of one step on the busiest GPU of `layout` whose batch mixes `parts` (decode sequences
+    /// and prefill chunks, as continuous batching runs them together).
     ///
     /// The operator list of `ModelSpec` is priced per GPU: attention and dense parts over the
     /// attention group (tensor-parallel shares of FLOPs and weights; MLA's latent cache read whole
@@ -57,7 +73,10 @@ extension Estimator {
     /// operator costs max(FLOPs / (peak × efficiency), bytes / (bandwidth × efficiency)) plus a
     /// kernel overhead; communication comes from the planner's traffic. With two-batch overlap the
     /// communication of one half-batch hides behind the computation of the other (see below).
-    static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, shape: StepShapeOnGPU,
+    /// Parts share each operator of the same name: FLOPs, activations and KV traffic add up, the
+    /// weights are read once; operators only one phase has (MLA's absorbed and expanded forms)
+    /// stay apart.
+    static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, parts: [StepShapeOnGPU],
                          weights: WeightFormat, kvCache: KVCacheFormat, imbalance: Double,
                          localExperts: Int, overlap: Bool) -> StepTime {
         let gpu = cluster.gpu
@@ -67,36 +86,53 @@ extension Estimator {
         let stageShare = 1 / Double(layout.pp)
         // Operators of one sequence, scaled to the attention group's sequences (fractional when a
         // prompt is longer than one GPU's prefill chunk): everything but the weights grows with it.
-        let groupSequences = shape.sequencesPerGPU * tp
-        let step = StepShape(sequences: 1, newTokens: shape.newTokens, context: shape.context, phase: shape.phase)
-        let ops = model.operators(step: step, options: CostOptions(weights: weights, kvCache: kvCache)).map { op in
-            var scaled = op
-            scaled.flops *= groupSequences
-            scaled.activationBytes *= groupSequences
-            scaled.kvBytes *= groupSequences
-            if op.kind == .embedding { scaled.weightBytes *= groupSequences }
-            return scaled
+        var ops: [Operator] = []
+        var headRows = 0.0
+        for shape in parts where shape.sequencesPerGPU > 0 && shape.newTokens > 0 {
+            let groupSequences = shape.sequencesPerGPU * tp
+            // In prefill only each sequence's last token goes through the output head.
+            headRows += shape.phase == .prefill ? groupSequences : groupSequences * Double(shape.newTokens)
+            let step = StepShape(sequences: 1, newTokens: shape.newTokens, context: shape.context, phase: shape.phase)
+            for op in model.operators(step: step, options: CostOptions(weights: weights, kvCache: kvCache)) {
+                var scaled = op
+                scaled.flops *= groupSequences
+                scaled.activationBytes *= groupSequences
+                scaled.kvBytes *= groupSequences
+                if op.kind == .embedding { scaled.weightBytes *= groupSequences }
+                if let i = ops.firstIndex(where: { $0.name == op.name && $0.layers == op.layers }) {
+                    ops[i].flops += scaled.flops
+                    ops[i].activationBytes += scaled.activationBytes
+                    ops[i].kvBytes += scaled.kvBytes
+                    ops[i].weightBytes = op.kind == .embedding ? ops[i].weightBytes + scaled.weightBytes
+                                                               : max(ops[i].weightBytes, scaled.weightBytes)
+                } else {
+                    ops.append(scaled)
+                }
+            }
         }
-        let groupTokens = groupSequences * Double(shape.newTokens)
+        let tokensPerGPU = parts.reduce(0.0) { $0 + $1.sequencesPerGPU * Double($1.newTokens) }
+        let groupTokens = tokensPerGPU * tp
         let bandwidth = gpu.memoryBandwidth * gpu.efficiency.memory
         let matmulPeak = Efficiency.peak(gpu, format: weights.computeFormat)
         let attentionPeak = Efficiency.peak(gpu, format: "bf16") * gpu.efficiency.matmul * Efficiency.attentionToMatmul
         var kvDivisor = 1.0
         if case let .grouped(a) = model.attention { kvDivisor = min(tp, Double(a.kvHeads)) }
-        let tokensPerGPU = shape.sequencesPerGPU * Double(shape.newTokens)
 
+        // GEMM kernels stream weights more slowly than a copy (Efficiency.gpuWeightStreaming).
+        let streaming = gpu.kind == .gpu
+            ? gpu.memoryBandwidth * min(gpu.efficiency.memory, Efficiency.gpuWeightStreaming) : bandwidth
         var compute = 0.0, memory = 0.0, kernels = 0.0
         var blocks: [Operator.Block: Double] = [:]
         var block = Operator.Block.norm
-        func add(flops: Double, peak: Double, bytes: Double, count: Double) {
-            let c = flops / peak, m = bytes / bandwidth
+        func add(flops: Double, peak: Double, bytes: Double, count: Double, weights: Double = 0) {
+            let c = flops / peak, m = (bytes - weights) / bandwidth + weights / streaming
             if c >= m { compute += c * count } else { memory += m * count }
             blocks[block, default: 0] += max(c, m) * count
             kernels += count
         }
         for op in ops {
             block = op.block
-            let count = Double(op.layers) * (op.kind == .embedding || op.name == "output head" || op.name == "final norm"
+            let count = Double(op.layers) * (op.block == .embedding || op.block == .head || op.name == "final norm"
                                              ? (layout.pp == 1 ? 1 : stageShare) : stageShare)
             switch op.kind {
             case .groupedMatmul:
@@ -110,14 +146,15 @@ extension Estimator {
                 let bytes = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
                     + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
                 add(flops: pairs * flopsPerPair / Double(layout.moeTP),
-                    peak: matmulPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count)
+                    peak: matmulPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count,
+                    weights: touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP))
             case .attention:
                 add(flops: op.flops / tp, peak: attentionPeak, bytes: op.kvBytes / kvDivisor + op.activationBytes / tp, count: count)
             case .matmul:
-                let rows = op.name == "output head" && shape.phase == .prefill ? groupSequences : groupTokens
+                let rows = op.block == .head ? headRows : groupTokens
                 let split = op.name == "router" ? 1 : tp
                 add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows),
-                    bytes: (op.weightBytes + op.activationBytes) / split, count: count)
+                    bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)
             case .embedding, .norm, .routing, .activation:
                 add(flops: op.flops / tp, peak: matmulPeak, bytes: (op.weightBytes + op.activationBytes) / tp, count: count)
             }
@@ -126,24 +163,30 @@ extension Estimator {
         // Communication of this GPU's tokens.
         let dispatchBytes = Traffic.dispatchBytes(for: weights)
         let traffic = Traffic.of(model, layout: layout, cluster: cluster, dispatchBytes: dispatchBytes)
-        var upBytes = 0.0, outBytes = 0.0, messages = 0.0
+        let prefillTokens = parts.filter { $0.phase == .prefill }.reduce(0.0) { $0 + $1.sequencesPerGPU * Double($1.newTokens) }
+        var upBytes = 0.0, outBytes = 0.0, messages = 0.0, latency = 0.0
         for part in traffic.components {
             // Tensor-parallel collectives move the whole attention group's tokens.
             let tokens = part.name.hasPrefix("tensor") ? tokensPerGPU * tp : tokensPerGPU
-            var scaleOut = part.scaleOut
-            if shape.phase == .prefill, part.name.hasPrefix("expert"), let moe = model.moe {
+            var scaleOut = part.scaleOut * tokens
+            if prefillTokens > 0, part.name.hasPrefix("expert"), let moe = model.moe {
                 // DeepEP's normal (prefill) kernels send a token once per remote node and fan it
                 // out over NVLink there; low-latency (decode) kernels send once per expert.
-                scaleOut *= nodeDedup(experts: moe.expertsPerToken, nodes: Int(group) / max(cluster.scaleUpGroup, 1))
+                let dedup = nodeDedup(experts: moe.expertsPerToken, nodes: Int(group) / max(cluster.scaleUpGroup, 1))
+                scaleOut = part.scaleOut * ((tokens - prefillTokens) + prefillTokens * dedup)
             }
             upBytes += part.scaleUp * tokens * stageShare
-            outBytes += scaleOut * tokens * stageShare
-            messages += Double(part.messages) * stageShare
+            outBytes += scaleOut * stageShare
+            if part.name.hasPrefix("tensor"), part.scaleOut == 0 {
+                latency += Double(part.messages) * stageShare * Efficiency.allReduceLatency(gpus: layout.attentionGroup)
+            } else {
+                messages += Double(part.messages) * stageShare
+            }
         }
         var communication = 0.0
         if upBytes > 0 { communication += upBytes / (gpu.scaleUpBandwidth * gpu.efficiency.scaleUp) }
         if outBytes > 0 { communication += outBytes / (gpu.scaleOutBandwidth * gpu.efficiency.scaleOut) }
-        communication += messages * (outBytes > 0 ? gpu.scaleOutLatency : gpu.scaleUpLatency)
+        communication += messages * (outBytes > 0 ? gpu.scaleOutLatency : gpu.scaleUpLatency) + latency
         if layout.pp > 1 { communication += Double(layout.pp - 1) * stageShare * gpu.scaleOutLatency }
 
         // Two-batch overlap runs two half-batches as a two-stage pipeline (compute, communicate):

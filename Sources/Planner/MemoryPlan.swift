@@ -98,6 +98,18 @@ public enum MemoryModel {
         return total
     }
 
+    /// Weight bytes of the multi-token-prediction modules on one GPU: the main model's per-GPU
+    /// share of its weights (one stage's worth with pp = 1) applied to the MTP modules, which
+    /// SGLang and TensorRT-LLM shard with the same tensor and expert parallelism.
+    public static func mtpBytesPerGPU(_ model: ModelSpec, layout: Layout, format: WeightFormat, experts: Int?) -> Double {
+        let mtp = Double(model.weightBytes(format, where: { $0.category == .mtp }))
+        guard mtp > 0 else { return 0 }
+        let whole = Layout(attention: layout.attention, tp: layout.tp, ep: layout.ep, pp: 1, moeTP: layout.moeTP)
+        let share = weightBytesPerGPU(model, layout: whole, stage: 0, format: format, experts: experts)
+            / max(Double(model.weightBytes(format)), 1)
+        return mtp * share
+    }
+
     /// How attention tensors split under tensor parallelism: query, output and MLA up-projections
     /// by tp; key and value projections by min(tp, kv heads) (replicated past that); MLA's
     /// down-projections and the norms are replicated (vLLM and SGLang load them whole).

@@ -33,6 +33,9 @@ public struct PlanOptions: Sendable, Equatable {
     public var redundantExperts: Int
     /// Deepest pipeline to consider when searching.
     public var maxStages: Int
+    /// Load the multi-token-prediction modules (speculative decoding with MTP): their weights
+    /// shard like the main model's, in proportion, on the last pipeline stage.
+    public var loadMTP: Bool = false
 
     public init(layout: Layout? = nil, expertLoad: ExpertPlacement.LoadDistribution = .uniform,
                 redundantExperts: Int = 0, maxStages: Int = 16) {
@@ -65,8 +68,11 @@ public enum Planner {
         var worst: GPUMemory? = nil
         var capacity = Int.max
         for stage in 0..<layout.pp {
-            let weights = MemoryModel.weightBytesPerGPU(model, layout: layout, stage: stage, format: workload.weights,
+            var weights = MemoryModel.weightBytesPerGPU(model, layout: layout, stage: stage, format: workload.weights,
                                                         experts: expertsOnGPU)
+            if options.loadMTP, stage == layout.pp - 1 {
+                weights += MemoryModel.mtpBytesPerGPU(model, layout: layout, format: workload.weights, experts: expertsOnGPU)
+            }
             let kvPerSequence = MemoryModel.kvBytesPerSequencePerGPU(model, layout: layout, stage: stage,
                                                                      context: workload.context, format: workload.kvCache)
             let room = total - weights - activations - reserved

@@ -43,7 +43,13 @@ public struct Traffic: Sendable, Equatable {
             parts.append(Component(name: "tensor-parallel all-reduce", scaleUp: local ? bytes : 0,
                                    scaleOut: local ? 0 : bytes, messages: 2 * model.layerCount))
         }
-        if let moe = model.moe, layout.ep * layout.moeTP > 1 {
+        // Under tensor-parallel attention every GPU of the attention group holds every token of
+        // the group after the attention all-reduce, so experts cut over that group (vLLM's and
+        // SGLang's `-tp 8` with moe_tp = 8, or TensorRT-LLM's ep = tp) compute the tokens they
+        // already have, and their partial outputs are summed by the FFN all-reduce counted above:
+        // no all-to-all. Only an expert group wider than the attention group dispatches.
+        let expertsWithinAttention = layout.attention == .tensor && layout.ep * layout.moeTP <= layout.tp
+        if let moe = model.moe, layout.ep * layout.moeTP > 1, !expertsWithinAttention {
             let group = layout.ep * layout.moeTP
             let k = Double(moe.expertsPerToken) * Double(layout.moeTP)
             // A chosen expert lives on one of `group` GPUs: on this GPU with probability 1/group,
