@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "Hardware", targets: ["Hardware"]),
         .library(name: "Planner", targets: ["Planner"]),
         .library(name: "Estimator", targets: ["Estimator"]),
+        .library(name: "Serving", targets: ["Serving"]),
         .library(name: "CPURuntime", targets: ["CPURuntime"]),
     ],
     dependencies: [
@@ -45,10 +46,11 @@ let package = Package(
         .target(name: "CPURuntime", dependencies: ["TensorCore", "ModelSpec", "ConfigFile"], swiftSettings: simdFlags),
         .target(name: "Planner", dependencies: ["ModelSpec", "Hardware"]),
         .target(name: "Estimator", dependencies: ["Planner", "ModelSpec", "Hardware", "ConfigFile"]),
+        .target(name: "Serving", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
         .executableTarget(
             name: "moesim",
             dependencies: [
-                "TensorCore", "ModelSpec", "Hardware", "Planner", "Estimator", "CPURuntime",
+                "TensorCore", "ModelSpec", "Hardware", "Planner", "Estimator", "Serving", "CPURuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,7 +60,7 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware"]),
         .testTarget(name: "CPURuntimeTests", dependencies: ["CPURuntime", "ModelSpec", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["moesim"]),
-        .testTarget(name: "CPUCheckTests", dependencies: ["CPURuntime", "Estimator", "Hardware", "ModelSpec", "TensorCore"]),
         .testTarget(name: "EstimatorTests", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
     ]
 )

@@ -49,5 +49,18 @@ let package = Package(
             path: "Benchmarks/EstimatorBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        .executableTarget(
+            name: "ServingBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Serving", package: moesimFolder),
+                .product(name: "Estimator", package: moesimFolder),
+                .product(name: "Planner", package: moesimFolder),
+                .product(name: "ModelSpec", package: moesimFolder),
+                .product(name: "Hardware", package: moesimFolder),
+            ],
+            path: "Benchmarks/ServingBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
     ]
 )

@@ -119,6 +119,23 @@ public struct JSONObject: @unchecked Sendable {
         }
     }
 
+    public func doubleArray(_ key: String) throws -> [Double]? {
+        guard let array = try array(key) else { return nil }
+        return try array.map { element in
+            guard let number = element as? NSNumber, !isBool(number), number.doubleValue.isFinite else {
+                throw error(key, "must be an array of numbers")
+            }
+            return number.doubleValue
+        }
+    }
+
+    /// An optional integer, at least `minimum` when present.
+    public func int(_ key: String, atLeast minimum: Int) throws -> Int? {
+        guard let value = try int(key) else { return nil }
+        if value < minimum { throw error(key, "must be at least \(minimum), got \(value)") }
+        return value
+    }
+
     public func stringArray(_ key: String) throws -> [String]? {
         guard let array = try array(key) else { return nil }
         return try array.map { element in

@@ -11,8 +11,11 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "Accelerator preset id or hardware file.")
     var gpu = "h200-sxm"
 
-    @Option(help: "Number of GPUs.")
-    var gpus = 16
+    @Option(help: "Number of GPUs (default 16; with disaggregated pools, their sum).")
+    var gpus: Int?
+
+    /// The GPU count asked for, or the default.
+    var gpuCount: Int { gpus ?? 16 }
 
     @Option(help: "GPUs per node (one scale-up domain); default: the accelerator's domain size.")
     var gpusPerNode: Int?
@@ -29,7 +32,7 @@ struct DeploymentOptions: ParsableArguments {
     @OptionGroup var overrides: OverrideOptions
 
     func validate() throws {
-        guard gpus >= 1 else { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
+        if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
         if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
         guard WeightFormat(argument: weights) != nil else {
             throw ValidationError("--weights must be bf16, fp8, fp4, nvfp4, mxfp4 or int4, got '\(weights)'")

@@ -58,7 +58,7 @@ struct PlanCommand: ParsableCommand {
         let options = PlanOptions(layout: try deployment.parsedLayout(),
                                   expertLoad: expertSkew > 0 ? .zipf(expertSkew) : .uniform,
                                   redundantExperts: redundantExperts)
-        var gpus = deployment.gpus
+        var gpus = deployment.gpuCount
         var minimum: Int? = nil
         if minGpus {
             guard let n = try Planner.minimumGPUs(model, gpu: gpu, gpusPerNode: deployment.gpusPerNode,

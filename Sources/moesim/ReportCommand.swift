@@ -4,6 +4,7 @@ import Foundation
 import Hardware
 import ModelSpec
 import Planner
+import Serving
 import CPURuntime
 import TensorCore
 
@@ -128,11 +129,38 @@ struct ReportCommand: ParsableCommand {
                 ["output", Output.dollars(best.costPerMillionOutputTokens), "up to $8.602"],
             ])
             print("  (GPU time only, at \(Output.dollars(best.gpuHourPrice)) per GPU-hour and full utilisation)")
+            printServing(request: request, layout: best.plan.layout, gpus: cluster.gpuCount)
         } else {
             print("no layout and batch meets the limits")
         }
 
         guard !noCpu else { return }
+        try printCPU(spec)
+    }
+
+    /// The serving view: the best layout under a closed loop at a few concurrencies.
+    func printServing(request: EstimateRequest, layout: Layout, gpus: Int) {
+        print("")
+        print("== Serving at a concurrency (closed loop on \(layout), prompts 0.8–1.0 × \(Output.grouped(request.inputTokens)))")
+        var rows: [[String]] = []
+        for perGPU in [1, 4, 16, 64] {
+            var base = request
+            base.layout = layout
+            let serving = ServingRequest(base: base, concurrency: perGPU * gpus, inputRange: InputRange(lower: 0.8, upper: 1))
+            guard let s = try? ServingEstimator.estimate(serving) else { continue }
+            rows.append([Output.grouped(serving.concurrency), Output.rate(s.outputTokensPerSecondPerGPU),
+                         Output.rate(s.outputTokensPerSecondPerUser), Output.seconds(s.ttft.p90), Output.seconds(s.tpot.p90),
+                         Output.dollars(s.costPerMillionOutputTokens)])
+        }
+        guard !rows.isEmpty else {
+            print("no concurrency fits this layout at \(Output.grouped(request.inputTokens + request.outputTokens)) tokens")
+            return
+        }
+        Output.printColumns(header: ["requests", "out tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90", "$/M out"], rows: rows)
+        print("  (moesim estimate --concurrency N for one point, with --prefill-pool/--decode-pool or --mtp)")
+    }
+
+    func printCPU(_ spec: ModelSpec) throws {
         print("")
         print("== This CPU: a short run of \(spec.id) scaled down (÷8 widths, 4 layers, random weights)")
         let cpu = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)

@@ -36,7 +36,7 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         let model = try deployment.loadModel()
-        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: deployment.gpus, gpusPerNode: deployment.gpusPerNode)
+        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: deployment.gpuCount, gpusPerNode: deployment.gpusPerNode)
         var request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
                                            weights: deployment.weightFormat, kvCache: deployment.kvFormat)
         request.decodeBatchPerGPU = nil

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConfigFile
 import Estimator
+import Serving
 
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,0 +1,36 @@
+import Estimator
+import Hardware
+import ModelSpec
+import Planner
+
+/// Moving a prompt's KV cache from the prefill pool to the decode pool (Mooncake, NIXL): RDMA
+/// over each GPU's scale-out NIC, or the scale-up fabric when both pools sit in one NVLink domain
+/// (GB200/GB300 NVL72 racks). GQA caches split over min(tp, KV heads) GPUs of the prefill worker
+/// travel in parallel; MLA's latent is replicated and one copy is sent. Transfers overlap with
+/// computation (RDMA engines) and do not contend with each other: at the rates served, the KV
+/// bytes per second are a small share of the NICs (DeepSeek-R1 at 20,000 prompt tokens/s per
+/// prefill GPU: 1.4 GB/s of 50).
+struct KVTransfer {
+    let bytesPerToken: Double
+    let bandwidth: Double
+    let latency: Double
+
+    init(_ request: ServingRequest, prefill: Disaggregation.Pool) {
+        let base = request.base
+        let gpu = base.cluster.gpu
+        let model = base.model
+        var senders = 1.0
+        if case let .grouped(a) = model.attention {
+            senders = min(Double(prefill.layout.attentionGroup), Double(a.kvHeads))
+        }
+        let oneDomain = base.cluster.gpuCount <= gpu.scaleUpDomain
+        let link = oneDomain ? gpu.scaleUpBandwidth * gpu.efficiency.scaleUp : gpu.scaleOutBandwidth * gpu.efficiency.scaleOut
+        bytesPerToken = Double(model.kvCacheBytesPerToken(base.kvCache))
+        bandwidth = max(link * senders, 1)
+        latency = oneDomain ? gpu.scaleUpLatency : gpu.scaleOutLatency
+    }
+
+    func seconds(_ promptTokens: Int) -> Double {
+        latency + bytesPerToken * Double(promptTokens) / bandwidth
+    }
+}

@@ -1,0 +1,316 @@
+import Estimator
+import Foundation
+import Hardware
+import ModelSpec
+import Planner
+
+/// Median, 90th and 99th percentiles and the mean of a latency, in seconds.
+public struct Percentiles: Sendable, Equatable {
+    public var median: Double
+    public var p90: Double
+    public var p99: Double
+    public var mean: Double
+
+    /// Weighted percentiles (nearest rank on the cumulative weight).
+    init?(_ values: [(value: Double, weight: Double)]) {
+        let sorted = values.filter { $0.weight > 0 }.sorted { $0.value < $1.value }
+        let total = sorted.reduce(0) { $0 + $1.weight }
+        guard total > 0 else { return nil }
+        func at(_ q: Double) -> Double {
+            var sum = 0.0
+            for v in sorted {
+                sum += v.weight
+                if sum >= q * total - 1e-9 { return v.value }
+            }
+            return sorted[sorted.count - 1].value
+        }
+        median = at(0.5)
+        p90 = at(0.9)
+        p99 = at(0.99)
+        mean = sorted.reduce(0) { $0 + $1.value * $1.weight } / total
+    }
+}
+
+/// One pool of a deployment and what it does per GPU.
+public struct PoolEstimate: Sendable {
+    public var gpus: Int
+    public var workers: Int
+    public var layout: Layout
+    public var plan: LayoutPlan
+    /// Requests of the longest context one worker holds at once (memory), and its running cap.
+    public var capacityPerWorker: Int
+    public var inputTokensPerSecondPerGPU: Double
+    public var outputTokensPerSecondPerGPU: Double
+    /// Share of the time the pool's workers spend in steps.
+    public var busy: Double
+}
+
+/// A closed-loop serving estimate.
+public struct ServingEstimate: Sendable {
+    public var request: ServingRequest
+    public var gpus: Int
+    public var requestsPerSecond: Double
+    public var outputTokensPerSecondPerGPU: Double
+    public var inputTokensPerSecondPerGPU: Double
+    public var totalTokensPerSecondPerGPU: Double { outputTokensPerSecondPerGPU + inputTokensPerSecondPerGPU }
+    /// 1 / median TPOT, as benchmark clients report it.
+    public var outputTokensPerSecondPerUser: Double
+    public var ttft: Percentiles
+    /// Time per output token after the first, per request.
+    public var tpot: Percentiles
+    public var endToEnd: Percentiles
+    /// Decode sequences per GPU, averaged over time (the batch the concurrency turns into).
+    public var meanDecodeBatchPerGPU: Double
+    /// The aggregated layout, or the two pools of a disaggregated deployment.
+    public var pools: [PoolEstimate]
+    public var disaggregated: Bool
+    /// Seconds to move one nominal prompt's KV cache between pools (disaggregated only).
+    public var kvTransferSeconds: Double?
+    public var gpuHourPrice: Double?
+    public var costPerMillionOutputTokens: Double?
+    public var costPerMillionInputTokens: Double?
+    public var measuredRequests: Int
+    public var simulatedSteps: Int
+}
+
+public enum ServingError: Error, CustomStringConvertible {
+    case invalid(String)
+    case doesNotFit(String)
+
+    public var description: String {
+        switch self {
+        case let .invalid(text), let .doesNotFit(text): text
+        }
+    }
+}
+
+public enum ServingEstimator {
+    /// The estimate of `request` on its layout (or disaggregated pools), by simulation.
+    public static func estimate(_ request: ServingRequest) throws -> ServingEstimate {
+        try check(request)
+        if let d = request.disaggregation { return try disaggregated(request, d) }
+        guard let layout = request.base.layout else {
+            return try best(request, maxTTFT: nil, maxTPOT: nil)
+        }
+        return try aggregated(request, layout: layout)
+    }
+
+    /// The layout of highest output tokens/s per GPU whose p90 TTFT and TPOT meet the limits.
+    /// Every fitting layout is priced at the batch the concurrency implies by the steady-state
+    /// estimator; the best six by that measure are simulated (a simulation costs milliseconds,
+    /// the steady state microseconds).
+    public static func best(_ request: ServingRequest, maxTTFT: Double?, maxTPOT: Double?) throws -> ServingEstimate {
+        try check(request)
+        var ranked: [(Layout, Double)] = []
+        for layout in LayoutSearch.candidates(request.base) {
+            var base = request.base
+            base.layout = layout
+            base.decodeBatchPerGPU = nil
+            guard let pricer = try? StepPricer(base, layout: layout, context: request.maxContext), pricer.plan.fits else { continue }
+            let batch = max(1, min(request.concurrency / max(request.base.cluster.gpuCount, 1),
+                                   pricer.plan.maxConcurrentSequences / max(request.base.cluster.gpuCount, 1)))
+            base.decodeBatchPerGPU = max(1, batch)
+            guard let steady = try? Estimator.estimate(base, layout: layout) else { continue }
+            ranked.append((layout, steady.outputTokensPerSecondPerGPU))
+        }
+        guard !ranked.isEmpty else {
+            throw ServingError.doesNotFit("no layout of \(request.base.model.id) fits \(request.base.cluster.gpuCount) × "
+                + "\(request.base.cluster.gpu.id) at \(request.maxContext) tokens of context (see moesim plan)")
+        }
+        var best: ServingEstimate? = nil
+        for (layout, _) in ranked.sorted(by: { $0.1 > $1.1 }).prefix(6) {
+            var r = request
+            r.base.layout = layout
+            guard let e = try? aggregated(r, layout: layout) else { continue }
+            if let maxTTFT, e.ttft.p90 > maxTTFT { continue }
+            if let maxTPOT, e.tpot.p90 > maxTPOT { continue }
+            if best == nil || e.outputTokensPerSecondPerGPU > (best?.outputTokensPerSecondPerGPU ?? 0) { best = e }
+        }
+        guard let best else { throw ServingError.doesNotFit("no layout meets the latency limits at p90") }
+        return best
+    }
+
+    static func check(_ request: ServingRequest) throws {
+        let base = request.base
+        guard request.concurrency >= 1 else { throw ServingError.invalid("concurrency must be at least 1, got \(request.concurrency)") }
+        guard request.concurrency <= 1_000_000 else {
+            throw ServingError.invalid("concurrency \(request.concurrency) is more than this simulation takes (1,000,000)")
+        }
+        guard base.inputTokens >= 1, base.outputTokens >= 1 else {
+            throw ServingError.invalid("serving needs at least 1 input and 1 output token")
+        }
+        let range = request.inputRange
+        guard range.lower > 0, range.lower <= range.upper, range.upper <= 1, range.lower.isFinite else {
+            throw ServingError.invalid("the input range must be 0 < lo ≤ hi ≤ 1, got \(range.lower),\(range.upper)")
+        }
+        if let s = request.speculative {
+            guard s.draftTokens >= 1, s.draftTokens <= 16 else {
+                throw ServingError.invalid("MTP draft tokens must be 1 to 16, got \(s.draftTokens)")
+            }
+            guard s.acceptance >= 1, s.acceptance <= Double(s.draftTokens + 1), s.acceptance.isFinite else {
+                throw ServingError.invalid("MTP acceptance (mean tokens per step) must be in [1, \(s.draftTokens + 1)], got \(s.acceptance)")
+            }
+        }
+        if let budget = request.tokenBudget, budget < 1 { throw ServingError.invalid("the token budget must be at least 1") }
+    }
+
+    static func aggregated(_ request: ServingRequest, layout: Layout) throws -> ServingEstimate {
+        let base = request.base
+        let pricer = try pricerThatFits(request, layout: layout, pool: "the deployment")
+        let replicas = pricer.plan.replicas
+        let gpusPerWorker = base.cluster.gpuCount / replicas
+        let worker = workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker, workers: replicas)
+        // Replicas are independent closed loops: n = N / R requests each (n + 1 on N mod R of them).
+        let n = request.concurrency / replicas, extra = request.concurrency % replicas
+        var runs: [(ServingSimulation.Outcome, Double)] = []
+        var steps = 0
+        for (count, weight) in [(n + 1, extra), (n, replicas - extra)] where count > 0 && weight > 0 {
+            let cache = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: request.speculative)
+            let w = ServingSimulation.Worker(role: .both, steps: cache, budget: worker.budget, capacity: worker.capacity,
+                                             gpus: gpusPerWorker)
+            var sim = simulation(request, workers: [w], entry: [0], exit: [0], requests: count, transfer: { _ in 0 })
+            let outcome = try run(&sim)
+            steps += outcome.steps
+            runs.append((outcome, Double(weight)))
+        }
+        let pool = PoolEstimate(gpus: base.cluster.gpuCount, workers: replicas, layout: layout, plan: pricer.plan,
+                                capacityPerWorker: worker.capacity, inputTokensPerSecondPerGPU: 0,
+                                outputTokensPerSecondPerGPU: 0, busy: 1)
+        return summarize(request, runs: runs, pools: [pool], steps: steps, transfer: nil)
+    }
+
+    static func disaggregated(_ request: ServingRequest, _ d: Disaggregation) throws -> ServingEstimate {
+        let base = request.base
+        guard d.prefill.gpus + d.decode.gpus == base.cluster.gpuCount else {
+            throw ServingError.invalid("the prefill (\(d.prefill.gpus)) and decode (\(d.decode.gpus)) GPUs must add up to "
+                + "the deployment's \(base.cluster.gpuCount)")
+        }
+        var pricers: [StepPricer] = []
+        for (name, pool) in [("prefill", d.prefill), ("decode", d.decode)] {
+            guard pool.workers >= 1, pool.gpus >= pool.workers, pool.gpus % pool.workers == 0 else {
+                throw ServingError.invalid("the \(name) pool's \(pool.gpus) GPUs do not divide into \(pool.workers) workers")
+            }
+            var sub = request
+            sub.base.cluster = try Cluster(gpu: base.cluster.gpu, gpuCount: pool.gpusPerWorker,
+                                           gpusPerNode: min(base.cluster.gpusPerNode, pool.gpusPerWorker))
+            let pricer = try pricerThatFits(sub, layout: pool.layout, pool: "each \(name) worker (\(pool.gpusPerWorker) GPUs)")
+            guard pricer.plan.replicas == 1 else {
+                throw ServingError.invalid("the \(name) layout \(pool.layout) covers \(pool.gpusPerWorker / pricer.plan.replicas) GPUs, "
+                    + "not the \(pool.gpusPerWorker) of one worker: give workers = GPUs / layout size")
+            }
+            pricers.append(pricer)
+        }
+        let prefill = workerShape(request, pricer: pricers[0], gpusPerWorker: d.prefill.gpusPerWorker, workers: d.prefill.workers)
+        let decode = workerShape(request, pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker, workers: d.decode.workers)
+        let prefillCache = StepCache(pricer: pricers[0], gpusPerWorker: d.prefill.gpusPerWorker, speculative: nil)
+        let decodeCache = StepCache(pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker, speculative: request.speculative)
+        var workers: [ServingSimulation.Worker] = []
+        for _ in 0..<d.prefill.workers {
+            workers.append(.init(role: .prefill, steps: prefillCache, budget: prefill.budget, capacity: prefill.capacity,
+                                 gpus: d.prefill.gpusPerWorker))
+        }
+        for _ in 0..<d.decode.workers {
+            workers.append(.init(role: .decode, steps: decodeCache, budget: decode.budget, capacity: decode.capacity,
+                                 gpus: d.decode.gpusPerWorker))
+        }
+        let transfer = KVTransfer(request, prefill: d.prefill)
+        var sim = simulation(request, workers: workers, entry: Array(0..<d.prefill.workers),
+                             exit: Array(d.prefill.workers..<workers.count), requests: request.concurrency,
+                             transfer: transfer.seconds)
+        let outcome = try run(&sim)
+        let window = max(outcome.windowSeconds, 1e-30)
+        let busy = { (range: Range<Int>) in workers[range].reduce(0) { $0 + $1.busySeconds } / Double(range.count) / max(workers.map(\.clock).max() ?? 1, 1e-30) }
+        let pools = [
+            PoolEstimate(gpus: d.prefill.gpus, workers: d.prefill.workers, layout: d.prefill.layout, plan: pricers[0].plan,
+                         capacityPerWorker: prefill.capacity, inputTokensPerSecondPerGPU: outcome.inputTokens / window / Double(d.prefill.gpus),
+                         outputTokensPerSecondPerGPU: 0, busy: busy(0..<d.prefill.workers)),
+            PoolEstimate(gpus: d.decode.gpus, workers: d.decode.workers, layout: d.decode.layout, plan: pricers[1].plan,
+                         capacityPerWorker: decode.capacity, inputTokensPerSecondPerGPU: 0,
+                         outputTokensPerSecondPerGPU: outcome.outputTokens / window / Double(d.decode.gpus),
+                         busy: busy(d.prefill.workers..<workers.count)),
+        ]
+        return summarize(request, runs: [(outcome, 1)], pools: pools, steps: outcome.steps,
+                         transfer: transfer.seconds(request.base.inputTokens))
+    }
+
+    /// The layout's plan at the longest context, or an error that says what does not fit.
+    static func pricerThatFits(_ request: ServingRequest, layout: Layout, pool: String) throws -> StepPricer {
+        var base = request.base
+        base.layout = layout
+        let pricer = try StepPricer(base, layout: layout, context: request.maxContext, loadMTP: request.speculative != nil)
+        guard pricer.plan.fits else {
+            throw ServingError.doesNotFit("\(layout) does not fit \(pool) at \(request.maxContext) tokens of context: "
+                + (pricer.plan.reason ?? "no room"))
+        }
+        return pricer
+    }
+
+    /// A worker's token budget per step (one per attention group) and the requests it can hold:
+    /// the sequences of the longest context that fit in its memory, at most the engine's running
+    /// cap (`Estimator.maxBatchPerGPU` per GPU of a stage).
+    static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int, workers: Int)
+        -> (budget: Int, capacity: Int) {
+        let layout = pricer.layout
+        let groups = max(1, gpusPerWorker / (layout.attentionGroup * layout.pp))
+        let budget = (request.tokenBudget ?? SchedulerPolicy.defaultTokenBudget(request.base.cluster.gpu)) * groups
+        let memory = pricer.plan.maxConcurrentSequences / max(pricer.plan.replicas, 1)
+        let cap = Estimator.maxBatchPerGPU * max(1, gpusPerWorker / layout.pp)
+        return (budget, max(1, min(memory, cap)))
+    }
+
+    static func simulation(_ request: ServingRequest, workers: [ServingSimulation.Worker], entry: [Int], exit: [Int],
+                           requests: Int, transfer: @escaping (Int) -> Double) -> ServingSimulation {
+        let input = request.base.inputTokens
+        let lengths = PromptLengths(state: request.seed, lower: max(1, Int((request.inputRange.lower * Double(input)).rounded())),
+                                    upper: max(1, Int((request.inputRange.upper * Double(input)).rounded())),
+                                    prefixHitRate: request.base.prefixCacheHitRate)
+        return ServingSimulation(requests: Array(repeating: .init(), count: requests), workers: workers, entry: entry, exit: exit,
+                                 outputTokens: request.base.outputTokens,
+                                 tokensPerStep: request.speculative?.acceptance ?? 1, policy: request.scheduler,
+                                 transferSeconds: transfer, lengths: lengths,
+                                 measuredTarget: max(2 * requests, 64), maxSteps: 20_000_000)
+    }
+
+    static func run(_ sim: inout ServingSimulation) throws -> ServingSimulation.Outcome {
+        do { return try sim.run() } catch let ServingSimulation.Failure.stalled(text) { throw ServingError.invalid(text) }
+    }
+
+    static func summarize(_ request: ServingRequest, runs: [(ServingSimulation.Outcome, Double)], pools: [PoolEstimate],
+                          steps: Int, transfer: Double?) -> ServingEstimate {
+        let gpus = Double(request.base.cluster.gpuCount)
+        var output = 0.0, input = 0.0, completions = 0.0, batch = 0.0
+        var ttft: [(Double, Double)] = [], tpot: [(Double, Double)] = [], e2e: [(Double, Double)] = []
+        var measured = 0
+        for (o, weight) in runs {
+            let window = max(o.windowSeconds, 1e-30)
+            output += weight * o.outputTokens / window
+            input += weight * o.inputTokens / window
+            completions += weight * Double(o.windowCompletions) / window
+            batch += weight * o.decodeSequenceSeconds / window
+            // Each run's samples stand for `weight` replicas.
+            let each = weight / Double(max(o.samples.count, 1))
+            ttft += o.samples.map { ($0.ttft, each) }
+            tpot += o.samples.compactMap { s in s.tpot.map { ($0, each) } }
+            e2e += o.samples.map { ($0.e2e, each) }
+            measured += o.samples.count
+        }
+        let zero = Percentiles([(0, 1)])!
+        let tpotP = Percentiles(tpot.map { (value: $0.0, weight: $0.1) }) ?? zero
+        let outputRate = output / gpus, inputRate = input / gpus
+        let price = request.base.gpuHourPrice ?? request.base.cluster.gpu.gpuHourPrice
+        let decodeGPUs = Double(pools.last?.gpus ?? Int(gpus))
+        return ServingEstimate(
+            request: request, gpus: Int(gpus), requestsPerSecond: completions,
+            outputTokensPerSecondPerGPU: outputRate, inputTokensPerSecondPerGPU: inputRate,
+            outputTokensPerSecondPerUser: tpotP.median > 0 ? 1 / tpotP.median : 0,
+            ttft: Percentiles(ttft.map { (value: $0.0, weight: $0.1) }) ?? zero, tpot: tpotP,
+            endToEnd: Percentiles(e2e.map { (value: $0.0, weight: $0.1) }) ?? zero,
+            meanDecodeBatchPerGPU: batch / decodeGPUs,
+            pools: pools, disaggregated: pools.count > 1, kvTransferSeconds: transfer, gpuHourPrice: price,
+            // Every GPU of the deployment is paid for; output and input tokens are each charged
+            // the whole bill, as the steady-state estimate does.
+            costPerMillionOutputTokens: price.map { $0 * gpus / 3600 / max(output, 1e-30) * 1e6 },
+            costPerMillionInputTokens: price.map { $0 * gpus / 3600 / max(input, 1e-30) * 1e6 },
+            measuredRequests: measured, simulatedSteps: steps)
+    }
+}

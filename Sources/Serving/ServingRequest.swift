@@ -1,0 +1,129 @@
+import Estimator
+import Hardware
+import ModelSpec
+import Planner
+
+/// A deployment serving a closed loop of requests: `concurrency` requests in flight across the
+/// whole deployment, each replaced by a new one the moment it finishes (how benchmark clients such
+/// as InferenceX's drive a server).
+public struct ServingRequest: Sendable {
+    /// Model, GPU kind and total GPU count, formats, prompt and answer lengths, features,
+    /// prefix-cache hit rate, expert skew, price; its `layout` is the aggregated layout (nil:
+    /// search), its `decodeBatchPerGPU` is ignored (the concurrency sets the batch).
+    public var base: EstimateRequest
+    public var concurrency: Int
+    /// Prompt lengths are drawn uniformly from [lo, hi] × `base.inputTokens` (InferenceX: 0.8–1.0).
+    public var inputRange: InputRange
+    /// Separate prefill and decode pools; nil: every worker prefills and decodes.
+    public var disaggregation: Disaggregation?
+    public var speculative: SpeculativeDecoding?
+    public var scheduler: SchedulerPolicy
+    /// Tokens one scheduler (one attention group: a tensor-parallel engine or a data-parallel
+    /// attention rank) processes per step; nil: `SchedulerPolicy.defaultTokenBudget`.
+    public var tokenBudget: Int?
+    /// Seed of the prompt lengths.
+    public var seed: UInt64
+
+    public init(base: EstimateRequest, concurrency: Int, inputRange: InputRange = .fixed,
+                disaggregation: Disaggregation? = nil, speculative: SpeculativeDecoding? = nil,
+                scheduler: SchedulerPolicy = .mixed, tokenBudget: Int? = nil, seed: UInt64 = 1) {
+        self.base = base
+        self.concurrency = concurrency
+        self.inputRange = inputRange
+        self.disaggregation = disaggregation
+        self.speculative = speculative
+        self.scheduler = scheduler
+        self.tokenBudget = tokenBudget
+        self.seed = seed
+    }
+
+    /// The longest context a request reaches: its longest prompt plus its answer.
+    public var maxContext: Int {
+        Int((inputRange.upper * Double(base.inputTokens)).rounded(.up)) + base.outputTokens
+    }
+}
+
+/// Prompt lengths as fractions of the nominal input length, drawn uniformly.
+public struct InputRange: Sendable, Equatable {
+    public var lower: Double
+    public var upper: Double
+
+    public static let fixed = InputRange(lower: 1, upper: 1)
+
+    public init(lower: Double, upper: Double) {
+        self.lower = lower
+        self.upper = upper
+    }
+}
+
+/// How a scheduler fits prompts into steps. A property of the serving framework.
+public enum SchedulerPolicy: String, Sendable, CaseIterable {
+    /// Chunked prefill mixed into decode steps under one token budget (vLLM V1, TensorRT-LLM,
+    /// SGLang with `--enable-mixed-chunk`).
+    case mixed
+    /// A waiting prompt runs in a prefill-only step and the decodes pause for it (SGLang's
+    /// default, `enable_mixed_chunk=False`).
+    case prefillFirst = "prefill-first"
+
+    /// The scheduler a framework named in a measurements file runs by default.
+    public static func of(framework: String) -> SchedulerPolicy {
+        framework.lowercased().contains("sglang") ? .prefillFirst : .mixed
+    }
+
+    /// SGLang's default `chunked_prefill_size`: 8,192 tokens on GPUs under 160 GiB (H100, H200),
+    /// 16,384 from 160 GiB (B200, B300, MI300X and up) (sglang server_args.py); vLLM's
+    /// `max_num_batched_tokens` for its API server on large GPUs is 8,192.
+    public static func defaultTokenBudget(_ gpu: HardwareSpec) -> Int {
+        Double(gpu.memoryBytes) >= 160 * 1_073_741_824 ? 16_384 : 8_192
+    }
+}
+
+/// Prefill and decode on separate GPU pools (DistServe, Mooncake, Dynamo, SGLang PD): each pool
+/// has its own layout and workers; each prompt's KV cache crosses from one to the other.
+public struct Disaggregation: Sendable, Equatable {
+    public struct Pool: Sendable, Equatable {
+        public var gpus: Int
+        /// Engine instances of the pool; each holds gpus / workers GPUs cut by `layout`.
+        public var workers: Int
+        public var layout: Layout
+
+        public init(gpus: Int, workers: Int, layout: Layout) {
+            self.gpus = gpus
+            self.workers = workers
+            self.layout = layout
+        }
+
+        public var gpusPerWorker: Int { gpus / max(workers, 1) }
+    }
+
+    public var prefill: Pool
+    public var decode: Pool
+
+    public init(prefill: Pool, decode: Pool) {
+        self.prefill = prefill
+        self.decode = decode
+    }
+}
+
+/// Speculative decoding with multi-token prediction (DeepSeek-V3's MTP modules, EAGLE-style
+/// drafts): each decode step verifies `draftTokens` drafted tokens per sequence and keeps
+/// `acceptance` tokens on average (1 ≤ acceptance ≤ draftTokens + 1).
+public struct SpeculativeDecoding: Sendable, Equatable {
+    public var draftTokens: Int
+    /// Mean tokens emitted per decode step and sequence, the verified token included.
+    public var acceptance: Double
+
+    public init(draftTokens: Int, acceptance: Double? = nil) {
+        self.draftTokens = draftTokens
+        self.acceptance = acceptance ?? Self.defaultAcceptance(draftTokens: draftTokens)
+    }
+
+    /// Mean tokens per step measured for DeepSeek-R1's MTP on 8 × B200 at batch 1 (TensorRT-LLM
+    /// tech blog 1, "Pushing latency boundaries"): 1.92 with one draft, 2.58 with two, 2.82 with
+    /// three, 2.99 with four, 3.01 with five; DeepSeek-V3's report gives 85–90% acceptance of the
+    /// second token (1.85–1.9). Past five drafts the last figure is kept.
+    public static func defaultAcceptance(draftTokens: Int) -> Double {
+        let measured = [1.0, 1.92, 2.58, 2.82, 2.99, 3.01]
+        return measured[min(max(draftTokens, 0), measured.count - 1)]
+    }
+}

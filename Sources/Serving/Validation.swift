@@ -1,0 +1,215 @@
+import ConfigFile
+import Estimator
+import Foundation
+import Hardware
+import ModelSpec
+import Planner
+
+/// One entry of a moesim-measurements/1 file priced by the estimator.
+public struct ValidationEntry: Sendable {
+    public var id: String
+    public var metric: String
+    public var measured: Double
+    /// nil when the entry was skipped.
+    public var predicted: Double?
+    /// Why an entry was skipped.
+    public var skipped: String?
+    public var layout: String?
+    public var bottleneck: String?
+
+    /// predicted / measured − 1.
+    public var error: Double? { predicted.map { $0 / measured - 1 } }
+}
+
+public struct ValidationReport: Sendable {
+    public var entries: [ValidationEntry]
+
+    public var medianAbsoluteError: Double? {
+        let errors = entries.compactMap(\.error).map(abs).sorted()
+        guard !errors.isEmpty else { return nil }
+        let mid = errors.count / 2
+        return errors.count % 2 == 1 ? errors[mid] : (errors[mid - 1] + errors[mid]) / 2
+    }
+}
+
+public enum Validation {
+    public static let schema = "moesim-measurements/1"
+    static let metrics = ["input_tokens_per_s_per_gpu", "output_tokens_per_s_per_gpu", "output_tokens_per_s_per_user",
+                          "total_tokens_per_s_per_gpu", "output_tokens_per_s_per_decode_gpu",
+                          "input_tokens_per_s_per_prefill_gpu", "ttft_s", "tpot_s"]
+    /// Metrics only a serving (closed-loop) entry has.
+    static let servingMetrics: Set<String> = ["total_tokens_per_s_per_gpu", "output_tokens_per_s_per_decode_gpu",
+                                              "input_tokens_per_s_per_prefill_gpu", "ttft_s", "tpot_s"]
+
+    /// Reads a measurements file and prices every entry. An entry whose model or GPU is unknown,
+    /// or that names something this estimator cannot price, is reported as skipped with the reason;
+    /// a malformed file or entry is an error naming the field.
+    public static func run(file path: String, loadModel: (String) throws -> ModelSpec = { try ModelCatalog.load($0) },
+                           loadGPU: (String) throws -> HardwareSpec = { try HardwareCatalog.load($0) }) throws -> ValidationReport {
+        let json = try JSONObject(contentsOf: path)
+        guard try json.string("schema") == schema else { throw json.error("schema", "must be \"\(schema)\"") }
+        guard let raw = try json.array("entries") else { throw json.error("entries", "is missing") }
+        var entries: [ValidationEntry] = []
+        for (i, item) in raw.enumerated() {
+            guard let values = item as? [String: Any] else { throw json.error("entries[\(i)]", "must be an object") }
+            let e = JSONObject(values: values, source: json.source, path: "entries[\(i)].")
+            let id = try e.requiredString("id")
+            let metric = try e.requiredString("metric")
+            let measured = try e.requiredPositive("value")
+            guard metrics.contains(metric) else {
+                throw e.error("metric", "must be one of \(metrics.joined(separator: ", ")), got \"\(metric)\"")
+            }
+            // `also`: more metrics of the same run, each its own row with id ID/metric.
+            var rows: [(id: String, metric: String, measured: Double)] = [(id, metric, measured)]
+            if let also = try e.object("also") {
+                for key in also.values.keys.sorted() {
+                    guard metrics.contains(key) else {
+                        throw also.error(key, "is not a metric (\(metrics.joined(separator: ", ")))")
+                    }
+                    rows.append(("\(id)/\(key)", key, try also.requiredPositive(key)))
+                }
+            }
+            func skip(_ reason: String) {
+                for row in rows {
+                    var entry = ValidationEntry(id: row.id, metric: row.metric, measured: row.measured)
+                    entry.skipped = reason
+                    entries.append(entry)
+                }
+            }
+            let model: ModelSpec, gpu: HardwareSpec
+            do { model = try loadModel(try e.requiredString("model")) } catch {
+                skip("unknown model: \(error)")
+                continue
+            }
+            do { gpu = try loadGPU(try e.requiredString("gpu")) } catch {
+                skip("unknown gpu: \(error)")
+                continue
+            }
+            do {
+                let priced = try price(e, model: model, gpu: gpu)
+                for row in rows {
+                    var entry = ValidationEntry(id: row.id, metric: row.metric, measured: row.measured)
+                    guard let value = priced.values[row.metric] else {
+                        throw e.error("metric", "\(row.metric) does not apply to a \(try e.requiredString("phase")) entry")
+                    }
+                    entry.predicted = value
+                    entry.layout = priced.layout
+                    entry.bottleneck = priced.bottleneck
+                    entries.append(entry)
+                }
+            } catch let error as ConfigError {
+                throw error
+            } catch {
+                skip("\(error)")
+            }
+        }
+        return ValidationReport(entries: entries)
+    }
+
+    /// What the estimator predicts for an entry: every metric it can compare, the layout and the
+    /// bottleneck.
+    struct Priced {
+        var values: [String: Double]
+        var layout: String
+        var bottleneck: String?
+    }
+
+    static func layout(_ l: JSONObject) throws -> Layout {
+        let mode = try l.string("attention") ?? "tp"
+        guard let attention = Layout.AttentionMode(rawValue: mode) else { throw l.error("attention", "must be tp or dp") }
+        return Layout(attention: attention, tp: try l.int("tp", atLeast: 1) ?? 1, ep: try l.int("ep", atLeast: 1) ?? 1,
+                      pp: try l.int("pp", atLeast: 1) ?? 1, moeTP: try l.int("moe_tp", atLeast: 1) ?? 1)
+    }
+
+    static func price(_ e: JSONObject, model: ModelSpec, gpu: HardwareSpec) throws -> Priced {
+        let gpus = try e.requiredInt("gpus", atLeast: 1)
+        let cluster = try Cluster(gpu: gpu, gpuCount: gpus)
+        let weightsText = try e.requiredString("weights")
+        guard let weights = WeightFormat(argument: weightsText) else { throw e.error("weights", "unknown format \"\(weightsText)\"") }
+        let kvText = try e.string("kv_cache") ?? "bf16"
+        guard let kv = KVCacheFormat(rawValue: kvText) else { throw e.error("kv_cache", "unknown format \"\(kvText)\"") }
+        let layout = try e.object("layout").map(Self.layout)
+        var features: Set<EstimateRequest.Feature> = []
+        var mtp = false
+        for name in try e.stringArray("features") ?? [] {
+            if name == "mtp" { mtp = true; continue }
+            guard let f = EstimateRequest.Feature(rawValue: name) else {
+                throw e.error("features", "unknown feature \"\(name)\" (two-batch-overlap, eplb, mtp)")
+            }
+            features.insert(f)
+        }
+        let phase = try e.requiredString("phase")
+        let input = try e.requiredInt("input_tokens", atLeast: 1)
+        let output = try e.int("output_tokens", atLeast: 0)
+        let batch = try e.int("batch_per_gpu", atLeast: 1)
+        var request = EstimateRequest(model: model, cluster: cluster, layout: layout, weights: weights, kvCache: kv,
+                                      inputTokens: input, outputTokens: output ?? 0, features: features)
+        if phase == "serving" { return try priceServing(e, request: request, mtp: mtp) }
+        guard !mtp else { throw e.error("features", "mtp applies to serving entries") }
+        switch phase {
+        case "prefill":
+            request.prefillTokensPerGPU = batch
+            let estimate = try Estimator.estimate(request)
+            return Priced(values: ["input_tokens_per_s_per_gpu": estimate.inputTokensPerSecondPerGPU],
+                          layout: estimate.plan.layout.description, bottleneck: estimate.prefillStep.bottleneck.rawValue)
+        case "decode":
+            // A decode measurement at a fixed KV length: the context stays at input_tokens.
+            request.decodeBatchPerGPU = batch
+            if output == nil { request.outputTokens = 0 }
+            let estimate = try Estimator.estimate(request)
+            return Priced(values: ["output_tokens_per_s_per_gpu": estimate.outputTokensPerSecondPerGPU,
+                                   "output_tokens_per_s_per_user": estimate.outputTokensPerSecondPerUser],
+                          layout: estimate.plan.layout.description, bottleneck: estimate.decodeStep.bottleneck.rawValue)
+        case "offline":
+            request.decodeBatchPerGPU = batch
+            guard output != nil else { throw e.error("output_tokens", "is needed for an offline entry") }
+            let estimate = try Estimator.estimate(request)
+            return Priced(values: ["output_tokens_per_s_per_gpu": estimate.offlineOutputTokensPerSecondPerGPU],
+                          layout: estimate.plan.layout.description, bottleneck: estimate.decodeStep.bottleneck.rawValue)
+        default:
+            throw e.error("phase", "must be prefill, decode, offline or serving, got \"\(phase)\"")
+        }
+    }
+
+    /// A serving entry: a closed loop at `concurrency`, aggregated or disaggregated, priced by the
+    /// serving simulation with the scheduler of the entry's `framework`.
+    static func priceServing(_ e: JSONObject, request: EstimateRequest, mtp: Bool) throws -> Priced {
+        guard let concurrency = try e.int("concurrency", atLeast: 1) else { throw e.error("concurrency", "is needed for a serving entry") }
+        guard request.outputTokens >= 1 else { throw e.error("output_tokens", "is needed for a serving entry") }
+        var range = InputRange.fixed
+        if let r = try e.doubleArray("input_range") {
+            guard r.count == 2, r[0] > 0, r[0] <= r[1], r[1] <= 1 else { throw e.error("input_range", "must be [lo, hi] with 0 < lo ≤ hi ≤ 1") }
+            range = InputRange(lower: r[0], upper: r[1])
+        }
+        var disaggregation: Disaggregation? = nil
+        if let d = try e.object("disaggregated") {
+            func pool(_ name: String) throws -> Disaggregation.Pool {
+                guard let p = try d.object(name) else { throw d.error(name, "is missing") }
+                guard let l = try p.object("layout") else { throw p.error("layout", "is missing") }
+                return Disaggregation.Pool(gpus: try p.requiredInt("gpus", atLeast: 1), workers: try p.int("workers", atLeast: 1) ?? 1,
+                                           layout: try Self.layout(l))
+            }
+            disaggregation = Disaggregation(prefill: try pool("prefill"), decode: try pool("decode"))
+        }
+        let speculative: SpeculativeDecoding? = mtp
+            ? SpeculativeDecoding(draftTokens: try e.int("mtp_draft_tokens", atLeast: 1) ?? 1, acceptance: try e.double("mtp_acceptance"))
+            : nil
+        let serving = ServingRequest(base: request, concurrency: concurrency, inputRange: range, disaggregation: disaggregation,
+                                     speculative: speculative, scheduler: SchedulerPolicy.of(framework: try e.string("framework") ?? ""))
+        let s = try ServingEstimator.estimate(serving)
+        var values: [String: Double] = [
+            "total_tokens_per_s_per_gpu": s.totalTokensPerSecondPerGPU,
+            "output_tokens_per_s_per_gpu": s.outputTokensPerSecondPerGPU,
+            "input_tokens_per_s_per_gpu": s.inputTokensPerSecondPerGPU,
+            "output_tokens_per_s_per_user": s.outputTokensPerSecondPerUser,
+            "ttft_s": s.ttft.median, "tpot_s": s.tpot.median,
+        ]
+        if s.disaggregated {
+            values["input_tokens_per_s_per_prefill_gpu"] = s.pools[0].inputTokensPerSecondPerGPU
+            values["output_tokens_per_s_per_decode_gpu"] = s.pools[1].outputTokensPerSecondPerGPU
+        }
+        let layout = s.disaggregated ? "P \(s.pools[0].layout) × \(s.pools[0].workers) / D \(s.pools[1].layout) × \(s.pools[1].workers)"
+                                     : (s.pools.first?.layout.description ?? "")
+        return Priced(values: values, layout: layout, bottleneck: nil)
+    }
+}

@@ -1,0 +1,158 @@
+import ArgumentParser
+import Estimator
+import Planner
+import Serving
+
+/// Options of a closed-loop serving estimate (`estimate --concurrency N`, `report`).
+struct ServingOptions: ParsableArguments {
+    @Option(help: "Requests in flight across the deployment, each replaced when it finishes (closed loop).")
+    var concurrency: Int?
+
+    @Option(help: ArgumentHelp("Prompt lengths drawn uniformly from lo..hi × --input (e.g. 0.8,1.0).", valueName: "lo,hi"))
+    var inputRange: String?
+
+    @Option(help: "Scheduler: mixed (chunked prefill inside decode steps: vLLM, TensorRT-LLM) or prefill-first (SGLang's default).")
+    var scheduler: String = SchedulerPolicy.mixed.rawValue
+
+    @Option(help: "Tokens one scheduler (attention group) processes per step (default: 8,192 under 160 GiB per GPU, else 16,384).")
+    var tokenBudget: Int?
+
+    @Option(help: "MTP speculative decoding: draft tokens per step.")
+    var mtp: Int?
+
+    @Option(help: "Mean tokens emitted per decode step with MTP (default: DeepSeek-R1's measured 1.92 / 2.58 / 2.82 for 1 / 2 / 3 drafts).")
+    var mtpAcceptance: Double?
+
+    @Option(help: "Disaggregated prefill pool: GPUs,workers,layout (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1).")
+    var prefillPool: String?
+
+    @Option(help: "Disaggregated decode pool: GPUs,workers,layout (e.g. 48,6,attention=dp,tp=1,ep=8,pp=1).")
+    var decodePool: String?
+
+    func validate() throws {
+        if let c = concurrency, c < 1 { throw ValidationError("--concurrency must be at least 1, got \(c)") }
+        if let b = tokenBudget, b < 1 { throw ValidationError("--token-budget must be at least 1, got \(b)") }
+        if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
+        if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
+        guard SchedulerPolicy(rawValue: scheduler) != nil else {
+            throw ValidationError("--scheduler must be mixed or prefill-first, got '\(scheduler)'")
+        }
+        if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
+        if concurrency == nil, inputRange != nil || mtp != nil || prefillPool != nil || tokenBudget != nil
+            || scheduler != SchedulerPolicy.mixed.rawValue {
+            throw ValidationError("--input-range, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
+        }
+        _ = try parsedRange()
+        _ = try parsedPools()
+    }
+
+    var isServing: Bool { concurrency != nil }
+
+    func parsedRange() throws -> InputRange {
+        guard let inputRange else { return .fixed }
+        let parts = inputRange.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo > 0, lo <= hi, hi <= 1 else {
+            throw ValidationError("--input-range must be lo,hi with 0 < lo ≤ hi ≤ 1, got '\(inputRange)'")
+        }
+        return InputRange(lower: lo, upper: hi)
+    }
+
+    static func pool(_ text: String, flag: String) throws -> Disaggregation.Pool {
+        let pieces = text.split(separator: ",", maxSplits: 2).map(String.init)
+        guard pieces.count == 3, let gpus = Int(pieces[0]), let workers = Int(pieces[1]), gpus >= 1, workers >= 1 else {
+            throw ValidationError("\(flag) must be GPUs,workers,layout (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1), got '\(text)'")
+        }
+        return Disaggregation.Pool(gpus: gpus, workers: workers, layout: try Layout.parse(pieces[2]))
+    }
+
+    func parsedPools() throws -> Disaggregation? {
+        guard let prefillPool, let decodePool else { return nil }
+        return Disaggregation(prefill: try Self.pool(prefillPool, flag: "--prefill-pool"),
+                              decode: try Self.pool(decodePool, flag: "--decode-pool"))
+    }
+
+    func request(base: EstimateRequest) throws -> ServingRequest {
+        ServingRequest(base: base, concurrency: concurrency ?? 1, inputRange: try parsedRange(), disaggregation: try parsedPools(),
+                       speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
+                       scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget)
+    }
+}
+
+enum ServingJSON {
+    static func object(_ s: ServingEstimate) -> [String: Any] {
+        var json: [String: Any] = [
+            "gpus": s.gpus, "concurrency": s.request.concurrency,
+            "output_tokens_per_s_per_gpu": s.outputTokensPerSecondPerGPU,
+            "input_tokens_per_s_per_gpu": s.inputTokensPerSecondPerGPU,
+            "total_tokens_per_s_per_gpu": s.totalTokensPerSecondPerGPU,
+            "output_tokens_per_s_per_user": s.outputTokensPerSecondPerUser,
+            "requests_per_s": s.requestsPerSecond,
+            "ttft_s": s.ttft.median, "ttft_p90_s": s.ttft.p90, "ttft_p99_s": s.ttft.p99,
+            "tpot_s": s.tpot.median, "tpot_p90_s": s.tpot.p90, "tpot_p99_s": s.tpot.p99,
+            "e2e_s": s.endToEnd.median, "e2e_p90_s": s.endToEnd.p90, "e2e_p99_s": s.endToEnd.p99,
+            "mean_decode_batch_per_gpu": s.meanDecodeBatchPerGPU,
+            "measured_requests": s.measuredRequests, "simulated_steps": s.simulatedSteps,
+            "scheduler": s.request.scheduler.rawValue,
+        ]
+        if let m = s.request.speculative { json["mtp"] = ["draft_tokens": m.draftTokens, "acceptance": m.acceptance] }
+        if s.disaggregated {
+            json["prefill"] = pool(s.pools[0])
+            json["decode"] = pool(s.pools[1])
+            json["input_tokens_per_s_per_prefill_gpu"] = s.pools[0].inputTokensPerSecondPerGPU
+            json["output_tokens_per_s_per_decode_gpu"] = s.pools[1].outputTokensPerSecondPerGPU
+            if let t = s.kvTransferSeconds { json["kv_transfer_s"] = t }
+        } else if let p = s.pools.first {
+            json["layout"] = PlanJSON.layout(p.plan)
+            json["workers"] = p.workers
+            json["max_requests_per_worker"] = p.capacityPerWorker
+        }
+        if let c = s.costPerMillionOutputTokens { json["cost_per_million_output_tokens"] = c }
+        if let c = s.costPerMillionInputTokens { json["cost_per_million_input_tokens"] = c }
+        if let p = s.gpuHourPrice { json["gpu_hour_price"] = p }
+        return json
+    }
+
+    static func pool(_ p: PoolEstimate) -> [String: Any] {
+        ["gpus": p.gpus, "workers": p.workers, "layout": p.layout.description, "max_requests_per_worker": p.capacityPerWorker,
+         "input_tokens_per_s_per_gpu": p.inputTokensPerSecondPerGPU, "output_tokens_per_s_per_gpu": p.outputTokensPerSecondPerGPU,
+         "busy": p.busy]
+    }
+}
+
+enum ServingTable {
+    static func print(_ s: ServingEstimate) {
+        let r = s.request
+        let deployment = s.disaggregated
+            ? "prefill \(s.pools[0].gpus) GPUs (\(s.pools[0].workers) × \(s.pools[0].layout)), decode \(s.pools[1].gpus) GPUs "
+                + "(\(s.pools[1].workers) × \(s.pools[1].layout))"
+            : "layout \(s.pools[0].layout), \(s.pools[0].workers) worker\(s.pools[0].workers == 1 ? "" : "s") holding up to "
+                + "\(Output.grouped(s.pools[0].capacityPerWorker)) requests each"
+        Swift.print("closed loop: \(Output.grouped(r.concurrency)) requests in flight on \(s.gpus) GPUs, \(r.scheduler.rawValue) scheduler"
+            + (r.speculative.map { ", MTP \($0.draftTokens) draft\($0.draftTokens == 1 ? "" : "s") at \(Output.fixed($0.acceptance, 2)) tokens/step" } ?? ""))
+        Swift.print(deployment)
+        Swift.print("")
+        func lat(_ p: Percentiles) -> String {
+            "\(Output.seconds(p.median)) median, \(Output.seconds(p.p90)) p90, \(Output.seconds(p.p99)) p99"
+        }
+        var rows: [(String, String)] = [
+            ("output", "\(Output.rate(s.outputTokensPerSecondPerGPU)) tokens/s per GPU, \(Output.rate(s.outputTokensPerSecondPerUser)) per user"),
+            ("input", "\(Output.rate(s.inputTokensPerSecondPerGPU)) tokens/s per GPU"),
+            ("total", "\(Output.rate(s.totalTokensPerSecondPerGPU)) tokens/s per GPU, \(Output.fixed(s.requestsPerSecond, 2)) requests/s"),
+            ("TTFT", lat(s.ttft)),
+            ("TPOT", lat(s.tpot)),
+            ("end to end", lat(s.endToEnd)),
+            ("decode batch", "\(Output.fixed(s.meanDecodeBatchPerGPU, 1)) sequences per GPU on average"),
+        ]
+        if s.disaggregated {
+            rows.append(("prefill pool", "\(Output.rate(s.pools[0].inputTokensPerSecondPerGPU)) input tokens/s per prefill GPU, "
+                + "busy \(Output.fixed(100 * s.pools[0].busy, 0))%"))
+            rows.append(("decode pool", "\(Output.rate(s.pools[1].outputTokensPerSecondPerGPU)) output tokens/s per decode GPU"))
+            if let t = s.kvTransferSeconds { rows.append(("KV transfer", Output.seconds(t) + " per nominal prompt")) }
+        }
+        rows.append(("cost", "\(Output.dollars(s.costPerMillionOutputTokens)) per million output tokens at "
+            + "\(Output.dollars(s.gpuHourPrice)) per GPU-hour"))
+        Output.printTable(rows)
+        Swift.print("  (\(Output.grouped(s.measuredRequests)) requests measured after a warm-up of \(Output.grouped(r.concurrency)); "
+            + "\(Output.grouped(s.simulatedSteps)) steps simulated)")
+    }
+}

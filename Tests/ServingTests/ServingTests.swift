@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+@testable import Estimator
+@testable import Hardware
+@testable import ModelSpec
+@testable import Planner
+@testable import Serving
+
+/// The closed-loop serving simulation against conservation laws and closed forms.
+@Suite struct ServingTests {
+    func request(_ m: String = "mixtral-8x7b", gpu g: String = "h200-sxm", gpus: Int = 2, input: Int = 512, output: Int = 128,
+                 concurrency: Int = 16, layout: Layout? = Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2)) throws -> ServingRequest {
+        let base = EstimateRequest(model: try model(m), cluster: try Cluster(gpu: gpu(g), gpuCount: gpus), layout: layout,
+                                   weights: .fp8, inputTokens: input, outputTokens: output)
+        return ServingRequest(base: base, concurrency: concurrency, inputRange: InputRange(lower: 0.8, upper: 1))
+    }
+
+    /// Little's law: requests in flight = completion rate × time in the system.
+    @Test(arguments: [1, 4, 16, 64])
+    func littlesLaw(concurrency: Int) throws {
+        let s = try ServingEstimator.estimate(request(concurrency: concurrency))
+        let inFlight = s.requestsPerSecond * s.endToEnd.mean
+        #expect(abs(inFlight / Double(concurrency) - 1) < 0.03, "\(inFlight) in flight for \(concurrency)")
+    }
+
+    /// Tokens are conserved: each completed request produced `output` tokens and consumed its
+    /// prompt (mean 0.9 × input for a 0.8–1.0 range), so the token rates follow the request rate.
+    @Test func tokensFollowRequests() throws {
+        let r = try request(concurrency: 32)
+        let s = try ServingEstimator.estimate(r)
+        let gpus = Double(s.gpus)
+        #expect(abs(s.outputTokensPerSecondPerGPU * gpus / (s.requestsPerSecond * 128) - 1) < 0.03)
+        #expect(abs(s.inputTokensPerSecondPerGPU * gpus / (s.requestsPerSecond * 0.9 * 512) - 1) < 0.03)
+    }
+
+    /// Disaggregated: every prompt prefilled in the prefill pool is decoded in the decode pool.
+    @Test func disaggregatedPoolsConserveTokens() throws {
+        var r = try request("deepseek-v3", gpus: 24, input: 1024, output: 256, concurrency: 96, layout: nil)
+        r.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1)),
+                                          decode: .init(gpus: 16, workers: 2, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1)))
+        let s = try ServingEstimator.estimate(r)
+        let prompts = s.pools[0].inputTokensPerSecondPerGPU * 8 / (0.9 * 1024)
+        let answers = s.pools[1].outputTokensPerSecondPerGPU * 16 / 256
+        #expect(abs(prompts / answers - 1) < 0.03, "\(prompts) prompts/s vs \(answers) answers/s")
+        #expect(abs(s.requestsPerSecond * s.endToEnd.mean / 96 - 1) < 0.03)
+        // The KV transfer is part of the time to first token.
+        #expect(s.ttft.median > (s.kvTransferSeconds ?? 0))
+    }
+
+    /// With every request decoding (a 1-token prompt, long answers), the simulated TPOT is the
+    /// steady-state decode step at the same batch: two computations of one quantity.
+    @Test func decodeOnlyLoopMatchesTheSteadyState() throws {
+        let r = try request(input: 1, output: 4096, concurrency: 32)
+        let s = try ServingEstimator.estimate(r)
+        var steady = r.base
+        steady.decodeBatchPerGPU = 16
+        steady.inputTokens = 1
+        steady.outputTokens = 4096
+        let e = try Estimator.estimate(steady, layout: Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2))
+        #expect(abs(s.tpot.median / e.timePerOutputToken - 1) < 0.05, "\(s.tpot.median) vs \(e.timePerOutputToken)")
+        #expect(abs(s.meanDecodeBatchPerGPU - 16) < 0.5)
+    }
+
+    /// MTP that accepts nothing (1 token per step) only adds the draft passes: never faster; with
+    /// acceptance a, a request needs ⌈(output − 1) / a⌉ decode steps.
+    @Test func speculativeDecoding() throws {
+        let plain = try ServingEstimator.estimate(request("deepseek-v3", gpus: 8, concurrency: 16,
+                                                          layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1)))
+        var r = try request("deepseek-v3", gpus: 8, concurrency: 16, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1))
+        r.speculative = SpeculativeDecoding(draftTokens: 1, acceptance: 1)
+        let useless = try ServingEstimator.estimate(r)
+        #expect(useless.tpot.median >= plain.tpot.median)
+        r.speculative = SpeculativeDecoding(draftTokens: 1, acceptance: 2)
+        let perfect = try ServingEstimator.estimate(r)
+        // Twice the tokens per step for the cost of the useless case's step.
+        #expect(abs(perfect.tpot.median / useless.tpot.median - 0.5) < 0.05)
+        #expect(SpeculativeDecoding(draftTokens: 3).acceptance == 2.82)
+    }
+
+    /// Requests a worker cannot hold wait: TTFT grows with the queue, throughput stops growing.
+    @Test func moreRequestsThanFitQueue() throws {
+        let r = try request("llama3.1-70b", gpus: 1, input: 32_768, output: 64, concurrency: 4,
+                            layout: Layout(attention: .tensor, tp: 1, ep: 1, pp: 1))
+        let held = try ServingEstimator.estimate(r)
+        let capacity = try #require(held.pools.first?.capacityPerWorker)
+        var crowded = r
+        crowded.concurrency = capacity * 3
+        let over = try ServingEstimator.estimate(crowded)
+        #expect(over.ttft.median > held.ttft.median * 2)
+        #expect(over.meanDecodeBatchPerGPU <= Double(capacity) + 1e-9)
+    }
+
+    /// The same seed gives the same answer; the input range is honoured.
+    @Test func deterministic() throws {
+        let a = try ServingEstimator.estimate(request())
+        let b = try ServingEstimator.estimate(request())
+        #expect(a.outputTokensPerSecondPerGPU == b.outputTokensPerSecondPerGPU && a.ttft == b.ttft)
+    }
+
+    @Test func badRequestsAreRefused() throws {
+        var r = try request()
+        r.concurrency = 0
+        #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
+        r = try request()
+        r.inputRange = InputRange(lower: 0.9, upper: 0.5)
+        #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
+        r = try request()
+        r.speculative = SpeculativeDecoding(draftTokens: 1, acceptance: 3)
+        #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
+    }
+}
