@@ -23,7 +23,7 @@ struct KVTransfer {
         if case let .grouped(a) = model.attention {
             senders = min(Double(prefill.layout.attentionGroup), Double(a.kvHeads))
         }
-        let oneDomain = base.cluster.gpuCount <= gpu.scaleUpDomain
+        let oneDomain = base.cluster.gpuCount <= base.cluster.gpusPerNode
         let link = oneDomain ? gpu.scaleUpBandwidth * gpu.efficiency.scaleUp : gpu.scaleOutBandwidth * gpu.efficiency.scaleOut
         bytesPerToken = Double(model.kvCacheBytesPerToken(base.kvCache))
         bandwidth = max(link * senders, 1)

@@ -59,8 +59,9 @@ public struct ServingEstimate: Sendable {
     /// Time per output token after the first, per request.
     public var tpot: Percentiles
     public var endToEnd: Percentiles
-    /// Decode sequences per GPU, averaged over time (the batch the concurrency turns into).
-    public var meanDecodeBatchPerGPU: Double
+    /// Decode sequences per GPU that decodes (all GPUs aggregated, the decode pool's when
+    /// disaggregated), averaged over time: the batch the concurrency turns into.
+    public var meanDecodeBatchPerDecodeGPU: Double
     /// The aggregated layout, or the two pools of a disaggregated deployment.
     public var pools: [PoolEstimate]
     public var disaggregated: Bool
@@ -139,6 +140,13 @@ public enum ServingEstimator {
         guard base.inputTokens >= 1, base.outputTokens >= 1 else {
             throw ServingError.invalid("serving needs at least 1 input and 1 output token")
         }
+        // Bounds that keep every count in range (and a simulation finite).
+        guard base.inputTokens <= 16_777_216, base.outputTokens <= 16_777_216 else {
+            throw ServingError.invalid("input and output must each be at most 16,777,216 tokens")
+        }
+        if request.disaggregation != nil, base.outputTokens < 2 {
+            throw ServingError.invalid("disaggregated serving needs at least 2 output tokens (the prefill pool emits the first)")
+        }
         let range = request.inputRange
         guard range.lower > 0, range.lower <= range.upper, range.upper <= 1, range.lower.isFinite else {
             throw ServingError.invalid("the input range must be 0 < lo ≤ hi ≤ 1, got \(range.lower),\(range.upper)")
@@ -151,7 +159,9 @@ public enum ServingEstimator {
                 throw ServingError.invalid("MTP acceptance (mean tokens per step) must be in [1, \(s.draftTokens + 1)], got \(s.acceptance)")
             }
         }
-        if let budget = request.tokenBudget, budget < 1 { throw ServingError.invalid("the token budget must be at least 1") }
+        if let budget = request.tokenBudget, !(1...1_048_576).contains(budget) {
+            throw ServingError.invalid("the token budget must be 1 to 1,048,576 tokens per step, got \(budget)")
+        }
     }
 
     static func aggregated(_ request: ServingRequest, layout: Layout) throws -> ServingEstimate {
@@ -166,8 +176,8 @@ public enum ServingEstimator {
         var steps = 0
         for (count, weight) in [(n + 1, extra), (n, replicas - extra)] where count > 0 && weight > 0 {
             let cache = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: request.speculative)
-            let w = ServingSimulation.Worker(role: .both, steps: cache, budget: worker.budget, capacity: worker.capacity,
-                                             gpus: gpusPerWorker)
+            let w = ServingSimulation.Worker(role: .both, steps: cache, budget: worker.budget, groupBudget: worker.groupBudget,
+                                             capacity: worker.capacity, gpus: gpusPerWorker)
             var sim = simulation(request, workers: [w], entry: [0], exit: [0], requests: count, transfer: { _ in 0 })
             let outcome = try run(&sim)
             steps += outcome.steps
@@ -206,12 +216,12 @@ public enum ServingEstimator {
         let decodeCache = StepCache(pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker, speculative: request.speculative)
         var workers: [ServingSimulation.Worker] = []
         for _ in 0..<d.prefill.workers {
-            workers.append(.init(role: .prefill, steps: prefillCache, budget: prefill.budget, capacity: prefill.capacity,
-                                 gpus: d.prefill.gpusPerWorker))
+            workers.append(.init(role: .prefill, steps: prefillCache, budget: prefill.budget, groupBudget: prefill.groupBudget,
+                                 capacity: prefill.capacity, gpus: d.prefill.gpusPerWorker))
         }
         for _ in 0..<d.decode.workers {
-            workers.append(.init(role: .decode, steps: decodeCache, budget: decode.budget, capacity: decode.capacity,
-                                 gpus: d.decode.gpusPerWorker))
+            workers.append(.init(role: .decode, steps: decodeCache, budget: decode.budget, groupBudget: decode.groupBudget,
+                                 capacity: decode.capacity, gpus: d.decode.gpusPerWorker))
         }
         let transfer = KVTransfer(request, prefill: d.prefill)
         var sim = simulation(request, workers: workers, entry: Array(0..<d.prefill.workers),
@@ -249,13 +259,13 @@ public enum ServingEstimator {
     /// the sequences of the longest context that fit in its memory, at most the engine's running
     /// cap (`Estimator.maxBatchPerGPU` per GPU of a stage).
     static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int, workers: Int)
-        -> (budget: Int, capacity: Int) {
+        -> (budget: Int, groupBudget: Int, capacity: Int) {
         let layout = pricer.layout
         let groups = max(1, gpusPerWorker / (layout.attentionGroup * layout.pp))
-        let budget = (request.tokenBudget ?? SchedulerPolicy.defaultTokenBudget(request.base.cluster.gpu)) * groups
+        let group = request.tokenBudget ?? SchedulerPolicy.defaultTokenBudget(request.base.cluster.gpu)
         let memory = pricer.plan.maxConcurrentSequences / max(pricer.plan.replicas, 1)
         let cap = Estimator.maxBatchPerGPU * max(1, gpusPerWorker / layout.pp)
-        return (budget, max(1, min(memory, cap)))
+        return (group * groups, group, max(1, min(memory, cap)))
     }
 
     static func simulation(_ request: ServingRequest, workers: [ServingSimulation.Worker], entry: [Int], exit: [Int],
@@ -266,7 +276,8 @@ public enum ServingEstimator {
                                     prefixHitRate: request.base.prefixCacheHitRate)
         return ServingSimulation(requests: Array(repeating: .init(), count: requests), workers: workers, entry: entry, exit: exit,
                                  outputTokens: request.base.outputTokens,
-                                 tokensPerStep: request.speculative?.acceptance ?? 1, policy: request.scheduler,
+                                 tokensPerStep: request.speculative?.acceptance ?? 1,
+                                 verifiedPerStep: 1 + (request.speculative?.draftTokens ?? 0), policy: request.scheduler,
                                  transferSeconds: transfer, lengths: lengths,
                                  measuredTarget: max(2 * requests, 64), maxSteps: 20_000_000)
     }
@@ -287,8 +298,8 @@ public enum ServingEstimator {
             input += weight * o.inputTokens / window
             completions += weight * Double(o.windowCompletions) / window
             batch += weight * o.decodeSequenceSeconds / window
-            // Each run's samples stand for `weight` replicas.
-            let each = weight / Double(max(o.samples.count, 1))
+            // Each run's samples stand for the requests its `weight` replicas complete.
+            let each = weight * Double(o.windowCompletions) / window / Double(max(o.samples.count, 1))
             ttft += o.samples.map { ($0.ttft, each) }
             tpot += o.samples.compactMap { s in s.tpot.map { ($0, each) } }
             e2e += o.samples.map { ($0.e2e, each) }
@@ -305,7 +316,7 @@ public enum ServingEstimator {
             outputTokensPerSecondPerUser: tpotP.median > 0 ? 1 / tpotP.median : 0,
             ttft: Percentiles(ttft.map { (value: $0.0, weight: $0.1) }) ?? zero, tpot: tpotP,
             endToEnd: Percentiles(e2e.map { (value: $0.0, weight: $0.1) }) ?? zero,
-            meanDecodeBatchPerGPU: batch / decodeGPUs,
+            meanDecodeBatchPerDecodeGPU: batch / decodeGPUs,
             pools: pools, disaggregated: pools.count > 1, kvTransferSeconds: transfer, gpuHourPrice: price,
             // Every GPU of the deployment is paid for; output and input tokens are each charged
             // the whole bill, as the steady-state estimate does.

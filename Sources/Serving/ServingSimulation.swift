@@ -25,6 +25,8 @@ struct ServingSimulation {
         var prefilled = 0
         var firstToken = 0.0
         var decodeSteps = 0
+        /// Tokens the decode steps must emit: the answer after its first token.
+        var decodeTokens = 0
         var joinContext = 0.0
         var measured = false
     }
@@ -32,7 +34,10 @@ struct ServingSimulation {
     final class Worker {
         let role: Role
         let steps: StepCache
+        /// Tokens per step of the whole worker, and of one attention group (one prompt's chunk
+        /// never exceeds a group's budget: a data-parallel rank prefills its own prompts).
         let budget: Int
+        let groupBudget: Int
         let capacity: Int
         let gpus: Int
         var clock = 0.0
@@ -48,10 +53,11 @@ struct ServingSimulation {
         var finishing: [Int: [Int]] = [:]
         var busySeconds = 0.0
 
-        init(role: Role, steps: StepCache, budget: Int, capacity: Int, gpus: Int) {
+        init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, capacity: Int, gpus: Int) {
             self.role = role
             self.steps = steps
             self.budget = budget
+            self.groupBudget = groupBudget
             self.capacity = capacity
             self.gpus = gpus
         }
@@ -60,6 +66,13 @@ struct ServingSimulation {
         var queued: Int { waiting.count - waitingHead }
         /// Prompt tokens still to compute here, for routing new requests.
         var load: Int { queued + running }
+
+        /// Adds a request in order of ready time (KV transfers finish out of order).
+        func enqueue(_ slot: Int, ready: Double) {
+            var i = waiting.count
+            while i > waitingHead, waiting[i - 1].ready > ready { i -= 1 }
+            waiting.insert((slot, ready), at: i)
+        }
 
         /// When this worker can start its next step, or nil when it has nothing to do.
         var nextStart: Double? {
@@ -94,6 +107,8 @@ struct ServingSimulation {
     let exit: [Int]
     let outputTokens: Int
     let tokensPerStep: Double
+    /// Tokens each decoding sequence puts through the model per step (1 + MTP drafts).
+    let verifiedPerStep: Int
     let policy: SchedulerPolicy
     let transferSeconds: (Int) -> Double
     var lengths: PromptLengths
@@ -124,10 +139,10 @@ struct ServingSimulation {
             var prefillTokens = 0, prefillContext = 0.0
             let prefillOnly = policy == .prefillFirst && w.role == .both && !w.prefilling.isEmpty
             if w.role != .decode {
-                var left = prefillOnly || w.role == .prefill ? w.budget : w.budget - decode
+                var left = prefillOnly || w.role == .prefill ? w.budget : w.budget - decode * verifiedPerStep
                 for slot in w.prefilling where left > 0 {
                     let r = requests[slot]
-                    let chunk = min(r.newTokens - r.prefilled, left)
+                    let chunk = min(r.newTokens - r.prefilled, left, w.groupBudget)
                     guard chunk > 0 else { continue }
                     chunks.append((slot, chunk))
                     left -= chunk
@@ -150,33 +165,39 @@ struct ServingSimulation {
                     outcome.outputTokens += Double(decoding) * drafts
                     outcome.decodeSequenceSeconds += Double(decoding) * seconds
                 }
+                // A request's last step emits only the tokens its answer still needs.
                 let finishing = w.finishing.removeValue(forKey: w.decodeIndex) ?? []
                 w.decodeIndex += 1
                 for slot in finishing {
                     let r = requests[slot]
                     w.decoding -= 1
                     w.decodeContextSum -= r.joinContext + Double(r.decodeSteps) * drafts
+                    if inWindow { outcome.outputTokens -= Double(r.decodeSteps) * drafts - Double(r.decodeTokens) }
                     complete(slot, at: end, outcome: &outcome, warmUpEnd: warmUpEnd, measuredDone: &measuredDone)
                     completions += 1
                     if warmUpEnd == nil, completions >= requests.count { warmUpEnd = end }
                     arrive(slot, at: end, measured: warmUpEnd != nil)
                 }
             }
-            var finished: [Int] = []
+            var finished: Set<Int> = []
             for (slot, tokens) in chunks {
                 requests[slot].prefilled += tokens
                 if inWindow { outcome.inputTokens += Double(tokens) }
-                if requests[slot].prefilled >= requests[slot].newTokens { finished.append(slot) }
+                if requests[slot].prefilled >= requests[slot].newTokens { finished.insert(slot) }
             }
             if !finished.isEmpty {
                 w.prefilling.removeAll { finished.contains($0) }
-                for slot in finished {
-                    if inWindow { outcome.inputTokens += Double(requests[slot].promptTokens - requests[slot].newTokens) }
+                // In prompt order, as the chunks were taken.
+                for (slot, _) in chunks where finished.contains(slot) {
+                    if inWindow {
+                        outcome.inputTokens += Double(requests[slot].promptTokens - requests[slot].newTokens)
+                        outcome.outputTokens += 1
+                    }
                     if w.role == .prefill {
                         let target = leastLoaded(exit)
                         let ready = end + transferSeconds(requests[slot].promptTokens)
                         requests[slot].firstToken = ready
-                        workers[target].waiting.append((slot, ready))
+                        workers[target].enqueue(slot, ready: ready)
                     } else {
                         requests[slot].firstToken = end
                         if outputTokens <= 1 {
@@ -210,11 +231,12 @@ struct ServingSimulation {
             let w = workers[leastLoaded(targets)]
             let remaining = Int((Double(decodeSteps) * Double(slot + 1) / Double(count)).rounded(.up))
             guard outputTokens > 1, remaining >= 1, w.running < w.capacity else {
-                workers[leastLoaded(entry)].waiting.append((slot, 0))
+                workers[leastLoaded(entry)].enqueue(slot, ready: 0)
                 continue
             }
             requests[slot].prefilled = requests[slot].newTokens
             requests[slot].decodeSteps = remaining
+            requests[slot].decodeTokens = Int((Double(remaining) * tokensPerStep).rounded())
             requests[slot].joinContext = Double(prompt + 1) + Double(decodeSteps - remaining) * tokensPerStep
             w.decoding += 1
             w.decodeContextSum += requests[slot].joinContext
@@ -225,10 +247,14 @@ struct ServingSimulation {
     /// Decode steps after the first token: (output − 1) tokens at `tokensPerStep` a step.
     var decodeSteps: Int { max(1, Int((Double(outputTokens - 1) / tokensPerStep).rounded(.up))) }
 
+    /// A new request of the closed loop. It reaches the scheduler after the step that starts at
+    /// the same instant has been formed (the finished request's answer must leave the server and
+    /// the client's next request arrive), so it waits for that step: schedulers form a batch only
+    /// between steps.
     private mutating func arrive(_ slot: Int, at time: Double, measured: Bool) {
         let prompt = lengths.next()
         requests[slot] = Request(arrival: time, newTokens: lengths.newTokens(prompt), promptTokens: prompt, measured: measured)
-        workers[leastLoaded(entry)].waiting.append((slot, time))
+        workers[leastLoaded(entry)].enqueue(slot, ready: time.nextUp)
     }
 
     private func leastLoaded(_ candidates: [Int]) -> Int {
@@ -256,6 +282,7 @@ struct ServingSimulation {
 
     private mutating func join(_ slot: Int, worker w: Worker) {
         requests[slot].decodeSteps = decodeSteps
+        requests[slot].decodeTokens = outputTokens - 1
         requests[slot].joinContext = Double(requests[slot].promptTokens + 1)
         w.decoding += 1
         w.decodeContextSum += requests[slot].joinContext

@@ -12,7 +12,10 @@ import Planner
 /// context), so the rounding moves a step by well under 3%.
 final class StepCache {
     let pricer: StepPricer
-    let gpusPerWorker: Double
+    /// Attention groups of the worker per pipeline stage (data-parallel ranks, or 1 for a
+    /// tensor-parallel engine) and the GPUs of one group.
+    let groups: Int
+    let groupGPUs: Double
     let speculative: SpeculativeDecoding?
     private var cache: [Key: Double] = [:]
 
@@ -22,14 +25,18 @@ final class StepCache {
 
     init(pricer: StepPricer, gpusPerWorker: Int, speculative: SpeculativeDecoding?) {
         self.pricer = pricer
-        self.gpusPerWorker = Double(gpusPerWorker)
+        let layout = pricer.layout
+        groupGPUs = Double(layout.attentionGroup)
+        groups = max(1, gpusPerWorker / (layout.attentionGroup * layout.pp))
         self.speculative = speculative
     }
 
     /// Seconds of one scheduler step of the whole worker: `decode` sequences at mean context
     /// `decodeContext` each verify 1 + drafts tokens, and `prefillTokens` new prompt tokens of
     /// `prefillSequences` prompts at mean context `prefillContext` are prefilled. With pp stages
-    /// every sequence passes all stages in one step (pp stage times).
+    /// every sequence passes all stages in one step (pp stage times). Sequences spread over the
+    /// worker's attention groups as evenly as they can, and the step goes at the pace of the
+    /// busiest group: ⌈n / groups⌉ sequences (a prompt is never split across groups).
     func seconds(decode: Int, decodeContext: Double, prefillTokens: Int, prefillSequences: Int, prefillContext: Double) -> Double {
         let key = Key(decode: Self.round(decode), decodeContext: Self.bucket(decodeContext),
                       prefillTokens: Self.round(prefillTokens), prefillSequences: Self.round(prefillSequences),
@@ -46,32 +53,35 @@ final class StepCache {
         let pp = Double(pricer.layout.pp)
         var parts: [StepShapeOnGPU] = []
         let drafts = speculative?.draftTokens ?? 0
+        // One pipeline stage holds a micro-batch of 1/pp of the worker's sequences.
+        func perGPU(_ n: Int) -> Double { (Double(n) / pp / Double(groups)).rounded(.up) / groupGPUs }
         if key.decode > 0 {
-            parts.append(StepShapeOnGPU(phase: .decode, sequencesPerGPU: Double(key.decode) / gpusPerWorker * pp,
+            parts.append(StepShapeOnGPU(phase: .decode, sequencesPerGPU: perGPU(key.decode),
                                         newTokens: 1 + drafts, context: Self.value(key.decodeContext)))
         }
         if key.prefillTokens > 0, key.prefillSequences > 0 {
             let perSequence = max(1, Int((Double(key.prefillTokens) / Double(key.prefillSequences)).rounded()))
-            parts.append(StepShapeOnGPU(phase: .prefill, sequencesPerGPU: Double(key.prefillSequences) / gpusPerWorker * pp,
+            parts.append(StepShapeOnGPU(phase: .prefill, sequencesPerGPU: perGPU(key.prefillSequences),
                                         newTokens: perSequence, context: Self.value(key.prefillContext)))
         }
         guard !parts.isEmpty else { return 0 }
-        var stage = pricer.stageTime(parts).total
+        var seconds = pp * pricer.stageTime(parts).total
         if drafts > 0, key.decode > 0 {
-            stage += Double(drafts) * draftPass(sequencesPerGPU: Double(key.decode) / gpusPerWorker * pp,
-                                                context: Self.value(key.decodeContext))
+            seconds += Double(drafts) * draftPass(sequencesPerGPU: perGPU(key.decode), context: Self.value(key.decodeContext))
         }
-        return pp * stage
+        return seconds
     }
 
     /// One MTP draft pass over the decoding sequences: one more transformer layer (DeepSeek's MTP
     /// module is one MoE layer; priced as the mean layer of the main model at this batch) and the
-    /// shared output head.
+    /// shared output head, once (not once per pipeline stage).
     private func draftPass(sequencesPerGPU: Double, context: Int) -> Double {
         let one = pricer.stageTime([StepShapeOnGPU(phase: .decode, sequencesPerGPU: sequencesPerGPU, newTokens: 1, context: context)])
-        let head = one.blocks[.head] ?? 0, embedding = one.blocks[.embedding] ?? 0
-        let layers = Double(max(pricer.model.layerCount, 1)) / Double(pricer.layout.pp)
-        return (one.total - head - embedding) / layers + head
+        let pp = Double(pricer.layout.pp)
+        // With pp > 1 a stage's step carries 1/pp of the head and embedding (see stepTime).
+        let head = (one.blocks[.head] ?? 0) * pp, embedding = (one.blocks[.embedding] ?? 0) * pp
+        let layersPerStage = Double(max(pricer.model.layerCount, 1)) / pp
+        return max(0, one.total - head / pp - embedding / pp) / layersPerStage + head
     }
 
     /// Counts up to 32 exactly, larger ones to 1/32 of their power of two.

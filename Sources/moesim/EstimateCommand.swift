@@ -56,6 +56,9 @@ struct EstimateCommand: ParsableCommand {
                 throw ValidationError("--batch-per-gpu is the steady state's batch; with --concurrency the batch follows from the load")
             }
             if pools != nil, request.layout != nil { throw ValidationError("--layout is for aggregated serving; the pools carry their own") }
+            guard workload.prefillTokens == nil else {
+                throw ValidationError("--prefill-tokens is the steady state's chunk; with --concurrency the chunk is --token-budget")
+            }
             let servingRequest = try serving.request(base: request)
             let estimate = request.layout == nil && pools == nil
                 ? try ServingEstimator.best(servingRequest, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot)

@@ -90,7 +90,7 @@ enum ServingJSON {
             "ttft_s": s.ttft.median, "ttft_p90_s": s.ttft.p90, "ttft_p99_s": s.ttft.p99,
             "tpot_s": s.tpot.median, "tpot_p90_s": s.tpot.p90, "tpot_p99_s": s.tpot.p99,
             "e2e_s": s.endToEnd.median, "e2e_p90_s": s.endToEnd.p90, "e2e_p99_s": s.endToEnd.p99,
-            "mean_decode_batch_per_gpu": s.meanDecodeBatchPerGPU,
+            "mean_decode_batch_per_decode_gpu": s.meanDecodeBatchPerDecodeGPU,
             "measured_requests": s.measuredRequests, "simulated_steps": s.simulatedSteps,
             "scheduler": s.request.scheduler.rawValue,
         ]
@@ -141,7 +141,7 @@ enum ServingTable {
             ("TTFT", lat(s.ttft)),
             ("TPOT", lat(s.tpot)),
             ("end to end", lat(s.endToEnd)),
-            ("decode batch", "\(Output.fixed(s.meanDecodeBatchPerGPU, 1)) sequences per GPU on average"),
+            ("decode batch", "\(Output.fixed(s.meanDecodeBatchPerDecodeGPU, 1)) sequences per \(s.disaggregated ? "decode " : "")GPU on average"),
         ]
         if s.disaggregated {
             rows.append(("prefill pool", "\(Output.rate(s.pools[0].inputTokensPerSecondPerGPU)) input tokens/s per prefill GPU, "

@@ -46,11 +46,13 @@ struct ValidateCommand: ParsableCommand {
             try Output.printJSON(json)
             return
         }
+        // Latencies (metrics in seconds) print as times, rates as rates.
+        func value(_ v: Double, _ metric: String) -> String { metric.hasSuffix("_s") ? Output.seconds(v) : Output.rate(v) }
         Output.printColumns(header: ["entry", "measured", "predicted", "error", "bottleneck", "layout"], rows: report.entries.map { e in
             guard let p = e.predicted, let err = e.error else {
-                return [e.id, Output.rate(e.measured), "skipped", "", e.skipped ?? "", ""]
+                return [e.id, value(e.measured, e.metric), "skipped", "", e.skipped ?? "", ""]
             }
-            return [e.id, Output.rate(e.measured), Output.rate(p), (err >= 0 ? "+" : "") + Output.fixed(100 * err, 0) + "%",
+            return [e.id, value(e.measured, e.metric), value(p, e.metric), (err >= 0 ? "+" : "") + Output.fixed(100 * err, 0) + "%",
                     e.bottleneck ?? "", e.layout ?? ""]
         })
         if let m = report.medianAbsoluteError {

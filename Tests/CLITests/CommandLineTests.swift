@@ -42,6 +42,34 @@ func moesim(arguments: [String]) throws -> MoesimRun {
 }
 
 @Suite(.serialized) struct CommandLineTests {
+    /// `estimate --concurrency N --json`: the serving contract's keys; with pools, `prefill` and
+    /// `decode` objects; a batch past the fit is one error line naming the largest.
+    @Test func servingEstimateKeys() throws {
+        let aggregated = try moesim("estimate", "--model", "mixtral-8x7b", "--gpus", "2", "--layout", "attention=tp,tp=2,ep=1,pp=1,moe_tp=2",
+                                    "--input", "512", "--output", "64", "--input-range", "0.8,1.0", "--concurrency", "8", "--json")
+        #expect(aggregated.status == 0, "\(aggregated.stderr)")
+        let keys = ["output_tokens_per_s_per_gpu", "input_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu",
+                    "output_tokens_per_s_per_user", "ttft_s", "tpot_s", "e2e_s", "ttft_p90_s", "ttft_p99_s", "tpot_p90_s",
+                    "tpot_p99_s", "e2e_p90_s", "e2e_p99_s", "gpus"]
+        for key in keys { #expect(aggregated.json[key] is NSNumber, "estimate --concurrency lacks \(key)") }
+        let p90 = aggregated.json["ttft_p90_s"] as? Double ?? 0, median = aggregated.json["ttft_s"] as? Double ?? 1
+        #expect(p90 >= median)
+        let split = try moesim("estimate", "--model", "deepseek-v3", "--input", "1024", "--output", "128", "--concurrency", "64",
+                               "--prefill-pool", "8,1,attention=dp,tp=1,ep=8,pp=1", "--decode-pool", "8,1,attention=dp,tp=1,ep=8,pp=1",
+                               "--json")
+        #expect(split.status == 0, "\(split.stderr)")
+        #expect(split.json["gpus"] as? Int == 16)
+        for pool in ["prefill", "decode"] {
+            let object = split.json[pool] as? [String: Any] ?? [:]
+            #expect(object["gpus"] as? Int == 8 && object["workers"] as? Int == 1 && object["layout"] is String, "\(pool)")
+        }
+        let tooBig = try moesim("estimate", "--model", "deepseek-v3", "--gpus", "8", "--batch-per-gpu", "1000", "--input", "32768")
+        #expect(tooBig.status != 0 && tooBig.stdout.isEmpty)
+        #expect(tooBig.stderr.contains("largest that fits is"), "\(tooBig.stderr)")
+        let mixed = try moesim("estimate", "--concurrency", "8", "--batch-per-gpu", "4")
+        #expect(mixed.status != 0 && mixed.stderr.hasPrefix("error:"))
+    }
+
     @Test func modelsAndInspectKeys() throws {
         let models = try moesim("models", "--json").json["models"] as? [[String: Any]] ?? []
         #expect(models.count >= 16)
