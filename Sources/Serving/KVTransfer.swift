@@ -21,7 +21,7 @@ struct KVTransfer {
         let model = base.model
         var senders = 1.0
         if case let .grouped(a) = model.attention {
-            senders = min(Double(prefill.layout.attentionGroup), Double(a.kvHeads))
+            senders = min(Double(prefill.layout?.attentionGroup ?? 1), Double(a.kvHeads))
         }
         let oneDomain = base.cluster.gpuCount <= base.cluster.gpusPerNode
         let link = oneDomain ? gpu.scaleUpBandwidth * gpu.efficiency.scaleUp : gpu.scaleOutBandwidth * gpu.efficiency.scaleOut

@@ -189,23 +189,68 @@ public enum ServingEstimator {
         return summarize(request, runs: runs, pools: [pool], steps: steps, transfer: nil)
     }
 
-    static func disaggregated(_ request: ServingRequest, _ d: Disaggregation) throws -> ServingEstimate {
+    /// The request as one worker of a pool sees it: its GPUs as the cluster.
+    static func workerRequest(_ request: ServingRequest, _ pool: Disaggregation.Pool) throws -> ServingRequest {
+        var sub = request
+        sub.base.cluster = try Cluster(gpu: request.base.cluster.gpu, gpuCount: pool.gpusPerWorker,
+                                       gpusPerNode: min(request.base.cluster.gpusPerNode, pool.gpusPerWorker))
+        return sub
+    }
+
+    /// Layouts for pools that name none: for the prefill pool, the layout of one worker with the
+    /// highest steady-state prefill tokens/s per GPU; for the decode pool, the highest decode
+    /// tokens/s per GPU at the batch the concurrency puts on it. Only layouts that fill one worker
+    /// (no replicas) and fit at the longest context compete.
+    public static func poolLayouts(_ request: ServingRequest, _ d: Disaggregation) throws -> Disaggregation {
+        var resolved = d
+        for (name, isPrefill) in [("prefill", true), ("decode", false)] {
+            let pool = isPrefill ? d.prefill : d.decode
+            guard pool.layout == nil else { continue }
+            let sub = try workerRequest(request, pool)
+            var best: (Layout, Double)? = nil
+            for layout in LayoutSearch.candidates(sub.base) {
+                guard (try? layout.validate(for: sub.base.model, gpus: pool.gpusPerWorker)) == 1,
+                      let pricer = try? StepPricer(sub.base, layout: layout, context: request.maxContext,
+                                                   loadMTP: !isPrefill && request.speculative != nil),
+                      pricer.plan.fits, pricer.plan.maxConcurrentSequences >= 1 else { continue }
+                var base = sub.base
+                base.layout = layout
+                base.outputTokens = request.maxContext - request.base.inputTokens
+                let fit = pricer.plan.maxConcurrentSequences / pool.gpusPerWorker
+                base.decodeBatchPerGPU = max(1, min(fit, Estimator.maxBatchPerGPU,
+                                                    request.concurrency / max(d.decode.gpus, 1)))
+                guard fit >= 1, let steady = try? Estimator.estimate(base, layout: layout) else { continue }
+                let score = isPrefill ? steady.inputTokensPerSecondPerGPU : steady.outputTokensPerSecondPerGPU
+                if score > (best?.1 ?? 0) { best = (layout, score) }
+            }
+            guard let best else {
+                throw ServingError.doesNotFit("no layout of \(request.base.model.id) fits one \(name) worker of \(pool.gpusPerWorker) "
+                    + "\(request.base.cluster.gpu.id) GPUs at \(request.maxContext) tokens of context")
+            }
+            if isPrefill { resolved.prefill.layout = best.0 } else { resolved.decode.layout = best.0 }
+        }
+        return resolved
+    }
+
+    static func disaggregated(_ request: ServingRequest, _ asked: Disaggregation) throws -> ServingEstimate {
         let base = request.base
-        guard d.prefill.gpus + d.decode.gpus == base.cluster.gpuCount else {
-            throw ServingError.invalid("the prefill (\(d.prefill.gpus)) and decode (\(d.decode.gpus)) GPUs must add up to "
+        guard asked.prefill.gpus + asked.decode.gpus == base.cluster.gpuCount else {
+            throw ServingError.invalid("the prefill (\(asked.prefill.gpus)) and decode (\(asked.decode.gpus)) GPUs must add up to "
                 + "the deployment's \(base.cluster.gpuCount)")
         }
-        var pricers: [StepPricer] = []
-        for (name, pool) in [("prefill", d.prefill), ("decode", d.decode)] {
+        for (name, pool) in [("prefill", asked.prefill), ("decode", asked.decode)] {
             guard pool.workers >= 1, pool.gpus >= pool.workers, pool.gpus % pool.workers == 0 else {
                 throw ServingError.invalid("the \(name) pool's \(pool.gpus) GPUs do not divide into \(pool.workers) workers")
             }
-            var sub = request
-            sub.base.cluster = try Cluster(gpu: base.cluster.gpu, gpuCount: pool.gpusPerWorker,
-                                           gpusPerNode: min(base.cluster.gpusPerNode, pool.gpusPerWorker))
-            let pricer = try pricerThatFits(sub, layout: pool.layout, pool: "each \(name) worker (\(pool.gpusPerWorker) GPUs)")
+        }
+        let d = try poolLayouts(request, asked)
+        var pricers: [StepPricer] = []
+        for (name, pool) in [("prefill", d.prefill), ("decode", d.decode)] {
+            guard let layout = pool.layout else { throw ServingError.invalid("the \(name) pool has no layout") }
+            let sub = try workerRequest(request, pool)
+            let pricer = try pricerThatFits(sub, layout: layout, pool: "each \(name) worker (\(pool.gpusPerWorker) GPUs)")
             guard pricer.plan.replicas == 1 else {
-                throw ServingError.invalid("the \(name) layout \(pool.layout) covers \(pool.gpusPerWorker / pricer.plan.replicas) GPUs, "
+                throw ServingError.invalid("the \(name) layout \(layout) covers \(pool.gpusPerWorker / pricer.plan.replicas) GPUs, "
                     + "not the \(pool.gpusPerWorker) of one worker: give workers = GPUs / layout size")
             }
             pricers.append(pricer)
@@ -231,10 +276,10 @@ public enum ServingEstimator {
         let window = max(outcome.windowSeconds, 1e-30)
         let busy = { (range: Range<Int>) in workers[range].reduce(0) { $0 + $1.busySeconds } / Double(range.count) / max(workers.map(\.clock).max() ?? 1, 1e-30) }
         let pools = [
-            PoolEstimate(gpus: d.prefill.gpus, workers: d.prefill.workers, layout: d.prefill.layout, plan: pricers[0].plan,
+            PoolEstimate(gpus: d.prefill.gpus, workers: d.prefill.workers, layout: pricers[0].layout, plan: pricers[0].plan,
                          capacityPerWorker: prefill.capacity, inputTokensPerSecondPerGPU: outcome.inputTokens / window / Double(d.prefill.gpus),
                          outputTokensPerSecondPerGPU: 0, busy: busy(0..<d.prefill.workers)),
-            PoolEstimate(gpus: d.decode.gpus, workers: d.decode.workers, layout: d.decode.layout, plan: pricers[1].plan,
+            PoolEstimate(gpus: d.decode.gpus, workers: d.decode.workers, layout: pricers[1].layout, plan: pricers[1].plan,
                          capacityPerWorker: decode.capacity, inputTokensPerSecondPerGPU: 0,
                          outputTokensPerSecondPerGPU: outcome.outputTokens / window / Double(d.decode.gpus),
                          busy: busy(d.prefill.workers..<workers.count)),

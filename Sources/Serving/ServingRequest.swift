@@ -85,9 +85,10 @@ public struct Disaggregation: Sendable, Equatable {
         public var gpus: Int
         /// Engine instances of the pool; each holds gpus / workers GPUs cut by `layout`.
         public var workers: Int
-        public var layout: Layout
+        /// nil: the serving estimate chooses the layout (`ServingEstimator.poolLayouts`).
+        public var layout: Layout?
 
-        public init(gpus: Int, workers: Int, layout: Layout) {
+        public init(gpus: Int, workers: Int, layout: Layout?) {
             self.gpus = gpus
             self.workers = workers
             self.layout = layout

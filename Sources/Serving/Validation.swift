@@ -185,9 +185,8 @@ public enum Validation {
         if let d = try e.object("disaggregated") {
             func pool(_ name: String) throws -> Disaggregation.Pool {
                 guard let p = try d.object(name) else { throw d.error(name, "is missing") }
-                guard let l = try p.object("layout") else { throw p.error("layout", "is missing") }
                 return Disaggregation.Pool(gpus: try p.requiredInt("gpus", atLeast: 1), workers: try p.int("workers", atLeast: 1) ?? 1,
-                                           layout: try Self.layout(l))
+                                           layout: try p.object("layout").map(Self.layout))
             }
             disaggregation = Disaggregation(prefill: try pool("prefill"), decode: try pool("decode"))
         }

@@ -23,10 +23,10 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "Mean tokens emitted per decode step with MTP (default: DeepSeek-R1's measured 1.92 / 2.58 / 2.82 for 1 / 2 / 3 drafts).")
     var mtpAcceptance: Double?
 
-    @Option(help: "Disaggregated prefill pool: GPUs,workers,layout (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1).")
+    @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout] (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1; no layout: the best).")
     var prefillPool: String?
 
-    @Option(help: "Disaggregated decode pool: GPUs,workers,layout (e.g. 48,6,attention=dp,tp=1,ep=8,pp=1).")
+    @Option(help: "Disaggregated decode pool: GPUs,workers[,layout] (e.g. 48,6,attention=dp,tp=1,ep=8,pp=1; no layout: the best).")
     var decodePool: String?
 
     func validate() throws {
@@ -59,10 +59,11 @@ struct ServingOptions: ParsableArguments {
 
     static func pool(_ text: String, flag: String) throws -> Disaggregation.Pool {
         let pieces = text.split(separator: ",", maxSplits: 2).map(String.init)
-        guard pieces.count == 3, let gpus = Int(pieces[0]), let workers = Int(pieces[1]), gpus >= 1, workers >= 1 else {
-            throw ValidationError("\(flag) must be GPUs,workers,layout (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1), got '\(text)'")
+        guard pieces.count >= 2, let gpus = Int(pieces[0]), let workers = Int(pieces[1]), gpus >= 1, workers >= 1,
+              gpus <= 1_000_000 else {
+            throw ValidationError("\(flag) must be GPUs,workers[,layout] (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1), got '\(text)'")
         }
-        return Disaggregation.Pool(gpus: gpus, workers: workers, layout: try Layout.parse(pieces[2]))
+        return Disaggregation.Pool(gpus: gpus, workers: workers, layout: pieces.count == 3 ? try Layout.parse(pieces[2]) : nil)
     }
 
     func parsedPools() throws -> Disaggregation? {
