@@ -223,6 +223,12 @@ extension ModelSpec {
                                                          tokens: step.tokens, skew: options.expertSkew)
         let expertBytes = Double(bytesPerExpert(options.weights))
         let routedFLOPs = 2 * t * k * 3 * Double(h) * Double(size)
+        // Grouped GEMMs read tokens in expert order: each token's k copies are gathered into that
+        // order before the experts and scattered back, weighted, after (vLLM's and SGLang's
+        // moe_align/permute and unpermute kernels, DeepEP's receive layout): every copy written
+        // and read once more, in bf16.
+        ops.append(Operator(name: "expert token permutation", kind: .activation, layers: count, flops: 2 * t * k * Double(h),
+                            weightBytes: 0, activationBytes: 2 * 2 * t * (k * Double(h) + Double(h)), kvBytes: 0))
         ops.append(Operator(name: "routed experts (grouped gate+up+down)", kind: .groupedMatmul, layers: count,
                             flops: routedFLOPs + 5 * t * k * Double(size), weightBytes: touched * expertBytes,
                             activationBytes: 2 * t * k * Double(2 * h + 4 * size), kvBytes: 0))

@@ -39,7 +39,8 @@ import Testing
         let ops = s.operators(step: .decode(sequences: 1, context: 3))
         func flops(_ block: Operator.Block) -> Double { ops.filter { $0.block == block }.reduce(0) { $0 + $1.totalFLOPs } }
         let router: Double = 2 * 8 * 4, topK: Double = 4 * 4, experts: Double = 2 * 2 * 3 * 8 * 6 + 5 * 2 * 6
-        #expect(flops(.moe) == router + topK + experts)
+        let combine: Double = 2 * 2 * 8                                   // k weighted copies summed per value
+        #expect(flops(.moe) == router + topK + experts + combine)
         let projections: Double = 2 * 8 * 16 + 2 * 8 * 8, core: Double = 4 * 2 * (4 * 4 + 5)
         #expect(flops(.attention) == projections + core)
         #expect(flops(.head) == 2 * 8 * 10)

@@ -47,6 +47,20 @@ import Testing
         #expect(s.ttft.median > (s.kvTransferSeconds ?? 0))
     }
 
+    /// With prompts of one token and a KV transfer of one link latency, a disaggregated decode
+    /// pool is an aggregated deployment of the same GPUs and layout: the two code paths give the
+    /// same TPOT and output per decode GPU.
+    @Test func disaggregatedDecodePoolMatchesAggregatedDecode() throws {
+        let layout = Layout(attention: .data, tp: 1, ep: 8, pp: 1)
+        let together = try ServingEstimator.estimate(request("deepseek-v3", gpus: 8, input: 1, output: 512, concurrency: 64,
+                                                             layout: layout))
+        var r = try request("deepseek-v3", gpus: 16, input: 1, output: 512, concurrency: 64, layout: nil)
+        r.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: layout), decode: .init(gpus: 8, workers: 1, layout: layout))
+        let apart = try ServingEstimator.estimate(r)
+        #expect(abs(apart.tpot.median / together.tpot.median - 1) < 0.02, "\(apart.tpot.median) vs \(together.tpot.median)")
+        #expect(abs(apart.pools[1].outputTokensPerSecondPerGPU / together.outputTokensPerSecondPerGPU - 1) < 0.03)
+    }
+
     /// With every request decoding (a 1-token prompt, long answers), the simulated TPOT is the
     /// steady-state decode step at the same batch: two computations of one quantity.
     @Test func decodeOnlyLoopMatchesTheSteadyState() throws {
