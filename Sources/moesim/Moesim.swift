@@ -26,23 +26,42 @@ struct Moesim: ParsableCommand {
                       GenerateCommand.self, Calibrate.self]
     )
 
-    /// Parses, runs, and reports errors as one `error:` line on stderr with a non-zero exit.
+    /// Parses, runs, and reports errors as one `error:` line on stderr with a non-zero exit; a
+    /// command line that does not parse adds the usage of its subcommand.
     static func main() {
         BLASCore.reexecWithOptimizedKernelsIfNeeded()
+        var command: ParsableCommand
         do {
-            var command = try parseAsRoot()
+            command = try parseAsRoot()
+        } catch {
+            fail(error, usage: subcommandUsage())
+        }
+        do {
             try command.run()
         } catch {
-            let code = exitCode(for: error)
-            if code == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            var message = fullMessage(for: error)
-            if message.hasPrefix("Error: ") { message = "error: " + message.dropFirst("Error: ".count) }
-            if !message.hasPrefix("error:") { message = "error: " + message }
-            FileHandle.standardError.write(Data((message + "\n").utf8))
-            Foundation.exit(code == .validationFailure ? code.rawValue : 1)
+            fail(error, usage: nil)
         }
+    }
+
+    static func fail(_ error: Error, usage: String?) -> Never {
+        let code = exitCode(for: error)
+        if code == .success {
+            print(fullMessage(for: error))
+            Foundation.exit(0)
+        }
+        var message = message(for: error).split(whereSeparator: \.isNewline).joined(separator: "; ")
+        if message.hasPrefix("Error: ") { message = String(message.dropFirst("Error: ".count)) }
+        if !message.hasPrefix("error:") { message = "error: " + message }
+        let text = message + (usage.map { "\n" + $0 } ?? "")
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+        Foundation.exit(code == .validationFailure ? code.rawValue : 1)
+    }
+
+    /// The usage line of the subcommand named on the command line, or the root's.
+    static func subcommandUsage() -> String {
+        let name = CommandLine.arguments.dropFirst().first ?? ""
+        let sub = configuration.subcommands.first { $0.configuration.commandName == name }
+        let usage = sub.map { "moesim " + $0.usageString() } ?? usageString()
+        return "usage: " + usage.trimmingCharacters(in: .whitespacesAndNewlines) + " (moesim help \(sub == nil ? "" : name + " ")for more)"
     }
 }
