@@ -11,24 +11,21 @@ public struct Percentiles: Sendable, Equatable {
     public var p99: Double
     public var mean: Double
 
-    /// Weighted percentiles (nearest rank on the cumulative weight).
-    init?(_ values: [(value: Double, weight: Double)]) {
-        let sorted = values.filter { $0.weight > 0 }.sorted { $0.value < $1.value }
-        let total = sorted.reduce(0) { $0 + $1.weight }
-        guard total > 0 else { return nil }
-        func at(_ q: Double) -> Double {
-            var sum = 0.0
-            for v in sorted {
-                sum += v.weight
-                if sum >= q * total - 1e-9 { return v.value }
-            }
-            return sorted[sorted.count - 1].value
-        }
-        median = at(0.5)
-        p90 = at(0.9)
-        p99 = at(0.99)
-        mean = sorted.reduce(0) { $0 + $1.value * $1.weight } / total
+    init(median: Double, p90: Double, p99: Double, mean: Double) {
+        self.median = median
+        self.p90 = p90
+        self.p99 = p99
+        self.mean = mean
     }
+
+    /// From a latency histogram (each within 1% of the exact order statistic); nil when empty.
+    init?(_ histogram: LatencyHistogram) {
+        guard let median = histogram.quantile(0.5), let p90 = histogram.quantile(0.9), let p99 = histogram.quantile(0.99),
+              let mean = histogram.mean else { return nil }
+        self.init(median: median, p90: p90, p99: p99, mean: mean)
+    }
+
+    static let zero = Percentiles(median: 0, p90: 0, p99: 0, mean: 0)
 }
 
 /// One pool of a deployment and what it does per GPU.
@@ -176,8 +173,8 @@ public enum ServingEstimator {
         var steps = 0
         for (count, weight) in [(n + 1, extra), (n, replicas - extra)] where count > 0 && weight > 0 {
             let cache = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: request.speculative)
-            let w = ServingSimulation.Worker(role: .both, steps: cache, budget: worker.budget, groupBudget: worker.groupBudget,
-                                             capacity: worker.capacity, gpus: gpusPerWorker)
+            let w = ServingWorker(role: .both, steps: cache, budget: worker.budget, groupBudget: worker.groupBudget,
+                                  kvCapacity: worker.kvTokens, maxRunning: worker.maxRunning, gpus: gpusPerWorker)
             var sim = simulation(request, workers: [w], entry: [0], exit: [0], requests: count, transfer: { _ in 0 })
             let outcome = try run(&sim)
             steps += outcome.steps
@@ -259,14 +256,14 @@ public enum ServingEstimator {
         let decode = workerShape(request, pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker, workers: d.decode.workers)
         let prefillCache = StepCache(pricer: pricers[0], gpusPerWorker: d.prefill.gpusPerWorker, speculative: nil)
         let decodeCache = StepCache(pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker, speculative: request.speculative)
-        var workers: [ServingSimulation.Worker] = []
+        var workers: [ServingWorker] = []
         for _ in 0..<d.prefill.workers {
             workers.append(.init(role: .prefill, steps: prefillCache, budget: prefill.budget, groupBudget: prefill.groupBudget,
-                                 capacity: prefill.capacity, gpus: d.prefill.gpusPerWorker))
+                                 kvCapacity: prefill.kvTokens, maxRunning: prefill.maxRunning, gpus: d.prefill.gpusPerWorker))
         }
         for _ in 0..<d.decode.workers {
             workers.append(.init(role: .decode, steps: decodeCache, budget: decode.budget, groupBudget: decode.groupBudget,
-                                 capacity: decode.capacity, gpus: d.decode.gpusPerWorker))
+                                 kvCapacity: decode.kvTokens, maxRunning: decode.maxRunning, gpus: d.decode.gpusPerWorker))
         }
         let transfer = KVTransfer(request, prefill: d.prefill)
         var sim = simulation(request, workers: workers, entry: Array(0..<d.prefill.workers),
@@ -303,28 +300,33 @@ public enum ServingEstimator {
     /// A worker's token budget per step (one per attention group) and the requests it can hold:
     /// the sequences of the longest context that fit in its memory, at most the engine's running
     /// cap (`Estimator.maxBatchPerGPU` per GPU of a stage).
+    /// A worker's token budget per step (one per attention group), its KV pool in tokens (the
+    /// sequences of the longest context that fit, times that context) and its running cap
+    /// (`Estimator.maxBatchPerGPU` per GPU of a stage); `capacity` is the requests of the longest
+    /// context that fit at once.
     static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int, workers: Int)
-        -> (budget: Int, groupBudget: Int, capacity: Int) {
+        -> (budget: Int, groupBudget: Int, capacity: Int, kvTokens: Double, maxRunning: Int) {
         let layout = pricer.layout
         let groups = max(1, gpusPerWorker / (layout.attentionGroup * layout.pp))
         let group = request.tokenBudget ?? SchedulerPolicy.defaultTokenBudget(request.base.cluster.gpu)
         let memory = pricer.plan.maxConcurrentSequences / max(pricer.plan.replicas, 1)
         let cap = Estimator.maxBatchPerGPU * max(1, gpusPerWorker / layout.pp)
-        return (group * groups, group, max(1, min(memory, cap)))
+        return (group * groups, group, max(1, min(memory, cap)), Double(memory) * Double(request.maxContext), cap)
     }
 
-    static func simulation(_ request: ServingRequest, workers: [ServingSimulation.Worker], entry: [Int], exit: [Int],
+    static func simulation(_ request: ServingRequest, workers: [ServingWorker], entry: [Int], exit: [Int],
                            requests: Int, transfer: @escaping (Int) -> Double) -> ServingSimulation {
         let input = request.base.inputTokens
-        let lengths = PromptLengths(state: request.seed, lower: max(1, Int((request.inputRange.lower * Double(input)).rounded())),
+        let lengths = PromptLengths(seed: request.seed, lower: max(1, Int((request.inputRange.lower * Double(input)).rounded())),
                                     upper: max(1, Int((request.inputRange.upper * Double(input)).rounded())),
                                     prefixHitRate: request.base.prefixCacheHitRate)
-        return ServingSimulation(requests: Array(repeating: .init(), count: requests), workers: workers, entry: entry, exit: exit,
-                                 outputTokens: request.base.outputTokens,
-                                 tokensPerStep: request.speculative?.acceptance ?? 1,
-                                 verifiedPerStep: 1 + (request.speculative?.draftTokens ?? 0), policy: request.scheduler,
-                                 transferSeconds: transfer, lengths: lengths,
-                                 measuredTarget: max(2 * requests, 64), maxSteps: 20_000_000)
+        var options = ServingSimulation.Options()
+        options.tokensPerStep = request.speculative?.acceptance ?? 1
+        options.verifiedPerStep = 1 + (request.speculative?.draftTokens ?? 0)
+        options.policy = request.scheduler
+        options.measuredTarget = max(2 * requests, 64)
+        return ServingSimulation(workers: workers, entry: entry, exit: exit, transferSeconds: transfer,
+                                 mode: .closed(count: requests, lengths: lengths, output: request.base.outputTokens), options: options)
     }
 
     static func run(_ sim: inout ServingSimulation) throws -> ServingSimulation.Outcome {
@@ -335,7 +337,7 @@ public enum ServingEstimator {
                           steps: Int, transfer: Double?) -> ServingEstimate {
         let gpus = Double(request.base.cluster.gpuCount)
         var output = 0.0, input = 0.0, completions = 0.0, batch = 0.0
-        var ttft: [(Double, Double)] = [], tpot: [(Double, Double)] = [], e2e: [(Double, Double)] = []
+        var ttft = LatencyHistogram(), tpot = LatencyHistogram(), e2e = LatencyHistogram()
         var measured = 0
         for (o, weight) in runs {
             let window = max(o.windowSeconds, 1e-30)
@@ -344,14 +346,13 @@ public enum ServingEstimator {
             completions += weight * Double(o.windowCompletions) / window
             batch += weight * o.decodeSequenceSeconds / window
             // Each run's samples stand for the requests its `weight` replicas complete.
-            let each = weight * Double(o.windowCompletions) / window / Double(max(o.samples.count, 1))
-            ttft += o.samples.map { ($0.ttft, each) }
-            tpot += o.samples.compactMap { s in s.tpot.map { ($0, each) } }
-            e2e += o.samples.map { ($0.e2e, each) }
-            measured += o.samples.count
+            let each = weight * Double(o.windowCompletions) / window / max(o.e2e.total, 1)
+            ttft.merge(o.ttft, weight: each)
+            tpot.merge(o.tpot, weight: each)
+            e2e.merge(o.e2e, weight: each)
+            measured += o.measured
         }
-        let zero = Percentiles([(0, 1)])!
-        let tpotP = Percentiles(tpot.map { (value: $0.0, weight: $0.1) }) ?? zero
+        let tpotP = Percentiles(tpot) ?? .zero
         let outputRate = output / gpus, inputRate = input / gpus
         let price = request.base.gpuHourPrice ?? request.base.cluster.gpu.gpuHourPrice
         let decodeGPUs = Double(pools.last?.gpus ?? Int(gpus))
@@ -359,8 +360,7 @@ public enum ServingEstimator {
             request: request, gpus: Int(gpus), requestsPerSecond: completions,
             outputTokensPerSecondPerGPU: outputRate, inputTokensPerSecondPerGPU: inputRate,
             outputTokensPerSecondPerUser: tpotP.median > 0 ? 1 / tpotP.median : 0,
-            ttft: Percentiles(ttft.map { (value: $0.0, weight: $0.1) }) ?? zero, tpot: tpotP,
-            endToEnd: Percentiles(e2e.map { (value: $0.0, weight: $0.1) }) ?? zero,
+            ttft: Percentiles(ttft) ?? .zero, tpot: tpotP, endToEnd: Percentiles(e2e) ?? .zero,
             meanDecodeBatchPerDecodeGPU: batch / decodeGPUs,
             pools: pools, disaggregated: pools.count > 1, kvTransferSeconds: transfer, gpuHourPrice: price,
             // Every GPU of the deployment is paid for; output and input tokens are each charged

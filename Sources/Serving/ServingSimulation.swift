@@ -1,260 +1,185 @@
 import Foundation
 
-/// A closed-loop, step-by-step simulation of continuous batching on one or more workers.
+/// A step-by-step simulation of continuous batching on one or more workers, driven by a closed
+/// loop (N requests in flight, each replaced when it finishes) or an open loop (arrivals at
+/// their own times).
 ///
-/// Each worker (engine instance) runs steps back to back while it has work. A step decodes one
-/// position (1 + drafts with MTP) of every running sequence and, within the token budget, a chunk
-/// of the waiting prompts (`SchedulerPolicy`). The step's time comes from the estimator's step
-/// model (`StepCache`). A request that finishes is replaced at once by a new one (closed loop).
-/// With disaggregation, prompts run on prefill workers and their KV cache reaches a decode worker
-/// after the transfer time. Requests hold memory from admission to completion: a worker admits
-/// no more than its capacity, and the rest wait.
+/// Each worker (`ServingWorker`, an engine instance) runs steps back to back while it has work. A
+/// step decodes one position (1 + drafts with MTP) of every running sequence and, within the
+/// token budget, chunks of the admitted prompts (`SchedulerPolicy`); its time comes from the
+/// estimator's step model (`StepCache`). Memory is a pool of KV tokens per worker: admission
+/// reserves a prompt's tokens, decoding grows them, resident prefixes hold theirs once; when
+/// decoding would overflow the pool, unpinned prefixes are evicted, then the newest decoders are
+/// preempted and recomputed later (vLLM's recompute preemption). With disaggregation, prompts run
+/// on prefill workers and their KV cache reaches a decode worker after the transfer time.
 ///
-/// Statistics: the first `concurrency` completions warm the system up; the requests that arrive
-/// after that and complete before the end are measured, and token rates are counted over the
-/// same window. The work per step is constant (counts and sums, no per-sequence loop), so a
-/// simulation costs O(steps + requests).
+/// The work per step is constant (counts and sums, no per-sequence loop), so a simulation costs
+/// O(steps + requests), and memory holds only the requests in flight.
 struct ServingSimulation {
-    enum Role { case both, prefill, decode }
-
     struct Request {
         var arrival = 0.0
-        /// Prompt tokens to compute (the prefix-cache hits removed) and the whole prompt.
-        var newTokens = 0
         var promptTokens = 0
+        var outputTokens = 0
+        var prefixID = -1
+        var prefixTokens = 0
+        /// Prompt tokens served by the prefix cache this time, and tokens to compute.
+        var cached = 0
+        var compute = 0
         var prefilled = 0
-        var firstToken = 0.0
+        var reserved = 0.0
+        /// Tokens emitted so far (the first comes with the prefill).
+        var generated = 0
+        var firstToken = -1.0
+        var joinIndex = 0
         var decodeSteps = 0
-        /// Tokens the decode steps must emit: the answer after its first token.
-        var decodeTokens = 0
         var joinContext = 0.0
+        /// Prefix tokens this request shares with the cache while it decodes.
+        var shared = 0.0
+        /// The worker whose prefix cache this request pins, or −1.
+        var pinnedAt = -1
+        /// Bumped when the request leaves a decode batch (done or preempted): stale entries of
+        /// `finishing` and `decoders` are skipped.
+        var generation = 0
         var measured = false
     }
 
-    final class Worker {
-        let role: Role
-        let steps: StepCache
-        /// Tokens per step of the whole worker, and of one attention group (one prompt's chunk
-        /// never exceeds a group's budget: a data-parallel rank prefills its own prompts).
-        let budget: Int
-        let groupBudget: Int
-        let capacity: Int
-        let gpus: Int
-        var clock = 0.0
-        /// Decode steps run so far: a sequence that joins now finishes on decode step
-        /// `decodeIndex + decodeSteps − 1` (prefill-only steps do not advance it).
-        var decodeIndex = 0
-        /// Requests not yet admitted, with the time each is ready (arrival, or KV landed).
-        var waiting: [(slot: Int, ready: Double)] = []
-        var waitingHead = 0
-        var prefilling: [Int] = []
-        var decoding = 0
-        var decodeContextSum = 0.0
-        var finishing: [Int: [Int]] = [:]
-        var busySeconds = 0.0
-
-        init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, capacity: Int, gpus: Int) {
-            self.role = role
-            self.steps = steps
-            self.budget = budget
-            self.groupBudget = groupBudget
-            self.capacity = capacity
-            self.gpus = gpus
-        }
-
-        var running: Int { prefilling.count + decoding }
-        var queued: Int { waiting.count - waitingHead }
-        /// Prompt tokens still to compute here, for routing new requests.
-        var load: Int { queued + running }
-
-        /// Adds a request in order of ready time (KV transfers finish out of order).
-        func enqueue(_ slot: Int, ready: Double) {
-            var i = waiting.count
-            while i > waitingHead, waiting[i - 1].ready > ready { i -= 1 }
-            waiting.insert((slot, ready), at: i)
-        }
-
-        /// When this worker can start its next step, or nil when it has nothing to do.
-        var nextStart: Double? {
-            if decoding > 0 || !prefilling.isEmpty { return clock }
-            if waitingHead < waiting.count { return max(clock, waiting[waitingHead].ready) }
-            return nil
-        }
+    enum Mode {
+        case closed(count: Int, lengths: PromptLengths, output: Int)
+        case open(ArrivalSource)
     }
 
-    struct Sample {
-        var ttft: Double, tpot: Double?, e2e: Double
+    struct Options {
+        var tokensPerStep: Double = 1
+        var verifiedPerStep = 1
+        var policy: SchedulerPolicy = .mixed
+        var slo: (ttft: Double, tpot: Double)? = nil
+        /// Seconds between samples of the time series; nil: none.
+        var sampleInterval: Double? = nil
+        /// Closed loop: measured completions to collect after the warm-up.
+        var measuredTarget = 64
+        var maxSteps = 50_000_000
+        var progress: ((Int, Double) -> Void)? = nil
+    }
+
+    struct SeriesPoint: Sendable {
+        var time: Double
+        var queued: Int
+        var running: Int
+        var kvUtilization: Double
     }
 
     struct Outcome {
-        var samples: [Sample] = []
-        var windowSeconds = 0.0
-        var outputTokens = 0.0
-        var inputTokens = 0.0
+        var ttft = LatencyHistogram(), tpot = LatencyHistogram(), e2e = LatencyHistogram()
+        var windowStart = 0.0, windowEnd = 0.0
+        var outputTokens = 0.0, inputTokens = 0.0
         var completions = 0
-        /// Requests completed inside the measurement window, measured or not.
         var windowCompletions = 0
-        /// Σ over steps of decoding sequences × step time, for the mean decode batch.
+        var goodCompletions = 0
+        var measured = 0
         var decodeSequenceSeconds = 0.0
         var steps = 0
+        var preemptions = 0
+        var promptTokens = 0.0, cachedTokens = 0.0
+        var kvUtilizationSeconds = 0.0, busySeconds = 0.0, kvUtilizationMax = 0.0
+        var series: [SeriesPoint] = []
+
+        var windowSeconds: Double { max(windowEnd - windowStart, 0) }
     }
 
     enum Failure: Error { case stalled(String) }
 
-    var requests: [Request]
-    var workers: [Worker]
+    var requests: [Request] = []
+    var free: [Int] = []
+    var workers: [ServingWorker]
     let entry: [Int]
     let exit: [Int]
-    let outputTokens: Int
-    let tokensPerStep: Double
-    /// Tokens each decoding sequence puts through the model per step (1 + MTP drafts).
-    let verifiedPerStep: Int
-    let policy: SchedulerPolicy
     let transferSeconds: (Int) -> Double
-    var lengths: PromptLengths
-    let measuredTarget: Int
-    let maxSteps: Int
+    var mode: Mode
+    let options: Options
+    var outcome = Outcome()
+    var warmUpEnd: Double? = nil
+    var inSystem = 0
+    var nextArrival: Arrival? = nil
+    var nextSample = 0.0
+    var injected = 0
 
-    /// Runs until `measuredTarget` measured requests have completed.
+    init(workers: [ServingWorker], entry: [Int], exit: [Int], transferSeconds: @escaping (Int) -> Double, mode: Mode,
+         options: Options) {
+        self.workers = workers
+        self.entry = entry
+        self.exit = exit
+        self.transferSeconds = transferSeconds
+        self.mode = mode
+        self.options = options
+    }
+
+    var a: Double { options.tokensPerStep }
+
+    // MARK: the loop
+
     mutating func run() throws -> Outcome {
-        var outcome = Outcome()
-        var warmUpEnd: Double? = nil
-        var completions = 0
-        var measuredDone = 0
-        seedSteadyState()
-        while measuredDone < measuredTarget {
-            guard outcome.steps < maxSteps else {
-                throw Failure.stalled("the simulation did not reach \(measuredTarget) measured requests within \(maxSteps) steps")
+        switch mode {
+        case let .closed(count, _, _):
+            requests = Array(repeating: Request(), count: count)
+            seedSteadyState()
+        case .open:
+            warmUpEnd = 0
+            nextArrival = try pull()
+        }
+        while !finished {
+            guard outcome.steps < options.maxSteps else {
+                throw Failure.stalled("the simulation did not finish within \(options.maxSteps) steps")
             }
             var pick: Int? = nil
             var start = Double.infinity
             for (i, w) in workers.enumerated() { if let s = w.nextStart, s < start { start = s; pick = i } }
-            guard let index = pick else { throw Failure.stalled("no worker has work (every request is blocked)") }
-            let w = workers[index]
-            w.clock = start
-            admit(w)
-            let drafts = tokensPerStep
-            let decode = w.role == .prefill ? 0 : w.decoding
-            var chunks: [(slot: Int, tokens: Int)] = []
-            var prefillTokens = 0, prefillContext = 0.0
-            let prefillOnly = policy == .prefillFirst && w.role == .both && !w.prefilling.isEmpty
-            if w.role != .decode {
-                var left = prefillOnly || w.role == .prefill ? w.budget : w.budget - decode * verifiedPerStep
-                for slot in w.prefilling where left > 0 {
-                    let r = requests[slot]
-                    let chunk = min(r.newTokens - r.prefilled, left, w.groupBudget)
-                    guard chunk > 0 else { continue }
-                    chunks.append((slot, chunk))
-                    left -= chunk
-                    prefillTokens += chunk
-                    prefillContext += Double(r.promptTokens - r.newTokens + r.prefilled)
-                }
+            if let arrival = nextArrival, arrival.time <= start {
+                try inject(arrival)
+                continue
             }
-            let decoding = prefillOnly ? 0 : decode
-            let seconds = w.steps.seconds(decode: decoding, decodeContext: decoding > 0 ? w.decodeContextSum / Double(decoding) : 0,
-                                          prefillTokens: prefillTokens, prefillSequences: chunks.count,
-                                          prefillContext: chunks.isEmpty ? 0 : prefillContext / Double(chunks.count))
-            guard seconds > 0, seconds.isFinite else { throw Failure.stalled("a step was priced at \(seconds) s") }
-            let end = start + seconds
-            outcome.steps += 1
-            w.busySeconds += seconds
-            let inWindow = warmUpEnd.map { end > $0 } ?? false
-            if decoding > 0 {
-                w.decodeContextSum += Double(decoding) * drafts
-                if inWindow {
-                    outcome.outputTokens += Double(decoding) * drafts
-                    outcome.decodeSequenceSeconds += Double(decoding) * seconds
-                }
-                // A request's last step emits only the tokens its answer still needs.
-                let finishing = w.finishing.removeValue(forKey: w.decodeIndex) ?? []
-                w.decodeIndex += 1
-                for slot in finishing {
-                    let r = requests[slot]
-                    w.decoding -= 1
-                    w.decodeContextSum -= r.joinContext + Double(r.decodeSteps) * drafts
-                    if inWindow { outcome.outputTokens -= Double(r.decodeSteps) * drafts - Double(r.decodeTokens) }
-                    complete(slot, at: end, outcome: &outcome, warmUpEnd: warmUpEnd, measuredDone: &measuredDone)
-                    completions += 1
-                    if warmUpEnd == nil, completions >= requests.count { warmUpEnd = end }
-                    arrive(slot, at: end, measured: warmUpEnd != nil)
-                }
-            }
-            var finished: Set<Int> = []
-            for (slot, tokens) in chunks {
-                requests[slot].prefilled += tokens
-                if inWindow { outcome.inputTokens += Double(tokens) }
-                if requests[slot].prefilled >= requests[slot].newTokens { finished.insert(slot) }
-            }
-            if !finished.isEmpty {
-                w.prefilling.removeAll { finished.contains($0) }
-                // In prompt order, as the chunks were taken.
-                for (slot, _) in chunks where finished.contains(slot) {
-                    if inWindow {
-                        outcome.inputTokens += Double(requests[slot].promptTokens - requests[slot].newTokens)
-                        outcome.outputTokens += 1
-                    }
-                    if w.role == .prefill {
-                        let target = leastLoaded(exit)
-                        let ready = end + transferSeconds(requests[slot].promptTokens)
-                        requests[slot].firstToken = ready
-                        workers[target].enqueue(slot, ready: ready)
-                    } else {
-                        requests[slot].firstToken = end
-                        if outputTokens <= 1 {
-                            complete(slot, at: end, outcome: &outcome, warmUpEnd: warmUpEnd, measuredDone: &measuredDone)
-                            completions += 1
-                            if warmUpEnd == nil, completions >= requests.count { warmUpEnd = end }
-                            arrive(slot, at: end, measured: warmUpEnd != nil)
-                        } else {
-                            join(slot, worker: w)
-                        }
-                    }
-                }
-            }
-            w.clock = end
-            if let t = warmUpEnd { outcome.windowSeconds = max(outcome.windowSeconds, end - t) }
+            guard let index = pick else { throw Failure.stalled("no worker has work and no request is on its way") }
+            sample(until: start)
+            try step(workers[index], index: index, at: start)
         }
-        outcome.completions = completions
+        outcome.windowStart = warmUpEnd ?? 0
         return outcome
     }
 
-    /// Starts the loop as it runs after a while: the initial requests spread evenly over one
-    /// request's decode, request i of N already past i/N of its answer (a burst of N prompts at
-    /// time 0 would leave every later wave arriving together, which a real client's jitter and
-    /// its random prompt lengths undo). Those a decode worker cannot hold wait as new arrivals.
-    private mutating func seedSteadyState() {
-        let targets = workers.indices.filter { workers[$0].role != .prefill }
-        let count = requests.count
-        for slot in requests.indices {
-            let prompt = lengths.next()
-            requests[slot] = Request(arrival: 0, newTokens: lengths.newTokens(prompt), promptTokens: prompt, measured: false)
-            let w = workers[leastLoaded(targets)]
-            let remaining = Int((Double(decodeSteps) * Double(slot + 1) / Double(count)).rounded(.up))
-            guard outputTokens > 1, remaining >= 1, w.running < w.capacity else {
-                workers[leastLoaded(entry)].enqueue(slot, ready: 0)
-                continue
-            }
-            requests[slot].prefilled = requests[slot].newTokens
-            requests[slot].decodeSteps = remaining
-            requests[slot].decodeTokens = Int((Double(remaining) * tokensPerStep).rounded())
-            requests[slot].joinContext = Double(prompt + 1) + Double(decodeSteps - remaining) * tokensPerStep
-            w.decoding += 1
-            w.decodeContextSum += requests[slot].joinContext
-            w.finishing[w.decodeIndex + remaining - 1, default: []].append(slot)
+    var finished: Bool {
+        switch mode {
+        case .closed: outcome.measured >= options.measuredTarget
+        case .open: nextArrival == nil && inSystem == 0
         }
     }
 
-    /// Decode steps after the first token: (output − 1) tokens at `tokensPerStep` a step.
-    var decodeSteps: Int { max(1, Int((Double(outputTokens - 1) / tokensPerStep).rounded(.up))) }
+    private mutating func pull() throws -> Arrival? {
+        guard case var .open(source) = mode else { return nil }
+        let arrival = try source.next()
+        mode = .open(source)
+        return arrival
+    }
 
-    /// A new request of the closed loop. It reaches the scheduler after the step that starts at
-    /// the same instant has been formed (the finished request's answer must leave the server and
-    /// the client's next request arrive), so it waits for that step: schedulers form a batch only
-    /// between steps.
-    private mutating func arrive(_ slot: Int, at time: Double, measured: Bool) {
-        let prompt = lengths.next()
-        requests[slot] = Request(arrival: time, newTokens: lengths.newTokens(prompt), promptTokens: prompt, measured: measured)
-        workers[leastLoaded(entry)].enqueue(slot, ready: time.nextUp)
+    private mutating func inject(_ arrival: Arrival) throws {
+        let slot = free.popLast() ?? { requests.append(Request()); return requests.count - 1 }()
+        let generation = requests[slot].generation + 1
+        requests[slot] = Request(arrival: arrival.time, promptTokens: arrival.promptTokens, outputTokens: arrival.outputTokens,
+                                 prefixID: arrival.prefixID ?? -1, prefixTokens: arrival.prefixTokens, generation: generation,
+                                 measured: true)
+        inSystem += 1
+        workers[route(requests[slot])].enqueue(slot, ready: arrival.time)
+        nextArrival = try pull()
+        injected += 1
+        if let progress = options.progress, injected % 16_384 == 0 { progress(injected, arrival.time) }
+    }
+
+    /// Requests with a shared prefix go to the worker that serves that prefix (cache-aware
+    /// routing, as SGLang's router and Dynamo's KV router do) unless it is far busier than the
+    /// least loaded; others to the least loaded.
+    private func route(_ r: Request) -> Int {
+        let least = leastLoaded(entry)
+        guard r.prefixID >= 0 else { return least }
+        let home = entry[r.prefixID % entry.count]
+        return workers[home].load > 2 * workers[least].load + 8 ? least : home
     }
 
     private func leastLoaded(_ candidates: [Int]) -> Int {
@@ -263,59 +188,311 @@ struct ServingSimulation {
         return best
     }
 
-    /// Moves ready requests into the running set while memory allows.
-    private mutating func admit(_ w: Worker) {
-        while w.waitingHead < w.waiting.count, w.waiting[w.waitingHead].ready <= w.clock, w.running < w.capacity {
-            let slot = w.waiting[w.waitingHead].slot
-            w.waitingHead += 1
-            if w.role == .decode {
-                join(slot, worker: w)
-            } else {
-                w.prefilling.append(slot)
+    // MARK: one step
+
+    private mutating func step(_ w: ServingWorker, index: Int, at start: Double) throws {
+        w.clock = start
+        try admit(w, index: index)
+        let prefillOnly = options.policy == .prefillFirst && w.role == .both && !w.prefilling.isEmpty
+        if w.role != .prefill && !prefillOnly { makeRoom(w, index: index) }
+        let decoding = w.role == .prefill || prefillOnly ? 0 : w.decoding
+        var chunks: [(slot: Int, tokens: Int)] = []
+        var prefillTokens = 0, prefillContext = 0.0
+        if w.role != .decode {
+            var left = prefillOnly || w.role == .prefill ? w.budget : w.budget - decoding * options.verifiedPerStep
+            for slot in w.prefilling where left > 0 {
+                let r = requests[slot]
+                let chunk = min(r.compute - r.prefilled, left, w.groupBudget)
+                guard chunk > 0 else { continue }
+                chunks.append((slot, chunk))
+                left -= chunk
+                prefillTokens += chunk
+                prefillContext += Double(r.cached + r.prefilled)
             }
         }
-        if w.waitingHead > 1024, w.waitingHead * 2 > w.waiting.count {
-            w.waiting.removeFirst(w.waitingHead)
-            w.waitingHead = 0
+        let seconds = w.steps.seconds(decode: decoding, decodeContext: decoding > 0 ? w.decodeContextSum / Double(decoding) : 0,
+                                      prefillTokens: prefillTokens, prefillSequences: chunks.count,
+                                      prefillContext: chunks.isEmpty ? 0 : prefillContext / Double(chunks.count))
+        guard seconds > 0, seconds.isFinite else {
+            throw Failure.stalled("a step of \(decoding) decodes and \(prefillTokens) prompt tokens was priced at \(seconds) s")
+        }
+        let end = start + seconds
+        outcome.steps += 1
+        w.busySeconds += seconds
+        let utilization = w.kvCapacity > 0 ? w.kvUsed / w.kvCapacity : 0
+        let inWindow = warmUpEnd.map { end > $0 } ?? false
+        if inWindow {
+            outcome.kvUtilizationSeconds += utilization * seconds
+            outcome.busySeconds += seconds
+            outcome.kvUtilizationMax = max(outcome.kvUtilizationMax, utilization)
+        }
+        if decoding > 0 {
+            w.decodeContextSum += Double(decoding) * a
+            if inWindow {
+                outcome.outputTokens += Double(decoding) * a
+                outcome.decodeSequenceSeconds += Double(decoding) * seconds
+            }
+            let due = w.finishing.removeValue(forKey: w.decodeIndex) ?? []
+            w.decodeIndex += 1
+            for (slot, generation) in due where requests[slot].generation == generation {
+                let r = requests[slot]
+                leaveDecode(slot, worker: w, steps: r.decodeSteps)
+                // The last step emits only the tokens the answer still needs.
+                if inWindow { outcome.outputTokens -= Double(r.decodeSteps) * a - Double(r.outputTokens - r.generated) }
+                requests[slot].generated = r.outputTokens
+                complete(slot, at: end, inWindow: inWindow)
+            }
+        }
+        var done: Set<Int> = []
+        for (slot, tokens) in chunks {
+            requests[slot].prefilled += tokens
+            if inWindow { outcome.inputTokens += Double(tokens) }
+            if requests[slot].prefilled >= requests[slot].compute { done.insert(slot) }
+        }
+        guard !done.isEmpty else { w.clock = end; outcome.windowEnd = max(outcome.windowEnd, end); return }
+        w.prefilling.removeAll { done.contains($0) }
+        for (slot, _) in chunks where done.contains(slot) {
+            w.prefillReserved -= requests[slot].reserved
+            requests[slot].reserved = 0
+            if inWindow { outcome.inputTokens += Double(requests[slot].cached) }
+            shareComputedPrefix(slot, worker: w, index: index)
+            if w.role == .prefill {
+                // The KV cache moves to a decode worker; the prefix stays resident here.
+                unpin(slot)
+                let target = leastLoaded(exit)
+                let ready = end + transferSeconds(requests[slot].promptTokens + requests[slot].generated)
+                emitPrefillToken(slot, at: ready, inWindow: inWindow)
+                workers[target].enqueue(slot, ready: ready)
+            } else {
+                emitPrefillToken(slot, at: end, inWindow: inWindow)
+                if requests[slot].generated >= requests[slot].outputTokens {
+                    complete(slot, at: end, inWindow: inWindow)
+                } else {
+                    join(slot, worker: w)
+                }
+            }
+        }
+        w.clock = end
+        outcome.windowEnd = max(outcome.windowEnd, end)
+    }
+
+    /// The token a finished prefill produces: the first of the answer (or, after a preemption,
+    /// the next one: recomputing prompt and answer so far yields it).
+    private mutating func emitPrefillToken(_ slot: Int, at time: Double, inWindow: Bool) {
+        if requests[slot].firstToken < 0 { requests[slot].firstToken = time }
+        requests[slot].generated += 1
+        if inWindow { outcome.outputTokens += 1 }
+    }
+
+    // MARK: memory
+
+    /// Admits ready requests while the engine's cap and the KV pool allow, oldest first.
+    private mutating func admit(_ w: ServingWorker, index: Int) throws {
+        while w.waitingHead < w.waiting.count, w.waiting[w.waitingHead].ready <= w.clock, w.running < w.maxRunning {
+            let slot = w.waiting[w.waitingHead].slot
+            var r = requests[slot]
+            var cached = 0
+            if w.role != .decode {
+                if r.prefixID >= 0, r.pinnedAt < 0 {
+                    let resident = w.prefixCache.acquire(r.prefixID)
+                    if resident > 0 { r.pinnedAt = index }
+                    cached = min(resident, r.prefixTokens, r.promptTokens - 1)
+                } else if case let .closed(_, lengths, _) = mode {
+                    cached = r.promptTokens - lengths.newTokens(r.promptTokens)
+                }
+            }
+            let context = r.promptTokens + r.generated
+            let need = Double(w.role == .decode ? context : context - (r.pinnedAt == index ? cached : 0))
+            if w.kvUsed + need > w.kvCapacity {
+                _ = w.prefixCache.evict(atLeast: Int((w.kvUsed + need - w.kvCapacity).rounded(.up)))
+            }
+            guard w.kvUsed + need <= w.kvCapacity else {
+                if r.pinnedAt == index { w.prefixCache.release(r.prefixID); r.pinnedAt = -1 }
+                requests[slot] = r
+                if w.running == 0 {
+                    throw Failure.stalled("a request of \(context) tokens needs more KV cache than one worker holds "
+                        + "(\(Int(w.kvCapacity)) tokens)")
+                }
+                break
+            }
+            w.waitingHead += 1
+            if w.role == .decode {
+                requests[slot] = r
+                join(slot, worker: w)
+                continue
+            }
+            r.cached = cached
+            r.compute = context - cached
+            r.prefilled = 0
+            r.reserved = need
+            if requests[slot].firstToken < 0 {
+                outcome.promptTokens += Double(r.promptTokens)
+                outcome.cachedTokens += Double(cached)
+            }
+            requests[slot] = r
+            w.prefillReserved += need
+            w.prefilling.append(slot)
+        }
+        w.compactQueue()
+    }
+
+    /// A prompt that computed its shared prefix leaves it in the cache, where it and later
+    /// prompts share it.
+    private mutating func shareComputedPrefix(_ slot: Int, worker w: ServingWorker, index: Int) {
+        let r = requests[slot]
+        guard r.prefixID >= 0, r.prefixTokens > 0, r.pinnedAt < 0 else { return }
+        _ = w.prefixCache.insert(r.prefixID, tokens: r.prefixTokens)
+        requests[slot].pinnedAt = index
+    }
+
+    private mutating func unpin(_ slot: Int) {
+        let r = requests[slot]
+        if r.pinnedAt >= 0, r.prefixID >= 0 { workers[r.pinnedAt].prefixCache.release(r.prefixID) }
+        requests[slot].pinnedAt = -1
+        requests[slot].shared = 0
+    }
+
+    /// Before a decode step: room for every decoder's next tokens, by evicting unpinned
+    /// prefixes, then by preempting the newest decoders.
+    private mutating func makeRoom(_ w: ServingWorker, index: Int) {
+        var overflow = w.kvUsed + Double(w.decoding) * a - w.kvCapacity
+        guard overflow > 0 else { return }
+        overflow -= Double(w.prefixCache.evict(atLeast: Int(overflow.rounded(.up))))
+        while overflow > 0, w.decoding > 1, let (slot, generation) = w.decoders.popLast() {
+            guard requests[slot].generation == generation else { continue }
+            let before = w.kvUsed
+            let done = w.decodeIndex - requests[slot].joinIndex
+            leaveDecode(slot, worker: w, steps: done)
+            let r = requests[slot]
+            requests[slot].generated = min(r.outputTokens - 1, r.generated + Int(Double(done) * a))
+            unpin(slot)
+            w.requeueFirst(slot, ready: w.clock)
+            outcome.preemptions += 1
+            overflow -= before - w.kvUsed + a
         }
     }
 
-    private mutating func join(_ slot: Int, worker w: Worker) {
-        requests[slot].decodeSteps = decodeSteps
-        requests[slot].decodeTokens = outputTokens - 1
-        requests[slot].joinContext = Double(requests[slot].promptTokens + 1)
+    private mutating func join(_ slot: Int, worker w: ServingWorker) {
+        let r = requests[slot]
+        let remaining = r.outputTokens - r.generated
+        let steps = max(1, Int((Double(remaining) / a).rounded(.up)))
+        requests[slot].decodeSteps = steps
+        requests[slot].joinIndex = w.decodeIndex
+        requests[slot].joinContext = Double(r.promptTokens + r.generated)
+        requests[slot].shared = r.pinnedAt >= 0 ? Double(min(r.prefixTokens, r.promptTokens)) : 0
         w.decoding += 1
         w.decodeContextSum += requests[slot].joinContext
-        w.finishing[w.decodeIndex + decodeSteps - 1, default: []].append(slot)
+        w.decodeShared += requests[slot].shared
+        w.finishing[w.decodeIndex + steps - 1, default: []].append((slot, r.generation))
+        w.decoders.append((slot, r.generation))
     }
 
-    private func complete(_ slot: Int, at end: Double, outcome: inout Outcome, warmUpEnd: Double?, measuredDone: inout Int) {
+    /// Takes a decoder out of its batch after `steps` decode steps.
+    private mutating func leaveDecode(_ slot: Int, worker w: ServingWorker, steps: Int) {
         let r = requests[slot]
-        guard let warmUpEnd else { return }
-        if end > warmUpEnd { outcome.windowCompletions += 1 }
-        guard r.measured else { return }
-        let tpot = outputTokens > 1 ? (end - r.firstToken) / Double(outputTokens - 1) : nil
-        outcome.samples.append(Sample(ttft: r.firstToken - r.arrival, tpot: tpot, e2e: end - r.arrival))
-        measuredDone += 1
+        w.decoding -= 1
+        w.decodeContextSum -= r.joinContext + Double(steps) * a
+        w.decodeShared -= r.shared
+        requests[slot].generation += 1
+    }
+
+    // MARK: completion and the closed loop
+
+    private mutating func complete(_ slot: Int, at end: Double, inWindow: Bool) {
+        unpin(slot)
+        let r = requests[slot]
+        requests[slot].generation += 1
+        outcome.completions += 1
+        if inWindow { outcome.windowCompletions += 1 }
+        if r.measured, warmUpEnd != nil {
+            let ttft = r.firstToken - r.arrival, e2e = end - r.arrival
+            let tpot = r.outputTokens > 1 ? (end - r.firstToken) / Double(r.outputTokens - 1) : nil
+            outcome.ttft.add(ttft)
+            outcome.e2e.add(e2e)
+            if let tpot { outcome.tpot.add(tpot) }
+            outcome.measured += 1
+            if let slo = options.slo, ttft <= slo.ttft, (tpot ?? 0) <= slo.tpot { outcome.goodCompletions += 1 }
+        }
+        switch mode {
+        case let .closed(count, lengths, output):
+            if warmUpEnd == nil, outcome.completions >= count { warmUpEnd = end }
+            var source = lengths
+            let prompt = source.next()
+            mode = .closed(count: count, lengths: source, output: output)
+            requests[slot] = Request(arrival: end, promptTokens: prompt, outputTokens: output,
+                                     generation: requests[slot].generation + 1, measured: warmUpEnd != nil)
+            // The new request reaches the scheduler after the step that starts at this instant
+            // has been formed: schedulers form a batch only between steps.
+            workers[leastLoaded(entry)].enqueue(slot, ready: end.nextUp)
+        case .open:
+            inSystem -= 1
+            free.append(slot)
+        }
+    }
+
+    /// Starts a closed loop as it runs after a while: request i of N already past i/N of its
+    /// answer (a burst of N prompts at time 0 would leave every later wave arriving together,
+    /// which a real client's jitter and its random prompt lengths undo). Those a decode worker
+    /// cannot hold wait as new arrivals.
+    private mutating func seedSteadyState() {
+        guard case .closed(let count, var lengths, let output) = mode else { return }
+        let targets = workers.indices.filter { workers[$0].role != .prefill }
+        let steps = max(1, Int((Double(output - 1) / a).rounded(.up)))
+        for slot in 0..<count {
+            let prompt = lengths.next()
+            requests[slot] = Request(arrival: 0, promptTokens: prompt, outputTokens: output)
+            let w = workers[leastLoaded(targets)]
+            let remaining = Int((Double(steps) * Double(slot + 1) / Double(count)).rounded(.up))
+            let generated = max(1, output - Int(Double(remaining) * a))
+            let context = Double(prompt + generated)
+            guard output > 1, generated < output, w.running < w.maxRunning, w.kvUsed + context <= w.kvCapacity else {
+                workers[leastLoaded(entry)].enqueue(slot, ready: 0)
+                continue
+            }
+            requests[slot].generated = generated
+            requests[slot].firstToken = 0
+            join(slot, worker: w)
+        }
+        mode = .closed(count: count, lengths: lengths, output: output)
+    }
+
+    // MARK: the time series
+
+    private mutating func sample(until time: Double) {
+        guard let interval = options.sampleInterval, interval > 0 else { return }
+        while nextSample <= time {
+            var queued = 0, running = 0, used = 0.0, capacity = 0.0
+            for w in workers {
+                queued += w.queued
+                running += w.running
+                used += w.kvUsed
+                capacity += w.kvCapacity
+            }
+            outcome.series.append(SeriesPoint(time: nextSample, queued: queued, running: running,
+                                              kvUtilization: capacity > 0 ? used / capacity : 0))
+            nextSample += interval
+        }
     }
 }
 
-/// Prompt lengths drawn uniformly from a range with a seeded generator (SplitMix64), and the
-/// share of each prompt the prefix cache serves.
+/// Prompt lengths of a closed loop, drawn uniformly from a range with a seeded generator, and
+/// the share of each prompt the prefix cache serves (`--prefix-cache-hit-rate`).
 struct PromptLengths {
-    var state: UInt64
+    var random: SeededRandom
     let lower: Int
     let upper: Int
     let prefixHitRate: Double
 
+    init(seed: UInt64, lower: Int, upper: Int, prefixHitRate: Double) {
+        random = SeededRandom(state: seed)
+        self.lower = lower
+        self.upper = upper
+        self.prefixHitRate = prefixHitRate
+    }
+
     mutating func next() -> Int {
         guard upper > lower else { return lower }
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return lower + Int(z % UInt64(upper - lower + 1))
+        return lower + Int(random.nextUInt64() % UInt64(upper - lower + 1))
     }
 
     func newTokens(_ prompt: Int) -> Int {

@@ -1,0 +1,87 @@
+/// One engine instance of a simulation: its queue, its running requests and its KV pool.
+final class ServingWorker {
+    enum Role { case both, prefill, decode }
+
+    let role: Role
+    let steps: StepCache
+    /// Tokens per step of the whole worker, and of one attention group (one prompt's chunk never
+    /// exceeds a group's budget: a data-parallel rank prefills its own prompts).
+    let budget: Int
+    let groupBudget: Int
+    /// KV tokens the worker's memory holds (at the longest context, `maxRunning` of them fit
+    /// when the model's layers all keep every token) and the engine's cap on running requests.
+    let kvCapacity: Double
+    let maxRunning: Int
+    let gpus: Int
+
+    var clock = 0.0
+    /// Decode steps run so far: a sequence that joins now with D steps to go finishes on decode
+    /// step `decodeIndex + D − 1` (prefill-only steps do not advance it).
+    var decodeIndex = 0
+    /// Requests not yet admitted, in order of the time each is ready (arrived, or its KV landed).
+    var waiting: [(slot: Int, ready: Double)] = []
+    var waitingHead = 0
+    var prefilling: [Int] = []
+    var decoding = 0
+    /// Σ of the decoding sequences' contexts (what attention reads) and of the prefix tokens
+    /// they share through the cache (held once, by the cache).
+    var decodeContextSum = 0.0
+    var decodeShared = 0.0
+    /// KV tokens reserved by the prompts being prefilled (admission reserves the whole prompt).
+    var prefillReserved = 0.0
+    /// (slot, generation) of the decoders finishing on each decode step.
+    var finishing: [Int: [(slot: Int, generation: Int)]] = [:]
+    /// Decoders by admission, newest last: whom to preempt when memory runs out.
+    var decoders: [(slot: Int, generation: Int)] = []
+    var prefixCache = PrefixCache()
+    var busySeconds = 0.0
+
+    init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, kvCapacity: Double, maxRunning: Int, gpus: Int) {
+        self.role = role
+        self.steps = steps
+        self.budget = budget
+        self.groupBudget = groupBudget
+        self.kvCapacity = kvCapacity
+        self.maxRunning = maxRunning
+        self.gpus = gpus
+    }
+
+    var running: Int { prefilling.count + decoding }
+    var queued: Int { waiting.count - waitingHead }
+    /// For routing: requests here or on their way.
+    var load: Int { queued + running }
+    /// KV tokens in use: prompts being prefilled, decoding sequences (less what they share), and
+    /// the resident prefixes.
+    var kvUsed: Double { prefillReserved + decodeContextSum - decodeShared + Double(prefixCache.tokens) }
+
+    /// Adds a request in order of ready time (KV transfers finish out of order).
+    func enqueue(_ slot: Int, ready: Double) {
+        var i = waiting.count
+        while i > waitingHead, waiting[i - 1].ready > ready { i -= 1 }
+        waiting.insert((slot, ready), at: i)
+    }
+
+    /// Puts a preempted request back at the head of the queue.
+    func requeueFirst(_ slot: Int, ready: Double) {
+        if waitingHead > 0 {
+            waitingHead -= 1
+            waiting[waitingHead] = (slot, ready)
+        } else {
+            waiting.insert((slot, ready), at: 0)
+        }
+    }
+
+    /// When this worker can start its next step, or nil when it has nothing to do.
+    var nextStart: Double? {
+        if decoding > 0 || !prefilling.isEmpty { return clock }
+        if waitingHead < waiting.count { return max(clock, waiting[waitingHead].ready) }
+        return nil
+    }
+
+    func compactQueue() {
+        if waitingHead > 1024, waitingHead * 2 > waiting.count {
+            waiting.removeFirst(waitingHead)
+            waitingHead = 0
+        }
+    }
+}
