@@ -48,11 +48,13 @@ struct ServingOptions: ParsableArguments {
 
     var isServing: Bool { concurrency != nil }
 
-    func parsedRange() throws -> InputRange {
-        guard let inputRange else { return .fixed }
-        let parts = inputRange.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+    func parsedRange() throws -> InputRange { try Self.range(inputRange) }
+
+    static func range(_ text: String?) throws -> InputRange {
+        guard let text else { return .fixed }
+        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo > 0, lo <= hi, hi <= 1 else {
-            throw ValidationError("--input-range must be lo,hi with 0 < lo ≤ hi ≤ 1, got '\(inputRange)'")
+            throw ValidationError("--input-range must be lo,hi with 0 < lo ≤ hi ≤ 1, got '\(text)'")
         }
         return InputRange(lower: lo, upper: hi)
     }
@@ -121,14 +123,15 @@ enum ServingJSON {
 }
 
 enum ServingTable {
-    static func print(_ s: ServingEstimate) {
+    static func print(_ s: ServingEstimate, openLoop: Bool = false) {
         let r = s.request
         let deployment = s.disaggregated
             ? "prefill \(s.pools[0].gpus) GPUs (\(s.pools[0].workers) × \(s.pools[0].layout)), decode \(s.pools[1].gpus) GPUs "
                 + "(\(s.pools[1].workers) × \(s.pools[1].layout))"
             : "layout \(s.pools[0].layout), \(s.pools[0].workers) worker\(s.pools[0].workers == 1 ? "" : "s") holding up to "
                 + "\(Output.grouped(s.pools[0].capacityPerWorker)) requests each"
-        Swift.print("closed loop: \(Output.grouped(r.concurrency)) requests in flight on \(s.gpus) GPUs, \(r.scheduler.rawValue) scheduler"
+        Swift.print((openLoop ? "open loop on \(s.gpus) GPUs" : "closed loop: \(Output.grouped(r.concurrency)) requests in flight on \(s.gpus) GPUs")
+            + ", \(r.scheduler.rawValue) scheduler"
             + (r.speculative.map { ", MTP \($0.draftTokens) draft\($0.draftTokens == 1 ? "" : "s") at \(Output.fixed($0.acceptance, 2)) tokens/step" } ?? ""))
         Swift.print(deployment)
         Swift.print("")
@@ -153,7 +156,9 @@ enum ServingTable {
         rows.append(("cost", "\(Output.dollars(s.costPerMillionOutputTokens)) per million output tokens at "
             + "\(Output.dollars(s.gpuHourPrice)) per GPU-hour"))
         Output.printTable(rows)
-        Swift.print("  (\(Output.grouped(s.measuredRequests)) requests measured after a warm-up of \(Output.grouped(r.concurrency)); "
-            + "\(Output.grouped(s.simulatedSteps)) steps simulated)")
+        if !openLoop {
+            Swift.print("  (\(Output.grouped(s.measuredRequests)) requests measured after a warm-up of \(Output.grouped(r.concurrency)); "
+                + "\(Output.grouped(s.simulatedSteps)) steps simulated)")
+        }
     }
 }

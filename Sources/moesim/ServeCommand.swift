@@ -1,0 +1,183 @@
+import ArgumentParser
+import Estimator
+import Foundation
+import Hardware
+import ModelSpec
+import Planner
+import Serving
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Simulate a deployment request by request under an open-loop load: percentiles, goodput, queue and KV use over time.",
+        discussion: """
+        Requests arrive on their own (Poisson at --rate, gamma bursts with --burst-cv, or a
+        --trace file) and go through continuous batching with chunked prefill, a KV pool with
+        preemption when it is full, and a prefix cache (LRU) for prompts that share a prefix.
+        Step times come from the estimator's step model. Without --layout, the layout of highest
+        steady-state throughput is used; --prefill-pool/--decode-pool split the GPUs into
+        disaggregated pools. A trace is JSON lines or CSV with arrival_s, input_tokens,
+        output_tokens and optional prefix_id and prefix_tokens.
+
+        Examples:
+          moesim serve --model deepseek-r1 --gpus 8 --layout attention=tp,tp=8,ep=1,pp=1,moe_tp=8 --rate 2 --requests 2000
+          moesim serve --rate 20 --burst-cv 3 --slo-ttft 1 --slo-tpot 0.05 --csv load.csv --svg load.svg
+          moesim serve --model deepseek-r1 --gpus 16 --trace chats.jsonl --prefill-pool 8,1 --decode-pool 8,1 --json
+        """
+    )
+
+    @OptionGroup var deployment: DeploymentOptions
+
+    @Option(help: "Prompt tokens per request (synthetic arrivals; for a trace, the context that sizes the KV pool with --output).")
+    var input = 1024
+
+    @Option(help: "Generated tokens per request.")
+    var output = 1024
+
+    @Option(help: ArgumentHelp("Prompt lengths drawn uniformly from lo..hi × --input.", valueName: "lo,hi"))
+    var inputRange: String?
+
+    @Option(help: "Requests per second (Poisson arrivals).")
+    var rate: Double?
+
+    @Option(help: "Coefficient of variation of the gaps between arrivals (gamma; 1 is Poisson, more is burstier).")
+    var burstCv: Double?
+
+    @Option(help: "Arrivals to simulate.")
+    var requests = 1000
+
+    @Option(help: "A trace of requests (JSON lines or .csv) instead of --rate.")
+    var trace: String?
+
+    @Option(help: "Target time to first token, seconds (goodput).")
+    var sloTtft: Double?
+
+    @Option(help: "Target time per output token, seconds (goodput).")
+    var sloTpot: Double?
+
+    @Option(help: "Scheduler: mixed or prefill-first.")
+    var scheduler: String = SchedulerPolicy.mixed.rawValue
+
+    @Option(help: "Tokens one scheduler (attention group) processes per step.")
+    var tokenBudget: Int?
+
+    @Option(help: "MTP speculative decoding: draft tokens per step.")
+    var mtp: Int?
+
+    @Option(help: "Mean tokens emitted per decode step with MTP.")
+    var mtpAcceptance: Double?
+
+    @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout].")
+    var prefillPool: String?
+
+    @Option(help: "Disaggregated decode pool: GPUs,workers[,layout].")
+    var decodePool: String?
+
+    @Option(help: "Comma-separated features: two-batch-overlap, eplb.")
+    var features: String?
+
+    @Option(help: "USD per GPU-hour (default: the hardware file's price).")
+    var gpuHourPrice: Double?
+
+    @Option(help: "Seed of the arrivals and prompt lengths.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Write the time series (time, queued, running, KV use) as CSV here.")
+    var csv: String?
+
+    @Option(help: "Draw queue length and KV use over time as SVG here.")
+    var svg: String?
+
+    @OptionGroup var output2: OutputOptions
+
+    func validate() throws {
+        guard input >= 1, output >= 1 else { throw ValidationError("--input and --output must be at least 1") }
+        guard (rate == nil) != (trace == nil) else { throw ValidationError("give either --rate or --trace") }
+        if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be positive, got \(rate)") }
+        if let cv = burstCv, !(cv > 0 && cv <= 100) { throw ValidationError("--burst-cv must be in (0, 100], got \(cv)") }
+        if trace != nil, burstCv != nil { throw ValidationError("--burst-cv shapes --rate arrivals; a trace has its own times") }
+        guard (1...100_000_000).contains(requests) else { throw ValidationError("--requests must be 1 to 100,000,000") }
+        if let t = sloTtft, !(t > 0) { throw ValidationError("--slo-ttft must be positive") }
+        if let t = sloTpot, !(t > 0) { throw ValidationError("--slo-tpot must be positive") }
+        if (sloTtft == nil) != (sloTpot == nil) { throw ValidationError("--slo-ttft and --slo-tpot go together") }
+        if let p = gpuHourPrice, !(p > 0 && p.isFinite) { throw ValidationError("--gpu-hour-price must be positive") }
+        guard SchedulerPolicy(rawValue: scheduler) != nil else { throw ValidationError("--scheduler must be mixed or prefill-first") }
+        if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
+        if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
+    }
+
+    func run() throws {
+        let model = try deployment.loadModel()
+        let pools = try prefillPool.flatMap { p in try decodePool.map { d in
+            Disaggregation(prefill: try ServingOptions.pool(p, flag: "--prefill-pool"), decode: try ServingOptions.pool(d, flag: "--decode-pool"))
+        } }
+        let gpuCount = deployment.gpus ?? pools.map { $0.prefill.gpus + $0.decode.gpus } ?? deployment.gpuCount
+        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: gpuCount, gpusPerNode: deployment.gpusPerNode)
+        var workload = try WorkloadOptions.parse(["--input", "\(input)", "--output", "\(output)"] + (features.map { ["--features", $0] } ?? []))
+        workload.gpuHourPrice = gpuHourPrice
+        let base = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
+                                        weights: deployment.weightFormat, kvCache: deployment.kvFormat)
+        let serving = ServingRequest(base: base, concurrency: 1, inputRange: try ServingOptions.range(inputRange), disaggregation: pools,
+                                     speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
+                                     scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
+        let arrivals: OpenLoopRequest.Arrivals = if let trace { .trace(path: trace) } else {
+            .process(burstCv.map { .gamma(rate: rate ?? 1, cv: $0) } ?? .poisson(rate: rate ?? 1), count: requests)
+        }
+        let slo = sloTtft.flatMap { t in sloTpot.map { (ttft: t, tpot: $0) } }
+        let started = Date()
+        var lastReport = started
+        let result = try ServingEstimator.serve(OpenLoopRequest(serving: serving, arrivals: arrivals, slo: slo)) { count, time in
+            let now = Date()
+            guard now.timeIntervalSince(started) > 1, now.timeIntervalSince(lastReport) > 0.5 else { return }
+            lastReport = now
+            Output.progress("\(Output.grouped(count)) requests arrived, \(Output.seconds(time)) simulated")
+        }
+        if let csv {
+            var lines = ["time_s,queued,running,kv_utilization"]
+            lines += result.series.map { "\($0.time),\($0.queued),\($0.running),\($0.kvUtilization)" }
+            try OutputFile.write(lines.joined(separator: "\n") + "\n", to: csv)
+        }
+        if let svg {
+            let chart = Chart(title: "\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id): queue and KV use over time",
+                              xLabel: "time (s)", yLabel: "requests; KV use in % of the pool",
+                              series: [
+                                .init(name: "queued requests", points: result.series.map { ($0.time, Double($0.queued)) }, markers: false),
+                                .init(name: "running requests", points: result.series.map { ($0.time, Double($0.running)) }, markers: false),
+                                .init(name: "KV cache in use (%)", points: result.series.map { ($0.time, 100 * $0.kvUtilization) },
+                                      markers: false, dashed: true),
+                              ])
+            try OutputFile.write(chart.svg(), to: svg)
+        }
+        let e = result.estimate
+        if output2.json {
+            var json = ServingJSON.object(e)
+            json["model"] = model.id
+            json["gpu"] = cluster.gpu.id
+            json["requests"] = result.completed
+            json["simulated_s"] = result.simulatedSeconds
+            json["kv_utilization"] = ["mean": result.kvUtilizationMean, "max": result.kvUtilizationMax]
+            json["prefix_cache_hit_rate"] = result.prefixCacheHitRate
+            json["preemptions"] = result.preemptions
+            json["goodput_requests_per_s"] = result.goodputRequestsPerSecond.map { $0 as Any } ?? NSNull()
+            json.removeValue(forKey: "concurrency")
+            json.removeValue(forKey: "measured_requests")
+            try Output.printJSON(json)
+            return
+        }
+        print("\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(base.weights.rawValue) weights; "
+            + (trace.map { "trace \($0)" } ?? "\(Output.grouped(requests)) requests at \(Output.fixed(rate ?? 0, 2))/s"
+                + (burstCv.map { " (gamma gaps, cv \(Output.fixed($0, 1)))" } ?? " (Poisson)")))
+        ServingTable.print(e, openLoop: true)
+        var rows: [(String, String)] = [
+            ("completed", "\(Output.grouped(result.completed)) requests in \(Output.seconds(result.simulatedSeconds)) simulated"),
+            ("KV cache", "\(Output.fixed(100 * result.kvUtilizationMean, 0))% in use on average, \(Output.fixed(100 * result.kvUtilizationMax, 0))% at most; "
+                + "\(Output.grouped(result.preemptions)) preemptions"),
+            ("prefix cache", "\(Output.fixed(100 * result.prefixCacheHitRate, 1))% of prompt tokens served from it"),
+        ]
+        if let g = result.goodputRequestsPerSecond, let slo {
+            rows.append(("goodput", "\(Output.fixed(g, 2)) requests/s within TTFT ≤ \(Output.seconds(slo.ttft)) and TPOT ≤ \(Output.seconds(slo.tpot))"))
+        }
+        Output.printTable(rows)
+        for path in [csv, svg].compactMap({ $0 }) { print("wrote \(path)") }
+    }
+}

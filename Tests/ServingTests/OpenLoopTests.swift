@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+@testable import Estimator
+@testable import Hardware
+@testable import ModelSpec
+@testable import Planner
+@testable import Serving
+
+/// The open-loop simulation against queueing theory, conservation laws and known reuse patterns.
+@Suite struct OpenLoopTests {
+    func serving(_ m: String = "mixtral-8x7b", gpus: Int = 2, input: Int = 512, output: Int = 64, budget: Int? = nil,
+                 layout: Layout = Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2)) throws -> ServingRequest {
+        let base = EstimateRequest(model: try model(m), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: gpus), layout: layout,
+                                   weights: .fp8, inputTokens: input, outputTokens: output)
+        return ServingRequest(base: base, concurrency: 1, tokenBudget: budget)
+    }
+
+    /// M/D/1: prompts of a fixed length, one per step (the budget holds exactly one), answers of
+    /// one token: a single server with a fixed service time S. Poisson arrivals at load ρ wait
+    /// ρS / (2(1 − ρ)) on average (Pollaczek–Khinchine), so TTFT = S + that.
+    @Test(arguments: [0.3, 0.6])
+    func fixedServiceTimeIsMD1(load: Double) throws {
+        let r = try serving(input: 512, output: 1, budget: 512)
+        let alone = try ServingEstimator.serve(OpenLoopRequest(serving: r, arrivals: .process(.poisson(rate: 0.01), count: 20)))
+        let service = alone.estimate.ttft.mean
+        #expect(alone.estimate.ttft.p99 <= alone.estimate.ttft.median * 1.02)
+        let busy = try ServingEstimator.serve(OpenLoopRequest(serving: r, arrivals: .process(.poisson(rate: load / service), count: 40_000)))
+        let expected = service + load * service / (2 * (1 - load))
+        #expect(abs(busy.estimate.ttft.mean / expected - 1) < 0.04, "TTFT \(busy.estimate.ttft.mean) vs \(expected)")
+    }
+
+    /// Little's law over time: requests in the system (the sampled queue plus the running) =
+    /// arrival rate × mean time in the system; and every request and token is accounted for.
+    @Test func littlesLawAndConservation() throws {
+        let r = try serving(input: 512, output: 64)
+        let rate = 6.0, count = 6_000
+        let result = try ServingEstimator.serve(OpenLoopRequest(serving: r, arrivals: .process(.poisson(rate: rate), count: count),
+                                                                seriesPoints: 2_000))
+        #expect(result.completed == count)
+        let inSystem = result.series.reduce(0.0) { $0 + Double($1.queued + $1.running) } / Double(result.series.count)
+        let little = rate * result.estimate.endToEnd.mean
+        #expect(abs(inSystem / little - 1) < 0.06, "\(inSystem) in the system vs λW = \(little)")
+        let outputTokens = result.estimate.outputTokensPerSecondPerGPU * 2 * result.simulatedSeconds
+        #expect(abs(outputTokens / Double(count * 64) - 1) < 0.01, "\(outputTokens) output tokens")
+        #expect(result.preemptions == 0 && result.kvUtilizationMax < 0.5)
+    }
+
+    func writeTrace(_ lines: [String], suffix: String = "jsonl") throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-trace-\(UUID()).\(suffix)").path
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A trace replays to the same numbers; a shared 512-token prefix of 1,024-token prompts,
+    /// spaced so that each request finds the previous one's prefix resident, is served from the
+    /// cache for every request but the first: hit rate 99 × 512 / (100 × 1,024).
+    @Test func traceReplayAndPrefixReuse() throws {
+        let lines = (0..<100).map { i in
+            #"{"arrival_s": \#(Double(i) * 2), "input_tokens": 1024, "output_tokens": 16, "prefix_id": "system", "prefix_tokens": 512}"#
+        }
+        let path = try writeTrace(lines)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try serving(input: 1024, output: 16)
+        let a = try ServingEstimator.serve(OpenLoopRequest(serving: r, arrivals: .trace(path: path)))
+        let b = try ServingEstimator.serve(OpenLoopRequest(serving: r, arrivals: .trace(path: path)))
+        #expect(a.completed == 100 && a.estimate.ttft == b.estimate.ttft && a.estimate.endToEnd == b.estimate.endToEnd)
+        #expect(abs(a.prefixCacheHitRate - 99.0 * 512 / (100 * 1024)) < 1e-9, "hit rate \(a.prefixCacheHitRate)")
+        // Without the shared prefix the same prompts take longer to prefill.
+        let cold = try writeTrace((0..<100).map { i in "\(Double(i) * 2),1024,16" }.reduce(into: ["arrival_s,input_tokens,output_tokens"]) { $0.append($1) },
+                                  suffix: "csv")
+        defer { try? FileManager.default.removeItem(atPath: cold) }
+        let c = try ServingEstimator.serve(OpenLoopRequest(serving: r, arrivals: .trace(path: cold)))
+        #expect(c.prefixCacheHitRate == 0 && c.estimate.ttft.median > a.estimate.ttft.median)
+    }
+
+    /// Preemption happens only when the KV pool is full: long answers at a load the pool cannot
+    /// hold preempt; the same load with short answers does not.
+    @Test func preemptionOnlyWhenFull() throws {
+        let r = try serving("llama3.1-70b", gpus: 1, input: 8192, output: 4096, layout: Layout(attention: .tensor, tp: 1, ep: 1, pp: 1))
+        let full = try ServingEstimator.serve(OpenLoopRequest(serving: r, arrivals: .process(.poisson(rate: 50), count: 300)))
+        #expect(full.preemptions > 0 && full.kvUtilizationMax > 0.9)
+        var short = r
+        short.base.outputTokens = 8
+        let light = try ServingEstimator.serve(OpenLoopRequest(serving: short, arrivals: .process(.poisson(rate: 0.5), count: 100)))
+        #expect(light.preemptions == 0 && light.kvUtilizationMax < 0.9)
+        #expect(full.completed == 300)
+    }
+
+    @Test func badTracesNameTheLine() throws {
+        for (text, needle) in [("{\"arrival_s\": 1, \"input_tokens\": 10}", "output_tokens"),
+                               ("{\"arrival_s\": 2, \"input_tokens\": 10, \"output_tokens\": 4}\n{\"arrival_s\": 1, \"input_tokens\": 10, \"output_tokens\": 4}", "line 2"),
+                               ("not json", "line 1")] {
+            let path = try writeTrace([text])
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            do {
+                _ = try ServingEstimator.serve(OpenLoopRequest(serving: try serving(), arrivals: .trace(path: path)))
+                Issue.record("no error for \(text)")
+            } catch {
+                #expect("\(error)".contains(needle), "\(error)")
+            }
+        }
+    }
+}
