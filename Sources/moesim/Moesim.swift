@@ -17,6 +17,7 @@ struct Moesim: ParsableCommand {
           moesim estimate --model kimi-k2 --gpus 32 --max-tpot 0.05
           moesim estimate --model deepseek-r1 --gpus 8 --concurrency 64 --input 1024 --output 1024
           moesim serve --rate 20 --requests 5000 --slo-ttft 1 --slo-tpot 0.05
+          moesim capacity --users 512 --slo-ttft 2 --slo-tpot 0.05
           moesim compare --model kimi-k2,qwen3-max-1t --gpu h200-sxm,b200
           moesim validate
           moesim bench kimi-k2
@@ -24,7 +25,7 @@ struct Moesim: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Models.self, Inspect.self, HardwareList.self, PlanCommand.self, EstimateCommand.self,
-                      ServeCommand.self, ValidateCommand.self, CompareCommand.self, SweepCommand.self, ReportCommand.self, BenchCommand.self,
+                      ServeCommand.self, CapacityCommand.self, ValidateCommand.self, CompareCommand.self, SweepCommand.self, ReportCommand.self, BenchCommand.self,
                       GenerateCommand.self, Calibrate.self]
     )
 

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+@testable import Estimator
+@testable import Hardware
+@testable import ModelSpec
+@testable import Planner
+@testable import Serving
+
+/// `capacity`'s search (galloping then bisection over whole nodes) against a linear scan of every
+/// node count on small clusters.
+@Suite struct CapacityTests {
+    func request(users: Int) throws -> CapacityRequest {
+        let base = EstimateRequest(model: try model("llama3.1-70b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 8),
+                                   weights: .fp8, inputTokens: 1024, outputTokens: 256)
+        return CapacityRequest(serving: ServingRequest(base: base, concurrency: users), load: .users(users), maxTTFT: 1,
+                               maxTPOT: 0.03, maxGPUs: 48)
+    }
+
+    @Test(arguments: [64, 256, 512])
+    func fewestGPUsMatchesALinearScan(users: Int) throws {
+        let r = try request(users: users)
+        let answer = try Capacity.fewestGPUs(r)
+        var scan: Int? = nil
+        for gpus in stride(from: 8, through: 48, by: 8) where try Capacity.evaluate(r, gpus: gpus).0 != nil {
+            scan = gpus
+            break
+        }
+        #expect(answer?.gpus == scan, "search \(answer?.gpus ?? 0), scan \(scan ?? 0)")
+        if let answer {
+            #expect(answer.ttft <= 1 && answer.tpot <= 0.03)
+            #expect(answer.estimate.ttft.p90 == answer.ttft)
+        }
+    }
+
+    @Test func anImpossibleTargetHasNoAnswer() throws {
+        var r = try request(users: 64)
+        r.maxTPOT = 0.0001
+        #expect(try Capacity.fewestGPUs(r) == nil)
+    }
+}
