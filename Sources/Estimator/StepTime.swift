@@ -45,12 +45,17 @@ public struct StepShapeOnGPU: Sendable, Equatable {
     public var newTokens: Int
     /// Tokens already cached per sequence before the step.
     public var context: Int
+    /// Sequences per GPU averaged over the expert-parallel group, when the attention groups are
+    /// unevenly loaded (a data-parallel rank prefilling a prompt alone): the routed experts see
+    /// the group's mean, attention runs at `sequencesPerGPU`, the busiest rank's. nil: the same.
+    public var meanSequencesPerGPU: Double?
 
-    public init(phase: StepShape.Phase, sequencesPerGPU: Double, newTokens: Int, context: Int) {
+    public init(phase: StepShape.Phase, sequencesPerGPU: Double, newTokens: Int, context: Int, meanSequencesPerGPU: Double? = nil) {
         self.phase = phase
         self.sequencesPerGPU = sequencesPerGPU
         self.newTokens = newTokens
         self.context = context
+        self.meanSequencesPerGPU = meanSequencesPerGPU
     }
 }
 
@@ -111,6 +116,7 @@ extension Estimator {
             }
         }
         let tokensPerGPU = parts.reduce(0.0) { $0 + $1.sequencesPerGPU * Double($1.newTokens) }
+        let expertTokensPerGPU = parts.reduce(0.0) { $0 + ($1.meanSequencesPerGPU ?? $1.sequencesPerGPU) * Double($1.newTokens) }
         let groupTokens = tokensPerGPU * tp
         let bandwidth = gpu.memoryBandwidth * gpu.efficiency.memory
         let matmulPeak = Efficiency.peak(gpu, format: weights.computeFormat)
@@ -138,11 +144,11 @@ extension Estimator {
             case .groupedMatmul:
                 guard let moe = model.moe else { continue }
                 // Every GPU of the stage's expert group contributes its tokens; k copies of each.
-                let pairs = tokensPerGPU * group * Double(moe.expertsPerToken) / Double(layout.ep) * imbalance
+                let pairs = expertTokensPerGPU * group * Double(moe.expertsPerToken) / Double(layout.ep) * imbalance
                 let perExpert = pairs / Double(max(localExperts, 1))
                 let flopsPerPair = op.flops / max(groupTokens * Double(moe.expertsPerToken), 1e-30)
                 let touched = Double(localExperts) * (1 - pow(1 - Double(moe.expertsPerToken) / Double(moe.routedExperts),
-                                                              tokensPerGPU * group))
+                                                              expertTokensPerGPU * group))
                 let bytes = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
                     + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
                 add(flops: pairs * flopsPerPair / Double(layout.moeTP),

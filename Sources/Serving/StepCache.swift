@@ -55,14 +55,17 @@ final class StepCache {
         let drafts = speculative?.draftTokens ?? 0
         // One pipeline stage holds a micro-batch of 1/pp of the worker's sequences.
         func perGPU(_ n: Int) -> Double { (Double(n) / pp / Double(groups)).rounded(.up) / groupGPUs }
+        func meanPerGPU(_ n: Int) -> Double { Double(n) / pp / Double(groups) / groupGPUs }
         if key.decode > 0 {
             parts.append(StepShapeOnGPU(phase: .decode, sequencesPerGPU: perGPU(key.decode),
-                                        newTokens: 1 + drafts, context: Self.value(key.decodeContext)))
+                                        newTokens: 1 + drafts, context: Self.value(key.decodeContext),
+                                        meanSequencesPerGPU: meanPerGPU(key.decode)))
         }
         if key.prefillTokens > 0, key.prefillSequences > 0 {
             let perSequence = max(1, Int((Double(key.prefillTokens) / Double(key.prefillSequences)).rounded()))
             parts.append(StepShapeOnGPU(phase: .prefill, sequencesPerGPU: perGPU(key.prefillSequences),
-                                        newTokens: perSequence, context: Self.value(key.prefillContext)))
+                                        newTokens: perSequence, context: Self.value(key.prefillContext),
+                                        meanSequencesPerGPU: meanPerGPU(key.prefillSequences)))
         }
         guard !parts.isEmpty else { return 0 }
         var seconds = pp * pricer.stageTime(parts).total

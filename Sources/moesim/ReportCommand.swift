@@ -49,6 +49,9 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Skip the measurement of this CPU.")
     var noCpu = false
 
+    @Option(help: "Users (one request in flight each) for the capacity answer; its targets are --max-ttft and --max-tpot at p90 (default 2 s and 50 ms).")
+    var users = 256
+
     @OptionGroup var overrides: OverrideOptions
     @OptionGroup var workload: WorkloadOptions
     @OptionGroup var threadOptions: ThreadOptions
@@ -65,6 +68,7 @@ struct ReportCommand: ParsableCommand {
         guard context >= 1 else { throw ValidationError("--context must be at least 1") }
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard (1...1_000_000).contains(users) else { throw ValidationError("--users must be 1 to 1,000,000") }
         try threadOptions.apply()
         let spec = try overrides.load(model)
         let hardware = try HardwareCatalog.load(gpu)
@@ -130,6 +134,7 @@ struct ReportCommand: ParsableCommand {
             ])
             print("  (GPU time only, at \(Output.dollars(best.gpuHourPrice)) per GPU-hour and full utilisation)")
             printServing(request: request, layout: best.plan.layout, gpus: cluster.gpuCount)
+            printCapacity(request: request)
         } else {
             print("no layout and batch meets the limits")
         }
@@ -158,6 +163,38 @@ struct ReportCommand: ParsableCommand {
         }
         Output.printColumns(header: ["requests", "out tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90", "$/M out"], rows: rows)
         print("  (moesim estimate --concurrency N for one point, with --prefill-pool/--decode-pool or --mtp)")
+    }
+
+    /// The fewest GPUs for a stated load within latency targets, beside the steady state above.
+    func printCapacity(request: EstimateRequest) {
+        let ttft = workload.maxTtft ?? 2, tpot = workload.maxTpot ?? 0.05
+        print("")
+        print("== Capacity: \(Output.grouped(users)) users, \(Output.grouped(request.inputTokens)) in / "
+            + "\(Output.grouped(request.outputTokens)) out, p90 TTFT ≤ \(Output.seconds(ttft)) and TPOT ≤ \(Output.seconds(tpot))")
+        var base = request
+        base.layout = nil
+        let capacity = CapacityRequest(serving: ServingRequest(base: base, concurrency: users, inputRange: InputRange(lower: 0.8, upper: 1)),
+                                       load: .users(users), maxTTFT: ttft, maxTPOT: tpot)
+        do {
+            guard let answer = try Capacity.fewestGPUs(capacity) else {
+                print("no deployment of up to 1,024 \(request.cluster.gpu.id) GPUs meets the targets")
+                return
+            }
+            let e = answer.estimate
+            let cut = e.disaggregated
+                ? "prefill \(e.pools[0].gpus) GPUs (\(e.pools[0].workers) × \(e.pools[0].layout)), decode \(e.pools[1].gpus) GPUs "
+                    + "(\(e.pools[1].workers) × \(e.pools[1].layout))"
+                : "\(e.pools[0].layout), \(e.pools[0].workers) worker\(e.pools[0].workers == 1 ? "" : "s")"
+            Output.printTable([
+                ("GPUs", "\(answer.gpus): \(cut)"),
+                ("latency", "TTFT \(Output.seconds(answer.ttft)), TPOT \(Output.seconds(answer.tpot)) at p90"),
+                ("cost", "\(Output.dollars(answer.costPerMillionOutputTokens)) per million output tokens, "
+                    + "\(Output.dollars(answer.costPerRequest)) per request"),
+            ])
+            print("  (moesim capacity for other loads and targets)")
+        } catch {
+            print("no capacity answer: \(error)")
+        }
     }
 
     func printCPU(_ spec: ModelSpec) throws {

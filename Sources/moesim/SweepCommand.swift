@@ -2,28 +2,68 @@ import ArgumentParser
 import Estimator
 import Foundation
 import Hardware
+import ModelSpec
 import Planner
+import Serving
 
 struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep",
-        abstract: "Sweep decode batch sizes: throughput per GPU against tokens/s per user, as CSV and SVG.",
+        abstract: "Throughput per GPU against tokens/s per user over a sweep of concurrency (or decode batch), as CSV and SVG.",
         discussion: """
-        For the best layout (or --layout, or every layout with --all-layouts), estimates decode
-        batches 1, 2, 4, … up to the largest that fits, writes one CSV row per point and draws
-        throughput per GPU against tokens/s per user in an SVG chart: the curve a capacity
-        planner reads to pick a batch for a latency target.
+        With --concurrency 1,2,4,…: for each configuration (every --gpu × every --weights, each
+        disaggregated when --prefill-pool/--decode-pool are given), a closed-loop serving estimate
+        at each concurrency on the best layout for it (or --layout): the curves InferenceX
+        publishes. One series per configuration, its Pareto front drawn as a line.
+
+        Without --concurrency: decode batches 1, 2, 4, … up to the largest that fits, in the
+        steady state, for the best layout (or --layout, or every layout with --all-layouts; the
+        chart then draws the layouts on the overall Pareto front, the CSV has every point).
 
         Examples:
-          moesim sweep                                  kimi-k2 on 16 × H200 → sweep.csv, sweep.svg
-          moesim sweep --model deepseek-v3 --gpus 32 --all-layouts --csv ds.csv --svg ds.svg
+          moesim sweep --model deepseek-r1 --gpus 8 --gpu h200-sxm,b200 --concurrency 4,8,16,32,64,128 --input 1024 --output 1024
+          moesim sweep --model deepseek-r1 --gpus 8 --weights fp8,fp4 --gpu b200 --concurrency 1,4,16,64,256
+          moesim sweep                                  kimi-k2 on 16 × H200, decode batches → sweep.csv, sweep.svg
         """
     )
 
-    @OptionGroup var deployment: DeploymentOptions
-    @OptionGroup var workload: WorkloadOptions
+    @Option(help: "Model preset id, config.json path or model folder.")
+    var model = "kimi-k2"
 
-    @Flag(help: "Sweep every layout that fits, not only the best.")
+    @Option(help: "Comma-separated accelerator presets.")
+    var gpu = "h200-sxm"
+
+    @Option(help: "Number of GPUs (default 16; with disaggregated pools, their sum).")
+    var gpus: Int?
+
+    @Option(help: "Comma-separated weight formats.")
+    var weights = "fp8"
+
+    @Option(help: "KV-cache format: bf16 or fp8.")
+    var kvCache = "bf16"
+
+    @Option(help: "Layout, e.g. attention=dp,tp=1,ep=16,pp=1 (default: the best for each point).")
+    var layout: String?
+
+    @Option(help: "Comma-separated concurrencies (closed loop), e.g. 1,2,4,8,16,32,64.")
+    var concurrency: String?
+
+    @Option(help: ArgumentHelp("Prompt lengths drawn uniformly from lo..hi × --input.", valueName: "lo,hi"))
+    var inputRange: String?
+
+    @Option(help: "Scheduler: mixed or prefill-first.")
+    var scheduler: String = SchedulerPolicy.mixed.rawValue
+
+    @Option(help: "MTP speculative decoding: draft tokens per step.")
+    var mtp: Int?
+
+    @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout].")
+    var prefillPool: String?
+
+    @Option(help: "Disaggregated decode pool: GPUs,workers[,layout].")
+    var decodePool: String?
+
+    @Flag(help: "Steady-state sweep of every layout that fits, not only the best.")
     var allLayouts = false
 
     @Option(help: "CSV output path.")
@@ -32,35 +72,163 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "SVG chart output path.")
     var svg = "sweep.svg"
 
+    @OptionGroup var workload: WorkloadOptions
+    @OptionGroup var overrides: OverrideOptions
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1") }
+        for w in weights.split(separator: ",") where WeightFormat(argument: String(w)) == nil {
+            throw ValidationError("unknown weight format '\(w)' (bf16, fp8, fp4, nvfp4, mxfp4, int4)")
+        }
+        guard KVCacheFormat(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be bf16 or fp8") }
+        _ = try concurrencies()
+        guard SchedulerPolicy(rawValue: scheduler) != nil else { throw ValidationError("--scheduler must be mixed or prefill-first") }
+        if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
+        if concurrency == nil, inputRange != nil || mtp != nil || prefillPool != nil {
+            throw ValidationError("--input-range, --mtp and the pools describe serving: give --concurrency")
+        }
+        if concurrency != nil, allLayouts { throw ValidationError("--all-layouts is for the steady-state sweep (without --concurrency)") }
+        if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16") }
+    }
+
+    func concurrencies() throws -> [Int]? {
+        guard let concurrency else { return nil }
+        let values = concurrency.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1_000_000 }), values.count <= 64 else {
+            throw ValidationError("--concurrency must be 1 to 64 comma-separated integers from 1 to 1,000,000, got '\(concurrency)'")
+        }
+        return values.compactMap { $0 }
+    }
+
+    struct Configuration {
+        var label: String
+        var hardware: HardwareSpec
+        var format: WeightFormat
+    }
+
+    func configurations() throws -> [Configuration] {
+        var out: [Configuration] = []
+        let formats = weights.split(separator: ",").compactMap { WeightFormat(argument: String($0)) }
+        for id in gpu.split(separator: ",").map(String.init) {
+            let hardware = try HardwareCatalog.load(id)
+            for format in formats { out.append(Configuration(label: hardware.id, hardware: hardware, format: format)) }
+        }
+        if out.count > 1 { for i in out.indices { out[i].label = "\(out[i].hardware.id) \(out[i].format.rawValue)" } }
+        return out
+    }
+
     func run() throws {
-        let model = try deployment.loadModel()
-        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: deployment.gpuCount, gpusPerNode: deployment.gpusPerNode)
-        var request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
-                                           weights: deployment.weightFormat, kvCache: deployment.kvFormat)
+        let spec = try overrides.load(model)
+        let configs = try configurations()
+        if let levels = try concurrencies() {
+            try servingSweep(spec, configs: configs, levels: levels)
+        } else {
+            guard configs.count == 1, let config = configs.first else {
+                throw ValidationError("the steady-state sweep takes one --gpu and one --weights; give --concurrency to compare several")
+            }
+            try batchSweep(spec, config: config)
+        }
+    }
+
+    /// Closed-loop estimates at each concurrency for each configuration.
+    func servingSweep(_ spec: ModelSpec, configs: [Configuration], levels: [Int]) throws {
+        let pools = try prefillPool.flatMap { p in try decodePool.map { d in
+            Disaggregation(prefill: try ServingOptions.pool(p, flag: "--prefill-pool"), decode: try ServingOptions.pool(d, flag: "--decode-pool"))
+        } }
+        let count = gpus ?? pools.map { $0.prefill.gpus + $0.decode.gpus } ?? 16
+        var lines = ["configuration,concurrency,layout,output_tokens_per_s_per_gpu,output_tokens_per_s_per_user,total_tokens_per_s_per_gpu,"
+            + "ttft_s,ttft_p90_s,tpot_s,tpot_p90_s,cost_per_million_output_tokens"]
+        var series: [Chart.Series] = []
+        var json: [[String: Any]] = []
+        var table: [[String]] = []
+        for config in configs {
+            let cluster = try Cluster(gpu: config.hardware, gpuCount: count)
+            let base = try workload.request(model: spec, cluster: cluster, layout: try layout.map(Layout.parse), weights: config.format,
+                                            kvCache: KVCacheFormat(rawValue: kvCache) ?? .bf16)
+            var points: [(x: Double, y: Double)] = []
+            for n in levels {
+                let r = ServingRequest(base: base, concurrency: n, inputRange: try ServingOptions.range(inputRange), disaggregation: pools,
+                                       speculative: mtp.map { SpeculativeDecoding(draftTokens: $0) },
+                                       scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed)
+                let e: ServingEstimate
+                do {
+                    e = base.layout == nil && pools == nil ? try ServingEstimator.best(r, maxTTFT: nil, maxTPOT: nil) : try ServingEstimator.estimate(r)
+                } catch {
+                    if !output.json { Output.progress("\(config.label) at concurrency \(n): \(error)") }
+                    continue
+                }
+                let cut = e.disaggregated ? "P \(e.pools[0].layout) × \(e.pools[0].workers) / D \(e.pools[1].layout) × \(e.pools[1].workers)"
+                                          : e.pools[0].layout.description
+                lines.append("\"\(config.label)\",\(n),\"\(cut)\",\(e.outputTokensPerSecondPerGPU),\(e.outputTokensPerSecondPerUser),"
+                    + "\(e.totalTokensPerSecondPerGPU),\(e.ttft.median),\(e.ttft.p90),\(e.tpot.median),\(e.tpot.p90),"
+                    + "\(e.costPerMillionOutputTokens ?? 0)")
+                points.append((e.outputTokensPerSecondPerUser, e.outputTokensPerSecondPerGPU))
+                json.append(["configuration": config.label, "concurrency": n, "layout": cut,
+                             "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,
+                             "output_tokens_per_s_per_user": e.outputTokensPerSecondPerUser, "ttft_p90_s": e.ttft.p90, "tpot_p90_s": e.tpot.p90])
+                table.append([config.label, Output.grouped(n), cut, Output.rate(e.outputTokensPerSecondPerGPU),
+                              Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.ttft.p90), Output.seconds(e.tpot.p90)])
+            }
+            series.append(Chart.Series(name: "\(config.label) (Pareto front)", points: Self.front(points)))
+        }
+        guard !table.isEmpty else { throw ValidationError("no concurrency of the sweep could be served (see moesim plan)") }
+        let title = "\(spec.id) on \(count) GPUs, \(workload.input) in / \(workload.output) out, concurrency \(concurrency ?? "")"
+        let chart = Chart(title: title, xLabel: "output tokens/s per user", yLabel: "output tokens/s per GPU", series: series)
+        try OutputFile.write(lines.joined(separator: "\n") + "\n", to: csv)
+        try OutputFile.write(chart.svg(), to: svg)
+        if output.json {
+            try Output.printJSON(["csv": csv, "svg": svg, "points": json])
+            return
+        }
+        print(title)
+        Output.printColumns(header: ["configuration", "concurrency", "layout", "tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90"], rows: table)
+        print("wrote \(csv) and \(svg)")
+    }
+
+    /// The points no other point beats on both axes, by increasing tokens/s per user.
+    static func front(_ points: [(x: Double, y: Double)]) -> [(x: Double, y: Double)] {
+        var out: [(x: Double, y: Double)] = []
+        var best = -Double.infinity
+        for p in points.sorted(by: { $0.x > $1.x }) where p.y > best {
+            out.append(p)
+            best = p.y
+        }
+        return out.reversed()
+    }
+
+    /// The steady-state sweep over decode batches.
+    func batchSweep(_ spec: ModelSpec, config: Configuration) throws {
+        let cluster = try Cluster(gpu: config.hardware, gpuCount: gpus ?? 16)
+        var request = try workload.request(model: spec, cluster: cluster, layout: try layout.map(Layout.parse), weights: config.format,
+                                           kvCache: KVCacheFormat(rawValue: kvCache) ?? .bf16)
         request.decodeBatchPerGPU = nil
         if !allLayouts && request.layout == nil {
             guard let best = LayoutSearch.search(request).best else {
-                throw ValidationError("no layout of \(model.id) fits \(cluster.gpuCount) × \(cluster.gpu.id)")
+                throw ValidationError("no layout of \(spec.id) fits \(cluster.gpuCount) × \(cluster.gpu.id)")
             }
             request.layout = best.plan.layout
         }
-        let points = LayoutSearch.search(request).all
-        guard !points.isEmpty else { throw ValidationError("no layout of \(model.id) fits \(cluster.gpuCount) × \(cluster.gpu.id)") }
+        let result = LayoutSearch.search(request)
+        let points = result.all
+        guard !points.isEmpty else { throw ValidationError("no layout of \(spec.id) fits \(cluster.gpuCount) × \(cluster.gpu.id)") }
         var lines = ["layout,batch_per_gpu,output_tokens_per_s_per_gpu,output_tokens_per_s_per_user,tpot_s,ttft_s,input_tokens_per_s_per_gpu,cost_per_million_output_tokens"]
         for e in points {
             lines.append("\"\(e.plan.layout)\",\(e.decodeBatchPerGPU),\(e.outputTokensPerSecondPerGPU),\(e.outputTokensPerSecondPerUser),"
                 + "\(e.timePerOutputToken),\(e.timeToFirstToken),\(e.inputTokensPerSecondPerGPU),\(e.costPerMillionOutputTokens ?? 0)")
         }
-        let title = "\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(deployment.weights), "
-            + "\(workload.input) in / \(workload.output) out"
-        do {
-            try (lines.joined(separator: "\n") + "\n").write(toFile: csv, atomically: true, encoding: .utf8)
-            try SweepChart.svg(points, title: title).write(toFile: svg, atomically: true, encoding: .utf8)
-        } catch {
-            throw ValidationError("cannot write \(csv) or \(svg): \(error.localizedDescription)")
+        let title = "\(spec.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(config.format.rawValue), "
+            + "\(workload.input) in / \(workload.output) out, steady state by decode batch"
+        // One series per layout on the overall Pareto front (every point is in the CSV).
+        let onFront = Set(result.pareto.map { $0.plan.layout.description })
+        let series = onFront.sorted().map { name in
+            Chart.Series(name: name, points: points.filter { $0.plan.layout.description == name }
+                .sorted { $0.decodeBatchPerGPU < $1.decodeBatchPerGPU }
+                .map { ($0.outputTokensPerSecondPerUser, $0.outputTokensPerSecondPerGPU) })
         }
+        try OutputFile.write(lines.joined(separator: "\n") + "\n", to: csv)
+        try OutputFile.write(Chart(title: title, xLabel: "output tokens/s per user", yLabel: "output tokens/s per GPU", series: series).svg(),
+                             to: svg)
         if output.json {
             try Output.printJSON(["csv": csv, "svg": svg, "points": points.map { e -> [String: Any] in
                 ["layout": e.plan.layout.description, "batch_per_gpu": e.decodeBatchPerGPU,
@@ -74,50 +242,7 @@ struct SweepCommand: ParsableCommand {
             [e.plan.layout.description, "\(e.decodeBatchPerGPU)", Output.rate(e.outputTokensPerSecondPerGPU),
              Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.timePerOutputToken)]
         })
+        if allLayouts { print("the chart draws the \(series.count) layouts on the Pareto front; the CSV has all \(points.count) points") }
         print("wrote \(csv) and \(svg)")
-    }
-}
-
-/// A dependency-free SVG scatter chart, one colour per layout, lines joining a layout's batches.
-enum SweepChart {
-    static func svg(_ points: [Estimate], title: String) -> String {
-        let width = 720.0, height = 480.0, left = 80.0, right = 20.0, top = 40.0, bottom = 60.0
-        let xs = points.map(\.outputTokensPerSecondPerUser), ys = points.map(\.outputTokensPerSecondPerGPU)
-        let xMax = (xs.max() ?? 1) * 1.05, yMax = (ys.max() ?? 1) * 1.05
-        func px(_ x: Double) -> Double { left + x / xMax * (width - left - right) }
-        func py(_ y: Double) -> Double { height - bottom - y / yMax * (height - top - bottom) }
-        let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        out += "<text x=\"\(left)\" y=\"24\" font-size=\"14\">\(escape(title))</text>\n"
-        for i in 0...5 {
-            let x = xMax * Double(i) / 5, y = yMax * Double(i) / 5
-            out += "<line x1=\"\(px(x))\" y1=\"\(py(0))\" x2=\"\(px(x))\" y2=\"\(py(yMax))\" stroke=\"#eee\"/>\n"
-            out += "<line x1=\"\(px(0))\" y1=\"\(py(y))\" x2=\"\(px(xMax))\" y2=\"\(py(y))\" stroke=\"#eee\"/>\n"
-            out += "<text x=\"\(px(x))\" y=\"\(height - bottom + 16)\" text-anchor=\"middle\">\(Int(x))</text>\n"
-            out += "<text x=\"\(left - 6)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(Int(y))</text>\n"
-        }
-        out += "<text x=\"\((left + width - right) / 2)\" y=\"\(height - 20)\" text-anchor=\"middle\">output tokens/s per user</text>\n"
-        out += "<text transform=\"translate(18 \((top + height - bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">output tokens/s per GPU</text>\n"
-        let layouts = Array(Set(points.map { $0.plan.layout.description })).sorted()
-        for (i, name) in layouts.enumerated() {
-            let colour = palette[i % palette.count]
-            let mine = points.filter { $0.plan.layout.description == name }.sorted { $0.decodeBatchPerGPU < $1.decodeBatchPerGPU }
-            let path = mine.map { "\(px($0.outputTokensPerSecondPerUser)),\(py($0.outputTokensPerSecondPerGPU))" }.joined(separator: " ")
-            out += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.5\"/>\n"
-            for e in mine {
-                out += "<circle cx=\"\(px(e.outputTokensPerSecondPerUser))\" cy=\"\(py(e.outputTokensPerSecondPerGPU))\" r=\"3\" fill=\"\(colour)\">"
-                    + "<title>\(escape(name)) batch \(e.decodeBatchPerGPU)</title></circle>\n"
-            }
-            if i < 8 {
-                out += "<text x=\"\(width - right - 4)\" y=\"\(top + 16 + Double(i) * 16)\" text-anchor=\"end\" fill=\"\(colour)\">\(escape(name))</text>\n"
-            }
-        }
-        return out + "</svg>\n"
-    }
-
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;")
     }
 }
