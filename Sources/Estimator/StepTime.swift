@@ -94,17 +94,22 @@ extension Estimator {
         var ops: [Operator] = []
         var headRows = 0.0
         for shape in parts where shape.sequencesPerGPU > 0 && shape.newTokens > 0 {
+            // Every part has the same operator list but for phase-specific operators (MLA's
+            // absorbed and expanded forms): parts merge position by position where the operator
+            // is the same, so that two layer groups with equal names never merge.
+            let base = ops.count
             let groupSequences = shape.sequencesPerGPU * tp
             // In prefill only each sequence's last token goes through the output head.
             headRows += shape.phase == .prefill ? groupSequences : groupSequences * Double(shape.newTokens)
             let step = StepShape(sequences: 1, newTokens: shape.newTokens, context: shape.context, phase: shape.phase)
-            for op in model.operators(step: step, options: CostOptions(weights: weights, kvCache: kvCache)) {
+            for (j, op) in model.operators(step: step, options: CostOptions(weights: weights, kvCache: kvCache)).enumerated() {
                 var scaled = op
                 scaled.flops *= groupSequences
                 scaled.activationBytes *= groupSequences
                 scaled.kvBytes *= groupSequences
                 if op.kind == .embedding { scaled.weightBytes *= groupSequences }
-                if let i = ops.firstIndex(where: { $0.name == op.name && $0.layers == op.layers }) {
+                let i = j < base ? j : -1
+                if i >= 0, ops[i].name == op.name, ops[i].layers == op.layers {
                     ops[i].flops += scaled.flops
                     ops[i].activationBytes += scaled.activationBytes
                     ops[i].kvBytes += scaled.kvBytes

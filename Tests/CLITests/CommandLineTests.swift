@@ -42,6 +42,51 @@ func moesim(arguments: [String]) throws -> MoesimRun {
 }
 
 @Suite(.serialized) struct CommandLineTests {
+    /// serve, capacity and sweep --concurrency: their JSON contracts and files.
+    @Test func serveCapacityAndSweepKeys() throws {
+        let serve = try moesim("serve", "--model", "mixtral-8x7b", "--gpus", "2", "--layout", "attention=tp,tp=2,ep=1,pp=1,moe_tp=2",
+                               "--input", "512", "--output", "32", "--rate", "4", "--requests", "200", "--slo-ttft", "1", "--slo-tpot", "0.1",
+                               "--json")
+        #expect(serve.status == 0, "\(serve.stderr)")
+        for key in ["output_tokens_per_s_per_gpu", "input_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu",
+                    "output_tokens_per_s_per_user", "ttft_s", "tpot_s", "e2e_s", "ttft_p90_s", "ttft_p99_s", "tpot_p90_s",
+                    "tpot_p99_s", "e2e_p90_s", "e2e_p99_s", "requests", "gpus", "goodput_requests_per_s", "prefix_cache_hit_rate"] {
+            #expect(serve.json[key] is NSNumber, "serve lacks \(key)")
+        }
+        #expect(serve.json["requests"] as? Int == 200)
+        let kv = serve.json["kv_utilization"] as? [String: Any] ?? [:]
+        #expect(kv["mean"] is NSNumber && kv["max"] is NSNumber)
+
+        let capacity = try moesim("capacity", "--model", "llama3.1-70b", "--users", "256", "--input", "1024", "--output", "256",
+                                  "--slo-ttft", "1", "--slo-tpot", "0.03", "--max-gpus", "32", "--json")
+        #expect(capacity.status == 0, "\(capacity.stderr)")
+        for key in ["gpus", "meets_slo", "ttft_s", "tpot_s", "cost_per_million_output_tokens"] {
+            #expect(capacity.json[key] != nil, "capacity lacks \(key)")
+        }
+        if let split = capacity.json["disaggregated"] as? [String: Any] {
+            for pool in ["prefill", "decode"] {
+                let object = split[pool] as? [String: Any] ?? [:]
+                #expect(object["gpus"] is Int && object["workers"] is Int && object["layout"] is String)
+            }
+        } else {
+            #expect(capacity.json["layout"] is String)
+        }
+
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-sweep-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let csv = folder.appendingPathComponent("s.csv").path, svg = folder.appendingPathComponent("s.svg").path
+        let sweep = try moesim("sweep", "--model", "mixtral-8x7b", "--gpus", "2", "--gpu", "h200-sxm,b200", "--concurrency", "1,8,32",
+                               "--input", "512", "--output", "64", "--csv", csv, "--svg", svg)
+        #expect(sweep.status == 0, "\(sweep.stderr)")
+        let rows = (try? String(contentsOfFile: csv, encoding: .utf8))?.split(separator: "\n") ?? []
+        #expect(rows.count == 7)
+        let chart = (try? String(contentsOfFile: svg, encoding: .utf8)) ?? ""
+        #expect(chart.contains("h200-sxm fp8 (Pareto front)") && chart.contains("b200 fp8 (Pareto front)"))
+        let device = try moesim("sweep", "--model", "mixtral-8x7b", "--gpus", "2", "--concurrency", "1", "--csv", "/dev/null", "--svg", svg)
+        #expect(device.status != 0 && device.stderr.contains("not a regular file"), "\(device.stderr)")
+    }
+
     /// `estimate --concurrency N --json`: the serving contract's keys; with pools, `prefill` and
     /// `decode` objects; a batch past the fit is one error line naming the largest.
     @Test func servingEstimateKeys() throws {
