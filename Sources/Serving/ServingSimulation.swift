@@ -102,6 +102,8 @@ struct ServingSimulation {
     var nextArrival: Arrival? = nil
     var nextSample = 0.0
     var injected = 0
+    /// The prompt chunks of the step being built, reused from step to step (no allocation).
+    private var chunks: [(slot: Int, tokens: Int)] = []
 
     init(workers: [ServingWorker], entry: [Int], exit: [Int], transferSeconds: @escaping (Int) -> Double, mode: Mode,
          options: Options) {
@@ -196,7 +198,7 @@ struct ServingSimulation {
         let prefillOnly = options.policy == .prefillFirst && w.role == .both && !w.prefilling.isEmpty
         if w.role != .prefill && !prefillOnly { makeRoom(w, index: index) }
         let decoding = w.role == .prefill || prefillOnly ? 0 : w.decoding
-        var chunks: [(slot: Int, tokens: Int)] = []
+        chunks.removeAll(keepingCapacity: true)
         var prefillTokens = 0, prefillContext = 0.0
         if w.role != .decode {
             var left = prefillOnly || w.role == .prefill ? w.budget : w.budget - decoding * options.verifiedPerStep
@@ -243,15 +245,15 @@ struct ServingSimulation {
                 complete(slot, at: end, inWindow: inWindow)
             }
         }
-        var done: Set<Int> = []
+        var anyDone = false
         for (slot, tokens) in chunks {
             requests[slot].prefilled += tokens
             if inWindow { outcome.inputTokens += Double(tokens) }
-            if requests[slot].prefilled >= requests[slot].compute { done.insert(slot) }
+            if requests[slot].prefilled >= requests[slot].compute { anyDone = true }
         }
-        guard !done.isEmpty else { w.clock = end; outcome.windowEnd = max(outcome.windowEnd, end); return }
-        w.prefilling.removeAll { done.contains($0) }
-        for (slot, _) in chunks where done.contains(slot) {
+        guard anyDone else { w.clock = end; outcome.windowEnd = max(outcome.windowEnd, end); return }
+        w.prefilling.removeAll { requests[$0].prefilled >= requests[$0].compute }
+        for (slot, _) in chunks where requests[slot].prefilled >= requests[slot].compute {
             w.prefillReserved -= requests[slot].reserved
             requests[slot].reserved = 0
             if inWindow { outcome.inputTokens += Double(requests[slot].cached) }
@@ -385,6 +387,10 @@ struct ServingSimulation {
         w.decodeShared += requests[slot].shared
         w.finishing[w.decodeIndex + steps - 1, default: []].append((slot, r.generation))
         w.decoders.append((slot, r.generation))
+        // Entries of requests that left stay until compacted: keep the stack within twice the batch.
+        if w.decoders.count > 2 * w.decoding + 64 {
+            w.decoders.removeAll { requests[$0.slot].generation != $0.generation }
+        }
     }
 
     /// Takes a decoder out of its batch after `steps` decode steps.
