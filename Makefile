@@ -1,5 +1,5 @@
 # Entry points of the README's quick start. Each installs OpenBLAS first when it is missing.
-.PHONY: deps build report test check-cpu bench
+.PHONY: deps build report test check-cpu bench adversarial
 
 deps:
 	./scripts/install-deps.sh
@@ -24,3 +24,7 @@ check-cpu: build
 # Speed figures (release build, package-benchmark); see docs/performance.md.
 bench: deps
 	cd Benchmarks && swift package benchmark
+
+# The larger adversarial run (hostile flags and files; see Tests/CLITests/AdversarialTests.swift).
+adversarial: deps
+	MOESIM_ADVERSARIAL_CASES=2000 swift test --filter AdversarialTests

@@ -99,10 +99,12 @@ enum ArrivalSource {
 /// A request trace read line by line (memory does not grow with its length): JSON lines with
 /// `arrival_s`, `input_tokens`, `output_tokens` and optional `prefix_id` (string or number) and
 /// `prefix_tokens`; or CSV with those names in a header row. Arrival times must not decrease.
+/// Memory holds one 64 KiB chunk and the distinct prefix ids seen.
 public struct TraceReader {
     let path: String
     private var handle: FileHandle
     private var buffer = Data()
+    private var offset = 0
     private var eof = false
     private var lineNumber = 0
     private var columns: [String]? = nil
@@ -119,20 +121,31 @@ public struct TraceReader {
         isCSV = path.lowercased().hasSuffix(".csv")
     }
 
-    private mutating func line() -> String? {
+    /// Lines longer than this are an error (a file with no newline must not fill the memory).
+    static let maxLine = 1 << 20
+
+    private mutating func line() throws -> String? {
         while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let bytes = buffer[buffer.startIndex..<newline]
-                buffer.removeSubrange(buffer.startIndex...newline)
+            let start = buffer.startIndex + offset
+            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                let bytes = buffer[start..<newline]
+                offset = newline + 1 - buffer.startIndex
                 lineNumber += 1
                 return String(decoding: bytes, as: UTF8.self)
             }
-            if eof {
-                guard !buffer.isEmpty else { return nil }
-                defer { buffer.removeAll() }
+            guard buffer.count - offset <= Self.maxLine else {
                 lineNumber += 1
-                return String(decoding: buffer, as: UTF8.self)
+                throw fail("is longer than \(Self.maxLine) bytes")
             }
+            if eof {
+                guard offset < buffer.count else { return nil }
+                defer { buffer.removeAll(); offset = 0 }
+                lineNumber += 1
+                return String(decoding: buffer[start...], as: UTF8.self)
+            }
+            // Drop what has been read, then read on.
+            buffer.removeSubrange(buffer.startIndex..<start)
+            offset = 0
             let chunk = handle.readData(ofLength: 1 << 16)
             if chunk.isEmpty { eof = true } else { buffer.append(chunk) }
         }
@@ -143,7 +156,7 @@ public struct TraceReader {
     }
 
     mutating func next() throws -> Arrival? {
-        while let raw = line() {
+        while let raw = try line() {
             let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty || text.hasPrefix("#") { continue }
             var fields: [String: String] = [:]

@@ -1,12 +1,12 @@
 import Foundation
 
 /// Percentiles of a latency over any number of requests in bounded memory: counts in buckets
-/// whose edges grow by 1% (a value is placed within 1% of itself), from 1 µs to about 11 days.
+/// whose edges grow by 1% (a value is placed within 1% of itself), from 1 µs to about 106 days.
 /// Weights may be fractional (the replicas of a symmetric simulation).
 struct LatencyHistogram: Sendable {
     static let growth = 1.01
     static let floor = 1e-6
-    static let bucketCount = 2_000
+    static let bucketCount = 3_000
     private var counts = [Double](repeating: 0, count: bucketCount)
     private(set) var total = 0.0
     private(set) var sum = 0.0

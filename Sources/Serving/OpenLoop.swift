@@ -75,8 +75,8 @@ extension ServingEstimator {
         if case let .process(process, count) = open.arrivals {
             guard count >= 1, count <= 100_000_000 else { throw ServingError.invalid("requests must be 1 to 100,000,000, got \(count)") }
             guard process.rate > 0, process.rate.isFinite else { throw ServingError.invalid("the arrival rate must be positive") }
-            if case let .gamma(_, cv) = process, !(cv > 0 && cv <= 100) {
-                throw ServingError.invalid("the burst coefficient of variation must be in (0, 100], got \(cv)")
+            if case let .gamma(_, cv) = process, !(cv >= 0.01 && cv <= 100) {
+                throw ServingError.invalid("the burst coefficient of variation must be in [0.01, 100], got \(cv)")
             }
         }
         if let slo = open.slo, !(slo.ttft > 0 && slo.tpot > 0) { throw ServingError.invalid("SLO targets must be positive") }
@@ -100,6 +100,10 @@ extension ServingEstimator {
                 }
                 let pricer = try pricerThatFits(try workerRequest(request, pool), layout: layout,
                                                 pool: "each \(role == .prefill ? "prefill" : "decode") worker")
+                guard pricer.plan.replicas == 1 else {
+                    throw ServingError.invalid("the layout \(layout) covers \(pool.gpusPerWorker / pricer.plan.replicas) GPUs, "
+                        + "not the \(pool.gpusPerWorker) of one worker: give workers = GPUs / layout size")
+                }
                 let shape = workerShape(request, pricer: pricer, gpusPerWorker: pool.gpusPerWorker, workers: pool.workers)
                 let cache = StepCache(pricer: pricer, gpusPerWorker: pool.gpusPerWorker,
                                       speculative: role == .decode ? request.speculative : nil)
@@ -150,7 +154,8 @@ extension ServingEstimator {
         options.policy = request.scheduler
         options.slo = open.slo
         options.progress = progress
-        if open.seriesPoints > 0, let span { options.sampleInterval = span / Double(open.seriesPoints) }
+        options.seriesPoints = max(0, open.seriesPoints)
+        if let span { options.sampleInterval = span / Double(max(open.seriesPoints, 1)) }
         let kv = transfer
         var sim = ServingSimulation(workers: workers, entry: entry, exit: exit, transferSeconds: { kv?.seconds($0) ?? 0 },
                                     mode: .open(source), options: options)

@@ -53,7 +53,9 @@ struct ServingSimulation {
         var verifiedPerStep = 1
         var policy: SchedulerPolicy = .mixed
         var slo: (ttft: Double, tpot: Double)? = nil
-        /// Seconds between samples of the time series; nil: none.
+        /// Points of the time series to keep (0: none), first sampled every `sampleInterval`
+        /// seconds (1 s when not given).
+        var seriesPoints = 0
         var sampleInterval: Double? = nil
         /// Closed loop: measured completions to collect after the warm-up.
         var measuredTarget = 64
@@ -101,6 +103,7 @@ struct ServingSimulation {
     var inSystem = 0
     var nextArrival: Arrival? = nil
     var nextSample = 0.0
+    var interval = 0.0
     var injected = 0
     /// The prompt chunks of the step being built, reused from step to step (no allocation).
     private var chunks: [(slot: Int, tokens: Int)] = []
@@ -116,6 +119,8 @@ struct ServingSimulation {
     }
 
     var a: Double { options.tokensPerStep }
+    /// KV tokens of slack in comparisons (sums of fractional MTP tokens drift by far less).
+    let tolerance = 1e-6
 
     // MARK: the loop
 
@@ -299,17 +304,21 @@ struct ServingSimulation {
                     let resident = w.prefixCache.acquire(r.prefixID)
                     if resident > 0 { r.pinnedAt = index }
                     cached = min(resident, r.prefixTokens, r.promptTokens - 1)
+                    r.shared = Double(max(cached, 0))
                 } else if case let .closed(_, lengths, _) = mode {
                     cached = r.promptTokens - lengths.newTokens(r.promptTokens)
                 }
             }
             let context = r.promptTokens + r.generated
             let need = Double(w.role == .decode ? context : context - (r.pinnedAt == index ? cached : 0))
-            if w.kvUsed + need > w.kvCapacity {
-                _ = w.prefixCache.evict(atLeast: Int((w.kvUsed + need - w.kvCapacity).rounded(.up)))
+            // Room for the prompt and for every decoder's next tokens (this one's included), so
+            // that an admission never forces a preemption on the same step.
+            let headroom = need + Double(w.decoding + 1) * a
+            if w.kvUsed + headroom > w.kvCapacity + tolerance, need <= w.kvCapacity {
+                _ = w.prefixCache.evict(atLeast: Int((w.kvUsed + headroom - w.kvCapacity).rounded(.up)))
             }
-            guard w.kvUsed + need <= w.kvCapacity else {
-                if r.pinnedAt == index { w.prefixCache.release(r.prefixID); r.pinnedAt = -1 }
+            guard w.kvUsed + headroom <= w.kvCapacity + tolerance else {
+                if r.pinnedAt == index { w.prefixCache.release(r.prefixID); r.pinnedAt = -1; r.shared = 0 }
                 requests[slot] = r
                 if w.running == 0 {
                     throw Failure.stalled("a request of \(context) tokens needs more KV cache than one worker holds "
@@ -343,8 +352,9 @@ struct ServingSimulation {
     private mutating func shareComputedPrefix(_ slot: Int, worker w: ServingWorker, index: Int) {
         let r = requests[slot]
         guard r.prefixID >= 0, r.prefixTokens > 0, r.pinnedAt < 0 else { return }
-        _ = w.prefixCache.insert(r.prefixID, tokens: r.prefixTokens)
+        let resident = w.prefixCache.insert(r.prefixID, tokens: min(r.prefixTokens, r.promptTokens))
         requests[slot].pinnedAt = index
+        requests[slot].shared = Double(min(resident, r.prefixTokens, r.promptTokens))
     }
 
     private mutating func unpin(_ slot: Int) {
@@ -358,7 +368,7 @@ struct ServingSimulation {
     /// prefixes, then by preempting the newest decoders.
     private mutating func makeRoom(_ w: ServingWorker, index: Int) {
         var overflow = w.kvUsed + Double(w.decoding) * a - w.kvCapacity
-        guard overflow > 0 else { return }
+        guard overflow > tolerance else { return }
         overflow -= Double(w.prefixCache.evict(atLeast: Int(overflow.rounded(.up))))
         while overflow > 0, w.decoding > 1, let (slot, generation) = w.decoders.popLast() {
             guard requests[slot].generation == generation else { continue }
@@ -366,9 +376,14 @@ struct ServingSimulation {
             let done = w.decodeIndex - requests[slot].joinIndex
             leaveDecode(slot, worker: w, steps: done)
             let r = requests[slot]
-            requests[slot].generated = min(r.outputTokens - 1, r.generated + Int(Double(done) * a))
+            requests[slot].generated = min(r.outputTokens - 1, r.generated + Int((Double(done) * a).rounded()))
             unpin(slot)
-            w.requeueFirst(slot, ready: w.clock)
+            if w.role == .decode {
+                // Its KV is gone: the prompt and the answer so far are prefilled again.
+                workers[route(requests[slot])].requeueFirst(slot, ready: w.clock)
+            } else {
+                w.requeueFirst(slot, ready: w.clock)
+            }
             outcome.preemptions += 1
             overflow -= before - w.kvUsed + a
         }
@@ -381,7 +396,7 @@ struct ServingSimulation {
         requests[slot].decodeSteps = steps
         requests[slot].joinIndex = w.decodeIndex
         requests[slot].joinContext = Double(r.promptTokens + r.generated)
-        requests[slot].shared = r.pinnedAt >= 0 ? Double(min(r.prefixTokens, r.promptTokens)) : 0
+        requests[slot].shared = r.pinnedAt >= 0 ? r.shared : 0
         w.decoding += 1
         w.decodeContextSum += requests[slot].joinContext
         w.decodeShared += requests[slot].shared
@@ -399,6 +414,8 @@ struct ServingSimulation {
         w.decoding -= 1
         w.decodeContextSum -= r.joinContext + Double(steps) * a
         w.decodeShared -= r.shared
+        // Fractional MTP tokens do not cancel exactly: an empty batch holds nothing.
+        if w.decoding == 0 { w.decodeContextSum = 0; w.decodeShared = 0 }
         requests[slot].generation += 1
     }
 
@@ -464,9 +481,19 @@ struct ServingSimulation {
 
     // MARK: the time series
 
+    /// Samples the state at a fixed interval; when the points pass twice the target, every other
+    /// one is dropped and the interval doubles, so memory stays bounded and a trace of unknown
+    /// length still gets its series.
     private mutating func sample(until time: Double) {
-        guard let interval = options.sampleInterval, interval > 0 else { return }
+        guard options.seriesPoints > 0 else { return }
+        if interval == 0 { interval = options.sampleInterval ?? 1 }
         while nextSample <= time {
+            if outcome.series.count >= 2 * options.seriesPoints {
+                outcome.series = stride(from: 0, to: outcome.series.count, by: 2).map { outcome.series[$0] }
+                interval *= 2
+                nextSample = (outcome.series.last?.time ?? 0) + interval
+                if nextSample > time { break }
+            }
             var queued = 0, running = 0, used = 0.0, capacity = 0.0
             for w in workers {
                 queued += w.queued

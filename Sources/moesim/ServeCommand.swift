@@ -94,7 +94,7 @@ struct ServeCommand: ParsableCommand {
         guard input >= 1, output >= 1 else { throw ValidationError("--input and --output must be at least 1") }
         guard (rate == nil) != (trace == nil) else { throw ValidationError("give either --rate or --trace") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be positive, got \(rate)") }
-        if let cv = burstCv, !(cv > 0 && cv <= 100) { throw ValidationError("--burst-cv must be in (0, 100], got \(cv)") }
+        if let cv = burstCv, !(cv >= 0.01 && cv <= 100) { throw ValidationError("--burst-cv must be in [0.01, 100], got \(cv)") }
         if trace != nil, burstCv != nil { throw ValidationError("--burst-cv shapes --rate arrivals; a trace has its own times") }
         guard (1...100_000_000).contains(requests) else { throw ValidationError("--requests must be 1 to 100,000,000") }
         if let t = sloTtft, !(t > 0) { throw ValidationError("--slo-ttft must be positive") }

@@ -7,6 +7,8 @@ struct MoesimRun {
     let status: Int32
     let stdout: String
     let stderr: String
+    var crashed = false
+    var timedOut = false
 
     var json: [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any] ?? [:]
@@ -17,15 +19,25 @@ let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().del
 
 func moesim(_ arguments: String...) throws -> MoesimRun { try moesim(arguments: arguments) }
 
-func moesim(arguments: [String]) throws -> MoesimRun {
+func moesim(arguments: [String]) throws -> MoesimRun { try moesim(arguments: arguments, timeout: nil) }
+
+/// Runs the built binary; past `timeout` seconds coreutils' `timeout` kills it (SIGTERM, then
+/// SIGKILL) and the run is marked as timed out.
+func moesim(arguments: [String], timeout: Double?) throws -> MoesimRun {
     // The binary sits beside the test bundle in the build folder.
     var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("moesim").path), folder.path != "/" {
         folder = folder.deletingLastPathComponent()
     }
+    let binary = folder.appendingPathComponent("moesim").path
     let process = Process()
-    process.executableURL = folder.appendingPathComponent("moesim")
-    process.arguments = arguments
+    if let timeout {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["--kill-after=5", String(Int(timeout)), binary] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+    }
     process.currentDirectoryURL = repository
     var environment = ProcessInfo.processInfo.environment
     environment["MOESIM_CONFIGS"] = repository.appendingPathComponent("configs").path
@@ -37,8 +49,13 @@ func moesim(arguments: [String]) throws -> MoesimRun {
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return MoesimRun(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                     stderr: String(decoding: stderr, as: UTF8.self))
+    let status = process.terminationStatus
+    // timeout exits 124 after SIGTERM, 137 after SIGKILL; a signal that killed moesim itself
+    // shows as 128 + signal through timeout, or as an uncaught signal without it.
+    let timedOut = timeout != nil && process.terminationReason == .exit && (status == 124 || status == 137)
+    let crashed = process.terminationReason == .uncaughtSignal || (timeout != nil && !timedOut && status > 128)
+    return MoesimRun(status: status, stdout: String(decoding: stdout, as: UTF8.self),
+                     stderr: String(decoding: stderr, as: UTF8.self), crashed: crashed, timedOut: timedOut)
 }
 
 @Suite(.serialized) struct CommandLineTests {
