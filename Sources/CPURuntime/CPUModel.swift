@@ -40,6 +40,7 @@ public final class CPUModel: @unchecked Sendable {
                 throw RuntimeError.unsupported("chunked attention (Llama 4) is not supported by the CPU runtime")
             }
         }
+        try CPUModel.checkMemory(bytes: Double(spec.weightBytes(format.weightFormat)), what: "the weights in \(format.rawValue)")
         self.spec = spec
         self.format = format
         weights = try ModelWeights.load(spec, from: source, format: format, panels: panels && PanelMatrix.isSupported)

@@ -39,10 +39,16 @@ public enum RuntimeBench {
     /// each greedily. `progress` receives a line after the prefill and every few decode steps.
     public static func run(_ model: CPUModel, batch: Int, promptTokens: Int, generate: Int, seed: UInt64,
                            progress: (String) -> Void = { _ in }) throws -> BenchResult {
-        guard batch >= 1, promptTokens >= 1, generate >= 1 else {
-            throw RuntimeError.unsupported("batch, prompt and generate must each be at least 1")
+        guard (1...65_536).contains(batch), (1...1_048_576).contains(promptTokens), (1...1_048_576).contains(generate) else {
+            throw RuntimeError.unsupported("batch must be 1 to 65,536, prompt and generate 1 to 1,048,576 tokens each")
         }
         let spec = model.spec
+        // The f32 KV cache of every sequence at its full length, and the prefill's activations
+        // (about 24 hidden-size rows of f32 per prompt token).
+        let context = Double(promptTokens + generate)
+        try CPUModel.checkMemory(bytes: Double(batch) * context * Double(spec.kvCacheBytesPerToken(.f32))
+                                    + Double(batch) * Double(promptTokens) * Double(spec.hiddenSize) * 4 * 24,
+                                 what: "the KV cache and activations of \(batch) × \(promptTokens + generate) tokens")
         var rng = SplitMix64(seed: seed)
         let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int(rng.next() % UInt64(spec.vocabSize)) } }
         model.recordRouting = false

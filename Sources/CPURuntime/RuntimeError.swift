@@ -1,4 +1,19 @@
 /// Errors of the CPU runtime, each naming what to fix.
+import Foundation
+
+extension CPUModel {
+    /// Refuses to allocate what this machine cannot hold: more than 80% of its physical memory
+    /// (the rest for the system and this process's own buffers), with how much it would take.
+    public static func checkMemory(bytes: Double, what: String) throws {
+        let physical = Double(ProcessInfo.processInfo.physicalMemory)
+        let available = physical * 0.8
+        guard bytes.isFinite, bytes <= available else {
+            throw RuntimeError.unsupported("\(what) would take \(String(format: "%.1f", bytes / 1e9)) GB; this machine has "
+                + "\(String(format: "%.1f", physical / 1e9)) GB (use a larger --scale or fewer --layers)")
+        }
+    }
+}
+
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case corruptFile(file: String, reason: String)
     case missingTensor(name: String, folder: String)

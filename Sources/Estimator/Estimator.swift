@@ -97,12 +97,7 @@ public enum Estimator {
 
     /// Prices the request with its layout, or with the layout of highest decode throughput.
     public static func estimate(_ request: EstimateRequest) throws -> Estimate {
-        guard request.inputTokens >= 1, request.outputTokens >= 0 else {
-            throw EstimateError.invalid("input tokens must be at least 1 and output tokens not negative")
-        }
-        guard request.prefixCacheHitRate >= 0, request.prefixCacheHitRate < 1 else {
-            throw EstimateError.invalid("the prefix-cache hit rate must be in [0, 1), got \(request.prefixCacheHitRate)")
-        }
+        try check(request)
         if let layout = request.layout { return try estimate(request, layout: layout) }
         var best: Estimate? = nil
         for layout in LayoutSearch.candidates(request) {
@@ -117,8 +112,35 @@ public enum Estimator {
         return best
     }
 
+    /// Ranges every request must be in: contexts within `Workload.maxContext`, finite positive
+    /// rates and prices.
+    public static func check(_ request: EstimateRequest) throws {
+        let limit = Workload.maxContext
+        guard request.inputTokens >= 1, request.outputTokens >= 0, request.inputTokens <= limit, request.outputTokens <= limit,
+              request.inputTokens + request.outputTokens <= limit else {
+            throw EstimateError.invalid("input must be 1 to \(limit.formatted()) tokens and output 0 or more, "
+                + "together at most \(limit.formatted()); got \(request.inputTokens) and \(request.outputTokens)")
+        }
+        if let p = request.prefillTokensPerGPU, !(1...limit).contains(p) {
+            throw EstimateError.invalid("prefill tokens per GPU must be 1 to \(limit.formatted()), got \(p)")
+        }
+        if let b = request.decodeBatchPerGPU, !(1...1_000_000_000).contains(b) {
+            throw EstimateError.invalid("the decode batch per GPU must be 1 to 10^9, got \(b)")
+        }
+        guard request.prefixCacheHitRate >= 0, request.prefixCacheHitRate < 1 else {
+            throw EstimateError.invalid("the prefix-cache hit rate must be in [0, 1), got \(request.prefixCacheHitRate)")
+        }
+        guard request.expertSkew >= 0, request.expertSkew <= 100 else {
+            throw EstimateError.invalid("the expert skew must be in [0, 100], got \(request.expertSkew)")
+        }
+        if let p = request.gpuHourPrice, !(p > 0 && p <= 1e6) {
+            throw EstimateError.invalid("the GPU-hour price must be in (0, 10^6] USD, got \(p)")
+        }
+    }
+
     /// Prices the request on one layout.
     public static func estimate(_ request: EstimateRequest, layout: Layout) throws -> Estimate {
+        try check(request)
         let prepared = try prepare(request, layout: layout)
         guard prepared.largestBatch >= 1 else {
             throw EstimateError.noLayout("\(layout) holds \(prepared.plan.maxConcurrentSequences) sequences of "

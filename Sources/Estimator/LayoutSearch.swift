@@ -26,6 +26,7 @@ public enum LayoutSearch {
 
     /// The largest decode batch per GPU that fits any layout of the request, and that layout.
     public static func largestFittingBatch(_ request: EstimateRequest) -> (batch: Int, layout: Layout)? {
+        guard (try? Estimator.check(request)) != nil else { return nil }
         var best: (Int, Layout)? = nil
         for layout in request.layout.map({ [$0] }) ?? candidates(request) {
             guard let p = try? Estimator.prepare(request, layout: layout), p.plan.fits else { continue }
@@ -37,6 +38,7 @@ public enum LayoutSearch {
     /// Every fitting layout at decode batches 1, 2, 4, … up to the largest that fits (at most
     /// `Estimator.maxBatchPerGPU`), or at the request's batch when it gives one.
     public static func search(_ request: EstimateRequest, maxTTFT: Double? = nil, maxTPOT: Double? = nil) -> Result {
+        guard (try? Estimator.check(request)) != nil else { return Result(best: nil, pareto: [], all: []) }
         let layouts = request.layout.map { [$0] } ?? candidates(request)
         var all: [Estimate] = []
         for layout in layouts {

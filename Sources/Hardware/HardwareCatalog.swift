@@ -19,11 +19,15 @@ public struct Cluster: Sendable, Equatable {
     public var gpuCount: Int
     public var gpusPerNode: Int
 
+    /// The largest cluster moesim plans (a hundred NVL72 racks is 7,200): searches over layouts
+    /// grow with the divisors of the count.
+    public static let maxGPUs = 65_536
+
     /// Throws for zero GPUs, or a GPU count that is neither within one node nor whole nodes.
     public init(gpu: HardwareSpec, gpuCount: Int, gpusPerNode: Int? = nil) throws {
         let perNode = gpusPerNode ?? gpu.scaleUpDomain
-        guard gpuCount >= 1 else {
-            throw ConfigError(source: "cluster", field: "gpus", message: "must be at least 1, got \(gpuCount)")
+        guard gpuCount >= 1, gpuCount <= Self.maxGPUs else {
+            throw ConfigError(source: "cluster", field: "gpus", message: "must be 1 to \(Self.maxGPUs), got \(gpuCount)")
         }
         guard perNode >= 1 else {
             throw ConfigError(source: "cluster", field: "gpus-per-node", message: "must be at least 1, got \(perNode)")

@@ -87,30 +87,37 @@ public struct HardwareSpec: Sendable, Equatable {
             throw json.error("kind", "must be \"gpu\" or \"cpu\", got \"\(kindText)\"")
         }
         self.kind = kind
-        memoryBytes = try json.requiredInt("memory_bytes", atLeast: 1)
-        memoryBandwidth = try json.requiredPositive("memory_bandwidth")
+        // Physical ranges, far around any real device: sizes and rates outside them are typos,
+        // and inside them every figure derived later stays finite and inside 64-bit integers.
+        memoryBytes = try json.requiredInt("memory_bytes", atLeast: 1 << 20)
+        guard memoryBytes <= 1 << 50 else { throw json.error("memory_bytes", "must be at most 2^50 (1 PiB), got \(memoryBytes)") }
+        memoryBandwidth = try Self.ranged(json, "memory_bandwidth", 1e6...1e16, required: true)
         guard let flops = try json.object("peak_flops") else { throw json.error("peak_flops", "is missing") }
         var peaks: [String: Double] = [:]
         for key in flops.values.keys where flops.has(key) {
             guard Self.formats.contains(key) else {
                 throw flops.error(key, "is not a known number format (\(Self.formats.joined(separator: ", ")))")
             }
-            peaks[key] = try flops.requiredPositive(key)
+            peaks[key] = try Self.ranged(flops, key, 1e6...1e19, required: true)
         }
         guard !peaks.isEmpty else { throw json.error("peak_flops", "must give at least one format") }
         peakFlops = peaks
         scaleUpDomain = try json.requiredInt("scale_up_domain", atLeast: 1)
-        scaleUpBandwidth = try Self.nonNegative(json, "scale_up_bandwidth", required: scaleUpDomain > 1)
-        scaleUpLatency = try Self.nonNegative(json, "scale_up_latency", required: false)
-        scaleOutBandwidth = try Self.nonNegative(json, "scale_out_bandwidth", required: kind == .gpu)
-        scaleOutLatency = try Self.nonNegative(json, "scale_out_latency", required: false)
+        guard scaleUpDomain <= 65_536 else { throw json.error("scale_up_domain", "must be at most 65,536, got \(scaleUpDomain)") }
+        // A link that carries traffic must have bandwidth; one that does not may give 0.
+        scaleUpBandwidth = try Self.ranged(json, "scale_up_bandwidth", (scaleUpDomain > 1 ? 1e6 : 0)...1e16,
+                                           required: scaleUpDomain > 1)
+        scaleUpLatency = try Self.ranged(json, "scale_up_latency", 0...1, required: false)
+        scaleOutBandwidth = try Self.ranged(json, "scale_out_bandwidth", (kind == .gpu ? 1e6 : 0)...1e16, required: kind == .gpu)
+        scaleOutLatency = try Self.ranged(json, "scale_out_latency", 0...1, required: false)
         guard let e = try json.object("efficiency") else { throw json.error("efficiency", "is missing") }
         efficiency = Efficiency(matmul: try Self.fraction(e, "matmul"), memory: try Self.fraction(e, "memory"),
                                 scaleUp: try Self.fraction(e, "scale_up"), scaleOut: try Self.fraction(e, "scale_out"),
-                                halfEfficiencyRows: e.has("half_efficiency_rows") ? try e.requiredPositive("half_efficiency_rows") : nil)
+                                halfEfficiencyRows: e.has("half_efficiency_rows") ? try Self.ranged(e, "half_efficiency_rows", 1e-3...1e6, required: true) : nil)
         threads = json.has("threads") ? try json.requiredInt("threads", atLeast: 1) : nil
+        if let threads, threads > 4096 { throw json.error("threads", "must be at most 4,096, got \(threads)") }
         if json.has("gpu_hour_price") {
-            gpuHourPrice = try json.requiredPositive("gpu_hour_price")
+            gpuHourPrice = try Self.ranged(json, "gpu_hour_price", 1e-6...1e6, required: true)
         } else {
             gpuHourPrice = nil
         }
@@ -126,12 +133,15 @@ public struct HardwareSpec: Sendable, Equatable {
         try self.init(json: JSONObject(contentsOf: path))
     }
 
-    private static func nonNegative(_ json: JSONObject, _ key: String, required: Bool) throws -> Double {
+    /// A number within `range` (0 when absent and not required).
+    private static func ranged(_ json: JSONObject, _ key: String, _ range: ClosedRange<Double>, required: Bool) throws -> Double {
         guard let value = try json.double(key) else {
             if required { throw json.error(key, "is missing") }
             return 0
         }
-        guard value >= 0 else { throw json.error(key, "must not be negative, got \(value)") }
+        guard range.contains(value) else {
+            throw json.error(key, "must be in [\(String(format: "%g", range.lowerBound)), \(String(format: "%g", range.upperBound))], got \(value)")
+        }
         return value
     }
 

@@ -174,7 +174,7 @@ extension ModelSpec {
                 default: throw c.error("layer_types", "has unknown type \"\(type)\"")
                 }
             }
-            let perToken = try c.int("num_experts_per_tok") ?? (try reader.positive("experts_per_token"))
+            let perToken = try reader.optional("num_experts_per_tok", atLeast: 1) ?? (try reader.positive("experts_per_token"))
             moe = MixtureOfExperts(
                 routedExperts: try reader.positive("num_local_experts"), expertsPerToken: perToken,
                 expertIntermediateSize: try reader.positive("intermediate_size"), sharedExperts: 0,
@@ -184,6 +184,25 @@ extension ModelSpec {
             rope = try reader.rope(rotaryDimension: gqa.headDim)
         }
         if let moe { try ModelSpec.validate(moe, c) }
+        try ModelSpec.checkSize(self, c)
+    }
+
+    /// The largest model moesim prices: 10^15 parameters (a thousand times Kimi K2) and 2^36 bytes
+    /// of KV cache per token in bf16. Past them, sizes in bytes would overflow 64-bit integers
+    /// somewhere downstream (a plan multiplies them by contexts and sequences).
+    static let maxParameters = 1e15
+
+    static func checkSize(_ spec: ModelSpec, _ c: JSONObject) throws {
+        let parameters = spec.weightTensors.reduce(0.0) { $0 + Double($1.rows) * Double($1.cols) * Double($1.copies) }
+        guard parameters <= maxParameters else {
+            throw ConfigError(source: c.source, field: nil, message: "the model would have \(String(format: "%.3g", parameters)) "
+                + "parameters; moesim handles up to 10^15 (check num_hidden_layers, hidden_size and the expert counts)")
+        }
+        let kv = Double(spec.kvValuesPerTokenPerLayer) * 2 * Double(spec.layerCount)
+        guard kv <= 68_719_476_736 else {
+            throw ConfigError(source: c.source, field: nil, message: "the KV cache would take \(String(format: "%.3g", kv)) bytes "
+                + "per token; moesim handles up to 2^36")
+        }
     }
 
     static func validate(_ moe: MixtureOfExperts, _ c: JSONObject) throws {
@@ -218,19 +237,33 @@ struct ConfigReader {
     let c: JSONObject
     init(_ c: JSONObject) { self.c = c }
 
-    func positive(_ key: String) throws -> Int { try c.requiredInt(key, atLeast: 1) }
-    func nonNegative(_ key: String) throws -> Int { try c.requiredInt(key, atLeast: 0) }
+    /// No size of a real model comes near this (vocabularies ≈ 2^18, contexts ≤ 2^24); a bound
+    /// keeps every product of sizes inside 64-bit integers.
+    static let largest = 16_777_216
+
+    func positive(_ key: String) throws -> Int { try bounded(key, c.requiredInt(key, atLeast: 1)) }
+    func nonNegative(_ key: String) throws -> Int { try bounded(key, c.requiredInt(key, atLeast: 0)) }
+    /// An optional size, at least `minimum` when present.
+    func optional(_ key: String, atLeast minimum: Int = 0) throws -> Int? {
+        guard let value = try c.int(key, atLeast: minimum) else { return nil }
+        return try bounded(key, value)
+    }
+
+    func bounded(_ key: String, _ value: Int) throws -> Int {
+        guard value <= Self.largest else { throw c.error(key, "must be at most \(Self.largest.formatted()), got \(value)") }
+        return value
+    }
     func positiveDouble(_ key: String) throws -> Double { try c.requiredPositive(key) }
 
     func groupedAttention(qkvBias: Bool, outputBias: Bool, qkNorm: Bool, sinks: Bool) throws -> GroupedQueryAttention {
         let heads = try positive("num_attention_heads")
-        let kvHeads = try c.int("num_key_value_heads") ?? heads
+        let kvHeads = try optional("num_key_value_heads") ?? heads
         guard kvHeads >= 1 else { throw c.error("num_key_value_heads", "must be at least 1, got \(kvHeads)") }
         guard heads % kvHeads == 0 else {
             throw c.error("num_key_value_heads", "(\(kvHeads)) must divide num_attention_heads (\(heads))")
         }
         let headDim: Int
-        if let explicit = try c.int("head_dim") {
+        if let explicit = try optional("head_dim") {
             guard explicit >= 1 else { throw c.error("head_dim", "must be at least 1, got \(explicit)") }
             headDim = explicit
         } else {
@@ -265,7 +298,7 @@ struct ConfigReader {
         case "qwen3_moe", "qwen2_moe", "qwen3":
             guard try c.bool("use_sliding_window") == true, c.has("sliding_window") else { return { _ in .full } }
             let window = try positive("sliding_window")
-            let from = try c.int("max_window_layers") ?? 0
+            let from = try optional("max_window_layers") ?? 0
             return { $0 >= from ? .slidingWindow(window) : .full }
         default:
             return { _ in .full }

@@ -2,8 +2,9 @@
 /// `--layers N` caps the depth, keeping what makes the architecture itself.
 ///
 /// Divided by F: hidden size, attention heads (KV heads keep the heads-per-KV-head ratio; head
-/// dimensions stay), MLA's q and kv ranks, every intermediate size, the routed-expert count and
-/// the vocabulary. Kept: experts per token, expert groups and groups per token (DeepSeek), the
+/// dimensions stay), MLA's q and kv ranks, every intermediate size, the routed-expert count (but
+/// never below twice the experts per token, so that routing still chooses: Mixtral's 8 experts
+/// top-2 keep 4) and the vocabulary. Kept: experts per token, expert groups and groups per token (DeepSeek), the
 /// router kind and its scaling, the attention kind, rotary settings, windows, and the pattern of
 /// dense and MoE layers (the first N layers are kept, so dense-first layers stay first). Every
 /// divided dimension must divide exactly and stay positive; otherwise the error names it.
@@ -36,7 +37,9 @@ extension ModelSpec {
             s.attention = .latent(a)
         }
         if let limit = layerLimit {
-            guard limit >= 1 else { throw ScalingError(dimension: "layers", reason: "must be at least 1, got \(limit)") }
+            guard limit >= 1, limit <= layers.count else {
+                throw ScalingError(dimension: "layers", reason: "must be 1 to the model's \(layers.count), got \(limit)")
+            }
             s.layers = Array(layers.prefix(limit))
         }
         s.layers = try s.layers.map { layer in
@@ -45,7 +48,9 @@ extension ModelSpec {
             return l
         }
         if var moe = moe {
-            moe.routedExperts = try divide(moe.routedExperts, "n_routed_experts")
+            // Twice the experts per token at least (rounded up to whole groups), never more than the model has.
+            let least = min(moe.routedExperts, (2 * moe.expertsPerToken + moe.groups - 1) / moe.groups * moe.groups)
+            moe.routedExperts = moe.routedExperts / factor >= least ? try divide(moe.routedExperts, "n_routed_experts") : least
             moe.expertIntermediateSize = try divide(moe.expertIntermediateSize, "moe_intermediate_size")
             if moe.sharedIntermediateSize > 0 {
                 moe.sharedIntermediateSize = try divide(moe.sharedIntermediateSize, "shared_expert_intermediate_size")

@@ -33,6 +33,9 @@ public struct Layout: Sendable, Hashable, CustomStringConvertible {
     /// GPUs that share one copy of the attention (and hold the same sequences' KV).
     public var attentionGroup: Int { attention == .data ? 1 : tp }
 
+    /// The largest parallel degree a layout may name (the largest cluster).
+    public static let maxDegree = 65_536
+
     public var description: String {
         "attention=\(attention.rawValue),tp=\(tp),ep=\(ep),pp=\(pp)" + (moeTP > 1 ? ",moe_tp=\(moeTP)" : "")
     }
@@ -53,8 +56,8 @@ public struct Layout: Sendable, Hashable, CustomStringConvertible {
                 layout.attention = mode
                 continue
             }
-            guard let degree = Int(value), degree >= 1 else {
-                throw ConfigError(source: "--layout", field: key, message: "must be a positive integer, got '\(value)'")
+            guard let degree = Int(value), (1...maxDegree).contains(degree) else {
+                throw ConfigError(source: "--layout", field: key, message: "must be an integer from 1 to \(maxDegree), got '\(value)'")
             }
             switch key {
             case "tp": layout.tp = degree

@@ -12,6 +12,11 @@ extension Layout {
     /// evenly: 256 experts + 32 copies run on 72 GPUs, 4 slots each.
     public func validate(for model: ModelSpec, gpus: Int, redundantExperts: Int = 0) throws -> Int {
         let isMoE = model.moe != nil
+        // Degrees are bounded before they are multiplied (no product can overflow).
+        for (name, degree) in [("tp", tp), ("ep", ep), ("pp", pp), ("moe_tp", moeTP)] where !(1...Layout.maxDegree).contains(degree) {
+            throw LayoutError(message: "\(name) must be 1 to \(Layout.maxDegree), got \(degree)")
+        }
+        guard gpus >= 1 else { throw LayoutError(message: "a layout needs at least one GPU, got \(gpus)") }
         if attention == .data && tp != 1 {
             throw LayoutError(message: "DP attention runs each GPU's own sequences: tp must be 1, got \(tp)")
         }

@@ -1,3 +1,5 @@
+import ConfigFile
+import Foundation
 import Hardware
 import ModelSpec
 
@@ -31,6 +33,25 @@ public struct Workload: Sendable, Equatable {
         self.context = context
         self.concurrency = concurrency
         self.prefillChunk = prefillChunk
+    }
+}
+
+extension Workload {
+    /// The largest context moesim plans (2^24 tokens: 16 × DeepSeek-V4's million) and the most
+    /// sequences (2^40): within them every size in bytes stays inside 64-bit integers.
+    public static let maxContext = 16_777_216
+    public static let maxConcurrency = 1 << 40
+
+    public func check() throws {
+        guard (1...Self.maxContext).contains(context) else {
+            throw ConfigError(source: "workload", field: "context", message: "must be 1 to \(Self.maxContext.formatted()) tokens, got \(context)")
+        }
+        guard (0...Self.maxConcurrency).contains(concurrency) else {
+            throw ConfigError(source: "workload", field: "concurrency", message: "must be 0 to 2^40 sequences, got \(concurrency)")
+        }
+        guard (1...Self.maxContext).contains(prefillChunk) else {
+            throw ConfigError(source: "workload", field: "prefill chunk", message: "must be 1 to \(Self.maxContext.formatted()) tokens, got \(prefillChunk)")
+        }
     }
 }
 

@@ -50,6 +50,7 @@ public enum Planner {
     /// Evaluates one layout (which must be valid for the model and GPU count).
     public static func evaluate(_ model: ModelSpec, cluster: Cluster, workload: Workload, layout: Layout,
                                 options: PlanOptions = PlanOptions()) throws -> LayoutPlan {
+        try workload.check()
         let replicas = try layout.validate(for: model, gpus: cluster.gpuCount, redundantExperts: options.redundantExperts)
         let total = Double(cluster.gpu.memoryBytes)
         let reserved = total * MemoryModel.reservedFraction
@@ -76,14 +77,15 @@ public enum Planner {
             let kvPerSequence = MemoryModel.kvBytesPerSequencePerGPU(model, layout: layout, stage: stage,
                                                                      context: workload.context, format: workload.kvCache)
             let room = total - weights - activations - reserved
-            let sequences = room <= 0 ? 0 : (kvPerSequence > 0 ? Int(room / kvPerSequence) : Int.max / 2)
+            // At most 10^12 sequences a GPU (a model without a KV cache "holds" unboundedly many).
+            let sequences = room <= 0 ? 0 : (kvPerSequence > 0 ? Int(min(room / kvPerSequence, 1e12)) : 1_000_000_000_000)
             capacity = min(capacity, sequences)
             let memory = GPUMemory(weights: weights, kvCache: Double(perGroup) * kvPerSequence,
                                    activations: activations, reserved: reserved, total: total)
             if memory.free < (worst?.free ?? .infinity) { worst = memory }
         }
         let memory = worst ?? GPUMemory(weights: 0, kvCache: 0, activations: activations, reserved: reserved, total: total)
-        let maxSequences = capacity >= Int.max / 2 ? Int.max / 2 : capacity * attentionGroups
+        let maxSequences = capacity * attentionGroups
         let fits = memory.weights + memory.activations + memory.reserved <= total
             && maxSequences >= max(1, workload.concurrency)
         var reason: String? = nil

@@ -130,6 +130,7 @@ public enum ServingEstimator {
 
     static func check(_ request: ServingRequest) throws {
         let base = request.base
+        do { try Estimator.check(base) } catch { throw ServingError.invalid("\(error)") }
         guard request.concurrency >= 1 else { throw ServingError.invalid("concurrency must be at least 1, got \(request.concurrency)") }
         guard request.concurrency <= 1_000_000 else {
             throw ServingError.invalid("concurrency \(request.concurrency) is more than this simulation takes (1,000,000)")

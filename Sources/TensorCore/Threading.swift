@@ -1,3 +1,4 @@
+import Foundation
 import COpenBLAS
 import Synchronization
 
@@ -24,8 +25,10 @@ public enum Threading {
 
     /// Sets the thread count for TensorCore and OpenBLAS. Throws unless `threads` ≥ 1.
     public static func set(_ threads: Int) throws {
-        guard threads >= 1 else {
-            throw TensorError.invalidArgument(operation: "threads", reason: "need at least 1 thread, got \(threads)")
+        // More threads than 4 per core only adds contention (and each one a stack).
+        let limit = max(4 * ProcessInfo.processInfo.activeProcessorCount, 4)
+        guard threads >= 1, threads <= limit else {
+            throw TensorError.invalidArgument(operation: "threads", reason: "must be 1 to \(limit) (4 per core), got \(threads)")
         }
         configure(threads: threads)
     }

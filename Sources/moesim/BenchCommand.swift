@@ -14,7 +14,7 @@ extension CPUWeightFormat: ExpressibleByArgument {}
 /// A model for the CPU runtime: a HuggingFace folder with weights, or a preset scaled down with
 /// seeded random weights.
 struct RuntimeModelOptions: ParsableArguments {
-    @Option(help: "Divide hidden size, heads, ranks, intermediate sizes, experts and vocabulary by F (random weights only).")
+    @Option(help: "Divide hidden size, heads, ranks, intermediate sizes, experts and vocabulary by F (random weights only; default 8, or 4 or 2 when the model does not divide by 8).")
     var scale: Int?
 
     @Option(help: "Keep the first N layers (random weights only).")
@@ -43,7 +43,20 @@ struct RuntimeModelOptions: ParsableArguments {
             let spec = try overrides.load(reference)
             return try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: reference)), format: weights)
         }
-        let spec = try overrides.load(reference).scaled(by: scale ?? 8, layers: layers ?? 4)
+        let full = try overrides.load(reference)
+        // Default: ÷8, or the largest factor below it that the model's dimensions divide by
+        // (Qwen3-235B's 16 heads per KV head leave ÷4).
+        var spec: ModelSpec? = nil
+        var firstError: Error? = nil
+        for factor in scale.map({ [$0] }) ?? [8, 4, 2] {
+            do {
+                spec = try full.scaled(by: factor, layers: layers ?? 4)
+                break
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        guard let spec else { throw firstError ?? ValidationError("cannot scale \(reference)") }
         return try CPUModel(spec: spec, source: .random(seed: seed), format: weights)
     }
 }

@@ -37,15 +37,20 @@ struct WorkloadOptions: ParsableArguments {
     var maxTpot: Double?
 
     func validate() throws {
-        guard input >= 1 else { throw ValidationError("--input must be at least 1, got \(input)") }
-        guard output >= 0 else { throw ValidationError("--output must not be negative, got \(output)") }
+        let limit = Workload.maxContext
+        guard (1...limit).contains(input) else { throw ValidationError("--input must be 1 to \(limit.formatted()) tokens, got \(input)") }
+        guard (0...limit).contains(output), input + output <= limit else {
+            throw ValidationError("--output must be 0 or more, with --input at most \(limit.formatted()) tokens together, got \(output)")
+        }
         if let b = batchPerGpu, b < 1 { throw ValidationError("--batch-per-gpu must be at least 1, got \(b)") }
         if let p = prefillTokens, p < 1 { throw ValidationError("--prefill-tokens must be at least 1, got \(p)") }
         guard prefixCacheHitRate >= 0, prefixCacheHitRate < 1 else {
             throw ValidationError("--prefix-cache-hit-rate must be in [0, 1), got \(prefixCacheHitRate)")
         }
-        guard expertSkew >= 0 else { throw ValidationError("--expert-skew must not be negative") }
-        if let p = gpuHourPrice, p <= 0 { throw ValidationError("--gpu-hour-price must be positive, got \(p)") }
+        guard expertSkew >= 0, expertSkew <= 100 else { throw ValidationError("--expert-skew must be in [0, 100], got \(expertSkew)") }
+        if let p = gpuHourPrice, !(p > 0 && p <= 1e6) { throw ValidationError("--gpu-hour-price must be in (0, 10^6] USD, got \(p)") }
+        if let t = maxTtft, !(t > 0 && t.isFinite) { throw ValidationError("--max-ttft must be a positive number of seconds, got \(t)") }
+        if let t = maxTpot, !(t > 0 && t.isFinite) { throw ValidationError("--max-tpot must be a positive number of seconds, got \(t)") }
         _ = try parsedFeatures()
     }
 

@@ -52,7 +52,9 @@ func moesim(arguments: [String], timeout: Double?) throws -> MoesimRun {
     let status = process.terminationStatus
     // timeout exits 124 after SIGTERM, 137 after SIGKILL; a signal that killed moesim itself
     // shows as 128 + signal through timeout, or as an uncaught signal without it.
-    let timedOut = timeout != nil && process.terminationReason == .exit && (status == 124 || status == 137)
+    // (coreutils' timeout kills itself with the child's KILL when it had to send one).
+    let timedOut = timeout != nil && ((process.terminationReason == .exit && (status == 124 || status == 137))
+        || (process.terminationReason == .uncaughtSignal && status == SIGKILL))
     let crashed = process.terminationReason == .uncaughtSignal || (timeout != nil && !timedOut && status > 128)
     return MoesimRun(status: status, stdout: String(decoding: stdout, as: UTF8.self),
                      stderr: String(decoding: stderr, as: UTF8.self), crashed: crashed, timedOut: timedOut)

@@ -17,12 +17,21 @@ import Testing
         #expect(small.parameterCounts.total < kimi.parameterCounts.total / 1000)
     }
 
+    /// Experts never drop below twice the experts per token: Mixtral's 8 experts top-2 keep 4 at
+    /// ÷8 (8 / 8 would leave 1, fewer than it routes to), so every preset benches with its defaults.
+    @Test func expertsStayAboveTwiceThePerTokenCount() throws {
+        let mixtral = try preset("mixtral-8x7b").scaled(by: 8, layers: 4)
+        #expect(mixtral.moe?.routedExperts == 4 && mixtral.moe?.expertsPerToken == 2)
+        let deepseek = try preset("deepseek-v3").scaled(by: 8, layers: 4)
+        #expect(deepseek.moe?.routedExperts == 32)
+    }
+
     @Test func gqaKeepsHeadsPerKVHead() throws {
         let s = try preset("qwen3-max-1t").scaled(by: 8, layers: 2)
         if case let .grouped(a) = s.attention { #expect(a.heads == 8 && a.kvHeads == 1) }
     }
 
-    @Test(arguments: [("kimi-k2", 5, "hidden_size"), ("kimi-k2", 0, "scale"), ("mixtral-8x7b", 8, "n_routed_experts"),
+    @Test(arguments: [("kimi-k2", 5, "hidden_size"), ("kimi-k2", 0, "scale"), ("mixtral-8x7b", 3, "hidden_size"),
                       ("qwen3-max-1t", 16, "num_key_value_heads")])
     func badScalesNameTheDimension(id: String, factor: Int, dimension: String) throws {
         do {
