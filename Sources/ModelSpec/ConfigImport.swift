@@ -15,6 +15,51 @@ extension ModelSpec {
     /// before anything is read and validated exactly like the file's own fields; the value is read
     /// as JSON (12, 1e-6, true, [1, 2], "text") and otherwise as a plain string.
     public init(config: JSONObject, id: String, overrides: [(String, String)] = []) throws {
+        try self.init(building: config, id: id, overrides: overrides)
+        // A what-if that changes nothing is a mistake (a field this architecture does not use,
+        // such as num_key_value_heads of an MLA model): say so instead of answering as if it did.
+        for (key, text) in overrides {
+            let others = overrides.filter { $0.0 != key }
+            var without = try ModelSpec(building: config, id: id, overrides: others)
+            without.overrides = self.overrides
+            let original = config.values[key].map { "\($0)" }
+            guard without == self, original != text else { continue }
+            let used = ModelSpec.fieldsThatMatter(config, id: id)
+            throw ConfigError(source: config.source, field: key,
+                              message: "has no effect on model_type \(modelType): moesim does not use it for this architecture "
+                                  + "(fields that change it: \(used.joined(separator: ", ")))")
+        }
+    }
+
+    /// The fields of a config whose value changes the spec: each one perturbed in turn (a
+    /// number doubled and one added, a boolean flipped); a change of spec or a validation error
+    /// means moesim reads it.
+    static func fieldsThatMatter(_ config: JSONObject, id: String) -> [String] {
+        guard let type = try? config.string("model_type"), let defaults = ModelDefaults.byModelType[type],
+              let base = try? ModelSpec(building: config, id: id, overrides: []) else { return [] }
+        var used: [String] = []
+        for key in defaults.keys.sorted() {
+            let current = config.values[key] ?? defaults[key]
+            let probe: String
+            if let number = current as? NSNumber, String(cString: number.objCType) == "c" {
+                probe = number.boolValue ? "false" : "true"
+            } else if let number = current as? NSNumber {
+                probe = number.doubleValue.rounded() == number.doubleValue ? "\(Int(number.doubleValue) * 2 + 1)" : "\(number.doubleValue * 2 + 1)"
+            } else {
+                probe = "7"
+            }
+            guard let changed = try? ModelSpec(building: config, id: id, overrides: [(key, probe)]) else {
+                used.append(key)
+                continue
+            }
+            var same = changed
+            same.overrides = base.overrides
+            if same != base { used.append(key) }
+        }
+        return used
+    }
+
+    init(building config: JSONObject, id: String, overrides: [(String, String)]) throws {
         guard let modelType = try config.string("model_type") else { throw config.error("model_type", "is missing") }
         guard let defaults = ModelDefaults.byModelType[modelType] else {
             throw config.error("model_type", "'\(modelType)' is not supported; supported model types: "

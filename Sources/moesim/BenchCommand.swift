@@ -232,7 +232,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try threadOptions.apply()
-        guard maxNew >= 1 else { throw ValidationError("--max-new must be at least 1") }
+        guard (1...65_536).contains(maxNew) else { throw ValidationError("--max-new must be 1 to 65,536, got \(maxNew)") }
         let prompt = try tokens.split(separator: ",").map { text -> Int in
             guard let id = Int(text.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--tokens: '\(text)' is not an integer") }
             return id

@@ -3,6 +3,8 @@ import Foundation
 /// Printing helpers: JSON objects with sorted snake_case keys, aligned tables, SI units.
 enum Output {
     static func printJSON(_ object: [String: Any]) throws {
+        // An answer holding NaN or inf is not an answer (and JSON cannot carry it).
+        if let key = nonFinite(object) { throw OutputError("the answer's '\(key)' is not a finite number; nothing printed") }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
@@ -13,6 +15,19 @@ enum Output {
         for (label, value) in rows {
             print(indent + label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
         }
+    }
+
+    /// The path of the first NaN or infinite number in a JSON value, if any.
+    static func nonFinite(_ value: Any, path: String = "") -> String? {
+        switch value {
+        case let d as Double: return d.isFinite ? nil : path
+        case let object as [String: Any]:
+            for (k, v) in object { if let bad = nonFinite(v, path: path.isEmpty ? k : path + "." + k) { return bad } }
+        case let array as [Any]:
+            for (i, v) in array.enumerated() { if let bad = nonFinite(v, path: "\(path)[\(i)]") { return bad } }
+        default: break
+        }
+        return nil
     }
 
     static func progress(_ message: String) {

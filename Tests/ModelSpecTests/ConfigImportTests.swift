@@ -134,3 +134,30 @@ func importError(_ json: String, overrides: [(String, String)] = []) -> String {
         #expect(throws: ConfigError.self) { try ModelCatalog.load("no-such-preset") }
     }
 }
+
+/// A what-if must change the model: a field this architecture does not use is an error that
+/// names the fields that do; setting a field to the value it has is allowed.
+@Suite struct OverrideTests {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func fieldsWithoutEffectAreRefused() throws {
+        let path = root.appendingPathComponent("configs/models/deepseek-v3.json").path
+        do {
+            _ = try ModelSpec(contentsOf: path, overrides: [("num_key_value_heads", "8")])
+            Issue.record("MLA accepted num_key_value_heads")
+        } catch {
+            #expect("\(error)".contains("no effect") && "\(error)".contains("kv_lora_rank"), "\(error)")
+        }
+        let more = try ModelSpec(contentsOf: path, overrides: [("n_routed_experts", "512")])
+        #expect(more.moe?.routedExperts == 512)
+        _ = try ModelSpec(contentsOf: path, overrides: [("n_routed_experts", "256")])
+    }
+
+    @Test func oversizedWhatIfsAreRefusedNotTrapped() throws {
+        let path = root.appendingPathComponent("configs/models/kimi-k2.json").path
+        for (key, value) in [("num_hidden_layers", "1000000000"), ("hidden_size", "9223372036854775807"),
+                             ("n_routed_experts", "16000000"), ("moe_intermediate_size", "16000000")] {
+            #expect(throws: ConfigError.self, "\(key)=\(value)") { try ModelSpec(contentsOf: path, overrides: [(key, value)]) }
+        }
+    }
+}
