@@ -5,6 +5,12 @@ import PackageDescription
 // targets baseline x86-64 (SSE2): no AVX registers, and `fma` becomes a libm call. x86-64-v3
 // (AVX2 + FMA + F16C) is the oldest level that runs the kernels at full width; every x86 server
 // CPU since 2015 has it. Checked once in the assembly of `Kernels.dot` (vfmadd231ps on ymm).
+//
+// The flags are x86-64 only (the manifest is compiled for the machine that builds): on aarch64
+// Linux (Grace, Graviton) and on macOS the same Swift SIMD code compiles for the native vector
+// unit (NEON), the AVX-512 module builds without them and is never called (its run-time check
+// reads no avx512f flag), and OpenBLAS comes from the system.
+#if arch(x86_64)
 let simdFlags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-march=x86-64-v3"], .when(platforms: [.linux])),
 ]
@@ -14,6 +20,10 @@ let simdFlags: [SwiftSetting] = [
 let avx512Flags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-march=x86-64-v4"], .when(platforms: [.linux])),
 ]
+#else
+let simdFlags: [SwiftSetting] = []
+let avx512Flags: [SwiftSetting] = []
+#endif
 
 let package = Package(
     name: "moesim",

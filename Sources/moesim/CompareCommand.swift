@@ -28,8 +28,8 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Comma-separated accelerator presets.")
     var gpu = "h200-sxm"
 
-    @Option(help: "GPUs per variant (default: the smallest count that fits).")
-    var gpus: Int?
+    @Option(help: "GPUs of every variant: a number, or auto for each variant's own fewest (default: one count for all, the most any variant needs).")
+    var gpus: String?
 
     @Option(help: "Comma-separated weight formats.")
     var weights = "fp8"
@@ -87,21 +87,38 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         guard let kv = KVCacheFormat(rawValue: kvCache) else { throw ValidationError("--kv-cache must be bf16 or fp8") }
-        if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1") }
+        var fixed: Int? = nil
+        let perVariant = gpus == "auto"
+        if let gpus, !perVariant {
+            guard let n = Int(gpus), (1...Cluster.maxGPUs).contains(n) else {
+                throw ValidationError("--gpus must be 1 to \(Cluster.maxGPUs) or auto, got '\(gpus)'")
+            }
+            fixed = n
+        }
         var rows: [[String]] = []
         var json: [[String: Any]] = []
-        for v in try variants() {
-            let counts = v.model.parameterCounts
-            let context = workload.input + workload.output
+        let list = try variants()
+        let context = workload.input + workload.output
+        var minimums: [Int?] = []
+        for v in list {
             let planWorkload = Workload(weights: v.weights, kvCache: kv, context: context, concurrency: 1)
-            let minimum = try Planner.minimumGPUs(v.model, gpu: v.gpu, workload: planWorkload)
+            minimums.append(try Planner.minimumGPUs(v.model, gpu: v.gpu, workload: planWorkload))
+        }
+        // Variants compare on equal hardware: one GPU count for all, the most any variant needs
+        // (rounded up to a count every GPU kind's nodes allow), unless asked otherwise.
+        if fixed == nil, !perVariant, var n = minimums.compactMap({ $0 }).max() {
+            while n < Cluster.maxGPUs, !list.allSatisfy({ (try? Cluster(gpu: $0.gpu, gpuCount: n)) != nil }) { n += 1 }
+            fixed = n
+        }
+        for (v, minimum) in zip(list, minimums) {
+            let counts = v.model.parameterCounts
             var entry: [String: Any] = [
                 "label": v.label, "model": v.model.id, "gpu": v.gpu.id, "weights": v.weights.rawValue,
                 "total_params": counts.total, "active_params": counts.active, "weight_bytes": v.model.weightBytes(v.weights),
                 "kv_cache_bytes_per_token": v.model.kvCacheBytesPerToken(kv), "min_gpus": minimum.map { $0 as Any } ?? NSNull(),
             ]
             var estimate: Estimate? = nil
-            if let n = gpus ?? minimum, let cluster = try? Cluster(gpu: v.gpu, gpuCount: n) {
+            if let n = fixed ?? minimum, let cluster = try? Cluster(gpu: v.gpu, gpuCount: n) {
                 let request = try workload.request(model: v.model, cluster: cluster, layout: nil, weights: v.weights, kvCache: kv)
                 estimate = LayoutSearch.search(request, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot).best
                 entry["gpus"] = n
@@ -125,11 +142,13 @@ struct CompareCommand: ParsableCommand {
                          Output.dollars(estimate?.costPerMillionOutputTokens)])
         }
         if output.json {
-            try Output.printJSON(["variants": json, "input_tokens": workload.input, "output_tokens": workload.output])
+            try Output.printJSON(["variants": json, "input_tokens": workload.input, "output_tokens": workload.output,
+                                  "gpus": fixed.map { $0 as Any } ?? "auto"])
             return
         }
         print("\(Output.grouped(workload.input)) in / \(Output.grouped(workload.output)) out per request; "
-            + "each variant on the fewest GPUs that hold one sequence\(gpus.map { " (here: \($0) GPUs)" } ?? "")")
+            + (fixed.map { "every variant on \($0) GPUs" + (gpus == nil ? " (the most any variant needs; --gpus auto for each its own fewest)" : "") }
+                ?? "each variant on the fewest GPUs that hold one sequence (--gpus auto)"))
         Output.printColumns(header: ["variant", "total", "active", "weights", "KV B/token", "min GPUs", "best layout",
                                      "prefill tok/s/GPU", "decode tok/s/GPU", "TPOT", "$/M out"], rows: rows)
     }

@@ -55,6 +55,7 @@ struct ReportCommand: ParsableCommand {
     @OptionGroup var overrides: OverrideOptions
     @OptionGroup var workload: WorkloadOptions
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var output: OutputOptions
 
     /// Qwen3-Max-Preview list prices (Alibaba Cloud Model Studio, international, USD per million
     /// tokens, 2025-09): the published price of a hosted 1-trillion-parameter model.
@@ -73,6 +74,7 @@ struct ReportCommand: ParsableCommand {
         let spec = try overrides.load(model)
         let hardware = try HardwareCatalog.load(gpu)
         let counts = spec.parameterCounts
+        if output.json { return try printJSON(spec, hardware: hardware, format: format, kv: kv) }
 
         print("== \(spec.id): \(Output.count(counts.total)) parameters, \(Output.count(counts.active)) active per token")
         print("\(spec.modelType), \(spec.layerCount) layers, \(spec.attention.name) attention"
@@ -141,6 +143,78 @@ struct ReportCommand: ParsableCommand {
 
         guard !noCpu else { return }
         try printCPU(spec)
+    }
+
+    /// The report as one JSON object: the same library calls as the tables, and the same
+    /// sections (no CPU run with --no-cpu).
+    func printJSON(_ spec: ModelSpec, hardware: HardwareSpec, format: WeightFormat, kv: KVCacheFormat) throws {
+        var json: [String: Any] = [
+            "model": spec.id, "gpu": hardware.id, "total_params": spec.parameterCounts.total,
+            "active_params": spec.parameterCounts.active, "weight_bytes": spec.weightBytes(format),
+            "kv_cache_bytes_per_token": spec.kvCacheBytesPerToken(kv), "context": context, "concurrency": concurrency,
+        ]
+        let planWorkload = Workload(weights: format, kvCache: kv, context: context, concurrency: 1)
+        guard let minimum = try Planner.minimumGPUs(spec, gpu: hardware, workload: planWorkload) else {
+            json["min_gpus"] = NSNull()
+            return try Output.printJSON(json)
+        }
+        json["min_gpus"] = minimum
+        var serving = planWorkload
+        serving.concurrency = concurrency
+        let forLoad = try Planner.minimumGPUs(spec, gpu: hardware, workload: serving)
+        json["min_gpus_for_concurrency"] = forLoad.map { $0 as Any } ?? NSNull()
+        let perNode = hardware.scaleUpDomain
+        guard let chosen = gpus ?? forLoad.map({ $0 <= perNode ? $0 : ($0 + perNode - 1) / perNode * perNode }) else {
+            return try Output.printJSON(json)
+        }
+        json["gpus"] = chosen
+        let cluster = try Cluster(gpu: hardware, gpuCount: chosen)
+        let plan = try Planner.plan(spec, cluster: cluster, workload: serving, alternatives: [])
+        if let best = plan.best { json["plan"] = PlanJSON.layout(best) }
+        if let reason = plan.reason { json["infeasible"] = reason }
+        let request = try workload.request(model: spec, cluster: cluster, layout: nil, weights: format, kvCache: kv)
+        if let best = LayoutSearch.search(request, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot).best {
+            json["estimate"] = EstimateJSON.object(best)
+            var points: [[String: Any]] = []
+            for perGPU in [1, 4, 16, 64] {
+                var base = request
+                base.layout = best.plan.layout
+                let r = ServingRequest(base: base, concurrency: perGPU * chosen, inputRange: InputRange(lower: 0.8, upper: 1))
+                if let e = try? ServingEstimator.estimate(r) { points.append(ServingJSON.object(e)) }
+            }
+            json["serving"] = points
+            var base = request
+            base.layout = nil
+            let capacity = CapacityRequest(serving: ServingRequest(base: base, concurrency: users, inputRange: InputRange(lower: 0.8, upper: 1)),
+                                           load: .users(users), maxTTFT: workload.maxTtft ?? 2, maxTPOT: workload.maxTpot ?? 0.05)
+            if let answer = try? Capacity.fewestGPUs(capacity) {
+                var c: [String: Any] = ["users": users, "gpus": answer.gpus, "ttft_p90_s": answer.ttft, "tpot_p90_s": answer.tpot]
+                if answer.estimate.disaggregated {
+                    c["disaggregated"] = ["prefill": ServingJSON.pool(answer.estimate.pools[0]), "decode": ServingJSON.pool(answer.estimate.pools[1])]
+                } else if let p = answer.estimate.pools.first {
+                    c["layout"] = p.layout.description
+                }
+                if let cost = answer.costPerMillionOutputTokens { c["cost_per_million_output_tokens"] = cost }
+                json["capacity"] = c
+            }
+        }
+        if !noCpu {
+            let scaled = try spec.scaled(by: 8, layers: 4)
+            let cpu = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
+            let host = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: cpu.gemmFlops,
+                                         memoryBandwidth: cpu.readBandwidth, threads: cpu.threads,
+                                         halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: "now")
+            let model = try CPUModel(spec: scaled, source: .random(seed: 1))
+            let run = try RuntimeBench.run(model, batch: 4, promptTokens: 128, generate: 32, seed: 1)
+            var c: [String: Any] = ["gemm_gflops": cpu.gemmFlops / 1e9, "memory_gb_per_s": cpu.readBandwidth / 1e9,
+                                    "prefill_tokens_per_s": run.prefillTokensPerSecond, "decode_tokens_per_s": run.decodeTokensPerSecond]
+            if let p = try? CPUCheck.predict(scaled, host: host, weights: .f32, batch: 4, prompt: 128, generate: 32) {
+                c["predicted_prefill_tokens_per_s"] = p.inputTokensPerSecondPerGPU
+                c["predicted_decode_tokens_per_s"] = p.outputTokensPerSecondPerGPU
+            }
+            json["cpu"] = c
+        }
+        try Output.printJSON(json)
     }
 
     /// The serving view: the best layout under a closed loop at a few concurrencies.

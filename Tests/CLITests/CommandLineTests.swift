@@ -61,6 +61,15 @@ func moesim(arguments: [String], timeout: Double?) throws -> MoesimRun {
 }
 
 @Suite(.serialized) struct CommandLineTests {
+    @Test func reportJSON() throws {
+        let report = try moesim("report", "--no-cpu", "--model", "mixtral-8x7b", "--context", "8192", "--users", "16", "--json")
+        #expect(report.status == 0, "\(report.stderr)")
+        for key in ["model", "total_params", "min_gpus", "gpus", "plan", "estimate", "serving", "capacity"] {
+            #expect(report.json[key] != nil, "report --json lacks \(key)")
+        }
+        #expect((report.json["serving"] as? [Any])?.count == 4)
+    }
+
     /// serve, capacity and sweep --concurrency: their JSON contracts and files.
     @Test func serveCapacityAndSweepKeys() throws {
         let serve = try moesim("serve", "--model", "mixtral-8x7b", "--gpus", "2", "--layout", "attention=tp,tp=2,ep=1,pp=1,moe_tp=2",
