@@ -11,6 +11,11 @@ public struct CalibrationResult: Sendable, Codable, Equatable {
     /// Read-only bandwidth (a dot product of two arrays far beyond L3), in bytes/s: what streaming
     /// weights and KV cache in a decode step draws, and the figure the estimator prices reads at.
     public var readBandwidth: Double
+    /// Weights streamed per second by the runtime's own decode kernel (one row through a Float32
+    /// matrix far beyond L3, in the layout the runtime loads on this CPU): what a decode step
+    /// actually draws, and what the estimator prices the CPU's reads at. On some CPUs it falls
+    /// well short of `readBandwidth` (a fresh AMD EPYC: 26 against 45 GB/s).
+    public var streamBandwidth: Double
     public var threads: Int
     public var gemmSize: Int
     public var triadBytes: Int
@@ -33,9 +38,41 @@ public enum Calibration {
         let (tensorCore, blas) = try measureGEMM(size: gemmSize, repeats: repeats)
         progress("memory triad and reads over \(3 * triadElements * 4 / (1 << 20)) MiB")
         let (bandwidth, reads) = measureMemory(elements: triadElements, repeats: repeats)
+        progress("decode kernel streaming a \(2 * triadElements * 4 / (1 << 20)) MiB matrix")
+        let stream = try measureStream(floats: 2 * triadElements, repeats: repeats)
         return CalibrationResult(gemmFlops: tensorCore, blasGemmFlops: blas, memoryBandwidth: bandwidth,
-                                 readBandwidth: reads, threads: Threading.count, gemmSize: gemmSize,
+                                 readBandwidth: reads, streamBandwidth: stream, threads: Threading.count, gemmSize: gemmSize,
                                  triadBytes: 3 * triadElements * 4)
+    }
+
+    /// Bytes/s of one row through a matrix of about `floats` Float32 weights, 4,096 wide, through
+    /// `WeightMatrix.apply` in the layout the runtime loads (panels with AVX-512, else row-major).
+    public static func measureStream(floats: Int, repeats: Int) throws -> Double {
+        let cols = 4096, rows = max(64, floats / cols)
+        var rng = SplitMix64(seed: 11)
+        let weights: WeightMatrix
+        if PanelMatrix.isSupported {
+            let staging = UnsafeMutableBufferPointer<Float>.allocate(capacity: 64 * cols)
+            defer { staging.deallocate() }
+            weights = .panels(try PanelMatrix(rows: rows, cols: cols, element: .f32, staging: staging) { range, out in
+                for i in 0..<(range.count * cols) { out[i] = rng.nextSigned() }
+            })
+        } else {
+            weights = try WeightMatrix(f32: try Tensor(shape: [rows, cols]) { rng.nextSigned() })
+        }
+        let x = try Tensor(shape: [1, cols]) { rng.nextSigned() }
+        var y = try Tensor(zeros: [1, rows])
+        var best = Double.infinity
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { yb in
+                guard let xp = xb.baseAddress, let yp = yb.baseAddress else { return }
+                weights.apply(xp, batch: 1, into: yp)  // warm-up
+                for _ in 0..<(repeats + 1) {
+                    best = min(best, time { weights.apply(xp, batch: 1, into: yp) })
+                }
+            }
+        }
+        return Double(weights.byteCount) / best
     }
 
     /// Best rate of n×n×n GEMM via `matmul` and via `cblas_sgemm` on the same operands.

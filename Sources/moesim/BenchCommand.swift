@@ -123,7 +123,7 @@ struct BenchCommand: ParsableCommand {
             progress("calibrating this CPU for the prediction")
             let c = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
             hostSpec = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: c.gemmFlops,
-                                         memoryBandwidth: c.readBandwidth, threads: c.threads,
+                                         memoryBandwidth: c.streamBandwidth, threads: c.threads,
                                          halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: "now")
         }
         let result = try RuntimeBench.run(cpu, batch: batch, promptTokens: prompt, generate: generate, seed: runtime.seed,

@@ -46,7 +46,7 @@ struct Calibrate: ParsableCommand {
             let date = ISO8601DateFormatter().string(from: Date())
             let spec = HardwareSpec.host(name: "\(HostInfo.cpuName) (\(result.threads) threads)",
                                          memoryBytes: HostInfo.memoryBytes, gemmFlops: result.gemmFlops,
-                                         memoryBandwidth: result.readBandwidth, threads: result.threads,
+                                         memoryBandwidth: result.streamBandwidth, threads: result.threads,
                                          halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: date)
             do {
                 try spec.encoded().write(to: URL(fileURLWithPath: save))
@@ -60,6 +60,7 @@ struct Calibrate: ParsableCommand {
                 "blas_gemm_gflops": result.blasGemmFlops / 1e9,
                 "memory_gb_per_s": result.memoryBandwidth / 1e9,
                 "read_gb_per_s": result.readBandwidth / 1e9,
+                "stream_gb_per_s": result.streamBandwidth / 1e9,
                 "threads": result.threads,
                 "gemm_size": result.gemmSize,
                 "triad_bytes": result.triadBytes,
@@ -79,7 +80,8 @@ struct Calibrate: ParsableCommand {
             ("GEMM \(n)×\(n)×\(n), raw cblas_sgemm", "\(Output.fixed(result.blasGemmFlops / 1e9)) GFLOP/s"
                 + "  (TensorCore at \(Output.fixed(100 * result.gemmFlops / result.blasGemmFlops))%)"),
             ("memory bandwidth (STREAM triad)", "\(Output.fixed(result.memoryBandwidth / 1e9)) GB/s"),
-            ("read bandwidth (dot product)", "\(Output.fixed(result.readBandwidth / 1e9)) GB/s  (the figure --save records)"),
+            ("read bandwidth (dot product)", "\(Output.fixed(result.readBandwidth / 1e9)) GB/s"),
+            ("decode kernel stream (GEMV)", "\(Output.fixed(result.streamBandwidth / 1e9)) GB/s  (the figure --save records: what decode draws)"),
             ("threads", "\(result.threads)"),
             ("runtime kernels", PanelMatrix.isSupported
                 ? "AVX-512 panels (small GEMMs reach half speed at \(Int(GroupedMatmul.halfEfficiencyRows)) rows)"
