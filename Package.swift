@@ -64,13 +64,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The repository root and its presets for every test target (not a test target itself).
+        .target(name: "TestSupport", dependencies: ["ModelSpec", "Hardware"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: simdFlags),
-        .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec"], exclude: ["Fixtures"]),
+        .testTarget(name: "ModelSpecTests", dependencies: ["ModelSpec", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
-        .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "ModelSpec", "Hardware", "TestSupport"]),
         .testTarget(name: "CPURuntimeTests", dependencies: ["CPURuntime", "ModelSpec", "TensorCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["moesim"]),
-        .testTarget(name: "EstimatorTests", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),
+        .testTarget(name: "CLITests", dependencies: ["moesim", "TestSupport"]),
+        .testTarget(name: "EstimatorTests", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile", "TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile", "TestSupport"]),
     ]
 )

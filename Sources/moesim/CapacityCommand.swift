@@ -100,7 +100,7 @@ struct CapacityCommand: ParsableCommand {
         let base = EstimateRequest(model: spec, cluster: cluster, weights: WeightFormat(argument: weights) ?? .fp8,
                                    kvCache: KVCacheFormat(rawValue: kvCache) ?? .bf16, inputTokens: input, outputTokens: output,
                                    gpuHourPrice: gpuHourPrice)
-        let serving = ServingRequest(base: base, concurrency: users ?? 1, inputRange: try ServingOptions.range(inputRange),
+        let serving = ServingRequest(base: base, concurrency: users ?? 1, inputRange: try ServingPolicyOptions.range(inputRange),
                                      speculative: mtp.map { SpeculativeDecoding(draftTokens: $0) },
                                      scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed)
         let request = CapacityRequest(serving: serving, load: users.map { .users($0) } ?? .rate(rate ?? 1), maxTTFT: sloTtft,

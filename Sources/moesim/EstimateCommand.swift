@@ -45,7 +45,7 @@ struct EstimateCommand: ParsableCommand {
     func run() throws {
         let model = try deployment.loadModel()
         let pools = try serving.parsedPools()
-        let gpuCount = deployment.gpus ?? pools.map { $0.prefill.gpus + $0.decode.gpus } ?? deployment.gpuCount
+        let gpuCount = try serving.policy.gpuCount(deployment)
         let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: gpuCount, gpusPerNode: deployment.gpusPerNode)
         let request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
                                            weights: deployment.weightFormat, kvCache: deployment.kvFormat)

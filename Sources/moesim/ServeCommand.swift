@@ -27,15 +27,13 @@ struct ServeCommand: ParsableCommand {
     )
 
     @OptionGroup var deployment: DeploymentOptions
+    @OptionGroup var policy: ServingPolicyOptions
 
     @Option(help: "Prompt tokens per request (synthetic arrivals; for a trace, the context that sizes the KV pool with --output).")
     var input = 1024
 
     @Option(help: "Generated tokens per request.")
     var output = 1024
-
-    @Option(help: ArgumentHelp("Prompt lengths drawn uniformly from lo..hi × --input.", valueName: "lo,hi"))
-    var inputRange: String?
 
     @Option(help: "Requests per second (Poisson arrivals).")
     var rate: Double?
@@ -54,24 +52,6 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "Target time per output token, seconds (goodput).")
     var sloTpot: Double?
-
-    @Option(help: "Scheduler: mixed or prefill-first.")
-    var scheduler: String = SchedulerPolicy.mixed.rawValue
-
-    @Option(help: "Tokens one scheduler (attention group) processes per step.")
-    var tokenBudget: Int?
-
-    @Option(help: "MTP speculative decoding: draft tokens per step.")
-    var mtp: Int?
-
-    @Option(help: "Mean tokens emitted per decode step with MTP.")
-    var mtpAcceptance: Double?
-
-    @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout].")
-    var prefillPool: String?
-
-    @Option(help: "Disaggregated decode pool: GPUs,workers[,layout].")
-    var decodePool: String?
 
     @Option(help: "Comma-separated features: two-batch-overlap, eplb.")
     var features: String?
@@ -101,25 +81,16 @@ struct ServeCommand: ParsableCommand {
         if let t = sloTpot, !(t > 0) { throw ValidationError("--slo-tpot must be positive") }
         if (sloTtft == nil) != (sloTpot == nil) { throw ValidationError("--slo-ttft and --slo-tpot go together") }
         if let p = gpuHourPrice, !(p > 0 && p.isFinite) { throw ValidationError("--gpu-hour-price must be positive") }
-        guard SchedulerPolicy(rawValue: scheduler) != nil else { throw ValidationError("--scheduler must be mixed or prefill-first") }
-        if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
-        if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
     }
 
     func run() throws {
         let model = try deployment.loadModel()
-        let pools = try prefillPool.flatMap { p in try decodePool.map { d in
-            Disaggregation(prefill: try ServingOptions.pool(p, flag: "--prefill-pool"), decode: try ServingOptions.pool(d, flag: "--decode-pool"))
-        } }
-        let gpuCount = deployment.gpus ?? pools.map { $0.prefill.gpus + $0.decode.gpus } ?? deployment.gpuCount
-        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: gpuCount, gpusPerNode: deployment.gpusPerNode)
+        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: try policy.gpuCount(deployment), gpusPerNode: deployment.gpusPerNode)
         var workload = try WorkloadOptions.parse(["--input", "\(input)", "--output", "\(output)"] + (features.map { ["--features", $0] } ?? []))
         workload.gpuHourPrice = gpuHourPrice
         let base = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
                                         weights: deployment.weightFormat, kvCache: deployment.kvFormat)
-        let serving = ServingRequest(base: base, concurrency: 1, inputRange: try ServingOptions.range(inputRange), disaggregation: pools,
-                                     speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
-                                     scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
+        let serving = try policy.request(base: base, concurrency: 1, seed: seed)
         let arrivals: OpenLoopRequest.Arrivals = if let trace { .trace(path: trace) } else {
             .process(burstCv.map { .gamma(rate: rate ?? 1, cv: $0) } ?? .poisson(rate: rate ?? 1), count: requests)
         }

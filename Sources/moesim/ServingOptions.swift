@@ -1,13 +1,12 @@
 import ArgumentParser
 import Estimator
+import Hardware
 import Planner
 import Serving
 
-/// Options of a closed-loop serving estimate (`estimate --concurrency N`, `report`).
-struct ServingOptions: ParsableArguments {
-    @Option(help: "Requests in flight across the deployment, each replaced when it finishes (closed loop).")
-    var concurrency: Int?
-
+/// How a deployment serves, shared by estimate --concurrency, serve and sweep --concurrency:
+/// prompt-length range, scheduler, token budget, MTP and disaggregated pools.
+struct ServingPolicyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Prompt lengths drawn uniformly from lo..hi × --input (e.g. 0.8,1.0).", valueName: "lo,hi"))
     var inputRange: String?
 
@@ -30,23 +29,21 @@ struct ServingOptions: ParsableArguments {
     var decodePool: String?
 
     func validate() throws {
-        if let c = concurrency, c < 1 { throw ValidationError("--concurrency must be at least 1, got \(c)") }
-        if let b = tokenBudget, b < 1 { throw ValidationError("--token-budget must be at least 1, got \(b)") }
+        if let b = tokenBudget, !(1...1_048_576).contains(b) { throw ValidationError("--token-budget must be 1 to 1,048,576, got \(b)") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
         if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
         guard SchedulerPolicy(rawValue: scheduler) != nil else {
             throw ValidationError("--scheduler must be mixed or prefill-first, got '\(scheduler)'")
         }
         if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
-        if concurrency == nil, inputRange != nil || mtp != nil || prefillPool != nil || tokenBudget != nil
-            || scheduler != SchedulerPolicy.mixed.rawValue {
-            throw ValidationError("--input-range, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
-        }
         _ = try parsedRange()
         _ = try parsedPools()
     }
 
-    var isServing: Bool { concurrency != nil }
+    /// Whether any option was given (they describe serving, not the steady state).
+    var isSet: Bool {
+        inputRange != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
+    }
 
     func parsedRange() throws -> InputRange { try Self.range(inputRange) }
 
@@ -62,7 +59,7 @@ struct ServingOptions: ParsableArguments {
     static func pool(_ text: String, flag: String) throws -> Disaggregation.Pool {
         let pieces = text.split(separator: ",", maxSplits: 2).map(String.init)
         guard pieces.count >= 2, let gpus = Int(pieces[0]), let workers = Int(pieces[1]), gpus >= 1, workers >= 1,
-              gpus <= 1_000_000 else {
+              gpus <= Cluster.maxGPUs else {
             throw ValidationError("\(flag) must be GPUs,workers[,layout] (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1), got '\(text)'")
         }
         return Disaggregation.Pool(gpus: gpus, workers: workers, layout: pieces.count == 3 ? try Layout.parse(pieces[2]) : nil)
@@ -74,11 +71,36 @@ struct ServingOptions: ParsableArguments {
                               decode: try Self.pool(decodePool, flag: "--decode-pool"))
     }
 
-    func request(base: EstimateRequest) throws -> ServingRequest {
-        ServingRequest(base: base, concurrency: concurrency ?? 1, inputRange: try parsedRange(), disaggregation: try parsedPools(),
+    /// The serving request for `base` at `concurrency`.
+    func request(base: EstimateRequest, concurrency: Int, seed: UInt64 = 1) throws -> ServingRequest {
+        ServingRequest(base: base, concurrency: concurrency, inputRange: try parsedRange(), disaggregation: try parsedPools(),
                        speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
-                       scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget)
+                       scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
     }
+
+    /// The GPU count a deployment has: --gpus, else the pools' sum, else the default.
+    func gpuCount(_ deployment: DeploymentOptions) throws -> Int {
+        try deployment.gpus ?? parsedPools().map { $0.prefill.gpus + $0.decode.gpus } ?? deployment.gpuCount
+    }
+}
+
+/// `estimate --concurrency N`: a closed-loop serving estimate.
+struct ServingOptions: ParsableArguments {
+    @Option(help: "Requests in flight across the deployment, each replaced when it finishes (closed loop).")
+    var concurrency: Int?
+
+    @OptionGroup var policy: ServingPolicyOptions
+
+    func validate() throws {
+        if let c = concurrency, !(1...1_000_000).contains(c) { throw ValidationError("--concurrency must be 1 to 1,000,000, got \(c)") }
+        if concurrency == nil, policy.isSet {
+            throw ValidationError("--input-range, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
+        }
+    }
+
+    var isServing: Bool { concurrency != nil }
+    func parsedPools() throws -> Disaggregation? { try policy.parsedPools() }
+    func request(base: EstimateRequest) throws -> ServingRequest { try policy.request(base: base, concurrency: concurrency ?? 1) }
 }
 
 enum ServingJSON {

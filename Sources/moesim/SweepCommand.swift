@@ -48,20 +48,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Comma-separated concurrencies (closed loop), e.g. 1,2,4,8,16,32,64.")
     var concurrency: String?
 
-    @Option(help: ArgumentHelp("Prompt lengths drawn uniformly from lo..hi × --input.", valueName: "lo,hi"))
-    var inputRange: String?
-
-    @Option(help: "Scheduler: mixed or prefill-first.")
-    var scheduler: String = SchedulerPolicy.mixed.rawValue
-
-    @Option(help: "MTP speculative decoding: draft tokens per step.")
-    var mtp: Int?
-
-    @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout].")
-    var prefillPool: String?
-
-    @Option(help: "Disaggregated decode pool: GPUs,workers[,layout].")
-    var decodePool: String?
+    @OptionGroup var policy: ServingPolicyOptions
 
     @Flag(help: "Steady-state sweep of every layout that fits, not only the best.")
     var allLayouts = false
@@ -83,13 +70,10 @@ struct SweepCommand: ParsableCommand {
         }
         guard KVCacheFormat(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be bf16 or fp8") }
         _ = try concurrencies()
-        guard SchedulerPolicy(rawValue: scheduler) != nil else { throw ValidationError("--scheduler must be mixed or prefill-first") }
-        if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
-        if concurrency == nil, inputRange != nil || mtp != nil || prefillPool != nil {
-            throw ValidationError("--input-range, --mtp and the pools describe serving: give --concurrency")
+        if concurrency == nil, policy.isSet {
+            throw ValidationError("--input-range, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
         }
         if concurrency != nil, allLayouts { throw ValidationError("--all-layouts is for the steady-state sweep (without --concurrency)") }
-        if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16") }
     }
 
     func concurrencies() throws -> [Int]? {
@@ -133,9 +117,7 @@ struct SweepCommand: ParsableCommand {
 
     /// Closed-loop estimates at each concurrency for each configuration.
     func servingSweep(_ spec: ModelSpec, configs: [Configuration], levels: [Int]) throws {
-        let pools = try prefillPool.flatMap { p in try decodePool.map { d in
-            Disaggregation(prefill: try ServingOptions.pool(p, flag: "--prefill-pool"), decode: try ServingOptions.pool(d, flag: "--decode-pool"))
-        } }
+        let pools = try policy.parsedPools()
         let count = gpus ?? pools.map { $0.prefill.gpus + $0.decode.gpus } ?? 16
         var lines = ["configuration,concurrency,layout,output_tokens_per_s_per_gpu,output_tokens_per_s_per_user,total_tokens_per_s_per_gpu,"
             + "ttft_s,ttft_p90_s,tpot_s,tpot_p90_s,cost_per_million_output_tokens"]
@@ -148,9 +130,7 @@ struct SweepCommand: ParsableCommand {
                                             kvCache: KVCacheFormat(rawValue: kvCache) ?? .bf16)
             var points: [(x: Double, y: Double)] = []
             for n in levels {
-                let r = ServingRequest(base: base, concurrency: n, inputRange: try ServingOptions.range(inputRange), disaggregation: pools,
-                                       speculative: mtp.map { SpeculativeDecoding(draftTokens: $0) },
-                                       scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed)
+                let r = try policy.request(base: base, concurrency: n)
                 let e: ServingEstimate
                 do {
                     e = base.layout == nil && pools == nil ? try ServingEstimator.best(r, maxTTFT: nil, maxTPOT: nil) : try ServingEstimator.estimate(r)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The command-line contract of DESIGN.md, checked on the built `moesim` binary: the JSON keys
 /// each command promises, and bad input answered by one `error:` line and a non-zero exit.
@@ -15,7 +16,7 @@ struct MoesimRun {
     }
 }
 
-let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repository = root
 
 func moesim(_ arguments: String...) throws -> MoesimRun { try moesim(arguments: arguments) }
 

@@ -1,19 +1,13 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Estimator
 @testable import Hardware
 @testable import ModelSpec
 @testable import Planner
 
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-func model(_ id: String) throws -> ModelSpec {
-    try ModelSpec(contentsOf: root.appendingPathComponent("configs/models/\(id).json").path, id: id)
-}
 
-func gpu(_ id: String) throws -> HardwareSpec {
-    try HardwareSpec(contentsOf: root.appendingPathComponent("configs/hardware/\(id).json").path)
-}
 
 @Suite struct RooflineTests {
     func request(_ m: String, _ g: HardwareSpec, gpus: Int = 1, input: Int = 1000, output: Int = 0, batch: Int = 1,

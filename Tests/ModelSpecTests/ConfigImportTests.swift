@@ -1,6 +1,7 @@
 import ConfigFile
 import Foundation
 import Testing
+import TestSupport
 @testable import ModelSpec
 
 func spec(_ json: String, overrides: [(String, String)] = []) throws -> ModelSpec {
@@ -138,8 +139,6 @@ func importError(_ json: String, overrides: [(String, String)] = []) -> String {
 /// A what-if must change the model: a field this architecture does not use is an error that
 /// names the fields that do; setting a field to the value it has is allowed.
 @Suite struct OverrideTests {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     @Test func fieldsWithoutEffectAreRefused() throws {
         let path = root.appendingPathComponent("configs/models/deepseek-v3.json").path
         do {

@@ -1,14 +1,13 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import ModelSpec
 
-/// The repository root, from this file's path, so tests read the committed presets and fixtures.
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent()
+/// The repository root (TestSupport) and its presets by id.
+let repositoryRoot = root
 
 func preset(_ id: String, overrides: [(String, String)] = []) throws -> ModelSpec {
-    try ModelSpec(contentsOf: repositoryRoot.appendingPathComponent("configs/models/\(id).json").path,
-                  id: id, overrides: overrides)
+    try model(id, overrides: overrides)
 }
 
 @Suite struct PresetCountTests {

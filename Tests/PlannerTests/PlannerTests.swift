@@ -1,18 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Hardware
 @testable import ModelSpec
 @testable import Planner
 
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-func model(_ id: String) throws -> ModelSpec {
-    try ModelSpec(contentsOf: root.appendingPathComponent("configs/models/\(id).json").path, id: id)
-}
 
-func gpu(_ id: String) throws -> HardwareSpec {
-    try HardwareSpec(contentsOf: root.appendingPathComponent("configs/hardware/\(id).json").path)
-}
 
 func plan(_ m: String, _ g: String, gpus: Int, weights: WeightFormat, context: Int = 4096, concurrency: Int = 1,
           layout: Layout? = nil) throws -> Plan {

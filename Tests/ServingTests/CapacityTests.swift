@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Estimator
 @testable import Hardware
 @testable import ModelSpec

@@ -1,21 +1,15 @@
 import ConfigFile
 import Foundation
 import Testing
+import TestSupport
 @testable import Estimator
 @testable import Serving
 @testable import Hardware
 @testable import ModelSpec
 @testable import Planner
 
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-func model(_ id: String) throws -> ModelSpec {
-    try ModelSpec(contentsOf: root.appendingPathComponent("configs/models/\(id).json").path, id: id)
-}
 
-func gpu(_ id: String) throws -> HardwareSpec {
-    try HardwareSpec(contentsOf: root.appendingPathComponent("configs/hardware/\(id).json").path)
-}
 
 @Suite struct ValidationTests {
     /// The issue's target on the published set: median |error| ≤ 25%, no entry off by 2× or more.
@@ -24,7 +18,7 @@ func gpu(_ id: String) throws -> HardwareSpec {
     /// TTFT rows are reported but not bounded: see docs/validation.md.
     @Test func servingMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/serving.json").path,
-                                        loadModel: model, loadGPU: gpu)
+                                        loadModel: { try model($0) }, loadGPU: gpu)
         #expect(report.entries.count == 60)
         #expect(report.entries.allSatisfy { $0.skipped == nil })
         let median = try #require(report.medianAbsoluteError)
@@ -37,7 +31,7 @@ func gpu(_ id: String) throws -> HardwareSpec {
 
     @Test func publishedMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/published.json").path,
-                                        loadModel: model, loadGPU: gpu)
+                                        loadModel: { try model($0) }, loadGPU: gpu)
         #expect(report.entries.count == 8)
         #expect(report.entries.allSatisfy { $0.skipped == nil })
         let median = try #require(report.medianAbsoluteError)
@@ -67,7 +61,7 @@ func gpu(_ id: String) throws -> HardwareSpec {
         """#
         try text.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let report = try Validation.run(file: file.path, loadModel: model, loadGPU: gpu)
+        let report = try Validation.run(file: file.path, loadModel: { try model($0) }, loadGPU: gpu)
         let predicted = try #require(report.entries[0].predicted)
         // The same prediction against three measured values: errors follow predicted/measured − 1.
         #expect(abs((report.entries[0].error ?? 0) - (predicted / 50 - 1)) < 1e-12)
@@ -91,7 +85,7 @@ func gpu(_ id: String) throws -> HardwareSpec {
             try text.write(to: file, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: file) }
             do {
-                _ = try Validation.run(file: file.path, loadModel: model, loadGPU: gpu)
+                _ = try Validation.run(file: file.path, loadModel: { try model($0) }, loadGPU: gpu)
                 Issue.record("no error for \(text)")
             } catch {
                 #expect("\(error)".contains(field), "\(error)")
