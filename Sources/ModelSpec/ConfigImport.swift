@@ -22,8 +22,9 @@ extension ModelSpec {
             let others = overrides.filter { $0.0 != key }
             var without = try ModelSpec(building: config, id: id, overrides: others)
             without.overrides = self.overrides
-            let original = config.values[key].map { "\($0)" }
-            guard without == self, original != text else { continue }
+            // Setting a field to the value it has is no mistake (compared as parsed JSON values).
+            let same = (config.values[key] as? NSObject)?.isEqual(ModelSpec.parseOverride(text) as? NSObject) ?? false
+            guard without == self, !same else { continue }
             let used = ModelSpec.fieldsThatMatter(config, id: id)
             throw ConfigError(source: config.source, field: key,
                               message: "has no effect on model_type \(modelType): moesim does not use it for this architecture "
@@ -44,7 +45,8 @@ extension ModelSpec {
             if let number = current as? NSNumber, String(cString: number.objCType) == "c" {
                 probe = number.boolValue ? "false" : "true"
             } else if let number = current as? NSNumber {
-                probe = number.doubleValue.rounded() == number.doubleValue ? "\(Int(number.doubleValue) * 2 + 1)" : "\(number.doubleValue * 2 + 1)"
+                let d = number.doubleValue
+                probe = d.rounded() == d && abs(d) < 1e12 ? "\(Int(d) * 2 + 1)" : "\(d * 2 + 1)"
             } else {
                 probe = "7"
             }

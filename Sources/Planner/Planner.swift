@@ -144,11 +144,13 @@ public enum Planner {
     /// The smallest GPU count (whole nodes past one node) on which some layout fits, up to `limit`.
     public static func minimumGPUs(_ model: ModelSpec, gpu: HardwareSpec, gpusPerNode: Int? = nil, workload: Workload,
                                    options: PlanOptions = PlanOptions(), limit: Int = 4096) throws -> Int? {
+        try workload.check()
         let perNode = gpusPerNode ?? gpu.scaleUpDomain
         // Quick lower bound: the weights alone must fit in the usable memory of all GPUs.
         let usable = Double(gpu.memoryBytes) * (1 - MemoryModel.reservedFraction)
-        let lower = max(1, Int(Double(model.weightBytes(workload.weights)) / usable))
-        var candidates = (1..<perNode).filter { $0 >= lower }
+        let lower = max(1, Int(min(Double(model.weightBytes(workload.weights)) / usable, Double(limit) + 1)))
+        guard lower <= limit else { return nil }
+        var candidates = (lower..<max(lower, min(perNode, limit + 1))).map { $0 }
         candidates += stride(from: perNode, through: limit, by: perNode).filter { $0 + perNode > lower }
         for n in candidates {
             let cluster = try Cluster(gpu: gpu, gpuCount: n, gpusPerNode: perNode)

@@ -60,34 +60,44 @@ public struct CapacityAnswer: Sendable {
 }
 
 public enum Capacity {
-    /// Gallops over whole nodes (1, 2, 4, … nodes) until a count meets the targets, then bisects
-    /// between the last count that did not and the first that did. Meeting the targets is taken
-    /// to be monotone in the GPU count (more GPUs never serve the same load worse when the layout
-    /// is free to change); `capacity` is checked against a linear scan in the tests.
+    /// The GPU counts a capacity answer may have: whole nodes of `granularity` up to one scale-up
+    /// domain, then whole domains (an NVL72 rack is one domain of 72: 8, 16, …, 72, 144, …), at
+    /// most `maxGPUs`, and at least what holds the weights.
+    public static func candidateCounts(_ request: CapacityRequest) -> [Int] {
+        let g = request.granularity, domain = request.serving.base.cluster.gpu.scaleUpDomain
+        let usable = Double(request.serving.base.cluster.gpu.memoryBytes) * (1 - MemoryModel.reservedFraction)
+        let least = Double(request.serving.base.model.weightBytes(request.serving.base.weights)) / usable
+        var counts = Array(stride(from: g, through: min(domain, request.maxGPUs), by: g))
+        if domain < request.maxGPUs { counts += Array(stride(from: 2 * domain, through: request.maxGPUs, by: domain)) }
+        return counts.filter { Double($0) >= least.rounded(.down) }
+    }
+
+    /// Gallops over the candidate counts (the 1st, 2nd, 4th, …) until one meets the targets,
+    /// then bisects between the last that did not and the first that did. Meeting the targets is
+    /// taken to be monotone in the GPU count (more GPUs never serve the same load worse when the
+    /// layout is free to change); `capacity` is checked against a linear scan in the tests.
     public static func fewestGPUs(_ request: CapacityRequest) throws -> CapacityAnswer? {
         try check(request)
-        let g = request.granularity
-        let nodesMax = request.maxGPUs / g
+        let counts = candidateCounts(request)
+        guard !counts.isEmpty else { return nil }
         var trials = 0
         var cache: [Int: ServingEstimate?] = [:]
-        func meets(_ nodes: Int) throws -> ServingEstimate? {
-            if let known = cache[nodes] { return known }
-            let (answer, tried) = try evaluate(request, gpus: nodes * g)
+        func meets(_ index: Int) throws -> ServingEstimate? {
+            if let known = cache[index] { return known }
+            let (answer, tried) = try evaluate(request, gpus: counts[index])
             trials += tried
-            cache[nodes] = answer
+            cache[index] = answer
             return answer
         }
-        // The weights alone bound the count from below.
-        let usable = Double(request.serving.base.cluster.gpu.memoryBytes) * (1 - MemoryModel.reservedFraction)
-        let floorNodes = max(1, Int(Double(request.serving.base.model.weightBytes(request.serving.base.weights)) / usable) / g)
-        var low = floorNodes - 1, high = floorNodes
-        while high <= nodesMax, try meets(high) == nil {
+        var low = -1, high = 0
+        while high < counts.count, try meets(high) == nil {
             low = high
-            high *= 2
+            high = 2 * high + 1
         }
-        if high > nodesMax {
-            guard nodesMax > low, try meets(nodesMax) != nil else { return nil }
-            high = nodesMax
+        if high >= counts.count {
+            let last = counts.count - 1
+            guard last > low, try meets(last) != nil else { return nil }
+            high = last
         }
         while high - low > 1 {
             let mid = (low + high) / 2
@@ -101,7 +111,7 @@ public enum Capacity {
         var served = found.requestsPerSecond
         if case let .rate(rate) = request.load { served = rate }
         let dollarsPerSecond = price.map { $0 * Double(found.gpus) / 3600 }
-        return CapacityAnswer(gpus: high * g, estimate: found, ttft: quantile(found.ttft, q), tpot: quantile(found.tpot, q),
+        return CapacityAnswer(gpus: counts[high], estimate: found, ttft: quantile(found.ttft, q), tpot: quantile(found.tpot, q),
                               requestsPerSecond: served,
                               outputTokensPerSecondPerGPU: served * Double(request.serving.base.outputTokens) / Double(found.gpus),
                               costPerMillionOutputTokens: dollarsPerSecond.map { $0 / (served * Double(request.serving.base.outputTokens)) * 1e6 },
@@ -109,6 +119,9 @@ public enum Capacity {
     }
 
     static func check(_ request: CapacityRequest) throws {
+        var serving = request.serving
+        serving.concurrency = 1
+        try ServingEstimator.check(serving)
         guard request.maxTTFT > 0, request.maxTPOT > 0, request.maxTTFT.isFinite, request.maxTPOT.isFinite else {
             throw ServingError.invalid("the TTFT and TPOT targets must be positive")
         }

@@ -104,13 +104,13 @@ extension ServingEstimator {
                     throw ServingError.invalid("the layout \(layout) covers \(pool.gpusPerWorker / pricer.plan.replicas) GPUs, "
                         + "not the \(pool.gpusPerWorker) of one worker: give workers = GPUs / layout size")
                 }
-                let shape = workerShape(request, pricer: pricer, gpusPerWorker: pool.gpusPerWorker, workers: pool.workers)
+                let shape = workerShape(request, pricer: pricer, gpusPerWorker: pool.gpusPerWorker)
                 let cache = StepCache(pricer: pricer, gpusPerWorker: pool.gpusPerWorker,
                                       speculative: role == .decode ? request.speculative : nil)
                 for _ in 0..<pool.workers {
                     if role == .prefill { entry.append(workers.count) } else { exit.append(workers.count) }
                     workers.append(ServingWorker(role: role, steps: cache, budget: shape.budget, groupBudget: shape.groupBudget,
-                                                 kvCapacity: shape.kvTokens, maxRunning: shape.maxRunning, gpus: pool.gpusPerWorker))
+                                                 kvCapacity: shape.kvTokens, maxRunning: shape.maxRunning))
                 }
                 pools.append(PoolEstimate(gpus: pool.gpus, workers: pool.workers, layout: layout, plan: pricer.plan,
                                           capacityPerWorker: shape.capacity, inputTokensPerSecondPerGPU: 0,
@@ -122,12 +122,12 @@ extension ServingEstimator {
             let pricer = try pricerThatFits(request, layout: layout, pool: "the deployment")
             let replicas = pricer.plan.replicas
             let gpusPerWorker = request.base.cluster.gpuCount / replicas
-            let shape = workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker, workers: replicas)
+            let shape = workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker)
             let cache = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: request.speculative)
             for i in 0..<replicas {
                 entry.append(i)
                 workers.append(ServingWorker(role: .both, steps: cache, budget: shape.budget, groupBudget: shape.groupBudget,
-                                             kvCapacity: shape.kvTokens, maxRunning: shape.maxRunning, gpus: gpusPerWorker))
+                                             kvCapacity: shape.kvTokens, maxRunning: shape.maxRunning))
             }
             exit = entry
             pools.append(PoolEstimate(gpus: request.base.cluster.gpuCount, workers: replicas, layout: layout, plan: pricer.plan,
@@ -154,6 +154,8 @@ extension ServingEstimator {
         options.policy = request.scheduler
         options.slo = open.slo
         options.progress = progress
+        // An open loop ends when its arrivals are served; a stall is detected, not a step count.
+        options.maxSteps = Int.max
         options.seriesPoints = max(0, open.seriesPoints)
         if let span { options.sampleInterval = span / Double(max(open.seriesPoints, 1)) }
         let kv = transfer

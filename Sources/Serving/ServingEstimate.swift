@@ -167,7 +167,7 @@ public enum ServingEstimator {
         let pricer = try pricerThatFits(request, layout: layout, pool: "the deployment")
         let replicas = pricer.plan.replicas
         let gpusPerWorker = base.cluster.gpuCount / replicas
-        let worker = workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker, workers: replicas)
+        let worker = workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker)
         // Replicas are independent closed loops: n = N / R requests each (n + 1 on N mod R of them).
         let n = request.concurrency / replicas, extra = request.concurrency % replicas
         var runs: [(ServingSimulation.Outcome, Double)] = []
@@ -175,7 +175,7 @@ public enum ServingEstimator {
         for (count, weight) in [(n + 1, extra), (n, replicas - extra)] where count > 0 && weight > 0 {
             let cache = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: request.speculative)
             let w = ServingWorker(role: .both, steps: cache, budget: worker.budget, groupBudget: worker.groupBudget,
-                                  kvCapacity: worker.kvTokens, maxRunning: worker.maxRunning, gpus: gpusPerWorker)
+                                  kvCapacity: worker.kvTokens, maxRunning: worker.maxRunning)
             var sim = simulation(request, workers: [w], entry: [0], exit: [0], requests: count, transfer: { _ in 0 })
             let outcome = try run(&sim)
             steps += outcome.steps
@@ -253,18 +253,18 @@ public enum ServingEstimator {
             }
             pricers.append(pricer)
         }
-        let prefill = workerShape(request, pricer: pricers[0], gpusPerWorker: d.prefill.gpusPerWorker, workers: d.prefill.workers)
-        let decode = workerShape(request, pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker, workers: d.decode.workers)
+        let prefill = workerShape(request, pricer: pricers[0], gpusPerWorker: d.prefill.gpusPerWorker)
+        let decode = workerShape(request, pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker)
         let prefillCache = StepCache(pricer: pricers[0], gpusPerWorker: d.prefill.gpusPerWorker, speculative: nil)
         let decodeCache = StepCache(pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker, speculative: request.speculative)
         var workers: [ServingWorker] = []
         for _ in 0..<d.prefill.workers {
             workers.append(.init(role: .prefill, steps: prefillCache, budget: prefill.budget, groupBudget: prefill.groupBudget,
-                                 kvCapacity: prefill.kvTokens, maxRunning: prefill.maxRunning, gpus: d.prefill.gpusPerWorker))
+                                 kvCapacity: prefill.kvTokens, maxRunning: prefill.maxRunning))
         }
         for _ in 0..<d.decode.workers {
             workers.append(.init(role: .decode, steps: decodeCache, budget: decode.budget, groupBudget: decode.groupBudget,
-                                 kvCapacity: decode.kvTokens, maxRunning: decode.maxRunning, gpus: d.decode.gpusPerWorker))
+                                 kvCapacity: decode.kvTokens, maxRunning: decode.maxRunning))
         }
         let transfer = KVTransfer(request, prefill: d.prefill)
         var sim = simulation(request, workers: workers, entry: Array(0..<d.prefill.workers),
@@ -298,14 +298,11 @@ public enum ServingEstimator {
         return pricer
     }
 
-    /// A worker's token budget per step (one per attention group) and the requests it can hold:
-    /// the sequences of the longest context that fit in its memory, at most the engine's running
-    /// cap (`Estimator.maxBatchPerGPU` per GPU of a stage).
     /// A worker's token budget per step (one per attention group), its KV pool in tokens (the
     /// sequences of the longest context that fit, times that context) and its running cap
     /// (`Estimator.maxBatchPerGPU` per GPU of a stage); `capacity` is the requests of the longest
     /// context that fit at once.
-    static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int, workers: Int)
+    static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int)
         -> (budget: Int, groupBudget: Int, capacity: Int, kvTokens: Double, maxRunning: Int) {
         let layout = pricer.layout
         let groups = max(1, gpusPerWorker / (layout.attentionGroup * layout.pp))

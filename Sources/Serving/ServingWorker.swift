@@ -12,7 +12,6 @@ final class ServingWorker {
     /// when the model's layers all keep every token) and the engine's cap on running requests.
     let kvCapacity: Double
     let maxRunning: Int
-    let gpus: Int
 
     var clock = 0.0
     /// Decode steps run so far: a sequence that joins now with D steps to go finishes on decode
@@ -36,14 +35,13 @@ final class ServingWorker {
     var prefixCache = PrefixCache()
     var busySeconds = 0.0
 
-    init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, kvCapacity: Double, maxRunning: Int, gpus: Int) {
+    init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, kvCapacity: Double, maxRunning: Int) {
         self.role = role
         self.steps = steps
         self.budget = budget
         self.groupBudget = groupBudget
         self.kvCapacity = kvCapacity
         self.maxRunning = maxRunning
-        self.gpus = gpus
     }
 
     var running: Int { prefilling.count + decoding }

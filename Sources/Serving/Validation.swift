@@ -37,9 +37,6 @@ public enum Validation {
     static let metrics = ["input_tokens_per_s_per_gpu", "output_tokens_per_s_per_gpu", "output_tokens_per_s_per_user",
                           "total_tokens_per_s_per_gpu", "output_tokens_per_s_per_decode_gpu",
                           "input_tokens_per_s_per_prefill_gpu", "ttft_s", "tpot_s"]
-    /// Metrics only a serving (closed-loop) entry has.
-    static let servingMetrics: Set<String> = ["total_tokens_per_s_per_gpu", "output_tokens_per_s_per_decode_gpu",
-                                              "input_tokens_per_s_per_prefill_gpu", "ttft_s", "tpot_s"]
 
     /// Reads a measurements file and prices every entry. An entry whose model or GPU is unknown,
     /// or that names something this estimator cannot price, is reported as skipped with the reason;

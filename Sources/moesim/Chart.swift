@@ -22,7 +22,7 @@ struct Chart {
 
     /// Ticks at 1, 2 or 5 × 10ⁿ covering [0, maximum] in at most `count` steps.
     static func ticks(upTo maximum: Double, count: Int = 6) -> [Double] {
-        guard maximum > 0, maximum.isFinite else { return [0, 1] }
+        guard maximum > 1e-300, maximum < 1e300 else { return [0, 1] }
         let raw = maximum / Double(count)
         let magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
@@ -42,6 +42,12 @@ struct Chart {
         let width = 760.0, plotHeight = 420.0, left = 80.0, right = 24.0, top = 44.0, bottom = 56.0
         let legendHeight = Double(legendRows) * 18 + 12
         let height = top + plotHeight + bottom + legendHeight
+        // Points that are not finite have no place on a chart.
+        let series = series.map { s -> Series in
+            var t = s
+            t.points = s.points.filter { $0.x.isFinite && $0.y.isFinite }
+            return t
+        }
         let all = series.flatMap(\.points)
         let xTicks = Self.ticks(upTo: all.map(\.x).max() ?? 1), yTicks = Self.ticks(upTo: all.map(\.y).max() ?? 1)
         let xMax = xTicks.last ?? 1, yMax = yTicks.last ?? 1

@@ -27,10 +27,18 @@ import TestSupport
             break
         }
         #expect(answer?.gpus == scan, "search \(answer?.gpus ?? 0), scan \(scan ?? 0)")
-        if let answer {
-            #expect(answer.ttft <= 1 && answer.tpot <= 0.03)
-            #expect(answer.estimate.ttft.p90 == answer.ttft)
-        }
+        if let answer { #expect(answer.ttft <= 1 && answer.tpot <= 0.03) }
+        // The three loads need 8, 16 and 24 GPUs: the gallop and the bisection both run.
+        if users == 512 { #expect((answer?.gpus ?? 0) > 8) }
+    }
+
+    /// On an NVL72 rack the counts are nodes of 8 up to the rack, then whole racks.
+    @Test func rackScaleCountsAreWholeRacksPastOne() throws {
+        var r = try request(users: 64)
+        r.serving.base.cluster = try Cluster(gpu: gpu("gb200"), gpuCount: 8)
+        r.maxGPUs = 216
+        #expect(Capacity.candidateCounts(r) == [8, 16, 24, 32, 40, 48, 56, 64, 72, 144, 216])
+        for gpus in [72, 144] { _ = try Capacity.evaluate(r, gpus: gpus) }
     }
 
     @Test func anImpossibleTargetHasNoAnswer() throws {

@@ -108,7 +108,7 @@ import TestSupport
         #expect(over.meanDecodeBatchPerDecodeGPU <= Double(capacity) + 1e-9)
     }
 
-    /// The same seed gives the same answer; the input range is honoured.
+    /// The same seed gives the same answer.
     @Test func deterministic() throws {
         let a = try ServingEstimator.estimate(request())
         let b = try ServingEstimator.estimate(request())

@@ -8,13 +8,9 @@ import TestSupport
 @testable import ModelSpec
 @testable import Planner
 
-
-
-
 @Suite struct ValidationTests {
-    /// The target on the published set: median |error| ≤ 25%, no entry off by 2× or more.
     /// The serving runs (InferenceX, ten deployments, six metrics each): median |error| at most
-    /// 15% over the 60 rows (the goal; 14.7% now); the throughput and TPOT rows within 2×.
+    /// 15% over the 60 rows (the goal; 14.2% now); the throughput and TPOT rows within 2×.
     /// TTFT rows are reported but not bounded: see docs/validation.md.
     @Test func servingMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/serving.json").path,
@@ -29,6 +25,8 @@ import TestSupport
         }
     }
 
+    /// The published set: median |error| ≤ 25% (18.5% now; the serving issue's goal is 15%), no
+    /// entry off by 2× or more.
     @Test func publishedMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/published.json").path,
                                         loadModel: { try model($0) }, loadGPU: gpu)
