@@ -51,12 +51,17 @@ public struct SafeTensorsFile: Sendable {
                   base + offsets[1] <= data.count else {
                 throw RuntimeError.corruptFile(file: path, reason: "tensor '\(name)' has offsets \(offsets) outside the file")
             }
+            // Every tensor's element count is bounded (2^40), whatever its dtype: a later read or
+            // allocation multiplies it out.
+            let (count, overflow) = shape.reduce((1, false)) { acc, d in
+                let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+                return (p, acc.1 || o)
+            }
+            guard !overflow, count <= 1 << 40 else {
+                throw RuntimeError.corruptFile(file: path, reason: "tensor '\(name)' has shape \(shape): too many elements")
+            }
             if let size = SafeTensorsFile.elementBytes[dtype] {
-                let (count, overflow) = shape.reduce((1, false)) { acc, d in
-                    let (p, o) = acc.0.multipliedReportingOverflow(by: d)
-                    return (p, acc.1 || o)
-                }
-                guard !overflow, count * size == offsets[1] - offsets[0] else {
+                guard count * size == offsets[1] - offsets[0] else {
                     throw RuntimeError.corruptFile(file: path,
                                                    reason: "tensor '\(name)' has \(offsets[1] - offsets[0]) bytes for shape \(shape) of \(dtype)")
                 }
@@ -70,6 +75,8 @@ public struct SafeTensorsFile: Sendable {
     /// The tensor as Float32 (F32 copied; BF16 and F16 widened).
     public func float32(_ name: String) throws -> Tensor {
         guard let entry = entries[name] else { throw RuntimeError.missingTensor(name: name, folder: path) }
+        // Only dtypes whose size was checked against the file are allocated.
+        guard SafeTensorsFile.elementBytes[entry.dtype] != nil else { throw RuntimeError.unsupportedDType(name: name, dtype: entry.dtype) }
         var tensor = try Tensor(zeros: entry.shape)
         try tensor.withUnsafeMutableBufferPointer { out in
             if let base = out.baseAddress { try read(name, into: base) }
