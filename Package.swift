@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "ConfigFile"),
         .target(name: "ModelSpec", dependencies: ["ConfigFile"]),
         .target(name: "Hardware", dependencies: ["ConfigFile"]),
-        .target(name: "CPURuntime", dependencies: ["TensorCore", "ModelSpec", "ConfigFile"], swiftSettings: simdFlags),
+        .target(name: "CPURuntime", dependencies: ["TensorCore", "ModelSpec", "Hardware", "ConfigFile"], swiftSettings: simdFlags),
         .target(name: "Planner", dependencies: ["ModelSpec", "Hardware"]),
         .target(name: "Estimator", dependencies: ["Planner", "ModelSpec", "Hardware", "ConfigFile"]),
         .target(name: "Serving", dependencies: ["Estimator", "Planner", "ModelSpec", "Hardware", "ConfigFile"]),

@@ -21,7 +21,7 @@ extension HardwareSpec {
             efficiency: Efficiency(matmul: 1, memory: 1, scaleUp: 1, scaleOut: 1, halfEfficiencyRows: halfEfficiencyRows),
             gpuHourPrice: nil,
             sources: [
-                "memory_bandwidth": "\(source): read-only bandwidth (dot product over buffers beyond L3)",
+                "memory_bandwidth": "\(source): weights streamed by the runtime's decode kernel (one row through a matrix beyond L3)",
                 "peak_flops": "\(source): best sgemm rate through TensorCore",
                 "memory_bytes": "physical memory reported by the OS",
                 "efficiency": "1: the figures are measured, not datasheet peaks; half_efficiency_rows from "

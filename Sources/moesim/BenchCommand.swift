@@ -121,10 +121,7 @@ struct BenchCommand: ParsableCommand {
         let hostSpec: HardwareSpec
         if let host { hostSpec = try HardwareSpec(contentsOf: host) } else {
             progress("calibrating this CPU for the prediction")
-            let c = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
-            hostSpec = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: c.gemmFlops,
-                                         memoryBandwidth: c.streamBandwidth, threads: c.threads,
-                                         halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: "now")
+            hostSpec = try HardwareSpec.measureHost().0
         }
         let result = try RuntimeBench.run(cpu, batch: batch, promptTokens: prompt, generate: generate, seed: runtime.seed,
                                           progress: progress)

@@ -44,10 +44,7 @@ struct Calibrate: ParsableCommand {
                                          progress: output.json ? { _ in } : Output.progress)
         if let save {
             let date = ISO8601DateFormatter().string(from: Date())
-            let spec = HardwareSpec.host(name: "\(HostInfo.cpuName) (\(result.threads) threads)",
-                                         memoryBytes: HostInfo.memoryBytes, gemmFlops: result.gemmFlops,
-                                         memoryBandwidth: result.streamBandwidth, threads: result.threads,
-                                         halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: date)
+            let spec = HardwareSpec.host(measured: result, measuredOn: date, name: "\(HostInfo.cpuName) (\(result.threads) threads)")
             do {
                 try spec.encoded().write(to: URL(fileURLWithPath: save))
             } catch {

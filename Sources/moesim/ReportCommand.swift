@@ -200,10 +200,7 @@ struct ReportCommand: ParsableCommand {
         }
         if !noCpu {
             let scaled = try spec.scaled(by: 8, layers: 4)
-            let cpu = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
-            let host = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: cpu.gemmFlops,
-                                         memoryBandwidth: cpu.streamBandwidth, threads: cpu.threads,
-                                         halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: "now")
+            let (host, cpu) = try HardwareSpec.measureHost()
             let model = try CPUModel(spec: scaled, source: .random(seed: 1))
             let run = try RuntimeBench.run(model, batch: 4, promptTokens: 128, generate: 32, seed: 1)
             var c: [String: Any] = ["gemm_gflops": cpu.gemmFlops / 1e9, "memory_gb_per_s": cpu.streamBandwidth / 1e9,
@@ -274,10 +271,7 @@ struct ReportCommand: ParsableCommand {
     func printCPU(_ spec: ModelSpec) throws {
         print("")
         print("== This CPU: a short run of \(spec.id) scaled down (÷8 widths, 4 layers, random weights)")
-        let cpu = try Calibration.run(gemmSize: 1024, triadElements: 32 * 1024 * 1024, repeats: 2)
-        let host = HardwareSpec.host(name: HostInfo.cpuName, memoryBytes: HostInfo.memoryBytes, gemmFlops: cpu.gemmFlops,
-                                     memoryBandwidth: cpu.streamBandwidth, threads: cpu.threads,
-                                         halfEfficiencyRows: GroupedMatmul.halfEfficiencyRows, measuredOn: "now")
+        let (host, cpu) = try HardwareSpec.measureHost()
         Output.printTable([
             ("GEMM 1024³", "\(Output.fixed(cpu.gemmFlops / 1e9)) GFLOP/s (raw OpenBLAS \(Output.fixed(cpu.blasGemmFlops / 1e9)))"),
             ("memory", "\(Output.fixed(cpu.memoryBandwidth / 1e9)) GB/s triad, \(Output.fixed(cpu.readBandwidth / 1e9)) GB/s reads, "
