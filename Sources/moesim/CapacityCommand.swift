@@ -31,10 +31,10 @@ struct CapacityCommand: ParsableCommand {
     var gpu = "h200-sxm"
 
     @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4 or int4.")
-    var weights = "fp8"
+    var weights: WeightFormat = .fp8
 
     @Option(help: "KV-cache format: bf16 or fp8.")
-    var kvCache = "bf16"
+    var kvCache: KVCacheFormat = .bf16
 
     @Option(help: "Users with one request in flight each.")
     var users: Int?
@@ -85,8 +85,6 @@ struct CapacityCommand: ParsableCommand {
         guard input >= 1, output >= 1 else { throw ValidationError("--input and --output must be at least 1") }
         guard sloTtft > 0, sloTpot > 0 else { throw ValidationError("--slo-ttft and --slo-tpot must be positive") }
         guard [50, 90, 99].contains(percentile) else { throw ValidationError("--percentile must be 50, 90 or 99") }
-        guard WeightFormat(argument: weights) != nil else { throw ValidationError("unknown --weights '\(weights)'") }
-        guard KVCacheFormat(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be bf16 or fp8") }
         guard SchedulerPolicy(rawValue: scheduler) != nil else { throw ValidationError("--scheduler must be mixed or prefill-first") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16") }
         if let p = gpuHourPrice, !(p > 0 && p.isFinite) { throw ValidationError("--gpu-hour-price must be positive") }
@@ -97,8 +95,8 @@ struct CapacityCommand: ParsableCommand {
         let spec = try overrides.load(model)
         let hardware = try HardwareCatalog.load(gpu)
         let cluster = try Cluster(gpu: hardware, gpuCount: min(hardware.scaleUpDomain, 8))
-        let base = EstimateRequest(model: spec, cluster: cluster, weights: WeightFormat(argument: weights) ?? .fp8,
-                                   kvCache: KVCacheFormat(rawValue: kvCache) ?? .bf16, inputTokens: input, outputTokens: output,
+        let base = EstimateRequest(model: spec, cluster: cluster, weights: weights,
+                                   kvCache: kvCache, inputTokens: input, outputTokens: output,
                                    gpuHourPrice: gpuHourPrice)
         let serving = ServingRequest(base: base, concurrency: users ?? 1, inputRange: try ServingPolicyOptions.range(inputRange),
                                      speculative: mtp.map { SpeculativeDecoding(draftTokens: $0) },
@@ -133,7 +131,7 @@ struct CapacityCommand: ParsableCommand {
             try Output.printJSON(json)
             return
         }
-        print("\(spec.id) on \(hardware.id), \(weights) weights: \(load), \(Output.grouped(input)) in / \(Output.grouped(output)) out, \(targets)")
+        print("\(spec.id) on \(hardware.id), \(weights.rawValue) weights: \(load), \(Output.grouped(input)) in / \(Output.grouped(output)) out, \(targets)")
         print("")
         let cut = e.disaggregated
             ? "disaggregated: prefill \(e.pools[0].gpus) GPUs (\(e.pools[0].workers) × \(e.pools[0].layout)), "

@@ -1,4 +1,23 @@
 import ArgumentParser
+
+/// Number formats parsed by ArgumentParser itself: it checks the value and lists the choices
+/// (`fp4` is NVFP4).
+extension WeightFormat: ExpressibleByArgument {
+    public static var allValueStrings: [String] { ["bf16", "fp8", "fp4", "nvfp4", "mxfp4", "int4", "f32"] }
+}
+extension KVCacheFormat: ExpressibleByArgument {
+    public static var allValueStrings: [String] { ["bf16", "fp8", "f32"] }
+}
+
+/// A comma-separated list of weight formats (compare, sweep).
+func weightFormats(_ text: String) throws -> [WeightFormat] {
+    try text.split(separator: ",").map { item in
+        guard let f = WeightFormat(argument: String(item)) else {
+            throw ValidationError("unknown weight format '\(item)' (bf16, fp8, fp4, nvfp4, mxfp4, int4)")
+        }
+        return f
+    }
+}
 import Hardware
 import ModelSpec
 import Planner
@@ -21,10 +40,10 @@ struct DeploymentOptions: ParsableArguments {
     var gpusPerNode: Int?
 
     @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4 or int4.")
-    var weights = "fp8"
+    var weights: WeightFormat = .fp8
 
     @Option(help: "KV-cache format: bf16 or fp8.")
-    var kvCache = "bf16"
+    var kvCache: KVCacheFormat = .bf16
 
     @Option(help: "Layout, e.g. attention=dp,tp=1,ep=16,pp=1 (default: search all).")
     var layout: String?
@@ -34,16 +53,10 @@ struct DeploymentOptions: ParsableArguments {
     func validate() throws {
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
         if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
-        guard WeightFormat(argument: weights) != nil else {
-            throw ValidationError("--weights must be bf16, fp8, fp4, nvfp4, mxfp4 or int4, got '\(weights)'")
-        }
-        guard KVCacheFormat(rawValue: kvCache) != nil else {
-            throw ValidationError("--kv-cache must be bf16 or fp8, got '\(kvCache)'")
-        }
     }
 
-    var weightFormat: WeightFormat { WeightFormat(argument: weights) ?? .fp8 }
-    var kvFormat: KVCacheFormat { KVCacheFormat(rawValue: kvCache) ?? .bf16 }
+    var weightFormat: WeightFormat { weights }
+    var kvFormat: KVCacheFormat { kvCache }
 
     func loadModel() throws -> ModelSpec { try overrides.load(model) }
     func loadGPU() throws -> HardwareSpec { try HardwareCatalog.load(gpu) }

@@ -35,7 +35,7 @@ struct CompareCommand: ParsableCommand {
     var weights = "fp8"
 
     @Option(help: "KV-cache format: bf16 or fp8.")
-    var kvCache = "bf16"
+    var kvCache: KVCacheFormat = .bf16
 
     @Option(help: "One config field and its values: key=a,b,c.")
     var vary: String?
@@ -54,10 +54,7 @@ struct CompareCommand: ParsableCommand {
     func variants() throws -> [Variant] {
         let models = model.split(separator: ",").map(String.init)
         let gpuIDs = gpu.split(separator: ",").map(String.init)
-        let formats = try weights.split(separator: ",").map { text -> WeightFormat in
-            guard let f = WeightFormat(argument: String(text)) else { throw ValidationError("unknown weight format '\(text)'") }
-            return f
-        }
+        let formats = try weightFormats(weights)
         var whatIfs: [(String, [(String, String)])] = [("", [])]
         if let vary {
             guard let eq = vary.firstIndex(of: "="), eq != vary.startIndex else {
@@ -86,7 +83,7 @@ struct CompareCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let kv = KVCacheFormat(rawValue: kvCache) else { throw ValidationError("--kv-cache must be bf16 or fp8") }
+        let kv = kvCache
         var fixed: Int? = nil
         let perVariant = gpus == "auto"
         if let gpus, !perVariant {

@@ -38,10 +38,10 @@ struct ReportCommand: ParsableCommand {
     var concurrency = 32
 
     @Option(help: "Weight format: bf16, fp8, fp4, mxfp4 or int4.")
-    var weights = "fp8"
+    var weights: WeightFormat = .fp8
 
     @Option(help: "KV-cache format: bf16 or fp8.")
-    var kvCache = "bf16"
+    var kvCache: KVCacheFormat = .bf16
 
     @Option(help: "Context to plan for, in tokens.")
     var context = 131_072
@@ -64,8 +64,7 @@ struct ReportCommand: ParsableCommand {
     ]
 
     func run() throws {
-        guard let format = WeightFormat(argument: weights) else { throw ValidationError("unknown --weights '\(weights)'") }
-        guard let kv = KVCacheFormat(rawValue: kvCache) else { throw ValidationError("--kv-cache must be bf16 or fp8") }
+        let format = weights, kv = kvCache
         guard context >= 1 else { throw ValidationError("--context must be at least 1") }
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
@@ -79,7 +78,7 @@ struct ReportCommand: ParsableCommand {
         print("== \(spec.id): \(Output.count(counts.total)) parameters, \(Output.count(counts.active)) active per token")
         print("\(spec.modelType), \(spec.layerCount) layers, \(spec.attention.name) attention"
             + (spec.moe.map { ", \($0.routedExperts) experts, \($0.expertsPerToken) per token" } ?? ""))
-        print("weights \(Output.bytes(Double(spec.weightBytes(format)))) in \(weights); KV cache "
+        print("weights \(Output.bytes(Double(spec.weightBytes(format)))) in \(weights.rawValue); KV cache "
             + "\(Output.grouped(spec.kvCacheBytesPerToken(kv))) B per token, "
             + "\(Output.bytes(Double(spec.kvCacheBytes(context: context, format: kv)))) per \(Output.grouped(context))-token sequence")
         if !spec.overrides.isEmpty {

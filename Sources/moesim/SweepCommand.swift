@@ -40,7 +40,7 @@ struct SweepCommand: ParsableCommand {
     var weights = "fp8"
 
     @Option(help: "KV-cache format: bf16 or fp8.")
-    var kvCache = "bf16"
+    var kvCache: KVCacheFormat = .bf16
 
     @Option(help: "Layout, e.g. attention=dp,tp=1,ep=16,pp=1 (default: the best for each point).")
     var layout: String?
@@ -65,10 +65,7 @@ struct SweepCommand: ParsableCommand {
 
     func validate() throws {
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1") }
-        for w in weights.split(separator: ",") where WeightFormat(argument: String(w)) == nil {
-            throw ValidationError("unknown weight format '\(w)' (bf16, fp8, fp4, nvfp4, mxfp4, int4)")
-        }
-        guard KVCacheFormat(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be bf16 or fp8") }
+        _ = try weightFormats(weights)
         _ = try concurrencies()
         if concurrency == nil, policy.isSet {
             throw ValidationError("--input-range, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
@@ -93,7 +90,7 @@ struct SweepCommand: ParsableCommand {
 
     func configurations() throws -> [Configuration] {
         var out: [Configuration] = []
-        let formats = weights.split(separator: ",").compactMap { WeightFormat(argument: String($0)) }
+        let formats = try weightFormats(weights)
         for id in gpu.split(separator: ",").map(String.init) {
             let hardware = try HardwareCatalog.load(id)
             for format in formats { out.append(Configuration(label: hardware.id, hardware: hardware, format: format)) }
@@ -127,7 +124,7 @@ struct SweepCommand: ParsableCommand {
         for config in configs {
             let cluster = try Cluster(gpu: config.hardware, gpuCount: count)
             let base = try workload.request(model: spec, cluster: cluster, layout: try layout.map(Layout.parse), weights: config.format,
-                                            kvCache: KVCacheFormat(rawValue: kvCache) ?? .bf16)
+                                            kvCache: kvCache)
             var points: [(x: Double, y: Double)] = []
             for n in levels {
                 let r = try policy.request(base: base, concurrency: n)
@@ -181,7 +178,7 @@ struct SweepCommand: ParsableCommand {
     func batchSweep(_ spec: ModelSpec, config: Configuration) throws {
         let cluster = try Cluster(gpu: config.hardware, gpuCount: gpus ?? 16)
         var request = try workload.request(model: spec, cluster: cluster, layout: try layout.map(Layout.parse), weights: config.format,
-                                           kvCache: KVCacheFormat(rawValue: kvCache) ?? .bf16)
+                                           kvCache: kvCache)
         request.decodeBatchPerGPU = nil
         if !allLayouts && request.layout == nil {
             guard let best = LayoutSearch.search(request).best else {
