@@ -52,7 +52,11 @@ struct Moesim: ParsableCommand {
             print(fullMessage(for: error))
             Foundation.exit(0)
         }
-        var message = message(for: error).split(whereSeparator: \.isNewline).joined(separator: "; ")
+        // One line: ArgumentParser's list of choices ("- bf16" lines) joins the first line.
+        let lines = message(for: error).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .map { $0.hasPrefix("- ") ? String($0.dropFirst(2)) : $0 }
+        var message = (lines.first ?? "") + (lines.count > 1 ? " " + lines.dropFirst().joined(separator: ", ") : "")
         if message.hasPrefix("Error: ") { message = String(message.dropFirst("Error: ".count)) }
         if !message.hasPrefix("error:") { message = "error: " + message }
         let text = message + (usage.map { "\n" + $0 } ?? "")
