@@ -152,6 +152,7 @@ extension ServingEstimator {
         options.tokensPerStep = request.speculative?.acceptance ?? 1
         options.verifiedPerStep = 1 + (request.speculative?.draftTokens ?? 0)
         options.policy = request.scheduler
+        options.chunkedPrefill = request.chunkedPrefill
         options.slo = open.slo
         options.progress = progress
         // An open loop ends when its arrivals are served; a stall is detected, not a step count.

@@ -322,6 +322,7 @@ public enum ServingEstimator {
         options.tokensPerStep = request.speculative?.acceptance ?? 1
         options.verifiedPerStep = 1 + (request.speculative?.draftTokens ?? 0)
         options.policy = request.scheduler
+        options.chunkedPrefill = request.chunkedPrefill
         options.measuredTarget = max(2 * requests, 64)
         return ServingSimulation(workers: workers, entry: entry, exit: exit, transferSeconds: transfer,
                                  mode: .closed(count: requests, lengths: lengths, output: request.base.outputTokens), options: options)

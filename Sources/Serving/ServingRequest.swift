@@ -23,6 +23,10 @@ public struct ServingRequest: Sendable {
     public var tokenBudget: Int?
     /// Seed of the prompt lengths.
     public var seed: UInt64
+    /// Prompts split into chunks within the token budget (vLLM V1, SGLang, TensorRT-LLM by
+    /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's
+    /// `enable_chunked_prefill=False`, SGLang's `chunked_prefill_size=-1`).
+    public var chunkedPrefill = true
 
     public init(base: EstimateRequest, concurrency: Int, inputRange: InputRange = .fixed,
                 disaggregation: Disaggregation? = nil, speculative: SpeculativeDecoding? = nil,

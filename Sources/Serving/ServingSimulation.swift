@@ -52,6 +52,8 @@ struct ServingSimulation {
         var tokensPerStep: Double = 1
         var verifiedPerStep = 1
         var policy: SchedulerPolicy = .mixed
+        /// Prompts split into chunks within the budget (the engines' default), or run whole.
+        var chunkedPrefill = true
         var slo: (ttft: Double, tpot: Double)? = nil
         /// Points of the time series to keep (0: none), first sampled every `sampleInterval`
         /// seconds (1 s when not given).
@@ -209,7 +211,11 @@ struct ServingSimulation {
             var left = prefillOnly || w.role == .prefill ? w.budget : w.budget - decoding * options.verifiedPerStep
             for slot in w.prefilling where left > 0 {
                 let r = requests[slot]
-                let chunk = min(r.compute - r.prefilled, left, w.groupBudget)
+                let rest = r.compute - r.prefilled
+                // Without chunked prefill a prompt runs whole, in arrival order: it joins a step
+                // with room for all of it, or has the next step to itself (past the budget).
+                if !options.chunkedPrefill, rest > left, !chunks.isEmpty { break }
+                let chunk = options.chunkedPrefill ? min(rest, left, w.groupBudget) : rest
                 guard chunk > 0 else { continue }
                 chunks.append((slot, chunk))
                 left -= chunk

@@ -22,6 +22,9 @@ struct ServingPolicyOptions: ParsableArguments {
     @Option(help: "Mean tokens emitted per decode step with MTP (default: DeepSeek-R1's measured 1.92 / 2.58 / 2.82 for 1 / 2 / 3 drafts).")
     var mtpAcceptance: Double?
 
+    @Flag(help: "Run every prompt whole instead of in chunks within the token budget.")
+    var noChunkedPrefill = false
+
     @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout] (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1; no layout: the best).")
     var prefillPool: String?
 
@@ -43,6 +46,7 @@ struct ServingPolicyOptions: ParsableArguments {
     /// Whether any option was given (they describe serving, not the steady state).
     var isSet: Bool {
         inputRange != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
+            || noChunkedPrefill
     }
 
     func parsedRange() throws -> InputRange { try Self.range(inputRange) }
@@ -73,9 +77,11 @@ struct ServingPolicyOptions: ParsableArguments {
 
     /// The serving request for `base` at `concurrency`.
     func request(base: EstimateRequest, concurrency: Int, seed: UInt64 = 1) throws -> ServingRequest {
-        ServingRequest(base: base, concurrency: concurrency, inputRange: try parsedRange(), disaggregation: try parsedPools(),
-                       speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
-                       scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
+        var r = ServingRequest(base: base, concurrency: concurrency, inputRange: try parsedRange(), disaggregation: try parsedPools(),
+                               speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
+                               scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
+        r.chunkedPrefill = !noChunkedPrefill
+        return r
     }
 
     /// The GPU count a deployment has: --gpus, else the pools' sum, else the default.

@@ -122,3 +122,42 @@ import TestSupport
                 "TPOT open \(open.estimate.tpot.median) vs closed \(closed.tpot.median)")
     }
 }
+
+/// M/G/1 (Pollaczek–Khinchine): prompts run whole (no chunked prefill), one a step (any two
+/// exceed the budget), answers of one token: a single FIFO server whose service time is that of
+/// the prompt's length. With lengths 320 and 512 drawn evenly, E[S] and E[S²] follow from the two
+/// service times measured alone, and the mean wait is λE[S²] / (2(1 − ρ)).
+@Suite struct MG1Tests {
+    @Test func twoPointServiceIsMG1() throws {
+        let base = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 2),
+                                   layout: Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2), weights: .fp8,
+                                   inputTokens: 512, outputTokens: 1)
+        func request(_ input: Int, _ range: InputRange) -> ServingRequest {
+            var b = base
+            b.inputTokens = input
+            var r = ServingRequest(base: b, concurrency: 1, inputRange: range, tokenBudget: 512)
+            r.chunkedPrefill = false
+            return r
+        }
+        let short = try ServingEstimator.serve(OpenLoopRequest(serving: request(320, .fixed), arrivals: .process(.poisson(rate: 0.01), count: 10)))
+        let long = try ServingEstimator.serve(OpenLoopRequest(serving: request(512, .fixed), arrivals: .process(.poisson(rate: 0.01), count: 10)))
+        let s1 = short.estimate.ttft.mean, s2 = long.estimate.ttft.mean
+        let mean = (s1 + s2) / 2, square = (s1 * s1 + s2 * s2) / 2
+        // Prompts of 320 or 512 tokens: a trace with the two lengths alternating at Poisson times.
+        let rate = 0.5 / mean
+        var random = SeededRandom(state: 3)
+        var time = 0.0
+        var lines = ["arrival_s,input_tokens,output_tokens"]
+        for _ in 0..<30_000 {
+            time += random.exponential(mean: 1 / rate)
+            lines.append("\(time),\(random.nextUInt64() % 2 == 0 ? 320 : 512),1")
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-mg1-\(UUID()).csv").path
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let busy = try ServingEstimator.serve(OpenLoopRequest(serving: request(512, .fixed), arrivals: .trace(path: path)))
+        let rho = rate * mean
+        let expected = mean + rate * square / (2 * (1 - rho))
+        #expect(abs(busy.estimate.ttft.mean / expected - 1) < 0.04, "TTFT \(busy.estimate.ttft.mean) vs \(expected)")
+    }
+}
