@@ -19,6 +19,8 @@ final class StepCache {
     let groupGPUs: Double
     let speculative: SpeculativeDecoding?
     private var cache: [Key: Double] = [:]
+    private var lastKey: Key? = nil
+    private var lastValue = 0.0
 
     struct Key: Hashable {
         var decode: Int, decodeContext: Int, prefillTokens: Int, prefillSequences: Int, prefillContext: Int
@@ -42,9 +44,17 @@ final class StepCache {
         let key = Key(decode: Self.round(decode), decodeContext: Self.bucket(decodeContext),
                       prefillTokens: Self.round(prefillTokens), prefillSequences: Self.round(prefillSequences),
                       prefillContext: Self.bucket(prefillContext))
-        if let hit = cache[key] { return hit }
-        let value = price(key)
-        cache[key] = value
+        // Consecutive decode steps mostly repeat a shape: skip the hash for those.
+        if key == lastKey { return lastValue }
+        let value: Double
+        if let hit = cache[key] {
+            value = hit
+        } else {
+            value = price(key)
+            cache[key] = value
+        }
+        lastKey = key
+        lastValue = value
         return value
     }
 
