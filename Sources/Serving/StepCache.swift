@@ -21,6 +21,9 @@ final class StepCache {
     private var cache: [Key: Double] = [:]
     private var lastKey: Key? = nil
     private var lastValue = 0.0
+    private var lastDecode = -1
+    private var lastDecodeOnly = false
+    private var lastContextRange: Range<Double> = 0..<0
 
     struct Key: Hashable {
         var decode: Int, decodeContext: Int, prefillTokens: Int, prefillSequences: Int, prefillContext: Int
@@ -41,6 +44,12 @@ final class StepCache {
     /// worker's attention groups as evenly as they can, and the step goes at the pace of the
     /// busiest group: ⌈n / groups⌉ sequences (a prompt is never split across groups).
     func seconds(decode: Int, decodeContext: Double, prefillTokens: Int, prefillSequences: Int, prefillContext: Double) -> Double {
+        // Fast path: a decode-only step of the last step's batch whose context stays inside the
+        // last context bucket has the last price (no logarithm, no hash).
+        if prefillTokens == 0, lastDecodeOnly, decode == lastDecode, decodeContext >= lastContextRange.lowerBound,
+           decodeContext < lastContextRange.upperBound {
+            return lastValue
+        }
         let key = Key(decode: Self.round(decode), decodeContext: Self.bucket(decodeContext),
                       prefillTokens: Self.round(prefillTokens), prefillSequences: Self.round(prefillSequences),
                       prefillContext: Self.bucket(prefillContext))
@@ -55,6 +64,11 @@ final class StepCache {
         }
         lastKey = key
         lastValue = value
+        lastDecode = decode
+        lastDecodeOnly = prefillTokens == 0
+        // The contexts that round to this bucket: 2^((b − ½)/16) ≤ c < 2^((b + ½)/16).
+        let b = Double(key.decodeContext)
+        lastContextRange = key.decodeContext < 0 ? 0..<1 : pow(2, (b - 0.5) / 16)..<pow(2, (b + 0.5) / 16)
         return value
     }
 
