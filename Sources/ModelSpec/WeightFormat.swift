@@ -81,9 +81,17 @@ extension ModelSpec {
         }
     }
 
-    /// Bytes of one routed expert (all its matrices and biases) in `format`.
+    /// Bytes of one routed expert (all its matrices and biases) in `format`: the inventory's own
+    /// expert tensors for one layer (the step model asks this for every step shape it prices, so
+    /// it does not build the whole inventory).
     public func bytesPerExpert(_ format: WeightFormat) -> Int {
         guard let moe, moeLayerCount > 0 else { return 0 }
-        return weightBytes(format) { $0.category == .routedExperts } / (moe.routedExperts * moeLayerCount)
+        var bytes = 0
+        appendExperts(moe, copies: 1, mtp: false, matrix: { _, rows, cols, copies, category in
+            if category == .routedExperts, rows > 0, cols > 0 { bytes += format.bytes(rows: rows, cols: cols) * copies }
+        }, vector: { _, count, copies, category in
+            if category == .routedExperts, count > 0 { bytes += format.unquantized.bytes(rows: 1, cols: count) * copies }
+        })
+        return bytes / moe.routedExperts
     }
 }

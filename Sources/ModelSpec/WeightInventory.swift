@@ -109,7 +109,7 @@ extension ModelSpec {
         }
     }
 
-    private func appendExperts(_ moe: MixtureOfExperts, copies n: Int, mtp: Bool,
+    func appendExperts(_ moe: MixtureOfExperts, copies n: Int, mtp: Bool,
                                matrix: (String, Int, Int, Int, WeightTensor.Category) -> Void,
                                vector: (String, Int, Int, WeightTensor.Category) -> Void) {
         let h = hiddenSize, e = moe.routedExperts, size = moe.expertIntermediateSize

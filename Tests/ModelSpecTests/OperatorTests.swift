@@ -124,3 +124,17 @@ import Testing
         #expect(ExpertLoad.expectedDistinctExperts(experts: 384, perToken: 8, tokens: 0) == 0)
     }
 }
+
+/// The per-expert bytes the step model prices, times experts and MoE layers, are the inventory's
+/// routed-expert bytes in every format (two computations of one quantity).
+@Suite struct ExpertBytesTests {
+    @Test(arguments: ["kimi-k2", "deepseek-v3", "mixtral-8x7b", "qwen3-235b-a22b", "gpt-oss-120b", "llama4-maverick"])
+    func perExpertBytesAddUpToTheInventory(id: String) throws {
+        let spec = try preset(id)
+        let moe = try #require(spec.moe)
+        for format in [WeightFormat.bf16, .fp8, .nvfp4, .mxfp4, .int4] {
+            let total = spec.weightBytes(format) { $0.category == .routedExperts }
+            #expect(spec.bytesPerExpert(format) * moe.routedExperts * spec.moeLayerCount == total, "\(id) \(format)")
+        }
+    }
+}
