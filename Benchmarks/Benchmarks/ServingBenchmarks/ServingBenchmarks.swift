@@ -16,7 +16,7 @@ let benchmarks: @Sendable () -> Void = {
         print("presets not found: run from the repository (or set MOESIM_CONFIGS)")
         return
     }
-    let configuration = Benchmark.Configuration(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+    let configuration = Benchmark.Configuration(metrics: [.wallClock, .mallocCountTotal], timeUnits: .microseconds,
                                                 warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 50)
     let tp8 = EstimateRequest(model: r1, cluster: eight, layout: Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8),
                               weights: .fp8, inputTokens: 1024, outputTokens: 1024)
