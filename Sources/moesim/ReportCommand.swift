@@ -57,12 +57,6 @@ struct ReportCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var output: OutputOptions
 
-    /// Qwen3-Max-Preview list prices (Alibaba Cloud Model Studio, international, USD per million
-    /// tokens, 2025-09): the published price of a hosted 1-trillion-parameter model.
-    static let hostedPrices: [(String, Double)] = [
-        ("input, up to 32K context", 0.861), ("input, 128K–252K context", 2.151), ("output, highest tier", 8.602),
-    ]
-
     func run() throws {
         let format = weights, kv = kvCache
         guard context >= 1 else { throw ValidationError("--context must be at least 1") }
@@ -128,7 +122,9 @@ struct ReportCommand: ParsableCommand {
                  Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.timeToFirstToken), Output.seconds(e.timePerOutputToken)]
             })
             print("")
-            print("== Cost per million tokens beside a hosted 1 T model (Qwen3-Max-Preview list prices)")
+            // Qwen3-Max-Preview's launch tiers (2025-09) in dollars as the launch coverage reported
+            // them: Alibaba Cloud's mainland-China prices converted, not its international list.
+            print("== Cost per million tokens beside a hosted 1 T model (Qwen3-Max-Preview launch tiers, China prices in USD)")
             Output.printColumns(header: ["", "this deployment", "hosted price"], rows: [
                 ["input", Output.dollars(best.costPerMillionInputTokens), "$0.861 (≤32K) · $2.151 (128K–252K)"],
                 ["output", Output.dollars(best.costPerMillionOutputTokens), "up to $8.602"],
