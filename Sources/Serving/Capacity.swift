@@ -138,8 +138,8 @@ public enum Capacity {
     static func quantile(_ p: Percentiles, _ q: Double) -> Double { q == 50 ? p.median : (q == 99 ? p.p99 : p.p90) }
 
     /// The best configuration of `gpus` GPUs that meets the targets, if one does: the layouts
-    /// the steady state ranks best (aggregated), and prefill:decode splits of whole nodes
-    /// (disaggregated, one worker per node, layouts chosen per pool). Among those that meet the
+    /// the steady state ranks best (aggregated), and prefill:decode splits (disaggregated, workers
+    /// of `workerGPUs`, layouts chosen per pool). Among those that meet the
     /// targets, the one of highest output tokens/s per GPU (the most headroom).
     public static func evaluate(_ request: CapacityRequest, gpus: Int) throws -> (ServingEstimate?, Int) {
         var base = request.serving
@@ -153,7 +153,7 @@ public enum Capacity {
         case .rate: users = 1_000_000
         }
         base.concurrency = max(1, min(users, 1_000_000))
-        for layout in rankedLayouts(base).prefix(3) {
+        for layout in ServingEstimator.rankedLayouts(base).prefix(3) {
             var r = base
             r.base.layout = layout
             candidates.append(r)
@@ -193,23 +193,6 @@ public enum Capacity {
         let weights = Double(request.serving.base.model.weightBytes(request.serving.base.weights))
         let gpus = max(1, Int((2 * weights / usable).rounded(.up)))
         return (gpus + g - 1) / g * g
-    }
-
-    static func rankedLayouts(_ r: ServingRequest) -> [Layout] {
-        var ranked: [(Layout, Double)] = []
-        for layout in LayoutSearch.candidates(r.base) {
-            var base = r.base
-            base.layout = layout
-            guard let pricer = try? StepPricer(base, layout: layout, context: r.maxContext), pricer.plan.fits else { continue }
-            let gpus = max(r.base.cluster.gpuCount, 1)
-            let fit = pricer.plan.maxConcurrentSequences / gpus
-            guard fit >= 1 else { continue }
-            base.decodeBatchPerGPU = max(1, min(fit, Estimator.maxBatchPerGPU, r.concurrency / gpus))
-            base.outputTokens = r.maxContext - base.inputTokens
-            guard let steady = try? Estimator.estimate(base, layout: layout) else { continue }
-            ranked.append((layout, steady.outputTokensPerSecondPerGPU))
-        }
-        return ranked.sorted { $0.1 > $1.1 }.map(\.0)
     }
 
     static func run(_ r: ServingRequest, _ request: CapacityRequest) throws -> ServingEstimate {

@@ -69,6 +69,13 @@ public struct ServingEstimate: Sendable {
     public var costPerMillionInputTokens: Double?
     public var measuredRequests: Int
     public var simulatedSteps: Int
+
+    /// "attention=…" for an aggregated deployment, "P layout × workers / D layout × workers"
+    /// for separate pools.
+    public var deployment: String {
+        disaggregated ? "P \(pools[0].layout) × \(pools[0].workers) / D \(pools[1].layout) × \(pools[1].workers)"
+                      : (pools.first?.layout.description ?? "")
+    }
 }
 
 public enum ServingError: Error, CustomStringConvertible {
@@ -99,24 +106,13 @@ public enum ServingEstimator {
     /// the steady state microseconds).
     public static func best(_ request: ServingRequest, maxTTFT: Double?, maxTPOT: Double?) throws -> ServingEstimate {
         try check(request)
-        var ranked: [(Layout, Double)] = []
-        for layout in LayoutSearch.candidates(request.base) {
-            var base = request.base
-            base.layout = layout
-            base.decodeBatchPerGPU = nil
-            guard let pricer = try? StepPricer(base, layout: layout, context: request.maxContext), pricer.plan.fits else { continue }
-            let batch = max(1, min(request.concurrency / max(request.base.cluster.gpuCount, 1),
-                                   pricer.plan.maxConcurrentSequences / max(request.base.cluster.gpuCount, 1)))
-            base.decodeBatchPerGPU = max(1, batch)
-            guard let steady = try? Estimator.estimate(base, layout: layout) else { continue }
-            ranked.append((layout, steady.outputTokensPerSecondPerGPU))
-        }
+        let ranked = rankedLayouts(request)
         guard !ranked.isEmpty else {
             throw ServingError.doesNotFit("no layout of \(request.base.model.id) fits \(request.base.cluster.gpuCount) × "
                 + "\(request.base.cluster.gpu.id) at \(request.maxContext) tokens of context (see moesim plan)")
         }
         var best: ServingEstimate? = nil
-        for (layout, _) in ranked.sorted(by: { $0.1 > $1.1 }).prefix(6) {
+        for layout in ranked.prefix(6) {
             var r = request
             r.base.layout = layout
             guard let e = try? aggregated(r, layout: layout) else { continue }
@@ -128,6 +124,26 @@ public enum ServingEstimator {
         return best
     }
 
+    /// The layouts that fit at the longest context, best first by the steady state's output
+    /// tokens/s per GPU at the batch the concurrency implies (at most what fits and the engines'
+    /// cap): how `best`, `capacity` and the open loop's default pick what to simulate.
+    static func rankedLayouts(_ r: ServingRequest) -> [Layout] {
+        var ranked: [(Layout, Double)] = []
+        for layout in LayoutSearch.candidates(r.base) {
+            var base = r.base
+            base.layout = layout
+            guard let pricer = try? StepPricer(base, layout: layout, context: r.maxContext), pricer.plan.fits else { continue }
+            let gpus = max(r.base.cluster.gpuCount, 1)
+            let fit = pricer.plan.maxConcurrentSequences / gpus
+            guard fit >= 1 else { continue }
+            base.decodeBatchPerGPU = max(1, min(fit, Estimator.maxBatchPerGPU, r.concurrency / gpus))
+            base.outputTokens = r.maxContext - base.inputTokens
+            guard let steady = try? Estimator.estimate(base, layout: layout) else { continue }
+            ranked.append((layout, steady.outputTokensPerSecondPerGPU))
+        }
+        return ranked.sorted { $0.1 > $1.1 }.map(\.0)
+    }
+
     static func check(_ request: ServingRequest) throws {
         let base = request.base
         do { try Estimator.check(base) } catch { throw ServingError.invalid("\(error)") }
@@ -135,13 +151,8 @@ public enum ServingEstimator {
         guard request.concurrency <= 1_000_000 else {
             throw ServingError.invalid("concurrency \(request.concurrency) is more than this simulation takes (1,000,000)")
         }
-        guard base.inputTokens >= 1, base.outputTokens >= 1 else {
-            throw ServingError.invalid("serving needs at least 1 input and 1 output token")
-        }
-        // Bounds that keep every count in range (and a simulation finite).
-        guard base.inputTokens <= 16_777_216, base.outputTokens <= 16_777_216 else {
-            throw ServingError.invalid("input and output must each be at most 16,777,216 tokens")
-        }
+        // Estimator.check bounds the lengths; serving also needs an answer.
+        guard base.outputTokens >= 1 else { throw ServingError.invalid("serving needs at least 1 output token") }
         if request.disaggregation != nil, base.outputTokens < 2 {
             throw ServingError.invalid("disaggregated serving needs at least 2 output tokens (the prefill pool emits the first)")
         }
@@ -163,28 +174,24 @@ public enum ServingEstimator {
     }
 
     static func aggregated(_ request: ServingRequest, layout: Layout) throws -> ServingEstimate {
-        let base = request.base
-        let pricer = try pricerThatFits(request, layout: layout, pool: "the deployment")
-        let replicas = pricer.plan.replicas
-        let gpusPerWorker = base.cluster.gpuCount / replicas
-        let worker = workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker)
-        // Replicas are independent closed loops: n = N / R requests each (n + 1 on N mod R of them).
+        let replicas = try pricerThatFits(request, layout: layout, pool: "the deployment").plan.replicas
+        // Replicas are independent closed loops: n = N / R requests each (n + 1 on N mod R of them),
+        // so one worker of each kind is simulated and weighted by how many there are.
         let n = request.concurrency / replicas, extra = request.concurrency % replicas
         var runs: [(ServingSimulation.Outcome, Double)] = []
+        var pools: [PoolEstimate] = []
         var steps = 0
         for (count, weight) in [(n + 1, extra), (n, replicas - extra)] where count > 0 && weight > 0 {
-            let cache = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: request.speculative)
-            let w = ServingWorker(role: .both, steps: cache, budget: worker.budget, groupBudget: worker.groupBudget,
-                                  kvCapacity: worker.kvTokens, maxRunning: worker.maxRunning)
-            var sim = simulation(request, workers: [w], entry: [0], exit: [0], requests: count, transfer: { _ in 0 })
+            var d = try ServingDeployment.aggregated(request, layout: layout, workers: 1)
+            var sim = ServingSimulation(workers: d.workers, entry: d.entry, exit: d.exit, transferSeconds: { _ in 0 },
+                                        mode: closedLoop(request, requests: count), options: options(request, measuring: count))
             let outcome = try run(&sim)
+            d.record(outcome)
+            if pools.isEmpty { pools = d.pools }
             steps += outcome.steps
             runs.append((outcome, Double(weight)))
         }
-        let pool = PoolEstimate(gpus: base.cluster.gpuCount, workers: replicas, layout: layout, plan: pricer.plan,
-                                capacityPerWorker: worker.capacity, inputTokensPerSecondPerGPU: 0,
-                                outputTokensPerSecondPerGPU: 0, busy: 1)
-        return summarize(request, runs: runs, pools: [pool], steps: steps, transfer: nil)
+        return summarize(request, runs: runs, pools: pools, steps: steps, transfer: nil)
     }
 
     /// The request as one worker of a pool sees it: its GPUs as the cluster.
@@ -231,59 +238,15 @@ public enum ServingEstimator {
     }
 
     static func disaggregated(_ request: ServingRequest, _ asked: Disaggregation) throws -> ServingEstimate {
-        let base = request.base
-        guard asked.prefill.gpus + asked.decode.gpus == base.cluster.gpuCount else {
-            throw ServingError.invalid("the prefill (\(asked.prefill.gpus)) and decode (\(asked.decode.gpus)) GPUs must add up to "
-                + "the deployment's \(base.cluster.gpuCount)")
-        }
-        for (name, pool) in [("prefill", asked.prefill), ("decode", asked.decode)] {
-            guard pool.workers >= 1, pool.gpus >= pool.workers, pool.gpus % pool.workers == 0 else {
-                throw ServingError.invalid("the \(name) pool's \(pool.gpus) GPUs do not divide into \(pool.workers) workers")
-            }
-        }
-        let d = try poolLayouts(request, asked)
-        var pricers: [StepPricer] = []
-        for (name, pool) in [("prefill", d.prefill), ("decode", d.decode)] {
-            guard let layout = pool.layout else { throw ServingError.invalid("the \(name) pool has no layout") }
-            let sub = try workerRequest(request, pool)
-            let pricer = try pricerThatFits(sub, layout: layout, pool: "each \(name) worker (\(pool.gpusPerWorker) GPUs)")
-            guard pricer.plan.replicas == 1 else {
-                throw ServingError.invalid("the \(name) layout \(layout) covers \(pool.gpusPerWorker / pricer.plan.replicas) GPUs, "
-                    + "not the \(pool.gpusPerWorker) of one worker: give workers = GPUs / layout size")
-            }
-            pricers.append(pricer)
-        }
-        let prefill = workerShape(request, pricer: pricers[0], gpusPerWorker: d.prefill.gpusPerWorker)
-        let decode = workerShape(request, pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker)
-        let prefillCache = StepCache(pricer: pricers[0], gpusPerWorker: d.prefill.gpusPerWorker, speculative: nil)
-        let decodeCache = StepCache(pricer: pricers[1], gpusPerWorker: d.decode.gpusPerWorker, speculative: request.speculative)
-        var workers: [ServingWorker] = []
-        for _ in 0..<d.prefill.workers {
-            workers.append(.init(role: .prefill, steps: prefillCache, budget: prefill.budget, groupBudget: prefill.groupBudget,
-                                 kvCapacity: prefill.kvTokens, maxRunning: prefill.maxRunning))
-        }
-        for _ in 0..<d.decode.workers {
-            workers.append(.init(role: .decode, steps: decodeCache, budget: decode.budget, groupBudget: decode.groupBudget,
-                                 kvCapacity: decode.kvTokens, maxRunning: decode.maxRunning))
-        }
-        let transfer = KVTransfer(request, prefill: d.prefill)
-        var sim = simulation(request, workers: workers, entry: Array(0..<d.prefill.workers),
-                             exit: Array(d.prefill.workers..<workers.count), requests: request.concurrency,
-                             transfer: transfer.seconds)
+        var d = try ServingDeployment.disaggregated(request, asked)
+        let transfer = d.transfer
+        var sim = ServingSimulation(workers: d.workers, entry: d.entry, exit: d.exit, transferSeconds: { transfer?.seconds($0) ?? 0 },
+                                    mode: closedLoop(request, requests: request.concurrency),
+                                    options: options(request, measuring: request.concurrency))
         let outcome = try run(&sim)
-        let window = max(outcome.windowSeconds, 1e-30)
-        let busy = { (range: Range<Int>) in workers[range].reduce(0) { $0 + $1.busySeconds } / Double(range.count) / max(workers.map(\.clock).max() ?? 1, 1e-30) }
-        let pools = [
-            PoolEstimate(gpus: d.prefill.gpus, workers: d.prefill.workers, layout: pricers[0].layout, plan: pricers[0].plan,
-                         capacityPerWorker: prefill.capacity, inputTokensPerSecondPerGPU: outcome.inputTokens / window / Double(d.prefill.gpus),
-                         outputTokensPerSecondPerGPU: 0, busy: busy(0..<d.prefill.workers)),
-            PoolEstimate(gpus: d.decode.gpus, workers: d.decode.workers, layout: pricers[1].layout, plan: pricers[1].plan,
-                         capacityPerWorker: decode.capacity, inputTokensPerSecondPerGPU: 0,
-                         outputTokensPerSecondPerGPU: outcome.outputTokens / window / Double(d.decode.gpus),
-                         busy: busy(d.prefill.workers..<workers.count)),
-        ]
-        return summarize(request, runs: [(outcome, 1)], pools: pools, steps: outcome.steps,
-                         transfer: transfer.seconds(request.base.inputTokens))
+        d.record(outcome)
+        return summarize(request, runs: [(outcome, 1)], pools: d.pools, steps: outcome.steps,
+                         transfer: transfer?.seconds(request.base.inputTokens))
     }
 
     /// The layout's plan at the longest context, or an error that says what does not fit.
@@ -312,20 +275,29 @@ public enum ServingEstimator {
         return (group * groups, group, max(1, min(memory, cap)), Double(memory) * Double(request.maxContext), cap)
     }
 
-    static func simulation(_ request: ServingRequest, workers: [ServingWorker], entry: [Int], exit: [Int],
-                           requests: Int, transfer: @escaping (Int) -> Double) -> ServingSimulation {
-        let input = request.base.inputTokens
-        let lengths = PromptLengths(seed: request.seed, lower: max(1, Int((request.inputRange.lower * Double(input)).rounded())),
-                                    upper: max(1, Int((request.inputRange.upper * Double(input)).rounded())),
-                                    prefixHitRate: request.base.prefixCacheHitRate)
+    /// The simulation options a serving request sets (both loops); a closed loop measures
+    /// max(2N, 64) requests after its warm-up.
+    static func options(_ request: ServingRequest, measuring requests: Int = 0) -> ServingSimulation.Options {
         var options = ServingSimulation.Options()
         options.tokensPerStep = request.speculative?.acceptance ?? 1
         options.verifiedPerStep = 1 + (request.speculative?.draftTokens ?? 0)
         options.policy = request.scheduler
         options.chunkedPrefill = request.chunkedPrefill
         options.measuredTarget = max(2 * requests, 64)
-        return ServingSimulation(workers: workers, entry: entry, exit: exit, transferSeconds: transfer,
-                                 mode: .closed(count: requests, lengths: lengths, output: request.base.outputTokens), options: options)
+        return options
+    }
+
+    /// The prompt-length range of a request, in tokens.
+    static func promptRange(_ request: ServingRequest) -> (lower: Int, upper: Int) {
+        let input = Double(request.base.inputTokens)
+        return (max(1, Int((request.inputRange.lower * input).rounded())), max(1, Int((request.inputRange.upper * input).rounded())))
+    }
+
+    static func closedLoop(_ request: ServingRequest, requests: Int) -> ServingSimulation.Mode {
+        let range = promptRange(request)
+        return .closed(count: requests, lengths: PromptLengths(seed: request.seed, lower: range.lower, upper: range.upper,
+                                                               prefixHitRate: request.base.prefixCacheHitRate),
+                       output: request.base.outputTokens)
     }
 
     static func run(_ sim: inout ServingSimulation) throws -> ServingSimulation.Outcome {

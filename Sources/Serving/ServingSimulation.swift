@@ -13,8 +13,8 @@ import Foundation
 /// preempted and recomputed later (vLLM's recompute preemption). With disaggregation, prompts run
 /// on prefill workers and their KV cache reaches a decode worker after the transfer time.
 ///
-/// The work per step is constant (counts and sums, no per-sequence loop), so a simulation costs
-/// O(steps + requests), and memory holds only the requests in flight.
+/// A step's work is counts and sums over the batch, plus a loop over the prompts being prefilled
+/// (a few), so a simulation costs O(steps + requests); memory holds only the requests in flight.
 struct ServingSimulation {
     struct Request {
         var arrival = 0.0
@@ -65,12 +65,6 @@ struct ServingSimulation {
         var progress: ((Int, Double) -> Void)? = nil
     }
 
-    struct SeriesPoint: Sendable {
-        var time: Double
-        var queued: Int
-        var running: Int
-        var kvUtilization: Double
-    }
 
     struct Outcome {
         var ttft = LatencyHistogram(), tpot = LatencyHistogram(), e2e = LatencyHistogram()
@@ -85,7 +79,7 @@ struct ServingSimulation {
         var preemptions = 0
         var promptTokens = 0.0, cachedTokens = 0.0
         var kvUtilizationSeconds = 0.0, busySeconds = 0.0, kvUtilizationMax = 0.0
-        var series: [SeriesPoint] = []
+        var series: [ServingSeriesPoint] = []
 
         var windowSeconds: Double { max(windowEnd - windowStart, 0) }
     }
@@ -262,9 +256,8 @@ struct ServingSimulation {
             if inWindow { outcome.inputTokens += Double(tokens) }
             if requests[slot].prefilled >= requests[slot].compute { anyDone = true }
         }
-        guard anyDone else { w.clock = end; outcome.windowEnd = max(outcome.windowEnd, end); return }
-        w.prefilling.removeAll { requests[$0].prefilled >= requests[$0].compute }
-        for (slot, _) in chunks where requests[slot].prefilled >= requests[slot].compute {
+        if anyDone { w.prefilling.removeAll { requests[$0].prefilled >= requests[$0].compute } }
+        for (slot, _) in chunks where anyDone && requests[slot].prefilled >= requests[slot].compute {
             w.prefillReserved -= requests[slot].reserved
             requests[slot].reserved = 0
             if inWindow { outcome.inputTokens += Double(requests[slot].cached) }
@@ -507,11 +500,20 @@ struct ServingSimulation {
                 used += w.kvUsed
                 capacity += w.kvCapacity
             }
-            outcome.series.append(SeriesPoint(time: nextSample, queued: queued, running: running,
+            outcome.series.append(ServingSeriesPoint(time: nextSample, queued: queued, running: running,
                                               kvUtilization: capacity > 0 ? used / capacity : 0))
             nextSample += interval
         }
     }
+}
+
+/// The state of the whole deployment at one moment of an open loop.
+public struct ServingSeriesPoint: Sendable {
+    public var time: Double
+    public var queued: Int
+    public var running: Int
+    /// KV tokens in use over the pools' capacity.
+    public var kvUtilization: Double
 }
 
 /// Prompt lengths of a closed loop, drawn uniformly from a range with a seeded generator, and

@@ -204,8 +204,6 @@ public enum Validation {
             values["input_tokens_per_s_per_prefill_gpu"] = s.pools[0].inputTokensPerSecondPerGPU
             values["output_tokens_per_s_per_decode_gpu"] = s.pools[1].outputTokensPerSecondPerGPU
         }
-        let layout = s.disaggregated ? "P \(s.pools[0].layout) × \(s.pools[0].workers) / D \(s.pools[1].layout) × \(s.pools[1].workers)"
-                                     : (s.pools.first?.layout.description ?? "")
-        return Priced(values: values, layout: layout, bottleneck: nil)
+        return Priced(values: values, layout: s.deployment, bottleneck: nil)
     }
 }

@@ -135,8 +135,7 @@ struct SweepCommand: ParsableCommand {
                     if !output.json { Output.progress("\(config.label) at concurrency \(n): \(error)") }
                     continue
                 }
-                let cut = e.disaggregated ? "P \(e.pools[0].layout) × \(e.pools[0].workers) / D \(e.pools[1].layout) × \(e.pools[1].workers)"
-                                          : e.pools[0].layout.description
+                let cut = e.deployment
                 lines.append("\"\(config.label)\",\(n),\"\(cut)\",\(e.outputTokensPerSecondPerGPU),\(e.outputTokensPerSecondPerUser),"
                     + "\(e.totalTokensPerSecondPerGPU),\(e.ttft.median),\(e.ttft.p90),\(e.tpot.median),\(e.tpot.p90),"
                     + "\(e.costPerMillionOutputTokens ?? 0)")
