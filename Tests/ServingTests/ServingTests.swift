@@ -127,3 +127,58 @@ import TestSupport
         #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
     }
 }
+
+/// The figures serving prints beside the latencies, each against its own derivation.
+@Suite struct ServingFigureTests {
+    /// A prompt's KV cache crosses the NIC: DeepSeek-V3's MLA keeps 512 + 64 values a token and
+    /// layer, 61 layers, bf16: 70,272 bytes a token; 16 H200s span two nodes, so one GPU's 400 Gb/s
+    /// NIC at the file's 0.8 with its 10 µs latency.
+    @Test func kvTransferIsLatencyPlusBytesOverTheLink() throws {
+        let base = EstimateRequest(model: try model("deepseek-v3"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 16),
+                                   weights: .fp8, inputTokens: 1024, outputTokens: 64)
+        let pool = Disaggregation.Pool(gpus: 8, workers: 1, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1))
+        let transfer = KVTransfer(ServingRequest(base: base, concurrency: 1), prefill: pool)
+        let bytes = Double((512 + 64) * 61 * 2) * 1024
+        #expect(abs(transfer.seconds(1024) - (10e-6 + bytes / (50e9 * 0.8))) < 1e-12)
+        // Within one NVL72 rack the KV moves over NVLink.
+        var rack = base
+        rack.cluster = try Cluster(gpu: gpu("gb200"), gpuCount: 16)
+        let nvlink = KVTransfer(ServingRequest(base: rack, concurrency: 1), prefill: pool)
+        let gb200 = try gpu("gb200")
+        #expect(abs(nvlink.seconds(1024) - (gb200.scaleUpLatency + bytes / (gb200.scaleUpBandwidth * gb200.efficiency.scaleUp))) < 1e-12)
+    }
+
+    /// Goodput counts the requests that meet both targets: all of them under targets no request
+    /// misses, none under a TPOT no step can reach.
+    @Test func goodputCountsTheRequestsWithinTargets() throws {
+        let base = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 2),
+                                   layout: Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2), weights: .fp8,
+                                   inputTokens: 256, outputTokens: 32)
+        let arrivals = OpenLoopRequest.Arrivals.process(.poisson(rate: 4), count: 400)
+        let loose = try ServingEstimator.serve(OpenLoopRequest(serving: ServingRequest(base: base, concurrency: 1), arrivals: arrivals,
+                                                               slo: (ttft: 1e6, tpot: 1e6)))
+        let window = Double(loose.completed) / (loose.goodputRequestsPerSecond ?? 1)
+        #expect(abs(window - loose.simulatedSeconds) < 1e-9 * window)
+        let tight = try ServingEstimator.serve(OpenLoopRequest(serving: ServingRequest(base: base, concurrency: 1), arrivals: arrivals,
+                                                               slo: (ttft: 1e6, tpot: 1e-9)))
+        #expect(tight.goodputRequestsPerSecond == 0)
+    }
+
+    /// A lone worker of a closed loop never idles: its busy share is 1; the capacity answer's
+    /// request rate is users over the mean time in the system (Little's law).
+    @Test func busyShareAndServedRate() throws {
+        let base = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 2),
+                                   layout: Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2), weights: .fp8,
+                                   inputTokens: 512, outputTokens: 128)
+        let s = try ServingEstimator.estimate(ServingRequest(base: base, concurrency: 16))
+        #expect(s.pools[0].busy > 0.999 && s.pools[0].busy <= 1 + 1e-9)
+        var noLayout = base
+        noLayout.layout = nil
+        let capacity = CapacityRequest(serving: ServingRequest(base: noLayout, concurrency: 64), load: .users(64), maxTTFT: 2,
+                                       maxTPOT: 0.1, maxGPUs: 16)
+        let answer = try #require(try Capacity.fewestGPUs(capacity))
+        #expect(abs(answer.requestsPerSecond * answer.estimate.endToEnd.mean / 64 - 1) < 0.03)
+        let price = try #require(answer.estimate.gpuHourPrice)
+        #expect(abs((answer.costPerRequest ?? 0) - price * Double(answer.gpus) / 3600 / answer.requestsPerSecond) < 1e-12)
+    }
+}
