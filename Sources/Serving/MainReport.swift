@@ -1,0 +1,65 @@
+import Estimator
+import Hardware
+import ModelSpec
+import Planner
+
+/// `moesim report`'s answers, computed once for the table and the JSON alike: the fewest GPUs
+/// for one sequence and for `concurrency` of them at `context` tokens, the cluster planned (whole
+/// nodes), its memory, the steady state's best layouts, the serving view at 1, 4, 16 and 64
+/// requests in flight per GPU, and the capacity for `users` within the latency targets.
+public struct MainReport: Sendable {
+    public var minimumGPUs: Int?
+    public var minimumGPUsForConcurrency: Int?
+    /// The GPUs planned on (given, or the fewest whole nodes for the concurrency).
+    public var gpus: Int?
+    public var plan: Plan?
+    public var request: EstimateRequest?
+    public var search: LayoutSearch.Result?
+    /// Closed-loop estimates on the best layout, by concurrency.
+    public var serving: [ServingEstimate] = []
+    public var capacity: CapacityAnswer?
+    public var capacityTargets: (ttft: Double, tpot: Double) = (2, 0.05)
+    /// Why there is no capacity answer, when the search failed.
+    public var capacityError: String?
+
+    /// `makeRequest` turns the planned cluster into the estimate request (workload options).
+    public static func build(_ spec: ModelSpec, gpu: HardwareSpec, gpus: Int?, weights: WeightFormat, kvCache: KVCacheFormat,
+                             context: Int, concurrency: Int, users: Int, maxTTFT: Double?, maxTPOT: Double?,
+                             makeRequest: (Cluster) throws -> EstimateRequest) throws -> MainReport {
+        var report = MainReport()
+        let one = Workload(weights: weights, kvCache: kvCache, context: context, concurrency: 1)
+        report.minimumGPUs = try Planner.minimumGPUs(spec, gpu: gpu, workload: one)
+        guard report.minimumGPUs != nil else { return report }
+        var load = one
+        load.concurrency = concurrency
+        report.minimumGPUsForConcurrency = try Planner.minimumGPUs(spec, gpu: gpu, workload: load)
+        let perNode = gpu.scaleUpDomain
+        report.gpus = gpus ?? report.minimumGPUsForConcurrency.map { $0 <= perNode ? $0 : ($0 + perNode - 1) / perNode * perNode }
+        guard let chosen = report.gpus else { return report }
+        let cluster = try Cluster(gpu: gpu, gpuCount: chosen)
+        report.plan = try Planner.plan(spec, cluster: cluster, workload: load, alternatives: [])
+        let request = try makeRequest(cluster)
+        report.request = request
+        let search = LayoutSearch.search(request, maxTTFT: maxTTFT, maxTPOT: maxTPOT)
+        report.search = search
+        guard let best = search.best else { return report }
+        for perGPU in [1, 4, 16, 64] {
+            var base = request
+            base.layout = best.plan.layout
+            let r = ServingRequest(base: base, concurrency: perGPU * chosen, inputRange: InputRange(lower: 0.8, upper: 1))
+            if let e = try? ServingEstimator.estimate(r) { report.serving.append(e) }
+        }
+        var base = request
+        base.layout = nil
+        report.capacityTargets = (maxTTFT ?? 2, maxTPOT ?? 0.05)
+        let capacity = CapacityRequest(serving: ServingRequest(base: base, concurrency: users, inputRange: InputRange(lower: 0.8, upper: 1)),
+                                       load: .users(users), maxTTFT: report.capacityTargets.ttft, maxTPOT: report.capacityTargets.tpot)
+        do {
+            report.capacity = try Capacity.fewestGPUs(capacity)
+            if report.capacity == nil { report.capacityError = "no deployment of up to 1,024 \(gpu.id) GPUs meets the targets" }
+        } catch {
+            report.capacityError = "\(error)"
+        }
+        return report
+    }
+}
