@@ -78,9 +78,9 @@ extension Estimator {
     /// operator costs max(FLOPs / (peak × efficiency), bytes / (bandwidth × efficiency)) plus a
     /// kernel overhead; communication comes from the planner's traffic. With two-batch overlap the
     /// communication of one half-batch hides behind the computation of the other (see below).
-    /// Parts share each operator of the same name: FLOPs, activations and KV traffic add up, the
-    /// weights are read once; operators only one phase has (MLA's absorbed and expanded forms)
-    /// stay apart.
+    /// Parts share each operator they both have (same position, name and layer count): FLOPs,
+    /// activations and KV traffic add up, the weights are read once; operators only one phase has
+    /// (MLA's absorbed and expanded forms) stay apart.
     static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, parts: [StepShapeOnGPU],
                          weights: WeightFormat, kvCache: KVCacheFormat, imbalance: Double,
                          localExperts: Int, overlap: Bool) -> StepTime {
@@ -154,11 +154,10 @@ extension Estimator {
                 let flopsPerPair = op.flops / max(groupTokens * Double(moe.expertsPerToken), 1e-30)
                 let touched = Double(localExperts) * (1 - pow(1 - Double(moe.expertsPerToken) / Double(moe.routedExperts),
                                                               expertTokensPerGPU * group))
-                let bytes = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
-                    + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
+                let expertWeights = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
+                let bytes = expertWeights + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
                 add(flops: pairs * flopsPerPair / Double(layout.moeTP),
-                    peak: matmulPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count,
-                    weights: touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP))
+                    peak: matmulPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count, weights: expertWeights)
             case .attention:
                 add(flops: op.flops / tp, peak: attentionPeak, bytes: op.kvBytes / kvDivisor + op.activationBytes / tp, count: count)
             case .matmul:

@@ -54,9 +54,12 @@ struct WorkloadOptions: ParsableArguments {
         _ = try parsedFeatures()
     }
 
-    func parsedFeatures() throws -> Set<EstimateRequest.Feature> {
-        guard let features else { return [] }
-        return Set(try features.split(separator: ",").map { name in
+    func parsedFeatures() throws -> Set<EstimateRequest.Feature> { try Self.features(features) }
+
+    /// Parses --features (shared with serve).
+    static func features(_ list: String?) throws -> Set<EstimateRequest.Feature> {
+        guard let list else { return [] }
+        return Set(try list.split(separator: ",").map { name in
             guard let f = EstimateRequest.Feature(rawValue: String(name)) else {
                 throw ValidationError("unknown feature '\(name)' (two-batch-overlap, eplb)")
             }

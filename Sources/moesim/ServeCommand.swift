@@ -71,7 +71,10 @@ struct ServeCommand: ParsableCommand {
     @OptionGroup var output2: OutputOptions
 
     func validate() throws {
-        guard input >= 1, output >= 1 else { throw ValidationError("--input and --output must be at least 1") }
+        let limit = Workload.maxContext
+        guard input >= 1, output >= 1, input <= limit, output <= limit - input else {
+            throw ValidationError("--input and --output must be at least 1 and at most \(limit.formatted()) tokens together")
+        }
         guard (rate == nil) != (trace == nil) else { throw ValidationError("give either --rate or --trace") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be positive, got \(rate)") }
         if let cv = burstCv, !(cv >= 0.01 && cv <= 100) { throw ValidationError("--burst-cv must be in [0.01, 100], got \(cv)") }
@@ -80,16 +83,17 @@ struct ServeCommand: ParsableCommand {
         if let t = sloTtft, !(t > 0) { throw ValidationError("--slo-ttft must be positive") }
         if let t = sloTpot, !(t > 0) { throw ValidationError("--slo-tpot must be positive") }
         if (sloTtft == nil) != (sloTpot == nil) { throw ValidationError("--slo-ttft and --slo-tpot go together") }
-        if let p = gpuHourPrice, !(p > 0 && p.isFinite) { throw ValidationError("--gpu-hour-price must be positive") }
+        if let p = gpuHourPrice, !(p > 0 && p <= 1e6) { throw ValidationError("--gpu-hour-price must be in (0, 10^6] USD, got \(p)") }
+        _ = try WorkloadOptions.features(features)
     }
 
     func run() throws {
         let model = try deployment.loadModel()
         let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: try policy.gpuCount(deployment), gpusPerNode: deployment.gpusPerNode)
-        var workload = try WorkloadOptions.parse(["--input", "\(input)", "--output", "\(output)"] + (features.map { ["--features", $0] } ?? []))
-        workload.gpuHourPrice = gpuHourPrice
-        let base = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
-                                        weights: deployment.weightFormat, kvCache: deployment.kvFormat)
+        let base = EstimateRequest(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
+                                   weights: deployment.weightFormat, kvCache: deployment.kvFormat,
+                                   inputTokens: input, outputTokens: output,
+                                   features: try WorkloadOptions.features(features), gpuHourPrice: gpuHourPrice)
         let serving = try policy.request(base: base, concurrency: 1, seed: seed)
         let arrivals: OpenLoopRequest.Arrivals = if let trace { .trace(path: trace) } else {
             .process(burstCv.map { .gamma(rate: rate ?? 1, cv: $0) } ?? .poisson(rate: rate ?? 1), count: requests)
