@@ -61,14 +61,19 @@ public enum LayoutSearch {
             (maxTTFT.map { e.timeToFirstToken <= $0 } ?? true) && (maxTPOT.map { e.timePerOutputToken <= $0 } ?? true)
         }
         let best = allowed.max { $0.outputTokensPerSecondPerGPU < $1.outputTokensPerSecondPerGPU }
-        // Pareto front: sort by per-user speed descending, keep those that raise per-GPU throughput.
-        var front: [Estimate] = []
-        var bestThroughput = -1.0
-        for e in all.sorted(by: { $0.outputTokensPerSecondPerUser > $1.outputTokensPerSecondPerUser })
-        where e.outputTokensPerSecondPerGPU > bestThroughput {
-            front.append(e)
-            bestThroughput = e.outputTokensPerSecondPerGPU
+        let front = paretoFront(all, perUser: \.outputTokensPerSecondPerUser, perGPU: \.outputTokensPerSecondPerGPU)
+        return Result(best: best, pareto: front, all: all)
+    }
+
+    /// The points no other point beats on both tokens/s per user and per GPU, by increasing
+    /// tokens/s per user: by per-user speed descending, those that raise per-GPU throughput.
+    public static func paretoFront<Point>(_ points: [Point], perUser: (Point) -> Double, perGPU: (Point) -> Double) -> [Point] {
+        var front: [Point] = []
+        var bestThroughput = -Double.infinity
+        for p in points.sorted(by: { perUser($0) > perUser($1) }) where perGPU(p) > bestThroughput {
+            front.append(p)
+            bestThroughput = perGPU(p)
         }
-        return Result(best: best, pareto: front.reversed(), all: all)
+        return front.reversed()
     }
 }

@@ -4,8 +4,8 @@
 /// Divided by F: hidden size, attention heads (KV heads keep the heads-per-KV-head ratio; head
 /// dimensions stay), MLA's q and kv ranks, every intermediate size, the routed-expert count (but
 /// never below twice the experts per token, so that routing still chooses: Mixtral's 8 experts
-/// top-2 keep 4) and the vocabulary. Kept: experts per token, expert groups and groups per token (DeepSeek), the
-/// router kind and its scaling, the attention kind, rotary settings, windows, and the pattern of
+/// top-2 keep 4) and the vocabulary. Kept: experts per token, expert groups and groups per token
+/// (DeepSeek), the router kind and its scaling, the attention kind, rotary settings, windows, and the pattern of
 /// dense and MoE layers (the first N layers are kept, so dense-first layers stay first). Every
 /// divided dimension must divide exactly and stay positive; otherwise the error names it.
 extension ModelSpec {

@@ -190,9 +190,12 @@ public struct TraceReader {
                 throw fail("output_tokens must be an integer from 1 to 16,777,216")
             }
             var arrival = Arrival(time: time, promptTokens: input, outputTokens: output)
+            if fields["prefix_tokens"] != nil, fields["prefix_id"] == nil { throw fail("prefix_tokens needs a prefix_id") }
             if let id = fields["prefix_id"] {
-                let prefix = fields["prefix_tokens"].flatMap(Int.init) ?? 0
-                guard prefix >= 0, prefix <= input else { throw fail("prefix_tokens must be 0 to input_tokens") }
+                let given = fields["prefix_tokens"]
+                guard let prefix = given.map(Int.init) ?? 0, prefix >= 0, prefix <= input else {
+                    throw fail("prefix_tokens must be an integer from 0 to input_tokens")
+                }
                 if let known = prefixIDs[id] { arrival.prefixID = known } else {
                     arrival.prefixID = prefixIDs.count
                     prefixIDs[id] = prefixIDs.count

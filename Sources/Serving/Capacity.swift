@@ -65,8 +65,7 @@ public enum Capacity {
     /// most `maxGPUs`, and at least what holds the weights.
     public static func candidateCounts(_ request: CapacityRequest) -> [Int] {
         let g = request.granularity, domain = request.serving.base.cluster.gpu.scaleUpDomain
-        let usable = Double(request.serving.base.cluster.gpu.memoryBytes) * (1 - MemoryModel.reservedFraction)
-        let least = Double(request.serving.base.model.weightBytes(request.serving.base.weights)) / usable
+        let least = weightsInGPUs(request)
         var counts = Array(stride(from: g, through: min(domain, request.maxGPUs), by: g))
         if domain < request.maxGPUs { counts += Array(stride(from: 2 * domain, through: request.maxGPUs, by: domain)) }
         return counts.filter { Double($0) >= least.rounded(.down) }
@@ -147,12 +146,8 @@ public enum Capacity {
         base.base.layout = nil
         base.disaggregation = nil
         var candidates: [ServingRequest] = []
-        var users = 0
-        switch request.load {
-        case let .users(n): users = n
-        case .rate: users = 1_000_000
-        }
-        base.concurrency = max(1, min(users, 1_000_000))
+        // Under a rate, layouts are ranked at the largest batch that fits.
+        if case let .users(n) = request.load { base.concurrency = n } else { base.concurrency = 1_000_000 }
         for layout in ServingEstimator.rankedLayouts(base).prefix(3) {
             var r = base
             r.base.layout = layout
@@ -189,10 +184,14 @@ public enum Capacity {
     /// much memory again for the KV cache (twice the weights-only minimum, rounded up to nodes).
     static func workerGPUs(_ request: CapacityRequest) -> Int {
         let g = request.granularity
-        let usable = Double(request.serving.base.cluster.gpu.memoryBytes) * (1 - MemoryModel.reservedFraction)
-        let weights = Double(request.serving.base.model.weightBytes(request.serving.base.weights))
-        let gpus = max(1, Int((2 * weights / usable).rounded(.up)))
+        let gpus = max(1, Int((2 * weightsInGPUs(request)).rounded(.up)))
         return (gpus + g - 1) / g * g
+    }
+
+    /// The model's weights over one GPU's usable memory (what the planner leaves after its reserve).
+    static func weightsInGPUs(_ request: CapacityRequest) -> Double {
+        let base = request.serving.base
+        return Double(base.model.weightBytes(base.weights)) / (Double(base.cluster.gpu.memoryBytes) * (1 - MemoryModel.reservedFraction))
     }
 
     static func run(_ r: ServingRequest, _ request: CapacityRequest) throws -> ServingEstimate {

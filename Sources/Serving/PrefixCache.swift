@@ -46,7 +46,9 @@ struct PrefixCache {
     mutating func evict(atLeast needed: Int) -> Int {
         var freed = 0
         while freed < needed {
-            guard let victim = entries.filter({ $0.value.references == 0 }).min(by: { $0.value.lastUse < $1.value.lastUse }) else { break }
+            var oldest: (key: Int, value: Entry)? = nil
+            for e in entries where e.value.references == 0 && e.value.lastUse < (oldest?.value.lastUse ?? .max) { oldest = e }
+            guard let victim = oldest else { break }
             entries[victim.key] = nil
             tokens -= victim.value.tokens
             freed += victim.value.tokens

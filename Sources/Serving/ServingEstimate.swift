@@ -128,20 +128,29 @@ public enum ServingEstimator {
     /// tokens/s per GPU at the batch the concurrency implies (at most what fits and the engines'
     /// cap): how `best`, `capacity` and the open loop's default pick what to simulate.
     static func rankedLayouts(_ r: ServingRequest) -> [Layout] {
-        var ranked: [(Layout, Double)] = []
-        for layout in LayoutSearch.candidates(r.base) {
-            var base = r.base
-            base.layout = layout
-            guard let pricer = try? StepPricer(base, layout: layout, context: r.maxContext), pricer.plan.fits else { continue }
-            let gpus = max(r.base.cluster.gpuCount, 1)
-            let fit = pricer.plan.maxConcurrentSequences / gpus
-            guard fit >= 1 else { continue }
-            base.decodeBatchPerGPU = max(1, min(fit, Estimator.maxBatchPerGPU, r.concurrency / gpus))
-            base.outputTokens = r.maxContext - base.inputTokens
-            guard let steady = try? Estimator.estimate(base, layout: layout) else { continue }
-            ranked.append((layout, steady.outputTokensPerSecondPerGPU))
+        let gpus = max(r.base.cluster.gpuCount, 1)
+        let ranked = LayoutSearch.candidates(r.base).compactMap { layout in
+            steadyState(r, base: r.base, layout: layout, gpus: gpus, batchPerGPU: r.concurrency / gpus,
+                        loadMTP: r.speculative != nil).map { (layout, $0.outputTokensPerSecondPerGPU) }
         }
         return ranked.sorted { $0.1 > $1.1 }.map(\.0)
+    }
+
+    /// The steady state of `layout` for `base` (one worker's GPUs, or the deployment's) at the
+    /// longest context and a decode batch of `batchPerGPU` per GPU, held to what fits and the
+    /// engines' cap; nil when not one sequence per GPU fits.
+    private static func steadyState(_ r: ServingRequest, base: EstimateRequest, layout: Layout, gpus: Int, batchPerGPU: Int,
+                                    loadMTP: Bool) -> Estimate? {
+        guard let pricer = try? StepPricer(base, layout: layout, context: r.maxContext, loadMTP: loadMTP), pricer.plan.fits else {
+            return nil
+        }
+        let fit = pricer.plan.maxConcurrentSequences / max(gpus, 1)
+        guard fit >= 1 else { return nil }
+        var priced = base
+        priced.layout = layout
+        priced.decodeBatchPerGPU = max(1, min(fit, Estimator.maxBatchPerGPU, batchPerGPU))
+        priced.outputTokens = r.maxContext - base.inputTokens
+        return try? Estimator.estimate(priced, layout: layout)
     }
 
     static func check(_ request: ServingRequest) throws {
@@ -215,16 +224,9 @@ public enum ServingEstimator {
             var best: (Layout, Double)? = nil
             for layout in LayoutSearch.candidates(sub.base) {
                 guard (try? layout.validate(for: sub.base.model, gpus: pool.gpusPerWorker)) == 1,
-                      let pricer = try? StepPricer(sub.base, layout: layout, context: request.maxContext,
-                                                   loadMTP: !isPrefill && request.speculative != nil),
-                      pricer.plan.fits, pricer.plan.maxConcurrentSequences >= 1 else { continue }
-                var base = sub.base
-                base.layout = layout
-                base.outputTokens = request.maxContext - request.base.inputTokens
-                let fit = pricer.plan.maxConcurrentSequences / pool.gpusPerWorker
-                base.decodeBatchPerGPU = max(1, min(fit, Estimator.maxBatchPerGPU,
-                                                    request.concurrency / max(d.decode.gpus, 1)))
-                guard fit >= 1, let steady = try? Estimator.estimate(base, layout: layout) else { continue }
+                      let steady = steadyState(request, base: sub.base, layout: layout, gpus: pool.gpusPerWorker,
+                                               batchPerGPU: request.concurrency / max(d.decode.gpus, 1),
+                                               loadMTP: !isPrefill && request.speculative != nil) else { continue }
                 let score = isPrefill ? steady.inputTokensPerSecondPerGPU : steady.outputTokensPerSecondPerGPU
                 if score > (best?.1 ?? 0) { best = (layout, score) }
             }

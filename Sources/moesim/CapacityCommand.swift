@@ -48,9 +48,6 @@ struct CapacityCommand: ParsableCommand {
     @Option(help: "Generated tokens per request.")
     var output = 1024
 
-    @Option(help: ArgumentHelp("Prompt lengths drawn uniformly from lo..hi × --input.", valueName: "lo,hi"))
-    var inputRange: String?
-
     @Option(help: "Target time to first token, seconds.")
     var sloTtft: Double
 
@@ -66,15 +63,10 @@ struct CapacityCommand: ParsableCommand {
     @Flag(help: "Only aggregated deployments (no separate prefill and decode pools).")
     var noDisaggregation = false
 
-    @Option(help: "MTP speculative decoding: draft tokens per step.")
-    var mtp: Int?
-
-    @Option(help: "Scheduler: mixed or prefill-first.")
-    var scheduler: String = SchedulerPolicy.mixed.rawValue
-
     @Option(help: "USD per GPU-hour (default: the hardware file's price).")
     var gpuHourPrice: Double?
 
+    @OptionGroup var policy: ServingPolicyOptions
     @OptionGroup var overrides: OverrideOptions
     @OptionGroup var output2: OutputOptions
 
@@ -85,8 +77,7 @@ struct CapacityCommand: ParsableCommand {
         guard input >= 1, output >= 1 else { throw ValidationError("--input and --output must be at least 1") }
         guard sloTtft > 0, sloTpot > 0 else { throw ValidationError("--slo-ttft and --slo-tpot must be positive") }
         guard [50, 90, 99].contains(percentile) else { throw ValidationError("--percentile must be 50, 90 or 99") }
-        guard SchedulerPolicy(rawValue: scheduler) != nil else { throw ValidationError("--scheduler must be mixed or prefill-first") }
-        if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16") }
+        if policy.prefillPool != nil { throw ValidationError("capacity chooses the pools itself; --no-disaggregation keeps one") }
         if let p = gpuHourPrice, !(p > 0 && p.isFinite) { throw ValidationError("--gpu-hour-price must be positive") }
         guard (8...65_536).contains(maxGpus) else { throw ValidationError("--max-gpus must be 8 to 65,536") }
     }
@@ -98,9 +89,7 @@ struct CapacityCommand: ParsableCommand {
         let base = EstimateRequest(model: spec, cluster: cluster, weights: weights,
                                    kvCache: kvCache, inputTokens: input, outputTokens: output,
                                    gpuHourPrice: gpuHourPrice)
-        let serving = ServingRequest(base: base, concurrency: users ?? 1, inputRange: try ServingPolicyOptions.range(inputRange),
-                                     speculative: mtp.map { SpeculativeDecoding(draftTokens: $0) },
-                                     scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed)
+        let serving = try policy.request(base: base, concurrency: users ?? 1)
         let request = CapacityRequest(serving: serving, load: users.map { .users($0) } ?? .rate(rate ?? 1), maxTTFT: sloTtft,
                                       maxTPOT: sloTpot, percentile: percentile, maxGPUs: maxGpus, disaggregation: !noDisaggregation)
         let load = users.map { "\(Output.grouped($0)) users" } ?? "\(Output.fixed(rate ?? 0, 2)) requests/s"
@@ -133,12 +122,9 @@ struct CapacityCommand: ParsableCommand {
         }
         print("\(spec.id) on \(hardware.id), \(weights.rawValue) weights: \(load), \(Output.grouped(input)) in / \(Output.grouped(output)) out, \(targets)")
         print("")
-        let cut = e.disaggregated
-            ? "disaggregated: prefill \(e.pools[0].gpus) GPUs (\(e.pools[0].workers) × \(e.pools[0].layout)), "
-                + "decode \(e.pools[1].gpus) GPUs (\(e.pools[1].workers) × \(e.pools[1].layout))"
-            : "aggregated: \(e.pools[0].layout), \(e.pools[0].workers) worker\(e.pools[0].workers == 1 ? "" : "s")"
+        let cut = (e.disaggregated ? "disaggregated: " : "aggregated: ") + ServingTable.deployment(e)
         Output.printTable([
-            ("GPUs", "\(answer.gpus) (\(answer.gpus / request.granularity) nodes of \(request.granularity))"),
+            ("GPUs", "\(answer.gpus) (\(answer.gpus / request.granularity) node\(answer.gpus == request.granularity ? "" : "s") of \(request.granularity))"),
             ("cut", cut),
             ("latency", "TTFT \(Output.seconds(answer.ttft)), TPOT \(Output.seconds(answer.tpot)) at p\(Int(percentile))"),
             ("throughput", "\(Output.rate(answer.outputTokensPerSecondPerGPU)) output tokens/s per GPU, "

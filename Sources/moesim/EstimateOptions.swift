@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Estimator
 import Hardware
@@ -107,7 +108,14 @@ extension Output {
         r >= 1e4 ? Output.grouped(Int(r.rounded())) : fixed(r, r >= 100 ? 0 : 1)
     }
 
-    static func dollars(_ d: Double?) -> String { d.map { "$" + fixed($0, $0 < 1 ? 3 : 2) } ?? "—" }
+    /// Dollars to the cent above $1, to a tenth of a cent above 1¢, else to two significant
+    /// digits (a request's cost is often a fraction of a cent).
+    static func dollars(_ d: Double?) -> String {
+        guard let d else { return "—" }
+        if d >= 1 { return "$" + fixed(d, 2) }
+        if d >= 0.01 || d <= 0 { return "$" + fixed(d, 3) }
+        return "$" + String(format: "%.2g", d)
+    }
 
     static func breakdown(_ step: StepTime) -> String {
         let b = step.breakdown

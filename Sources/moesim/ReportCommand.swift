@@ -58,10 +58,15 @@ struct ReportCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let format = weights, kv = kvCache
-        guard context >= 1 else { throw ValidationError("--context must be at least 1") }
-        if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1") }
-        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard (1...Workload.maxContext).contains(context) else {
+            throw ValidationError("--context must be 1 to \(Workload.maxContext.formatted()) tokens, got \(context)")
+        }
+        if let gpus, !(1...Cluster.maxGPUs).contains(gpus) {
+            throw ValidationError("--gpus must be 1 to \(Cluster.maxGPUs.formatted()), got \(gpus)")
+        }
+        guard (1...Workload.maxConcurrency).contains(concurrency) else {
+            throw ValidationError("--concurrency must be 1 to 2^40, got \(concurrency)")
+        }
         guard (1...1_000_000).contains(users) else { throw ValidationError("--users must be 1 to 1,000,000") }
         try threadOptions.apply()
         let spec = try overrides.load(model)
@@ -72,9 +77,9 @@ struct ReportCommand: ParsableCommand {
         print("== \(spec.id): \(Output.count(counts.total)) parameters, \(Output.count(counts.active)) active per token")
         print("\(spec.modelType), \(spec.layerCount) layers, \(spec.attention.name) attention"
             + (spec.moe.map { ", \($0.routedExperts) experts, \($0.expertsPerToken) per token" } ?? ""))
-        print("weights \(Output.bytes(Double(spec.weightBytes(format)))) in \(weights.rawValue); KV cache "
-            + "\(Output.grouped(spec.kvCacheBytesPerToken(kv))) B per token, "
-            + "\(Output.bytes(Double(spec.kvCacheBytes(context: context, format: kv)))) per \(Output.grouped(context))-token sequence")
+        print("weights \(Output.bytes(Double(spec.weightBytes(weights)))) in \(weights.rawValue); KV cache "
+            + "\(Output.grouped(spec.kvCacheBytesPerToken(kvCache))) B per token, "
+            + "\(Output.bytes(Double(spec.kvCacheBytes(context: context, format: kvCache)))) per \(Output.grouped(context))-token sequence")
         if !spec.overrides.isEmpty {
             print("overrides: " + spec.overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         }
@@ -191,13 +196,8 @@ struct ReportCommand: ParsableCommand {
             print(report.capacityError ?? "no capacity answer")
             return
         }
-        let e = answer.estimate
-        let cut = e.disaggregated
-            ? "prefill \(e.pools[0].gpus) GPUs (\(e.pools[0].workers) × \(e.pools[0].layout)), decode \(e.pools[1].gpus) GPUs "
-                + "(\(e.pools[1].workers) × \(e.pools[1].layout))"
-            : "\(e.pools[0].layout), \(e.pools[0].workers) worker\(e.pools[0].workers == 1 ? "" : "s")"
         Output.printTable([
-            ("GPUs", "\(answer.gpus): \(cut)"),
+            ("GPUs", "\(answer.gpus): \(ServingTable.deployment(answer.estimate))"),
             ("latency", "TTFT \(Output.seconds(answer.ttft)), TPOT \(Output.seconds(answer.tpot)) at p90"),
             ("cost", "\(Output.dollars(answer.costPerMillionOutputTokens)) per million output tokens, "
                 + "\(Output.dollars(answer.costPerRequest)) per request"),

@@ -151,17 +151,21 @@ enum ServingJSON {
 }
 
 enum ServingTable {
-    static func print(_ s: ServingEstimate, openLoop: Bool = false) {
-        let r = s.request
-        let deployment = s.disaggregated
+    /// The pools of a deployment in words: the layout and its workers, or the two pools.
+    static func deployment(_ s: ServingEstimate) -> String {
+        s.disaggregated
             ? "prefill \(s.pools[0].gpus) GPUs (\(s.pools[0].workers) × \(s.pools[0].layout)), decode \(s.pools[1].gpus) GPUs "
                 + "(\(s.pools[1].workers) × \(s.pools[1].layout))"
             : "layout \(s.pools[0].layout), \(s.pools[0].workers) worker\(s.pools[0].workers == 1 ? "" : "s") holding up to "
                 + "\(Output.grouped(s.pools[0].capacityPerWorker)) requests each"
+    }
+
+    static func print(_ s: ServingEstimate, openLoop: Bool = false) {
+        let r = s.request
         Swift.print((openLoop ? "open loop on \(s.gpus) GPUs" : "closed loop: \(Output.grouped(r.concurrency)) requests in flight on \(s.gpus) GPUs")
             + ", \(r.scheduler.rawValue) scheduler"
             + (r.speculative.map { ", MTP \($0.draftTokens) draft\($0.draftTokens == 1 ? "" : "s") at \(Output.fixed($0.acceptance, 2)) tokens/step" } ?? ""))
-        Swift.print(deployment)
+        Swift.print(deployment(s))
         Swift.print("")
         func lat(_ p: Percentiles) -> String {
             "\(Output.seconds(p.median)) median, \(Output.seconds(p.p90)) p90, \(Output.seconds(p.p99)) p99"

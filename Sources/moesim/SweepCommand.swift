@@ -146,7 +146,7 @@ struct SweepCommand: ParsableCommand {
                 table.append([config.label, Output.grouped(n), cut, Output.rate(e.outputTokensPerSecondPerGPU),
                               Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.ttft.p90), Output.seconds(e.tpot.p90)])
             }
-            series.append(Chart.Series(name: "\(config.label) (Pareto front)", points: Self.front(points)))
+            series.append(Chart.Series(name: "\(config.label) (Pareto front)", points: LayoutSearch.paretoFront(points, perUser: \.x, perGPU: \.y)))
         }
         guard !table.isEmpty else { throw ValidationError("no concurrency of the sweep could be served (see moesim plan)") }
         let title = "\(spec.id) on \(count) GPUs, \(workload.input) in / \(workload.output) out, concurrency \(concurrency ?? "")"
@@ -160,17 +160,6 @@ struct SweepCommand: ParsableCommand {
         print(title)
         Output.printColumns(header: ["configuration", "concurrency", "layout", "tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90"], rows: table)
         print("wrote \(csv) and \(svg)")
-    }
-
-    /// The points no other point beats on both axes, by increasing tokens/s per user.
-    static func front(_ points: [(x: Double, y: Double)]) -> [(x: Double, y: Double)] {
-        var out: [(x: Double, y: Double)] = []
-        var best = -Double.infinity
-        for p in points.sorted(by: { $0.x > $1.x }) where p.y > best {
-            out.append(p)
-            best = p.y
-        }
-        return out.reversed()
     }
 
     /// The steady-state sweep over decode batches.

@@ -9,11 +9,13 @@ struct ValidateCommand: ParsableCommand {
         abstract: "Run the estimator on a measurements file and print the error of each entry.",
         discussion: """
         FILE is a moesim-measurements/1 file (default: configs/validation/published.json, the
-        published measurements). error = predicted / measured − 1. docs/validation.md explains
-        where the remaining error comes from.
+        published measurements; configs/validation/serving.json holds the InferenceX serving
+        runs). error = predicted / measured − 1. docs/validation.md explains where the remaining
+        error comes from.
 
         Examples:
           moesim validate
+          moesim validate configs/validation/serving.json
           moesim validate my-measurements.json --json
         """
     )

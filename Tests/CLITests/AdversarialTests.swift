@@ -39,6 +39,10 @@ import Testing
         case 0:
             return ["inspect", model, "--set", "\(g.pick(setKeys))=\(n())", "--json"]
         case 1:
+            if g.chance(0.3) {
+                return ["report", "--no-cpu", "--model", "mixtral-8x7b", "--json", "--context", n(), "--concurrency", n(),
+                        "--gpus", g.pick(["2", n()]), "--users", g.pick(["4", n()])]
+            }
             var args = ["plan", "--model", model, "--gpus", n(), "--context", n(), "--concurrency", n()]
             if g.chance(0.3) { args.append("--min-gpus") }
             if g.chance(0.3) { args += ["--layout", g.pick(layouts)] }

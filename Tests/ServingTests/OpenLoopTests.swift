@@ -46,6 +46,18 @@ import TestSupport
         #expect(result.preemptions == 0 && result.kvUtilizationMax < 0.5)
     }
 
+    /// The mean KV use is the time average of the tokens held: one request at a time holds its
+    /// prompt P, then P + 1, P + 2, … up to P + O − 1 over steps of near-equal length, so its mean
+    /// over the busy time is (P + O/2) and its maximum P + O − 1, both over the same pool.
+    @Test func kvUseIsTheTimeAverageOfTheTokensHeld() throws {
+        let p = 64.0, o = 512.0
+        let result = try ServingEstimator.serve(OpenLoopRequest(serving: try serving(input: Int(p), output: Int(o)),
+                                                                arrivals: .process(.poisson(rate: 0.01), count: 4)))
+        let expected = (p + o / 2) / (p + o - 1)
+        let ratio = result.kvUtilizationMean / result.kvUtilizationMax
+        #expect(abs(ratio / expected - 1) < 0.03, "mean / max KV use \(ratio) vs \(expected)")
+    }
+
     func writeTrace(_ lines: [String], suffix: String = "jsonl") throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-trace-\(UUID()).\(suffix)").path
         try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
@@ -90,7 +102,9 @@ import TestSupport
     @Test func badTracesNameTheLine() throws {
         for (text, needle) in [("{\"arrival_s\": 1, \"input_tokens\": 10}", "output_tokens"),
                                ("{\"arrival_s\": 2, \"input_tokens\": 10, \"output_tokens\": 4}\n{\"arrival_s\": 1, \"input_tokens\": 10, \"output_tokens\": 4}", "line 2"),
-                               ("not json", "line 1")] {
+                               ("not json", "line 1"),
+                               ("{\"arrival_s\": 1, \"input_tokens\": 10, \"output_tokens\": 4, \"prefix_tokens\": 5}", "needs a prefix_id"),
+                               ("{\"arrival_s\": 1, \"input_tokens\": 10, \"output_tokens\": 4, \"prefix_id\": 1, \"prefix_tokens\": 11}", "prefix_tokens")] {
             let path = try writeTrace([text])
             defer { try? FileManager.default.removeItem(atPath: path) }
             do {

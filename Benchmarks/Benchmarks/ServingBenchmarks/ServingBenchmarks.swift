@@ -11,7 +11,6 @@ import Serving
 let benchmarks: @Sendable () -> Void = {
     guard let r1 = try? ModelCatalog.load("deepseek-r1"), let kimi = try? ModelCatalog.load("kimi-k2"),
           let h200 = try? HardwareCatalog.load("h200-sxm"), let eight = try? Cluster(gpu: h200, gpuCount: 8),
-          let small = try? Cluster(gpu: h200, gpuCount: 8),
           let pools = try? Cluster(gpu: h200, gpuCount: 56), let large = try? Cluster(gpu: h200, gpuCount: 1024) else {
         print("presets not found: run from the repository (or set MOESIM_CONFIGS)")
         return
@@ -39,7 +38,7 @@ let benchmarks: @Sendable () -> Void = {
                                    maxDuration: .seconds(30), maxIterations: 1)) { benchmark in
         blackHole(try? ServingEstimator.serve(open))
     }
-    var kimiServing = ServingRequest(base: EstimateRequest(model: kimi, cluster: small, weights: .fp8, inputTokens: 4096, outputTokens: 1024),
+    var kimiServing = ServingRequest(base: EstimateRequest(model: kimi, cluster: eight, weights: .fp8, inputTokens: 4096, outputTokens: 1024),
                                      concurrency: 1024)
     kimiServing.inputRange = InputRange(lower: 0.8, upper: 1)
     let capacity = CapacityRequest(serving: kimiServing, load: .users(1024), maxTTFT: 2, maxTPOT: 0.05, maxGPUs: 1024)
