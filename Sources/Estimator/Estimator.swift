@@ -29,6 +29,8 @@ public struct EstimateRequest: Sendable {
     public var expertSkew: Double
     /// USD per GPU-hour; nil: the hardware file's default.
     public var gpuHourPrice: Double?
+    /// PUE and grid intensity for the energy and carbon figures.
+    public var energy = EnergySettings()
 
     public init(model: ModelSpec, cluster: Cluster, layout: Layout? = nil, weights: WeightFormat = .fp8,
                 kvCache: KVCacheFormat = .bf16, inputTokens: Int = 4096, outputTokens: Int = 1024,
@@ -76,6 +78,8 @@ public struct Estimate: Sendable {
     public var gpuHourPrice: Double?
     public var costPerMillionInputTokens: Double?
     public var costPerMillionOutputTokens: Double?
+    /// Power and energy per token; nil when the hardware file gives no power figures.
+    public var energy: EnergyEstimate?
 }
 
 public enum EstimateError: Error, CustomStringConvertible {
@@ -136,6 +140,7 @@ public enum Estimator {
         if let p = request.gpuHourPrice, !(p > 0 && p <= 1e6) {
             throw EstimateError.invalid("the GPU-hour price must be in (0, 10^6] USD, got \(p)")
         }
+        try request.energy.check()
     }
 
     /// Prices the request on one layout.
@@ -225,6 +230,15 @@ public enum Estimator {
         let offline = request.outputTokens > 0
             ? Double(request.outputTokens) / (prefillSecondsPerSequence + Double(request.outputTokens) / outputRate) : 0
         let price = request.gpuHourPrice ?? request.cluster.gpu.gpuHourPrice
+        let energy = request.cluster.gpu.power.map { power in
+            var e = EnergyEstimate(power: power, settings: request.energy, outputGPUWatts: PowerModel.gpuWatts(decode, power),
+                                   inputGPUWatts: PowerModel.gpuWatts(p.prefill, power), outputTokensPerSecondPerGPU: outputRate,
+                                   inputTokensPerSecondPerGPU: p.inputRate)
+            // A request: its prompt at the prefill step's energy (the input rate already skips the
+            // cached share), its answer at the decode step's.
+            e.joulesPerRequest = Double(request.inputTokens) * (e.joulesPerInputToken() ?? 0) + Double(request.outputTokens) * (e.joulesPerOutputToken() ?? 0)
+            return e
+        }
         return Estimate(
             plan: p.plan, decodeBatchPerGPU: batch, prefillTokensPerGPU: p.chunk, prefillStep: p.prefill, decodeStep: decode,
             inputTokensPerSecondPerGPU: p.inputRate, outputTokensPerSecondPerGPU: outputRate,
@@ -232,6 +246,6 @@ public enum Estimator {
             endToEndLatency: p.ttft + Double(request.outputTokens) * tpot,
             offlineOutputTokensPerSecondPerGPU: offline, gpuHourPrice: price,
             costPerMillionInputTokens: price.map { $0 / 3600 / p.inputRate * 1e6 },
-            costPerMillionOutputTokens: price.map { $0 / 3600 / outputRate * 1e6 })
+            costPerMillionOutputTokens: price.map { $0 / 3600 / outputRate * 1e6 }, energy: energy)
     }
 }

@@ -46,6 +46,8 @@ public struct HardwareSpec: Sendable, Equatable {
     public var efficiency: Efficiency
     /// Default rental price in USD per GPU-hour, if the file gives one.
     public var gpuHourPrice: Double?
+    /// Power of the GPU and its share of the server (`power`, optional): energy figures need it.
+    public var power: PowerSpec?
     /// For a CPU host from `moesim calibrate --save`: the threads it was measured with (`threads`,
     /// optional), so that a run on another thread count can say its prediction does not apply.
     public var threads: Int?
@@ -58,7 +60,7 @@ public struct HardwareSpec: Sendable, Equatable {
     public init(id: String, name: String, kind: Kind, memoryBytes: Int, memoryBandwidth: Double,
                 peakFlops: [String: Double], scaleUpBandwidth: Double, scaleUpDomain: Int,
                 scaleUpLatency: Double, scaleOutBandwidth: Double, scaleOutLatency: Double,
-                efficiency: Efficiency, gpuHourPrice: Double?, sources: [String: String]) {
+                efficiency: Efficiency, gpuHourPrice: Double?, power: PowerSpec? = nil, sources: [String: String]) {
         self.id = id
         self.name = name
         self.kind = kind
@@ -72,6 +74,7 @@ public struct HardwareSpec: Sendable, Equatable {
         self.scaleOutLatency = scaleOutLatency
         self.efficiency = efficiency
         self.gpuHourPrice = gpuHourPrice
+        self.power = power
         self.sources = sources
     }
 
@@ -121,6 +124,7 @@ public struct HardwareSpec: Sendable, Equatable {
         } else {
             gpuHourPrice = nil
         }
+        power = try json.object("power").map(PowerSpec.init(json:))
         var sources: [String: String] = [:]
         if let s = try json.object("sources") {
             for key in s.values.keys { sources[key] = try s.string(key) }
@@ -165,6 +169,7 @@ public struct HardwareSpec: Sendable, Equatable {
         ]
         if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
         if let threads { object["threads"] = threads }
+        if let power { object["power"] = power.jsonObject }
         if let rows = efficiency.halfEfficiencyRows, var e = object["efficiency"] as? [String: Any] {
             e["half_efficiency_rows"] = rows
             object["efficiency"] = e

@@ -67,6 +67,8 @@ public struct ServingEstimate: Sendable {
     public var gpuHourPrice: Double?
     public var costPerMillionOutputTokens: Double?
     public var costPerMillionInputTokens: Double?
+    /// Average power and energy per token over the window; nil without the GPU's power figures.
+    public var energy: EnergyEstimate?
     public var measuredRequests: Int
     public var simulatedSteps: Int
 
@@ -312,7 +314,15 @@ public enum ServingEstimator {
         var output = 0.0, input = 0.0, completions = 0.0, batch = 0.0
         var ttft = LatencyHistogram(), tpot = LatencyHistogram(), e2e = LatencyHistogram()
         var measured = 0
+        // Board energy: each step at its power, every GPU idle between its steps at idle power.
+        let power = request.base.cluster.gpu.power
+        var joules = 0.0, gpuSeconds = 0.0
         for (o, weight) in runs {
+            if let power {
+                let span = o.windowSeconds * Double(o.gpus)
+                joules += weight * (o.stepJoules + power.idle * max(0, span - o.busyGPUSeconds))
+                gpuSeconds += weight * span
+            }
             let window = max(o.windowSeconds, 1e-30)
             output += weight * o.outputTokens / window
             input += weight * o.inputTokens / window
@@ -329,6 +339,14 @@ public enum ServingEstimator {
         let outputRate = output / gpus, inputRate = input / gpus
         let price = request.base.gpuHourPrice ?? request.base.cluster.gpu.gpuHourPrice
         let decodeGPUs = Double(pools.last?.gpus ?? Int(gpus))
+        let energy = power.flatMap { power -> EnergyEstimate? in
+            guard gpuSeconds > 0 else { return nil }
+            let watts = joules / gpuSeconds
+            var e = EnergyEstimate(power: power, settings: request.base.energy, outputGPUWatts: watts, inputGPUWatts: watts,
+                                   outputTokensPerSecondPerGPU: outputRate, inputTokensPerSecondPerGPU: inputRate)
+            if completions > 0 { e.joulesPerRequest = e.watts(scope: .facility) * gpus / completions }
+            return e
+        }
         return ServingEstimate(
             request: request, gpus: Int(gpus), requestsPerSecond: completions,
             outputTokensPerSecondPerGPU: outputRate, inputTokensPerSecondPerGPU: inputRate,
@@ -340,6 +358,6 @@ public enum ServingEstimator {
             // the whole bill, as the steady-state estimate does.
             costPerMillionOutputTokens: price.map { $0 * gpus / 3600 / max(output, 1e-30) * 1e6 },
             costPerMillionInputTokens: price.map { $0 * gpus / 3600 / max(input, 1e-30) * 1e6 },
-            measuredRequests: measured, simulatedSteps: steps)
+            energy: energy, measuredRequests: measured, simulatedSteps: steps)
     }
 }

@@ -79,6 +79,11 @@ struct ServingSimulation {
         var preemptions = 0
         var promptTokens = 0.0, cachedTokens = 0.0
         var kvUtilizationSeconds = 0.0, busySeconds = 0.0, kvUtilizationMax = 0.0
+        /// GPU board energy of the steps in the window (J) and the GPU-seconds they took; idle
+        /// GPU time is the window's GPU-seconds less these.
+        var stepJoules = 0.0, busyGPUSeconds = 0.0
+        /// GPUs of the simulated workers.
+        var gpus = 0
         var series: [ServingSeriesPoint] = []
 
         var windowSeconds: Double { max(windowEnd - windowStart, 0) }
@@ -145,6 +150,7 @@ struct ServingSimulation {
             try step(workers[index], index: index, at: start)
         }
         outcome.windowStart = warmUpEnd ?? 0
+        outcome.gpus = workers.reduce(0) { $0 + $1.steps.gpusPerWorker }
         return outcome
     }
 
@@ -231,6 +237,9 @@ struct ServingSimulation {
         if inWindow {
             outcome.kvUtilizationSeconds += utilization * seconds
             outcome.busySeconds += seconds
+            let gpus = Double(w.steps.gpusPerWorker)
+            outcome.stepJoules += w.steps.lastWatts * gpus * seconds
+            outcome.busyGPUSeconds += gpus * seconds
             outcome.kvUtilizationMax = max(outcome.kvUtilizationMax, utilization)
         }
         if decoding > 0 {

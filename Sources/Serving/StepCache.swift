@@ -18,12 +18,18 @@ final class StepCache {
     let groups: Int
     let groupGPUs: Double
     let speculative: SpeculativeDecoding?
-    private var cache: [Key: Double] = [:]
+    let gpusPerWorker: Int
+    private var cache: [Key: Priced] = [:]
     private var lastKey: Key? = nil
     private var lastValue = 0.0
+    /// Board power per GPU of the worker during the step `seconds` last priced (0 without a
+    /// power spec): every GPU of the worker is taken to draw what its busiest GPU draws.
+    private(set) var lastWatts = 0.0
     private var lastDecode = -1
     private var lastDecodeOnly = false
     private var lastContextRange: Range<Double> = 0..<0
+
+    struct Priced { var seconds: Double, watts: Double }
 
     struct Key: Hashable {
         var decode: Int, decodeContext: Int, prefillTokens: Int, prefillSequences: Int, prefillContext: Int
@@ -35,6 +41,7 @@ final class StepCache {
         groupGPUs = Double(layout.attentionGroup)
         groups = max(1, gpusPerWorker / (layout.attentionGroup * layout.pp))
         self.speculative = speculative
+        self.gpusPerWorker = gpusPerWorker
     }
 
     /// Seconds of one scheduler step of the whole worker: `decode` sequences at mean context
@@ -55,15 +62,17 @@ final class StepCache {
                       prefillContext: Self.bucket(prefillContext))
         // Consecutive decode steps mostly repeat a shape: skip the hash for those.
         if key == lastKey { return lastValue }
-        let value: Double
+        let priced: Priced
         if let hit = cache[key] {
-            value = hit
+            priced = hit
         } else {
-            value = price(key)
-            cache[key] = value
+            priced = price(key)
+            cache[key] = priced
         }
+        let value = priced.seconds
         lastKey = key
         lastValue = value
+        lastWatts = priced.watts
         lastDecode = decode
         lastDecodeOnly = prefillTokens == 0
         // The contexts that round to this bucket: 2^((b − ½)/16) ≤ c < 2^((b + ½)/16).
@@ -72,7 +81,7 @@ final class StepCache {
         return value
     }
 
-    private func price(_ key: Key) -> Double {
+    private func price(_ key: Key) -> Priced {
         let pp = Double(pricer.layout.pp)
         var parts: [StepShapeOnGPU] = []
         let drafts = speculative?.draftTokens ?? 0
@@ -90,12 +99,14 @@ final class StepCache {
                                         newTokens: perSequence, context: Self.value(key.prefillContext),
                                         meanSequencesPerGPU: meanPerGPU(key.prefillSequences)))
         }
-        guard !parts.isEmpty else { return 0 }
-        var seconds = pp * pricer.stageTime(parts).total
+        guard !parts.isEmpty else { return Priced(seconds: 0, watts: 0) }
+        let stage = pricer.stageTime(parts)
+        var seconds = pp * stage.total
         if drafts > 0, key.decode > 0 {
             seconds += Double(drafts) * draftPass(sequencesPerGPU: perGPU(key.decode), context: Self.value(key.decodeContext))
         }
-        return seconds
+        // Draft passes are decode-like layers of the same batch: priced at the step's power.
+        return Priced(seconds: seconds, watts: pricer.cluster.gpu.power.map { PowerModel.gpuWatts(stage, $0) } ?? 0)
     }
 
     /// One MTP draft pass over the decoding sequences: one more transformer layer (DeepSeek's MTP

@@ -36,7 +36,8 @@ public enum Validation {
     public static let schema = "moesim-measurements/1"
     static let metrics = ["input_tokens_per_s_per_gpu", "output_tokens_per_s_per_gpu", "output_tokens_per_s_per_user",
                           "total_tokens_per_s_per_gpu", "output_tokens_per_s_per_decode_gpu",
-                          "input_tokens_per_s_per_prefill_gpu", "ttft_s", "tpot_s"]
+                          "input_tokens_per_s_per_prefill_gpu", "ttft_s", "tpot_s",
+                          "power_w_per_gpu", "energy_j_per_output_token"]
 
     /// Reads a measurements file and prices every entry. An entry whose model or GPU is unknown,
     /// or that names something this estimator cannot price, is reported as skipped with the reason;
@@ -136,32 +137,56 @@ public enum Validation {
             features.insert(f)
         }
         let phase = try e.requiredString("phase")
+        // Power and energy figures are GPU board figures unless the entry says otherwise.
+        let scopeText = try e.string("energy_scope") ?? "gpu"
+        guard let scope = EnergyScope(rawValue: scopeText) else { throw e.error("energy_scope", "must be gpu, node or facility") }
         let input = try e.requiredInt("input_tokens", atLeast: 1)
         let output = try e.int("output_tokens", atLeast: 0)
         let batch = try e.int("batch_per_gpu", atLeast: 1)
         var request = EstimateRequest(model: model, cluster: cluster, layout: layout, weights: weights, kvCache: kv,
                                       inputTokens: input, outputTokens: output ?? 0, features: features)
-        if phase == "serving" { return try priceServing(e, request: request, mtp: mtp) }
+        if phase == "serving" { return try priceServing(e, request: request, mtp: mtp, scope: scope) }
         guard !mtp else { throw e.error("features", "mtp applies to serving entries") }
         switch phase {
         case "prefill":
             request.prefillTokensPerGPU = batch
             let estimate = try Estimator.estimate(request)
-            return Priced(values: ["input_tokens_per_s_per_gpu": estimate.inputTokensPerSecondPerGPU],
+            var values = ["input_tokens_per_s_per_gpu": estimate.inputTokensPerSecondPerGPU]
+            if let energy = estimate.energy {
+                values["power_w_per_gpu"] = PowerModel.watts(gpuWatts: energy.inputGPUWatts, energy.power, scope: scope,
+                                                             pue: energy.settings.pue)
+            }
+            return Priced(values: values,
                           layout: estimate.plan.layout.description, bottleneck: estimate.prefillStep.bottleneck.rawValue)
         case "decode":
             // A decode measurement at a fixed KV length: the context stays at input_tokens.
             request.decodeBatchPerGPU = batch
             if output == nil { request.outputTokens = 0 }
             let estimate = try Estimator.estimate(request)
-            return Priced(values: ["output_tokens_per_s_per_gpu": estimate.outputTokensPerSecondPerGPU,
-                                   "output_tokens_per_s_per_user": estimate.outputTokensPerSecondPerUser],
+            var values = ["output_tokens_per_s_per_gpu": estimate.outputTokensPerSecondPerGPU,
+                          "output_tokens_per_s_per_user": estimate.outputTokensPerSecondPerUser]
+            if let energy = estimate.energy {
+                values["power_w_per_gpu"] = energy.watts(scope: scope)
+                values["energy_j_per_output_token"] = energy.joulesPerOutputToken(scope: scope)
+            }
+            return Priced(values: values,
                           layout: estimate.plan.layout.description, bottleneck: estimate.decodeStep.bottleneck.rawValue)
         case "offline":
             request.decodeBatchPerGPU = batch
             guard output != nil else { throw e.error("output_tokens", "is needed for an offline entry") }
             let estimate = try Estimator.estimate(request)
-            return Priced(values: ["output_tokens_per_s_per_gpu": estimate.offlineOutputTokensPerSecondPerGPU],
+            var values = ["output_tokens_per_s_per_gpu": estimate.offlineOutputTokensPerSecondPerGPU]
+            if let energy = estimate.energy, let out = output, out > 0 {
+                // Each sequence prefilled then decoded: the two phases' energies over its answer,
+                // the power their time-weighted mean.
+                let inputJ = PowerModel.watts(gpuWatts: energy.inputGPUWatts, energy.power, scope: scope, pue: energy.settings.pue)
+                    / estimate.inputTokensPerSecondPerGPU * Double(input)
+                let outputJ = energy.watts(scope: scope) / estimate.outputTokensPerSecondPerGPU * Double(out)
+                let seconds = Double(input) / estimate.inputTokensPerSecondPerGPU + Double(out) / estimate.outputTokensPerSecondPerGPU
+                values["energy_j_per_output_token"] = (inputJ + outputJ) / Double(out)
+                values["power_w_per_gpu"] = (inputJ + outputJ) / seconds
+            }
+            return Priced(values: values,
                           layout: estimate.plan.layout.description, bottleneck: estimate.decodeStep.bottleneck.rawValue)
         default:
             throw e.error("phase", "must be prefill, decode, offline or serving, got \"\(phase)\"")
@@ -170,7 +195,7 @@ public enum Validation {
 
     /// A serving entry: a closed loop at `concurrency`, aggregated or disaggregated, priced by the
     /// serving simulation with the scheduler of the entry's `framework`.
-    static func priceServing(_ e: JSONObject, request: EstimateRequest, mtp: Bool) throws -> Priced {
+    static func priceServing(_ e: JSONObject, request: EstimateRequest, mtp: Bool, scope: EnergyScope) throws -> Priced {
         guard let concurrency = try e.int("concurrency", atLeast: 1) else { throw e.error("concurrency", "is needed for a serving entry") }
         guard request.outputTokens >= 1 else { throw e.error("output_tokens", "is needed for a serving entry") }
         var range = InputRange.fixed
@@ -200,6 +225,10 @@ public enum Validation {
             "output_tokens_per_s_per_user": s.outputTokensPerSecondPerUser,
             "ttft_s": s.ttft.median, "tpot_s": s.tpot.median,
         ]
+        if let energy = s.energy {
+            values["power_w_per_gpu"] = energy.watts(scope: scope)
+            values["energy_j_per_output_token"] = energy.joulesPerOutputToken(scope: scope)
+        }
         if s.disaggregated {
             values["input_tokens_per_s_per_prefill_gpu"] = s.pools[0].inputTokensPerSecondPerGPU
             values["output_tokens_per_s_per_decode_gpu"] = s.pools[1].outputTokensPerSecondPerGPU

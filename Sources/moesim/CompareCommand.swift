@@ -128,6 +128,7 @@ struct CompareCommand: ParsableCommand {
                 entry["tpot_s"] = e.timePerOutputToken
                 entry["ttft_s"] = e.timeToFirstToken
                 if let c = e.costPerMillionOutputTokens { entry["cost_per_million_output_tokens"] = c }
+                entry.merge(EnergyOutput.json(e.energy)) { a, _ in a }
             }
             json.append(entry)
             rows.append([v.label, Output.count(counts.total), Output.count(counts.active), Output.bytes(Double(v.model.weightBytes(v.weights))),
@@ -136,7 +137,10 @@ struct CompareCommand: ParsableCommand {
                          estimate.map { Output.rate($0.inputTokensPerSecondPerGPU) } ?? "—",
                          estimate.map { Output.rate($0.outputTokensPerSecondPerGPU) } ?? "—",
                          estimate.map { Output.seconds($0.timePerOutputToken) } ?? "—",
-                         Output.dollars(estimate?.costPerMillionOutputTokens)])
+                         Output.dollars(estimate?.costPerMillionOutputTokens),
+                         estimate?.energy.map { Output.fixed($0.outputGPUWatts, 0) } ?? "—",
+                         estimate?.energy?.joulesPerOutputToken().map(EnergyOutput.joules) ?? "—",
+                         estimate?.energy.flatMap { e in e.joulesPerOutputToken().map { EnergyOutput.grams(e.gramsPerMillion(joules: $0)) } } ?? "—"])
         }
         if output.json {
             try Output.printJSON(["variants": json, "input_tokens": workload.input, "output_tokens": workload.output,
@@ -147,6 +151,9 @@ struct CompareCommand: ParsableCommand {
             + (fixed.map { "every variant on \($0) GPUs" + (gpus == nil ? " (the most any variant needs; --gpus auto for each its own fewest)" : "") }
                 ?? "each variant on the fewest GPUs that hold one sequence (--gpus auto)"))
         Output.printColumns(header: ["variant", "total", "active", "weights", "KV B/token", "min GPUs", "best layout",
-                                     "prefill tok/s/GPU", "decode tok/s/GPU", "TPOT", "$/M out"], rows: rows)
+                                     "prefill tok/s/GPU", "decode tok/s/GPU", "TPOT", "$/M out", "W/GPU", "J/out token",
+                                     "CO2e/M out"], rows: rows)
+        print("energy: GPU board watts while decoding; joules and CO2e per output token for the facility "
+            + "(server and PUE \(Output.fixed(workload.energy.pue, 2)), grid \(workload.energy.settings.gridName)); docs/energy.md")
     }
 }

@@ -136,6 +136,6 @@ enum EstimateTable {
             ("cost", "\(Output.dollars(e.costPerMillionInputTokens)) per million input tokens, "
                 + "\(Output.dollars(e.costPerMillionOutputTokens)) per million output tokens at "
                 + "\(Output.dollars(e.gpuHourPrice)) per GPU-hour"),
-        ])
+        ] + EnergyOutput.rows(e.energy))
     }
 }

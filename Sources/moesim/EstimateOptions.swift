@@ -37,6 +37,8 @@ struct WorkloadOptions: ParsableArguments {
     @Option(help: "Only layouts and batches whose time per output token is at most this many seconds.")
     var maxTpot: Double?
 
+    @OptionGroup var energy: EnergyOptions
+
     func validate() throws {
         let limit = Workload.maxContext
         guard (1...limit).contains(input) else { throw ValidationError("--input must be 1 to \(limit.formatted()) tokens, got \(input)") }
@@ -70,10 +72,12 @@ struct WorkloadOptions: ParsableArguments {
 
     func request(model: ModelSpec, cluster: Cluster, layout: Layout?, weights: WeightFormat,
                  kvCache: KVCacheFormat) throws -> EstimateRequest {
-        EstimateRequest(model: model, cluster: cluster, layout: layout, weights: weights, kvCache: kvCache,
-                        inputTokens: input, outputTokens: output, decodeBatchPerGPU: batchPerGpu,
-                        prefillTokensPerGPU: prefillTokens, features: try parsedFeatures(),
-                        prefixCacheHitRate: prefixCacheHitRate, expertSkew: expertSkew, gpuHourPrice: gpuHourPrice)
+        var r = EstimateRequest(model: model, cluster: cluster, layout: layout, weights: weights, kvCache: kvCache,
+                                inputTokens: input, outputTokens: output, decodeBatchPerGPU: batchPerGpu,
+                                prefillTokensPerGPU: prefillTokens, features: try parsedFeatures(),
+                                prefixCacheHitRate: prefixCacheHitRate, expertSkew: expertSkew, gpuHourPrice: gpuHourPrice)
+        r.energy = energy.settings
+        return r
     }
 }
 
@@ -95,6 +99,7 @@ enum EstimateJSON {
         if let c = e.costPerMillionOutputTokens { json["cost_per_million_output_tokens"] = c }
         if let c = e.costPerMillionInputTokens { json["cost_per_million_input_tokens"] = c }
         if let p = e.gpuHourPrice { json["gpu_hour_price"] = p }
+        json.merge(EnergyOutput.json(e.energy)) { a, _ in a }
         return json
     }
 }

@@ -121,14 +121,7 @@ struct ReportCommand: ParsableCommand {
              Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.timeToFirstToken), Output.seconds(e.timePerOutputToken)]
         })
         print("")
-        // Qwen3-Max-Preview's launch tiers (2025-09) in dollars as the launch coverage reported
-        // them: Alibaba Cloud's mainland-China prices converted, not its international list.
-        print("== Cost per million tokens beside a hosted 1 T model (Qwen3-Max-Preview launch tiers, China prices in USD)")
-        Output.printColumns(header: ["", "this deployment", "hosted price"], rows: [
-            ["input", Output.dollars(best.costPerMillionInputTokens), "$0.861 (≤32K) · $2.151 (128K–252K)"],
-            ["output", Output.dollars(best.costPerMillionOutputTokens), "up to $8.602"],
-        ])
-        print("  (GPU time only, at \(Output.dollars(best.gpuHourPrice)) per GPU-hour and full utilisation)")
+        printHostedComparison(spec, best: best)
         printServing(report, layout: best.plan.layout)
         printCapacity(report)
         if !noCpu { try printCPU(spec) }
@@ -154,7 +147,22 @@ struct ReportCommand: ParsableCommand {
         if let gpus = report.gpus { json["gpus"] = gpus }
         if let best = report.plan?.best { json["plan"] = PlanJSON.layout(best) }
         if let reason = report.plan?.reason { json["infeasible"] = reason }
-        if let best = report.search?.best { json["estimate"] = EstimateJSON.object(best) }
+        if let best = report.search?.best {
+            json["estimate"] = EstimateJSON.object(best)
+            if let price = hostedPrice(spec) {
+                var hosted: [String: Any] = ["provider": price.provider, "date": price.date, "source": price.source,
+                                             "tiers": price.tiers.map { t -> [String: Any] in
+                                                 var o: [String: Any] = ["input": t.input, "output": t.output,
+                                                                         "max_prompt_tokens": t.maxPromptTokens.map { $0 as Any } ?? NSNull()]
+                                                 if let c = t.cachedInput { o["cached_input"] = c }
+                                                 return o
+                                             }]
+                if let (_, u) = Self.breakEven(best, price: price, input: workload.input, output: workload.output) {
+                    hosted["break_even_utilization"] = u
+                }
+                json["hosted_price"] = hosted
+            }
+        }
         if report.search?.best != nil { json["serving"] = report.serving.map(ServingJSON.object) }
         if let answer = report.capacity {
             var c: [String: Any] = ["users": users, "gpus": answer.gpus, "ttft_p90_s": answer.ttft, "tpot_p90_s": answer.tpot,
@@ -171,6 +179,46 @@ struct ReportCommand: ParsableCommand {
         try Output.printJSON(json)
     }
 
+    /// Break-even utilisation against the model's reference hosted price (configs/pricing):
+    /// this deployment's GPU-hour cost of one request at full use over the API's price for it.
+    static func breakEven(_ e: Estimate, price: HostedPrice, input: Int, output: Int) -> (tier: HostedPrice.Tier, utilisation: Double)? {
+        guard let tier = price.tier(promptTokens: input), let gpuHour = e.gpuHourPrice, e.inputTokensPerSecondPerGPU > 0,
+              e.outputTokensPerSecondPerGPU > 0 else { return nil }
+        let gpuSeconds = Double(input) / e.inputTokensPerSecondPerGPU + Double(output) / e.outputTokensPerSecondPerGPU
+        let ours = gpuHour / 3600 * gpuSeconds
+        let hosted = (Double(input) * tier.input + Double(output) * tier.output) / 1e6
+        guard hosted > 0 else { return nil }
+        return (tier, ours / hosted)
+    }
+
+    func hostedPrice(_ spec: ModelSpec) -> HostedPrice? {
+        (try? HostedPrice.presets()).flatMap { HostedPrice.reference(for: spec.id, in: $0) }
+    }
+
+    /// Cost per million tokens beside the same model's hosted API price, tier by tier.
+    func printHostedComparison(_ spec: ModelSpec, best: Estimate) {
+        guard let price = hostedPrice(spec) else {
+            print("== Cost per million tokens: \(Output.dollars(best.costPerMillionInputTokens)) input, "
+                + "\(Output.dollars(best.costPerMillionOutputTokens)) output (no hosted price for \(spec.id) in configs/pricing)")
+            return
+        }
+        print("== Cost per million tokens beside \(price.provider)'s API for \(spec.id) (\(price.date); configs/pricing/hosted.json)")
+        func bound(_ t: HostedPrice.Tier) -> String { t.maxPromptTokens.map { "prompts ≤ \(Output.grouped($0))" } ?? "any prompt" }
+        var rows: [[String]] = [["this deployment", Output.dollars(best.costPerMillionInputTokens), "≈ 0 (prefill skipped)",
+                                 Output.dollars(best.costPerMillionOutputTokens)]]
+        for t in price.tiers {
+            rows.append(["hosted, \(bound(t))", Output.dollars(t.input), Output.dollars(t.cachedInput), Output.dollars(t.output)])
+        }
+        Output.printColumns(header: ["", "input", "cached input", "output"], rows: rows)
+        print("  (this deployment: GPU time only, at \(Output.dollars(best.gpuHourPrice)) per GPU-hour and full utilisation)")
+        if let (tier, u) = Self.breakEven(best, price: price, input: workload.input, output: workload.output) {
+            print("  a \(Output.grouped(workload.input))-in / \(Output.grouped(workload.output))-out request costs "
+                + "\(Output.dollars((Double(workload.input) * tier.input + Double(workload.output) * tier.output) / 1e6)) through the API; "
+                + (u < 1 ? "this deployment is cheaper above \(Output.fixed(100 * u, 0))% utilisation"
+                         : "this deployment costs \(Output.fixed(u, 1))× the API even at full utilisation"))
+        }
+    }
+
     /// The serving view: the best layout under a closed loop at a few concurrencies.
     func printServing(_ report: MainReport, layout: Layout) {
         print("")
@@ -179,9 +227,11 @@ struct ReportCommand: ParsableCommand {
             print("no concurrency fits this layout at \(Output.grouped(workload.input + workload.output)) tokens")
             return
         }
-        Output.printColumns(header: ["requests", "out tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90", "$/M out"], rows: report.serving.map { s in
+        Output.printColumns(header: ["requests", "out tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90", "$/M out", "W/GPU", "J/out token"],
+                            rows: report.serving.map { s in
             [Output.grouped(s.request.concurrency), Output.rate(s.outputTokensPerSecondPerGPU), Output.rate(s.outputTokensPerSecondPerUser),
-             Output.seconds(s.ttft.p90), Output.seconds(s.tpot.p90), Output.dollars(s.costPerMillionOutputTokens)]
+             Output.seconds(s.ttft.p90), Output.seconds(s.tpot.p90), Output.dollars(s.costPerMillionOutputTokens),
+             s.energy.map { Output.fixed($0.outputGPUWatts, 0) } ?? "—", s.energy?.joulesPerOutputToken().map(EnergyOutput.joules) ?? "—"]
         })
         print("  (moesim estimate --concurrency N for one point, with --prefill-pool/--decode-pool or --mtp)")
     }

@@ -68,6 +68,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Draw queue length and KV use over time as SVG here.")
     var svg: String?
 
+    @OptionGroup var energy: EnergyOptions
     @OptionGroup var output2: OutputOptions
 
     func validate() throws {
@@ -90,10 +91,11 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         let model = try deployment.loadModel()
         let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: try policy.gpuCount(deployment), gpusPerNode: deployment.gpusPerNode)
-        let base = EstimateRequest(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
+        var base = EstimateRequest(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
                                    weights: deployment.weightFormat, kvCache: deployment.kvFormat,
                                    inputTokens: input, outputTokens: output,
                                    features: try WorkloadOptions.features(features), gpuHourPrice: gpuHourPrice)
+        base.energy = energy.settings
         let serving = try policy.request(base: base, concurrency: 1, seed: seed)
         let arrivals: OpenLoopRequest.Arrivals = if let trace { .trace(path: trace) } else {
             .process(burstCv.map { .gamma(rate: rate ?? 1, cv: $0) } ?? .poisson(rate: rate ?? 1), count: requests)

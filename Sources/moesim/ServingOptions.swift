@@ -140,6 +140,7 @@ enum ServingJSON {
         if let c = s.costPerMillionOutputTokens { json["cost_per_million_output_tokens"] = c }
         if let c = s.costPerMillionInputTokens { json["cost_per_million_input_tokens"] = c }
         if let p = s.gpuHourPrice { json["gpu_hour_price"] = p }
+        json.merge(EnergyOutput.json(s.energy)) { a, _ in a }
         return json
     }
 
@@ -187,6 +188,7 @@ enum ServingTable {
         }
         rows.append(("cost", "\(Output.dollars(s.costPerMillionOutputTokens)) per million output tokens at "
             + "\(Output.dollars(s.gpuHourPrice)) per GPU-hour"))
+        rows += EnergyOutput.rows(s.energy)
         Output.printTable(rows)
         if !openLoop {
             Swift.print("  (\(Output.grouped(s.measuredRequests)) requests measured after a warm-up of \(Output.grouped(r.concurrency)); "

@@ -117,7 +117,7 @@ struct SweepCommand: ParsableCommand {
         let pools = try policy.parsedPools()
         let count = gpus ?? pools.map { $0.prefill.gpus + $0.decode.gpus } ?? 16
         var lines = ["configuration,concurrency,layout,output_tokens_per_s_per_gpu,output_tokens_per_s_per_user,total_tokens_per_s_per_gpu,"
-            + "ttft_s,ttft_p90_s,tpot_s,tpot_p90_s,cost_per_million_output_tokens"]
+            + "ttft_s,ttft_p90_s,tpot_s,tpot_p90_s,cost_per_million_output_tokens,power_w_per_gpu,energy_j_per_output_token"]
         var series: [Chart.Series] = []
         var json: [[String: Any]] = []
         var table: [[String]] = []
@@ -138,13 +138,17 @@ struct SweepCommand: ParsableCommand {
                 let cut = e.deployment
                 lines.append("\"\(config.label)\",\(n),\"\(cut)\",\(e.outputTokensPerSecondPerGPU),\(e.outputTokensPerSecondPerUser),"
                     + "\(e.totalTokensPerSecondPerGPU),\(e.ttft.median),\(e.ttft.p90),\(e.tpot.median),\(e.tpot.p90),"
-                    + "\(e.costPerMillionOutputTokens ?? 0)")
+                    + "\(e.costPerMillionOutputTokens ?? 0),\(e.energy?.outputGPUWatts ?? 0),\(e.energy?.joulesPerOutputToken() ?? 0)")
                 points.append((e.outputTokensPerSecondPerUser, e.outputTokensPerSecondPerGPU))
-                json.append(["configuration": config.label, "concurrency": n, "layout": cut,
-                             "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,
-                             "output_tokens_per_s_per_user": e.outputTokensPerSecondPerUser, "ttft_p90_s": e.ttft.p90, "tpot_p90_s": e.tpot.p90])
+                var point: [String: Any] = ["configuration": config.label, "concurrency": n, "layout": cut,
+                                            "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,
+                                            "output_tokens_per_s_per_user": e.outputTokensPerSecondPerUser, "ttft_p90_s": e.ttft.p90,
+                                            "tpot_p90_s": e.tpot.p90]
+                point.merge(EnergyOutput.json(e.energy)) { a, _ in a }
+                json.append(point)
                 table.append([config.label, Output.grouped(n), cut, Output.rate(e.outputTokensPerSecondPerGPU),
-                              Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.ttft.p90), Output.seconds(e.tpot.p90)])
+                              Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.ttft.p90), Output.seconds(e.tpot.p90),
+                              e.energy?.joulesPerOutputToken().map(EnergyOutput.joules) ?? "—"])
             }
             series.append(Chart.Series(name: "\(config.label) (Pareto front)", points: LayoutSearch.paretoFront(points, perUser: \.x, perGPU: \.y)))
         }
@@ -158,7 +162,8 @@ struct SweepCommand: ParsableCommand {
             return
         }
         print(title)
-        Output.printColumns(header: ["configuration", "concurrency", "layout", "tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90"], rows: table)
+        Output.printColumns(header: ["configuration", "concurrency", "layout", "tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90", "energy/token"],
+                            rows: table)
         print("wrote \(csv) and \(svg)")
     }
 
@@ -177,10 +182,12 @@ struct SweepCommand: ParsableCommand {
         let result = LayoutSearch.search(request)
         let points = result.all
         guard !points.isEmpty else { throw ValidationError("no layout of \(spec.id) fits \(cluster.gpuCount) × \(cluster.gpu.id)") }
-        var lines = ["layout,batch_per_gpu,output_tokens_per_s_per_gpu,output_tokens_per_s_per_user,tpot_s,ttft_s,input_tokens_per_s_per_gpu,cost_per_million_output_tokens"]
+        var lines = ["layout,batch_per_gpu,output_tokens_per_s_per_gpu,output_tokens_per_s_per_user,tpot_s,ttft_s,input_tokens_per_s_per_gpu,"
+            + "cost_per_million_output_tokens,power_w_per_gpu,energy_j_per_output_token"]
         for e in points {
             lines.append("\"\(e.plan.layout)\",\(e.decodeBatchPerGPU),\(e.outputTokensPerSecondPerGPU),\(e.outputTokensPerSecondPerUser),"
-                + "\(e.timePerOutputToken),\(e.timeToFirstToken),\(e.inputTokensPerSecondPerGPU),\(e.costPerMillionOutputTokens ?? 0)")
+                + "\(e.timePerOutputToken),\(e.timeToFirstToken),\(e.inputTokensPerSecondPerGPU),\(e.costPerMillionOutputTokens ?? 0),"
+                + "\(e.energy?.outputGPUWatts ?? 0),\(e.energy?.joulesPerOutputToken() ?? 0)")
         }
         let title = "\(spec.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(config.format.rawValue), "
             + "\(workload.input) in / \(workload.output) out, steady state by decode batch"
@@ -196,16 +203,19 @@ struct SweepCommand: ParsableCommand {
                              to: svg)
         if output.json {
             try Output.printJSON(["csv": csv, "svg": svg, "points": points.map { e -> [String: Any] in
-                ["layout": e.plan.layout.description, "batch_per_gpu": e.decodeBatchPerGPU,
-                 "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,
-                 "output_tokens_per_s_per_user": e.outputTokensPerSecondPerUser, "tpot_s": e.timePerOutputToken]
+                var point: [String: Any] = ["layout": e.plan.layout.description, "batch_per_gpu": e.decodeBatchPerGPU,
+                                            "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,
+                                            "output_tokens_per_s_per_user": e.outputTokensPerSecondPerUser, "tpot_s": e.timePerOutputToken]
+                point.merge(EnergyOutput.json(e.energy)) { a, _ in a }
+                return point
             }])
             return
         }
         print(title)
-        Output.printColumns(header: ["layout", "batch/GPU", "tok/s/GPU", "tok/s/user", "TPOT"], rows: points.map { e in
+        Output.printColumns(header: ["layout", "batch/GPU", "tok/s/GPU", "tok/s/user", "TPOT", "W/GPU", "energy/token"], rows: points.map { e in
             [e.plan.layout.description, "\(e.decodeBatchPerGPU)", Output.rate(e.outputTokensPerSecondPerGPU),
-             Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.timePerOutputToken)]
+             Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.timePerOutputToken),
+             e.energy.map { Output.fixed($0.outputGPUWatts, 0) } ?? "—", e.energy?.joulesPerOutputToken().map(EnergyOutput.joules) ?? "—"]
         })
         if allLayouts { print("the chart draws the \(series.count) layouts on the Pareto front; the CSV has all \(points.count) points") }
         print("wrote \(csv) and \(svg)")

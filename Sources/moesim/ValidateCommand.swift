@@ -10,12 +10,14 @@ struct ValidateCommand: ParsableCommand {
         discussion: """
         FILE is a moesim-measurements/1 file (default: configs/validation/published.json, the
         published measurements; configs/validation/serving.json holds the InferenceX serving
-        runs). error = predicted / measured − 1. docs/validation.md explains where the remaining
+        runs; configs/validation/energy.json holds published GPU power and energy figures (docs/energy.md).
+        error = predicted / measured − 1. docs/validation.md explains where the remaining
         error comes from.
 
         Examples:
           moesim validate
           moesim validate configs/validation/serving.json
+          moesim validate configs/validation/energy.json
           moesim validate my-measurements.json --json
         """
     )
@@ -48,8 +50,13 @@ struct ValidateCommand: ParsableCommand {
             try Output.printJSON(json)
             return
         }
-        // Latencies (metrics in seconds) print as times, rates as rates.
-        func value(_ v: Double, _ metric: String) -> String { metric.hasSuffix("_s") ? Output.seconds(v) : Output.rate(v) }
+        // Latencies (metrics in seconds) print as times, power in watts, energy in joules, rates as rates.
+        func value(_ v: Double, _ metric: String) -> String {
+            if metric.hasSuffix("_s") { return Output.seconds(v) }
+            if metric.hasPrefix("power_w") { return Output.fixed(v, 0) + " W" }
+            if metric.hasPrefix("energy_j") { return EnergyOutput.joules(v) }
+            return Output.rate(v)
+        }
         Output.printColumns(header: ["entry", "measured", "predicted", "error", "bottleneck", "layout"], rows: report.entries.map { e in
             guard let p = e.predicted, let err = e.error else {
                 return [e.id, value(e.measured, e.metric), "skipped", "", e.skipped ?? "", ""]

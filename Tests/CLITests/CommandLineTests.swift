@@ -69,6 +69,33 @@ func moesim(arguments: [String], timeout: Double?) throws -> MoesimRun {
             #expect(report.json[key] != nil, "report --json lacks \(key)")
         }
         #expect((report.json["serving"] as? [Any])?.count == 4)
+        let estimate = report.json["estimate"] as? [String: Any] ?? [:]
+        for key in ["power_w_per_gpu", "energy_j_per_output_token", "energy_j_per_input_token", "kwh_per_million_output_tokens",
+                    "co2e_g_per_million_output_tokens", "kwh_per_million_input_tokens", "co2e_g_per_million_input_tokens"] {
+            #expect(estimate[key] is NSNumber, "report's estimate lacks \(key)")
+        }
+        let hosted = report.json["hosted_price"] as? [String: Any] ?? [:]
+        #expect(hosted["provider"] is String && hosted["break_even_utilization"] is NSNumber)
+    }
+
+    /// The grid changes the carbon and nothing else; PUE and grids out of range are refused.
+    @Test func energyOptions() throws {
+        let args = ["estimate", "--model", "mixtral-8x7b", "--gpus", "2", "--input", "1024", "--output", "256", "--batch-per-gpu", "8",
+                    "--layout", "attention=tp,tp=2,ep=1,pp=1,moe_tp=2", "--json"]
+        let world = try moesim(arguments: args)
+        let france = try moesim(arguments: args + ["--grid", "france"])
+        #expect(world.status == 0 && france.status == 0, "\(world.stderr) \(france.stderr)")
+        let w = world.json, f = france.json
+        let ratio = (f["co2e_g_per_million_output_tokens"] as? Double ?? 0) / (w["co2e_g_per_million_output_tokens"] as? Double ?? 1)
+        let grids = (f["grid_gco2_per_kwh"] as? Double ?? 0) / (w["grid_gco2_per_kwh"] as? Double ?? 1)
+        #expect(abs(ratio / grids - 1) < 1e-9 && grids < 0.2)
+        #expect(f["energy_j_per_output_token"] as? Double == w["energy_j_per_output_token"] as? Double)
+        let doubled = try moesim(arguments: args + ["--pue", "2.6"])
+        #expect(abs((doubled.json["energy_j_per_output_token"] as? Double ?? 0) / (w["energy_j_per_output_token"] as? Double ?? 1) - 2) < 1e-9)
+        for bad in [["--pue", "0.5"], ["--grid", "mars"], ["--grid-gco2-per-kwh", "-1"], ["--grid", "eu", "--grid-gco2-per-kwh", "100"]] {
+            let run = try moesim(arguments: args + bad)
+            #expect(run.status != 0 && !run.crashed && run.stderr.contains(bad[0]), "\(bad): \(run.stderr)")
+        }
     }
 
     /// serve, capacity and sweep --concurrency: their JSON contracts and files.

@@ -59,4 +59,21 @@ let validGPU = #"""
         let message = hardwareError(broken)
         #expect(message.contains(field) && message.contains("gpu.json"), "\(message)")
     }
+
+    /// The optional power object reads, and each impossible figure is refused by name.
+    @Test func powerFiguresRead() throws {
+        let power = #""power": {"tdp_w": 700, "idle_w": 70, "node_overhead_w_per_gpu": 231.5, "conversion_loss": 0.098}"#
+        let spec = try hardware(validGPU.replacingOccurrences(of: #""gpu_hour_price": 2.5"#, with: #""gpu_hour_price": 2.5, "# + power))
+        #expect(spec.power == PowerSpec(idle: 70, tdp: 700, nodeOverheadPerGPU: 231.5, conversionLoss: 0.098))
+        #expect(try hardware(validGPU).power == nil)
+        for (good, bad, field) in [(#""idle_w": 70"#, #""idle_w": 700"#, "idle_w"), (#""tdp_w": 700"#, #""tdp_w": -5"#, "tdp_w"),
+                                   (#""conversion_loss": 0.098"#, #""conversion_loss": 1.5"#, "conversion_loss")] {
+            let broken = power.replacingOccurrences(of: good, with: bad)
+            let message = hardwareError(validGPU.replacingOccurrences(of: #""gpu_hour_price": 2.5"#, with: #""gpu_hour_price": 2.5, "# + broken))
+            #expect(message.contains(field), "\(message)")
+        }
+        let missing = power.replacingOccurrences(of: #", "conversion_loss": 0.098"#, with: "")
+        #expect(hardwareError(validGPU.replacingOccurrences(of: #""gpu_hour_price": 2.5"#, with: #""gpu_hour_price": 2.5, "# + missing))
+            .contains("conversion_loss"))
+    }
 }

@@ -92,3 +92,50 @@ import TestSupport
     }
 }
 
+
+/// The published power and energy figures and the hosted price tables.
+@Suite struct EnergyAndPriceFilesTests {
+    /// Every entry of the energy file is priced (none skipped) and each prediction is a power or
+    /// an energy in a physical range.
+    @Test func energyFilePricesEveryEntry() throws {
+        let report = try Validation.run(file: root.appendingPathComponent("configs/validation/energy.json").path,
+                                        loadModel: { try model($0) }, loadGPU: gpu)
+        #expect(!report.entries.isEmpty)
+        for e in report.entries {
+            let why = e.skipped ?? ""
+            let p = try #require(e.predicted, "\(e.id): \(why)")
+            let range: ClosedRange<Double> = e.metric == "power_w_per_gpu" ? 50...1500 : 0.001...100
+            #expect(range.contains(p), "\(e.id): \(p)")
+        }
+    }
+
+    /// The price file reads; every model with prices has exactly one reference entry; tiers
+    /// pick by prompt length.
+    @Test func hostedPricesRead() throws {
+        let prices = try HostedPrice.load(file: root.appendingPathComponent("configs/pricing/hosted.json").path)
+        for m in Set(prices.map(\.model)) {
+            #expect(prices.filter { $0.model == m && $0.isReference }.count == 1, "\(m)")
+        }
+        let kimi = try #require(HostedPrice.reference(for: "kimi-k2", in: prices))
+        #expect(kimi.provider == "moonshot" && kimi.tiers.first?.cachedInput != nil)
+        let qwen = try #require(HostedPrice.reference(for: "qwen3-max-1t", in: prices))
+        #expect(qwen.tier(promptTokens: 32_768)?.maxPromptTokens == 32_768)
+        #expect(qwen.tier(promptTokens: 32_769)?.maxPromptTokens == 131_072)
+        #expect(qwen.tier(promptTokens: 1_000_000) == nil)
+    }
+
+    /// A tier list that does not grow, or a negative price, is an error naming the field.
+    @Test func malformedPricesAreRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-prices-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (tiers, field) in [(#"[{"max_prompt_tokens": 100, "input": 1, "output": 2}, {"max_prompt_tokens": 50, "input": 1, "output": 2}]"#, "max_prompt_tokens"),
+                               (#"[{"input": -1, "output": 2}]"#, "input")] {
+            let path = dir.appendingPathComponent("p.json").path
+            try Data(#"{"schema": "moesim-prices/1", "entries": [{"model": "m", "provider": "p", "date": "2026-01-01", "source": "s", "tiers": \#(tiers)}]}"#.utf8)
+                .write(to: URL(fileURLWithPath: path))
+            #expect(throws: ConfigError.self) { try HostedPrice.load(file: path) }
+            do { _ = try HostedPrice.load(file: path) } catch { #expect("\(error)".contains(field), "\(error)") }
+        }
+    }
+}

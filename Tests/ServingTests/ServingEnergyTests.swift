@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Estimator
+@testable import Hardware
+@testable import ModelSpec
+@testable import Planner
+@testable import Serving
+
+/// Energy of simulated serving: idle GPUs draw idle power, a decode-only loop draws what the
+/// steady-state decode step draws, and the energy of a run is its power over its time.
+@Suite struct ServingEnergyTests {
+    let layout = Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2)
+
+    func serving(input: Int = 512, output: Int = 64, concurrency: Int = 1) throws -> ServingRequest {
+        let base = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 2),
+                                   layout: layout, weights: .fp8, inputTokens: input, outputTokens: output)
+        return ServingRequest(base: base, concurrency: concurrency)
+    }
+
+    /// One short request every 1,000 s: the GPUs are idle more than 99.9% of the time, so the
+    /// average board power is the idle power (within the busy share's pull towards the limit).
+    @Test func zeroWorkDrawsIdlePower() throws {
+        let result = try ServingEstimator.serve(OpenLoopRequest(serving: serving(), arrivals: .process(.poisson(rate: 0.001), count: 20)))
+        let energy = try #require(result.estimate.energy)
+        let busy = result.estimate.pools[0].busy
+        #expect(busy < 1e-3)
+        let bound = energy.power.idle + busy * (energy.power.tdp - energy.power.idle)
+        #expect(energy.outputGPUWatts >= energy.power.idle && energy.outputGPUWatts <= bound * (1 + 1e-9),
+                "\(energy.outputGPUWatts) W with the GPUs busy \(busy)")
+    }
+
+    /// A closed loop that only decodes (1-token prompts, long answers) runs one step shape over
+    /// and over: its average power is the steady-state decode step's at the same batch.
+    @Test func decodeOnlyLoopDrawsTheSteadyStatePower() throws {
+        let r = try serving(input: 1, output: 4096, concurrency: 32)
+        let s = try ServingEstimator.estimate(r)
+        var steady = r.base
+        steady.decodeBatchPerGPU = 16
+        let e = try Estimator.estimate(steady, layout: layout)
+        let simulated = try #require(s.energy?.outputGPUWatts), expected = try #require(e.energy?.outputGPUWatts)
+        #expect(abs(simulated / expected - 1) < 0.03, "\(simulated) W vs \(expected) W")
+    }
+
+    /// Energy per request × requests per second = facility power of every GPU; energy per
+    /// output token × output tokens per second per GPU = facility power per GPU.
+    @Test func energyIsPowerTimesTime() throws {
+        let s = try ServingEstimator.estimate(serving(concurrency: 16))
+        let energy = try #require(s.energy)
+        let facility = energy.watts(scope: .facility)
+        #expect(abs(try #require(energy.joulesPerRequest) * s.requestsPerSecond / (facility * Double(s.gpus)) - 1) < 1e-9)
+        #expect(abs(try #require(energy.joulesPerOutputToken()) * s.outputTokensPerSecondPerGPU / facility - 1) < 1e-9)
+        #expect(energy.outputGPUWatts > energy.power.idle && energy.outputGPUWatts < energy.power.tdp)
+    }
+}
