@@ -21,6 +21,25 @@ public struct MainReport: Sendable {
     public var capacityTargets: (ttft: Double, tpot: Double) = (2, 0.05)
     /// Why there is no capacity answer, when the search failed.
     public var capacityError: String?
+    /// One request that fills the context, priced fresh and with its prefix cached.
+    public var longRequest: LongRequest?
+
+    /// A prompt of `promptTokens` (262,144, or the model's whole context if shorter, less the
+    /// answer) priced on the planned cluster's best layout, fresh and with all but its last
+    /// `newTokens` served from the prefix cache (a long document asked a new question): GPU
+    /// time, facility energy and price of the request.
+    public struct LongRequest: Sendable {
+        public var promptTokens: Int
+        public var cachedTokens: Int
+        public var outputTokens: Int
+        public var fresh: Estimate
+        public var cached: Estimate
+
+        /// GPU-seconds one request takes at the steady state's per-GPU rates.
+        public static func gpuSeconds(_ e: Estimate, prompt: Int, output: Int) -> Double {
+            Double(prompt) / e.inputTokensPerSecondPerGPU + Double(output) / max(e.outputTokensPerSecondPerGPU, 1e-30)
+        }
+    }
 
     /// `makeRequest` turns the planned cluster into the estimate request (workload options).
     public static func build(_ spec: ModelSpec, gpu: HardwareSpec, gpus: Int?, weights: WeightFormat, kvCache: KVCacheFormat,
@@ -49,6 +68,7 @@ public struct MainReport: Sendable {
             let r = ServingRequest(base: base, concurrency: perGPU * chosen, inputRange: InputRange(lower: 0.8, upper: 1))
             if let e = try? ServingEstimator.estimate(r) { report.serving.append(e) }
         }
+        report.longRequest = longRequest(request, spec: spec)
         var base = request
         base.layout = nil
         report.capacityTargets = (maxTTFT ?? 2, maxTPOT ?? 0.05)
@@ -61,5 +81,21 @@ public struct MainReport: Sendable {
             report.capacityError = "\(error)"
         }
         return report
+    }
+
+    static func longRequest(_ request: EstimateRequest, spec: ModelSpec) -> LongRequest? {
+        let output = request.outputTokens
+        let prompt = min(262_144, spec.maxPositionEmbeddings) - output
+        let new = min(request.inputTokens, prompt)
+        guard prompt > new else { return nil }
+        var fresh = request
+        fresh.inputTokens = prompt
+        fresh.decodeBatchPerGPU = nil
+        fresh.prefixCacheHitRate = 0
+        var cached = fresh
+        cached.prefixCacheHitRate = Double(prompt - new) / Double(prompt)
+        guard let f = LayoutSearch.search(fresh).best, let layout = Optional(f.plan.layout),
+              let c = try? Estimator.estimate(cached, layout: layout) else { return nil }
+        return LongRequest(promptTokens: prompt, cachedTokens: prompt - new, outputTokens: output, fresh: f, cached: c)
     }
 }

@@ -35,6 +35,10 @@ struct HardwareList: ParsableCommand {
                                    "scale_up": g.efficiency.scaleUp, "scale_out": g.efficiency.scaleOut],
                 ]
                 if let price = g.gpuHourPrice { entry["gpu_hour_price"] = price }
+                if let p = g.power {
+                    entry["power"] = ["tdp_w": p.tdp, "idle_w": p.idle, "node_overhead_w_per_gpu": p.nodeOverheadPerGPU,
+                                      "conversion_loss": p.conversionLoss]
+                }
                 return entry
             }])
             return
@@ -46,10 +50,12 @@ struct HardwareList: ParsableCommand {
             [g.id, Output.bytes(Double(g.memoryBytes)), Output.fixed(g.memoryBandwidth / 1e12, 2) + " TB/s",
              tflops(g, "bf16"), tflops(g, "fp8"), tflops(g, "fp4"),
              Output.fixed(g.scaleUpBandwidth / 1e9, 0) + " GB/s × \(g.scaleUpDomain)",
-             Output.fixed(g.scaleOutBandwidth / 1e9, 0) + " GB/s", g.gpuHourPrice.map { "$" + Output.fixed($0, 2) } ?? "—"]
+             Output.fixed(g.scaleOutBandwidth / 1e9, 0) + " GB/s", g.gpuHourPrice.map { "$" + Output.fixed($0, 2) } ?? "—",
+             g.power.map { "\(Output.fixed($0.tdp, 0)) / \(Output.fixed($0.idle, 0)) W" } ?? "—"]
         }
         Output.printColumns(header: ["id", "memory", "bandwidth", "bf16 TF", "fp8 TF", "fp4 TF", "scale-up (one way)",
-                                     "scale-out", "$/GPU-h"], rows: rows)
-        print("  dense peak TFLOP/s; scale-up bandwidth per GPU one way × GPUs per domain; GB = 10⁹ bytes")
+                                     "scale-out", "$/GPU-h", "TDP / idle"], rows: rows)
+        print("  dense peak TFLOP/s; scale-up bandwidth per GPU one way × GPUs per domain; GB = 10⁹ bytes; "
+            + "$/GPU-h on demand (docs/pricing.md); board power (docs/energy.md)")
     }
 }

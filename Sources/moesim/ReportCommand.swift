@@ -122,6 +122,7 @@ struct ReportCommand: ParsableCommand {
         })
         print("")
         printHostedComparison(spec, best: best)
+        printLongRequest(spec, report)
         printServing(report, layout: best.plan.layout)
         printCapacity(report)
         if !noCpu { try printCPU(spec) }
@@ -164,6 +165,17 @@ struct ReportCommand: ParsableCommand {
             }
         }
         if report.search?.best != nil { json["serving"] = report.serving.map(ServingJSON.object) }
+        if let long = report.longRequest {
+            func side(_ e: Estimate) -> [String: Any] {
+                let seconds = MainReport.LongRequest.gpuSeconds(e, prompt: long.promptTokens, output: long.outputTokens)
+                var o: [String: Any] = ["gpu_seconds": seconds]
+                if let p = e.gpuHourPrice { o["cost"] = p / 3600 * seconds }
+                if let j = e.energy?.joulesPerRequest { o["kwh"] = j / 3.6e6 }
+                return o
+            }
+            json["long_request"] = ["prompt_tokens": long.promptTokens, "cached_tokens": long.cachedTokens,
+                                    "output_tokens": long.outputTokens, "fresh": side(long.fresh), "cached": side(long.cached)]
+        }
         if let answer = report.capacity {
             var c: [String: Any] = ["users": users, "gpus": answer.gpus, "ttft_p90_s": answer.ttft, "tpot_p90_s": answer.tpot,
                                     "layout": answer.estimate.deployment]
@@ -217,6 +229,29 @@ struct ReportCommand: ParsableCommand {
                 + (u < 1 ? "this deployment is cheaper above \(Output.fixed(100 * u, 0))% utilisation"
                          : "this deployment costs \(Output.fixed(u, 1))× the API even at full utilisation"))
         }
+    }
+
+    /// A request that fills the context, fresh and with its prefix cached: this deployment's GPU
+    /// time, cost and energy beside the hosted price with the cached-input tier.
+    func printLongRequest(_ spec: ModelSpec, _ report: MainReport) {
+        guard let long = report.longRequest else { return }
+        print("")
+        print("== One \(Output.grouped(long.promptTokens))-token prompt and \(Output.grouped(long.outputTokens))-token answer, fresh and with "
+            + "the first \(Output.grouped(long.cachedTokens)) tokens cached (a long document, a new question)")
+        let hosted = hostedPrice(spec).flatMap { $0.tier(promptTokens: long.promptTokens) }
+        var rows: [[String]] = []
+        for (label, e, cached) in [("fresh", long.fresh, 0), ("cached", long.cached, long.cachedTokens)] {
+            let seconds = MainReport.LongRequest.gpuSeconds(e, prompt: long.promptTokens, output: long.outputTokens)
+            let api = hosted.map { t -> String in
+                guard cached == 0 || t.cachedInput != nil else { return "— (no cached tier)" }
+                return Output.dollars((Double(long.promptTokens - cached) * t.input + Double(cached) * (t.cachedInput ?? t.input)
+                    + Double(long.outputTokens) * t.output) / 1e6)
+            } ?? "—"
+            rows.append([label, Output.fixed(seconds, 1), Output.dollars(e.gpuHourPrice.map { $0 / 3600 * seconds }),
+                         e.energy?.joulesPerRequest.map { Output.fixed($0 / 3600, 2) } ?? "—", api])
+        }
+        Output.printColumns(header: ["", "GPU-seconds", "this deployment", "energy (Wh)", "hosted API"], rows: rows)
+        print("  (layout \(long.fresh.plan.layout); cached tokens skip their prefill; their KV cache is still held)")
     }
 
     /// The serving view: the best layout under a closed loop at a few concurrencies.
