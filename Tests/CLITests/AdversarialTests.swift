@@ -49,7 +49,8 @@ import Testing
             return args
         case 2:
             let flag = g.pick(["--gpus", "--input", "--output", "--batch-per-gpu", "--prefill-tokens", "--prefix-cache-hit-rate",
-                               "--expert-skew", "--gpu-hour-price", "--max-ttft", "--max-tpot", "--gpus-per-node"])
+                               "--expert-skew", "--gpu-hour-price", "--max-ttft", "--max-tpot", "--gpus-per-node", "--pue",
+                               "--grid-gco2-per-kwh"])
             var args = ["estimate", "--model", model, flag, n(), "--json"]
             if g.chance(0.4) { args += ["--layout", g.pick(layouts)] }
             if g.chance(0.3) { args += ["--set", "\(g.pick(setKeys))=\(n())"] }
@@ -61,7 +62,7 @@ import Testing
             return args
         case 4:
             return ["serve", "--model", "mixtral-8x7b", "--gpus", g.pick(["2", n()]), "--rate", n(), "--requests", g.pick(["50", n()]),
-                    "--input", g.pick(["256", n()]), "--output", g.pick(["16", n()]), "--json"]
+                    "--input", g.pick(["256", n()]), "--output", g.pick(["16", n()]), "--pue", g.pick(["1.2", n()]), "--json"]
         case 5:
             return ["capacity", "--model", g.pick(["mixtral-8x7b", "llama3.1-70b"]), g.pick(["--users", "--rate"]), n(),
                     "--slo-ttft", g.pick(["1", n()]), "--slo-tpot", g.pick(["0.05", n()]), "--max-gpus", g.pick(["32", n()]),

@@ -52,4 +52,22 @@ import TestSupport
         #expect(abs(try #require(energy.joulesPerOutputToken()) * s.outputTokensPerSecondPerGPU / facility - 1) < 1e-9)
         #expect(energy.outputGPUWatts > energy.power.idle && energy.outputGPUWatts < energy.power.tdp)
     }
+
+    /// Disaggregated pools: the deployment's power is the GPU-weighted mean of both pools', so it
+    /// stays between idle and TDP, and a prefill pool idle most of the time pulls it towards idle.
+    @Test func disaggregatedPowerWeighsBothPools() throws {
+        let l = Layout(attention: .data, tp: 1, ep: 8, pp: 1)
+        let base = EstimateRequest(model: try model("deepseek-v3"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 24),
+                                   weights: .fp8, inputTokens: 256, outputTokens: 512)
+        var r = ServingRequest(base: base, concurrency: 128)
+        r.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: l), decode: .init(gpus: 16, workers: 2, layout: l))
+        let s = try ServingEstimator.estimate(r)
+        let energy = try #require(s.energy)
+        let p = energy.power
+        // The prefill pool works a small share of the time: its GPUs sit near idle power.
+        #expect(s.pools[0].busy < 0.5)
+        let prefillMax = p.idle + s.pools[0].busy * (p.tdp - p.idle)
+        let upper = (8 * prefillMax + 16 * p.tdp) / 24
+        #expect(energy.outputGPUWatts > p.idle && energy.outputGPUWatts < upper, "\(energy.outputGPUWatts) W, at most \(upper)")
+    }
 }
