@@ -179,6 +179,9 @@ public enum ServingEstimator {
                 throw ServingError.invalid("MTP acceptance (mean tokens per step) must be in [1, \(s.draftTokens + 1)], got \(s.acceptance)")
             }
         }
+        if let n = request.benchmarkPrompts, !(request.concurrency...10_000_000).contains(n) {
+            throw ServingError.invalid("a benchmark's prompts must be from the concurrency (\(request.concurrency)) to 10,000,000, got \(n)")
+        }
         if let budget = request.tokenBudget, !(1...1_048_576).contains(budget) {
             throw ServingError.invalid("the token budget must be 1 to 1,048,576 tokens per step, got \(budget)")
         }
@@ -194,8 +197,11 @@ public enum ServingEstimator {
         var steps = 0
         for (count, weight) in [(n + 1, extra), (n, replicas - extra)] where count > 0 && weight > 0 {
             var d = try ServingDeployment.aggregated(request, layout: layout, workers: 1)
+            var o = options(request, measuring: count)
+            // A benchmark's prompts split over the replicas like its requests in flight.
+            o.benchmarkPrompts = request.benchmarkPrompts.map { max(count, $0 * count / max(request.concurrency, 1)) }
             var sim = ServingSimulation(workers: d.workers, entry: d.entry, exit: d.exit, transferSeconds: { _ in 0 },
-                                        mode: closedLoop(request, requests: count), options: options(request, measuring: count))
+                                        mode: closedLoop(request, requests: count), options: o)
             let outcome = try run(&sim)
             d.record(outcome)
             if pools.isEmpty { pools = d.pools }
@@ -244,9 +250,10 @@ public enum ServingEstimator {
     static func disaggregated(_ request: ServingRequest, _ asked: Disaggregation) throws -> ServingEstimate {
         var d = try ServingDeployment.disaggregated(request, asked)
         let transfer = d.transfer
+        var o = options(request, measuring: request.concurrency)
+        o.benchmarkPrompts = request.benchmarkPrompts
         var sim = ServingSimulation(workers: d.workers, entry: d.entry, exit: d.exit, transferSeconds: { transfer?.seconds($0) ?? 0 },
-                                    mode: closedLoop(request, requests: request.concurrency),
-                                    options: options(request, measuring: request.concurrency))
+                                    mode: closedLoop(request, requests: request.concurrency), options: o)
         let outcome = try run(&sim)
         d.record(outcome)
         return summarize(request, runs: [(outcome, 1)], pools: d.pools, steps: outcome.steps,

@@ -27,6 +27,12 @@ public struct ServingRequest: Sendable {
     /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's
     /// `enable_chunked_prefill=False`, SGLang's `chunked_prefill_size=-1`).
     public var chunkedPrefill = true
+    /// A benchmark client's run instead of the steady state: this many prompts in all, the first
+    /// `concurrency` sent at once, each later one when a request finishes, every request measured
+    /// and throughput counted to the last completion (vLLM's and SGLang's `bench_serving` with
+    /// `--num-prompts` and `--max-concurrency`; InferenceX sends 10 × concurrency). nil: the
+    /// steady state of the loop.
+    public var benchmarkPrompts: Int?
 
     public init(base: EstimateRequest, concurrency: Int, inputRange: InputRange = .fixed,
                 disaggregation: Disaggregation? = nil, speculative: SpeculativeDecoding? = nil,

@@ -61,6 +61,9 @@ struct ServingSimulation {
         var sampleInterval: Double? = nil
         /// Closed loop: measured completions to collect after the warm-up.
         var measuredTarget = 64
+        /// Closed loop only: run a benchmark client's N prompts from an empty system (see
+        /// `ServingRequest.benchmarkPrompts`) instead of measuring a steady state.
+        var benchmarkPrompts: Int? = nil
         var maxSteps = 50_000_000
         var progress: ((Int, Double) -> Void)? = nil
     }
@@ -106,6 +109,8 @@ struct ServingSimulation {
     var nextSample = 0.0
     var interval = 0.0
     var injected = 0
+    /// Closed-loop benchmark: prompts sent so far.
+    var issued = 0
     /// The prompt chunks of the step being built, reused from step to step (no allocation).
     private var chunks: [(slot: Int, tokens: Int)] = []
 
@@ -129,7 +134,7 @@ struct ServingSimulation {
         switch mode {
         case let .closed(count, _, _):
             requests = Array(repeating: Request(), count: count)
-            seedSteadyState()
+            if options.benchmarkPrompts != nil { startBenchmark() } else { seedSteadyState() }
         case .open:
             warmUpEnd = 0
             nextArrival = try pull()
@@ -156,7 +161,7 @@ struct ServingSimulation {
 
     var finished: Bool {
         switch mode {
-        case .closed: outcome.measured >= options.measuredTarget
+        case .closed: options.benchmarkPrompts.map { outcome.completions >= $0 } ?? (outcome.measured >= options.measuredTarget)
         case .open: nextArrival == nil && inSystem == 0
         }
     }
@@ -446,6 +451,11 @@ struct ServingSimulation {
         }
         switch mode {
         case let .closed(count, lengths, output):
+            if let total = options.benchmarkPrompts {
+                // The client sends its next prompt, if any is left.
+                guard issued < total else { return }
+                issued += 1
+            }
             if warmUpEnd == nil, outcome.completions >= count { warmUpEnd = end }
             var source = lengths
             let prompt = source.next()
@@ -459,6 +469,19 @@ struct ServingSimulation {
             inSystem -= 1
             free.append(slot)
         }
+    }
+
+    /// Starts a benchmark client's run: every one of the N requests in flight sent at time 0 to
+    /// an empty system, all measured from the start.
+    private mutating func startBenchmark() {
+        guard case .closed(let count, var lengths, let output) = mode, let total = options.benchmarkPrompts else { return }
+        warmUpEnd = 0
+        for slot in 0..<min(count, total) {
+            requests[slot] = Request(arrival: 0, promptTokens: lengths.next(), outputTokens: output, measured: true)
+            workers[leastLoaded(entry)].enqueue(slot, ready: 0)
+            issued += 1
+        }
+        mode = .closed(count: count, lengths: lengths, output: output)
     }
 
     /// Starts a closed loop as it runs after a while: request i of N already past i/N of its

@@ -217,7 +217,10 @@ public enum Validation {
             : nil
         let serving = ServingRequest(base: request, concurrency: concurrency, inputRange: range, disaggregation: disaggregation,
                                      speculative: speculative, scheduler: SchedulerPolicy.of(framework: try e.string("framework") ?? ""))
-        let s = try ServingEstimator.estimate(serving)
+        var client = serving
+        client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
+        if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }
+        let s = try ServingEstimator.estimate(client)
         var values: [String: Double] = [
             "total_tokens_per_s_per_gpu": s.totalTokensPerSecondPerGPU,
             "output_tokens_per_s_per_gpu": s.outputTokensPerSecondPerGPU,

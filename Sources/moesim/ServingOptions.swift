@@ -95,10 +95,17 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "Requests in flight across the deployment, each replaced when it finishes (closed loop).")
     var concurrency: Int?
 
+    @Option(help: "Replay a benchmark client instead of the steady state: N prompts in all, the first --concurrency sent at once (InferenceX: 10 × concurrency).")
+    var numPrompts: Int?
+
     @OptionGroup var policy: ServingPolicyOptions
 
     func validate() throws {
         if let c = concurrency, !(1...1_000_000).contains(c) { throw ValidationError("--concurrency must be 1 to 1,000,000, got \(c)") }
+        if let n = numPrompts {
+            guard let c = concurrency else { throw ValidationError("--num-prompts needs --concurrency") }
+            guard (c...10_000_000).contains(n) else { throw ValidationError("--num-prompts must be from --concurrency (\(c)) to 10,000,000, got \(n)") }
+        }
         if concurrency == nil, policy.isSet {
             throw ValidationError("--input-range, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
         }
@@ -106,7 +113,11 @@ struct ServingOptions: ParsableArguments {
 
     var isServing: Bool { concurrency != nil }
     func parsedPools() throws -> Disaggregation? { try policy.parsedPools() }
-    func request(base: EstimateRequest) throws -> ServingRequest { try policy.request(base: base, concurrency: concurrency ?? 1) }
+    func request(base: EstimateRequest) throws -> ServingRequest {
+        var r = try policy.request(base: base, concurrency: concurrency ?? 1)
+        r.benchmarkPrompts = numPrompts
+        return r
+    }
 }
 
 enum ServingJSON {
@@ -125,6 +136,7 @@ enum ServingJSON {
             "measured_requests": s.measuredRequests, "simulated_steps": s.simulatedSteps,
             "scheduler": s.request.scheduler.rawValue,
         ]
+        if let n = s.request.benchmarkPrompts { json["num_prompts"] = n }
         if let m = s.request.speculative { json["mtp"] = ["draft_tokens": m.draftTokens, "acceptance": m.acceptance] }
         if s.disaggregated {
             json["prefill"] = pool(s.pools[0])
@@ -190,7 +202,10 @@ enum ServingTable {
             + "\(Output.dollars(s.gpuHourPrice)) per GPU-hour"))
         rows += EnergyOutput.rows(s.energy)
         Output.printTable(rows)
-        if !openLoop {
+        if let n = r.benchmarkPrompts {
+            Swift.print("  (a benchmark client's run: \(Output.grouped(n)) prompts, the first \(Output.grouped(r.concurrency)) at once, all measured; "
+                + "\(Output.grouped(s.simulatedSteps)) steps simulated)")
+        } else if !openLoop {
             Swift.print("  (\(Output.grouped(s.measuredRequests)) requests measured after a warm-up of \(Output.grouped(r.concurrency)); "
                 + "\(Output.grouped(s.simulatedSteps)) steps simulated)")
         }

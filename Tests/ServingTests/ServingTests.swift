@@ -182,3 +182,32 @@ import TestSupport
         #expect(abs((answer.costPerRequest ?? 0) - price * Double(answer.gpus) / 3600 / answer.requestsPerSecond) < 1e-12)
     }
 }
+
+/// A benchmark client's run (`benchmarkPrompts`): N prompts, the first C at once.
+@Suite struct BenchmarkClientTests {
+    func request(concurrency: Int, prompts: Int, output: Int, budget: Int? = nil) throws -> ServingRequest {
+        let base = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 2),
+                                   layout: Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2), weights: .fp8,
+                                   inputTokens: 512, outputTokens: output)
+        var r = ServingRequest(base: base, concurrency: concurrency, tokenBudget: budget)
+        r.benchmarkPrompts = prompts
+        return r
+    }
+
+    /// C one-token answers sent at once to a server that prefills one prompt per step: the k-th
+    /// waits for k steps, so the mean TTFT is (C + 1)/2 steps of one prompt alone.
+    @Test func aBurstQueuesBehindItself() throws {
+        let burst = try ServingEstimator.estimate(request(concurrency: 8, prompts: 8, output: 1, budget: 512))
+        let alone = try ServingEstimator.estimate(request(concurrency: 1, prompts: 1, output: 1, budget: 512))
+        #expect(burst.measuredRequests == 8 && alone.measuredRequests == 1)
+        #expect(abs(burst.ttft.mean / (4.5 * alone.ttft.mean) - 1) < 0.02, "\(burst.ttft.mean) vs 4.5 × \(alone.ttft.mean)")
+    }
+
+    /// Every prompt sent is answered and measured; tokens follow the requests.
+    @Test func everyPromptIsMeasured() throws {
+        let s = try ServingEstimator.estimate(request(concurrency: 16, prompts: 160, output: 64))
+        #expect(s.measuredRequests == 160)
+        #expect(abs(s.outputTokensPerSecondPerGPU * Double(s.gpus) / (s.requestsPerSecond * 64) - 1) < 1e-6)
+        #expect(throws: ServingError.self) { try ServingEstimator.estimate(request(concurrency: 16, prompts: 8, output: 64)) }
+    }
+}
