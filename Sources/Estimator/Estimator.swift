@@ -80,6 +80,13 @@ public struct Estimate: Sendable {
     public var costPerMillionOutputTokens: Double?
     /// Power and energy per token; nil when the hardware file gives no power figures.
     public var energy: EnergyEstimate?
+
+    /// GPU-seconds one request of `prompt` and `output` tokens takes at this steady state's
+    /// per-GPU rates (prefill, then decode); nil when a rate it needs is zero.
+    public func gpuSeconds(prompt: Int, output: Int) -> Double? {
+        guard inputTokensPerSecondPerGPU > 0, output == 0 || outputTokensPerSecondPerGPU > 0 else { return nil }
+        return Double(prompt) / inputTokensPerSecondPerGPU + (output > 0 ? Double(output) / outputTokensPerSecondPerGPU : 0)
+    }
 }
 
 public enum EstimateError: Error, CustomStringConvertible {

@@ -40,7 +40,8 @@ public struct PowerSpec: Sendable, Equatable {
         conversionLoss = loss
     }
 
-    var jsonObject: [String: Any] {
+    /// The file form (`power` of a hardware file).
+    public var jsonObject: [String: Any] {
         ["idle_w": idle, "tdp_w": tdp, "node_overhead_w_per_gpu": nodeOverheadPerGPU, "conversion_loss": conversionLoss]
     }
 }

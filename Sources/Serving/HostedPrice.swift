@@ -10,6 +10,12 @@ public struct HostedPrice: Sendable, Equatable {
         /// Input tokens served from the provider's context cache; nil where none is listed.
         public var cachedInput: Double?
         public var output: Double
+
+        /// USD for one request: fresh prompt tokens, cached ones (at the cached tier, else the
+        /// input price) and answer tokens.
+        public func cost(input: Int, cached: Int = 0, output answer: Int) -> Double {
+            (Double(input) * self.input + Double(cached) * (cachedInput ?? self.input) + Double(answer) * output) / 1e6
+        }
     }
 
     public var model: String

@@ -34,17 +34,12 @@ public struct MainReport: Sendable {
         public var outputTokens: Int
         public var fresh: Estimate
         public var cached: Estimate
-
-        /// GPU-seconds one request takes at the steady state's per-GPU rates.
-        public static func gpuSeconds(_ e: Estimate, prompt: Int, output: Int) -> Double {
-            Double(prompt) / e.inputTokensPerSecondPerGPU + Double(output) / max(e.outputTokensPerSecondPerGPU, 1e-30)
-        }
     }
 
     /// `makeRequest` turns the planned cluster into the estimate request (workload options).
     public static func build(_ spec: ModelSpec, gpu: HardwareSpec, gpus: Int?, weights: WeightFormat, kvCache: KVCacheFormat,
                              context: Int, concurrency: Int, users: Int, maxTTFT: Double?, maxTPOT: Double?,
-                             makeRequest: (Cluster) throws -> EstimateRequest) throws -> MainReport {
+                             hosted: HostedPrice? = nil, makeRequest: (Cluster) throws -> EstimateRequest) throws -> MainReport {
         var report = MainReport()
         let one = Workload(weights: weights, kvCache: kvCache, context: context, concurrency: 1)
         report.minimumGPUs = try Planner.minimumGPUs(spec, gpu: gpu, workload: one)
@@ -68,7 +63,7 @@ public struct MainReport: Sendable {
             let r = ServingRequest(base: base, concurrency: perGPU * chosen, inputRange: InputRange(lower: 0.8, upper: 1))
             if let e = try? ServingEstimator.estimate(r) { report.serving.append(e) }
         }
-        report.longRequest = longRequest(request, spec: spec)
+        report.longRequest = longRequest(request, spec: spec, hosted: hosted)
         var base = request
         base.layout = nil
         report.capacityTargets = (maxTTFT ?? 2, maxTPOT ?? 0.05)
@@ -83,9 +78,11 @@ public struct MainReport: Sendable {
         return report
     }
 
-    static func longRequest(_ request: EstimateRequest, spec: ModelSpec) -> LongRequest? {
+    /// The prompt stays within the model's context and the hosted price's longest tier.
+    static func longRequest(_ request: EstimateRequest, spec: ModelSpec, hosted: HostedPrice?) -> LongRequest? {
         let output = request.outputTokens
-        let prompt = min(262_144, spec.maxPositionEmbeddings) - output
+        var prompt = min(262_144, spec.maxPositionEmbeddings) - output
+        if let bound = hosted?.tiers.last?.maxPromptTokens { prompt = min(prompt, bound) }
         let new = min(request.inputTokens, prompt)
         guard prompt > new else { return nil }
         var fresh = request
@@ -94,8 +91,8 @@ public struct MainReport: Sendable {
         fresh.prefixCacheHitRate = 0
         var cached = fresh
         cached.prefixCacheHitRate = Double(prompt - new) / Double(prompt)
-        guard let f = LayoutSearch.search(fresh).best, let layout = Optional(f.plan.layout),
-              let c = try? Estimator.estimate(cached, layout: layout) else { return nil }
+        guard let f = LayoutSearch.search(fresh).best, let c = try? Estimator.estimate(cached, layout: f.plan.layout),
+              f.gpuSeconds(prompt: prompt, output: output) != nil, c.gpuSeconds(prompt: prompt, output: output) != nil else { return nil }
         return LongRequest(promptTokens: prompt, cachedTokens: prompt - new, outputTokens: output, fresh: f, cached: c)
     }
 }

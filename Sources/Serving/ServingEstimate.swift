@@ -199,7 +199,9 @@ public enum ServingEstimator {
             var d = try ServingDeployment.aggregated(request, layout: layout, workers: 1)
             var o = options(request, measuring: count)
             // A benchmark's prompts split over the replicas like its requests in flight.
-            o.benchmarkPrompts = request.benchmarkPrompts.map { max(count, $0 * count / max(request.concurrency, 1)) }
+            o.benchmarkPrompts = request.benchmarkPrompts.map {
+                max(count, Int((Double($0) * Double(count) / Double(max(request.concurrency, 1))).rounded()))
+            }
             var sim = ServingSimulation(workers: d.workers, entry: d.entry, exit: d.exit, transferSeconds: { _ in 0 },
                                         mode: closedLoop(request, requests: count), options: o)
             let outcome = try run(&sim)
@@ -321,16 +323,17 @@ public enum ServingEstimator {
         var output = 0.0, input = 0.0, completions = 0.0, batch = 0.0
         var ttft = LatencyHistogram(), tpot = LatencyHistogram(), e2e = LatencyHistogram()
         var measured = 0
-        // Board energy: each step at its power, every GPU idle between its steps at idle power.
+        // Board power: each step at its power, every simulated GPU idle between its steps at idle
+        // power, and the GPUs no run stands for (replicas without a request) idle throughout.
         let power = request.base.cluster.gpu.power
-        var joules = 0.0, gpuSeconds = 0.0
+        var boardWatts = 0.0, simulatedGPUs = 0.0
         for (o, weight) in runs {
+            let window = max(o.windowSeconds, 1e-30)
             if let power {
                 let span = o.windowSeconds * Double(o.gpus)
-                joules += weight * (o.stepJoules + power.idle * max(0, span - o.busyGPUSeconds))
-                gpuSeconds += weight * span
+                boardWatts += weight * (o.stepJoules + power.idle * max(0, span - o.busyGPUSeconds)) / window
+                simulatedGPUs += weight * Double(o.gpus)
             }
-            let window = max(o.windowSeconds, 1e-30)
             output += weight * o.outputTokens / window
             input += weight * o.inputTokens / window
             completions += weight * Double(o.windowCompletions) / window
@@ -340,15 +343,16 @@ public enum ServingEstimator {
             ttft.merge(o.ttft, weight: each)
             tpot.merge(o.tpot, weight: each)
             e2e.merge(o.e2e, weight: each)
-            measured += o.measured
+            // A benchmark replay measures every prompt of every replica it stands for.
+            measured += request.benchmarkPrompts != nil ? Int(weight) * o.measured : o.measured
         }
         let tpotP = Percentiles(tpot) ?? .zero
         let outputRate = output / gpus, inputRate = input / gpus
         let price = request.base.gpuHourPrice ?? request.base.cluster.gpu.gpuHourPrice
         let decodeGPUs = Double(pools.last?.gpus ?? Int(gpus))
         let energy = power.flatMap { power -> EnergyEstimate? in
-            guard gpuSeconds > 0 else { return nil }
-            let watts = joules / gpuSeconds
+            guard simulatedGPUs > 0 else { return nil }
+            let watts = (boardWatts + power.idle * max(0, gpus - simulatedGPUs)) / gpus
             var e = EnergyEstimate(power: power, settings: request.base.energy, outputGPUWatts: watts, inputGPUWatts: watts,
                                    outputTokensPerSecondPerGPU: outputRate, inputTokensPerSecondPerGPU: inputRate)
             if completions > 0 { e.joulesPerRequest = e.watts(scope: .facility) * gpus / completions }

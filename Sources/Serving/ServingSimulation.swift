@@ -242,9 +242,11 @@ struct ServingSimulation {
         if inWindow {
             outcome.kvUtilizationSeconds += utilization * seconds
             outcome.busySeconds += seconds
+            // Only the part of a step inside the window counts (the first may straddle its start).
+            let counted = end - max(start, warmUpEnd ?? start)
             let gpus = Double(w.steps.gpusPerWorker)
-            outcome.stepJoules += w.steps.lastWatts * gpus * seconds
-            outcome.busyGPUSeconds += gpus * seconds
+            outcome.stepJoules += w.steps.lastWatts * gpus * counted
+            outcome.busyGPUSeconds += gpus * counted
             outcome.kvUtilizationMax = max(outcome.kvUtilizationMax, utilization)
         }
         if decoding > 0 {

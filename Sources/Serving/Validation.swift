@@ -88,6 +88,11 @@ public enum Validation {
                 for row in rows {
                     var entry = ValidationEntry(id: row.id, metric: row.metric, measured: row.measured)
                     guard let value = priced.values[row.metric] else {
+                        if row.metric.hasPrefix("power") || row.metric.hasPrefix("energy"), gpu.power == nil {
+                            entry.skipped = "\(gpu.id) has no power figures (its hardware file lacks `power`)"
+                            entries.append(entry)
+                            continue
+                        }
                         throw e.error("metric", "\(row.metric) does not apply to a \(try e.requiredString("phase")) entry")
                     }
                     entry.predicted = value

@@ -35,10 +35,7 @@ struct HardwareList: ParsableCommand {
                                    "scale_up": g.efficiency.scaleUp, "scale_out": g.efficiency.scaleOut],
                 ]
                 if let price = g.gpuHourPrice { entry["gpu_hour_price"] = price }
-                if let p = g.power {
-                    entry["power"] = ["tdp_w": p.tdp, "idle_w": p.idle, "node_overhead_w_per_gpu": p.nodeOverheadPerGPU,
-                                      "conversion_loss": p.conversionLoss]
-                }
+                if let p = g.power { entry["power"] = p.jsonObject }
                 return entry
             }])
             return

@@ -72,7 +72,8 @@ struct ReportCommand: ParsableCommand {
         let spec = try overrides.load(model)
         let hardware = try HardwareCatalog.load(gpu)
         let counts = spec.parameterCounts
-        if output.json { return try printJSON(spec, hardware: hardware) }
+        let hosted = try Self.hostedPrice(spec)
+        if output.json { return try printJSON(spec, hardware: hardware, hosted: hosted) }
 
         print("== \(spec.id): \(Output.count(counts.total)) parameters, \(Output.count(counts.active)) active per token")
         print("\(spec.modelType), \(spec.layerCount) layers, \(spec.attention.name) attention"
@@ -84,7 +85,7 @@ struct ReportCommand: ParsableCommand {
             print("overrides: " + spec.overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         }
 
-        let report = try build(spec, hardware: hardware)
+        let report = try build(spec, hardware: hardware, hosted: hosted)
         print("")
         print("== Memory on \(hardware.name)")
         guard let minimum = report.minimumGPUs else {
@@ -121,23 +122,24 @@ struct ReportCommand: ParsableCommand {
              Output.rate(e.outputTokensPerSecondPerUser), Output.seconds(e.timeToFirstToken), Output.seconds(e.timePerOutputToken)]
         })
         print("")
-        printHostedComparison(spec, best: best)
-        printLongRequest(spec, report)
+        printHostedComparison(spec, best: best, price: hosted)
+        printLongRequest(report, price: hosted)
         printServing(report, layout: best.plan.layout)
         printCapacity(report)
         if !noCpu { try printCPU(spec) }
     }
 
-    func build(_ spec: ModelSpec, hardware: HardwareSpec) throws -> MainReport {
+    func build(_ spec: ModelSpec, hardware: HardwareSpec, hosted: HostedPrice?) throws -> MainReport {
         try MainReport.build(spec, gpu: hardware, gpus: gpus, weights: weights, kvCache: kvCache, context: context,
-                             concurrency: concurrency, users: users, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot) { cluster in
+                             concurrency: concurrency, users: users, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot,
+                             hosted: hosted) { cluster in
             try workload.request(model: spec, cluster: cluster, layout: nil, weights: weights, kvCache: kvCache)
         }
     }
 
     /// The report as one JSON object: the same answers as the tables (no CPU run with --no-cpu).
-    func printJSON(_ spec: ModelSpec, hardware: HardwareSpec) throws {
-        let report = try build(spec, hardware: hardware)
+    func printJSON(_ spec: ModelSpec, hardware: HardwareSpec, hosted: HostedPrice?) throws {
+        let report = try build(spec, hardware: hardware, hosted: hosted)
         var json: [String: Any] = [
             "model": spec.id, "gpu": hardware.id, "total_params": spec.parameterCounts.total,
             "active_params": spec.parameterCounts.active, "weight_bytes": spec.weightBytes(weights),
@@ -150,7 +152,7 @@ struct ReportCommand: ParsableCommand {
         if let reason = report.plan?.reason { json["infeasible"] = reason }
         if let best = report.search?.best {
             json["estimate"] = EstimateJSON.object(best)
-            if let price = hostedPrice(spec) {
+            if let price = hosted {
                 var hosted: [String: Any] = ["provider": price.provider, "date": price.date, "source": price.source,
                                              "tiers": price.tiers.map { t -> [String: Any] in
                                                  var o: [String: Any] = ["input": t.input, "output": t.output,
@@ -167,7 +169,7 @@ struct ReportCommand: ParsableCommand {
         if report.search?.best != nil { json["serving"] = report.serving.map(ServingJSON.object) }
         if let long = report.longRequest {
             func side(_ e: Estimate) -> [String: Any] {
-                let seconds = MainReport.LongRequest.gpuSeconds(e, prompt: long.promptTokens, output: long.outputTokens)
+                let seconds = e.gpuSeconds(prompt: long.promptTokens, output: long.outputTokens) ?? 0
                 var o: [String: Any] = ["gpu_seconds": seconds]
                 if let p = e.gpuHourPrice { o["cost"] = p / 3600 * seconds }
                 if let j = e.energy?.joulesPerRequest { o["kwh"] = j / 3.6e6 }
@@ -194,22 +196,22 @@ struct ReportCommand: ParsableCommand {
     /// Break-even utilisation against the model's reference hosted price (configs/pricing):
     /// this deployment's GPU-hour cost of one request at full use over the API's price for it.
     static func breakEven(_ e: Estimate, price: HostedPrice, input: Int, output: Int) -> (tier: HostedPrice.Tier, utilisation: Double)? {
-        guard let tier = price.tier(promptTokens: input), let gpuHour = e.gpuHourPrice, e.inputTokensPerSecondPerGPU > 0,
-              e.outputTokensPerSecondPerGPU > 0 else { return nil }
-        let gpuSeconds = Double(input) / e.inputTokensPerSecondPerGPU + Double(output) / e.outputTokensPerSecondPerGPU
-        let ours = gpuHour / 3600 * gpuSeconds
-        let hosted = (Double(input) * tier.input + Double(output) * tier.output) / 1e6
+        guard let tier = price.tier(promptTokens: input), let gpuHour = e.gpuHourPrice,
+              let seconds = e.gpuSeconds(prompt: input, output: output) else { return nil }
+        let hosted = tier.cost(input: input, output: output)
         guard hosted > 0 else { return nil }
-        return (tier, ours / hosted)
+        return (tier, gpuHour / 3600 * seconds / hosted)
     }
 
-    func hostedPrice(_ spec: ModelSpec) -> HostedPrice? {
-        (try? HostedPrice.presets()).flatMap { HostedPrice.reference(for: spec.id, in: $0) }
+    /// The model's reference API price from configs/pricing/hosted.json (nil without one); a
+    /// malformed price file is an error, not a missing price.
+    static func hostedPrice(_ spec: ModelSpec) throws -> HostedPrice? {
+        HostedPrice.reference(for: spec.id, in: try HostedPrice.presets())
     }
 
     /// Cost per million tokens beside the same model's hosted API price, tier by tier.
-    func printHostedComparison(_ spec: ModelSpec, best: Estimate) {
-        guard let price = hostedPrice(spec) else {
+    func printHostedComparison(_ spec: ModelSpec, best: Estimate, price: HostedPrice?) {
+        guard let price else {
             print("== Cost per million tokens: \(Output.dollars(best.costPerMillionInputTokens)) input, "
                 + "\(Output.dollars(best.costPerMillionOutputTokens)) output (no hosted price for \(spec.id) in configs/pricing)")
             return
@@ -225,7 +227,7 @@ struct ReportCommand: ParsableCommand {
         print("  (this deployment: GPU time only, at \(Output.dollars(best.gpuHourPrice)) per GPU-hour and full utilisation)")
         if let (tier, u) = Self.breakEven(best, price: price, input: workload.input, output: workload.output) {
             print("  a \(Output.grouped(workload.input))-in / \(Output.grouped(workload.output))-out request costs "
-                + "\(Output.dollars((Double(workload.input) * tier.input + Double(workload.output) * tier.output) / 1e6)) through the API; "
+                + "\(Output.dollars(tier.cost(input: workload.input, output: workload.output))) through the API; "
                 + (u < 1 ? "this deployment is cheaper above \(Output.fixed(100 * u, 0))% utilisation"
                          : "this deployment costs \(Output.fixed(u, 1))× the API even at full utilisation"))
         }
@@ -233,19 +235,18 @@ struct ReportCommand: ParsableCommand {
 
     /// A request that fills the context, fresh and with its prefix cached: this deployment's GPU
     /// time, cost and energy beside the hosted price with the cached-input tier.
-    func printLongRequest(_ spec: ModelSpec, _ report: MainReport) {
+    func printLongRequest(_ report: MainReport, price: HostedPrice?) {
         guard let long = report.longRequest else { return }
         print("")
         print("== One \(Output.grouped(long.promptTokens))-token prompt and \(Output.grouped(long.outputTokens))-token answer, fresh and with "
             + "the first \(Output.grouped(long.cachedTokens)) tokens cached (a long document, a new question)")
-        let hosted = hostedPrice(spec).flatMap { $0.tier(promptTokens: long.promptTokens) }
+        let hosted = price?.tier(promptTokens: long.promptTokens)
         var rows: [[String]] = []
         for (label, e, cached) in [("fresh", long.fresh, 0), ("cached", long.cached, long.cachedTokens)] {
-            let seconds = MainReport.LongRequest.gpuSeconds(e, prompt: long.promptTokens, output: long.outputTokens)
+            let seconds = e.gpuSeconds(prompt: long.promptTokens, output: long.outputTokens) ?? 0
             let api = hosted.map { t -> String in
                 guard cached == 0 || t.cachedInput != nil else { return "— (no cached tier)" }
-                return Output.dollars((Double(long.promptTokens - cached) * t.input + Double(cached) * (t.cachedInput ?? t.input)
-                    + Double(long.outputTokens) * t.output) / 1e6)
+                return Output.dollars(t.cost(input: long.promptTokens - cached, cached: cached, output: long.outputTokens))
             } ?? "—"
             rows.append([label, Output.fixed(seconds, 1), Output.dollars(e.gpuHourPrice.map { $0 / 3600 * seconds }),
                          e.energy?.joulesPerRequest.map { Output.fixed($0 / 3600, 2) } ?? "—", api])
@@ -262,7 +263,8 @@ struct ReportCommand: ParsableCommand {
             print("no concurrency fits this layout at \(Output.grouped(workload.input + workload.output)) tokens")
             return
         }
-        Output.printColumns(header: ["requests", "out tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90", "$/M out", "W/GPU", "J/out token"],
+        Output.printColumns(header: ["requests", "out tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90", "$/M out", "board W/GPU",
+                                     "facility J/out token"],
                             rows: report.serving.map { s in
             [Output.grouped(s.request.concurrency), Output.rate(s.outputTokensPerSecondPerGPU), Output.rate(s.outputTokensPerSecondPerUser),
              Output.seconds(s.ttft.p90), Output.seconds(s.tpot.p90), Output.dollars(s.costPerMillionOutputTokens),

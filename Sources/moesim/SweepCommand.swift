@@ -138,7 +138,8 @@ struct SweepCommand: ParsableCommand {
                 let cut = e.deployment
                 lines.append("\"\(config.label)\",\(n),\"\(cut)\",\(e.outputTokensPerSecondPerGPU),\(e.outputTokensPerSecondPerUser),"
                     + "\(e.totalTokensPerSecondPerGPU),\(e.ttft.median),\(e.ttft.p90),\(e.tpot.median),\(e.tpot.p90),"
-                    + "\(e.costPerMillionOutputTokens ?? 0),\(e.energy?.outputGPUWatts ?? 0),\(e.energy?.joulesPerOutputToken() ?? 0)")
+                    + "\(e.costPerMillionOutputTokens ?? 0),\(csvField(e.energy?.outputGPUWatts)),"
+                    + "\(csvField(e.energy?.joulesPerOutputToken()))")
                 points.append((e.outputTokensPerSecondPerUser, e.outputTokensPerSecondPerGPU))
                 var point: [String: Any] = ["configuration": config.label, "concurrency": n, "layout": cut,
                                             "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,
@@ -187,7 +188,7 @@ struct SweepCommand: ParsableCommand {
         for e in points {
             lines.append("\"\(e.plan.layout)\",\(e.decodeBatchPerGPU),\(e.outputTokensPerSecondPerGPU),\(e.outputTokensPerSecondPerUser),"
                 + "\(e.timePerOutputToken),\(e.timeToFirstToken),\(e.inputTokensPerSecondPerGPU),\(e.costPerMillionOutputTokens ?? 0),"
-                + "\(e.energy?.outputGPUWatts ?? 0),\(e.energy?.joulesPerOutputToken() ?? 0)")
+                + "\(csvField(e.energy?.outputGPUWatts)),\(csvField(e.energy?.joulesPerOutputToken()))")
         }
         let title = "\(spec.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(config.format.rawValue), "
             + "\(workload.input) in / \(workload.output) out, steady state by decode batch"
@@ -221,3 +222,6 @@ struct SweepCommand: ParsableCommand {
         print("wrote \(csv) and \(svg)")
     }
 }
+
+/// A CSV field: the number, or empty when there is none (a hardware file without power figures).
+private func csvField(_ value: Double?) -> String { value.map { "\($0)" } ?? "" }

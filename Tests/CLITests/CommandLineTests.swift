@@ -92,7 +92,7 @@ func moesim(arguments: [String], timeout: Double?) throws -> MoesimRun {
         #expect(f["energy_j_per_output_token"] as? Double == w["energy_j_per_output_token"] as? Double)
         let doubled = try moesim(arguments: args + ["--pue", "2.6"])
         #expect(abs((doubled.json["energy_j_per_output_token"] as? Double ?? 0) / (w["energy_j_per_output_token"] as? Double ?? 1) - 2) < 1e-9)
-        for bad in [["--pue", "0.5"], ["--grid", "mars"], ["--grid-gco2-per-kwh", "-1"], ["--grid", "eu", "--grid-gco2-per-kwh", "100"]] {
+        for bad in [["--pue", "0.5"], ["--grid", "mars"], ["--grid-gco2-per-kwh", "3000"], ["--grid", "eu", "--grid-gco2-per-kwh", "100"]] {
             let run = try moesim(arguments: args + bad)
             #expect(run.status != 0 && !run.crashed && run.stderr.contains(bad[0]), "\(bad): \(run.stderr)")
         }

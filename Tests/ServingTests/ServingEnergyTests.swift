@@ -42,32 +42,38 @@ import TestSupport
         #expect(abs(simulated / expected - 1) < 0.03, "\(simulated) W vs \(expected) W")
     }
 
-    /// Energy per request × requests per second = facility power of every GPU; energy per
-    /// output token × output tokens per second per GPU = facility power per GPU.
-    @Test func energyIsPowerTimesTime() throws {
-        let s = try ServingEstimator.estimate(serving(concurrency: 16))
-        let energy = try #require(s.energy)
-        let facility = energy.watts(scope: .facility)
-        #expect(abs(try #require(energy.joulesPerRequest) * s.requestsPerSecond / (facility * Double(s.gpus)) - 1) < 1e-9)
-        #expect(abs(try #require(energy.joulesPerOutputToken()) * s.outputTokensPerSecondPerGPU / facility - 1) < 1e-9)
-        #expect(energy.outputGPUWatts > energy.power.idle && energy.outputGPUWatts < energy.power.tdp)
+    /// Replicas without a request draw idle power: one request on four replicas of two GPUs is
+    /// one busy replica (the power of the same request on two GPUs) and six idle GPUs.
+    @Test func idleReplicasDrawIdlePower() throws {
+        let two = try ServingEstimator.estimate(serving(concurrency: 1))
+        var r = try serving(concurrency: 1)
+        r.base.cluster = try Cluster(gpu: gpu("h200-sxm"), gpuCount: 8)
+        let eight = try ServingEstimator.estimate(r)
+        let p2 = try #require(two.energy?.outputGPUWatts), p8 = try #require(eight.energy?.outputGPUWatts)
+        let idle = try #require(eight.energy?.power.idle)
+        #expect(abs(p8 / ((2 * p2 + 6 * idle) / 8) - 1) < 0.01, "\(p8) W on 8 GPUs, \(p2) W on 2")
+        // The same requests, four times the GPUs: about four times the energy per token.
+        let j2 = try #require(two.energy?.joulesPerOutputToken(scope: .gpu)), j8 = try #require(eight.energy?.joulesPerOutputToken(scope: .gpu))
+        #expect(abs(j8 / j2 - 4 * p8 / p2) < 0.05 * j8 / j2)
     }
 
-    /// Disaggregated pools: the deployment's power is the GPU-weighted mean of both pools', so it
-    /// stays between idle and TDP, and a prefill pool idle most of the time pulls it towards idle.
+    /// Disaggregated pools: the deployment's power is the GPU-weighted mean of both pools', so a
+    /// prefill pool of twice the decode pool's GPUs, idle most of the time, pulls it towards idle.
     @Test func disaggregatedPowerWeighsBothPools() throws {
         let l = Layout(attention: .data, tp: 1, ep: 8, pp: 1)
         let base = EstimateRequest(model: try model("deepseek-v3"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 24),
                                    weights: .fp8, inputTokens: 256, outputTokens: 512)
         var r = ServingRequest(base: base, concurrency: 128)
-        r.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: l), decode: .init(gpus: 16, workers: 2, layout: l))
+        // Workers of different sizes: one prefill worker of 16 GPUs, one decode worker of 8.
+        r.disaggregation = Disaggregation(prefill: .init(gpus: 16, workers: 1, layout: Layout(attention: .data, tp: 1, ep: 16, pp: 1)),
+                                          decode: .init(gpus: 8, workers: 1, layout: l))
         let s = try ServingEstimator.estimate(r)
         let energy = try #require(s.energy)
         let p = energy.power
         // The prefill pool works a small share of the time: its GPUs sit near idle power.
         #expect(s.pools[0].busy < 0.5)
         let prefillMax = p.idle + s.pools[0].busy * (p.tdp - p.idle)
-        let upper = (8 * prefillMax + 16 * p.tdp) / 24
+        let upper = (16 * prefillMax + 8 * p.tdp) / 24
         #expect(energy.outputGPUWatts > p.idle && energy.outputGPUWatts < upper, "\(energy.outputGPUWatts) W, at most \(upper)")
     }
 }

@@ -210,4 +210,18 @@ import TestSupport
         #expect(abs(s.outputTokensPerSecondPerGPU * Double(s.gpus) / (s.requestsPerSecond * 64) - 1) < 1e-6)
         #expect(throws: ServingError.self) { try ServingEstimator.estimate(request(concurrency: 16, prompts: 8, output: 64)) }
     }
+
+    /// Replicas and disaggregated pools: the prompts split over the replicas, and every prompt
+    /// is measured once.
+    @Test func replicasAndPoolsMeasureEveryPrompt() throws {
+        var r = try request(concurrency: 8, prompts: 80, output: 32)
+        r.base.cluster = try Cluster(gpu: gpu("h200-sxm"), gpuCount: 4)
+        #expect(try ServingEstimator.estimate(r).measuredRequests == 80)
+        var d = try request(concurrency: 8, prompts: 40, output: 32)
+        d.base.cluster = try Cluster(gpu: gpu("h200-sxm"), gpuCount: 4)
+        d.base.layout = nil
+        let tp2 = Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2)
+        d.disaggregation = Disaggregation(prefill: .init(gpus: 2, workers: 1, layout: tp2), decode: .init(gpus: 2, workers: 1, layout: tp2))
+        #expect(try ServingEstimator.estimate(d).measuredRequests == 40)
+    }
 }

@@ -138,4 +138,18 @@ import TestSupport
             do { _ = try HostedPrice.load(file: path) } catch { #expect("\(error)".contains(field), "\(error)") }
         }
     }
+
+    /// An energy figure on hardware without power figures is skipped with the reason, and the
+    /// other rows of the file are still priced.
+    @Test func energyWithoutPowerFiguresIsSkipped() throws {
+        let report = try Validation.run(file: root.appendingPathComponent("configs/validation/energy.json").path,
+                                        loadModel: { try model($0) }, loadGPU: { id in
+                                            var g = try gpu(id)
+                                            if id == "b200" { g.power = nil }
+                                            return g
+                                        })
+        let b200 = report.entries.filter { $0.id.contains("b200") }
+        #expect(!b200.isEmpty && b200.allSatisfy { $0.skipped?.contains("no power figures") == true })
+        #expect(report.entries.filter { $0.predicted != nil }.count == report.entries.count - b200.count)
+    }
 }
