@@ -3,7 +3,7 @@ import Foundation
 
 extension ModelSpec {
     /// The `model_type` values moesim reads.
-    public static var supportedModelTypes: [String] { ModelDefaults.byModelType.keys.sorted() }
+    public static var supportedModelTypes: [String] { Architectures.modelTypes }
 
     /// Reads a config.json file. `id` names the spec (the preset id or the file name).
     public init(contentsOf path: String, id: String? = nil, overrides: [(String, String)] = []) throws {
@@ -36,7 +36,7 @@ extension ModelSpec {
     /// number doubled and one added, a boolean flipped); a change of spec or a validation error
     /// means moesim reads it.
     static func fieldsThatMatter(_ config: JSONObject, id: String) -> [String] {
-        guard let type = try? config.string("model_type"), let defaults = ModelDefaults.byModelType[type],
+        guard let type = try? config.string("model_type"), let defaults = Architectures.family(type)?.defaults(for: type),
               let base = try? ModelSpec(building: config, id: id, overrides: []) else { return [] }
         var used: [String] = []
         for key in defaults.keys.sorted() {
@@ -63,13 +63,14 @@ extension ModelSpec {
 
     init(building config: JSONObject, id: String, overrides: [(String, String)]) throws {
         guard let modelType = try config.string("model_type") else { throw config.error("model_type", "is missing") }
-        guard let defaults = ModelDefaults.byModelType[modelType] else {
+        guard let family = Architectures.family(modelType) else {
             throw config.error("model_type", "'\(modelType)' is not supported; supported model types: "
                 + ModelSpec.supportedModelTypes.joined(separator: ", "))
         }
-        // Llama 4 nests the language model's fields under text_config.
+        let defaults = family.defaults(for: modelType)
+        // Multimodal wrappers (and Llama 4) nest the language model's fields under text_config.
         var fields = config
-        if modelType == "llama4" {
+        if family.textConfig {
             guard let text = try config.object("text_config") else { throw config.error("text_config", "is missing") }
             fields = text
         }
@@ -85,7 +86,7 @@ extension ModelSpec {
             applied[key] = text
         }
         // Newer transformers (5.x) write some fields under another name: read them as the old one.
-        for (newer, older) in ModelDefaults.aliases[modelType] ?? [:] where values[older] == nil {
+        for (newer, older) in family.aliases where values[older] == nil {
             if let value = values[newer] { values[older] = value }
         }
         for (key, value) in defaults where values[key] == nil && !(value is NSNullMarker) {
@@ -103,133 +104,13 @@ extension ModelSpec {
         tiedEmbeddings = try c.bool("tie_word_embeddings") ?? (try config.bool("tie_word_embeddings") ?? false)
         rmsNormEpsilon = try reader.positiveDouble("rms_norm_eps")
         maxPositionEmbeddings = try reader.positive("max_position_embeddings")
-        mtpModules = 0
 
-        switch modelType {
-        case "deepseek_v3", "kimi_k2":
-            let mla = try reader.latentAttention()
-            attention = .latent(mla)
-            let firstDense = try reader.nonNegative("first_k_dense_replace")
-            let frequency = try reader.positive("moe_layer_freq")
-            guard firstDense <= layerCount else {
-                throw c.error("first_k_dense_replace", "must not exceed num_hidden_layers (\(layerCount)), got \(firstDense)")
-            }
-            let intermediate = try reader.positive("intermediate_size")
-            layers = (0..<layerCount).map { i in
-                Layer(span: .full,
-                      feedForward: i >= firstDense && i % frequency == 0 ? .moe : .dense(intermediateSize: intermediate),
-                      usesRoPE: true)
-            }
-            let experts = try reader.positive("n_routed_experts")
-            let shared = try reader.nonNegative("n_shared_experts")
-            let expertSize = try reader.positive("moe_intermediate_size")
-            let scoringText = try c.requiredString("scoring_func")
-            guard let scoring = MixtureOfExperts.Scoring(rawValue: scoringText) else {
-                throw c.error("scoring_func", "must be \"sigmoid\" or \"softmax\", got \"\(scoringText)\"")
-            }
-            moe = MixtureOfExperts(
-                routedExperts: experts, expertsPerToken: try reader.positive("num_experts_per_tok"),
-                expertIntermediateSize: expertSize, sharedExperts: shared, sharedIntermediateSize: shared * expertSize,
-                sharedExpertGate: false, scoring: scoring, normalizeTopK: try c.bool("norm_topk_prob") ?? true,
-                routedScalingFactor: try reader.positiveDouble("routed_scaling_factor"),
-                groups: try reader.positive("n_group"), topKGroups: try reader.positive("topk_group"),
-                correctionBias: try c.string("topk_method") == "noaux_tc", routerBias: false, expertBias: false)
-            rope = try reader.rope(rotaryDimension: mla.qkRopeHeadDim)
-            mtpModules = try reader.nonNegative("num_nextn_predict_layers")
-
-        case "qwen3_moe", "qwen2_moe", "qwen3", "llama", "mixtral":
-            let isQwen2 = modelType == "qwen2_moe"
-            let gqa = try reader.groupedAttention(
-                qkvBias: isQwen2 ? true : (try c.bool("attention_bias") ?? false),
-                outputBias: modelType == "llama" ? (try c.bool("attention_bias") ?? false) : false,
-                qkNorm: modelType == "qwen3_moe" || modelType == "qwen3", sinks: false)
-            attention = .grouped(gqa)
-            let intermediate = try reader.positive("intermediate_size")
-            let span = try reader.qwenOrMistralSpan(modelType: modelType)
-            switch modelType {
-            case "qwen3_moe", "qwen2_moe":
-                let step = try reader.positive("decoder_sparse_step")
-                let denseOnly = Set(try c.intArray("mlp_only_layers") ?? [])
-                let experts = try reader.positive("num_experts")
-                layers = (0..<layerCount).map { i in
-                    let isMoE = !denseOnly.contains(i) && (i + 1) % step == 0
-                    return Layer(span: span(i), feedForward: isMoE ? .moe : .dense(intermediateSize: intermediate),
-                                 usesRoPE: true)
-                }
-                let sharedSize = isQwen2 ? try reader.nonNegative("shared_expert_intermediate_size") : 0
-                moe = MixtureOfExperts(
-                    routedExperts: experts, expertsPerToken: try reader.positive("num_experts_per_tok"),
-                    expertIntermediateSize: try reader.positive("moe_intermediate_size"),
-                    sharedExperts: sharedSize > 0 ? 1 : 0, sharedIntermediateSize: sharedSize,
-                    sharedExpertGate: sharedSize > 0, scoring: .softmax,
-                    normalizeTopK: try c.bool("norm_topk_prob") ?? false, routedScalingFactor: 1,
-                    groups: 1, topKGroups: 1, correctionBias: false, routerBias: false, expertBias: false)
-            case "mixtral":
-                layers = (0..<layerCount).map { Layer(span: span($0), feedForward: .moe, usesRoPE: true) }
-                moe = MixtureOfExperts(
-                    routedExperts: try reader.positive("num_local_experts"),
-                    expertsPerToken: try reader.positive("num_experts_per_tok"),
-                    expertIntermediateSize: intermediate, sharedExperts: 0, sharedIntermediateSize: 0,
-                    sharedExpertGate: false, scoring: .softmax, normalizeTopK: true, routedScalingFactor: 1,
-                    groups: 1, topKGroups: 1, correctionBias: false, routerBias: false, expertBias: false)
-            default:
-                layers = (0..<layerCount).map {
-                    Layer(span: span($0), feedForward: .dense(intermediateSize: intermediate), usesRoPE: true)
-                }
-                moe = nil
-            }
-            rope = try reader.rope(rotaryDimension: gqa.headDim)
-
-        case "llama4":
-            let gqa = try reader.groupedAttention(qkvBias: false, outputBias: false, qkNorm: false, sinks: false)
-            attention = .grouped(gqa)
-            let step = try reader.positive("interleave_moe_layer_step")
-            let chunk = try reader.positive("attention_chunk_size")
-            let noRopeInterval = try reader.positive("no_rope_layer_interval")
-            let denseSize = try reader.positive("intermediate_size_mlp")
-            let expertSize = try reader.positive("intermediate_size")
-            // transformers: MoE layers are step-1, 2·step-1, …; every no_rope_layer_interval-th
-            // layer is a global NoPE layer, the others use RoPE within chunks.
-            layers = (0..<layerCount).map { i in
-                let global = (i + 1) % noRopeInterval == 0
-                return Layer(span: global ? .full : .chunked(chunk),
-                             feedForward: (i + 1) % step == 0 ? .moe : .dense(intermediateSize: denseSize),
-                             usesRoPE: !global)
-            }
-            moe = MixtureOfExperts(
-                routedExperts: try reader.positive("num_local_experts"),
-                expertsPerToken: try reader.positive("num_experts_per_tok"),
-                expertIntermediateSize: expertSize, sharedExperts: 1, sharedIntermediateSize: expertSize,
-                sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: false, routedScalingFactor: 1,
-                groups: 1, topKGroups: 1, correctionBias: false, routerBias: false, expertBias: false)
-            rope = try reader.rope(rotaryDimension: gqa.headDim)
-
-        default: // gpt_oss
-            let bias = try c.bool("attention_bias") ?? true
-            let gqa = try reader.groupedAttention(qkvBias: bias, outputBias: bias, qkNorm: false, sinks: true)
-            attention = .grouped(gqa)
-            let window = try reader.positive("sliding_window")
-            let types = try c.stringArray("layer_types")
-                ?? (0..<layerCount).map { $0 % 2 == 0 ? "sliding_attention" : "full_attention" }
-            guard types.count == layerCount else {
-                throw c.error("layer_types", "has \(types.count) entries for \(layerCount) layers")
-            }
-            layers = try types.map { type in
-                switch type {
-                case "sliding_attention": Layer(span: .slidingWindow(window), feedForward: .moe, usesRoPE: true)
-                case "full_attention": Layer(span: .full, feedForward: .moe, usesRoPE: true)
-                default: throw c.error("layer_types", "has unknown type \"\(type)\"")
-                }
-            }
-            let perToken = try reader.optional("num_experts_per_tok", atLeast: 1) ?? (try reader.positive("experts_per_token"))
-            moe = MixtureOfExperts(
-                routedExperts: try reader.positive("num_local_experts"), expertsPerToken: perToken,
-                expertIntermediateSize: try reader.positive("intermediate_size"), sharedExperts: 0,
-                sharedIntermediateSize: 0, sharedExpertGate: false, scoring: .softmax, normalizeTopK: true,
-                routedScalingFactor: 1, groups: 1, topKGroups: 1, correctionBias: false, routerBias: true,
-                expertBias: true)
-            rope = try reader.rope(rotaryDimension: gqa.headDim)
-        }
+        let parts = try family.build(c, reader, modelType: modelType, layerCount: layerCount)
+        attention = parts.attention
+        layers = parts.layers
+        moe = parts.moe
+        rope = parts.rope
+        mtpModules = parts.mtpModules
         if let moe { try ModelSpec.validate(moe, c) }
         try ModelSpec.checkSize(self, c)
     }
@@ -334,22 +215,12 @@ struct ConfigReader {
             vHeadDim: try positive("v_head_dim"))
     }
 
-    /// Sliding-window layers of Qwen and Mixtral: Mixtral slides on every layer when
-    /// `sliding_window` is set; Qwen only with `use_sliding_window`, from `max_window_layers` on.
-    func qwenOrMistralSpan(modelType: String) throws -> (Int) -> Layer.Span {
-        switch modelType {
-        case "mixtral":
-            guard c.has("sliding_window") else { return { _ in .full } }
-            let window = try positive("sliding_window")
-            return { _ in .slidingWindow(window) }
-        case "qwen3_moe", "qwen2_moe", "qwen3":
-            guard try c.bool("use_sliding_window") == true, c.has("sliding_window") else { return { _ in .full } }
-            let window = try positive("sliding_window")
-            let from = try optional("max_window_layers") ?? 0
-            return { $0 >= from ? .slidingWindow(window) : .full }
-        default:
-            return { _ in .full }
-        }
+    /// Qwen's sliding-window layers: only with `use_sliding_window`, from `max_window_layers` on.
+    func qwenSpan() throws -> (Int) -> Layer.Span {
+        guard try c.bool("use_sliding_window") == true, c.has("sliding_window") else { return { _ in .full } }
+        let window = try positive("sliding_window")
+        let from = try optional("max_window_layers") ?? 0
+        return { $0 >= from ? .slidingWindow(window) : .full }
     }
 
     /// rope_theta and rope_scaling (older files) or rope_parameters (newer files).
