@@ -128,6 +128,14 @@ extension Estimator {
         let attentionPeak = Efficiency.peak(gpu, format: "bf16") * gpu.efficiency.matmul * Efficiency.attentionToMatmul
         var kvDivisor = 1.0
         if case let .grouped(a) = model.attention { kvDivisor = min(tp, Double(a.kvHeads)) }
+        let stateDivisor = min(tp, Double(model.linearAttention?.valueHeads ?? 1))
+        func cacheDivisor(_ op: Operator) -> Double {
+            switch op.cacheSplit {
+            case .kvHeads: kvDivisor
+            case .replicated: 1
+            case .heads: stateDivisor
+            }
+        }
 
         // GEMM kernels stream weights more slowly than a copy (Efficiency.gpuWeightStreaming).
         let streaming = gpu.kind == .gpu
@@ -159,7 +167,7 @@ extension Estimator {
                 add(flops: pairs * flopsPerPair / Double(layout.moeTP),
                     peak: matmulPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count, weights: expertWeights)
             case .attention:
-                add(flops: op.flops / tp, peak: attentionPeak, bytes: op.kvBytes / kvDivisor + op.activationBytes / tp, count: count)
+                add(flops: op.flops / tp, peak: attentionPeak, bytes: op.kvBytes / cacheDivisor(op) + op.activationBytes / tp, count: count)
             case .matmul:
                 let rows = op.block == .head ? headRows : groupTokens
                 let split = op.name == "router" ? 1 : tp

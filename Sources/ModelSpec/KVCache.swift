@@ -1,7 +1,7 @@
 extension ModelSpec {
-    /// Values the KV cache stores per token in one layer: MLA keeps the compressed latent plus
-    /// the shared rope key (kv_lora_rank + qk_rope_head_dim); GQA keeps a key and a value per KV
-    /// head (2 × kv_heads × head_dim).
+    /// Values the KV cache stores per token in one softmax-attention layer: MLA keeps the
+    /// compressed latent plus the shared rope key (kv_lora_rank + qk_rope_head_dim); GQA keeps a
+    /// key and a value per KV head (2 × kv_heads × head_dim).
     public var kvValuesPerTokenPerLayer: Int {
         switch attention {
         case let .grouped(a): 2 * a.kvHeads * a.headDim
@@ -9,16 +9,34 @@ extension ModelSpec {
         }
     }
 
+    /// Values one token adds to `layer`'s cache: the attention's KV (plus the indexer's key on a
+    /// layer with its own sparse-attention indexer); nothing on a linear-attention layer.
+    public func cacheValuesPerToken(_ layer: Layer) -> Int {
+        guard layer.mixer == .attention else { return 0 }
+        return kvValuesPerTokenPerLayer + (layer.indexer ? (sparseAttention?.headDim ?? 0) : 0)
+    }
+
+    /// Bytes of constant state one sequence holds in `layer` (a linear-attention layer's
+    /// recurrent and conv state), whatever its length.
+    public func stateBytesPerSequence(_ layer: Layer) -> Int {
+        layer.mixer == .linear ? (linearAttention?.bytesPerSequence ?? 0) : 0
+    }
+
     /// KV-cache bytes one token adds across all layers while the context is shorter than every
     /// sliding window or chunk (the growth rate of a short sequence).
     public func kvCacheBytesPerToken(_ format: KVCacheFormat) -> Int {
-        kvValuesPerTokenPerLayer * format.bytesPerValue * layerCount
+        layers.reduce(0) { $0 + cacheValuesPerToken($1) } * format.bytesPerValue
     }
 
-    /// KV-cache bytes of one sequence of `context` tokens: sliding-window and chunked layers stop
-    /// growing at their window.
+    /// Bytes of one sequence of `context` tokens: each attention layer's cache (sliding-window
+    /// and chunked layers stop growing at their window) plus each linear layer's constant state.
     public func kvCacheBytes(context: Int, format: KVCacheFormat) -> Int {
-        let perLayerToken = kvValuesPerTokenPerLayer * format.bytesPerValue
-        return layers.reduce(0) { $0 + $1.span.cachedTokens(context: context) * perLayerToken }
+        layers.reduce(0) { total, layer in
+            total + layer.span.cachedTokens(context: context) * cacheValuesPerToken(layer) * format.bytesPerValue
+                + stateBytesPerSequence(layer)
+        }
     }
+
+    /// Constant state bytes of one sequence (linear-attention layers).
+    public var stateBytesPerSequence: Int { layers.reduce(0) { $0 + stateBytesPerSequence($1) } }
 }

@@ -17,11 +17,63 @@ public struct ModelSpec: Sendable, Equatable {
     public var maxPositionEmbeddings: Int
     /// Multi-token-prediction modules (DeepSeek-V3's `num_nextn_predict_layers`); counted apart.
     public var mtpModules: Int
+    /// DeepSeek sparse attention's lightning indexer on the attention layers that carry one.
+    public var sparseAttention: SparseAttention? = nil
+    /// The recurrent (linear) attention of the layers whose mixer is `.linear`.
+    public var linearAttention: LinearAttention? = nil
+    /// Weights outside the standard blocks that a family adds (Kimi K3's attention residuals,
+    /// DeepSeek-V4's hyper-connections): counted and stored, too small to price.
+    public var extraTensors: [WeightTensor] = []
     /// The `--set` overrides applied before the spec was built, as given.
     public var overrides: [String: String]
 
     public var layerCount: Int { layers.count }
     public var moeLayerCount: Int { layers.filter(\.isMoE).count }
+    /// Layers that run the model's softmax attention (all but the linear-attention layers).
+    public var attentionLayerCount: Int { layers.filter { $0.mixer == .attention }.count }
+    public var linearLayerCount: Int { layers.filter { $0.mixer == .linear }.count }
+}
+
+/// DeepSeek sparse attention (DeepSeek-V3.2, GLM-5): a lightning indexer of `heads` × `headDim`
+/// queries (from the attention's query latent of `queryRank`) scores every cached token against
+/// its own cached key of `headDim` values; attention then reads only the `topK` best tokens.
+/// Layers without their own indexer (GLM-5's "shared" layers) reuse the previous layer's choice.
+public struct SparseAttention: Sendable, Equatable {
+    public var heads: Int
+    public var headDim: Int
+    public var topK: Int
+    public var queryRank: Int
+}
+
+/// Linear (recurrent) attention: each sequence keeps a constant state per layer instead of a
+/// KV cache that grows with every token.
+public struct LinearAttention: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable {
+        /// Gated DeltaNet (Qwen3-Next, Qwen3.5): state [value heads, key dim, value dim].
+        case gatedDeltaNet
+        /// Kimi Delta Attention (Kimi Linear, Kimi K3): per-channel decay, state [heads, dim, dim].
+        case kimiDelta
+    }
+    public var kind: Kind
+    public var keyHeads: Int
+    public var valueHeads: Int
+    public var keyHeadDim: Int
+    public var valueHeadDim: Int
+    /// Depthwise causal convolution width over the q/k/v channels.
+    public var convKernel: Int
+    /// Bytes per value of the recurrent state (fp32 in transformers and in vLLM with
+    /// `mamba_ssm_dtype` float32); the conv state is kept in bf16.
+    public var stateBytesPerValue: Int
+    /// KDA: one full-rank output-gate projection (Kimi K3) instead of the low-rank pair.
+    public var fullRankOutputGate: Bool
+
+    /// Channels the short convolution runs over (q, k and v).
+    public var convChannels: Int { keyHeads * keyHeadDim * 2 + valueHeads * valueHeadDim }
+    /// Recurrent-state values of one sequence in one layer.
+    public var stateValues: Int { valueHeads * keyHeadDim * valueHeadDim }
+    /// Bytes one sequence holds in one layer: the recurrent state and K − 1 conv columns in bf16
+    /// (as vLLM and SGLang keep them).
+    public var bytesPerSequence: Int { stateValues * stateBytesPerValue + convChannels * (convKernel - 1) * 2 }
 }
 
 /// Attention of every layer: grouped-query (GQA, covering MHA and MQA) or multi-head latent (MLA).
@@ -48,6 +100,11 @@ public struct GroupedQueryAttention: Sendable, Equatable {
     public var heads: Int
     public var kvHeads: Int
     public var headDim: Int
+    /// A sigmoid gate on the attention output from a second query-sized projection (Qwen3.5's
+    /// gated attention: q_proj is twice as wide).
+    public var outputGate = false
+    /// q/k RMSNorm over the whole projection (MiniMax-M2) instead of each head.
+    public var qkNormOverAllHeads = false
     /// Bias on the q, k and v projections (Qwen2, gpt-oss).
     public var qkvBias: Bool
     /// Bias on the output projection (gpt-oss).
@@ -66,6 +123,8 @@ public struct MultiHeadLatentAttention: Sendable, Equatable {
     public var qkNopeHeadDim: Int
     public var qkRopeHeadDim: Int
     public var vHeadDim: Int
+    /// A sigmoid output gate projected from the hidden state (Kimi K3's MLA layers).
+    public var outputGate = false
 
     public var qkHeadDim: Int { qkNopeHeadDim + qkRopeHeadDim }
 }
@@ -97,10 +156,24 @@ public struct Layer: Sendable, Equatable {
         case moe
     }
 
+    /// What mixes tokens in the layer: the model's softmax attention, or its linear attention.
+    public enum Mixer: Sendable, Equatable { case attention, linear }
+
     public var span: Span
     public var feedForward: FeedForward
     /// False for Llama 4's NoPE layers, which apply no rotary embedding.
     public var usesRoPE: Bool
+    public var mixer: Mixer = .attention
+    /// The layer runs and caches its own sparse-attention indexer (see `SparseAttention`).
+    public var indexer = false
+
+    public init(span: Span, feedForward: FeedForward, usesRoPE: Bool, mixer: Mixer = .attention, indexer: Bool = false) {
+        self.span = span
+        self.feedForward = feedForward
+        self.usesRoPE = usesRoPE
+        self.mixer = mixer
+        self.indexer = indexer
+    }
 
     public var isMoE: Bool { feedForward == .moe }
 }
@@ -129,6 +202,14 @@ public struct MixtureOfExperts: Sendable, Equatable {
     public var routerBias: Bool
     /// Biases on the expert projections (gpt-oss).
     public var expertBias: Bool
+    /// LatentMoE (Kimi K3): routed experts run at this narrower width, between a down-projection
+    /// from the hidden size and an up-projection back (with an RMSNorm when `latentNorm`); the
+    /// router and shared experts stay at the hidden size. nil: experts at the hidden size.
+    public var latentSize: Int? = nil
+    public var latentNorm = false
+
+    /// The width the routed experts read and write.
+    public func expertWidth(hidden: Int) -> Int { latentSize ?? hidden }
 }
 
 public struct RoPE: Sendable, Equatable {

@@ -52,6 +52,10 @@ public struct Operator: Sendable, Equatable {
     /// KV cache read plus written.
     public var kvBytes: Double
     public var block: Block = .norm
+    /// How the cache traffic splits over a tensor-parallel group: by KV heads (GQA), not at all
+    /// (MLA's latent, the sparse indexer's keys: every rank reads them whole), or by heads (a
+    /// linear-attention layer's state).
+    public var cacheSplit: WeightTensor.Split = .kvHeads
 
     func tagged(_ block: Block) -> Operator {
         var op = self
@@ -162,12 +166,24 @@ extension ModelSpec {
         layer: Layer, count: Int, step: StepShape, options: CostOptions,
         matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator
     ) -> [Operator] {
+        if layer.mixer == .linear, let linear = linearAttention {
+            return linearOperators(linear, count: count, step: step, matmul: matmul)
+        }
         let t = Double(step.tokens), s = Double(step.sequences)
-        let keys = s * ModelSpec.attendedKeys(span: layer.span, context: step.context, newTokens: step.newTokens)
         let kvPerToken = Double(kvValuesPerTokenPerLayer * options.kvCache.bytesPerValue)
         let cachedAfter = Double(layer.span.cachedTokens(context: step.context + step.newTokens))
-        let kvTraffic = s * cachedAfter * kvPerToken + t * kvPerToken
         var ops: [Operator] = []
+        // Sparse attention reads the indexer's top-k tokens: per query at most k keys (a window of
+        // k in the sum below), and in decode only those k entries of each sequence's cache.
+        var span = layer.span
+        var cacheRead = cachedAfter
+        if let sparse = sparseAttention {
+            span = .slidingWindow(min(sparse.topK, layer.span.cachedTokens(context: Int.max / 4)))
+            if step.phase == .decode { cacheRead = min(cachedAfter, Double(sparse.topK)) }
+            if layer.indexer { ops += indexerOperators(sparse, count: count, step: step, options: options, matmul: matmul) }
+        }
+        let keys = s * ModelSpec.attendedKeys(span: span, context: step.context, newTokens: step.newTokens)
+        let kvTraffic = s * cacheRead * kvPerToken + t * kvPerToken
         switch attention {
         case let .grouped(a):
             let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
@@ -176,6 +192,7 @@ extension ModelSpec {
             ops.append(Operator(name: "attention (QKᵀ, softmax, PV)", kind: .attention, layers: count,
                                 flops: keys * heads * (4 * d + 5), weightBytes: 0,
                                 activationBytes: 2 * t * Double(q * 2), kvBytes: kvTraffic))
+            if a.outputGate { ops.append(matmul("attention output gate", q, hiddenSize, t, count, .matmul, nil)) }
             ops.append(matmul("attention output projection", hiddenSize, q, t, count, .matmul, nil))
         case let .latent(a):
             let heads = a.heads
@@ -194,7 +211,7 @@ extension ModelSpec {
                 let perKey = 2 * Double(a.kvLoraRank + a.qkRopeHeadDim) + 2 * Double(a.kvLoraRank) + 5
                 ops.append(Operator(name: "MLA attention over the latent cache", kind: .attention, layers: count,
                                     flops: keys * hd * perKey, weightBytes: 0,
-                                    activationBytes: 4 * t * hd * Double(a.kvLoraRank), kvBytes: kvTraffic))
+                                    activationBytes: 4 * t * hd * Double(a.kvLoraRank), kvBytes: kvTraffic, cacheSplit: .replicated))
             } else {
                 // Expanded: every cached and new latent goes through kv_b to keys and values.
                 let expanded = s * cachedAfter
@@ -202,10 +219,64 @@ extension ModelSpec {
                 let perKey = 2 * Double(a.qkHeadDim) + 2 * Double(a.vHeadDim) + 5
                 ops.append(Operator(name: "MLA attention (expanded)", kind: .attention, layers: count,
                                     flops: keys * hd * perKey, weightBytes: 0,
-                                    activationBytes: 2 * t * hd * Double(a.qkHeadDim + a.vHeadDim), kvBytes: kvTraffic))
+                                    activationBytes: 2 * t * hd * Double(a.qkHeadDim + a.vHeadDim), kvBytes: kvTraffic,
+                                    cacheSplit: .replicated))
             }
+            if a.outputGate { ops.append(matmul("attention output gate", heads * a.vHeadDim, hiddenSize, t, count, .matmul, nil)) }
             ops.append(matmul("attention output projection", hiddenSize, heads * a.vHeadDim, t, count, .matmul, nil))
         }
+        return ops
+    }
+
+    /// The lightning indexer of a layer: its projections, then every query scores every cached
+    /// index key with `heads` ReLU dot products of `headDim` (the whole cache, causally), reading
+    /// the index keys once per step.
+    private func indexerOperators(_ x: SparseAttention, count: Int, step: StepShape, options: CostOptions,
+                                  matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator) -> [Operator] {
+        let t = Double(step.tokens), s = Double(step.sequences)
+        let plain = options.weights.unquantized
+        let projection = matmul("indexer projections (wq_b, wk, weights_proj)", x.heads * x.headDim + x.headDim + x.heads,
+                                hiddenSize, t, count, .matmul,
+                                Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)
+                                    + plain.bytes(rows: x.headDim + x.heads, cols: hiddenSize)))
+        let scanned = s * ModelSpec.attendedKeys(span: .full, context: step.context, newTokens: step.newTokens)
+        let keyBytes = Double(x.headDim * options.kvCache.bytesPerValue)
+        let cached = Double(step.context + step.newTokens)
+        let scoring = Operator(name: "indexer scoring (every cached key)", kind: .attention, layers: count,
+                               flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
+                               activationBytes: 2 * t * Double(x.heads * x.headDim), kvBytes: s * cached * keyBytes + t * keyBytes,
+                               cacheSplit: .replicated)
+        return [projection, scoring]
+    }
+
+    /// A linear-attention layer: its projections (GEMMs), then the recurrence, whose cost per
+    /// token is a few passes over each head's state (decode: decay, read with k, rank-1 update,
+    /// read-out with q: 7·dk·dv per head; chunked prefill with chunks of 64 adds the intra-chunk
+    /// products: 6·dk·dv + 64·(5·dk + 3·dv)), reading and writing each sequence's state once per step.
+    private func linearOperators(_ a: LinearAttention, count: Int, step: StepShape,
+                                 matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator) -> [Operator] {
+        let t = Double(step.tokens), s = Double(step.sequences), h = hiddenSize
+        var ops: [Operator] = []
+        let dk = Double(a.keyHeadDim), dv = Double(a.valueHeadDim), heads = Double(a.valueHeads)
+        switch a.kind {
+        case .gatedDeltaNet:
+            let key = a.keyHeads * a.keyHeadDim, value = a.valueHeads * a.valueHeadDim
+            ops.append(matmul("linear attention in-projections (qkv, z, b, a)", 2 * key + 2 * value + 2 * a.valueHeads, h,
+                              t, count, .matmul, nil))
+            ops.append(matmul("linear attention output projection", h, value, t, count, .matmul, nil))
+        case .kimiDelta:
+            let p = a.valueHeads * a.valueHeadDim, d = a.keyHeadDim
+            ops.append(matmul("KDA in-projections (q, k, v, b, gates)", 3 * p + a.valueHeads + d + (a.fullRankOutputGate ? p : d), h,
+                              t, count, .matmul, nil))
+            ops.append(matmul("KDA gate up-projections", p * (a.fullRankOutputGate ? 1 : 2), d, t, count, .matmul, nil))
+            ops.append(matmul("KDA output projection", h, p, t, count, .matmul, nil))
+        }
+        let perToken = step.phase == .decode ? 7 * dk * dv : 6 * dk * dv + 64 * (5 * dk + 3 * dv)
+        let conv = 2 * Double(a.convChannels * a.convKernel)
+        ops.append(Operator(name: "linear attention recurrence (state update and read-out)", kind: .attention, layers: count,
+                            flops: t * (heads * perToken + conv), weightBytes: 0,
+                            activationBytes: 2 * t * Double(a.convChannels + a.valueHeads * a.valueHeadDim),
+                            kvBytes: 2 * s * Double(a.bytesPerSequence), cacheSplit: .heads))
         return ops
     }
 

@@ -87,9 +87,9 @@ extension ModelSpec {
     public func bytesPerExpert(_ format: WeightFormat) -> Int {
         guard let moe, moeLayerCount > 0 else { return 0 }
         var bytes = 0
-        appendExperts(moe, copies: 1, mtp: false, matrix: { _, rows, cols, copies, category in
+        appendExperts(moe, copies: 1, mtp: false, matrix: { _, rows, cols, copies, category, _ in
             if category == .routedExperts, rows > 0, cols > 0 { bytes += format.bytes(rows: rows, cols: cols) * copies }
-        }, vector: { _, count, copies, category in
+        }, vector: { _, count, copies, category, _ in
             if category == .routedExperts, count > 0 { bytes += format.unquantized.bytes(rows: 1, cols: count) * copies }
         })
         return bytes / moe.routedExperts

@@ -6,6 +6,11 @@ public struct WeightTensor: Sendable, Equatable {
              sharedExperts = "shared_experts", router, norms, mtp
     }
 
+    /// How tensor parallelism cuts an attention tensor over the tp GPUs of a group (vLLM's and
+    /// SGLang's sharding): by query heads, by KV heads (replicated past their count), or not at all
+    /// (MLA's and the indexer's down-projections, norms).
+    public enum Split: String, Sendable, Equatable { case heads, kvHeads, replicated }
+
     public var name: String
     /// Matrix shape (rows = output features, cols = input features); vectors have rows = 1.
     public var rows: Int
@@ -17,6 +22,23 @@ public struct WeightTensor: Sendable, Equatable {
     /// norms, router and biases stay bf16 (DeepSeek's and NVIDIA's published checkpoints do the
     /// same for their fp8 and fp4 releases).
     public var quantizable: Bool
+    public var split: Split = .heads
+    /// A checkpoint tensor that transformers registers as a buffer, not a parameter (DeepSeek's
+    /// e_score_correction_bias): in moesim's totals (the checkpoint convention), not in
+    /// transformers' `num_parameters()`.
+    public var transformersBuffer = false
+
+    public init(name: String, rows: Int, cols: Int, copies: Int, category: Category, quantizable: Bool,
+                split: Split = .heads, transformersBuffer: Bool = false) {
+        self.name = name
+        self.rows = rows
+        self.cols = cols
+        self.copies = copies
+        self.category = category
+        self.quantizable = quantizable
+        self.split = split
+        self.transformersBuffer = transformersBuffer
+    }
 
     public var parameters: Int { rows * cols * copies }
 }
@@ -26,32 +48,37 @@ extension ModelSpec {
     public var weightTensors: [WeightTensor] {
         var list: [WeightTensor] = []
         let h = hiddenSize
-        func matrix(_ name: String, _ rows: Int, _ cols: Int, _ copies: Int, _ category: WeightTensor.Category) {
+        func matrix(_ name: String, _ rows: Int, _ cols: Int, _ copies: Int, _ category: WeightTensor.Category,
+                    _ split: WeightTensor.Split) {
             guard copies > 0, rows > 0, cols > 0 else { return }
-            list.append(WeightTensor(name: name, rows: rows, cols: cols, copies: copies, category: category, quantizable: true))
+            list.append(WeightTensor(name: name, rows: rows, cols: cols, copies: copies, category: category, quantizable: true,
+                                     split: split))
         }
-        func vector(_ name: String, _ count: Int, _ copies: Int, _ category: WeightTensor.Category) {
+        func vector(_ name: String, _ count: Int, _ copies: Int, _ category: WeightTensor.Category, _ split: WeightTensor.Split) {
             guard copies > 0, count > 0 else { return }
-            list.append(WeightTensor(name: name, rows: 1, cols: count, copies: copies, category: category, quantizable: false))
+            list.append(WeightTensor(name: name, rows: 1, cols: count, copies: copies, category: category, quantizable: false,
+                                     split: split))
         }
 
         list.append(WeightTensor(name: "embed_tokens", rows: vocabSize, cols: h, copies: 1, category: .embeddings, quantizable: false))
         if !tiedEmbeddings {
             list.append(WeightTensor(name: "lm_head", rows: vocabSize, cols: h, copies: 1, category: .head, quantizable: false))
         }
-        vector("norm", h, 1, .norms)
+        vector("norm", h, 1, .norms, .replicated)
 
         let n = layerCount
-        vector("input_layernorm", h, n, .norms)
-        vector("post_attention_layernorm", h, n, .norms)
-        appendAttention(copies: n, category: .attention, matrix: matrix, vector: vector)
+        vector("input_layernorm", h, n, .norms, .replicated)
+        vector("post_attention_layernorm", h, n, .norms, .replicated)
+        appendAttention(copies: attentionLayerCount, category: .attention, matrix: matrix, vector: vector)
+        if let sparse = sparseAttention { appendIndexer(sparse, copies: layers.filter(\.indexer).count, matrix: matrix, vector: vector) }
+        if let linear = linearAttention { appendLinearAttention(linear, copies: linearLayerCount, matrix: matrix, vector: vector) }
 
         var denseSizes: [Int: Int] = [:]
         for layer in layers { if case let .dense(size) = layer.feedForward { denseSizes[size, default: 0] += 1 } }
         for (size, count) in denseSizes.sorted(by: { $0.key < $1.key }) {
-            matrix("mlp.gate_proj", size, h, count, .denseFFN)
-            matrix("mlp.up_proj", size, h, count, .denseFFN)
-            matrix("mlp.down_proj", h, size, count, .denseFFN)
+            matrix("mlp.gate_proj", size, h, count, .denseFFN, .heads)
+            matrix("mlp.up_proj", size, h, count, .denseFFN, .heads)
+            matrix("mlp.down_proj", h, size, count, .denseFFN, .heads)
         }
         if let moe {
             appendExperts(moe, copies: moeLayerCount, mtp: false, matrix: matrix, vector: vector)
@@ -60,78 +87,140 @@ extension ModelSpec {
             // DeepSeek-V3's MTP module: enorm, hnorm, eh_proj (2h → h), one MoE decoder layer and
             // the shared head's norm; it reuses the main embedding and output head.
             let m = mtpModules
-            vector("mtp.enorm", h, m, .mtp)
-            vector("mtp.hnorm", h, m, .mtp)
-            vector("mtp.shared_head.norm", h, m, .mtp)
+            vector("mtp.enorm", h, m, .mtp, .replicated)
+            vector("mtp.hnorm", h, m, .mtp, .replicated)
+            vector("mtp.shared_head.norm", h, m, .mtp, .replicated)
             list.append(WeightTensor(name: "mtp.eh_proj", rows: h, cols: 2 * h, copies: m, category: .mtp, quantizable: true))
-            vector("mtp.input_layernorm", h, m, .mtp)
-            vector("mtp.post_attention_layernorm", h, m, .mtp)
+            vector("mtp.input_layernorm", h, m, .mtp, .replicated)
+            vector("mtp.post_attention_layernorm", h, m, .mtp, .replicated)
             appendAttention(copies: m, category: .mtp, matrix: matrix, vector: vector)
+            if let sparse = sparseAttention { appendIndexer(sparse, copies: m, category: .mtp, matrix: matrix, vector: vector) }
             if let moe { appendExperts(moe, copies: m, mtp: true, matrix: matrix, vector: vector) }
         }
+        list += extraTensors
+        // transformers keeps DeepSeek's selection bias as a buffer (see `transformersBuffer`).
+        for i in list.indices where list[i].name == Self.correctionBias { list[i].transformersBuffer = true }
         return list
     }
 
-    private func appendAttention(copies n: Int, category: WeightTensor.Category,
-                                 matrix: (String, Int, Int, Int, WeightTensor.Category) -> Void,
-                                 vector: (String, Int, Int, WeightTensor.Category) -> Void) {
+    static let correctionBias = "mlp.gate.e_score_correction_bias"
+
+    /// Parameters as transformers counts them (`num_parameters()` of the causal LM): buffers out.
+    public var transformersParameterCount: Int {
+        weightTensors.filter { $0.category != .mtp && !$0.transformersBuffer }.reduce(0) { $0 + $1.parameters }
+    }
+
+    typealias MatrixSink = (String, Int, Int, Int, WeightTensor.Category, WeightTensor.Split) -> Void
+    typealias VectorSink = (String, Int, Int, WeightTensor.Category, WeightTensor.Split) -> Void
+
+    /// DeepSeek sparse attention's lightning indexer: queries from the query latent, one key per
+    /// token (LayerNorm with bias), per-head weights; replicated under tensor parallelism.
+    private func appendIndexer(_ x: SparseAttention, copies n: Int, category: WeightTensor.Category = .attention,
+                               matrix: MatrixSink, vector: VectorSink) {
+        let h = hiddenSize
+        matrix("self_attn.indexer.wq_b", x.heads * x.headDim, x.queryRank, n, category, .replicated)
+        matrix("self_attn.indexer.wk", x.headDim, h, n, category, .replicated)
+        vector("self_attn.indexer.k_norm (weight, bias)", 2 * x.headDim, n, category, .replicated)
+        vector("self_attn.indexer.weights_proj (heads × hidden)", x.heads * h, n, category, .replicated)
+    }
+
+    /// Gated DeltaNet or Kimi Delta Attention: projections cut by heads, the short convolution,
+    /// the decay and gate parameters, the gated output norm.
+    private func appendLinearAttention(_ a: LinearAttention, copies n: Int, matrix: MatrixSink, vector: VectorSink) {
+        let h = hiddenSize
+        switch a.kind {
+        case .gatedDeltaNet:
+            let key = a.keyHeads * a.keyHeadDim, value = a.valueHeads * a.valueHeadDim
+            matrix("linear_attn.in_proj_qkv", 2 * key + value, h, n, .attention, .heads)
+            matrix("linear_attn.in_proj_z", value, h, n, .attention, .heads)
+            vector("linear_attn.in_proj_b, in_proj_a (2 × value heads × hidden)", 2 * a.valueHeads * h, n, .attention, .heads)
+            vector("linear_attn.conv1d", a.convChannels * a.convKernel, n, .attention, .heads)
+            vector("linear_attn.dt_bias, A_log", 2 * a.valueHeads, n, .attention, .heads)
+            vector("linear_attn.norm", a.valueHeadDim, n, .attention, .replicated)
+            matrix("linear_attn.out_proj", h, value, n, .attention, .heads)
+        case .kimiDelta:
+            let p = a.valueHeads * a.valueHeadDim, d = a.keyHeadDim
+            matrix("self_attn.q_proj, k_proj, v_proj", 3 * p, h, n, .attention, .heads)
+            vector("self_attn.conv1d (q, k, v)", a.convChannels * a.convKernel, n, .attention, .heads)
+            matrix("self_attn.f_a_proj", d, h, n, .attention, .replicated)
+            matrix("self_attn.f_b_proj", p, d, n, .attention, .heads)
+            vector("self_attn.dt_bias", p, n, .attention, .heads)
+            vector("self_attn.A_log", a.valueHeads, n, .attention, .heads)
+            vector("self_attn.b_proj (heads × hidden)", a.valueHeads * h, n, .attention, .heads)
+            if a.fullRankOutputGate {
+                matrix("self_attn.g_proj", p, h, n, .attention, .heads)
+            } else {
+                matrix("self_attn.g_a_proj", d, h, n, .attention, .replicated)
+                matrix("self_attn.g_b_proj", p, d, n, .attention, .heads)
+            }
+            vector("self_attn.o_norm", d, n, .attention, .replicated)
+            matrix("self_attn.o_proj", h, p, n, .attention, .heads)
+        }
+    }
+
+    private func appendAttention(copies n: Int, category: WeightTensor.Category, matrix: MatrixSink, vector: VectorSink) {
         let h = hiddenSize
         switch attention {
         case let .grouped(a):
             let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
-            matrix("self_attn.q_proj", q, h, n, category)
-            matrix("self_attn.k_proj", kv, h, n, category)
-            matrix("self_attn.v_proj", kv, h, n, category)
-            matrix("self_attn.o_proj", h, q, n, category)
+            matrix("self_attn.q_proj", a.outputGate ? 2 * q : q, h, n, category, .heads)
+            matrix("self_attn.k_proj", kv, h, n, category, .kvHeads)
+            matrix("self_attn.v_proj", kv, h, n, category, .kvHeads)
+            matrix("self_attn.o_proj", h, q, n, category, .heads)
             if a.qkvBias {
-                vector("self_attn.q_proj.bias", q, n, category)
-                vector("self_attn.k_proj.bias", kv, n, category)
-                vector("self_attn.v_proj.bias", kv, n, category)
+                vector("self_attn.q_proj.bias", q, n, category, .heads)
+                vector("self_attn.k_proj.bias", kv, n, category, .kvHeads)
+                vector("self_attn.v_proj.bias", kv, n, category, .kvHeads)
             }
-            if a.outputBias { vector("self_attn.o_proj.bias", h, n, category) }
+            if a.outputBias { vector("self_attn.o_proj.bias", h, n, category, .heads) }
             if a.qkNorm {
-                vector("self_attn.q_norm", a.headDim, n, category)
-                vector("self_attn.k_norm", a.headDim, n, category)
+                vector("self_attn.q_norm", a.qkNormOverAllHeads ? q : a.headDim, n, category, .replicated)
+                vector("self_attn.k_norm", a.qkNormOverAllHeads ? kv : a.headDim, n, category, .replicated)
             }
-            if a.sinks { vector("self_attn.sinks", a.heads, n, category) }
+            if a.sinks { vector("self_attn.sinks", a.heads, n, category, .heads) }
         case let .latent(a):
             if let rank = a.qLoraRank {
-                matrix("self_attn.q_a_proj", rank, h, n, category)
-                vector("self_attn.q_a_layernorm", rank, n, category)
-                matrix("self_attn.q_b_proj", a.heads * a.qkHeadDim, rank, n, category)
+                matrix("self_attn.q_a_proj", rank, h, n, category, .replicated)
+                vector("self_attn.q_a_layernorm", rank, n, category, .replicated)
+                matrix("self_attn.q_b_proj", a.heads * a.qkHeadDim, rank, n, category, .heads)
             } else {
-                matrix("self_attn.q_proj", a.heads * a.qkHeadDim, h, n, category)
+                matrix("self_attn.q_proj", a.heads * a.qkHeadDim, h, n, category, .heads)
             }
-            matrix("self_attn.kv_a_proj_with_mqa", a.kvLoraRank + a.qkRopeHeadDim, h, n, category)
-            vector("self_attn.kv_a_layernorm", a.kvLoraRank, n, category)
-            matrix("self_attn.kv_b_proj", a.heads * (a.qkNopeHeadDim + a.vHeadDim), a.kvLoraRank, n, category)
-            matrix("self_attn.o_proj", h, a.heads * a.vHeadDim, n, category)
+            matrix("self_attn.kv_a_proj_with_mqa", a.kvLoraRank + a.qkRopeHeadDim, h, n, category, .replicated)
+            vector("self_attn.kv_a_layernorm", a.kvLoraRank, n, category, .replicated)
+            matrix("self_attn.kv_b_proj", a.heads * (a.qkNopeHeadDim + a.vHeadDim), a.kvLoraRank, n, category, .heads)
+            if a.outputGate { matrix("self_attn.g_proj", a.heads * a.vHeadDim, h, n, category, .heads) }
+            matrix("self_attn.o_proj", h, a.heads * a.vHeadDim, n, category, .heads)
         }
     }
 
-    func appendExperts(_ moe: MixtureOfExperts, copies n: Int, mtp: Bool,
-                               matrix: (String, Int, Int, Int, WeightTensor.Category) -> Void,
-                               vector: (String, Int, Int, WeightTensor.Category) -> Void) {
-        let h = hiddenSize, e = moe.routedExperts, size = moe.expertIntermediateSize
+    func appendExperts(_ moe: MixtureOfExperts, copies n: Int, mtp: Bool, matrix: MatrixSink, vector: VectorSink) {
+        let h = hiddenSize, e = moe.routedExperts, size = moe.expertIntermediateSize, w = moe.expertWidth(hidden: h)
         let routed: WeightTensor.Category = mtp ? .mtp : .routedExperts
         let shared: WeightTensor.Category = mtp ? .mtp : .sharedExperts
         let router: WeightTensor.Category = mtp ? .mtp : .router
         // The router is hidden → E logits; it stays bf16 in every format.
-        vector("mlp.gate (router, E × hidden)", e * h, n, router)
-        if moe.correctionBias { vector("mlp.gate.e_score_correction_bias", e, n, router) }
-        if moe.routerBias { vector("mlp.router.bias", e, n, router) }
-        matrix("mlp.experts.gate_proj", size, h, n * e, routed)
-        matrix("mlp.experts.up_proj", size, h, n * e, routed)
-        matrix("mlp.experts.down_proj", h, size, n * e, routed)
+        vector("mlp.gate (router, E × hidden)", e * h, n, router, .replicated)
+        if moe.correctionBias { vector(Self.correctionBias, e, n, router, .replicated) }
+        if moe.routerBias { vector("mlp.router.bias", e, n, router, .replicated) }
+        if let latent = moe.latentSize {
+            // LatentMoE: into the experts' width and back, once per layer (not per expert).
+            matrix("mlp.routed_expert_down_proj", latent, h, n, shared, .replicated)
+            matrix("mlp.routed_expert_up_proj", h, latent, n, shared, .replicated)
+            if moe.latentNorm { vector("mlp.routed_expert_norm", latent, n, shared, .replicated) }
+        }
+        matrix("mlp.experts.gate_proj", size, w, n * e, routed, .heads)
+        matrix("mlp.experts.up_proj", size, w, n * e, routed, .heads)
+        matrix("mlp.experts.down_proj", w, size, n * e, routed, .heads)
         if moe.expertBias {
-            vector("mlp.experts.gate_up_proj_bias", 2 * size, n * e, routed)
-            vector("mlp.experts.down_proj_bias", h, n * e, routed)
+            vector("mlp.experts.gate_up_proj_bias", 2 * size, n * e, routed, .heads)
+            vector("mlp.experts.down_proj_bias", w, n * e, routed, .heads)
         }
         if moe.sharedIntermediateSize > 0 {
-            matrix("mlp.shared_experts.gate_proj", moe.sharedIntermediateSize, h, n, shared)
-            matrix("mlp.shared_experts.up_proj", moe.sharedIntermediateSize, h, n, shared)
-            matrix("mlp.shared_experts.down_proj", h, moe.sharedIntermediateSize, n, shared)
+            matrix("mlp.shared_experts.gate_proj", moe.sharedIntermediateSize, h, n, shared, .heads)
+            matrix("mlp.shared_experts.up_proj", moe.sharedIntermediateSize, h, n, shared, .heads)
+            matrix("mlp.shared_experts.down_proj", h, moe.sharedIntermediateSize, n, shared, .heads)
         }
-        if moe.sharedExpertGate { vector("mlp.shared_expert_gate", h, n, shared) }
+        if moe.sharedExpertGate { vector("mlp.shared_expert_gate", h, n, shared, .replicated) }
     }
 }

@@ -105,7 +105,7 @@ public enum MemoryModel {
             case .norms:
                 share = tensor.copies == 1 ? (stage == layout.pp - 1 ? 1 : 0) : layersHere / Double(model.layerCount)
             case .attention:
-                share = layersHere / Double(model.layerCount) / attentionDivisor(tensor.name, tp: tp, kv: kvDivisor)
+                share = layersHere / Double(model.layerCount) / attentionDivisor(tensor.split, tp: tp, kv: kvDivisor)
             case .denseFFN: share = denseTotal > 0 ? denseHere / denseTotal / tp : 0
             case .sharedExperts: share = moeTotal > 0 ? moeHere / moeTotal / tp : 0
             case .router: share = moeTotal > 0 ? moeHere / moeTotal : 0
@@ -131,26 +131,36 @@ public enum MemoryModel {
         return mtp * share
     }
 
-    /// How attention tensors split under tensor parallelism: query, output and MLA up-projections
-    /// by tp; key and value projections by min(tp, kv heads) (replicated past that); MLA's
-    /// down-projections and the norms are replicated (vLLM and SGLang load them whole).
-    static func attentionDivisor(_ name: String, tp: Double, kv: Double) -> Double {
-        if name.contains("k_proj") || name.contains("v_proj") { return kv }
-        if name.contains("q_a_") || name.contains("kv_a_") || name.contains("norm") { return 1 }
-        return tp
+    /// How attention tensors split under tensor parallelism (each tensor's `split`): query,
+    /// output and MLA up-projections by tp; key and value projections by min(tp, kv heads)
+    /// (replicated past that); down-projections, the indexer and the norms are replicated (vLLM
+    /// and SGLang load them whole).
+    static func attentionDivisor(_ split: WeightTensor.Split, tp: Double, kv: Double) -> Double {
+        switch split {
+        case .heads: tp
+        case .kvHeads: kv
+        case .replicated: 1
+        }
     }
 
     /// KV-cache bytes one sequence of `context` tokens puts on each GPU of stage `stage` of its
-    /// attention group: GQA heads split over min(tp, kv heads); MLA's latent is replicated on
-    /// every tensor-parallel rank (it has no heads to split).
+    /// attention group: GQA heads split over min(tp, kv heads); MLA's latent and the sparse
+    /// indexer's keys are replicated on every tensor-parallel rank (they have no heads to split);
+    /// a linear-attention layer's state splits over min(tp, its value heads).
     public static func kvBytesPerSequencePerGPU(_ model: ModelSpec, layout: Layout, stage: Int, context: Int,
                                                 format: KVCacheFormat) -> Double {
         let mine = stageLayers(model, pp: layout.pp)[stage]
-        let perTokenLayer = Double(model.kvValuesPerTokenPerLayer * format.bytesPerValue)
-        let tokens = mine.reduce(0.0) { $0 + Double($1.span.cachedTokens(context: context)) }
-        var divisor = 1.0
-        if case let .grouped(a) = model.attention { divisor = min(Double(layout.attentionGroup), Double(a.kvHeads)) }
-        return tokens * perTokenLayer / divisor
+        let tp = Double(layout.attentionGroup)
+        var kvDivisor = 1.0
+        if case let .grouped(a) = model.attention { kvDivisor = min(tp, Double(a.kvHeads)) }
+        let stateDivisor = min(tp, Double(model.linearAttention?.valueHeads ?? 1))
+        let bytes = Double(format.bytesPerValue)
+        return mine.reduce(0.0) { total, layer in
+            let tokens = Double(layer.span.cachedTokens(context: context))
+            let attention = layer.mixer == .attention ? Double(model.kvValuesPerTokenPerLayer) / kvDivisor : 0
+            let indexer = Double(model.cacheValuesPerToken(layer) - (layer.mixer == .attention ? model.kvValuesPerTokenPerLayer : 0))
+            return total + tokens * (attention + indexer) * bytes + Double(model.stateBytesPerSequence(layer)) / stateDivisor
+        }
     }
 
     /// Activation workspace of one GPU: a prefill chunk's live activations, its MoE dispatch

@@ -12,6 +12,8 @@ import Planner
 /// prefill GPU: 1.4 GB/s of 50).
 struct KVTransfer {
     let bytesPerToken: Double
+    /// A linear-attention model's constant state, moved once per request.
+    let stateBytes: Double
     let bandwidth: Double
     let latency: Double
 
@@ -26,11 +28,12 @@ struct KVTransfer {
         let oneDomain = base.cluster.gpuCount <= base.cluster.gpusPerNode
         let link = oneDomain ? gpu.scaleUpBandwidth * gpu.efficiency.scaleUp : gpu.scaleOutBandwidth * gpu.efficiency.scaleOut
         bytesPerToken = Double(model.kvCacheBytesPerToken(base.kvCache))
+        stateBytes = Double(model.stateBytesPerSequence)
         bandwidth = max(link * senders, 1)
         latency = oneDomain ? gpu.scaleUpLatency : gpu.scaleOutLatency
     }
 
     func seconds(_ promptTokens: Int) -> Double {
-        latency + bytesPerToken * Double(promptTokens) / bandwidth
+        latency + (bytesPerToken * Double(promptTokens) + stateBytes) / bandwidth
     }
 }

@@ -79,7 +79,8 @@ func plan(_ m: String, _ g: String, gpus: Int, weights: WeightFormat, context: I
             switch t.category {
             case .routedExperts: expected += bytes
             case .router, .norms: expected += bytes * Double(group)
-            case .attention: expected += bytes * Double(group) / MemoryModel.attentionDivisor(t.name, tp: tp, kv: tp)
+            // MLA: the down-projections and norms are whole on every rank, the rest split by tp.
+            case .attention: expected += bytes * Double(group) / (t.split == .replicated ? 1 : tp)
             default: expected += bytes * Double(group) / tp
             }
         }
