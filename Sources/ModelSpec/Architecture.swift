@@ -13,7 +13,7 @@ protocol Architecture: Sendable {
     /// Field names transformers 5 writes in place of older ones: newer → older.
     static var aliases: [String: String] { get }
     /// The language model's fields sit under `text_config` (multimodal wrappers, Llama 4).
-    static var textConfig: Bool { get }
+    static func textConfig(for modelType: String) -> Bool
     /// The attention, layers, experts, rotary embedding and extras of the config `c` (defaults
     /// filled in) with `layerCount` decoder layers.
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount: Int) throws -> ArchitectureParts
@@ -21,7 +21,7 @@ protocol Architecture: Sendable {
 
 extension Architecture {
     static var aliases: [String: String] { [:] }
-    static var textConfig: Bool { false }
+    static func textConfig(for modelType: String) -> Bool { false }
 }
 
 /// What a family builds; `ModelSpec` adds the fields every family shares.
@@ -32,11 +32,17 @@ struct ArchitectureParts {
     var moe: MixtureOfExperts? = nil
     var rope = RoPE(theta: 10_000, scaling: .none, rotaryDimension: 2)
     var mtpModules = 0
+    var sparse: SparseAttention? = nil
+    var linear: LinearAttention? = nil
+    var extraTensors: [WeightTensor] = []
 }
 
 /// The registry of families, by model type.
 enum Architectures {
-    static let all: [any Architecture.Type] = [DeepSeekV3.self, QwenMoE.self, Mixtral.self, DenseGQA.self, Llama4.self, GptOss.self]
+    static let all: [any Architecture.Type] = [
+        DeepSeekV3.self, DeepSeekSparse.self, KimiLinear.self, QwenMoE.self, QwenNext.self, Mixtral.self, DenseGQA.self,
+        Llama4.self, GptOss.self, MiniMaxM2.self, Glm4Moe.self,
+    ]
 
     static func family(_ modelType: String) -> (any Architecture.Type)? {
         all.first { $0.modelTypes.contains(modelType) }

@@ -70,7 +70,7 @@ extension ModelSpec {
         let defaults = family.defaults(for: modelType)
         // Multimodal wrappers (and Llama 4) nest the language model's fields under text_config.
         var fields = config
-        if family.textConfig {
+        if family.textConfig(for: modelType) {
             guard let text = try config.object("text_config") else { throw config.error("text_config", "is missing") }
             fields = text
         }
@@ -111,6 +111,9 @@ extension ModelSpec {
         moe = parts.moe
         rope = parts.rope
         mtpModules = parts.mtpModules
+        sparseAttention = parts.sparse
+        linearAttention = parts.linear
+        extraTensors = parts.extraTensors
         if let moe { try ModelSpec.validate(moe, c) }
         try ModelSpec.checkSize(self, c)
     }
@@ -213,6 +216,63 @@ struct ConfigReader {
             heads: heads, qLoraRank: qRank, kvLoraRank: try positive("kv_lora_rank"),
             qkNopeHeadDim: try positive("qk_nope_head_dim"), qkRopeHeadDim: try positive("qk_rope_head_dim"),
             vHeadDim: try positive("v_head_dim"))
+    }
+
+    /// Dense or MoE per layer: `mlp_layer_types` ("dense"/"sparse") when given, else the first
+    /// `first_k_dense_replace` layers dense and the rest MoE.
+    static func mlpLayerTypes(_ c: JSONObject, _ reader: ConfigReader, layers n: Int, dense: Int) throws -> [Layer.FeedForward] {
+        if let types = try c.stringArray("mlp_layer_types") {
+            guard types.count == n else { throw c.error("mlp_layer_types", "has \(types.count) entries for \(n) layers") }
+            return try types.map { type in
+                switch type {
+                case "dense": .dense(intermediateSize: dense)
+                case "sparse", "moe": .moe
+                default: throw c.error("mlp_layer_types", "has unknown type \"\(type)\" (dense, sparse)")
+                }
+            }
+        }
+        let first = min(try reader.nonNegative("first_k_dense_replace"), n)
+        return (0..<n).map { $0 < first ? .dense(intermediateSize: dense) : .moe }
+    }
+
+    /// Softmax-attention layers (true) and linear-attention layers (false): `layer_types`
+    /// ("full_attention" / "linear_attention") when given, else every `interval`-th layer full.
+    static func layerTypes(_ c: JSONObject, _ reader: ConfigReader, layers n: Int, interval key: String) throws -> [Bool] {
+        if let types = try c.stringArray("layer_types") {
+            guard types.count >= n else { throw c.error("layer_types", "has \(types.count) entries for \(n) layers") }
+            return try types.prefix(n).map { type in
+                switch type {
+                case "full_attention": true
+                case "linear_attention": false
+                default: throw c.error("layer_types", "has unknown type \"\(type)\" (full_attention, linear_attention)")
+                }
+            }
+        }
+        let interval = try reader.positive(key)
+        return (0..<n).map { ($0 + 1) % interval == 0 }
+    }
+
+    /// Bytes per value of a linear-attention layer's recurrent state: `mamba_ssm_dtype` (vLLM keeps
+    /// the state in it), else float32 as transformers keeps it.
+    static func stateBytes(_ c: JSONObject) throws -> Int {
+        let name = try c.string("mamba_ssm_dtype") ?? "float32"
+        switch name {
+        case "float32": return 4
+        case "bfloat16", "float16": return 2
+        default: throw c.error("mamba_ssm_dtype", "must be float32, bfloat16 or float16, got \"\(name)\"")
+        }
+    }
+
+    /// Rotary lanes of a head of `headDim`: `rotary_dim`, else `partial_rotary_factor` (in
+    /// rope_parameters or at the top level) × headDim, else all of it.
+    func partialRotary(headDim: Int) throws -> Int {
+        if let dim = try optional("rotary_dim", atLeast: 1) {
+            guard dim <= headDim else { throw c.error("rotary_dim", "(\(dim)) exceeds head_dim (\(headDim))") }
+            return dim
+        }
+        let factor = try c.object("rope_parameters")?.double("partial_rotary_factor") ?? c.double("partial_rotary_factor") ?? 1
+        guard factor > 0, factor <= 1 else { throw c.error("partial_rotary_factor", "must be in (0, 1], got \(factor)") }
+        return max(2, Int(Double(headDim) * factor) / 2 * 2)
     }
 
     /// Qwen's sliding-window layers: only with `use_sliding_window`, from `max_window_layers` on.

@@ -32,6 +32,15 @@ public struct ModelSpec: Sendable, Equatable {
     /// Layers that run the model's softmax attention (all but the linear-attention layers).
     public var attentionLayerCount: Int { layers.filter { $0.mixer == .attention }.count }
     public var linearLayerCount: Int { layers.filter { $0.mixer == .linear }.count }
+
+    /// The token mixers in a few letters: "MLA", "GQA", "MLA+DSA" (sparse attention),
+    /// "GDN+GQA" or "KDA+MLA" (linear-attention hybrids).
+    public var mixerName: String {
+        var name = attention.name
+        if sparseAttention != nil { name += "+DSA" }
+        if let linear = linearAttention { name = (linear.kind == .gatedDeltaNet ? "GDN+" : "KDA+") + name }
+        return name
+    }
 }
 
 /// DeepSeek sparse attention (DeepSeek-V3.2, GLM-5): a lightning indexer of `heads` × `headDim`

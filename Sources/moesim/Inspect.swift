@@ -22,7 +22,7 @@ struct Inspect: ParsableCommand {
     @OptionGroup var overrides: OverrideOptions
     @OptionGroup var output: OutputOptions
 
-    static let contexts = [131_072, 262_144]
+    static let contexts = [131_072, 262_144, 1_048_576]
 
     func run() throws {
         let spec = try overrides.load(model)
@@ -30,12 +30,12 @@ struct Inspect: ParsableCommand {
         let denseLayers = spec.layerCount - spec.moeLayerCount
         // How many layers each category spans, for the per-layer column.
         let spans: [WeightTensor.Category: Int] = [
-            .attention: spec.layerCount, .denseFFN: denseLayers, .routedExperts: spec.moeLayerCount,
+            .attention: spec.linearLayerCount > 0 ? 0 : spec.layerCount, .denseFFN: denseLayers, .routedExperts: spec.moeLayerCount,
             .sharedExperts: spec.moeLayerCount, .router: spec.moeLayerCount,
         ]
         if output.json {
             var json: [String: Any] = [
-                "id": spec.id, "model_type": spec.modelType, "attention": spec.attention.name,
+                "id": spec.id, "model_type": spec.modelType, "attention": spec.mixerName,
                 "total_params": counts.total, "active_params": counts.active, "mtp_params": counts.mtp,
                 "layers": spec.layerCount, "moe_layers": spec.moeLayerCount, "hidden_size": spec.hiddenSize,
                 "experts": spec.moe?.routedExperts ?? 0, "experts_per_token": spec.moe?.expertsPerToken ?? 0,
@@ -45,6 +45,8 @@ struct Inspect: ParsableCommand {
                     ($0.rawValue, spec.kvCacheBytesPerToken($0)) }),
                 "kv_cache_bytes_per_sequence": Dictionary(uniqueKeysWithValues: Inspect.contexts.map {
                     (String($0), spec.kvCacheBytes(context: $0, format: .bf16)) }),
+                "state_bytes_per_sequence": spec.stateBytesPerSequence,
+                "attention_layers": spec.attentionLayerCount, "linear_attention_layers": spec.linearLayerCount,
                 "weight_bytes": Dictionary(uniqueKeysWithValues: WeightFormat.allCases.map { ($0.rawValue, spec.weightBytes($0)) }),
                 "params_by_category": Dictionary(uniqueKeysWithValues: WeightTensor.Category.allCases.map {
                     ($0.rawValue, counts.count($0)) }),
@@ -59,13 +61,24 @@ struct Inspect: ParsableCommand {
 
         print("\(spec.id) (\(spec.modelType)): \(spec.layerCount) layers (\(denseLayers) dense, \(spec.moeLayerCount) MoE), "
             + "hidden \(spec.hiddenSize), vocabulary \(Output.grouped(spec.vocabSize)), context \(Output.grouped(spec.maxPositionEmbeddings))")
-        print("attention: " + describe(spec.attention))
+        print("attention: " + describe(spec.attention) + (spec.linearLayerCount > 0 ? " on \(spec.attentionLayerCount) layers" : ""))
+        if let sparse = spec.sparseAttention {
+            print("sparse attention: indexer of \(sparse.heads) heads × \(sparse.headDim) on \(spec.layers.filter(\.indexer).count) layers, "
+                + "top \(Output.grouped(sparse.topK)) tokens per query")
+        }
+        if let linear = spec.linearAttention {
+            let name = linear.kind == .gatedDeltaNet ? "Gated DeltaNet" : "Kimi Delta Attention"
+            print("linear attention: \(name) on \(spec.linearLayerCount) layers, \(linear.valueHeads) heads, state "
+                + "\(linear.keyHeadDim) × \(linear.valueHeadDim) in \(linear.stateBytesPerValue == 4 ? "fp32" : "bf16"): "
+                + "\(Output.bytes(Double(linear.bytesPerSequence))) per layer and sequence, whatever its length")
+        }
         if let moe = spec.moe {
             var routing = "\(moe.scoring.rawValue) router"
             if moe.groups > 1 { routing += ", \(moe.topKGroups) of \(moe.groups) groups" }
             if moe.correctionBias { routing += ", selection bias" }
             if moe.routedScalingFactor != 1 { routing += ", scale \(moe.routedScalingFactor)" }
-            print("experts: \(moe.routedExperts) routed × \(moe.expertIntermediateSize) wide, \(moe.expertsPerToken) per token"
+            print("experts: \(moe.routedExperts) routed × \(moe.expertIntermediateSize) wide"
+                + (moe.latentSize.map { " at latent width \($0) (LatentMoE)" } ?? "") + ", \(moe.expertsPerToken) per token"
                 + (moe.sharedExperts > 0 ? ", \(moe.sharedExperts) shared" : "") + "; \(routing)")
         }
         if !spec.overrides.isEmpty {
@@ -104,7 +117,10 @@ struct Inspect: ParsableCommand {
             kvRows.append([format.rawValue, Output.grouped(spec.kvCacheBytesPerToken(format)) + " B"]
                 + Inspect.contexts.map { Output.bytes(Double(spec.kvCacheBytes(context: $0, format: format))) })
         }
-        Output.printColumns(header: ["KV cache", "per token", "131,072 tokens", "262,144 tokens"], rows: kvRows)
+        Output.printColumns(header: ["KV cache", "per token"] + Inspect.contexts.map { "\(Output.grouped($0)) tokens" }, rows: kvRows)
+        if spec.stateBytesPerSequence > 0 {
+            print("  (each sequence also holds \(Output.bytes(Double(spec.stateBytesPerSequence))) of linear-attention state, included)")
+        }
     }
 
     func describe(_ attention: Attention) -> String {
@@ -112,11 +128,12 @@ struct Inspect: ParsableCommand {
         case let .grouped(a):
             var text = "GQA, \(a.heads) query heads, \(a.kvHeads) KV heads of \(a.headDim)"
             if a.qkNorm { text += ", QK-norm" }
+            if a.outputGate { text += ", output gate" }
             if a.sinks { text += ", attention sinks" }
             return text
         case let .latent(a):
             return "MLA, \(a.heads) heads, q rank \(a.qLoraRank.map(String.init) ?? "none"), kv rank \(a.kvLoraRank), "
-                + "rope \(a.qkRopeHeadDim) + nope \(a.qkNopeHeadDim), v \(a.vHeadDim)"
+                + "rope \(a.qkRopeHeadDim) + nope \(a.qkNopeHeadDim), v \(a.vHeadDim)" + (a.outputGate ? ", output gate" : "")
         }
     }
 }

@@ -26,7 +26,7 @@ struct Models: ParsableCommand {
             try Output.printJSON(["models": specs.map { s -> [String: Any] in
                 let c = s.parameterCounts
                 return ["id": s.id, "model_type": s.modelType, "total_params": c.total, "active_params": c.active,
-                        "attention": s.attention.name, "layers": s.layerCount,
+                        "attention": s.mixerName, "layers": s.layerCount,
                         "experts": s.moe?.routedExperts ?? 0, "experts_per_token": s.moe?.expertsPerToken ?? 0,
                         "max_context": s.maxPositionEmbeddings]
             }])
@@ -36,7 +36,7 @@ struct Models: ParsableCommand {
         let rows = specs.map { s -> [String] in
             let c = s.parameterCounts
             let experts = s.moe.map { "\($0.expertsPerToken)/\($0.routedExperts)" } ?? "dense"
-            return [s.id, s.modelType, s.attention.name, "\(s.layerCount)", experts, Output.count(c.total),
+            return [s.id, s.modelType, s.mixerName, "\(s.layerCount)", experts, Output.count(c.total),
                     Output.count(c.active), Output.grouped(s.maxPositionEmbeddings)]
         }
         Output.printColumns(header: header, rows: rows)

@@ -76,7 +76,7 @@ struct ReportCommand: ParsableCommand {
         if output.json { return try printJSON(spec, hardware: hardware, hosted: hosted) }
 
         print("== \(spec.id): \(Output.count(counts.total)) parameters, \(Output.count(counts.active)) active per token")
-        print("\(spec.modelType), \(spec.layerCount) layers, \(spec.attention.name) attention"
+        print("\(spec.modelType), \(spec.layerCount) layers, \(spec.mixerName) attention"
             + (spec.moe.map { ", \($0.routedExperts) experts, \($0.expertsPerToken) per token" } ?? ""))
         print("weights \(Output.bytes(Double(spec.weightBytes(weights)))) in \(weights.rawValue); KV cache "
             + "\(Output.grouped(spec.kvCacheBytesPerToken(kvCache))) B per token, "

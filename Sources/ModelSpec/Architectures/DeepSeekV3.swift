@@ -1,9 +1,12 @@
 import ConfigFile
 
-/// DeepSeek-V3 and R1, Kimi K2: multi-head latent attention, sigmoid group-limited routing with a
-/// selection bias, shared experts, dense first layers, MTP modules counted apart.
+/// DeepSeek-V3 and R1, Kimi K2 (and Kimi K2.5, whose multimodal wrapper holds a Kimi K2 body under
+/// text_config): multi-head latent attention, sigmoid group-limited routing with a selection bias,
+/// shared experts, dense first layers, MTP modules counted apart.
 enum DeepSeekV3: Architecture {
-    static let modelTypes = ["deepseek_v3", "kimi_k2"]
+    static let modelTypes = ["deepseek_v3", "kimi_k2", "kimi_k25"]
+
+    static func textConfig(for modelType: String) -> Bool { modelType == "kimi_k25" }
 
     static func defaults(for modelType: String) -> [String: Any] { defaults }
 

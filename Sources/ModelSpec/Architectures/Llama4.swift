@@ -4,7 +4,7 @@ import ConfigFile
 /// no_rope_layer_interval, MoE every interleave_moe_layer_step with one shared expert, sigmoid top-1.
 enum Llama4: Architecture {
     static let modelTypes = ["llama4"]
-    static let textConfig = true
+    static func textConfig(for modelType: String) -> Bool { true }
     static func defaults(for modelType: String) -> [String: Any] { defaults }
 
     static var defaults: [String: Any] { [

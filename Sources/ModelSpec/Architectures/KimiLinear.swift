@@ -1,0 +1,86 @@
+import ConfigFile
+
+/// Kimi Linear (`kimi_linear`) and Kimi K3 (`kimi_k3`, its language model under text_config):
+/// Kimi Delta Attention on most layers and MLA (without rotary) on the layers `linear_attn_config`
+/// lists; DeepSeek-style MoE (sigmoid scores with a selection bias, shared experts, dense first
+/// layers). Kimi K3 adds LatentMoE (experts at `routed_expert_hidden_size`), a full-rank KDA
+/// output gate, an MLA output gate and attention residuals (`attn_res_block_size`).
+enum KimiLinear: Architecture {
+    static let modelTypes = ["kimi_linear", "kimi_k3"]
+
+    static func textConfig(for modelType: String) -> Bool { modelType == "kimi_k3" }
+
+    /// The checkpoints' names for transformers' fields.
+    static let aliases = [
+        "num_experts": "num_local_experts", "num_experts_per_token": "num_experts_per_tok",
+        "num_shared_experts": "n_shared_experts", "moe_renormalize": "norm_topk_prob", "num_expert_group": "n_group",
+        "model_max_length": "max_position_embeddings",
+    ]
+
+    static func defaults(for modelType: String) -> [String: Any] { [
+        "vocab_size": 163_840, "hidden_size": 2304, "intermediate_size": 9216, "moe_intermediate_size": 1024,
+        "num_hidden_layers": 27, "num_attention_heads": 32, "q_lora_rank": NSNullMarker.none, "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "num_local_experts": 256,
+        "num_experts_per_tok": 8, "n_shared_experts": 1, "routed_scaling_factor": 2.446, "n_group": 1, "topk_group": 1,
+        "norm_topk_prob": true, "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "max_position_embeddings": 1_048_576,
+        "first_k_dense_replace": 1, "linear_head_dim": 128, "linear_num_heads": 32, "linear_conv_kernel_dim": 4,
+        "routed_expert_hidden_size": NSNullMarker.none, "latent_moe_use_norm": false, "mla_use_output_gate": false,
+        "attn_res_block_size": NSNullMarker.none, "rope_theta": 10000.0,
+        "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none,
+    ] }
+
+    static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
+        var p = ArchitectureParts()
+        var mla = try reader.latentAttention()
+        mla.outputGate = try c.bool("mla_use_output_gate") ?? false
+        p.attention = .latent(mla)
+        let linearConfig = try c.object("linear_attn_config")
+        let headDim = try linearConfig?.int("head_dim", atLeast: 1) ?? reader.positive("linear_head_dim")
+        let heads = try linearConfig?.int("num_heads", atLeast: 1) ?? reader.positive("linear_num_heads")
+        let kernel = try linearConfig?.int("short_conv_kernel_size", atLeast: 2) ?? reader.positive("linear_conv_kernel_dim")
+        guard headDim <= ConfigReader.largest, heads <= ConfigReader.largest, kernel <= 64 else {
+            throw c.error("linear_attn_config", "head_dim, num_heads or short_conv_kernel_size out of range")
+        }
+        // Full-attention layers: linear_attn_config's 1-indexed list, else every fourth from layer 4.
+        var full = (0..<n).map { $0 > 0 && $0 % 4 == 0 }
+        if let listed = try linearConfig?.intArray("full_attn_layers") {
+            guard listed.allSatisfy({ (1...n).contains($0) }) else {
+                throw c.error("linear_attn_config.full_attn_layers", "must list layers 1 to \(n) (1-indexed)")
+            }
+            full = (0..<n).map { listed.contains($0 + 1) }
+        }
+        let dense = try reader.positive("intermediate_size"), firstDense = min(try reader.nonNegative("first_k_dense_replace"), n)
+        p.layers = (0..<n).map { i in
+            Layer(span: .full, feedForward: i < firstDense ? .dense(intermediateSize: dense) : .moe, usesRoPE: false,
+                  mixer: full[i] ? .attention : .linear)
+        }
+        p.linear = LinearAttention(kind: .kimiDelta, keyHeads: heads, valueHeads: heads, keyHeadDim: headDim, valueHeadDim: headDim,
+                                   convKernel: kernel, stateBytesPerValue: try ConfigReader.stateBytes(c),
+                                   fullRankOutputGate: try linearConfig?.bool("use_full_rank_gate") ?? false)
+        let shared = try reader.nonNegative("n_shared_experts"), expertSize = try reader.positive("moe_intermediate_size")
+        var moe = MixtureOfExperts(
+            routedExperts: try reader.positive("num_local_experts"), expertsPerToken: try reader.positive("num_experts_per_tok"),
+            expertIntermediateSize: expertSize, sharedExperts: shared, sharedIntermediateSize: shared * expertSize,
+            sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: try c.bool("norm_topk_prob") ?? true,
+            routedScalingFactor: try reader.positiveDouble("routed_scaling_factor"),
+            groups: try reader.positive("n_group"), topKGroups: try reader.positive("topk_group"),
+            correctionBias: true, routerBias: false, expertBias: false)
+        moe.latentSize = try reader.optional("routed_expert_hidden_size", atLeast: 1)
+        let latentNorm = try c.bool("latent_moe_use_norm") ?? false
+        moe.latentNorm = moe.latentSize != nil && latentNorm
+        p.moe = moe
+        // Attention residuals: a norm and a 1 × hidden projection before each block of every
+        // layer, and once more at the output.
+        if try reader.optional("attn_res_block_size", atLeast: 1) != nil {
+            let h = try reader.positive("hidden_size")
+            p.extraTensors = [
+                WeightTensor(name: "attention residuals (norms and projections, 4 × hidden per layer)", rows: 1, cols: 4 * h,
+                             copies: n, category: .norms, quantizable: false, split: .replicated),
+                WeightTensor(name: "output attention residual (norm and projection)", rows: 1, cols: 2 * h, copies: 1,
+                             category: .norms, quantizable: false, split: .replicated),
+            ]
+        }
+        p.rope = try reader.rope(rotaryDimension: mla.qkRopeHeadDim)
+        return p
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import ModelSpec
+
+/// Every preset whose config transformers 5.24 can build, against transformers' own count of the
+/// same config (`num_parameters()` of the causal LM on the meta device, no MTP, no vision tower:
+/// Fixtures/transformers-params.json, copied from ../shared/reference). transformers keeps
+/// DeepSeek's e_score_correction_bias as a buffer, so it is left out of its count; moesim counts
+/// it as the checkpoint tensor it is (`transformersBuffer`).
+@Suite struct ArchitectureCountTests {
+    struct Entry: Decodable {
+        let model_type: String
+        let total_params: Int
+        let active_params: Int
+    }
+
+    static let reference: [String: Entry] = {
+        let url = root.appendingPathComponent("Tests/ModelSpecTests/Fixtures/transformers-params.json")
+        struct File: Decodable { let models: [String: Entry] }
+        guard let data = try? Data(contentsOf: url), let file = try? JSONDecoder().decode(File.self, from: data) else { return [:] }
+        return file.models
+    }()
+
+    @Test(arguments: ["deepseek-v3", "deepseek-r1", "kimi-k2", "deepseek-v3.2", "glm-5", "kimi-k2.5", "minimax-m2.5",
+                      "qwen3.5-397b-a17b", "qwen3.5-122b-a10b", "qwen3-235b-a22b", "qwen3-30b-a3b", "qwen3-coder-480b-a35b",
+                      "mixtral-8x7b", "mixtral-8x22b", "llama4-maverick", "llama4-scout", "gpt-oss-120b", "gpt-oss-20b",
+                      "llama3.1-70b", "llama3.1-405b", "llama2-70b"])
+    func countsEqualTransformers(_ id: String) throws {
+        let entry = try #require(Self.reference[id], "\(id) has no transformers count")
+        let spec = try model(id)
+        #expect(spec.modelType == entry.model_type)
+        let buffers = spec.weightTensors.filter { $0.transformersBuffer && $0.category != .mtp }.reduce(0) { $0 + $1.parameters }
+        #expect(spec.transformersParameterCount == entry.total_params, "\(id): total \(spec.transformersParameterCount)")
+        #expect(spec.parameterCounts.active - buffers == entry.active_params, "\(id): active \(spec.parameterCounts.active - buffers)")
+    }
+
+    /// Kimi K3 is not in transformers 5.24; Moonshot publishes "2.8T" total.
+    @Test func kimiK3MatchesTheVendorTotal() throws {
+        let counts = try model("kimi-k3").parameterCounts
+        #expect(counts.total >= 2_750_000_000_000 && counts.total < 2_850_000_000_000, "\(counts.total)")
+    }
+
+    /// What each new layer kind keeps per sequence: Qwen3.5-397B's 45 Gated DeltaNet layers hold
+    /// 64 × 128 × 128 fp32 state values and 3 conv columns of 12,288 bf16 channels each (192,061,440
+    /// B whatever the length) and its 15 gated-attention layers 2 × 2 × 256 bf16 values per token;
+    /// DeepSeek-V3.2 caches MLA's 576 values and the indexer's 128 per token and layer.
+    @Test func stateAndCachePerSequence() throws {
+        let qwen = try model("qwen3.5-397b-a17b")
+        #expect(qwen.linearLayerCount == 45 && qwen.attentionLayerCount == 15)
+        #expect(qwen.stateBytesPerSequence == 45 * (64 * 128 * 128 * 4 + 12_288 * 3 * 2))
+        #expect(qwen.kvCacheBytes(context: 262_144, format: .bf16) == 192_061_440 + 15 * 2 * 2 * 256 * 2 * 262_144)
+        let v32 = try model("deepseek-v3.2")
+        #expect(v32.kvCacheBytesPerToken(.bf16) == 61 * (576 + 128) * 2)
+        let k3 = try model("kimi-k3")
+        #expect(k3.linearLayerCount == 69 && k3.attentionLayerCount == 24)
+    }
+}
