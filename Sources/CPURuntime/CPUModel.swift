@@ -78,6 +78,8 @@ public final class CPUModel: @unchecked Sendable {
             switch spec.attention {
             case let .grouped(a): (a.kvHeads * a.headDim, a.kvHeads * a.headDim)
             case let .latent(a): (a.kvLoraRank, a.qkRopeHeadDim)
+            // Not run on the CPU (init refuses deepseek_v4): one shared K = V head.
+            case let .compressed(a): (a.headDim, a.headDim)
             }
         }()
         return SequenceCache(layers: spec.layerCount, reserve: tokens, keyWidth: k, valueWidth: v)

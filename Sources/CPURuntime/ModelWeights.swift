@@ -206,6 +206,8 @@ struct ModelWeights {
                     output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, q])]),
                     qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.headDim, norm: true) : nil,
                     kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.headDim, norm: true) : nil))
+            case .compressed:
+                throw RuntimeError.unsupported("DeepSeek-V4's compressed attention is not run on the CPU yet")
             case let .latent(a):
                 let kvDown = ("\(p).self_attn.kv_a_proj_with_mqa.weight", [a.kvLoraRank + a.qkRopeHeadDim, h])
                 let down: WeightMatrix, qUp: WeightMatrix, qNorm: [Float]?

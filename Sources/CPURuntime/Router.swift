@@ -1,3 +1,4 @@
+import Foundation
 import ModelSpec
 import TensorCore
 
@@ -25,9 +26,14 @@ enum Router {
                     // Mixtral, Qwen-MoE, gpt-oss: softmax over all experts, top-k, optional renormalisation.
                     Reduction.softmax(scores, count: e)
                     choice.update(from: scores, count: e)
-                case .sigmoid:
-                    // DeepSeek-V3, Kimi K2: sigmoid scores; the correction bias only steers selection.
-                    Elementwise.sigmoid(scores, into: scores, count: e)
+                case .sigmoid, .sqrtSoftplus:
+                    // DeepSeek-V3, Kimi K2: sigmoid scores (DeepSeek-V4: √softplus); the correction
+                    // bias only steers selection.
+                    if moe.scoring == .sigmoid {
+                        Elementwise.sigmoid(scores, into: scores, count: e)
+                    } else {
+                        for j in 0..<e { scores[j] = (max(scores[j], 0) + log1p(exp(-abs(scores[j])))).squareRoot() }
+                    }
                     for j in 0..<e { choice[j] = scores[j] + (correctionBias?[j] ?? 0) }
                     if moe.groups > 1 { maskGroups(choice, moe: moe, groupScores: groupScores, topIds: topIds, topValues: topValues) }
                 }
@@ -37,7 +43,7 @@ enum Router {
                 for j in 0..<k {
                     ids[t * k + j] = topIds[j]
                     var w = scores[Int(topIds[j])]
-                    if moe.normalizeTopK { w /= moe.scoring == .sigmoid ? sum + 1e-20 : sum }
+                    if moe.normalizeTopK { w /= moe.scoring == .softmax ? sum : sum + 1e-20 }
                     weights[t * k + j] = w * Float(moe.routedScalingFactor)
                 }
             }

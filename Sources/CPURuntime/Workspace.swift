@@ -43,6 +43,10 @@ final class Workspace {
             input = (a.qLoraRank ?? 0) + a.kvLoraRank + a.qkRopeHeadDim
             query = a.heads * a.qkHeadDim
             context = a.heads * a.vHeadDim
+        case let .compressed(a):
+            input = a.queryRank + a.headDim
+            query = a.heads * a.headDim
+            context = a.heads * a.headDim
         }
         let floats = 4 * h + max(input, k * h) + query + max(context, 2 * k * expert, 2 * dense, 2 * shared)
             + max(k * expert, dense, shared)

@@ -40,7 +40,7 @@ struct ArchitectureParts {
 /// The registry of families, by model type.
 enum Architectures {
     static let all: [any Architecture.Type] = [
-        DeepSeekV3.self, DeepSeekSparse.self, KimiLinear.self, QwenMoE.self, QwenNext.self, Mixtral.self, DenseGQA.self,
+        DeepSeekV3.self, DeepSeekSparse.self, DeepSeekV4.self, KimiLinear.self, QwenMoE.self, QwenNext.self, Mixtral.self, DenseGQA.self,
         Llama4.self, GptOss.self, MiniMaxM2.self, Glm4Moe.self,
     ]
 

@@ -6,14 +6,30 @@ extension ModelSpec {
         switch attention {
         case let .grouped(a): 2 * a.kvHeads * a.headDim
         case let .latent(a): a.kvLoraRank + a.qkRopeHeadDim
+        case let .compressed(a): a.headDim
         }
     }
 
     /// Values one token adds to `layer`'s cache: the attention's KV (plus the indexer's key on a
     /// layer with its own sparse-attention indexer); nothing on a linear-attention layer.
+    /// DeepSeek-V4's compressed layers add one entry (and on CSA layers one indexer key) per
+    /// `ratio` tokens: their long-run rate (the window's fixed part is left out).
     public func cacheValuesPerToken(_ layer: Layer) -> Int {
         guard layer.mixer == .attention else { return 0 }
+        if case let .compressed(ratio, _) = layer.span, case let .compressed(a) = attention {
+            return ratio > 0 ? (a.headDim + (layer.indexer ? a.indexer.headDim : 0)) / ratio : 0
+        }
         return kvValuesPerTokenPerLayer + (layer.indexer ? (sparseAttention?.headDim ?? 0) : 0)
+    }
+
+    /// Values `layer` caches for one sequence of `context` tokens.
+    public func cachedValues(_ layer: Layer, context: Int) -> Int {
+        guard layer.mixer == .attention else { return 0 }
+        if case let .compressed(ratio, _) = layer.span, case let .compressed(a) = attention {
+            let indexed = layer.indexer && ratio > 0 ? context / ratio : 0
+            return layer.span.cachedTokens(context: context) * a.headDim + indexed * a.indexer.headDim
+        }
+        return layer.span.cachedTokens(context: context) * cacheValuesPerToken(layer)
     }
 
     /// Bytes of constant state one sequence holds in `layer` (a linear-attention layer's
@@ -32,8 +48,7 @@ extension ModelSpec {
     /// and chunked layers stop growing at their window) plus each linear layer's constant state.
     public func kvCacheBytes(context: Int, format: KVCacheFormat) -> Int {
         layers.reduce(0) { total, layer in
-            total + layer.span.cachedTokens(context: context) * cacheValuesPerToken(layer) * format.bytesPerValue
-                + stateBytesPerSequence(layer)
+            total + cachedValues(layer, context: context) * format.bytesPerValue + stateBytesPerSequence(layer)
         }
     }
 

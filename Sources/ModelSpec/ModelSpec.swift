@@ -38,6 +38,7 @@ public struct ModelSpec: Sendable, Equatable {
     public var mixerName: String {
         var name = attention.name
         if sparseAttention != nil { name += "+DSA" }
+        if case .compressed = attention { name = "CSA/HCA" }
         if let linear = linearAttention { name = (linear.kind == .gatedDeltaNet ? "GDN+" : "KDA+") + name }
         return name
     }
@@ -89,11 +90,14 @@ public struct LinearAttention: Sendable, Equatable {
 public enum Attention: Sendable, Equatable {
     case grouped(GroupedQueryAttention)
     case latent(MultiHeadLatentAttention)
+    /// DeepSeek-V4's compressed attention (each layer's `span` says its compression).
+    case compressed(CompressedAttention)
 
     public var heads: Int {
         switch self {
         case let .grouped(a): a.heads
         case let .latent(a): a.heads
+        case let .compressed(a): a.heads
         }
     }
 
@@ -101,8 +105,28 @@ public enum Attention: Sendable, Equatable {
         switch self {
         case .grouped: "GQA"
         case .latent: "MLA"
+        case .compressed: "CSA/HCA"
         }
     }
+}
+
+/// DeepSeek-V4's attention: one shared key-and-value head of `headDim` (K = V) over a sliding
+/// window of raw tokens plus compressed entries, each pooling `ratio` tokens (a layer's span
+/// `.compressed(ratio)`: 0 window only, `sparseRatio` = 4 with the lightning indexer choosing
+/// the top-k entries (CSA), `heavyRatio` = 128 reading all of them (HCA)); queries through a
+/// low-rank projection, outputs through a grouped low-rank projection, attention sinks.
+public struct CompressedAttention: Sendable, Equatable {
+    public var heads: Int
+    public var headDim: Int
+    public var queryRank: Int
+    public var ropeDim: Int
+    public var outputGroups: Int
+    public var outputRank: Int
+    public var window: Int
+    public var sparseRatio: Int
+    public var heavyRatio: Int
+    /// The CSA layers' indexer (its keys are cached per compressed entry).
+    public var indexer: SparseAttention
 }
 
 public struct GroupedQueryAttention: Sendable, Equatable {
@@ -147,13 +171,17 @@ public struct Layer: Sendable, Equatable {
         case slidingWindow(Int)
         /// Attends within fixed chunks of `size` tokens (Llama 4): the cache never holds more.
         case chunked(Int)
+        /// DeepSeek-V4: a sliding window of `window` raw tokens plus one compressed entry per
+        /// `ratio` tokens (ratio 0: the window only).
+        case compressed(ratio: Int, window: Int)
 
-        /// Tokens kept in the KV cache at a context of `context` tokens.
+        /// Entries kept in the KV cache at a context of `context` tokens.
         public func cachedTokens(context: Int) -> Int {
             switch self {
             case .full: context
             case let .slidingWindow(w): min(context, w)
             case let .chunked(c): min(context, c)
+            case let .compressed(ratio, window): min(context, window) + (ratio > 0 ? context / ratio : 0)
             }
         }
     }
@@ -188,7 +216,7 @@ public struct Layer: Sendable, Equatable {
 }
 
 public struct MixtureOfExperts: Sendable, Equatable {
-    public enum Scoring: String, Sendable, Equatable { case softmax, sigmoid }
+    public enum Scoring: String, Sendable, Equatable { case softmax, sigmoid, sqrtSoftplus = "sqrtsoftplus" }
 
     public var routedExperts: Int
     public var expertsPerToken: Int

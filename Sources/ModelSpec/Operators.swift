@@ -150,6 +150,7 @@ extension ModelSpec {
         case .full: nil
         case let .slidingWindow(w): w
         case let .chunked(c): c
+        case let .compressed(_, w): w
         }
         for i in 0..<newTokens {
             let p = context + i + 1
@@ -168,6 +169,10 @@ extension ModelSpec {
     ) -> [Operator] {
         if layer.mixer == .linear, let linear = linearAttention {
             return linearOperators(linear, count: count, step: step, matmul: matmul)
+        }
+        if case let .compressed(a) = attention, case let .compressed(ratio, window) = layer.span {
+            return compressedOperators(a, ratio: ratio, window: window, indexer: layer.indexer, count: count, step: step,
+                                       options: options, matmul: matmul)
         }
         let t = Double(step.tokens), s = Double(step.sequences)
         let kvPerToken = Double(kvValuesPerTokenPerLayer * options.kvCache.bytesPerValue)
@@ -194,6 +199,8 @@ extension ModelSpec {
                                 activationBytes: 2 * t * Double(q * 2), kvBytes: kvTraffic))
             if a.outputGate { ops.append(matmul("attention output gate", q, hiddenSize, t, count, .matmul, nil)) }
             ops.append(matmul("attention output projection", hiddenSize, q, t, count, .matmul, nil))
+        case .compressed:
+            break
         case let .latent(a):
             let heads = a.heads
             if let rank = a.qLoraRank {
@@ -225,6 +232,74 @@ extension ModelSpec {
             if a.outputGate { ops.append(matmul("attention output gate", heads * a.vHeadDim, hiddenSize, t, count, .matmul, nil)) }
             ops.append(matmul("attention output projection", hiddenSize, heads * a.vHeadDim, t, count, .matmul, nil))
         }
+        return ops
+    }
+
+    /// Σ over positions p in (from, to] of ⌊p / r⌋ (compressed entries a query at p can see).
+    static func entriesSeen(from: Int, to: Int, ratio r: Int, cap: Int? = nil) -> Double {
+        func upTo(_ n: Int) -> Double {
+            guard n > 0 else { return 0 }
+            // Σ_{p=1}^{n} min(cap, ⌊p/r⌋): full steps of r positions, then the capped tail.
+            let limit = cap.map { min(n, ($0 + 1) * r - 1) } ?? n
+            let q = limit / r, rest = limit - q * r
+            let below = Double(r) * Double(q) * Double(q - 1) / 2 + Double(q) * Double(rest + 1)
+            return below + (cap.map { Double($0) * Double(n - limit) } ?? 0)
+        }
+        return upTo(to) - upTo(from)
+    }
+
+    /// DeepSeek-V4's attention in one layer: query (low rank), the shared key-value head, the
+    /// compressor's projections (and on CSA layers the indexer's), attention over the window plus
+    /// the compressed entries (the indexer's top-k on CSA layers, all of them on HCA layers), the
+    /// grouped low-rank output. In decode each sequence reads its window and the entries it
+    /// attends to; in prefill its whole cache once.
+    private func compressedOperators(_ a: CompressedAttention, ratio: Int, window: Int, indexer: Bool, count: Int, step: StepShape,
+                                     options: CostOptions,
+                                     matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator) -> [Operator] {
+        let t = Double(step.tokens), s = Double(step.sequences), h = hiddenSize
+        let plain = options.weights.unquantized
+        var ops: [Operator] = []
+        ops.append(matmul("V4 query down-projection", a.queryRank, h, t, count, .matmul, nil))
+        ops.append(matmul("V4 query up-projection", a.heads * a.headDim, a.queryRank, t, count, .matmul, nil))
+        ops.append(matmul("V4 key-value projection (one head)", a.headDim, h, t, count, .matmul, nil))
+        // Compressor (kept in bf16): kv and gate, twice as wide on the overlapping CSA windows.
+        if ratio > 0 {
+            let width = (ratio == a.sparseRatio ? 2 : 1) * a.headDim
+            ops.append(matmul("V4 compressor (kv, gate)", 2 * width, h, t, count, .matmul, Double(plain.bytes(rows: 2 * width, cols: h))))
+        }
+        let start = step.context, end = step.context + step.newTokens
+        var keys = s * ModelSpec.attendedKeys(span: .slidingWindow(window), context: step.context, newTokens: step.newTokens)
+        let entryBytes = Double(a.headDim * options.kvCache.bytesPerValue)
+        var decodeRead = Double(min(end, window))
+        if ratio > 0 {
+            let cap: Int? = indexer ? a.indexer.topK : nil
+            keys += s * ModelSpec.entriesSeen(from: start, to: end, ratio: ratio, cap: cap)
+            decodeRead += Double(min(end / ratio, cap ?? Int.max))
+        }
+        if indexer, ratio > 0 {
+            let x = a.indexer
+            let projection = Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)
+                + plain.bytes(rows: 4 * x.headDim + x.heads, cols: h))
+            ops.append(matmul("V4 indexer projections", x.heads * x.headDim + 4 * x.headDim + x.heads, h, t, count, .matmul, projection))
+            let scanned = s * ModelSpec.entriesSeen(from: start, to: end, ratio: ratio)
+            let keyBytes = Double(x.headDim * options.kvCache.bytesPerValue)
+            ops.append(Operator(name: "V4 indexer scoring (every compressed key)", kind: .attention, layers: count,
+                                flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
+                                activationBytes: 2 * t * Double(x.heads * x.headDim),
+                                kvBytes: s * Double(end / ratio) * keyBytes, cacheSplit: .replicated))
+        }
+        let read = step.phase == .decode ? decodeRead : Double(step.context > 0 || step.newTokens > 0
+            ? min(end, window) + (ratio > 0 ? end / ratio : 0) : 0)
+        ops.append(Operator(name: "V4 attention (window and compressed entries)", kind: .attention, layers: count,
+                            flops: keys * Double(a.heads) * (4 * Double(a.headDim) + 5), weightBytes: 0,
+                            activationBytes: 4 * t * Double(a.heads * a.headDim), kvBytes: s * read * entryBytes + t * entryBytes,
+                            cacheSplit: .replicated))
+        let perGroup = a.heads * a.headDim / max(a.outputGroups, 1)
+        ops.append(Operator(name: "V4 grouped output down-projection", kind: .matmul, layers: count,
+                            flops: 2 * t * Double(a.heads * a.headDim * a.outputRank),
+                            weightBytes: Double(options.weights.bytes(rows: a.outputGroups * a.outputRank, cols: perGroup)),
+                            activationBytes: 2 * t * Double(a.heads * a.headDim + a.outputGroups * a.outputRank), kvBytes: 0))
+        ops.append(matmul("V4 output up-projection", h, a.outputGroups * a.outputRank, t, count, .matmul, nil))
         return ops
     }
 

@@ -30,6 +30,8 @@ extension ModelSpec {
             }
             a.kvHeads = a.heads / perKV
             s.attention = .grouped(a)
+        case .compressed:
+            throw ScalingError(dimension: "attention", reason: "DeepSeek-V4's compressed attention cannot be scaled down yet")
         case var .latent(a):
             a.heads = try divide(a.heads, "num_attention_heads")
             if let rank = a.qLoraRank { a.qLoraRank = try divide(rank, "q_lora_rank") }

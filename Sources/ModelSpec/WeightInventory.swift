@@ -191,7 +191,38 @@ extension ModelSpec {
             matrix("self_attn.kv_b_proj", a.heads * (a.qkNopeHeadDim + a.vHeadDim), a.kvLoraRank, n, category, .heads)
             if a.outputGate { matrix("self_attn.g_proj", a.heads * a.vHeadDim, h, n, category, .heads) }
             matrix("self_attn.o_proj", h, a.heads * a.vHeadDim, n, category, .heads)
+        case let .compressed(a):
+            appendCompressedAttention(a, copies: n, category: category, matrix: matrix, vector: vector)
         }
+    }
+
+    /// DeepSeek-V4: every layer's query, key-value and output projections and sinks; the
+    /// compressors of CSA and HCA layers and the CSA layers' indexer (kept in bf16 and fp32 by the
+    /// checkpoint, so not quantizable here: stored as vectors).
+    private func appendCompressedAttention(_ a: CompressedAttention, copies n: Int, category: WeightTensor.Category,
+                                           matrix: MatrixSink, vector: VectorSink) {
+        let h = hiddenSize
+        let mtp = category == .mtp
+        vector("self_attn.sinks", a.heads, n, category, .heads)
+        matrix("self_attn.q_a_proj", a.queryRank, h, n, category, .replicated)
+        vector("self_attn.q_a_norm", a.queryRank, n, category, .replicated)
+        matrix("self_attn.q_b_proj", a.heads * a.headDim, a.queryRank, n, category, .heads)
+        matrix("self_attn.kv_proj", a.headDim, h, n, category, .replicated)
+        vector("self_attn.kv_norm", a.headDim, n, category, .replicated)
+        matrix("self_attn.o_a_proj (grouped)", a.outputGroups * a.outputRank, a.heads * a.headDim / max(a.outputGroups, 1), n,
+               category, .heads)
+        matrix("self_attn.o_b_proj", h, a.outputGroups * a.outputRank, n, category, .replicated)
+        guard !mtp else { return }
+        let csa = layers.filter { if case let .compressed(r, _) = $0.span { r == a.sparseRatio } else { false } }.count
+        let hca = layers.filter { if case let .compressed(r, _) = $0.span { r == a.heavyRatio } else { false } }.count
+        let hd = a.headDim, x = a.indexer
+        vector("self_attn.compressor (HCA: position bias, kv, gate, norm)", a.heavyRatio * hd + 2 * hd * h + hd, hca, category, .replicated)
+        vector("self_attn.compressor (CSA: position bias, kv, gate, norm)", a.sparseRatio * 2 * hd + 2 * 2 * hd * h + hd, csa,
+               category, .replicated)
+        vector("self_attn.compressor.indexer (position bias, kv, gate, norm)", a.sparseRatio * 2 * x.headDim + 2 * 2 * x.headDim * h
+               + x.headDim, csa, category, .replicated)
+        matrix("self_attn.compressor.indexer.q_b_proj", x.heads * x.headDim, x.queryRank, csa, category, .replicated)
+        vector("self_attn.compressor.indexer.weights_proj (heads × hidden)", x.heads * h, csa, category, .replicated)
     }
 
     func appendExperts(_ moe: MixtureOfExperts, copies n: Int, mtp: Bool, matrix: MatrixSink, vector: VectorSink) {

@@ -156,10 +156,13 @@ public enum MemoryModel {
         let stateDivisor = min(tp, Double(model.linearAttention?.valueHeads ?? 1))
         let bytes = Double(format.bytesPerValue)
         return mine.reduce(0.0) { total, layer in
-            let tokens = Double(layer.span.cachedTokens(context: context))
-            let attention = layer.mixer == .attention ? Double(model.kvValuesPerTokenPerLayer) / kvDivisor : 0
-            let indexer = Double(model.cacheValuesPerToken(layer) - (layer.mixer == .attention ? model.kvValuesPerTokenPerLayer : 0))
-            return total + tokens * (attention + indexer) * bytes + Double(model.stateBytesPerSequence(layer)) / stateDivisor
+            let values = Double(model.cachedValues(layer, context: context))
+            // Only GQA's own KV splits over the group; MLA, the indexer and V4's single head do not.
+            var attention = 0.0
+            if layer.mixer == .attention, case .grouped = model.attention {
+                attention = Double(layer.span.cachedTokens(context: context) * model.kvValuesPerTokenPerLayer)
+            }
+            return total + (values - attention + attention / kvDivisor) * bytes + Double(model.stateBytesPerSequence(layer)) / stateDivisor
         }
     }
 

@@ -131,6 +131,9 @@ struct Inspect: ParsableCommand {
             if a.outputGate { text += ", output gate" }
             if a.sinks { text += ", attention sinks" }
             return text
+        case let .compressed(a):
+            return "compressed attention (DeepSeek-V4), \(a.heads) heads of \(a.headDim) over one shared key-value head, "
+                + "window \(a.window), CSA 1/\(a.sparseRatio) with top-\(Output.grouped(a.indexer.topK)) indexer, HCA 1/\(a.heavyRatio)"
         case let .latent(a):
             return "MLA, \(a.heads) heads, q rank \(a.qLoraRank.map(String.init) ?? "none"), kv rank \(a.kvLoraRank), "
                 + "rope \(a.qkRopeHeadDim) + nope \(a.qkNopeHeadDim), v \(a.vHeadDim)" + (a.outputGate ? ", output gate" : "")

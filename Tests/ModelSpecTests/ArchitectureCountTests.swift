@@ -22,7 +22,7 @@ import TestSupport
         return file.models
     }()
 
-    @Test(arguments: ["deepseek-v3", "deepseek-r1", "kimi-k2", "deepseek-v3.2", "glm-5", "kimi-k2.5", "minimax-m2.5",
+    @Test(arguments: ["deepseek-v3", "deepseek-r1", "kimi-k2", "deepseek-v3.2", "deepseek-v4-pro", "deepseek-v4-flash", "glm-5", "kimi-k2.5", "minimax-m2.5",
                       "qwen3.5-397b-a17b", "qwen3.5-122b-a10b", "qwen3-235b-a22b", "qwen3-30b-a3b", "qwen3-coder-480b-a35b",
                       "mixtral-8x7b", "mixtral-8x22b", "llama4-maverick", "llama4-scout", "gpt-oss-120b", "gpt-oss-20b",
                       "llama3.1-70b", "llama3.1-405b", "llama2-70b"])
@@ -54,5 +54,11 @@ import TestSupport
         #expect(v32.kvCacheBytesPerToken(.bf16) == 61 * (576 + 128) * 2)
         let k3 = try model("kimi-k3")
         #expect(k3.linearLayerCount == 69 && k3.attentionLayerCount == 24)
+        // DeepSeek-V4-Pro: 30 CSA layers (window of 128 entries of 512 values, one entry and one
+        // 128-value indexer key per 4 tokens) and 31 HCA layers (one entry per 128 tokens).
+        let v4 = try model("deepseek-v4-pro")
+        let l = 1_048_576
+        let expected = 30 * (128 * 512 + l / 4 * (512 + 128)) + 31 * (128 * 512 + l / 128 * 512)
+        #expect(v4.kvCacheBytes(context: l, format: .bf16) == 2 * expected)
     }
 }
