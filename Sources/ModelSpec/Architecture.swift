@@ -33,6 +33,7 @@ struct ArchitectureParts {
     var rope = RoPE(theta: 10_000, scaling: .none, rotaryDimension: 2)
     var mtpModules = 0
     var sparse: SparseAttention? = nil
+    var sliding: GroupedQueryAttention? = nil
     var linear: LinearAttention? = nil
     var extraTensors: [WeightTensor] = []
 }
@@ -41,7 +42,7 @@ struct ArchitectureParts {
 enum Architectures {
     static let all: [any Architecture.Type] = [
         DeepSeekV3.self, DeepSeekSparse.self, DeepSeekV4.self, KimiLinear.self, QwenMoE.self, QwenNext.self, Mixtral.self, DenseGQA.self,
-        Llama4.self, GptOss.self, MiniMaxM2.self, Glm4Moe.self,
+        Llama4.self, GptOss.self, MiniMaxM2.self, Glm4Moe.self, MiMoV2Flash.self,
     ]
 
     static func family(_ modelType: String) -> (any Architecture.Type)? {

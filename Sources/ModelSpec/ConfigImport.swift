@@ -112,6 +112,7 @@ extension ModelSpec {
         rope = parts.rope
         mtpModules = parts.mtpModules
         sparseAttention = parts.sparse
+        slidingAttention = parts.sliding
         linearAttention = parts.linear
         extraTensors = parts.extraTensors
         if let moe { try ModelSpec.validate(moe, c) }

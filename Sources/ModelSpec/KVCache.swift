@@ -2,9 +2,11 @@ extension ModelSpec {
     /// Values the KV cache stores per token in one softmax-attention layer: MLA keeps the
     /// compressed latent plus the shared rope key (kv_lora_rank + qk_rope_head_dim); GQA keeps a
     /// key and a value per KV head (2 × kv_heads × head_dim).
-    public var kvValuesPerTokenPerLayer: Int {
+    public var kvValuesPerTokenPerLayer: Int { Self.kvValuesPerToken(attention) }
+
+    static func kvValuesPerToken(_ attention: Attention) -> Int {
         switch attention {
-        case let .grouped(a): 2 * a.kvHeads * a.headDim
+        case let .grouped(a): a.kvHeads * (a.headDim + a.vDim)
         case let .latent(a): a.kvLoraRank + a.qkRopeHeadDim
         case let .compressed(a): a.headDim
         }
@@ -19,7 +21,7 @@ extension ModelSpec {
         if case let .compressed(ratio, _) = layer.span, case let .compressed(a) = attention {
             return ratio > 0 ? (a.headDim + (layer.indexer ? a.indexer.headDim : 0)) / ratio : 0
         }
-        return kvValuesPerTokenPerLayer + (layer.indexer ? (sparseAttention?.headDim ?? 0) : 0)
+        return Self.kvValuesPerToken(attention(for: layer)) + (layer.indexer ? (sparseAttention?.headDim ?? 0) : 0)
     }
 
     /// Values `layer` caches for one sequence of `context` tokens.

@@ -17,6 +17,9 @@ public struct ModelSpec: Sendable, Equatable {
     public var maxPositionEmbeddings: Int
     /// Multi-token-prediction modules (DeepSeek-V3's `num_nextn_predict_layers`); counted apart.
     public var mtpModules: Int
+    /// The attention of the sliding-window layers when it differs from `attention` (MiMo-V2-Flash:
+    /// twice the KV heads and attention sinks on its sliding layers).
+    public var slidingAttention: GroupedQueryAttention? = nil
     /// DeepSeek sparse attention's lightning indexer on the attention layers that carry one.
     public var sparseAttention: SparseAttention? = nil
     /// The recurrent (linear) attention of the layers whose mixer is `.linear`.
@@ -32,6 +35,12 @@ public struct ModelSpec: Sendable, Equatable {
     /// Layers that run the model's softmax attention (all but the linear-attention layers).
     public var attentionLayerCount: Int { layers.filter { $0.mixer == .attention }.count }
     public var linearLayerCount: Int { layers.filter { $0.mixer == .linear }.count }
+
+    /// The softmax attention `layer` runs.
+    public func attention(for layer: Layer) -> Attention {
+        if let sliding = slidingAttention, case .slidingWindow = layer.span { return .grouped(sliding) }
+        return attention
+    }
 
     /// The token mixers in a few letters: "MLA", "GQA", "MLA+DSA" (sparse attention),
     /// "GDN+GQA" or "KDA+MLA" (linear-attention hybrids).
@@ -138,6 +147,10 @@ public struct GroupedQueryAttention: Sendable, Equatable {
     public var outputGate = false
     /// q/k RMSNorm over the whole projection (MiniMax-M2) instead of each head.
     public var qkNormOverAllHeads = false
+    /// Width of each value head when it differs from the key's (MiMo-V2-Flash: keys 192, values 128).
+    public var valueHeadDim: Int? = nil
+
+    public var vDim: Int { valueHeadDim ?? headDim }
     /// Bias on the q, k and v projections (Qwen2, gpt-oss).
     public var qkvBias: Bool
     /// Bias on the output projection (gpt-oss).

@@ -175,7 +175,7 @@ extension ModelSpec {
                                        options: options, matmul: matmul)
         }
         let t = Double(step.tokens), s = Double(step.sequences)
-        let kvPerToken = Double(kvValuesPerTokenPerLayer * options.kvCache.bytesPerValue)
+        let kvPerToken = Double(ModelSpec.kvValuesPerToken(attention(for: layer)) * options.kvCache.bytesPerValue)
         let cachedAfter = Double(layer.span.cachedTokens(context: step.context + step.newTokens))
         var ops: [Operator] = []
         // Sparse attention reads the indexer's top-k tokens: per query at most k keys (a window of
@@ -189,16 +189,16 @@ extension ModelSpec {
         }
         let keys = s * ModelSpec.attendedKeys(span: span, context: step.context, newTokens: step.newTokens)
         let kvTraffic = s * cacheRead * kvPerToken + t * kvPerToken
-        switch attention {
+        switch attention(for: layer) {
         case let .grouped(a):
-            let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
-            ops.append(matmul("attention q/k/v projection", q + 2 * kv, hiddenSize, t, count, .matmul, nil))
-            let heads = Double(a.heads), d = Double(a.headDim)
+            let q = a.heads * a.headDim, kv = a.kvHeads * (a.headDim + a.vDim), out = a.heads * a.vDim
+            ops.append(matmul("attention q/k/v projection", q + kv, hiddenSize, t, count, .matmul, nil))
+            let heads = Double(a.heads), d = Double(a.headDim + a.vDim)
             ops.append(Operator(name: "attention (QKᵀ, softmax, PV)", kind: .attention, layers: count,
-                                flops: keys * heads * (4 * d + 5), weightBytes: 0,
-                                activationBytes: 2 * t * Double(q * 2), kvBytes: kvTraffic))
+                                flops: keys * heads * (2 * d + 5), weightBytes: 0,
+                                activationBytes: 2 * t * Double(q + out), kvBytes: kvTraffic))
             if a.outputGate { ops.append(matmul("attention output gate", q, hiddenSize, t, count, .matmul, nil)) }
-            ops.append(matmul("attention output projection", hiddenSize, q, t, count, .matmul, nil))
+            ops.append(matmul("attention output projection", hiddenSize, out, t, count, .matmul, nil))
         case .compressed:
             break
         case let .latent(a):

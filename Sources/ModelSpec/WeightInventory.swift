@@ -69,7 +69,13 @@ extension ModelSpec {
         let n = layerCount
         vector("input_layernorm", h, n, .norms, .replicated)
         vector("post_attention_layernorm", h, n, .norms, .replicated)
-        appendAttention(copies: attentionLayerCount, category: .attention, matrix: matrix, vector: vector)
+        let sliding = slidingAttention == nil ? 0 : layers.filter {
+            if $0.mixer == .attention, case .slidingWindow = $0.span { true } else { false }
+        }.count
+        appendAttention(attention, copies: attentionLayerCount - sliding, category: .attention, matrix: matrix, vector: vector)
+        if let variant = slidingAttention {
+            appendAttention(.grouped(variant), copies: sliding, category: .attention, matrix: matrix, vector: vector)
+        }
         if let sparse = sparseAttention { appendIndexer(sparse, copies: layers.filter(\.indexer).count, matrix: matrix, vector: vector) }
         if let linear = linearAttention { appendLinearAttention(linear, copies: linearLayerCount, matrix: matrix, vector: vector) }
 
@@ -93,7 +99,7 @@ extension ModelSpec {
             list.append(WeightTensor(name: "mtp.eh_proj", rows: h, cols: 2 * h, copies: m, category: .mtp, quantizable: true))
             vector("mtp.input_layernorm", h, m, .mtp, .replicated)
             vector("mtp.post_attention_layernorm", h, m, .mtp, .replicated)
-            appendAttention(copies: m, category: .mtp, matrix: matrix, vector: vector)
+            appendAttention(attention, copies: m, category: .mtp, matrix: matrix, vector: vector)
             if let sparse = sparseAttention { appendIndexer(sparse, copies: m, category: .mtp, matrix: matrix, vector: vector) }
             if let moe { appendExperts(moe, copies: m, mtp: true, matrix: matrix, vector: vector) }
         }
@@ -158,19 +164,20 @@ extension ModelSpec {
         }
     }
 
-    private func appendAttention(copies n: Int, category: WeightTensor.Category, matrix: MatrixSink, vector: VectorSink) {
+    private func appendAttention(_ attention: Attention, copies n: Int, category: WeightTensor.Category, matrix: MatrixSink,
+                                 vector: VectorSink) {
         let h = hiddenSize
         switch attention {
         case let .grouped(a):
-            let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
+            let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim, v = a.kvHeads * a.vDim, out = a.heads * a.vDim
             matrix("self_attn.q_proj", a.outputGate ? 2 * q : q, h, n, category, .heads)
             matrix("self_attn.k_proj", kv, h, n, category, .kvHeads)
-            matrix("self_attn.v_proj", kv, h, n, category, .kvHeads)
-            matrix("self_attn.o_proj", h, q, n, category, .heads)
+            matrix("self_attn.v_proj", v, h, n, category, .kvHeads)
+            matrix("self_attn.o_proj", h, out, n, category, .heads)
             if a.qkvBias {
                 vector("self_attn.q_proj.bias", q, n, category, .heads)
                 vector("self_attn.k_proj.bias", kv, n, category, .kvHeads)
-                vector("self_attn.v_proj.bias", kv, n, category, .kvHeads)
+                vector("self_attn.v_proj.bias", v, n, category, .kvHeads)
             }
             if a.outputBias { vector("self_attn.o_proj.bias", h, n, category, .heads) }
             if a.qkNorm {

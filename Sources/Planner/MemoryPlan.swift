@@ -158,11 +158,12 @@ public enum MemoryModel {
         return mine.reduce(0.0) { total, layer in
             let values = Double(model.cachedValues(layer, context: context))
             // Only GQA's own KV splits over the group; MLA, the indexer and V4's single head do not.
-            var attention = 0.0
-            if layer.mixer == .attention, case .grouped = model.attention {
-                attention = Double(layer.span.cachedTokens(context: context) * model.kvValuesPerTokenPerLayer)
+            var attention = 0.0, divisor = kvDivisor
+            if layer.mixer == .attention, case let .grouped(a) = model.attention(for: layer) {
+                attention = Double(layer.span.cachedTokens(context: context) * a.kvHeads * (a.headDim + a.vDim))
+                divisor = min(tp, Double(a.kvHeads))
             }
-            return total + (values - attention + attention / kvDivisor) * bytes + Double(model.stateBytesPerSequence(layer)) / stateDivisor
+            return total + (values - attention + attention / divisor) * bytes + Double(model.stateBytesPerSequence(layer)) / stateDivisor
         }
     }
 

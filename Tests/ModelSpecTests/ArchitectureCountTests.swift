@@ -22,7 +22,7 @@ import TestSupport
         return file.models
     }()
 
-    @Test(arguments: ["deepseek-v3", "deepseek-r1", "kimi-k2", "deepseek-v3.2", "deepseek-v4-pro", "deepseek-v4-flash", "glm-5", "kimi-k2.5", "minimax-m2.5",
+    @Test(arguments: ["deepseek-v3", "deepseek-r1", "kimi-k2", "deepseek-v3.2", "deepseek-v4-pro", "deepseek-v4-flash", "mimo-v2-flash", "glm-5", "kimi-k2.5", "minimax-m2.5",
                       "qwen3.5-397b-a17b", "qwen3.5-122b-a10b", "qwen3-235b-a22b", "qwen3-30b-a3b", "qwen3-coder-480b-a35b",
                       "mixtral-8x7b", "mixtral-8x22b", "llama4-maverick", "llama4-scout", "gpt-oss-120b", "gpt-oss-20b",
                       "llama3.1-70b", "llama3.1-405b", "llama2-70b"])
