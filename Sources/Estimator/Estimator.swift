@@ -31,6 +31,8 @@ public struct EstimateRequest: Sendable {
     public var gpuHourPrice: Double?
     /// PUE and grid intensity for the energy and carbon figures.
     public var energy = EnergySettings()
+    /// Price contexts past the model's `max_position_embeddings` (refused otherwise).
+    public var allowLongerContext = false
 
     public init(model: ModelSpec, cluster: Cluster, layout: Layout? = nil, weights: WeightFormat = .fp8,
                 kvCache: KVCacheFormat = .bf16, inputTokens: Int = 4096, outputTokens: Int = 1024,
@@ -148,6 +150,11 @@ public enum Estimator {
             throw EstimateError.invalid("the GPU-hour price must be in (0, 10^6] USD, got \(p)")
         }
         try request.energy.check()
+        let context = request.inputTokens + request.outputTokens
+        if !request.allowLongerContext, context > request.model.maxPositionEmbeddings {
+            throw EstimateError.invalid("\(context.formatted()) tokens of context exceed \(request.model.id)'s "
+                + "\(request.model.maxPositionEmbeddings.formatted()) (max_position_embeddings); pass --allow-longer-context to price it anyway")
+        }
     }
 
     /// Prices the request on one layout.

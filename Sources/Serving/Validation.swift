@@ -150,6 +150,8 @@ public enum Validation {
         let batch = try e.int("batch_per_gpu", atLeast: 1)
         var request = EstimateRequest(model: model, cluster: cluster, layout: layout, weights: weights, kvCache: kv,
                                       inputTokens: input, outputTokens: output ?? 0, features: features)
+        // A measurement ran at its context, whatever the config's limit says.
+        request.allowLongerContext = true
         if phase == "serving" { return try priceServing(e, request: request, mtp: mtp, scope: scope) }
         guard !mtp else { throw e.error("features", "mtp applies to serving entries") }
         switch phase {

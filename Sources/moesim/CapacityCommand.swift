@@ -70,6 +70,9 @@ struct CapacityCommand: ParsableCommand {
     @OptionGroup var overrides: OverrideOptions
     @OptionGroup var output2: OutputOptions
 
+    @Flag(help: "Price contexts past the model's max_position_embeddings instead of refusing them.")
+    var allowLongerContext = false
+
     func validate() throws {
         guard (users == nil) != (rate == nil) else { throw ValidationError("give either --users or --rate") }
         if let users, !(1...1_000_000).contains(users) { throw ValidationError("--users must be 1 to 1,000,000") }
@@ -86,9 +89,10 @@ struct CapacityCommand: ParsableCommand {
         let spec = try overrides.load(model)
         let hardware = try HardwareCatalog.load(gpu)
         let cluster = try Cluster(gpu: hardware, gpuCount: min(hardware.scaleUpDomain, 8))
-        let base = EstimateRequest(model: spec, cluster: cluster, weights: weights,
+        var base = EstimateRequest(model: spec, cluster: cluster, weights: weights,
                                    kvCache: kvCache, inputTokens: input, outputTokens: output,
                                    gpuHourPrice: gpuHourPrice)
+        base.allowLongerContext = allowLongerContext
         let serving = try policy.request(base: base, concurrency: users ?? 1)
         let request = CapacityRequest(serving: serving, load: users.map { .users($0) } ?? .rate(rate ?? 1), maxTTFT: sloTtft,
                                       maxTPOT: sloTpot, percentile: percentile, maxGPUs: maxGpus, disaggregation: !noDisaggregation)

@@ -37,6 +37,9 @@ struct WorkloadOptions: ParsableArguments {
     @Option(help: "Only layouts and batches whose time per output token is at most this many seconds.")
     var maxTpot: Double?
 
+    @Flag(help: "Price contexts past the model's max_position_embeddings instead of refusing them.")
+    var allowLongerContext = false
+
     @OptionGroup var energy: EnergyOptions
 
     func validate() throws {
@@ -77,6 +80,7 @@ struct WorkloadOptions: ParsableArguments {
                                 prefillTokensPerGPU: prefillTokens, features: try parsedFeatures(),
                                 prefixCacheHitRate: prefixCacheHitRate, expertSkew: expertSkew, gpuHourPrice: gpuHourPrice)
         r.energy = energy.settings
+        r.allowLongerContext = allowLongerContext
         return r
     }
 }

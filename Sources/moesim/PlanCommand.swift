@@ -40,6 +40,9 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Layouts to list in the table.")
     var top = 10
 
+    @Flag(help: "Price contexts past the model's max_position_embeddings instead of refusing them.")
+    var allowLongerContext = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -53,6 +56,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let model = try deployment.loadModel()
         let gpu = try deployment.loadGPU()
+        try ContextLimit.check(context, model: model, allowLonger: allowLongerContext)
         let workload = Workload(weights: deployment.weightFormat, kvCache: deployment.kvFormat,
                                 context: context, concurrency: concurrency)
         let options = PlanOptions(layout: try deployment.parsedLayout(),

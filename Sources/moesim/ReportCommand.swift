@@ -43,8 +43,8 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16
 
-    @Option(help: "Context to plan for, in tokens.")
-    var context = 131_072
+    @Option(help: "Context to plan for, in tokens (default 131,072, or the model's own context if shorter).")
+    var context: Int?
 
     @Flag(help: "Skip the measurement of this CPU.")
     var noCpu = false
@@ -58,7 +58,7 @@ struct ReportCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        guard (1...Workload.maxContext).contains(context) else {
+        if let context, !(1...Workload.maxContext).contains(context) {
             throw ValidationError("--context must be 1 to \(Workload.maxContext.formatted()) tokens, got \(context)")
         }
         if let gpus, !(1...Cluster.maxGPUs).contains(gpus) {
@@ -71,9 +71,11 @@ struct ReportCommand: ParsableCommand {
         try threadOptions.apply()
         let spec = try overrides.load(model)
         let hardware = try HardwareCatalog.load(gpu)
+        let context = self.context ?? min(131_072, spec.maxPositionEmbeddings)
+        try ContextLimit.check(context, model: spec, allowLonger: workload.allowLongerContext)
         let counts = spec.parameterCounts
         let hosted = try Self.hostedPrice(spec)
-        if output.json { return try printJSON(spec, hardware: hardware, hosted: hosted) }
+        if output.json { return try printJSON(spec, hardware: hardware, hosted: hosted, context: context) }
 
         print("== \(spec.id): \(Output.count(counts.total)) parameters, \(Output.count(counts.active)) active per token")
         print("\(spec.modelType), \(spec.layerCount) layers, \(spec.mixerName) attention"
@@ -85,7 +87,7 @@ struct ReportCommand: ParsableCommand {
             print("overrides: " + spec.overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         }
 
-        let report = try build(spec, hardware: hardware, hosted: hosted)
+        let report = try build(spec, hardware: hardware, hosted: hosted, context: context)
         print("")
         print("== Memory on \(hardware.name)")
         guard let minimum = report.minimumGPUs else {
@@ -129,7 +131,7 @@ struct ReportCommand: ParsableCommand {
         if !noCpu { try printCPU(spec) }
     }
 
-    func build(_ spec: ModelSpec, hardware: HardwareSpec, hosted: HostedPrice?) throws -> MainReport {
+    func build(_ spec: ModelSpec, hardware: HardwareSpec, hosted: HostedPrice?, context: Int) throws -> MainReport {
         try MainReport.build(spec, gpu: hardware, gpus: gpus, weights: weights, kvCache: kvCache, context: context,
                              concurrency: concurrency, users: users, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot,
                              hosted: hosted) { cluster in
@@ -138,8 +140,8 @@ struct ReportCommand: ParsableCommand {
     }
 
     /// The report as one JSON object: the same answers as the tables (no CPU run with --no-cpu).
-    func printJSON(_ spec: ModelSpec, hardware: HardwareSpec, hosted: HostedPrice?) throws {
-        let report = try build(spec, hardware: hardware, hosted: hosted)
+    func printJSON(_ spec: ModelSpec, hardware: HardwareSpec, hosted: HostedPrice?, context: Int) throws {
+        let report = try build(spec, hardware: hardware, hosted: hosted, context: context)
         var json: [String: Any] = [
             "model": spec.id, "gpu": hardware.id, "total_params": spec.parameterCounts.total,
             "active_params": spec.parameterCounts.active, "weight_bytes": spec.weightBytes(weights),

@@ -68,6 +68,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Draw queue length and KV use over time as SVG here.")
     var svg: String?
 
+    @Flag(help: "Price contexts past the model's max_position_embeddings instead of refusing them.")
+    var allowLongerContext = false
+
     @OptionGroup var energy: EnergyOptions
     @OptionGroup var output2: OutputOptions
 
@@ -96,6 +99,7 @@ struct ServeCommand: ParsableCommand {
                                    inputTokens: input, outputTokens: output,
                                    features: try WorkloadOptions.features(features), gpuHourPrice: gpuHourPrice)
         base.energy = energy.settings
+        base.allowLongerContext = allowLongerContext
         let serving = try policy.request(base: base, concurrency: 1, seed: seed)
         let arrivals: OpenLoopRequest.Arrivals = if let trace { .trace(path: trace) } else {
             .process(burstCv.map { .gamma(rate: rate ?? 1, cv: $0) } ?? .poisson(rate: rate ?? 1), count: requests)
