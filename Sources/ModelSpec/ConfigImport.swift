@@ -125,12 +125,26 @@ extension ModelSpec {
     static let maxParameters = 1e15
 
     static func checkSize(_ spec: ModelSpec, _ c: JSONObject) throws {
+        // A linear-attention layer's state, in Double before any integer product is formed.
+        if let l = spec.linearAttention {
+            let state = Double(l.valueHeads) * Double(l.keyHeadDim) * Double(l.valueHeadDim) * 4
+                + (Double(l.keyHeads) * Double(l.keyHeadDim) * 2 + Double(l.valueHeads) * Double(l.valueHeadDim)) * Double(l.convKernel) * 2
+            guard state * Double(spec.layerCount) <= 68_719_476_736 else {
+                throw ConfigError(source: c.source, field: nil, message: "the linear-attention state would take "
+                    + "\(String(format: "%.3g", state * Double(spec.layerCount))) bytes per sequence; moesim handles up to 2^36")
+            }
+        }
         let parameters = spec.weightTensors.reduce(0.0) { $0 + Double($1.rows) * Double($1.cols) * Double($1.copies) }
         guard parameters <= maxParameters else {
             throw ConfigError(source: c.source, field: nil, message: "the model would have \(String(format: "%.3g", parameters)) "
                 + "parameters; moesim handles up to 10^15 (check num_hidden_layers, hidden_size and the expert counts)")
         }
-        let kv = Double(spec.kvValuesPerTokenPerLayer) * 2 * Double(spec.layerCount)
+        var perToken = Double(spec.kvValuesPerTokenPerLayer)
+        if case let .grouped(a) = spec.attention { perToken = Double(a.kvHeads) * (Double(a.headDim) + Double(a.vDim)) }
+        if let sliding = spec.slidingAttention { perToken = max(perToken, Double(sliding.kvHeads) * (Double(sliding.headDim) + Double(sliding.vDim))) }
+        perToken += Double(spec.sparseAttention?.headDim ?? 0)
+        if case let .compressed(a) = spec.attention { perToken += Double(a.indexer.headDim) }
+        let kv = perToken * 2 * Double(spec.layerCount)
         guard kv <= 68_719_476_736 else {
             throw ConfigError(source: c.source, field: nil, message: "the KV cache would take \(String(format: "%.3g", kv)) bytes "
                 + "per token; moesim handles up to 2^36")

@@ -81,6 +81,9 @@ struct WorkloadOptions: ParsableArguments {
                                 prefixCacheHitRate: prefixCacheHitRate, expertSkew: expertSkew, gpuHourPrice: gpuHourPrice)
         r.energy = energy.settings
         r.allowLongerContext = allowLongerContext
+        // A request no layout could price (a context past the model's) is said as such, not as
+        // "no layout fits".
+        do { try Estimator.check(r) } catch { throw ValidationError("\(error)") }
         return r
     }
 }

@@ -25,11 +25,14 @@ import Testing
     static let setKeys = ["num_hidden_layers", "hidden_size", "n_routed_experts", "num_experts_per_tok", "vocab_size",
                           "num_attention_heads", "num_key_value_heads", "kv_lora_rank", "moe_intermediate_size",
                           "intermediate_size", "first_k_dense_replace", "max_position_embeddings", "q_lora_rank",
-                          "qk_rope_head_dim", "n_shared_experts", "n_group", "topk_group"]
+                          "qk_rope_head_dim", "n_shared_experts", "n_group", "topk_group", "index_topk", "index_n_heads",
+                          "head_dim", "hc_mult", "o_groups", "sliding_window", "linear_num_value_heads", "linear_num_key_heads",
+                          "linear_conv_kernel_dim", "routed_expert_hidden_size", "swa_num_key_value_heads", "v_head_dim"]
     static let layouts = ["attention=dp,tp=0,ep=8,pp=1", "attention=tp,tp=9223372036854775807,ep=1,pp=1", "ep=-1", "pp=0",
                           ",,,", "attention=xx", "tp=3,ep=5,pp=7", "attention=dp,tp=1,ep=4096,pp=4096", "moe_tp=0",
                           "attention=tp,tp=8,ep=1,pp=1,moe_tp=8", "attention=dp,tp=1,ep=16,pp=1"]
-    static let models = ["kimi-k2", "deepseek-v3", "mixtral-8x7b", "llama3.1-70b", "qwen3-30b-a3b", "gpt-oss-20b", "llama4-scout"]
+    static let models = ["kimi-k2", "deepseek-v3", "mixtral-8x7b", "llama3.1-70b", "qwen3-30b-a3b", "gpt-oss-20b", "llama4-scout",
+                         "deepseek-v3.2", "deepseek-v4-flash", "qwen3.5-122b-a10b", "kimi-k3", "mimo-v2-flash", "minimax-m2.5"]
 
     /// One hostile command line.
     static func commandLine(_ g: inout Generator, folder: String) -> [String] {

@@ -61,4 +61,13 @@ import TestSupport
         let expected = 30 * (128 * 512 + l / 4 * (512 + 128)) + 31 * (128 * 512 + l / 128 * 512)
         #expect(v4.kvCacheBytes(context: l, format: .bf16) == 2 * expected)
     }
+
+    /// Sizes that would overflow the state's integer products are refused before any is formed.
+    @Test func hugeLinearStateIsRefused() throws {
+        #expect(throws: (any Error).self) {
+            try model("qwen3.5-122b-a10b", overrides: [("linear_num_value_heads", "16777216"), ("linear_value_head_dim", "16777216"),
+                                                      ("linear_conv_kernel_dim", "64")])
+        }
+        #expect(throws: (any Error).self) { try model("deepseek-v4-flash", overrides: [("hc_mult", "1000")]) }
+    }
 }

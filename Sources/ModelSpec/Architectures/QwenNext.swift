@@ -54,6 +54,9 @@ enum QwenNext: Architecture {
             valueHeads: try reader.positive("linear_num_value_heads"), keyHeadDim: try reader.positive("linear_key_head_dim"),
             valueHeadDim: try reader.positive("linear_value_head_dim"), convKernel: try reader.positive("linear_conv_kernel_dim"),
             stateBytesPerValue: try ConfigReader.stateBytes(c), fullRankOutputGate: false)
+        guard let kernel = p.linear?.convKernel, (2...64).contains(kernel) else {
+            throw c.error("linear_conv_kernel_dim", "must be 2 to 64")
+        }
         guard p.linear.map({ $0.valueHeads % $0.keyHeads == 0 }) == true else {
             throw c.error("linear_num_value_heads", "must be a multiple of linear_num_key_heads")
         }
