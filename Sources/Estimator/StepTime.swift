@@ -143,13 +143,15 @@ extension Estimator {
         var compute = 0.0, memory = 0.0, kernels = 0.0
         var blocks: [Operator.Block: Double] = [:]
         var block = Operator.Block.norm
+        var launches = true
         func add(flops: Double, peak: Double, bytes: Double, count: Double, weights: Double = 0) {
             let c = flops / peak, m = (bytes - weights) / bandwidth + weights / streaming
             if c >= m { compute += c * count } else { memory += m * count }
             blocks[block, default: 0] += max(c, m) * count
-            kernels += count
+            if launches { kernels += count }
         }
         for op in ops {
+            launches = !op.fused
             block = op.block
             let count = Double(op.layers) * (op.block == .embedding || op.block == .head || op.name == "final norm"
                                              ? (layout.pp == 1 ? 1 : stageShare) : stageShare)

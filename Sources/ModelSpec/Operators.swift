@@ -56,6 +56,10 @@ public struct Operator: Sendable, Equatable {
     /// (MLA's latent, the sparse indexer's keys: every rank reads them whole), or by heads (a
     /// linear-attention layer's state).
     public var cacheSplit: WeightTensor.Split = .kvHeads
+    /// Activation elements this GEMM reads in the weights' quantized format (W8A8, W4A4).
+    public var quantizedInputs = 0.0
+    /// Runs inside the kernel that produces its input (no launch of its own).
+    public var fused = false
 
     func tagged(_ block: Block) -> Operator {
         var op = self
@@ -98,8 +102,11 @@ extension ModelSpec {
         func weight(_ rows: Int, _ cols: Int) -> Double { Double(options.weights.bytes(rows: rows, cols: cols)) }
         func matmul(_ name: String, _ rows: Int, _ cols: Int, tokens: Double, layers: Int, kind: Operator.Kind = .matmul,
                     bytes: Double? = nil) -> Operator {
-            Operator(name: name, kind: kind, layers: layers, flops: 2 * tokens * Double(rows) * Double(cols),
-                     weightBytes: bytes ?? weight(rows, cols), activationBytes: 2 * tokens * Double(rows + cols), kvBytes: 0)
+            var op = Operator(name: name, kind: kind, layers: layers, flops: 2 * tokens * Double(rows) * Double(cols),
+                              weightBytes: bytes ?? weight(rows, cols), activationBytes: 2 * tokens * Double(rows + cols), kvBytes: 0)
+            // Weights in the quantized format (no explicit bytes) take quantized inputs.
+            if bytes == nil { op.quantizedInputs = tokens * Double(cols) }
+            return op
         }
         func norm(_ name: String, width: Double, layers: Int) -> Operator {
             Operator(name: name, kind: .norm, layers: layers, flops: 4 * t * width, weightBytes: 2 * width,
@@ -109,10 +116,32 @@ extension ModelSpec {
         ops.append(Operator(name: "embedding lookup", kind: .embedding, layers: 1, flops: 0,
                             weightBytes: Double(plain.bytes(rows: 1, cols: hiddenSize)) * t, activationBytes: 2 * t * h, kvBytes: 0,
                             block: .embedding))
+        // W8A8 and W4A4 GEMMs read quantized activations: before each quantized GEMM its bf16 input
+        // is read and written back in the weights' format with a scale per group of 128 (vLLM's
+        // and SGLang's per_token_group_quant, TensorRT-LLM's quantize kernels): 3 bytes and a
+        // little per element, priced as memory traffic. Its launch is not counted: vLLM and
+        // TensorRT-LLM fuse it into the norm or activation before (SGLang's DeepSeek path runs it
+        // apart, a few microseconds a layer this leaves out).
+        let quantizedActivations = options.weights.computeFormat == "fp8" || options.weights.computeFormat == "fp4"
+        func quantization(_ layerOps: [Operator], count: Int) -> Operator? {
+            guard quantizedActivations else { return nil }
+            // Input elements of the layer's quantized GEMMs: activation bytes are 2·(in + out) per
+            // token row of a matmul; the input width is the weight's column count.
+            var inputs = 0.0
+            for op in layerOps where op.kind == .matmul || op.kind == .groupedMatmul {
+                inputs += op.quantizedInputs
+            }
+            guard inputs > 0 else { return nil }
+            var op = Operator(name: "activation quantization", kind: .activation, layers: count, flops: 2 * inputs, weightBytes: 0,
+                              activationBytes: (2 + 1 + 4.0 / 128) * inputs, kvBytes: 0)
+            op.fused = true
+            return op
+        }
         for (layer, count) in layerGroups() {
             ops.append(norm("input norm", width: h, layers: count))
-            ops += attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
-                .map { $0.tagged(.attention) }
+            let attentionOps = attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
+            ops += attentionOps.map { $0.tagged(.attention) }
+            if let q = quantization(attentionOps, count: count) { ops.append(q.tagged(.attention)) }
             ops.append(norm("post-attention norm", width: h, layers: count))
             switch layer.feedForward {
             case let .dense(size):
@@ -122,8 +151,13 @@ extension ModelSpec {
                 ops.append(matmul("mlp down", hiddenSize, size, tokens: t, layers: count).tagged(.mlp))
             case .moe:
                 if let moe {
-                    ops += moeOperators(moe, count: count, step: step, options: options, matmul: matmul).map { $0.tagged(.moe) }
+                    let moeOps = moeOperators(moe, count: count, step: step, options: options, matmul: matmul)
+                    ops += moeOps.map { $0.tagged(.moe) }
+                    if let q = quantization(moeOps, count: count) { ops.append(q.tagged(.moe)) }
                 }
+            }
+            if case .dense = layer.feedForward, let q = quantization(ops.suffix(3).filter { $0.block == .mlp }, count: count) {
+                ops.append(q.tagged(.mlp))
             }
         }
         ops.append(norm("final norm", width: h, layers: 1))
@@ -375,9 +409,11 @@ extension ModelSpec {
         // and read once more, in bf16.
         ops.append(Operator(name: "expert token permutation", kind: .activation, layers: count, flops: 2 * t * k * Double(h),
                             weightBytes: 0, activationBytes: 2 * 2 * t * (k * Double(h) + Double(h)), kvBytes: 0))
-        ops.append(Operator(name: "routed experts (grouped gate+up+down)", kind: .groupedMatmul, layers: count,
-                            flops: routedFLOPs + 5 * t * k * Double(size), weightBytes: touched * expertBytes,
-                            activationBytes: 2 * t * k * Double(2 * h + 4 * size), kvBytes: 0))
+        var grouped = Operator(name: "routed experts (grouped gate+up+down)", kind: .groupedMatmul, layers: count,
+                               flops: routedFLOPs + 5 * t * k * Double(size), weightBytes: touched * expertBytes,
+                               activationBytes: 2 * t * k * Double(2 * h + 4 * size), kvBytes: 0)
+        grouped.quantizedInputs = t * k * Double(h + size)
+        ops.append(grouped)
         if moe.sharedIntermediateSize > 0 {
             ops.append(matmul("shared expert gate+up", 2 * moe.sharedIntermediateSize, h, t, count, .matmul, nil))
             ops.append(matmul("shared expert down", h, moe.sharedIntermediateSize, t, count, .matmul, nil))
