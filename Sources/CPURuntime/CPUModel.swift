@@ -24,7 +24,8 @@ public final class CPUModel: @unchecked Sendable {
     /// Activation buffers, reused across forward passes.
     let workspace: Workspace
 
-    public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3"]
+    public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
+                                                          "qwen3_5_moe", "qwen3_5_moe_text"]
 
     /// `panels` chooses the AVX-512 panel layout for the matrices (the default where the CPU has
     /// AVX-512); false keeps them row-major, the path of other CPUs, which tests run here too.
@@ -223,6 +224,9 @@ public final class CPUModel: @unchecked Sendable {
     func attention(_ w: AttentionWeights, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
                    segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) throws {
         switch (w, spec.attention) {
+        case let (.gatedDeltaNet(g), _):
+            guard let l = spec.linearAttention else { throw RuntimeError.unsupported("linear-attention weights without a spec") }
+            gatedDeltaNet(g, l, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.grouped(g), .grouped(a)):
             groupedAttention(g, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.latent(m), .latent(a)):
@@ -248,7 +252,25 @@ public final class CPUModel: @unchecked Sendable {
         let hd = a.headDim, q = a.heads * hd, kv = a.kvHeads * hd, width = q + 2 * kv
         let ws = workspace
         let qkv = ws.get(.qkv, rows * width)
-        w.qkv.apply(input, batch: rows, into: qkv)
+        var gates: UnsafeMutablePointer<Float>? = nil
+        if w.outputGate {
+            // q_proj interleaves each head's query and gate: split them into the usual
+            // [queries | keys | values] rows and a [rows × q] gate block.
+            let rawWidth = 2 * q + 2 * kv
+            let raw = ws.get(.linearMixed, rows * rawWidth), g = ws.get(.gates, rows * q)
+            w.qkv.apply(input, batch: rows, into: raw)
+            for r in 0..<rows {
+                let from = raw + r * rawWidth, to = qkv + r * width
+                for hh in 0..<a.heads {
+                    (to + hh * hd).update(from: from + hh * 2 * hd, count: hd)
+                    (g + r * q + hh * hd).update(from: from + hh * 2 * hd + hd, count: hd)
+                }
+                (to + q).update(from: from + 2 * q, count: 2 * kv)
+            }
+            gates = g
+        } else {
+            w.qkv.apply(input, batch: rows, into: qkv)
+        }
         if let bias = w.qkvBias {
             bias.withUnsafeBufferPointer { b in
                 guard let bp = b.baseAddress else { return }
@@ -318,7 +340,104 @@ public final class CPUModel: @unchecked Sendable {
                 }
             }
         }
+        if let gates {
+            // Qwen3.5's gated attention: the output times sigmoid(gate) before o_proj.
+            Elementwise.sigmoid(gates, into: gates, count: rows * q)
+            for i in 0..<(rows * q) { context[i] *= gates[i] }
+        }
         w.output.apply(context, batch: rows, into: out)
+    }
+
+    /// Gated DeltaNet (Qwen3.5), token by token per sequence: the stacked projections as one GEMM,
+    /// then for each token the causal depthwise convolution over q, k, v (its last kernel − 1
+    /// inputs kept in the cache) with SiLU, L2-normalised q and k (q scaled by 1/√dk), and per
+    /// value head the delta rule on the [dk × dv] state: decay by exp(g), read kv = Sᵀk, write
+    /// S += k ⊗ β(v − kv), read out Sᵀq; then the gated RMSNorm (norm(o) · w · silu(z)) and out_proj.
+    /// g = −exp(A_log) · softplus(a + dt_bias), β = sigmoid(b); each key head serves
+    /// value_heads / key_heads consecutive value heads.
+    func gatedDeltaNet(_ w: GDNWeights, _ l: LinearAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
+                       segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) {
+        let nk = l.keyHeads, nv = l.valueHeads, dk = l.keyHeadDim, dv = l.valueHeadDim, kernel = l.convKernel
+        let key = nk * dk, value = nv * dv, channels = 2 * key + value, width = channels + value + 2 * nv
+        let ws = workspace
+        let mixed = ws.get(.qkv, rows * width)
+        w.inProj.apply(input, batch: rows, into: mixed)
+        let core = ws.get(.linearCore, rows * value)
+        let epsilon = Float(spec.rmsNormEpsilon)
+        let ratio = nv / max(nk, 1)
+        let scale = 1 / Float(dk).squareRoot()
+        var convolved = [Float](repeating: 0, count: channels)
+        var kv = [Float](repeating: 0, count: dv)
+        for (s, seg) in segments.enumerated() {
+            if caches[s].conv[layer].isEmpty {
+                caches[s].conv[layer] = [Float](repeating: 0, count: channels * (kernel - 1))
+                caches[s].state[layer] = [Float](repeating: 0, count: nv * dk * dv)
+            }
+            for i in 0..<seg.count {
+                let row = mixed + (seg.start + i) * width
+                // Convolution over the last kernel inputs (kernel − 1 from the cache, then this one).
+                caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
+                    w.conv.withUnsafeBufferPointer { weights in
+                        guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
+                        for c in 0..<channels {
+                            var sum = wc[c * kernel + kernel - 1] * row[c]
+                            for j in 0..<(kernel - 1) { sum += wc[c * kernel + j] * h[j * channels + c] }
+                            convolved[c] = sum / (1 + exp(-sum))
+                        }
+                        // Shift the history by one input.
+                        if kernel > 1 {
+                            // Forward copy within one buffer (the source lies after the target).
+                            for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
+                            (h + (kernel - 2) * channels).update(from: row, count: channels)
+                        }
+                    }
+                }
+                // L2-normalise each query and key head; scale the queries.
+                for head in 0..<(2 * nk) {
+                    var sq: Float = 0
+                    for d in 0..<dk { sq += convolved[head * dk + d] * convolved[head * dk + d] }
+                    let inv = 1 / (sq + 1e-6).squareRoot() * (head < nk ? scale : 1)
+                    for d in 0..<dk { convolved[head * dk + d] *= inv }
+                }
+                let z = row + channels, b = row + channels + value, a = row + channels + value + nv
+                caches[s].state[layer].withUnsafeMutableBufferPointer { stateBuffer in
+                    guard let state = stateBuffer.baseAddress else { return }
+                    for hv in 0..<nv {
+                        let hk = hv / ratio
+                        let qh = hk * dk, kh = key + hk * dk, vh = 2 * key + hv * dv
+                        let x = a[hv] + w.dtBias[hv]
+                        let softplus = x > 20 ? x : log1p(exp(x))
+                        let decay = exp(-exp(w.aLog[hv]) * softplus)
+                        let beta = 1 / (1 + exp(-b[hv]))
+                        let S = state + hv * dk * dv
+                        for i in 0..<(dk * dv) { S[i] *= decay }
+                        for j in 0..<dv { kv[j] = 0 }
+                        for d in 0..<dk {
+                            let kd = convolved[kh + d]
+                            for j in 0..<dv { kv[j] += S[d * dv + j] * kd }
+                        }
+                        for j in 0..<dv { kv[j] = (convolved[vh + j] - kv[j]) * beta }
+                        for d in 0..<dk {
+                            let kd = convolved[kh + d]
+                            for j in 0..<dv { S[d * dv + j] += kd * kv[j] }
+                        }
+                        let o = core + (seg.start + i) * value + hv * dv
+                        for j in 0..<dv { o[j] = 0 }
+                        for d in 0..<dk {
+                            let qd = convolved[qh + d]
+                            for j in 0..<dv { o[j] += S[d * dv + j] * qd }
+                        }
+                        // Gated RMSNorm over the head: norm(o) · w · silu(z).
+                        var sq: Float = 0
+                        for j in 0..<dv { sq += o[j] * o[j] }
+                        let inv = 1 / (sq / Float(dv) + epsilon).squareRoot()
+                        let zh = z + hv * dv
+                        for j in 0..<dv { o[j] = o[j] * inv * w.norm[j] * (zh[j] / (1 + exp(-zh[j]))) }
+                    }
+                }
+            }
+        }
+        w.output.apply(core, batch: rows, into: out)
     }
 
     func latentAttention(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,

@@ -6,10 +6,16 @@ public struct SequenceCache: Sendable {
     public private(set) var length = 0
     var keys: [[Float]]
     var values: [[Float]]
+    /// Linear-attention layers: the last kernel − 1 inputs of the convolution, and the
+    /// recurrent state [value heads × key dim × value dim], both updated in place each step.
+    var conv: [[Float]]
+    var state: [[Float]]
 
     init(layers: Int, reserve tokens: Int, keyWidth: Int, valueWidth: Int) {
         keys = Array(repeating: [], count: layers)
         values = Array(repeating: [], count: layers)
+        conv = Array(repeating: [], count: layers)
+        state = Array(repeating: [], count: layers)
         for i in 0..<layers {
             keys[i].reserveCapacity(tokens * keyWidth)
             values[i].reserveCapacity(tokens * valueWidth)
@@ -24,5 +30,8 @@ public struct SequenceCache: Sendable {
     mutating func advance(by tokens: Int) { length += tokens }
 
     /// Bytes held, as Float32.
-    public var byteCount: Int { 4 * (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count }) }
+    public var byteCount: Int {
+        4 * (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count } + conv.reduce(0) { $0 + $1.count }
+            + state.reduce(0) { $0 + $1.count })
+    }
 }

@@ -88,11 +88,26 @@ public enum CPUWeightFormat: String, Sendable, CaseIterable {
 }
 
 struct GQAWeights {
+    /// q, k and v stacked; with an output gate (Qwen3.5) q_proj's rows interleave each head's
+    /// query and gate (2 × head_dim per head).
     var qkv: WeightMatrix
     var qkvBias: [Float]?
     var output: WeightMatrix
     var qNorm: [Float]?
     var kNorm: [Float]?
+    var outputGate = false
+}
+
+/// Gated DeltaNet (Qwen3.5): the four input projections stacked (qkv, z, b, a), the depthwise
+/// causal convolution over the qkv channels, the decay parameters, the gated output norm.
+struct GDNWeights {
+    var inProj: WeightMatrix
+    /// [channels × kernel], channel-major (transformers' conv1d weight [channels, 1, kernel]).
+    var conv: [Float]
+    var dtBias: [Float]
+    var aLog: [Float]
+    var norm: [Float]
+    var output: WeightMatrix
 }
 
 struct MLAWeights {
@@ -110,6 +125,7 @@ struct MLAWeights {
 enum AttentionWeights {
     case grouped(GQAWeights)
     case latent(MLAWeights)
+    case gatedDeltaNet(GDNWeights)
 }
 
 struct MLPWeights {
@@ -165,6 +181,7 @@ struct ModelWeights {
             switch layer.attention {
             case let .grouped(a): total += a.qkv.byteCount + a.output.byteCount
             case let .latent(a): total += a.down.byteCount + a.qUp.byteCount + a.kvUpRows.count * 4 + a.output.byteCount
+            case let .gatedDeltaNet(a): total += a.inProj.byteCount + a.output.byteCount + 4 * a.conv.count
             }
             switch layer.feedForward {
             case let .dense(m): total += m.gateUp.byteCount + m.down.byteCount
@@ -180,7 +197,9 @@ struct ModelWeights {
     static func load(_ spec: ModelSpec, from source: WeightSource, format: CPUWeightFormat, panels: Bool) throws -> ModelWeights {
         let h = spec.hiddenSize
         func vector(_ name: String, _ n: Int, norm: Bool = false) throws -> [Float] {
-            try source.tensor(name, [n], norm: norm).elements
+            let v = try source.tensor(name, [n], norm: norm && !spec.zeroCenteredNorms).elements
+            // Zero-centred norms (Qwen3.5) scale by 1 + w: stored here as the usual weight.
+            return norm && spec.zeroCenteredNorms ? v.map { $0 + 1 } : v
         }
         let loader = MatrixLoader(source: source, format: format, panels: panels)
         func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
@@ -192,10 +211,27 @@ struct ModelWeights {
         for (i, layer) in spec.layers.enumerated() {
             let p = "model.layers.\(i)"
             let attention: AttentionWeights
+            if layer.mixer == .linear {
+                guard let l = spec.linearAttention, l.kind == .gatedDeltaNet else {
+                    throw RuntimeError.unsupported("only Gated DeltaNet linear attention runs on the CPU")
+                }
+                let key = l.keyHeads * l.keyHeadDim, value = l.valueHeads * l.valueHeadDim
+                let lp = "\(p).linear_attn"
+                attention = .gatedDeltaNet(GDNWeights(
+                    inProj: try loader.matrix([("\(lp).in_proj_qkv.weight", [2 * key + value, h]), ("\(lp).in_proj_z.weight", [value, h]),
+                                               ("\(lp).in_proj_b.weight", [l.valueHeads, h]), ("\(lp).in_proj_a.weight", [l.valueHeads, h])]),
+                    conv: try source.tensor("\(lp).conv1d.weight", [l.convChannels, 1, l.convKernel]).elements,
+                    dtBias: try source.tensor("\(lp).dt_bias", [l.valueHeads]).elements,
+                    aLog: try source.tensor("\(lp).A_log", [l.valueHeads]).elements,
+                    norm: try source.tensor("\(lp).norm.weight", [l.valueHeadDim], norm: true).elements,
+                    output: try loader.matrix([("\(lp).out_proj.weight", [h, value])])))
+            } else {
             switch spec.attention {
             case let .grouped(a):
                 let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
-                let parts = [("q_proj", q), ("k_proj", kv), ("v_proj", kv)].map { ("\(p).self_attn.\($0.0).weight", [$0.1, h]) }
+                let parts = [("q_proj", a.outputGate ? 2 * q : q), ("k_proj", kv), ("v_proj", kv)].map {
+                    ("\(p).self_attn.\($0.0).weight", [$0.1, h])
+                }
                 var bias: [Float]? = nil
                 if a.qkvBias {
                     bias = try vector("\(p).self_attn.q_proj.bias", q) + vector("\(p).self_attn.k_proj.bias", kv)
@@ -205,7 +241,8 @@ struct ModelWeights {
                     qkv: try loader.matrix(parts), qkvBias: bias,
                     output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, q])]),
                     qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.headDim, norm: true) : nil,
-                    kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.headDim, norm: true) : nil))
+                    kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.headDim, norm: true) : nil,
+                    outputGate: a.outputGate))
             case .compressed:
                 throw RuntimeError.unsupported("DeepSeek-V4's compressed attention is not run on the CPU yet")
             case let .latent(a):
@@ -227,6 +264,7 @@ struct ModelWeights {
                     kvUpRows: kvUp,
                     output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim])])))
             }
+            }
             let feedForward: FeedForwardWeights
             switch layer.feedForward {
             case let .dense(size):
@@ -241,7 +279,7 @@ struct ModelWeights {
                 }
                 var shared: MLPWeights? = nil
                 if moe.sharedIntermediateSize > 0 {
-                    let name = spec.modelType == "qwen2_moe" ? "\(block).shared_expert" : "\(block).shared_experts"
+                    let name = moe.sharedExpertGate ? "\(block).shared_expert" : "\(block).shared_experts"
                     shared = try mlp(name, moe.sharedIntermediateSize)
                 }
                 var moeWeights = MoEWeights(

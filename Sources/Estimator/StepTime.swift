@@ -131,7 +131,7 @@ extension Estimator {
         let stateDivisor = min(tp, Double(model.linearAttention?.valueHeads ?? 1))
         func cacheDivisor(_ op: Operator) -> Double {
             switch op.cacheSplit {
-            case .kvHeads: kvDivisor
+            case .kvHeads: op.kvHeads.map { min(tp, Double($0)) } ?? kvDivisor
             case .replicated: 1
             case .heads: stateDivisor
             }
@@ -169,10 +169,12 @@ extension Estimator {
                 add(flops: pairs * flopsPerPair / Double(layout.moeTP),
                     peak: matmulPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count, weights: expertWeights)
             case .attention:
-                add(flops: op.flops / tp, peak: attentionPeak, bytes: op.kvBytes / cacheDivisor(op) + op.activationBytes / tp, count: count)
+                let share = op.computeSplit == .replicated ? 1 : tp
+                add(flops: op.flops / share, peak: attentionPeak, bytes: op.kvBytes / cacheDivisor(op) + op.activationBytes / share,
+                    count: count)
             case .matmul:
                 let rows = op.block == .head ? headRows : groupTokens
-                let split = op.name == "router" ? 1 : tp
+                let split = op.name == "router" || op.computeSplit == .replicated ? 1 : tp
                 add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows),
                     bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)
             case .embedding, .norm, .routing, .activation:

@@ -36,6 +36,7 @@ struct ArchitectureParts {
     var sliding: GroupedQueryAttention? = nil
     var linear: LinearAttention? = nil
     var extraTensors: [WeightTensor] = []
+    var zeroCenteredNorms = false
 }
 
 /// The registry of families, by model type.

@@ -115,6 +115,7 @@ extension ModelSpec {
         slidingAttention = parts.sliding
         linearAttention = parts.linear
         extraTensors = parts.extraTensors
+        zeroCenteredNorms = parts.zeroCenteredNorms
         if let moe { try ModelSpec.validate(moe, c) }
         try ModelSpec.checkSize(self, c)
     }
@@ -252,7 +253,7 @@ struct ConfigReader {
 
     /// Softmax-attention layers (true) and linear-attention layers (false): `layer_types`
     /// ("full_attention" / "linear_attention") when given, else every `interval`-th layer full.
-    static func layerTypes(_ c: JSONObject, _ reader: ConfigReader, layers n: Int, interval key: String) throws -> [Bool] {
+    static func layerTypes(_ c: JSONObject, _ reader: ConfigReader, layers n: Int, interval key: String?) throws -> [Bool] {
         if let types = try c.stringArray("layer_types") {
             guard types.count >= n else { throw c.error("layer_types", "has \(types.count) entries for \(n) layers") }
             return try types.prefix(n).map { type in
@@ -263,6 +264,7 @@ struct ConfigReader {
                 }
             }
         }
+        guard let key else { throw c.error("layer_types", "is missing") }
         let interval = try reader.positive(key)
         return (0..<n).map { ($0 + 1) % interval == 0 }
     }

@@ -24,6 +24,9 @@ public struct ModelSpec: Sendable, Equatable {
     public var sparseAttention: SparseAttention? = nil
     /// The recurrent (linear) attention of the layers whose mixer is `.linear`.
     public var linearAttention: LinearAttention? = nil
+    /// RMSNorm weights stored zero-centred, applied as (1 + w) (Qwen3-Next, Qwen3.5); the gated norm
+    /// of their linear-attention layers excepted.
+    public var zeroCenteredNorms = false
     /// Weights outside the standard blocks that a family adds (Kimi K3's attention residuals,
     /// DeepSeek-V4's hyper-connections): counted and stored, too small to price.
     public var extraTensors: [WeightTensor] = []

@@ -60,6 +60,13 @@ public struct Operator: Sendable, Equatable {
     public var quantizedInputs = 0.0
     /// Runs inside the kernel that produces its input (no launch of its own).
     public var fused = false
+    /// How tensor parallelism divides this operator's work and weights: by heads (every GEMM of
+    /// the attention group's share), or not at all (replicated weights every rank runs whole:
+    /// the sparse indexer, DeepSeek-V4's compressor and kv projection).
+    public var computeSplit: WeightTensor.Split = .heads
+    /// The KV heads whose cache this operator reads, when they differ from the model's (MiMo's
+    /// sliding layers).
+    public var kvHeads: Int? = nil
 
     func tagged(_ block: Block) -> Operator {
         var op = self
@@ -228,9 +235,11 @@ extension ModelSpec {
             let q = a.heads * a.headDim, kv = a.kvHeads * (a.headDim + a.vDim), out = a.heads * a.vDim
             ops.append(matmul("attention q/k/v projection", q + kv, hiddenSize, t, count, .matmul, nil))
             let heads = Double(a.heads), d = Double(a.headDim + a.vDim)
-            ops.append(Operator(name: "attention (QKᵀ, softmax, PV)", kind: .attention, layers: count,
+            var core = Operator(name: "attention (QKᵀ, softmax, PV)", kind: .attention, layers: count,
                                 flops: keys * heads * (2 * d + 5), weightBytes: 0,
-                                activationBytes: 2 * t * Double(q + out), kvBytes: kvTraffic))
+                                activationBytes: 2 * t * Double(q + out), kvBytes: kvTraffic)
+            core.kvHeads = a.kvHeads
+            ops.append(core)
             if a.outputGate { ops.append(matmul("attention output gate", q, hiddenSize, t, count, .matmul, nil)) }
             ops.append(matmul("attention output projection", hiddenSize, out, t, count, .matmul, nil))
         case .compressed:
@@ -295,11 +304,15 @@ extension ModelSpec {
         var ops: [Operator] = []
         ops.append(matmul("V4 query down-projection", a.queryRank, h, t, count, .matmul, nil))
         ops.append(matmul("V4 query up-projection", a.heads * a.headDim, a.queryRank, t, count, .matmul, nil))
-        ops.append(matmul("V4 key-value projection (one head)", a.headDim, h, t, count, .matmul, nil))
+        var kvProjection = matmul("V4 key-value projection (one head)", a.headDim, h, t, count, .matmul, nil)
+        kvProjection.computeSplit = .replicated
+        ops.append(kvProjection)
         // Compressor (kept in bf16): kv and gate, twice as wide on the overlapping CSA windows.
         if ratio > 0 {
             let width = (ratio == a.sparseRatio ? 2 : 1) * a.headDim
-            ops.append(matmul("V4 compressor (kv, gate)", 2 * width, h, t, count, .matmul, Double(plain.bytes(rows: 2 * width, cols: h))))
+            var compressor = matmul("V4 compressor (kv, gate)", 2 * width, h, t, count, .matmul, Double(plain.bytes(rows: 2 * width, cols: h)))
+            compressor.computeSplit = .replicated
+            ops.append(compressor)
         }
         let start = step.context, end = step.context + step.newTokens
         var keys = s * ModelSpec.attendedKeys(span: .slidingWindow(window), context: step.context, newTokens: step.newTokens)
@@ -314,25 +327,34 @@ extension ModelSpec {
             let x = a.indexer
             let projection = Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)
                 + plain.bytes(rows: 4 * x.headDim + x.heads, cols: h))
-            ops.append(matmul("V4 indexer projections", x.heads * x.headDim + 4 * x.headDim + x.heads, h, t, count, .matmul, projection))
+            var queries = matmul("V4 indexer query projection", x.heads * x.headDim, x.queryRank, t, count, .matmul,
+                                 Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))
+            var keys = matmul("V4 indexer compressor and weights", 4 * x.headDim + x.heads, h, t, count, .matmul,
+                              projection - Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))
+            queries.computeSplit = .replicated
+            keys.computeSplit = .replicated
+            ops += [queries, keys]
             let scanned = s * ModelSpec.entriesSeen(from: start, to: end, ratio: ratio)
             let keyBytes = Double(x.headDim * options.kvCache.bytesPerValue)
-            ops.append(Operator(name: "V4 indexer scoring (every compressed key)", kind: .attention, layers: count,
-                                flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
-                                activationBytes: 2 * t * Double(x.heads * x.headDim),
-                                kvBytes: s * Double(end / ratio) * keyBytes, cacheSplit: .replicated))
+            var scoring = Operator(name: "V4 indexer scoring (every compressed key)", kind: .attention, layers: count,
+                                   flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
+                                   activationBytes: 2 * t * Double(x.heads * x.headDim),
+                                   kvBytes: s * Double(end / ratio) * keyBytes, cacheSplit: .replicated)
+            scoring.computeSplit = .replicated
+            ops.append(scoring)
         }
-        let read = step.phase == .decode ? decodeRead : Double(step.context > 0 || step.newTokens > 0
-            ? min(end, window) + (ratio > 0 ? end / ratio : 0) : 0)
+        let read = step.phase == .decode ? decodeRead : Double(min(end, window) + (ratio > 0 ? end / ratio : 0))
         ops.append(Operator(name: "V4 attention (window and compressed entries)", kind: .attention, layers: count,
                             flops: keys * Double(a.heads) * (4 * Double(a.headDim) + 5), weightBytes: 0,
                             activationBytes: 4 * t * Double(a.heads * a.headDim), kvBytes: s * read * entryBytes + t * entryBytes,
                             cacheSplit: .replicated))
-        let perGroup = a.heads * a.headDim / max(a.outputGroups, 1)
-        ops.append(Operator(name: "V4 grouped output down-projection", kind: .matmul, layers: count,
-                            flops: 2 * t * Double(a.heads * a.headDim * a.outputRank),
-                            weightBytes: Double(options.weights.bytes(rows: a.outputGroups * a.outputRank, cols: perGroup)),
-                            activationBytes: 2 * t * Double(a.heads * a.headDim + a.outputGroups * a.outputRank), kvBytes: 0))
+        let perGroup = a.heads * a.headDim / a.outputGroups
+        var grouped = Operator(name: "V4 grouped output down-projection", kind: .matmul, layers: count,
+                               flops: 2 * t * Double(a.heads * a.headDim * a.outputRank),
+                               weightBytes: Double(options.weights.bytes(rows: a.outputGroups * a.outputRank, cols: perGroup)),
+                               activationBytes: 2 * t * Double(a.heads * a.headDim + a.outputGroups * a.outputRank), kvBytes: 0)
+        grouped.quantizedInputs = t * Double(a.heads * a.headDim)
+        ops.append(grouped)
         ops.append(matmul("V4 output up-projection", h, a.outputGroups * a.outputRank, t, count, .matmul, nil))
         return ops
     }
@@ -344,18 +366,22 @@ extension ModelSpec {
                                   matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator) -> [Operator] {
         let t = Double(step.tokens), s = Double(step.sequences)
         let plain = options.weights.unquantized
-        let projection = matmul("indexer projections (wq_b, wk, weights_proj)", x.heads * x.headDim + x.headDim + x.heads,
-                                hiddenSize, t, count, .matmul,
-                                Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)
-                                    + plain.bytes(rows: x.headDim + x.heads, cols: hiddenSize)))
+        // Every tensor-parallel rank runs the whole indexer (its weights are replicated).
+        var queries = matmul("indexer query projection (wq_b, from the query latent)", x.heads * x.headDim, x.queryRank, t, count,
+                             .matmul, Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))
+        var keys = matmul("indexer key and weight projections (wk, weights_proj)", x.headDim + x.heads, hiddenSize, t, count,
+                          .matmul, Double(plain.bytes(rows: x.headDim + x.heads, cols: hiddenSize)))
+        queries.computeSplit = .replicated
+        keys.computeSplit = .replicated
         let scanned = s * ModelSpec.attendedKeys(span: .full, context: step.context, newTokens: step.newTokens)
         let keyBytes = Double(x.headDim * options.kvCache.bytesPerValue)
         let cached = Double(step.context + step.newTokens)
-        let scoring = Operator(name: "indexer scoring (every cached key)", kind: .attention, layers: count,
+        var scoring = Operator(name: "indexer scoring (every cached key)", kind: .attention, layers: count,
                                flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
                                activationBytes: 2 * t * Double(x.heads * x.headDim), kvBytes: s * cached * keyBytes + t * keyBytes,
                                cacheSplit: .replicated)
-        return [projection, scoring]
+        scoring.computeSplit = .replicated
+        return [queries, keys, scoring]
     }
 
     /// A linear-attention layer: its projections (GEMMs), then the recurrence, whose cost per
@@ -394,9 +420,16 @@ extension ModelSpec {
         matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator
     ) -> [Operator] {
         let t = Double(step.tokens), e = moe.routedExperts, k = Double(moe.expertsPerToken)
-        let size = moe.expertIntermediateSize, h = hiddenSize
+        let size = moe.expertIntermediateSize, hidden = hiddenSize
+        // LatentMoE (Kimi K3): the experts read and write the narrower latent width, between one
+        // down-projection before dispatch and one up-projection after the combine.
+        let h = moe.expertWidth(hidden: hidden)
         var ops: [Operator] = []
-        ops.append(matmul("router", e, h, t, count, .matmul, Double(options.weights.unquantized.bytes(rows: e, cols: h))))
+        ops.append(matmul("router", e, hidden, t, count, .matmul, Double(options.weights.unquantized.bytes(rows: e, cols: hidden))))
+        if let latent = moe.latentSize {
+            ops.append(matmul("LatentMoE down-projection", latent, hidden, t, count, .matmul, nil))
+            ops.append(matmul("LatentMoE up-projection", hidden, latent, t, count, .matmul, nil))
+        }
         ops.append(Operator(name: "top-k selection", kind: .routing, layers: count, flops: 4 * t * Double(e),
                             weightBytes: 0, activationBytes: 2 * t * Double(e), kvBytes: 0))
         let touched = ExpertLoad.expectedDistinctExperts(experts: e, perToken: moe.expertsPerToken,
@@ -415,8 +448,8 @@ extension ModelSpec {
         grouped.quantizedInputs = t * k * Double(h + size)
         ops.append(grouped)
         if moe.sharedIntermediateSize > 0 {
-            ops.append(matmul("shared expert gate+up", 2 * moe.sharedIntermediateSize, h, t, count, .matmul, nil))
-            ops.append(matmul("shared expert down", h, moe.sharedIntermediateSize, t, count, .matmul, nil))
+            ops.append(matmul("shared expert gate+up", 2 * moe.sharedIntermediateSize, hidden, t, count, .matmul, nil))
+            ops.append(matmul("shared expert down", hidden, moe.sharedIntermediateSize, t, count, .matmul, nil))
         }
         return ops
     }

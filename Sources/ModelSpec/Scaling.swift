@@ -38,6 +38,13 @@ extension ModelSpec {
             a.kvLoraRank = try divide(a.kvLoraRank, "kv_lora_rank")
             s.attention = .latent(a)
         }
+        if var linear = linearAttention {
+            // Linear attention keeps its head size and the value heads per key head.
+            let perKey = linear.valueHeads / max(linear.keyHeads, 1)
+            linear.keyHeads = try divide(linear.keyHeads, "linear_num_key_heads")
+            linear.valueHeads = linear.keyHeads * perKey
+            s.linearAttention = linear
+        }
         if let limit = layerLimit {
             guard limit >= 1, limit <= layers.count else {
                 throw ScalingError(dimension: "layers", reason: "must be 1 to the model's \(layers.count), got \(limit)")

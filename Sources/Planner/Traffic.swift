@@ -57,7 +57,9 @@ public struct Traffic: Sendable, Equatable {
             let inNode = Double(min(node, group))
             let sameNode = (inNode - 1) / Double(group), otherNode = (Double(group) - inNode) / Double(group)
             let layers = Double(model.moeLayerCount)
-            let dispatch = k * h * dispatchBytes * layers, combine = k * h * 2 * layers
+            // LatentMoE (Kimi K3) sends the tokens at the experts' narrower width.
+            let width = Double(model.moe?.expertWidth(hidden: model.hiddenSize) ?? model.hiddenSize)
+            let dispatch = k * width * dispatchBytes * layers, combine = k * width * 2 * layers
             parts.append(Component(name: "expert-parallel dispatch", scaleUp: dispatch * sameNode,
                                    scaleOut: dispatch * otherNode, messages: model.moeLayerCount))
             parts.append(Component(name: "expert-parallel combine", scaleUp: combine * sameNode,

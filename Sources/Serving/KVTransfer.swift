@@ -11,9 +11,8 @@ import Planner
 /// bytes per second are a small share of the NICs (DeepSeek-R1 at 20,000 prompt tokens/s per
 /// prefill GPU: 1.4 GB/s of 50).
 struct KVTransfer {
-    let bytesPerToken: Double
-    /// A linear-attention model's constant state, moved once per request.
-    let stateBytes: Double
+    let model: ModelSpec
+    let format: KVCacheFormat
     let bandwidth: Double
     let latency: Double
 
@@ -27,13 +26,14 @@ struct KVTransfer {
         }
         let oneDomain = base.cluster.gpuCount <= base.cluster.gpusPerNode
         let link = oneDomain ? gpu.scaleUpBandwidth * gpu.efficiency.scaleUp : gpu.scaleOutBandwidth * gpu.efficiency.scaleOut
-        bytesPerToken = Double(model.kvCacheBytesPerToken(base.kvCache))
-        stateBytes = Double(model.stateBytesPerSequence)
+        self.model = model
+        format = base.kvCache
         bandwidth = max(link * senders, 1)
         latency = oneDomain ? gpu.scaleUpLatency : gpu.scaleOutLatency
     }
 
     func seconds(_ promptTokens: Int) -> Double {
-        latency + (bytesPerToken * Double(promptTokens) + stateBytes) / bandwidth
+        // The prompt's whole cache as it stands (windows, compression, linear-attention state).
+        latency + Double(model.kvCacheBytes(context: promptTokens, format: format)) / bandwidth
     }
 }

@@ -29,7 +29,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
 @Suite struct ParityTests {
     static let layouts = PanelMatrix.isSupported ? [true, false] : [false]
 
-    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3"], layouts)
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe"], layouts)
     func matchesTransformers(name: String, panels: Bool) throws {
         let (model, expected) = try loadFixture(name, panels: panels)
         model.recordRouting = true
@@ -51,9 +51,11 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
         #expect(generated == [expected.greedy], "\(name) greedy continuation")
     }
 
-    /// Several sequences at once give each the same tokens as alone (batched rows, separate caches).
-    @Test func batchedGenerationEqualsSingle() throws {
-        let (model, expected) = try loadFixture("qwen3_moe")
+    /// Several sequences at once give each the same tokens as alone (batched rows, separate caches
+    /// and, for Qwen3.5's linear-attention layers, separate recurrent states).
+    @Test(arguments: ["qwen3_moe", "qwen3_5_moe"])
+    func batchedGenerationEqualsSingle(name: String) throws {
+        let (model, expected) = try loadFixture(name)
         let other = [9, 8, 7, 6]
         let together = try model.generate(prompts: [expected.prompt, other], maxNew: 5)
         #expect(together[0] == Array(expected.greedy.prefix(5)))
@@ -62,7 +64,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
 
     /// bf16 weights (on AVX-512 CPUs every matrix in bf16 panels): logits within bf16's rounding
     /// of transformers' Float32 ones, for GQA and MLA attention alike.
-    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3"], layouts)
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe"], layouts)
     func bf16WeightsStayClose(name: String, panels: Bool) throws {
         let (model, expected) = try loadFixture(name, format: .bf16, panels: panels)
         var caches = [model.newCache()]
@@ -86,7 +88,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
 /// Consistency of the cache: a prompt longer than one query block, run in one forward pass, gives
 /// the same logits at every position as feeding it one token at a time through the decode path.
 @Suite struct CacheConsistencyTests {
-    @Test(arguments: ["mixtral", "deepseek_v3"])
+    @Test(arguments: ["mixtral", "deepseek_v3", "qwen3_5_moe"])
     func wholePromptEqualsTokenByToken(name: String) throws {
         let (model, _) = try loadFixture(name)
         let prompt = (0..<300).map { ($0 * 37 + 11) % model.spec.vocabSize }
@@ -109,7 +111,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
     /// A long prompt prefilled in rounds (`prefillRows`, 64 rows for these tiny models) gives the
     /// same last-token logits as the same prompt in one pass, for one sequence and for several of
     /// different lengths (which finish in different rounds).
-    @Test(arguments: ["qwen3_moe", "deepseek_v3"])
+    @Test(arguments: ["qwen3_moe", "deepseek_v3", "qwen3_5_moe"])
     func roundsEqualOnePass(name: String) throws {
         let (model, _) = try loadFixture(name)
         #expect(model.prefillRows == 64)

@@ -19,7 +19,7 @@ enum DeepSeekSparse: Architecture {
             "rms_norm_eps": glm ? 1e-5 : 1e-6, "tie_word_embeddings": false, "attention_bias": false,
             "index_topk": 2048, "index_head_dim": 128, "index_n_heads": glm ? 32 : 64, "num_nextn_predict_layers": 0,
             "mlp_layer_types": NSNullMarker.none, "index_topk_freq": 1, "index_skip_topk_offset": 2,
-            "index_topk_pattern": NSNullMarker.none, "rope_theta": 10000.0,
+            "index_topk_pattern": NSNullMarker.none, "indexer_types": NSNullMarker.none, "rope_theta": 10000.0,
             "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none,
         ]
     }
@@ -37,7 +37,8 @@ enum DeepSeekSparse: Architecture {
         mla.outputGate = false
         p.attention = .latent(mla)
         let feedForward = try ConfigReader.mlpLayerTypes(c, reader, layers: n, dense: try reader.positive("intermediate_size"))
-        let indexers = try indexerLayers(c, reader, layers: n)
+        // DeepSeek-V3.2 runs an indexer on every layer; GLM-5 may share one between layers.
+        let indexers = modelType == "glm_moe_dsa" ? try indexerLayers(c, reader, layers: n) : Array(repeating: true, count: n)
         p.layers = (0..<n).map { i in Layer(span: .full, feedForward: feedForward[i], usesRoPE: true, indexer: indexers[i]) }
         p.sparse = SparseAttention(heads: try reader.positive("index_n_heads"), headDim: try reader.positive("index_head_dim"),
                                    topK: try reader.positive("index_topk"), queryRank: queryRank)
@@ -54,24 +55,25 @@ enum DeepSeekSparse: Architecture {
         return p
     }
 
-    /// GLM-5's `indexer_types`: from `index_topk_pattern` (F = its own indexer, S = shared), else
-    /// layer i has its own when max(i − offset + 1, 0) is a multiple of `index_topk_freq`
-    /// (default: every layer). DeepSeek-V3.2: every layer.
+    /// GLM-5's layers with their own indexer: `indexer_types` ("full" or "shared", as transformers
+    /// saves it), else `index_topk_pattern` (F/S letters, or "full"/"shared" entries), else layer i
+    /// has its own when max(i − offset + 1, 0) is a multiple of max(`index_topk_freq`, 1)
+    /// (default: every layer).
     static func indexerLayers(_ c: JSONObject, _ reader: ConfigReader, layers n: Int) throws -> [Bool] {
-        if let pattern = try? c.string("index_topk_pattern") {
-            let marks = Array(pattern)
-            guard marks.count == n, marks.allSatisfy({ $0 == "F" || $0 == "S" }) else {
-                throw c.error("index_topk_pattern", "must hold one F or S per layer (\(n)), got \"\(pattern)\"")
+        func kinds(_ list: [String], _ key: String) throws -> [Bool] {
+            guard list.count == n else { throw c.error(key, "must name one kind per layer (\(n)), got \(list.count)") }
+            return try list.map { kind in
+                switch kind {
+                case "full", "F": true
+                case "shared", "S": false
+                default: throw c.error(key, "has unknown kind \"\(kind)\" (full, shared)")
+                }
             }
-            return marks.map { $0 == "F" }
         }
-        if let list = try? c.stringArray("index_topk_pattern") {
-            guard list.count == n, list.allSatisfy({ $0 == "F" || $0 == "S" }) else {
-                throw c.error("index_topk_pattern", "must hold one F or S per layer (\(n))")
-            }
-            return list.map { $0 == "F" }
-        }
-        let frequency = try reader.positive("index_topk_freq"), offset = try reader.nonNegative("index_skip_topk_offset")
+        if let types = try c.stringArray("indexer_types") { return try kinds(types, "indexer_types") }
+        if let pattern = try? c.string("index_topk_pattern") { return try kinds(pattern.map(String.init), "index_topk_pattern") }
+        if let list = try c.stringArray("index_topk_pattern") { return try kinds(list, "index_topk_pattern") }
+        let frequency = max(try reader.nonNegative("index_topk_freq"), 1), offset = try reader.nonNegative("index_skip_topk_offset")
         return (0..<n).map { i in max(i - offset + 1, 0) % frequency == 0 }
     }
 }

@@ -14,7 +14,7 @@ enum DeepSeekV4: Architecture {
         "num_attention_heads": 64, "head_dim": 512, "q_lora_rank": 1024, "num_experts_per_tok": 6, "n_routed_experts": 256,
         "routed_scaling_factor": 1.5, "max_position_embeddings": 1_048_576, "qk_rope_head_dim": 64, "hc_mult": 4,
         "sliding_window": 128, "o_groups": 8, "o_lora_rank": 1024, "index_n_heads": 64, "index_head_dim": 128,
-        "index_topk": 512, "num_hash_layers": 3, "num_nextn_predict_layers": 1, "rms_norm_eps": 1e-6,
+        "index_topk": 512, "num_nextn_predict_layers": 1, "rms_norm_eps": 1e-6,
         "tie_word_embeddings": false, "layer_types": NSNullMarker.none, "compress_ratios": NSNullMarker.none,
         "compress_rate_csa": 4, "compress_rate_hca": 128, "rope_theta": 10000.0,
         "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none,
@@ -26,12 +26,22 @@ enum DeepSeekV4: Architecture {
         var p = ArchitectureParts()
         if try c.bool("attention_bias") == true { throw c.error("attention_bias", "true is not supported for deepseek_v4") }
         let hidden = try reader.positive("hidden_size"), queryRank = try reader.positive("q_lora_rank")
-        let csa = try reader.positive("compress_rate_csa"), hca = try reader.positive("compress_rate_hca")
+        // compress_rates {compressed_sparse_attention, heavily_compressed_attention} (as transformers
+        // saves it), else the legacy compress_rate_csa / compress_rate_hca.
+        let rates = try c.object("compress_rates")
+        let csa = try rates?.int("compressed_sparse_attention", atLeast: 1) ?? reader.positive("compress_rate_csa")
+        let hca = try rates?.int("heavily_compressed_attention", atLeast: 1) ?? reader.positive("compress_rate_hca")
+        guard csa <= ConfigReader.largest, hca <= ConfigReader.largest else { throw c.error("compress_rates", "out of range") }
         guard csa < hca else { throw c.error("compress_rate_csa", "must be below compress_rate_hca (\(hca)), got \(csa)") }
         let window = try reader.positive("sliding_window")
+        // Rotary lanes: partial_rotary_factor × head_dim when given (newer files), else qk_rope_head_dim.
+        let headDim = try reader.positive("head_dim")
+        let partial = try c.has("partial_rotary_factor") || c.object("rope_parameters")?.has("partial_rotary_factor") == true
+        let ropeDim = partial ? try reader.partialRotary(headDim: headDim) : try reader.positive("qk_rope_head_dim")
         let a = CompressedAttention(
-            heads: try reader.positive("num_attention_heads"), headDim: try reader.positive("head_dim"), queryRank: queryRank,
-            ropeDim: try reader.positive("qk_rope_head_dim"), outputGroups: try reader.positive("o_groups"),
+            heads: try reader.positive("num_attention_heads"), headDim: headDim, queryRank: queryRank,
+            ropeDim: ropeDim,
+            outputGroups: try reader.positive("o_groups"),
             outputRank: try reader.positive("o_lora_rank"), window: window, sparseRatio: csa, heavyRatio: hca,
             indexer: SparseAttention(heads: try reader.positive("index_n_heads"), headDim: try reader.positive("index_head_dim"),
                                      topK: try reader.positive("index_topk"), queryRank: queryRank))

@@ -25,7 +25,8 @@ enum KimiLinear: Architecture {
         "norm_topk_prob": true, "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "max_position_embeddings": 1_048_576,
         "first_k_dense_replace": 1, "linear_head_dim": 128, "linear_num_heads": 32, "linear_conv_kernel_dim": 4,
         "routed_expert_hidden_size": NSNullMarker.none, "latent_moe_use_norm": false, "mla_use_output_gate": false,
-        "attn_res_block_size": NSNullMarker.none, "rope_theta": 10000.0,
+        "attn_res_block_size": NSNullMarker.none, "layer_types": NSNullMarker.none, "mlp_layer_types": NSNullMarker.none,
+        "rope_theta": 10000.0,
         "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none,
     ] }
 
@@ -41,18 +42,20 @@ enum KimiLinear: Architecture {
         guard headDim <= ConfigReader.largest, heads <= ConfigReader.largest, kernel <= 64 else {
             throw c.error("linear_attn_config", "head_dim, num_heads or short_conv_kernel_size out of range")
         }
-        // Full-attention layers: linear_attn_config's 1-indexed list, else every fourth from layer 4.
+        // Full-attention layers as transformers reads them: `layer_types`, else linear_attn_config's
+        // 1-indexed `full_attn_layers` (with `kda_layers` beside it), else every fourth from layer 4.
         var full = (0..<n).map { $0 > 0 && $0 % 4 == 0 }
-        if let listed = try linearConfig?.intArray("full_attn_layers") {
+        if c.has("layer_types") {
+            full = try ConfigReader.layerTypes(c, reader, layers: n, interval: nil)
+        } else if let listed = try linearConfig?.intArray("full_attn_layers"), try linearConfig?.intArray("kda_layers") != nil {
             guard listed.allSatisfy({ (1...n).contains($0) }) else {
                 throw c.error("linear_attn_config.full_attn_layers", "must list layers 1 to \(n) (1-indexed)")
             }
             full = (0..<n).map { listed.contains($0 + 1) }
         }
-        let dense = try reader.positive("intermediate_size"), firstDense = min(try reader.nonNegative("first_k_dense_replace"), n)
+        let feedForward = try ConfigReader.mlpLayerTypes(c, reader, layers: n, dense: try reader.positive("intermediate_size"))
         p.layers = (0..<n).map { i in
-            Layer(span: .full, feedForward: i < firstDense ? .dense(intermediateSize: dense) : .moe, usesRoPE: false,
-                  mixer: full[i] ? .attention : .linear)
+            Layer(span: .full, feedForward: feedForward[i], usesRoPE: false, mixer: full[i] ? .attention : .linear)
         }
         p.linear = LinearAttention(kind: .kimiDelta, keyHeads: heads, valueHeads: heads, keyHeadDim: headDim, valueHeadDim: headDim,
                                    convKernel: kernel, stateBytesPerValue: try ConfigReader.stateBytes(c),

@@ -6,7 +6,8 @@ import ConfigFile
 /// gated shared expert. Qwen3.5 makes every layer MoE; Qwen3-Next follows decoder_sparse_step and
 /// mlp_only_layers. The MTP module is not counted.
 enum QwenNext: Architecture {
-    static let modelTypes = ["qwen3_next", "qwen3_5_moe"]
+    /// qwen3_5_moe_text: the language model's own config, as transformers saves it.
+    static let modelTypes = ["qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text"]
 
     static func textConfig(for modelType: String) -> Bool { modelType == "qwen3_5_moe" }
 
@@ -68,6 +69,7 @@ enum QwenNext: Architecture {
             normalizeTopK: try c.bool("norm_topk_prob") ?? true, routedScalingFactor: 1, groups: 1, topKGroups: 1,
             correctionBias: false, routerBias: false, expertBias: false)
         p.rope = try reader.rope(rotaryDimension: try reader.partialRotary(headDim: gqa.headDim))
+        p.zeroCenteredNorms = true
         return p
     }
 }

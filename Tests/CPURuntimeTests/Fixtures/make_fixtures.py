@@ -4,16 +4,18 @@ For each architecture: a tiny random-weight model (seeded), saved with save_pret
 safetensors, plus expected.json holding the prompt ids, the logits of every prompt position, the
 experts each router selected per token per MoE layer, and the greedy continuation of 8 tokens.
 
-Run once (CI only reads the results):
-    python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install torch==2.13.0+cpu transformers safetensors
-    /tmp/fixvenv/bin/python Tests/CPURuntimeTests/Fixtures/make_fixtures.py
+Run once (CI only reads the results); name fixtures to build only those:
+    python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install torch==2.13.0+cpu transformers==5.24.0 safetensors
+    /tmp/fixvenv/bin/python Tests/CPURuntimeTests/Fixtures/make_fixtures.py [name ...]
 """
 import json
 import os
+import sys
 
 import torch
 import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
+from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
@@ -34,6 +36,15 @@ configs = {
                                     norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
                                     qk_rope_head_dim=8, v_head_dim=16, rope_theta=10000.0, rope_scaling=None,
                                     rope_interleave=True),
+    # Qwen3.5: Gated DeltaNet on three layers of four, gated attention with partial rotary on the
+    # fourth, softmax MoE with a gated shared expert on every layer. Two value heads per key head.
+    "qwen3_5_moe": Qwen3_5MoeTextConfig(**common, num_hidden_layers=4, head_dim=16, moe_intermediate_size=24,
+                                        shared_expert_intermediate_size=32, num_experts=8, num_experts_per_tok=2,
+                                        linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
+                                        linear_value_head_dim=8, linear_conv_kernel_dim=4, partial_rotary_factor=0.25,
+                                        layer_types=["linear_attention", "linear_attention", "linear_attention",
+                                                     "full_attention"], rope_parameters={"rope_type": "default",
+                                                     "rope_theta": 10000.0, "partial_rotary_factor": 0.25}),
 }
 
 
@@ -65,7 +76,10 @@ def sorted_rows(indices):
     return [sorted(int(i) for i in row) for row in indices.reshape(-1, indices.shape[-1]).tolist()]
 
 
+wanted = sys.argv[1:] or list(configs)
 for name, config in configs.items():
+    if name not in wanted:
+        continue
     torch.manual_seed(1234)
     model = AutoModelForCausalLM.from_config(config).float().eval()
     with torch.no_grad():
@@ -76,7 +90,7 @@ for name, config in configs.items():
                     layer.mlp.gate.e_score_correction_bias.copy_(torch.randn(config.n_routed_experts) * 0.5)
                     layer.mlp.gate.weight.normal_(0, 0.5)
         for p in model.parameters():
-            if p.dim() == 1 and p.abs().sum() == p.numel():  # norms initialised to ones: perturb
+            if p.dim() == 1 and (p.abs().sum() == p.numel() or p.abs().sum() == 0):  # norms at one (or zero-centred): perturb
                 p.add_(torch.randn_like(p) * 0.1)
     folder = os.path.join(HERE, name)
     os.makedirs(folder, exist_ok=True)
