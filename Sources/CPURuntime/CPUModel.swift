@@ -348,13 +348,15 @@ public final class CPUModel: @unchecked Sendable {
         w.output.apply(context, batch: rows, into: out)
     }
 
-    /// Gated DeltaNet (Qwen3.5), token by token per sequence: the stacked projections as one GEMM,
-    /// then for each token the causal depthwise convolution over q, k, v (its last kernel − 1
-    /// inputs kept in the cache) with SiLU, L2-normalised q and k (q scaled by 1/√dk), and per
-    /// value head the delta rule on the [dk × dv] state: decay by exp(g), read kv = Sᵀk, write
-    /// S += k ⊗ β(v − kv), read out Sᵀq; then the gated RMSNorm (norm(o) · w · silu(z)) and out_proj.
-    /// g = −exp(A_log) · softplus(a + dt_bias), β = sigmoid(b); each key head serves
-    /// value_heads / key_heads consecutive value heads.
+    /// Gated DeltaNet (Qwen3.5). The stacked projections run as one GEMM; then per sequence, token
+    /// by token, the causal depthwise convolution over q, k, v (its last kernel − 1 inputs kept in
+    /// the cache) with SiLU, L2-normalised q and k (q scaled by 1/√dk), β = sigmoid(b) and the log
+    /// decay g = −exp(A_log) · softplus(a + dt_bias). The delta rule on each value head's [dk × dv]
+    /// state S (decay by exp(g), read kv = Sᵀk, write S += k ⊗ β(v − kv), read out Sᵀq) runs token
+    /// by token in decode, updating S in place, and in chunks of 64 tokens in prefill with
+    /// products the size of a chunk (`chunkedDeltaRule`). Then the gated RMSNorm
+    /// (norm(o) · w · silu(z)) and out_proj. Each key head serves value_heads / key_heads
+    /// consecutive value heads.
     func gatedDeltaNet(_ w: GDNWeights, _ l: LinearAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
                        segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) {
         let nk = l.keyHeads, nv = l.valueHeads, dk = l.keyHeadDim, dv = l.valueHeadDim, kernel = l.convKernel
@@ -362,82 +364,172 @@ public final class CPUModel: @unchecked Sendable {
         let ws = workspace
         let mixed = ws.get(.qkv, rows * width)
         w.inProj.apply(input, batch: rows, into: mixed)
+        // Per row: q, k, v after the convolution (channels), then β and g per value head.
+        let prepared = ws.get(.linearMixed, rows * (channels + 2 * nv))
         let core = ws.get(.linearCore, rows * value)
-        let epsilon = Float(spec.rmsNormEpsilon)
+        let scratch = ws.get(.linearScratch, dv)
         let ratio = nv / max(nk, 1)
         let scale = 1 / Float(dk).squareRoot()
-        var convolved = [Float](repeating: 0, count: channels)
-        var kv = [Float](repeating: 0, count: dv)
         for (s, seg) in segments.enumerated() {
             if caches[s].conv[layer].isEmpty {
                 caches[s].conv[layer] = [Float](repeating: 0, count: channels * (kernel - 1))
                 caches[s].state[layer] = [Float](repeating: 0, count: nv * dk * dv)
             }
-            for i in 0..<seg.count {
-                let row = mixed + (seg.start + i) * width
-                // Convolution over the last kernel inputs (kernel − 1 from the cache, then this one).
-                caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
-                    w.conv.withUnsafeBufferPointer { weights in
-                        guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
+            caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
+                w.conv.withUnsafeBufferPointer { weights in
+                    guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
+                    for i in 0..<seg.count {
+                        let row = mixed + (seg.start + i) * width, p = prepared + (seg.start + i) * (channels + 2 * nv)
                         for c in 0..<channels {
                             var sum = wc[c * kernel + kernel - 1] * row[c]
                             for j in 0..<(kernel - 1) { sum += wc[c * kernel + j] * h[j * channels + c] }
-                            convolved[c] = sum / (1 + exp(-sum))
+                            p[c] = sum / (1 + exp(-sum))
                         }
-                        // Shift the history by one input.
+                        // The history moves on by one input (a forward copy within one buffer).
                         if kernel > 1 {
-                            // Forward copy within one buffer (the source lies after the target).
                             for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
                             (h + (kernel - 2) * channels).update(from: row, count: channels)
                         }
+                        for head in 0..<(2 * nk) {
+                            var sq: Float = 0
+                            for d in 0..<dk { sq += p[head * dk + d] * p[head * dk + d] }
+                            let inv = 1 / (sq + 1e-6).squareRoot() * (head < nk ? scale : 1)
+                            for d in 0..<dk { p[head * dk + d] *= inv }
+                        }
+                        let b = row + channels + value, a = row + channels + value + nv
+                        for hv in 0..<nv {
+                            let x = a[hv] + w.dtBias[hv]
+                            p[channels + hv] = 1 / (1 + exp(-b[hv]))
+                            p[channels + nv + hv] = -exp(w.aLog[hv]) * (x > 20 ? x : log1p(exp(x)))
+                        }
                     }
                 }
-                // L2-normalise each query and key head; scale the queries.
-                for head in 0..<(2 * nk) {
-                    var sq: Float = 0
-                    for d in 0..<dk { sq += convolved[head * dk + d] * convolved[head * dk + d] }
-                    let inv = 1 / (sq + 1e-6).squareRoot() * (head < nk ? scale : 1)
-                    for d in 0..<dk { convolved[head * dk + d] *= inv }
-                }
-                let z = row + channels, b = row + channels + value, a = row + channels + value + nv
-                caches[s].state[layer].withUnsafeMutableBufferPointer { stateBuffer in
-                    guard let state = stateBuffer.baseAddress else { return }
+            }
+            let stride = channels + 2 * nv
+            caches[s].state[layer].withUnsafeMutableBufferPointer { stateBuffer in
+                guard let state = stateBuffer.baseAddress else { return }
+                if seg.count == 1 {
+                    let p = prepared + seg.start * stride
                     for hv in 0..<nv {
                         let hk = hv / ratio
-                        let qh = hk * dk, kh = key + hk * dk, vh = 2 * key + hv * dv
-                        let x = a[hv] + w.dtBias[hv]
-                        let softplus = x > 20 ? x : log1p(exp(x))
-                        let decay = exp(-exp(w.aLog[hv]) * softplus)
-                        let beta = 1 / (1 + exp(-b[hv]))
+                        let q = p + hk * dk, k = p + key + hk * dk, v = p + 2 * key + hv * dv
+                        let beta = p[channels + hv], decay = exp(p[channels + nv + hv])
                         let S = state + hv * dk * dv
                         for i in 0..<(dk * dv) { S[i] *= decay }
-                        for j in 0..<dv { kv[j] = 0 }
-                        for d in 0..<dk {
-                            let kd = convolved[kh + d]
-                            for j in 0..<dv { kv[j] += S[d * dv + j] * kd }
-                        }
-                        for j in 0..<dv { kv[j] = (convolved[vh + j] - kv[j]) * beta }
-                        for d in 0..<dk {
-                            let kd = convolved[kh + d]
-                            for j in 0..<dv { S[d * dv + j] += kd * kv[j] }
-                        }
-                        let o = core + (seg.start + i) * value + hv * dv
+                        for j in 0..<dv { scratch[j] = 0 }
+                        for d in 0..<dk { for j in 0..<dv { scratch[j] += S[d * dv + j] * k[d] } }
+                        for j in 0..<dv { scratch[j] = (v[j] - scratch[j]) * beta }
+                        for d in 0..<dk { for j in 0..<dv { S[d * dv + j] += k[d] * scratch[j] } }
+                        let o = core + seg.start * value + hv * dv
                         for j in 0..<dv { o[j] = 0 }
-                        for d in 0..<dk {
-                            let qd = convolved[qh + d]
-                            for j in 0..<dv { o[j] += S[d * dv + j] * qd }
+                        for d in 0..<dk { for j in 0..<dv { o[j] += S[d * dv + j] * q[d] } }
+                    }
+                } else {
+                    Parallel.forEach(chunks: min(Threading.count, nv)) { chunk in
+                        for hv in (nv * chunk / min(Threading.count, nv))..<(nv * (chunk + 1) / min(Threading.count, nv)) {
+                            CPUModel.chunkedDeltaRule(prepared: prepared + seg.start * stride, stride: stride, tokens: seg.count,
+                                                      query: (hv / ratio) * dk, key: key + (hv / ratio) * dk,
+                                                      value: 2 * key + hv * dv, beta: channels + hv, decay: channels + nv + hv,
+                                                      dk: dk, dv: dv, state: state + hv * dk * dv,
+                                                      out: core + seg.start * value + hv * dv, outStride: value)
                         }
-                        // Gated RMSNorm over the head: norm(o) · w · silu(z).
-                        var sq: Float = 0
-                        for j in 0..<dv { sq += o[j] * o[j] }
-                        let inv = 1 / (sq / Float(dv) + epsilon).squareRoot()
-                        let zh = z + hv * dv
-                        for j in 0..<dv { o[j] = o[j] * inv * w.norm[j] * (zh[j] / (1 + exp(-zh[j]))) }
                     }
                 }
             }
         }
+        // Gated RMSNorm over each value head: norm(o) · w · silu(z).
+        let epsilon = Float(spec.rmsNormEpsilon)
+        for r in 0..<rows {
+            let z = mixed + r * width + channels
+            for hv in 0..<nv {
+                let o = core + r * value + hv * dv, zh = z + hv * dv
+                var sq: Float = 0
+                for j in 0..<dv { sq += o[j] * o[j] }
+                let inv = 1 / (sq / Float(dv) + epsilon).squareRoot()
+                for j in 0..<dv { o[j] = o[j] * inv * w.norm[j] * (zh[j] / (1 + exp(-zh[j]))) }
+            }
+        }
         w.output.apply(core, batch: rows, into: out)
+    }
+
+    /// Chunk length of the chunked delta rule (FLA's and transformers' 64).
+    static let deltaRuleChunk = 64
+
+    /// The gated delta rule over `tokens` tokens of one value head, in chunks of C tokens (the
+    /// WY/UT form of the DeltaNet papers, as transformers' torch_chunk_gated_delta_rule computes
+    /// it): within a chunk, with γ the cumulative log decay and D[i][j] = exp(γᵢ − γⱼ) for j ≤ i,
+    /// solve (I + strictly-lower((β·K)Kᵀ ⊙ D)) [U W] = [β·V  β·K·exp(γ)] by forward substitution,
+    /// then V' = U − W S, O = (Q·exp(γ)) S + ((QKᵀ) ⊙ D) V', and S ← S·exp(γ_last) +
+    /// (K·exp(γ_last − γ))ᵀ V'. Every product is a GEMM of chunk × head size; the state is updated
+    /// in place. Allocates its chunk scratch once per call (a prefill, not a decode step).
+    static func chunkedDeltaRule(prepared p: UnsafeMutablePointer<Float>, stride: Int, tokens: Int, query: Int, key: Int, value: Int,
+                                 beta: Int, decay: Int, dk: Int, dv: Int, state S: UnsafeMutablePointer<Float>,
+                                 out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let C = deltaRuleChunk
+        let floats = 3 * C * dk + 3 * C * dv + 2 * C * C + 2 * C
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: floats) { buffer in
+            guard let base = buffer.baseAddress else { return }
+            let Q = base, K = Q + C * dk, W = K + C * dk, V = W + C * dk, U = V + C * dv, O = U + C * dv
+            let A = O + C * dv, attn = A + C * C, gamma = attn + C * C, betas = gamma + C
+            var t0 = 0
+            while t0 < tokens {
+                let c = min(C, tokens - t0)
+                var cumulative: Float = 0
+                for i in 0..<c {
+                    let row = p + (t0 + i) * stride
+                    (Q + i * dk).update(from: row + query, count: dk)
+                    (K + i * dk).update(from: row + key, count: dk)
+                    (V + i * dv).update(from: row + value, count: dv)
+                    cumulative += row[decay]
+                    gamma[i] = cumulative
+                    betas[i] = row[beta]
+                }
+                // A = (β·K) Kᵀ and attn = Q Kᵀ, then both decayed and masked below the diagonal.
+                BLAS.gemm(m: c, n: c, k: dk, a: K, lda: dk, transposeA: false, b: K, ldb: dk, transposeB: true, c: A, ldc: c)
+                BLAS.gemm(m: c, n: c, k: dk, a: Q, lda: dk, transposeA: false, b: K, ldb: dk, transposeB: true, c: attn, ldc: c)
+                for i in 0..<c {
+                    for j in 0..<c {
+                        let d = j <= i ? exp(gamma[i] - gamma[j]) : 0
+                        A[i * c + j] = j < i ? A[i * c + j] * d * betas[i] : 0
+                        attn[i * c + j] *= d
+                    }
+                }
+                // Right-hand sides: U = β·V, W = β·K·exp(γ); forward substitution row by row.
+                for i in 0..<c {
+                    for j in 0..<dv { U[i * dv + j] = V[i * dv + j] * betas[i] }
+                    let g = exp(gamma[i]) * betas[i]
+                    for j in 0..<dk { W[i * dk + j] = K[i * dk + j] * g }
+                    for m in 0..<i {
+                        let a = A[i * c + m]
+                        guard a != 0 else { continue }
+                        for j in 0..<dv { U[i * dv + j] -= a * U[m * dv + j] }
+                        for j in 0..<dk { W[i * dk + j] -= a * W[m * dk + j] }
+                    }
+                }
+                // V' = U − W S (into U), O = (Q·exp(γ)) S + attn V'.
+                BLAS.gemm(m: c, n: dv, k: dk, a: W, lda: dk, transposeA: false, b: S, ldb: dv, transposeB: false,
+                          c: U, ldc: dv, alpha: -1, beta: 1)
+                for i in 0..<c {
+                    let g = exp(gamma[i])
+                    for j in 0..<dk { Q[i * dk + j] *= g }
+                }
+                BLAS.gemm(m: c, n: dv, k: dk, a: Q, lda: dk, transposeA: false, b: S, ldb: dv, transposeB: false, c: O, ldc: dv)
+                BLAS.gemm(m: c, n: dv, k: c, a: attn, lda: c, transposeA: false, b: U, ldb: dv, transposeB: false,
+                          c: O, ldc: dv, beta: 1)
+                for i in 0..<c { (out + (t0 + i) * outStride).update(from: O + i * dv, count: dv) }
+                // S ← S·exp(γ_last) + (K·exp(γ_last − γ))ᵀ V'.
+                let last = gamma[c - 1]
+                let fade = exp(last)
+                for i in 0..<(dk * dv) { S[i] *= fade }
+                for i in 0..<c {
+                    let g = exp(last - gamma[i])
+                    for j in 0..<dk { K[i * dk + j] *= g }
+                }
+                BLAS.gemm(m: dk, n: dv, k: c, a: K, lda: dk, transposeA: true, b: U, ldb: dv, transposeB: false,
+                          c: S, ldc: dv, beta: 1)
+                t0 += c
+            }
+        }
     }
 
     func latentAttention(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
