@@ -39,4 +39,33 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(try? model.forward([prompt], caches: &caches))
         benchmark.stopMeasurement()
     }
+
+    // Qwen3.5 scaled down (÷8 widths, 4 layers: three Gated DeltaNet, one gated attention; 8 KV
+    // heads instead of 2 so that ÷8 keeps whole heads): the linear attention's chunked prefill and
+    // its in-place decode (no allocation expected).
+    guard let qwen = try? ModelCatalog.load("qwen3.5-397b-a17b", overrides: [("num_key_value_heads", "8")]).scaled(by: 8, layers: 4),
+          let linear = try? CPUModel(spec: qwen, source: .random(seed: 1)) else { return }
+    let qwenPrompt = (0..<512).map { _ in Int(rng.next() % UInt64(qwen.vocabSize)) }
+    Benchmark("Decode step, qwen3.5-397b /8 4 layers (3 GDN), batch 1, context 512",
+              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+                                   warmupIterations: 2, maxDuration: .seconds(5), maxIterations: 100)) { benchmark in
+        var caches = [linear.newCache(reserve: 1024)]
+        guard var logits = try? linear.forward([qwenPrompt], caches: &caches) else { return }
+        var tokens = [linear.argmax(logits, row: 0)]
+        for _ in 0..<2 { try? linear.decode(tokens, caches: &caches, into: &logits) }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try? linear.decode(tokens, caches: &caches, into: &logits)
+            tokens[0] = linear.argmax(logits, row: 0)
+        }
+        benchmark.stopMeasurement()
+    }
+    Benchmark("Prefill 512 tokens, qwen3.5-397b /8 4 layers (3 GDN)",
+              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+                                   warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)) { benchmark in
+        var caches = [linear.newCache(reserve: 1024)]
+        benchmark.startMeasurement()
+        blackHole(try? linear.forward([qwenPrompt], caches: &caches))
+        benchmark.stopMeasurement()
+    }
 }
