@@ -25,7 +25,7 @@ public final class CPUModel: @unchecked Sendable {
     let workspace: Workspace
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
-                                                          "qwen3_5_moe", "qwen3_5_moe_text"]
+                                                          "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2"]
 
     /// `panels` chooses the AVX-512 panel layout for the matrices (the default where the CPU has
     /// AVX-512); false keeps them row-major, the path of other CPUs, which tests run here too.
@@ -281,7 +281,17 @@ public final class CPUModel: @unchecked Sendable {
         for (s, seg) in segments.enumerated() {
             for i in 0..<seg.count {
                 let row = qkv + (seg.start + i) * width
-                if let qn = w.qNorm, let kn = w.kNorm {
+                if let qn = w.qNorm, let kn = w.kNorm, a.qkNormOverAllHeads {
+                    // MiniMax-M2: one RMSNorm over all query lanes, one over all key lanes.
+                    qn.withUnsafeBufferPointer { wq in
+                        guard let weight = wq.baseAddress else { return }
+                        Reduction.rmsNorm(row, weight: weight, epsilon: epsilon, into: row, count: q)
+                    }
+                    kn.withUnsafeBufferPointer { wk in
+                        guard let weight = wk.baseAddress else { return }
+                        Reduction.rmsNorm(row + q, weight: weight, epsilon: epsilon, into: row + q, count: kv)
+                    }
+                } else if let qn = w.qNorm, let kn = w.kNorm {
                     qn.withUnsafeBufferPointer { wq in
                         guard let weight = wq.baseAddress else { return }
                         for hh in 0..<a.heads { Reduction.rmsNorm(row + hh * hd, weight: weight, epsilon: epsilon, into: row + hh * hd, count: hd) }

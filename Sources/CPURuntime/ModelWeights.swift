@@ -240,8 +240,8 @@ struct ModelWeights {
                 attention = .grouped(GQAWeights(
                     qkv: try loader.matrix(parts), qkvBias: bias,
                     output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, q])]),
-                    qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.headDim, norm: true) : nil,
-                    kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.headDim, norm: true) : nil,
+                    qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.qkNormOverAllHeads ? q : a.headDim, norm: true) : nil,
+                    kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.qkNormOverAllHeads ? kv : a.headDim, norm: true) : nil,
                     outputGate: a.outputGate))
             case .compressed:
                 throw RuntimeError.unsupported("DeepSeek-V4's compressed attention is not run on the CPU yet")
@@ -271,7 +271,8 @@ struct ModelWeights {
                 feedForward = .dense(try mlp("\(p).mlp", size))
             case .moe:
                 guard let moe = spec.moe else { throw RuntimeError.unsupported("MoE layer without experts") }
-                let mixtral = spec.modelType == "mixtral"
+                // Mixtral's checkpoint names (MiniMax-M2 keeps them too).
+                let mixtral = spec.modelType == "mixtral" || spec.modelType == "minimax_m2"
                 let block = mixtral ? "\(p).block_sparse_moe" : "\(p).mlp"
                 let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
                 let experts = try (0..<moe.routedExperts).map {
@@ -285,7 +286,10 @@ struct ModelWeights {
                 var moeWeights = MoEWeights(
                     router: try WeightMatrix(f32: source.tensor("\(block).gate.weight", [moe.routedExperts, h])),
                     routerBias: nil,
-                    correctionBias: moe.correctionBias ? try vector("\(block).gate.e_score_correction_bias", moe.routedExperts) : nil,
+                    // MiniMax-M2 keeps the selection bias on the MoE block, DeepSeek on its gate.
+                    correctionBias: moe.correctionBias
+                        ? try vector(spec.modelType == "minimax_m2" ? "\(block).e_score_correction_bias" : "\(block).gate.e_score_correction_bias",
+                                     moe.routedExperts) : nil,
                     experts: experts, shared: shared,
                     sharedGate: moe.sharedExpertGate ? try WeightMatrix(f32: source.tensor("\(block).shared_expert_gate.weight", [1, h])) : nil)
                 moeWeights.experts = experts  // fills the grouped-matmul views

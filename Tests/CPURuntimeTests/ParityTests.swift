@@ -29,7 +29,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
 @Suite struct ParityTests {
     static let layouts = PanelMatrix.isSupported ? [true, false] : [false]
 
-    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe"], layouts)
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2"], layouts)
     func matchesTransformers(name: String, panels: Bool) throws {
         let (model, expected) = try loadFixture(name, panels: panels)
         model.recordRouting = true

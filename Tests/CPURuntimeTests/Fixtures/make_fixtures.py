@@ -16,6 +16,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
+from transformers import MiniMaxM2Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
@@ -45,6 +46,10 @@ configs = {
                                         layer_types=["linear_attention", "linear_attention", "linear_attention",
                                                      "full_attention"], rope_parameters={"rope_type": "default",
                                                      "rope_theta": 10000.0, "partial_rotary_factor": 0.25}),
+    # MiniMax-M2: q/k RMSNorm over the whole projections, rotary on half of each head, sigmoid
+    # router with a selection bias (on the MoE block), no shared expert.
+    "minimax_m2": MiniMaxM2Config(**common, intermediate_size=24, num_hidden_layers=2, num_local_experts=8,
+                                  num_experts_per_tok=2, head_dim=16, rotary_dim=8, rope_theta=10000.0),
 }
 
 
@@ -66,6 +71,9 @@ def capture_routing(model, name):
                 continue
             k = model.config.num_experts_per_tok
             def hook(module, args, output, index=index, k=k):
+                if isinstance(output, tuple) and len(output) == 3 and name == "minimax_m2":
+                    chosen[index] = sorted_rows(output[2])  # the router's own choice (sigmoid + bias)
+                    return
                 logits = output[0] if isinstance(output, tuple) else output
                 chosen[index] = sorted_rows(torch.topk(torch.softmax(logits.float(), dim=-1), k, dim=-1)[1])
         hooks.append(gate.register_forward_hook(hook))
@@ -83,6 +91,10 @@ for name, config in configs.items():
     torch.manual_seed(1234)
     model = AutoModelForCausalLM.from_config(config).float().eval()
     with torch.no_grad():
+        if name == "minimax_m2":
+            for layer in model.model.layers:
+                layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)
+                layer.mlp.gate.weight.normal_(0, 0.5)
         if name == "deepseek_v3":
             # A non-zero selection bias, so that biased selection is exercised.
             for layer in model.model.layers:
