@@ -13,6 +13,9 @@ public final class CPUModel: @unchecked Sendable {
     public let format: CPUWeightFormat
     let weights: ModelWeights
     let rope: RotaryEmbedding
+    /// The sparse-attention indexer's rotary embedding: half-split on its first qk_rope_head_dim
+    /// lanes (MLA itself rotates interleaved).
+    let indexerRope: RotaryEmbedding?
 
     /// Experts chosen per MoE layer for every token of the last forward pass (sorted ids), when
     /// `recordRouting` is on. Used by the parity tests and the expert-load figures of `bench`.
@@ -25,7 +28,7 @@ public final class CPUModel: @unchecked Sendable {
     let workspace: Workspace
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
-                                                          "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2"]
+                                                          "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32"]
 
     /// `panels` chooses the AVX-512 panel layout for the matrices (the default where the CPU has
     /// AVX-512); false keeps them row-major, the path of other CPUs, which tests run here too.
@@ -49,6 +52,8 @@ public final class CPUModel: @unchecked Sendable {
         // behaviour only and are not applied by the runtime (documented in the README).
         let layout: RotaryEmbedding.Layout = { if case .latent = spec.attention { return .interleaved }; return .halfSplit }()
         rope = try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: layout)
+        indexerRope = spec.sparseAttention == nil ? nil
+            : try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: .halfSplit)
         expertLoad = Array(repeating: 0, count: spec.moe?.routedExperts ?? 0)
         workspace = Workspace(experts: spec.moe?.routedExperts ?? 0)
         prefillRows = max(64, weights.byteCount / 10 / Workspace.bytesPerRow(spec))
@@ -568,6 +573,18 @@ public final class CPUModel: @unchecked Sendable {
             (rotary + r * ropeDim).update(from: down + r * downWidth + qRank + kvRank, count: ropeDim)
         }
         rmsNormRows(latent, w.kvNorm, into: latentNormed, rows: rows)
+        // The lightning indexer's queries (from the query latent), keys and head weights.
+        var index: (q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>)? = nil
+        if let ix = w.indexer, let x = spec.sparseAttention, w.qNorm != nil {
+            let iq = ws.get(.indexQ, rows * x.heads * x.headDim), ik = ws.get(.indexK, rows * x.headDim), iw = ws.get(.indexW, rows * x.heads)
+            ix.queries.apply(ws.get(.qANormed, rows * qRank), batch: rows, into: iq)
+            ix.key.apply(input, batch: rows, into: ik)
+            ix.weights.apply(input, batch: rows, into: iw)
+            let headScale = 1 / Float(x.heads).squareRoot()
+            for i in 0..<(rows * x.heads) { iw[i] *= headScale }
+            for r in 0..<rows { CPUModel.layerNorm(ik + r * x.headDim, weight: ix.keyNormWeight, bias: ix.keyNormBias, count: x.headDim) }
+            index = (iq, ik, iw)
+        }
         for (s, seg) in segments.enumerated() {
             for i in 0..<seg.count {
                 let r = seg.start + i, position = caches[s].length + i
@@ -575,6 +592,11 @@ public final class CPUModel: @unchecked Sendable {
                        stride: qk, keyStride: ropeDim, position: position)
                 caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: latentNormed + r * kvRank, count: kvRank),
                                  values: UnsafeBufferPointer(start: rotary + r * ropeDim, count: ropeDim))
+                if let index, let x = spec.sparseAttention, let indexerRope {
+                    indexerRope.apply(to: index.q + r * x.heads * x.headDim, heads: x.heads, headStride: x.headDim, position: position)
+                    indexerRope.apply(to: index.k + r * x.headDim, heads: 1, headStride: x.headDim, position: position)
+                    caches[s].indexKeys[layer].append(contentsOf: UnsafeBufferPointer(start: index.k + r * x.headDim, count: x.headDim))
+                }
             }
         }
         let context = ws.get(.context, rows * heads * vDim)
@@ -582,7 +604,20 @@ public final class CPUModel: @unchecked Sendable {
         let perHead = nope + vDim
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
-            if seg.count <= SmallBatch.limit {
+            // Sparse attention: an additive mask (0 on the indexer's top-k keys, −∞ elsewhere) per
+            // query, and the expanded path, which applies it.
+            var sparseMask: UnsafeMutablePointer<Float>? = nil
+            if let index, let x = spec.sparseAttention {
+                let mask = ws.get(.indexMask, seg.count * total)
+                caches[s].indexKeys[layer].withUnsafeBufferPointer { keys in
+                    guard let kp = keys.baseAddress else { return }
+                    CPUModel.topKMask(queries: index.q + seg.start * x.heads * x.headDim, weights: index.w + seg.start * x.heads,
+                                      keys: kp, count: seg.count, past: past, heads: x.heads, headDim: x.headDim, topK: x.topK,
+                                      into: mask)
+                }
+                sparseMask = mask
+            }
+            if seg.count <= SmallBatch.limit, sparseMask == nil {
                 absorbedDecode(w, a, layer: layer, q: q, segment: seg, past: past, cache: caches[s], scale: scale, into: context)
                 continue
             }
@@ -606,6 +641,9 @@ public final class CPUModel: @unchecked Sendable {
                                               b: expanded, ldb: perHead, transposeB: true, c: scores, ldc: visible, alpha: scale)
                                     BLAS.gemm(m: m, n: visible, k: ropeDim, a: qRow + nope, lda: heads * qk, transposeA: false,
                                               b: rkp, ldb: ropeDim, transposeB: true, c: scores, ldc: visible, alpha: scale, beta: 1)
+                                    if let sparseMask {
+                                        for i in 0..<m { for j in 0..<visible { scores[i * visible + j] += sparseMask[(b0 + i) * total + j] } }
+                                    }
                                     maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: nil)
                                     BLAS.gemm(m: m, n: vDim, k: visible, a: scores, lda: visible, transposeA: false,
                                               b: expanded + nope, ldb: perHead, transposeB: false,
@@ -618,6 +656,47 @@ public final class CPUModel: @unchecked Sendable {
             }
         }
         w.output.apply(context, batch: rows, into: out)
+    }
+
+    /// LayerNorm with a bias over `count` values, in place (the indexer's key norm, eps 1e-6).
+    static func layerNorm(_ x: UnsafeMutablePointer<Float>, weight: [Float], bias: [Float], count: Int) {
+        var mean: Float = 0
+        for i in 0..<count { mean += x[i] }
+        mean /= Float(count)
+        var variance: Float = 0
+        for i in 0..<count { variance += (x[i] - mean) * (x[i] - mean) }
+        let inv = 1 / (variance / Float(count) + 1e-6).squareRoot()
+        for i in 0..<count { x[i] = (x[i] - mean) * inv * weight[i] + bias[i] }
+    }
+
+    /// The lightning indexer's choice for `count` queries after `past` cached tokens: query i
+    /// scores every key t ≤ past + i as Σ_h w_h · ReLU(q_h · k_t / √head_dim) and keeps the
+    /// `topK` best (all of them while fewer are visible); the mask row holds 0 there and −∞ on the
+    /// other visible keys (the causal mask handles the rest).
+    static func topKMask(queries: UnsafePointer<Float>, weights: UnsafePointer<Float>, keys: UnsafePointer<Float>, count: Int,
+                         past: Int, heads: Int, headDim: Int, topK: Int, into mask: UnsafeMutablePointer<Float>) {
+        let total = past + count, scale = 1 / Float(headDim).squareRoot()
+        var scores = [Float](repeating: 0, count: total)
+        for i in 0..<count {
+            let visible = past + i + 1
+            let row = mask + i * total
+            for t in 0..<total { row[t] = 0 }
+            guard visible > topK else { continue }
+            for t in 0..<visible {
+                var score: Float = 0
+                for h in 0..<heads {
+                    var dot: Float = 0
+                    let qh = queries + (i * heads + h) * headDim, kt = keys + t * headDim
+                    for d in 0..<headDim { dot += qh[d] * kt[d] }
+                    score += weights[i * heads + h] * max(dot * scale, 0)
+                }
+                scores[t] = score
+            }
+            // The topK-th largest score; keys below it are masked (ties keep the earlier keys).
+            var order = Array(0..<visible)
+            order.sort { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+            for t in order[topK...] { row[t] = -.infinity }
+        }
     }
 
     /// MLA's absorbed form for a few queries: each head's query moves into the latent space

@@ -10,12 +10,15 @@ public struct SequenceCache: Sendable {
     /// recurrent state [value heads × key dim × value dim], both updated in place each step.
     var conv: [[Float]]
     var state: [[Float]]
+    /// Sparse attention's indexer keys, one per token (index_head_dim floats).
+    var indexKeys: [[Float]]
 
     init(layers: Int, reserve tokens: Int, keyWidth: Int, valueWidth: Int) {
         keys = Array(repeating: [], count: layers)
         values = Array(repeating: [], count: layers)
         conv = Array(repeating: [], count: layers)
         state = Array(repeating: [], count: layers)
+        indexKeys = Array(repeating: [], count: layers)
         for i in 0..<layers {
             keys[i].reserveCapacity(tokens * keyWidth)
             values[i].reserveCapacity(tokens * valueWidth)
@@ -32,6 +35,6 @@ public struct SequenceCache: Sendable {
     /// Bytes held, as Float32.
     public var byteCount: Int {
         4 * (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count } + conv.reduce(0) { $0 + $1.count }
-            + state.reduce(0) { $0 + $1.count })
+            + state.reduce(0) { $0 + $1.count } + indexKeys.reduce(0) { $0 + $1.count })
     }
 }

@@ -110,6 +110,18 @@ struct GDNWeights {
     var output: WeightMatrix
 }
 
+/// DeepSeek sparse attention's lightning indexer (DeepSeek-V3.2).
+struct IndexerWeights {
+    /// Queries from the query latent: [heads × head_dim, q_lora_rank].
+    var queries: WeightMatrix
+    /// One key per token from the hidden state, LayerNorm'd with a bias.
+    var key: WeightMatrix
+    var keyNormWeight: [Float]
+    var keyNormBias: [Float]
+    /// Per-head weights of the score from the hidden state: [heads, hidden].
+    var weights: WeightMatrix
+}
+
 struct MLAWeights {
     /// q_a_proj and kv_a_proj_with_mqa stacked: both read the layer input.
     var down: WeightMatrix
@@ -120,6 +132,7 @@ struct MLAWeights {
     /// by row per head, and prefill expands each head's keys and values through its rows.
     var kvUpRows: Tensor
     var output: WeightMatrix
+    var indexer: IndexerWeights? = nil
 }
 
 enum AttentionWeights {
@@ -258,11 +271,22 @@ struct ModelWeights {
                     qUp = try loader.matrix([("\(p).self_attn.q_proj.weight", [a.heads * a.qkHeadDim, h])])
                 }
                 let kvUp = try source.tensor("\(p).self_attn.kv_b_proj.weight", [a.heads * (a.qkNopeHeadDim + a.vHeadDim), a.kvLoraRank])
+                var indexer: IndexerWeights? = nil
+                if let x = spec.sparseAttention, layer.indexer {
+                    let ip = "\(p).self_attn.indexer"
+                    indexer = IndexerWeights(
+                        queries: try WeightMatrix(f32: source.tensor("\(ip).wq_b.weight", [x.heads * x.headDim, x.queryRank])),
+                        key: try WeightMatrix(f32: source.tensor("\(ip).wk.weight", [x.headDim, h])),
+                        keyNormWeight: try source.tensor("\(ip).k_norm.weight", [x.headDim], norm: true).elements,
+                        keyNormBias: try source.tensor("\(ip).k_norm.bias", [x.headDim]).elements,
+                        weights: try WeightMatrix(f32: source.tensor("\(ip).weights_proj.weight", [x.heads, h])))
+                }
                 attention = .latent(MLAWeights(
                     down: down, qNorm: qNorm, qUp: qUp,
                     kvNorm: try vector("\(p).self_attn.kv_a_layernorm.weight", a.kvLoraRank, norm: true),
                     kvUpRows: kvUp,
-                    output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim])])))
+                    output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim])]),
+                    indexer: indexer))
             }
             }
             let feedForward: FeedForwardWeights

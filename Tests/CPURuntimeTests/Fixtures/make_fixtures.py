@@ -16,7 +16,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
-from transformers import MiniMaxM2Config
+from transformers import MiniMaxM2Config, DeepseekV32Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
@@ -50,6 +50,14 @@ configs = {
     # router with a selection bias (on the MoE block), no shared expert.
     "minimax_m2": MiniMaxM2Config(**common, intermediate_size=24, num_hidden_layers=2, num_local_experts=8,
                                   num_experts_per_tok=2, head_dim=16, rotary_dim=8, rope_theta=10000.0),
+    # DeepSeek-V3.2: DeepSeek-V3's MLA and MoE plus the lightning indexer choosing the top 4 tokens
+    # per query, so that a 10-token prompt's later queries drop keys.
+    "deepseek_v32": DeepseekV32Config(**{**common, "num_key_value_heads": 4}, intermediate_size=128, moe_intermediate_size=32,
+                                      num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=16, n_shared_experts=1,
+                                      num_experts_per_tok=4, n_group=4, topk_group=2, routed_scaling_factor=2.5,
+                                      norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
+                                      qk_rope_head_dim=8, v_head_dim=16, rope_theta=10000.0, index_n_heads=8,
+                                      index_head_dim=16, index_topk=4),
 }
 
 
@@ -59,7 +67,7 @@ def capture_routing(model, name):
     hooks = []
     for index, layer in enumerate(model.model.layers):
         mlp = layer.mlp
-        if name == "deepseek_v3":
+        if name in ("deepseek_v3", "deepseek_v32"):
             gate = getattr(mlp, "gate", None)
             if gate is None or not hasattr(gate, "e_score_correction_bias"):
                 continue
@@ -95,7 +103,7 @@ for name, config in configs.items():
             for layer in model.model.layers:
                 layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)
                 layer.mlp.gate.weight.normal_(0, 0.5)
-        if name == "deepseek_v3":
+        if name in ("deepseek_v3", "deepseek_v32"):
             # A non-zero selection bias, so that biased selection is exercised.
             for layer in model.model.layers:
                 if hasattr(layer.mlp, "gate") and hasattr(layer.mlp.gate, "e_score_correction_bias"):
