@@ -28,7 +28,7 @@ public final class CPUModel: @unchecked Sendable {
     let workspace: Workspace
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
-                                                          "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32"]
+                                                          "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa"]
 
     /// `panels` chooses the AVX-512 panel layout for the matrices (the default where the CPU has
     /// AVX-512); false keeps them row-major, the path of other CPUs, which tests run here too.
@@ -52,8 +52,10 @@ public final class CPUModel: @unchecked Sendable {
         // behaviour only and are not applied by the runtime (documented in the README).
         let layout: RotaryEmbedding.Layout = { if case .latent = spec.attention { return .interleaved }; return .halfSplit }()
         rope = try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: layout)
+        // DeepSeek-V3.2's indexer rotates half-split, GLM-5's interleaved.
         indexerRope = spec.sparseAttention == nil ? nil
-            : try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: .halfSplit)
+            : try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta,
+                                  layout: spec.modelType == "glm_moe_dsa" ? .interleaved : .halfSplit)
         expertLoad = Array(repeating: 0, count: spec.moe?.routedExperts ?? 0)
         workspace = Workspace(experts: spec.moe?.routedExperts ?? 0)
         prefillRows = max(64, weights.byteCount / 10 / Workspace.bytesPerRow(spec))
@@ -220,6 +222,10 @@ public final class CPUModel: @unchecked Sendable {
             }
         }
     }
+
+    /// The sparse-attention masks of the last layer with its own indexer, one per sequence of the
+    /// pass: GLM-5's "shared" layers reuse them.
+    var sharedIndexMasks: [[Float]] = []
 
     /// Distinct experts the last forward pass touched, summed over MoE layers.
     public private(set) var lastTouchedExperts = 0
@@ -615,6 +621,13 @@ public final class CPUModel: @unchecked Sendable {
                                       keys: kp, count: seg.count, past: past, heads: x.heads, headDim: x.headDim, topK: x.topK,
                                       into: mask)
                 }
+                if s == 0 { sharedIndexMasks = [] }
+                sharedIndexMasks.append(Array(UnsafeBufferPointer(start: mask, count: seg.count * total)))
+                sparseMask = mask
+            } else if spec.sparseAttention != nil, s < sharedIndexMasks.count, sharedIndexMasks[s].count == seg.count * total {
+                // A layer without its own indexer takes the last one's choice.
+                let mask = ws.get(.indexMask, seg.count * total)
+                sharedIndexMasks[s].withUnsafeBufferPointer { if let b = $0.baseAddress { mask.update(from: b, count: seg.count * total) } }
                 sparseMask = mask
             }
             if seg.count <= SmallBatch.limit, sparseMask == nil {

@@ -16,7 +16,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
-from transformers import MiniMaxM2Config, DeepseekV32Config
+from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
@@ -58,6 +58,14 @@ configs = {
                                       norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
                                       qk_rope_head_dim=8, v_head_dim=16, rope_theta=10000.0, index_n_heads=8,
                                       index_head_dim=16, index_topk=4),
+    # GLM-5: the same sparse attention with an interleaved indexer rotary, and layer 2 "shared":
+    # it reuses layer 1's top-k (index_topk_freq 2 after an offset of 2).
+    "glm_moe_dsa": GlmMoeDsaConfig(**{**common, "num_key_value_heads": 4}, intermediate_size=128, moe_intermediate_size=32,
+                                   num_hidden_layers=4, first_k_dense_replace=1, n_routed_experts=16, n_shared_experts=1,
+                                   num_experts_per_tok=4, n_group=1, topk_group=1, routed_scaling_factor=2.5,
+                                   norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
+                                   qk_rope_head_dim=8, v_head_dim=16, index_n_heads=8, index_head_dim=16, index_topk=4,
+                                   index_topk_freq=2, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
 }
 
 
@@ -67,7 +75,7 @@ def capture_routing(model, name):
     hooks = []
     for index, layer in enumerate(model.model.layers):
         mlp = layer.mlp
-        if name in ("deepseek_v3", "deepseek_v32"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa"):
             gate = getattr(mlp, "gate", None)
             if gate is None or not hasattr(gate, "e_score_correction_bias"):
                 continue
@@ -103,7 +111,7 @@ for name, config in configs.items():
             for layer in model.model.layers:
                 layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)
                 layer.mlp.gate.weight.normal_(0, 0.5)
-        if name in ("deepseek_v3", "deepseek_v32"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa"):
             # A non-zero selection bias, so that biased selection is exercised.
             for layer in model.model.layers:
                 if hasattr(layer.mlp, "gate") and hasattr(layer.mlp.gate, "e_score_correction_bias"):
