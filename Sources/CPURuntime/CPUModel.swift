@@ -28,7 +28,8 @@ public final class CPUModel: @unchecked Sendable {
     let workspace: Workspace
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
-                                                          "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa"]
+                                                          "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa",
+                                                          "gpt_oss"]
 
     /// `panels` chooses the AVX-512 panel layout for the matrices (the default where the CPU has
     /// AVX-512); false keeps them row-major, the path of other CPUs, which tests run here too.
@@ -333,10 +334,13 @@ public final class CPUModel: @unchecked Sendable {
                         // (token, head) pairs split over the threads once the context is long enough.
                         let pairs = seg.count * a.heads
                         let chunks = pairs * total * hd >= CPUModel.decodeParallelWork ? min(Threading.count, pairs) : 1
+                        let sinkValues = ws.get(.sinks, a.heads)
+                        if let sinks = w.sinks { sinkValues.update(from: sinks, count: a.heads) }
                         Parallel.run(chunks: chunks, DecodeHeads(
                             qkv: qkv, width: width, keys: kp, values: vp, stride: kv, headDim: hd, heads: a.heads, group: group,
                             start: seg.start, past: past, window: window, scale: scale, scores: ws.get(.scores, chunks * total),
-                            scoresStride: total, context: context, contextWidth: q, pairs: pairs, chunks: chunks))
+                            scoresStride: total, context: context, contextWidth: q, pairs: pairs, chunks: chunks,
+                            sinks: w.sinks == nil ? nil : UnsafePointer(sinkValues)))
                         return
                     }
                     // Heads split over the threads, each with its own scores block; the GEMMs and
@@ -351,7 +355,7 @@ public final class CPUModel: @unchecked Sendable {
                                 BLAS.gemm(m: m, n: visible, k: hd, a: qkv + (seg.start + b0) * width + hh * hd, lda: width,
                                           transposeA: false, b: kp + kvh * hd, ldb: kv, transposeB: true,
                                           c: scores, ldc: visible, alpha: scale)
-                                maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: window)
+                                maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: window, sink: w.sinks?[hh])
                                 BLAS.gemm(m: m, n: hd, k: visible, a: scores, lda: visible, transposeA: false,
                                           b: vp + kvh * hd, ldb: kv, transposeB: false,
                                           c: context + (seg.start + b0) * q + hh * hd, ldc: q)
@@ -367,6 +371,13 @@ public final class CPUModel: @unchecked Sendable {
             for i in 0..<(rows * q) { context[i] *= gates[i] }
         }
         w.output.apply(context, batch: rows, into: out)
+        if let bias = w.outputBias {
+            let h = spec.hiddenSize
+            bias.withUnsafeBufferPointer { b in
+                guard let bp = b.baseAddress else { return }
+                for r in 0..<rows { Elementwise.add(out + r * h, bp, into: out + r * h, count: h) }
+            }
+        }
     }
 
     /// Gated DeltaNet (Qwen3.5). The stacked projections run as one GEMM; then per sequence, token
@@ -748,6 +759,9 @@ public final class CPUModel: @unchecked Sendable {
             let h = spec.hiddenSize, e = moe.routedExperts, k = moe.expertsPerToken
             let logits = ws.get(.routerLogits, rows * e)
             m.router.apply(input, batch: rows, into: logits)
+            if let bias = m.routerBias {
+                for r in 0..<rows { for j in 0..<e { logits[r * e + j] += bias[j] } }
+            }
             let ids = ws.ids(rows * k), routeWeights = ws.get(.routeWeights, rows * k)
             Router.route(logits, tokens: rows, moe: moe, correctionBias: m.correctionBias, ids: ids, weights: routeWeights,
                          scratch: ws.get(.routerScratch, Router.scratchCount(moe)))
@@ -769,12 +783,26 @@ public final class CPUModel: @unchecked Sendable {
             out.update(repeating: 0, count: rows * h)
             GroupedMatmul.gather(input, width: h, grouping: grouping, into: packed)
             GroupedMatmul.multiply(packed, grouping: grouping, weights: m.expertsGateUp, into: gateUp)
-            let swigluChunks = Parallel.chunks(rows: pairs, width: 2 * size)
-            Parallel.run(chunks: swigluChunks, SwiGLURows(gateUp: gateUp, out: activated, rows: pairs, size: size, chunks: swigluChunks))
+            if let limit = moe.swigluLimit {
+                // gpt-oss: biases per expert, then the clamped SwiGLU.
+                CPUModel.addExpertBias(gateUp, width: 2 * size, grouping: grouping, biases: m.experts.map(\.gateUpBias))
+                let l = Float(limit), alpha = Float(moe.swigluAlpha)
+                for r in 0..<pairs {
+                    let g = gateUp + r * 2 * size, u = g + size, o = activated + r * size
+                    for i in 0..<size {
+                        let gate = min(g[i], l), up = min(max(u[i], -l), l)
+                        o[i] = (up + 1) * gate / (1 + exp(-alpha * gate))
+                    }
+                }
+            } else {
+                let swigluChunks = Parallel.chunks(rows: pairs, width: 2 * size)
+                Parallel.run(chunks: swigluChunks, SwiGLURows(gateUp: gateUp, out: activated, rows: pairs, size: size, chunks: swigluChunks))
+            }
             // The experts' output takes the packed rows' storage (Workspace.Slot.storage): taken
             // only now, when the packed rows are no longer needed.
             let expertOut = ws.get(.expertOut, pairs * h)
             GroupedMatmul.multiply(activated, grouping: grouping, weights: m.expertsDown, into: expertOut)
+            if moe.expertBias { CPUModel.addExpertBias(expertOut, width: h, grouping: grouping, biases: m.experts.map(\.downBias)) }
             GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, into: out)
             if let shared = m.shared {
                 let sharedOut = ws.get(.shared, rows * h)
@@ -786,6 +814,17 @@ public final class CPUModel: @unchecked Sendable {
                     for r in 0..<rows { Elementwise.scale(sharedOut + r * h, by: gates[r], into: sharedOut + r * h, count: h) }
                 }
                 Elementwise.add(out, sharedOut, into: out, count: rows * h)
+            }
+        }
+    }
+
+    /// Adds each expert's bias to its rows of the packed (expert-ordered) block.
+    static func addExpertBias(_ x: UnsafeMutablePointer<Float>, width: Int, grouping: ExpertGrouping, biases: [[Float]?]) {
+        for (e, bias) in biases.enumerated() {
+            guard let bias, e + 1 < grouping.offsets.count else { continue }
+            bias.withUnsafeBufferPointer { b in
+                guard let bp = b.baseAddress else { return }
+                for r in grouping.offsets[e]..<grouping.offsets[e + 1] { Elementwise.add(x + r * width, bp, into: x + r * width, count: width) }
             }
         }
     }
@@ -828,9 +867,10 @@ public final class CPUModel: @unchecked Sendable {
 
     /// Causal (and windowed) mask, then softmax, of a block of scores: query i is the token at
     /// position past + i and sees keys j ≤ past + i (and j > past + i − window).
-    func maskAndSoftmax(_ scores: UnsafeMutablePointer<Float>, queries: Int, keys: Int, past: Int, window: Int?) {
+    func maskAndSoftmax(_ scores: UnsafeMutablePointer<Float>, queries: Int, keys: Int, past: Int, window: Int?, sink: Float? = nil) {
         let chunks = Parallel.chunks(rows: queries, width: keys)
-        Parallel.run(chunks: chunks, MaskedSoftmaxRows(scores: scores, queries: queries, keys: keys, past: past, window: window, chunks: chunks))
+        Parallel.run(chunks: chunks, MaskedSoftmaxRows(scores: scores, queries: queries, keys: keys, past: past, window: window, chunks: chunks,
+                                                       sink: sink))
     }
 
     // MARK: - Generation

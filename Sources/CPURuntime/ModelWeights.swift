@@ -96,6 +96,9 @@ struct GQAWeights {
     var qNorm: [Float]?
     var kNorm: [Float]?
     var outputGate = false
+    /// gpt-oss: the output projection's bias and one attention-sink logit per head.
+    var outputBias: [Float]? = nil
+    var sinks: [Float]? = nil
 }
 
 /// Gated DeltaNet (Qwen3.5): the four input projections stacked (qkv, z, b, a), the depthwise
@@ -145,6 +148,9 @@ struct MLPWeights {
     /// gate and up stacked: [2 × intermediate, hidden].
     var gateUp: WeightMatrix
     var down: WeightMatrix
+    /// gpt-oss's expert biases (gate then up, and down).
+    var gateUpBias: [Float]? = nil
+    var downBias: [Float]? = nil
     var intermediate: Int { down.cols }
 }
 
@@ -255,7 +261,9 @@ struct ModelWeights {
                     output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, q])]),
                     qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.qkNormOverAllHeads ? q : a.headDim, norm: true) : nil,
                     kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.qkNormOverAllHeads ? kv : a.headDim, norm: true) : nil,
-                    outputGate: a.outputGate))
+                    outputGate: a.outputGate,
+                    outputBias: a.outputBias ? try vector("\(p).self_attn.o_proj.bias", h) : nil,
+                    sinks: a.sinks ? try vector("\(p).self_attn.sinks", a.heads) : nil))
             case .compressed:
                 throw RuntimeError.unsupported("DeepSeek-V4's compressed attention is not run on the CPU yet")
             case let .latent(a):
@@ -299,17 +307,18 @@ struct ModelWeights {
                 let mixtral = spec.modelType == "mixtral" || spec.modelType == "minimax_m2"
                 let block = mixtral ? "\(p).block_sparse_moe" : "\(p).mlp"
                 let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
-                let experts = try (0..<moe.routedExperts).map {
-                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names)
-                }
+                let experts = spec.modelType == "gpt_oss"
+                    ? try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, format: format)
+                    : try (0..<moe.routedExperts).map { try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names) }
                 var shared: MLPWeights? = nil
                 if moe.sharedIntermediateSize > 0 {
                     let name = moe.sharedExpertGate ? "\(block).shared_expert" : "\(block).shared_experts"
                     shared = try mlp(name, moe.sharedIntermediateSize)
                 }
+                let routerName = spec.modelType == "gpt_oss" ? "\(block).router" : "\(block).gate"
                 var moeWeights = MoEWeights(
-                    router: try WeightMatrix(f32: source.tensor("\(block).gate.weight", [moe.routedExperts, h])),
-                    routerBias: nil,
+                    router: try WeightMatrix(f32: source.tensor("\(routerName).weight", [moe.routedExperts, h])),
+                    routerBias: moe.routerBias ? try vector("\(routerName).bias", moe.routedExperts) : nil,
                     // MiniMax-M2 keeps the selection bias on the MoE block, DeepSeek on its gate.
                     correctionBias: moe.correctionBias
                         ? try vector(spec.modelType == "minimax_m2" ? "\(block).e_score_correction_bias" : "\(block).gate.e_score_correction_bias",
@@ -328,6 +337,37 @@ struct ModelWeights {
         return ModelWeights(embedding: embedding, layers: layers,
                             finalNorm: try vector("model.norm.weight", h, norm: true),
                             head: try loader.matrix([(headName, [spec.vocabSize, h])]))
+    }
+}
+
+extension ModelWeights {
+    /// gpt-oss's experts as its checkpoint stores them, fused: gate_up [E, hidden, 2I] with gate
+    /// and up interleaved by column, down [E, I, hidden] (both input-major), and their biases;
+    /// rearranged into each expert's row-major [gate; up] and down matrices.
+    static func fusedExperts(_ prefix: String, moe: MixtureOfExperts, hidden h: Int, source: WeightSource,
+                             format: CPUWeightFormat) throws -> [MLPWeights] {
+        let e = moe.routedExperts, size = moe.expertIntermediateSize
+        let gateUp = try source.tensor("\(prefix).gate_up_proj", [e, h, 2 * size]).elements
+        let gateUpBias = try source.tensor("\(prefix).gate_up_proj_bias", [e, 2 * size]).elements
+        let down = try source.tensor("\(prefix).down_proj", [e, size, h]).elements
+        let downBias = try source.tensor("\(prefix).down_proj_bias", [e, h]).elements
+        return try (0..<e).map { x in
+            var stacked = try Tensor(zeros: [2 * size, h]), downT = try Tensor(zeros: [h, size])
+            stacked.withUnsafeMutableBufferPointer { out in
+                for i in 0..<size {
+                    for c in 0..<h {
+                        out[i * h + c] = gateUp[(x * h + c) * 2 * size + 2 * i]
+                        out[(size + i) * h + c] = gateUp[(x * h + c) * 2 * size + 2 * i + 1]
+                    }
+                }
+            }
+            downT.withUnsafeMutableBufferPointer { out in
+                for r in 0..<h { for i in 0..<size { out[r * size + i] = down[(x * size + i) * h + r] } }
+            }
+            let bias = (0..<size).map { gateUpBias[x * 2 * size + 2 * $0] } + (0..<size).map { gateUpBias[x * 2 * size + 2 * $0 + 1] }
+            return MLPWeights(gateUp: try format.matrix(stacked), down: try format.matrix(downT), gateUpBias: bias,
+                              downBias: Array(downBias[(x * h)..<((x + 1) * h)]))
+        }
     }
 }
 

@@ -30,6 +30,8 @@ struct SwiGLURows: ChunkedWork {
 /// position past + i and sees keys j ≤ past + i (and j > past + i − window).
 struct MaskedSoftmaxRows: ChunkedWork {
     let scores: UnsafeMutablePointer<Float>, queries: Int, keys: Int, past: Int, window: Int?, chunks: Int
+    /// gpt-oss's attention-sink logit of the head (nil: a plain softmax).
+    var sink: Float? = nil
 
     func run(chunk: Int) {
         for i in (queries * chunk / chunks)..<(queries * (chunk + 1) / chunks) {
@@ -37,7 +39,7 @@ struct MaskedSoftmaxRows: ChunkedWork {
             let position = past + i
             for j in (position + 1)..<max(position + 1, keys) { row[j] = -.infinity }
             if let window, position - window >= 0 { for j in 0...(position - window) { row[j] = -.infinity } }
-            Reduction.softmax(row, count: keys)
+            if let sink { Reduction.softmax(row, count: keys, sink: sink) } else { Reduction.softmax(row, count: keys) }
         }
     }
 }
@@ -85,6 +87,8 @@ struct DecodeHeads: ChunkedWork {
     let headDim: Int, heads: Int, group: Int, start: Int, past: Int, window: Int?, scale: Float
     let scores: UnsafeMutablePointer<Float>, scoresStride: Int
     let context: UnsafeMutablePointer<Float>, contextWidth: Int, pairs: Int, chunks: Int
+    /// gpt-oss's attention-sink logits, one per head (nil: none).
+    var sinks: UnsafePointer<Float>? = nil
 
     func run(chunk: Int) {
         let row = scores + chunk * scoresStride
@@ -96,7 +100,7 @@ struct DecodeHeads: ChunkedWork {
             let first = window.map { max(0, visible - $0) } ?? 0
             let count = visible - first
             for j in 0..<count { row[j] = Reduction.dot(query, k + (first + j) * stride, count: headDim) * scale }
-            Reduction.softmax(row, count: count)
+            if let sinks { Reduction.softmax(row, count: count, sink: sinks[hh]) } else { Reduction.softmax(row, count: count) }
             let out = context + (start + i) * contextWidth + hh * headDim
             out.update(repeating: 0, count: headDim)
             for j in 0..<count { Elementwise.addScaled(v + (first + j) * stride, by: row[j], into: out, count: headDim) }

@@ -10,7 +10,7 @@ final class Workspace {
         case down, qA, qANormed, q, latent, latentNormed, rotary, expanded, mlaScratch
         case routerLogits, routerScratch, routeWeights, packed, gateUp, activated, expertOut, shared, sharedGate
         case mlpGateUp, mlpActivated, lastRows, lastNormed
-        case gates, linearMixed, linearCore, linearScratch, indexQ, indexK, indexW, indexMask
+        case gates, linearMixed, linearCore, linearScratch, indexQ, indexK, indexW, indexMask, sinks
 
         /// Which storage the slot uses; slots that share one are never live at the same time.
         /// Attention: qkv or down, q, context, expanded. Feed-forward: packed rows and the experts'

@@ -260,6 +260,10 @@ public struct MixtureOfExperts: Sendable, Equatable {
     /// router and shared experts stay at the hidden size. nil: experts at the hidden size.
     public var latentSize: Int? = nil
     public var latentNorm = false
+    /// gpt-oss's clamped SwiGLU: gate ≤ limit, |up| ≤ limit, out = (up + 1) · gate · σ(α · gate).
+    /// nil: the usual silu(gate) · up.
+    public var swigluLimit: Double? = nil
+    public var swigluAlpha = 1.0
 
     /// The width the routed experts read and write.
     public func expertWidth(hidden: Int) -> Int { latentSize ?? hidden }

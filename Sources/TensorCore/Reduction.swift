@@ -45,6 +45,20 @@ public enum Reduction {
     /// (masked positions) become 0. A row that is entirely -inf has no distribution and is
     /// written as zeros.
     @inlinable
+    /// Softmax with an attention sink (gpt-oss): one more logit `sink` in the denominator whose
+    /// probability is dropped, so the row sums to less than one.
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int, sink: Float) {
+        guard count > 0 else { return }
+        let maximum = Swift.max(max(x, count: count), sink)
+        var total = Elementwise.scalarExp(sink - maximum)
+        for i in 0..<count {
+            let e = Elementwise.scalarExp(x[i] - maximum)
+            x[i] = e
+            total += e
+        }
+        Elementwise.scale(x, by: 1 / total, into: x, count: count)
+    }
+
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
         let maximum = max(x, count: count)

@@ -12,7 +12,7 @@ enum GptOss: Architecture {
         "intermediate_size": 2880, "head_dim": 64, "num_attention_heads": 64, "num_key_value_heads": 8,
         "sliding_window": 128, "rope_theta": 150_000.0, "tie_word_embeddings": false, "rms_norm_eps": 1e-5,
         "attention_bias": true, "max_position_embeddings": 131_072, "num_experts_per_tok": 4,
-        "experts_per_token": 4, "layer_types": NSNullMarker.none,
+        "experts_per_token": 4, "layer_types": NSNullMarker.none, "swiglu_alpha": 1.702, "swiglu_limit": 7.0,
         "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none,
     ] }
 
@@ -35,12 +35,15 @@ enum GptOss: Architecture {
             }
         }
         let perToken = try reader.optional("num_experts_per_tok", atLeast: 1) ?? (try reader.positive("experts_per_token"))
-        p.moe = MixtureOfExperts(
+        var moe = MixtureOfExperts(
             routedExperts: try reader.positive("num_local_experts"), expertsPerToken: perToken,
             expertIntermediateSize: try reader.positive("intermediate_size"), sharedExperts: 0,
             sharedIntermediateSize: 0, sharedExpertGate: false, scoring: .softmax, normalizeTopK: true,
             routedScalingFactor: 1, groups: 1, topKGroups: 1, correctionBias: false, routerBias: true,
             expertBias: true)
+        moe.swigluLimit = try reader.positiveDouble("swiglu_limit")
+        moe.swigluAlpha = try reader.positiveDouble("swiglu_alpha")
+        p.moe = moe
         p.rope = try reader.rope(rotaryDimension: gqa.headDim)
         return p
     }

@@ -16,7 +16,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
-from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig
+from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
@@ -66,6 +66,11 @@ configs = {
                                    norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
                                    qk_rope_head_dim=8, v_head_dim=16, index_n_heads=8, index_head_dim=16, index_topk=4,
                                    index_topk_freq=2, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+    # gpt-oss: sliding (4 tokens, so that the prompt drops keys) and full layers alternating, attention
+    # sinks, biases on q/k/v/o, the router and the experts, the clamped SwiGLU; experts in float32.
+    "gpt_oss": GptOssConfig(**common, intermediate_size=32, num_hidden_layers=2, num_local_experts=8,
+                            num_experts_per_tok=2, head_dim=16, sliding_window=4, attention_bias=True, swiglu_limit=0.05,
+                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
 }
 
 
@@ -107,6 +112,11 @@ for name, config in configs.items():
     torch.manual_seed(1234)
     model = AutoModelForCausalLM.from_config(config).float().eval()
     with torch.no_grad():
+        if name == "gpt_oss":
+            # Non-zero expert biases (zero at init); the small swiglu_limit above makes the clamp bite.
+            for layer in model.model.layers:
+                layer.mlp.experts.gate_up_proj_bias.normal_(0, 0.1)
+                layer.mlp.experts.down_proj_bias.normal_(0, 0.1)
         if name == "minimax_m2":
             for layer in model.model.layers:
                 layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)
