@@ -29,7 +29,7 @@ public final class CPUModel: @unchecked Sendable {
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
                                                           "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa",
-                                                          "gpt_oss"]
+                                                          "gpt_oss", "kimi_linear"]
 
     /// `panels` chooses the AVX-512 panel layout for the matrices (the default where the CPU has
     /// AVX-512); false keeps them row-major, the path of other CPUs, which tests run here too.
@@ -236,6 +236,9 @@ public final class CPUModel: @unchecked Sendable {
     func attention(_ w: AttentionWeights, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
                    segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) throws {
         switch (w, spec.attention) {
+        case let (.kimiDelta(k), _):
+            guard let l = spec.linearAttention else { throw RuntimeError.unsupported("linear-attention weights without a spec") }
+            kimiDeltaAttention(k, l, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.gatedDeltaNet(g), _):
             guard let l = spec.linearAttention else { throw RuntimeError.unsupported("linear-attention weights without a spec") }
             gatedDeltaNet(g, l, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
@@ -484,6 +487,90 @@ public final class CPUModel: @unchecked Sendable {
         w.output.apply(core, batch: rows, into: out)
     }
 
+    /// Kimi Delta Attention (Kimi Linear), token by token: the gated delta rule of Gated DeltaNet
+    /// with a decay per key channel, g = −exp(A_log) · softplus(f_b(f_a(x)) + dt_bias) for each of
+    /// a head's dk channels, so the state's row d decays by exp(g_d); the short convolutions over
+    /// q, k and v with SiLU; L2-normalised q and k; β = sigmoid(b). The output goes through an
+    /// RMSNorm gated by sigmoid(g_b(g_a(x))), then o_proj.
+    func kimiDeltaAttention(_ w: KDAWeights, _ l: LinearAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
+                            segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) {
+        let nh = l.valueHeads, d = l.keyHeadDim, P = nh * d, kernel = l.convKernel, channels = 3 * P
+        let width = channels + nh + 2 * d
+        let ws = workspace
+        let mixed = ws.get(.qkv, rows * width)
+        w.inProj.apply(input, batch: rows, into: mixed)
+        // The gates' up-projections from their low-rank halves.
+        let low = ws.get(.gateLowRank, rows * 2 * d), forget = ws.get(.forgetGate, rows * P), gate = ws.get(.outputGate, rows * P)
+        for r in 0..<rows { (low + r * 2 * d).update(from: mixed + r * width + channels + nh, count: 2 * d) }
+        let lowForget = ws.get(.forgetLowRank, rows * d), lowGate = ws.get(.outputGateLowRank, rows * d)
+        for r in 0..<rows {
+            (lowForget + r * d).update(from: low + r * 2 * d, count: d)
+            (lowGate + r * d).update(from: low + r * 2 * d + d, count: d)
+        }
+        w.forgetUp.apply(lowForget, batch: rows, into: forget)
+        w.gateUp.apply(lowGate, batch: rows, into: gate)
+        let core = ws.get(.linearCore, rows * P)
+        let convolved = ws.get(.linearMixed, channels), scratch = ws.get(.linearScratch, d)
+        let scale = 1 / Float(d).squareRoot()
+        for (s, seg) in segments.enumerated() {
+            if caches[s].conv[layer].isEmpty {
+                caches[s].conv[layer] = [Float](repeating: 0, count: channels * (kernel - 1))
+                caches[s].state[layer] = [Float](repeating: 0, count: nh * d * d)
+            }
+            for i in 0..<seg.count {
+                let r = seg.start + i, row = mixed + r * width
+                caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
+                    w.conv.withUnsafeBufferPointer { weights in
+                        guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
+                        for c in 0..<channels {
+                            var sum = wc[c * kernel + kernel - 1] * row[c]
+                            for j in 0..<(kernel - 1) { sum += wc[c * kernel + j] * h[j * channels + c] }
+                            convolved[c] = sum / (1 + exp(-sum))
+                        }
+                        if kernel > 1 {
+                            for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
+                            (h + (kernel - 2) * channels).update(from: row, count: channels)
+                        }
+                    }
+                }
+                for head in 0..<(2 * nh) {
+                    var sq: Float = 0
+                    for x in 0..<d { sq += convolved[head * d + x] * convolved[head * d + x] }
+                    let inv = 1 / (sq + 1e-6).squareRoot() * (head < nh ? scale : 1)
+                    for x in 0..<d { convolved[head * d + x] *= inv }
+                }
+                caches[s].state[layer].withUnsafeMutableBufferPointer { stateBuffer in
+                    guard let state = stateBuffer.baseAddress else { return }
+                    for hh in 0..<nh {
+                        let q = convolved + hh * d, k = convolved + P + hh * d, v = convolved + 2 * P + hh * d
+                        let beta = 1 / (1 + exp(-row[channels + hh]))
+                        let rate = exp(w.aLog[hh])
+                        let S = state + hh * d * d
+                        for x in 0..<d {
+                            let g = forget[r * P + hh * d + x] + w.dtBias[hh * d + x]
+                            let decay = exp(-rate * (g > 20 ? g : log1p(exp(g))))
+                            for j in 0..<d { S[x * d + j] *= decay }
+                        }
+                        for j in 0..<d { scratch[j] = 0 }
+                        for x in 0..<d { for j in 0..<d { scratch[j] += S[x * d + j] * k[x] } }
+                        for j in 0..<d { scratch[j] = (v[j] - scratch[j]) * beta }
+                        for x in 0..<d { for j in 0..<d { S[x * d + j] += k[x] * scratch[j] } }
+                        let o = core + r * P + hh * d
+                        for j in 0..<d { o[j] = 0 }
+                        for x in 0..<d { for j in 0..<d { o[j] += S[x * d + j] * q[x] } }
+                        // RMSNorm gated by sigmoid(gate).
+                        var sq: Float = 0
+                        for j in 0..<d { sq += o[j] * o[j] }
+                        let inv = 1 / (sq / Float(d) + Float(spec.rmsNormEpsilon)).squareRoot()
+                        let gh = gate + r * P + hh * d
+                        for j in 0..<d { o[j] = o[j] * inv * w.norm[j] / (1 + exp(-gh[j])) }
+                    }
+                }
+            }
+        }
+        w.output.apply(core, batch: rows, into: out)
+    }
+
     /// Chunk length of the chunked delta rule (FLA's and transformers' 64).
     static let deltaRuleChunk = 64
 
@@ -605,8 +692,11 @@ public final class CPUModel: @unchecked Sendable {
         for (s, seg) in segments.enumerated() {
             for i in 0..<seg.count {
                 let r = seg.start + i, position = caches[s].length + i
-                rotate(query: q + r * heads * qk + nope, heads: heads, keys: rotary + r * ropeDim, keyHeads: 1,
-                       stride: qk, keyStride: ropeDim, position: position)
+                // Kimi Linear's MLA applies no rotary embedding (the rope lanes still exist).
+                if spec.layers[layer].usesRoPE {
+                    rotate(query: q + r * heads * qk + nope, heads: heads, keys: rotary + r * ropeDim, keyHeads: 1,
+                           stride: qk, keyStride: ropeDim, position: position)
+                }
                 caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: latentNormed + r * kvRank, count: kvRank),
                                  values: UnsafeBufferPointer(start: rotary + r * ropeDim, count: ropeDim))
                 if let index, let x = spec.sparseAttention, let indexerRope {

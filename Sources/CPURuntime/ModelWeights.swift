@@ -138,10 +138,26 @@ struct MLAWeights {
     var indexer: IndexerWeights? = nil
 }
 
+/// Kimi Delta Attention (Kimi Linear): q, k, v, the β projection and the low-rank forget and
+/// output gates' first halves stacked (all read the layer input); the gates' second halves; the
+/// depthwise convolutions over q, k and v; the decay parameters; the gated output norm.
+struct KDAWeights {
+    var inProj: WeightMatrix
+    var forgetUp: WeightMatrix
+    var gateUp: WeightMatrix
+    /// [3 × heads × head_dim channels × kernel], q then k then v.
+    var conv: [Float]
+    var dtBias: [Float]
+    var aLog: [Float]
+    var norm: [Float]
+    var output: WeightMatrix
+}
+
 enum AttentionWeights {
     case grouped(GQAWeights)
     case latent(MLAWeights)
     case gatedDeltaNet(GDNWeights)
+    case kimiDelta(KDAWeights)
 }
 
 struct MLPWeights {
@@ -201,6 +217,7 @@ struct ModelWeights {
             case let .grouped(a): total += a.qkv.byteCount + a.output.byteCount
             case let .latent(a): total += a.down.byteCount + a.qUp.byteCount + a.kvUpRows.count * 4 + a.output.byteCount
             case let .gatedDeltaNet(a): total += a.inProj.byteCount + a.output.byteCount + 4 * a.conv.count
+            case let .kimiDelta(a): total += a.inProj.byteCount + a.forgetUp.byteCount + a.gateUp.byteCount + a.output.byteCount
             }
             switch layer.feedForward {
             case let .dense(m): total += m.gateUp.byteCount + m.down.byteCount
@@ -230,9 +247,26 @@ struct ModelWeights {
         for (i, layer) in spec.layers.enumerated() {
             let p = "model.layers.\(i)"
             let attention: AttentionWeights
-            if layer.mixer == .linear {
+            if layer.mixer == .linear, let l = spec.linearAttention, l.kind == .kimiDelta {
+                guard !l.fullRankOutputGate else {
+                    throw RuntimeError.unsupported("Kimi K3's full-rank KDA output gate is not run on the CPU yet")
+                }
+                let P = l.valueHeads * l.valueHeadDim, d = l.keyHeadDim, ap = "\(p).self_attn"
+                let conv = try ["q", "k", "v"].flatMap { try source.tensor("\(ap).\($0)_conv1d.weight", [P, 1, l.convKernel]).elements }
+                attention = .kimiDelta(KDAWeights(
+                    inProj: try loader.matrix([("\(ap).q_proj.weight", [P, h]), ("\(ap).k_proj.weight", [P, h]), ("\(ap).v_proj.weight", [P, h]),
+                                               ("\(ap).b_proj.weight", [l.valueHeads, h]), ("\(ap).f_a_proj.weight", [d, h]),
+                                               ("\(ap).g_a_proj.weight", [d, h])]),
+                    forgetUp: try WeightMatrix(f32: source.tensor("\(ap).f_b_proj.weight", [P, d])),
+                    gateUp: try WeightMatrix(f32: source.tensor("\(ap).g_b_proj.weight", [P, d])),
+                    conv: conv,
+                    dtBias: try source.tensor("\(ap).dt_bias", [P]).elements,
+                    aLog: try source.tensor("\(ap).A_log", [1, 1, l.valueHeads, 1]).elements,
+                    norm: try source.tensor("\(ap).o_norm.weight", [d], norm: true).elements,
+                    output: try loader.matrix([("\(ap).o_proj.weight", [h, P])])))
+            } else if layer.mixer == .linear {
                 guard let l = spec.linearAttention, l.kind == .gatedDeltaNet else {
-                    throw RuntimeError.unsupported("only Gated DeltaNet linear attention runs on the CPU")
+                    throw RuntimeError.unsupported("this linear attention does not run on the CPU")
                 }
                 let key = l.keyHeads * l.keyHeadDim, value = l.valueHeads * l.valueHeadDim
                 let lp = "\(p).linear_attn"
@@ -300,11 +334,12 @@ struct ModelWeights {
             let feedForward: FeedForwardWeights
             switch layer.feedForward {
             case let .dense(size):
-                feedForward = .dense(try mlp("\(p).mlp", size))
+                // Kimi Linear's checkpoints name every feed-forward block block_sparse_moe.
+                feedForward = .dense(try mlp(spec.modelType == "kimi_linear" ? "\(p).block_sparse_moe" : "\(p).mlp", size))
             case .moe:
                 guard let moe = spec.moe else { throw RuntimeError.unsupported("MoE layer without experts") }
                 // Mixtral's checkpoint names (MiniMax-M2 keeps them too).
-                let mixtral = spec.modelType == "mixtral" || spec.modelType == "minimax_m2"
+                let mixtral = ["mixtral", "minimax_m2", "kimi_linear"].contains(spec.modelType)
                 let block = mixtral ? "\(p).block_sparse_moe" : "\(p).mlp"
                 let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
                 let experts = spec.modelType == "gpt_oss"

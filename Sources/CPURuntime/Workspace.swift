@@ -11,6 +11,7 @@ final class Workspace {
         case routerLogits, routerScratch, routeWeights, packed, gateUp, activated, expertOut, shared, sharedGate
         case mlpGateUp, mlpActivated, lastRows, lastNormed
         case gates, linearMixed, linearCore, linearScratch, indexQ, indexK, indexW, indexMask, sinks
+        case gateLowRank, forgetLowRank, outputGateLowRank, forgetGate, outputGate
 
         /// Which storage the slot uses; slots that share one are never live at the same time.
         /// Attention: qkv or down, q, context, expanded. Feed-forward: packed rows and the experts'

@@ -29,7 +29,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
 @Suite struct ParityTests {
     static let layouts = PanelMatrix.isSupported ? [true, false] : [false]
 
-    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss"], layouts)
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear"], layouts)
     func matchesTransformers(name: String, panels: Bool) throws {
         let (model, expected) = try loadFixture(name, panels: panels)
         model.recordRouting = true
@@ -64,7 +64,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
 
     /// bf16 weights (on AVX-512 CPUs every matrix in bf16 panels): logits within bf16's rounding
     /// of transformers' Float32 ones, for GQA and MLA attention alike.
-    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss"], layouts)
+    @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear"], layouts)
     func bf16WeightsStayClose(name: String, panels: Bool) throws {
         let (model, expected) = try loadFixture(name, format: .bf16, panels: panels)
         var caches = [model.newCache()]
@@ -88,7 +88,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
 /// Consistency of the cache: a prompt longer than one query block, run in one forward pass, gives
 /// the same logits at every position as feeding it one token at a time through the decode path.
 @Suite struct CacheConsistencyTests {
-    @Test(arguments: ["mixtral", "deepseek_v3", "qwen3_5_moe", "deepseek_v32", "glm_moe_dsa", "gpt_oss"])
+    @Test(arguments: ["mixtral", "deepseek_v3", "qwen3_5_moe", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear"])
     func wholePromptEqualsTokenByToken(name: String) throws {
         let (model, _) = try loadFixture(name)
         let prompt = (0..<300).map { ($0 * 37 + 11) % model.spec.vocabSize }

@@ -16,7 +16,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
-from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig
+from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig, KimiLinearConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
@@ -71,6 +71,15 @@ configs = {
     "gpt_oss": GptOssConfig(**common, intermediate_size=32, num_hidden_layers=2, num_local_experts=8,
                             num_experts_per_tok=2, head_dim=16, sliding_window=4, attention_bias=True, swiglu_limit=0.05,
                             rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+    # Kimi Linear: Kimi Delta Attention on layers 1-3 (1-indexed), MLA without rotary on layer 4,
+    # a dense first layer, then sigmoid-routed MoE with a selection bias and a shared expert.
+    "kimi_linear": KimiLinearConfig(**{**common, "num_key_value_heads": 4}, intermediate_size=128, moe_intermediate_size=32,
+                                    num_hidden_layers=4, num_local_experts=8, num_experts_per_tok=2, n_shared_experts=1,
+                                    first_k_dense_replace=1, q_lora_rank=None, kv_lora_rank=32, qk_nope_head_dim=16,
+                                    qk_rope_head_dim=8, v_head_dim=16, routed_scaling_factor=2.446,
+                                    linear_attn_config={"head_dim": 8, "num_heads": 4, "short_conv_kernel_size": 4,
+                                                        "full_attn_layers": [4], "kda_layers": [1, 2, 3]}, pad_token_id=0,
+                                    bos_token_id=1, eos_token_id=2),
 }
 
 
@@ -80,7 +89,7 @@ def capture_routing(model, name):
     hooks = []
     for index, layer in enumerate(model.model.layers):
         mlp = layer.mlp
-        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear"):
             gate = getattr(mlp, "gate", None)
             if gate is None or not hasattr(gate, "e_score_correction_bias"):
                 continue
@@ -121,11 +130,11 @@ for name, config in configs.items():
             for layer in model.model.layers:
                 layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)
                 layer.mlp.gate.weight.normal_(0, 0.5)
-        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear"):
             # A non-zero selection bias, so that biased selection is exercised.
             for layer in model.model.layers:
                 if hasattr(layer.mlp, "gate") and hasattr(layer.mlp.gate, "e_score_correction_bias"):
-                    layer.mlp.gate.e_score_correction_bias.copy_(torch.randn(config.n_routed_experts) * 0.5)
+                    layer.mlp.gate.e_score_correction_bias.copy_(torch.randn(layer.mlp.gate.e_score_correction_bias.numel()) * 0.5)
                     layer.mlp.gate.weight.normal_(0, 0.5)
         for p in model.parameters():
             if p.dim() == 1 and (p.abs().sum() == p.numel() or p.abs().sum() == 0):  # norms at one (or zero-centred): perturb
