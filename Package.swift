@@ -15,8 +15,9 @@ let simdFlags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-march=x86-64-v3"], .when(platforms: [.linux])),
 ]
 
-// The panel kernels use 512-bit vectors. Their module is compiled for x86-64-v4 (AVX-512) and is
-// called only after a run-time check of the CPU (TensorCore's `CPUFeatures`).
+// The AVX-512 panel kernels use 512-bit vectors. Their module is compiled for x86-64-v4 and is
+// called only after a run-time check of the CPU (TensorCore's `CPUFeatures`); TensorCoreAVX2 holds
+// the same kernels on 256-bit vectors for the x86-64-v3 baseline (AMD Zen 1–3, Intel client).
 let avx512Flags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-march=x86-64-v4"], .when(platforms: [.linux])),
 ]
@@ -49,7 +50,8 @@ let package = Package(
         ),
         .target(name: "CPUHints"),
         .target(name: "TensorCoreAVX512", dependencies: ["CPUHints"], swiftSettings: avx512Flags),
-        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CPUHints", "TensorCoreAVX512"], swiftSettings: simdFlags),
+        .target(name: "TensorCoreAVX2", dependencies: ["CPUHints"], swiftSettings: simdFlags),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CPUHints", "TensorCoreAVX512", "TensorCoreAVX2"], swiftSettings: simdFlags),
         .target(name: "ConfigFile"),
         .target(name: "ModelSpec", dependencies: ["ConfigFile"]),
         .target(name: "Hardware", dependencies: ["ConfigFile"]),

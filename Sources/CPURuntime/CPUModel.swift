@@ -31,10 +31,11 @@ public final class CPUModel: @unchecked Sendable {
                                                           "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa",
                                                           "gpt_oss", "kimi_linear"]
 
-    /// `panels` chooses the AVX-512 panel layout for the matrices (the default where the CPU has
-    /// AVX-512); false keeps them row-major, the path of other CPUs, which tests run here too.
+    /// `kernels` stores the matrices as panels for that kernel family (default: the widest this CPU
+    /// runs, AVX-512 or AVX2 on x86-64); nil keeps them row-major, the path of other CPUs, which
+    /// tests run here too.
     public init(spec: ModelSpec, source: WeightSource, format: CPUWeightFormat = .f32,
-                panels: Bool = PanelMatrix.isSupported) throws {
+                kernels: PanelMatrix.Kernels? = PanelMatrix.Kernels.native) throws {
         guard CPUModel.supportedModelTypes.contains(spec.modelType) else {
             throw RuntimeError.unsupported("the CPU runtime does not run model_type \(spec.modelType) yet; it runs "
                 + CPUModel.supportedModelTypes.sorted().joined(separator: ", "))
@@ -45,10 +46,13 @@ public final class CPUModel: @unchecked Sendable {
                 throw RuntimeError.unsupported("chunked attention (Llama 4) is not supported by the CPU runtime")
             }
         }
+        if let kernels, !kernels.isSupported {
+            throw RuntimeError.unsupported("this CPU cannot run the \(PanelMatrix.describe(kernels)) panel kernels")
+        }
         try CPUModel.checkMemory(bytes: Double(spec.weightBytes(format.weightFormat)), what: "the weights in \(format.rawValue)")
         self.spec = spec
         self.format = format
-        weights = try ModelWeights.load(spec, from: source, format: format, panels: panels && PanelMatrix.isSupported)
+        weights = try ModelWeights.load(spec, from: source, format: format, kernels: kernels)
         // RoPE frequencies from rope_theta; scaled variants (YaRN, Llama 3) change long-context
         // behaviour only and are not applied by the runtime (documented in the README).
         let layout: RotaryEmbedding.Layout = { if case .latent = spec.attention { return .interleaved }; return .halfSplit }()

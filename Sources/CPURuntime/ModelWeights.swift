@@ -230,14 +230,14 @@ struct ModelWeights {
     }
 
     /// Loads every tensor the spec needs under transformers' names.
-    static func load(_ spec: ModelSpec, from source: WeightSource, format: CPUWeightFormat, panels: Bool) throws -> ModelWeights {
+    static func load(_ spec: ModelSpec, from source: WeightSource, format: CPUWeightFormat, kernels: PanelMatrix.Kernels?) throws -> ModelWeights {
         let h = spec.hiddenSize
         func vector(_ name: String, _ n: Int, norm: Bool = false) throws -> [Float] {
             let v = try source.tensor(name, [n], norm: norm && !spec.zeroCenteredNorms).elements
             // Zero-centred norms (Qwen3.5) scale by 1 + w: stored here as the usual weight.
             return norm && spec.zeroCenteredNorms ? v.map { $0 + 1 } : v
         }
-        let loader = MatrixLoader(source: source, format: format, panels: panels)
+        let loader = MatrixLoader(source: source, format: format, kernels: kernels)
         func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
             let gate = ("\(prefix).\(names.0).weight", [size, h]), up = ("\(prefix).\(names.1).weight", [size, h])
             return MLPWeights(gateUp: try loader.matrix([gate, up]),
@@ -408,27 +408,28 @@ extension ModelWeights {
 
 /// Builds the weight matrices of a model in its CPU format.
 ///
-/// On a CPU with AVX-512 every matrix (the router aside) is repacked into panels (`PanelMatrix`):
+/// On x86-64 (AVX-512 or AVX2 kernels) every matrix (the router aside) is repacked into panels (`PanelMatrix`):
 /// the experts' small products no longer pay OpenBLAS's per-call repacking, decode streams one
 /// panel at a time at full bandwidth, and the forward pass runs on TensorCore's threads alone.
 /// A matrix is read a block of rows at a time into one small staging buffer, reused for every
 /// matrix, and packed from there: no matrix ever exists in full in Float32 beside its packed form
 /// (a whole-matrix staging buffer, the size of the output head, added a third to the peak memory of
-/// small bf16 models). Elsewhere matrices stay row-major: f32 for OpenBLAS and the small-batch
-/// kernels, bf16 pair-interleaved.
+/// small bf16 models). Elsewhere (aarch64) matrices stay row-major: f32 for OpenBLAS and the
+/// small-batch kernels, bf16 pair-interleaved.
 final class MatrixLoader {
     let source: WeightSource
     let format: CPUWeightFormat
-    let panels: Bool
+    /// The panel kernel family, or nil for row-major matrices.
+    let kernels: PanelMatrix.Kernels?
     /// Floats of the staging buffer: 4 MiB, or one row when rows are longer.
     static let stagingFloats = 1 << 20
     private var staging: UnsafeMutableBufferPointer<Float>
 
-    init(source: WeightSource, format: CPUWeightFormat, panels: Bool) {
+    init(source: WeightSource, format: CPUWeightFormat, kernels: PanelMatrix.Kernels?) {
         self.source = source
         self.format = format
-        self.panels = panels
-        staging = .allocate(capacity: panels ? MatrixLoader.stagingFloats : 1)
+        self.kernels = kernels
+        staging = .allocate(capacity: kernels != nil ? MatrixLoader.stagingFloats : 1)
     }
 
     deinit { staging.deallocate() }
@@ -437,7 +438,7 @@ final class MatrixLoader {
 
     /// Matrices (name, shape) with the same columns stacked by rows into one weight.
     func matrix(_ parts: [(String, [Int])]) throws -> WeightMatrix {
-        guard panels else { return try format.matrix(source.stacked(parts)) }
+        guard let kernels else { return try format.matrix(source.stacked(parts)) }
         guard let cols = parts.first?.1.last else { throw RuntimeError.unsupported("nothing to stack") }
         if staging.count < cols {
             staging.deallocate()
@@ -447,7 +448,7 @@ final class MatrixLoader {
         var starts: [Int] = [], start = 0
         for (_, shape) in parts { starts.append(start); start += shape[0] }
         let source = source
-        return .panels(try PanelMatrix(rows: start, cols: cols, element: element, staging: staging) { rows, out in
+        return .panels(try PanelMatrix(rows: start, cols: cols, element: element, kernels: kernels, staging: staging) { rows, out in
             for (i, (name, shape)) in parts.enumerated() {
                 let low = max(rows.lowerBound, starts[i]), high = min(rows.upperBound, starts[i] + shape[0])
                 guard low < high else { continue }

@@ -20,4 +20,14 @@ public enum CPUFeatures {
         false
         #endif
     }
+
+    /// AVX2 with FMA, the x86-64-v3 level the package is compiled for on x86-64 (so true on every
+    /// x86-64 CPU that runs it) and what TensorCoreAVX2's panel kernels need.
+    public static var avx2: Bool {
+        #if arch(x86_64)
+        flags.contains("avx2") && flags.contains("fma")
+        #else
+        false
+        #endif
+    }
 }

@@ -46,7 +46,7 @@ public enum Calibration {
     }
 
     /// Bytes/s of one row through a matrix of about `floats` Float32 weights, 4,096 wide, through
-    /// `WeightMatrix.apply` in the layout the runtime loads (panels with AVX-512, else row-major).
+    /// `WeightMatrix.apply` in the layout the runtime loads (panels on x86-64, else row-major).
     public static func measureStream(floats: Int, repeats: Int) throws -> Double {
         let cols = 4096, rows = max(64, floats / cols)
         var rng = SplitMix64(seed: 11)

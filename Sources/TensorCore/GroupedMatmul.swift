@@ -100,7 +100,9 @@ public enum GroupedMatmul {
     /// Rows per expert at which the expert products reach half the rate of one large GEMM, for the
     /// estimator's M / (M + half) curve, measured with the grouped benchmark (64 experts, top-8,
     /// 2048 → 1024, 512 tokens, so 64 rows per expert; docs/performance.md): with the AVX-512 panel
-    /// kernels 74% of one GEMM, so 22; with OpenBLAS per expert 59%, so 44.
+    /// kernels 74% of one GEMM, so 22; the AVX2 panel kernels reach 87% of the same machine's GEMM
+    /// (2026-12), so 22 holds for them too (conservatively: 87% alone would give 10); with OpenBLAS
+    /// per expert 59%, so 44.
     public static var halfEfficiencyRows: Double { PanelMatrix.isSupported ? 22 : 44 }
 
     /// packed[r] = x[tokenOfRow[r]], rows of `width` floats.

@@ -1,7 +1,8 @@
+import TensorCoreAVX2
 import TensorCoreAVX512
 
 /// A weight matrix (out × in, like `nn.Linear.weight`) stored once, at load, in the order the
-/// AVX-512 panel kernels read: panels of 32 output rows, each panel k-major — W[32p + j, k] at
+/// panel kernels (TensorCoreAVX512, or TensorCoreAVX2 on CPUs without AVX-512) read: panels of 32 output rows, each panel k-major — W[32p + j, k] at
 /// p·in·32 + k·32 + j, the last panel padded with zero rows. Elements are Float32 or bf16; a bf16
 /// panel stores each k step's 32 values so that 32-bit word j holds column j (low half) and column
 /// j + 16 (high half), which widens with one shift and one mask.
@@ -13,15 +14,34 @@ import TensorCoreAVX512
 /// product (decode) reads the same panels as one sequential stream per panel. In bf16 the
 /// kernels widen inside the loop, so no Float32 copy of the weights ever exists.
 ///
-/// Only for CPUs with AVX-512 (`PanelMatrix.isSupported`); elsewhere weights stay row-major.
+/// On x86-64 CPUs (`PanelMatrix.isSupported`: AVX-512, else AVX2 + FMA); elsewhere (aarch64)
+/// weights stay row-major for OpenBLAS and the portable kernels.
 public final class PanelMatrix: @unchecked Sendable {
     public enum Element: String, Sendable {
         case f32, bf16
         var bytes: Int { self == .f32 ? 4 : 2 }
     }
 
+    /// Which module's kernels a matrix calls. Both read the same layout.
+    public enum Kernels: String, Sendable, CaseIterable {
+        case avx512, avx2
+
+        /// The widest this CPU runs, or nil where it runs neither.
+        public static var native: Kernels? { CPUFeatures.avx512 ? .avx512 : CPUFeatures.avx2 ? .avx2 : nil }
+
+        public var isSupported: Bool {
+            switch self {
+            case .avx512: CPUFeatures.avx512
+            case .avx2: CPUFeatures.avx2
+            }
+        }
+    }
+
     public static let width = 32
-    public static var isSupported: Bool { CPUFeatures.avx512 }
+    public static var isSupported: Bool { Kernels.native != nil }
+
+    /// A family's name for people ("AVX-512", "AVX2").
+    public static func describe(_ kernels: Kernels) -> String { kernels == .avx512 ? "AVX-512" : "AVX2" }
 
     /// Where output row j (of 32) of a panel sits within each k step: j for Float32; for bf16,
     /// the low half of word j (j < 16) or the high half of word j − 16.
@@ -36,26 +56,27 @@ public final class PanelMatrix: @unchecked Sendable {
     public let cols: Int
     public let element: Element
     public let panelCount: Int
+    public let kernels: Kernels
     let storage: UnsafeMutableRawPointer
 
     /// Repacks a rank-2 row-major tensor (rounding to bf16 for `.bf16`, to nearest even). Throws
-    /// for another rank or on a CPU without AVX-512.
-    public convenience init(_ tensor: Tensor, element: Element = .f32) throws {
+    /// for another rank or where the CPU cannot run `kernels` (default: the widest it runs).
+    public convenience init(_ tensor: Tensor, element: Element = .f32, kernels: Kernels? = nil) throws {
         guard tensor.rank == 2 else {
             throw TensorError.invalidShape(shape: tensor.shape, reason: "a weight matrix needs rank 2")
         }
         let elements = tensor.elements
-        try self.init(rows: tensor.shape[0], cols: tensor.shape[1], element: element, rowMajor: elements)
+        try self.init(rows: tensor.shape[0], cols: tensor.shape[1], element: element, kernels: kernels, rowMajor: elements)
     }
 
     /// Repacks rows × cols row-major floats from an array.
-    public convenience init(rows: Int, cols: Int, element: Element = .f32, rowMajor source: [Float]) throws {
+    public convenience init(rows: Int, cols: Int, element: Element = .f32, kernels: Kernels? = nil, rowMajor source: [Float]) throws {
         guard rows >= 0, cols >= 1, source.count >= rows * cols else {
             throw TensorError.elementCountMismatch(shape: [rows, cols], elementCount: source.count)
         }
         let staging = UnsafeMutableBufferPointer<Float>.allocate(capacity: cols)
         defer { staging.deallocate() }
-        try self.init(rows: rows, cols: cols, element: element, staging: staging) { block, out in
+        try self.init(rows: rows, cols: cols, element: element, kernels: kernels, staging: staging) { block, out in
             for (i, n) in block.enumerated() {
                 for k in 0..<cols { out[i * cols + k] = source[n * cols + k] }
             }
@@ -65,12 +86,15 @@ public final class PanelMatrix: @unchecked Sendable {
     /// Builds the matrix a block of rows at a time: `fill(rows, out)` writes those rows, row-major,
     /// into `staging`, which is then packed. A loader passes one staging buffer for every matrix, so
     /// a matrix never exists in full in Float32 beside its packed form. Throws when `staging` holds
-    /// less than one row, when the CPU has no AVX-512, and whatever `fill` throws.
-    public init(rows: Int, cols: Int, element: Element = .f32, staging: UnsafeMutableBufferPointer<Float>,
+    /// less than one row, when the CPU cannot run `kernels` (default: the widest it runs), and
+    /// whatever `fill` throws.
+    public init(rows: Int, cols: Int, element: Element = .f32, kernels: Kernels? = nil, staging: UnsafeMutableBufferPointer<Float>,
                 fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
-        guard PanelMatrix.isSupported else {
-            throw TensorError.invalidArgument(operation: "panel matrix", reason: "this CPU has no AVX-512")
+        guard let chosen = kernels ?? Kernels.native, chosen.isSupported else {
+            throw TensorError.invalidArgument(operation: "panel matrix",
+                                              reason: "this CPU cannot run the \(kernels?.rawValue ?? "AVX2 or AVX-512") panel kernels")
         }
+        self.kernels = chosen
         guard rows >= 0, cols >= 1, let buffer = staging.baseAddress, staging.count >= cols else {
             throw TensorError.invalidArgument(operation: "panel matrix",
                                               reason: "\(rows) × \(cols) with a staging buffer of \(staging.count) floats")
@@ -161,30 +185,38 @@ public final class PanelMatrix: @unchecked Sendable {
     /// The first byte of panel p.
     func panel(_ p: Int) -> UnsafeRawPointer { UnsafeRawPointer(storage + p * cols * PanelMatrix.width * element.bytes) }
 
-    /// The 8-row kernel for this element type.
+    /// The 8-row kernel for this element type and kernel family.
     func kernel8(_ x: UnsafePointer<Float>, _ panel: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
                  prefetch: UnsafeRawPointer, lines: Int) {
-        switch element {
-        case .f32:
-            panelKernel8x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
-        case .bf16:
-            panelKernel8x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
+        switch (element, kernels) {
+        case (.f32, .avx512):
+            TensorCoreAVX512.panelKernel8x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
+        case (.bf16, .avx512):
+            TensorCoreAVX512.panelKernel8x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
+        case (.f32, .avx2):
+            TensorCoreAVX2.panelKernel8x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
+        case (.bf16, .avx2):
+            TensorCoreAVX2.panelKernel8x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy, prefetch: prefetch, prefetchLines: lines)
         }
     }
 
-    /// The four-row kernel for this element type.
+    /// The four-row kernel for this element type and kernel family.
     func kernel4(_ x: UnsafePointer<Float>, _ panel: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
-        switch element {
-        case .f32: panelKernel4x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy)
-        case .bf16: panelKernel4x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy)
+        switch (element, kernels) {
+        case (.f32, .avx512): TensorCoreAVX512.panelKernel4x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy)
+        case (.bf16, .avx512): TensorCoreAVX512.panelKernel4x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy)
+        case (.f32, .avx2): TensorCoreAVX2.panelKernel4x32(x, cols, panel.assumingMemoryBound(to: Float.self), cols, y, ldy)
+        case (.bf16, .avx2): TensorCoreAVX2.panelKernel4x32BF16(x, cols, panel.assumingMemoryBound(to: UInt16.self), cols, y, ldy)
         }
     }
 
-    /// The one-row kernel for this element type.
+    /// The one-row kernel for this element type and kernel family.
     func kernel1(_ x: UnsafePointer<Float>, _ panel: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        switch element {
-        case .f32: panelKernel1x32(x, panel.assumingMemoryBound(to: Float.self), cols, y)
-        case .bf16: panelKernel1x32BF16(x, panel.assumingMemoryBound(to: UInt16.self), cols, y)
+        switch (element, kernels) {
+        case (.f32, .avx512): TensorCoreAVX512.panelKernel1x32(x, panel.assumingMemoryBound(to: Float.self), cols, y)
+        case (.bf16, .avx512): TensorCoreAVX512.panelKernel1x32BF16(x, panel.assumingMemoryBound(to: UInt16.self), cols, y)
+        case (.f32, .avx2): TensorCoreAVX2.panelKernel1x32(x, panel.assumingMemoryBound(to: Float.self), cols, y)
+        case (.bf16, .avx2): TensorCoreAVX2.panelKernel1x32BF16(x, panel.assumingMemoryBound(to: UInt16.self), cols, y)
         }
     }
 

@@ -3,8 +3,8 @@
 public enum WeightMatrix: Sendable {
     case f32(Tensor)
     case bf16(BF16Matrix)
-    /// Repacked for the AVX-512 panel kernels, in Float32 or bf16 (what the runtime loads on CPUs
-    /// that have AVX-512).
+    /// Repacked for the panel kernels (AVX-512 or AVX2), in Float32 or bf16 (what the runtime loads
+    /// on x86-64).
     case panels(PanelMatrix)
 
     /// Wraps a rank-2 tensor. Throws for any other rank.

@@ -71,7 +71,7 @@ struct BenchCommand: ParsableCommand {
         and what the estimator predicts for this CPU (from --host, a file written by
         `moesim calibrate --save`, or a short calibration now), with the prefill time split by
         part of the model (attention, MLP, MoE, head, norms) beside the estimator's split.
-        On CPUs with AVX-512 the weights are stored in panels for TensorCore's AVX-512 kernels.
+        On x86-64 the weights are stored in panels for TensorCore's AVX-512 or AVX2 kernels.
 
         Examples:
           moesim bench kimi-k2                               ÷8 widths, 4 layers, random weights

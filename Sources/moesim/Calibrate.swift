@@ -63,7 +63,7 @@ struct Calibrate: ParsableCommand {
                 "triad_bytes": result.triadBytes,
                 "cpu": HostInfo.cpuName,
                 "blas": Threading.blasConfiguration,
-                "panel_kernels": PanelMatrix.isSupported ? "avx512" : "none",
+                "panel_kernels": PanelMatrix.Kernels.native?.rawValue ?? "none",
                 "half_efficiency_rows": GroupedMatmul.halfEfficiencyRows,
             ]
             if let save { object["saved"] = save }
@@ -80,9 +80,8 @@ struct Calibrate: ParsableCommand {
             ("read bandwidth (dot product)", "\(Output.fixed(result.readBandwidth / 1e9)) GB/s"),
             ("decode kernel stream (GEMV)", "\(Output.fixed(result.streamBandwidth / 1e9)) GB/s  (the figure --save records: what decode draws)"),
             ("threads", "\(result.threads)"),
-            ("runtime kernels", PanelMatrix.isSupported
-                ? "AVX-512 panels (small GEMMs reach half speed at \(Int(GroupedMatmul.halfEfficiencyRows)) rows)"
-                : "OpenBLAS and AVX2 (small GEMMs reach half speed at \(Int(GroupedMatmul.halfEfficiencyRows)) rows)"),
+            ("runtime kernels", PanelMatrix.Kernels.native.map { "\(PanelMatrix.describe($0)) panels" } ?? "OpenBLAS and portable SIMD"
+                + " (small GEMMs reach half speed at \(Int(GroupedMatmul.halfEfficiencyRows)) rows)"),
         ])
         if let save { print("  wrote \(save)") }
     }

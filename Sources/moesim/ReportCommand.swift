@@ -343,7 +343,7 @@ struct ReportCommand: ParsableCommand {
             ("memory", "\(Output.fixed(cpu.memoryBandwidth / 1e9)) GB/s triad, \(Output.fixed(cpu.readBandwidth / 1e9)) GB/s reads, "
                 + "\(Output.fixed(cpu.streamBandwidth / 1e9)) GB/s through the decode kernel (the estimate's figure)"),
             ("threads", "\(cpu.threads), OpenBLAS \(BLASCore.name) kernels"
-                + (PanelMatrix.isSupported ? ", AVX-512 panel kernels for the model's matrices" : "")),
+                + (PanelMatrix.Kernels.native.map { ", \(PanelMatrix.describe($0)) panel kernels for the model's matrices" } ?? "")),
         ])
         guard let run = r.run, let scaled = r.scaled else {
             print("  no CPU run: \(r.error ?? "unknown")")

@@ -13,10 +13,11 @@ struct Expected: Decodable {
     let greedy: [Int]
 }
 
-func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = PanelMatrix.isSupported) throws -> (CPUModel, Expected) {
+func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
+                 kernels: PanelMatrix.Kernels? = PanelMatrix.Kernels.native) throws -> (CPUModel, Expected) {
     let folder = fixtures.appendingPathComponent(name)
     let spec = try ModelSpec(contentsOf: folder.appendingPathComponent("config.json").path, id: name)
-    let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder.path)), format: format, panels: panels)
+    let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder.path)), format: format, kernels: kernels)
     let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: folder.appendingPathComponent("expected.json")))
     return (model, expected)
 }
@@ -24,14 +25,15 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
 /// The main correctness test of the runtime: tiny random-weight models built and run by
 /// HuggingFace transformers (Fixtures/make_fixtures.py), loaded from their safetensors and run
 /// here. Logits within 1e-3, the same experts for every token in every MoE layer, and the same
-/// greedy continuation through the KV cache. Both matrix layouts: AVX-512 panels (where the CPU
-/// has them) and row-major (OpenBLAS and the small-batch kernels, the path of other CPUs).
+/// greedy continuation through the KV cache. Every matrix layout: panels with each kernel family
+/// the CPU runs (AVX-512 and AVX2 on an AVX-512 machine) and row-major (nil: OpenBLAS and the
+/// small-batch kernels, the path of other CPUs).
 @Suite struct ParityTests {
-    static let layouts = PanelMatrix.isSupported ? [true, false] : [false]
+    static let layouts: [PanelMatrix.Kernels?] = PanelMatrix.Kernels.allCases.filter(\.isSupported) + [nil]
 
     @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear"], layouts)
-    func matchesTransformers(name: String, panels: Bool) throws {
-        let (model, expected) = try loadFixture(name, panels: panels)
+    func matchesTransformers(name: String, kernels: PanelMatrix.Kernels?) throws {
+        let (model, expected) = try loadFixture(name, kernels: kernels)
         model.recordRouting = true
         var caches = [model.newCache()]
         let logits = try model.forward([expected.prompt], caches: &caches, allLogits: true)
@@ -62,11 +64,11 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32, panels: Bool = 
         #expect(together[1] == (try model.generate(prompts: [other], maxNew: 5))[0])
     }
 
-    /// bf16 weights (on AVX-512 CPUs every matrix in bf16 panels): logits within bf16's rounding
+    /// bf16 weights (on x86-64 every matrix in bf16 panels): logits within bf16's rounding
     /// of transformers' Float32 ones, for GQA and MLA attention alike.
     @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear"], layouts)
-    func bf16WeightsStayClose(name: String, panels: Bool) throws {
-        let (model, expected) = try loadFixture(name, format: .bf16, panels: panels)
+    func bf16WeightsStayClose(name: String, kernels: PanelMatrix.Kernels?) throws {
+        let (model, expected) = try loadFixture(name, format: .bf16, kernels: kernels)
         var caches = [model.newCache()]
         let logits = try model.forward([expected.prompt], caches: &caches, allLogits: true)
         let worst = logits.withUnsafeBufferPointer { p in

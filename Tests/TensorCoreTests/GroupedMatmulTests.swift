@@ -24,16 +24,16 @@ import Testing
         let assignments = try routing(tokens: tokens, experts: experts, k: k, seed: 11)
         let x = try randomTensor([tokens, inWidth], seed: 12)
         let expertTensors = try (0..<experts).map { try randomTensor([outWidth, inWidth], seed: 100 + UInt64($0)) }
-        // f32 (OpenBLAS / small-batch kernels), bf16, and f32 panels where the CPU has AVX-512.
-        for format in ["f32", "bf16"] + (PanelMatrix.isSupported ? ["f32 panels", "bf16 panels"] : []) {
+        // f32 (OpenBLAS / small-batch kernels), bf16, and f32 and bf16 panels with each panel
+        // kernel family the CPU runs (AVX-512, AVX2).
+        let families = PanelMatrix.Kernels.allCases.filter(\.isSupported)
+        let formats = ["f32", "bf16"] + families.flatMap { ["f32 panels \($0)", "bf16 panels \($0)"] }
+        for format in formats {
             let useBF16 = format.hasPrefix("bf16")
+            let family = families.first { format.hasSuffix($0.rawValue) }
             let weights = try expertTensors.map {
-                switch format {
-                case "bf16": WeightMatrix.bf16(try BF16Matrix($0))
-                case "f32 panels": WeightMatrix.panels(try PanelMatrix($0))
-                case "bf16 panels": WeightMatrix.panels(try PanelMatrix($0, element: .bf16))
-                default: try WeightMatrix(f32: $0)
-                }
+                if let family { return WeightMatrix.panels(try PanelMatrix($0, element: useBF16 ? .bf16 : .f32, kernels: family)) }
+                return useBF16 ? WeightMatrix.bf16(try BF16Matrix($0)) : try WeightMatrix(f32: $0)
             }
             let reference = try expertTensors.map { useBF16 ? try BF16Matrix($0).widened().elements : $0.elements }
             let y = try GroupedMatmul.expertMatmul(x, assignments: assignments, weights: weights)

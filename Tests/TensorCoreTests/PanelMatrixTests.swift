@@ -1,17 +1,20 @@
 import Testing
 @testable import TensorCore
 
-/// The AVX-512 panel kernels against the naive product. Skipped (not passed) on a CPU without
-/// AVX-512, where the runtime never builds a `PanelMatrix`.
-@Suite(.enabled(if: PanelMatrix.isSupported, "needs AVX-512"))
+/// The panel kernels, AVX-512 and AVX2 alike (each where the CPU runs it), against the naive
+/// product. Skipped (not passed) on a CPU with neither (aarch64), where the runtime never builds
+/// a `PanelMatrix`.
+@Suite(.enabled(if: PanelMatrix.isSupported, "needs AVX2 or AVX-512"))
 struct PanelMatrixTests {
     /// (batch, rows, cols): one row; rows below, at and above a 32-wide panel; 4–7 rows (the 4-row
     /// kernel, then one-row calls); batches that leave 1, 2 and 3+ rows after the 8-row blocks (the
     /// last of which re-runs an 8-row block); odd
-    /// widths; cols = 2048, where x goes in 32-row blocks and the 50 rows take two passes.
+    /// widths; cols = 2048, where x goes in 32-row blocks and the 50 rows take two passes (and the
+    /// AVX2 kernels' k blocks of 128 end mid-way: 300 is 2 × 128 + 44).
     @Test(arguments: [(1, 1, 1), (1, 37, 19), (3, 33, 17), (4, 64, 100), (7, 70, 33), (8, 32, 64), (9, 64, 9),
-                      (10, 40, 31), (13, 70, 100), (21, 96, 129), (50, 65, 2048)])
-    func productMatchesNaive(shape: (Int, Int, Int)) throws {
+                      (10, 40, 31), (13, 70, 100), (21, 96, 129), (6, 40, 300), (50, 65, 2048)],
+          PanelMatrix.Kernels.allCases.filter(\.isSupported))
+    func productMatchesNaive(shape: (Int, Int, Int), kernels: PanelMatrix.Kernels) throws {
         let (batch, rows, cols) = shape
         let x = try randomTensor([batch, cols], seed: 21)
         let w = try randomTensor([rows, cols], seed: 22)
@@ -19,7 +22,8 @@ struct PanelMatrixTests {
         // its rounding error grows with k: the classic bound is k·2⁻²⁴ of Σ|x·w|.
         let tolerance = max(1e-5, Double(cols) * 6e-8)
         for element in [PanelMatrix.Element.f32, .bf16] {
-            let panels = try PanelMatrix(w, element: element)
+            let panels = try PanelMatrix(w, element: element, kernels: kernels)
+            #expect(panels.kernels == kernels)
             #expect(panels.byteCount == (rows + 31) / 32 * 32 * cols * (element == .f32 ? 4 : 2))
             // The layout round-trips: f32 exactly, bf16 to the same rounding as BF16Matrix.
             let weights = element == .f32 ? w : try BF16Matrix(w).widened()

@@ -71,10 +71,13 @@ func gemvBenchmarks() {
     let f32 = (try? WeightMatrix(f32: w))!
     let bf16 = WeightMatrix.bf16((try? BF16Matrix(w))!)
     var formats = [("f32", f32), ("bf16", bf16)]
-    // The panel layouts the runtime uses on AVX-512 CPUs (experts in f32, everything in bf16).
-    if PanelMatrix.isSupported {
-        formats.append(("f32 panels", .panels((try? PanelMatrix(w))!)))
-        formats.append(("bf16 panels", .panels((try? PanelMatrix(w, element: .bf16))!)))
+    // The panel layouts the runtime uses on x86-64 (experts in f32, everything in bf16), with every
+    // kernel family this CPU runs: on an AVX-512 machine the AVX2 kernels too, as a stand-in for
+    // AVX2-only CPUs.
+    for family in PanelMatrix.Kernels.allCases where family.isSupported {
+        let suffix = family == .avx512 ? "" : " \(family.rawValue)"
+        formats.append(("f32 panels\(suffix)", .panels((try? PanelMatrix(w, kernels: family))!)))
+        formats.append(("bf16 panels\(suffix)", .panels((try? PanelMatrix(w, element: .bf16, kernels: family))!)))
     }
     for (name, matrix) in formats {
         Benchmark("GEMV 32768x8192 \(name)", configuration: configuration()) { benchmark in
@@ -95,8 +98,10 @@ func groupedBenchmarks() {
     let experts = 64, k = 8, inWidth = 2048, outWidth = 1024
     let expertTensors = (0..<experts).map { random([outWidth, inWidth], seed: 100 + UInt64($0)) }
     let expertWeights = expertTensors.map { (try? WeightMatrix(f32: $0))! }
-    // The same experts repacked for the AVX-512 panel kernels (what the runtime loads on such CPUs).
-    let panelWeights = PanelMatrix.isSupported ? expertTensors.map { WeightMatrix.panels((try? PanelMatrix($0))!) } : []
+    // The same experts repacked as panels (what the runtime loads on x86-64), for each kernel family.
+    let panelWeights = PanelMatrix.Kernels.allCases.filter(\.isSupported).map { family in
+        (family, expertTensors.map { WeightMatrix.panels((try? PanelMatrix($0, kernels: family))!) })
+    }
     for tokens in [512, 4096] {
         var rng = SplitMix64(seed: 5)
         var ids: [Int32] = [], weights: [Float] = []
@@ -118,10 +123,11 @@ func groupedBenchmarks() {
                                                 workspace: workspace, into: &y)
             }
         }
-        if !panelWeights.isEmpty {
-            Benchmark("Grouped expert matmul 64e \(tokens)t top8 2048->1024 panels", configuration: configuration()) { benchmark in
+        for (family, weights) in panelWeights {
+            let suffix = family == .avx512 ? "" : " \(family.rawValue)"
+            Benchmark("Grouped expert matmul 64e \(tokens)t top8 2048->1024 panels\(suffix)", configuration: configuration()) { benchmark in
                 measure(benchmark, flops: flops, bytes: 0) {
-                    try? GroupedMatmul.expertMatmul(x, assignments: assignments, weights: panelWeights,
+                    try? GroupedMatmul.expertMatmul(x, assignments: assignments, weights: weights,
                                                     workspace: workspace, into: &y)
                 }
             }

@@ -16,28 +16,35 @@ let benchmarks: @Sendable () -> Void = {
     }
     var rng = SplitMix64(seed: 2)
     let prompt = (0..<512).map { _ in Int(rng.next() % UInt64(spec.vocabSize)) }
-    Benchmark("Decode step, kimi-k2 /8 4 layers, batch 1, context 512",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
-                                   warmupIterations: 2, maxDuration: .seconds(5), maxIterations: 100)) { benchmark in
-        var caches = [model.newCache(reserve: 1024)]
-        guard var logits = try? model.forward([prompt], caches: &caches) else { return }
-        var tokens = [model.argmax(logits, row: 0)]
-        // Two unmeasured steps size the workspace for a batch of one.
-        for _ in 0..<2 { try? model.decode(tokens, caches: &caches, into: &logits) }
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            try? model.decode(tokens, caches: &caches, into: &logits)
-            tokens[0] = model.argmax(logits, row: 0)
-        }
-        benchmark.stopMeasurement()
+    // The native kernels, and on an AVX-512 machine the AVX2 ones too (the path of AVX2-only CPUs).
+    var models = [("", model)]
+    if PanelMatrix.Kernels.native == .avx512, let avx2 = try? CPUModel(spec: spec, source: .random(seed: 1), kernels: .avx2) {
+        models.append((" (AVX2 kernels)", avx2))
     }
-    Benchmark("Prefill 512 tokens, kimi-k2 /8 4 layers",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
-                                   warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)) { benchmark in
-        var caches = [model.newCache(reserve: 1024)]
-        benchmark.startMeasurement()
-        blackHole(try? model.forward([prompt], caches: &caches))
-        benchmark.stopMeasurement()
+    for (suffix, model) in models {
+        Benchmark("Decode step, kimi-k2 /8 4 layers, batch 1, context 512\(suffix)",
+                  configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+                                       warmupIterations: 2, maxDuration: .seconds(5), maxIterations: 100)) { benchmark in
+            var caches = [model.newCache(reserve: 1024)]
+            guard var logits = try? model.forward([prompt], caches: &caches) else { return }
+            var tokens = [model.argmax(logits, row: 0)]
+            // Two unmeasured steps size the workspace for a batch of one.
+            for _ in 0..<2 { try? model.decode(tokens, caches: &caches, into: &logits) }
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                try? model.decode(tokens, caches: &caches, into: &logits)
+                tokens[0] = model.argmax(logits, row: 0)
+            }
+            benchmark.stopMeasurement()
+        }
+        Benchmark("Prefill 512 tokens, kimi-k2 /8 4 layers\(suffix)",
+                  configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+                                       warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)) { benchmark in
+            var caches = [model.newCache(reserve: 1024)]
+            benchmark.startMeasurement()
+            blackHole(try? model.forward([prompt], caches: &caches))
+            benchmark.stopMeasurement()
+        }
     }
 
     // Qwen3.5 scaled down (÷8 widths, 4 layers: three Gated DeltaNet, one gated attention; 8 KV
