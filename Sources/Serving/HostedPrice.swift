@@ -1,4 +1,5 @@
 import ConfigFile
+import Estimator
 
 /// A hosted API's price for a model (configs/pricing/hosted.json, schema `moesim-prices/1`):
 /// USD per million tokens, in tiers by prompt length, with its date and source.
@@ -32,6 +33,19 @@ public struct HostedPrice: Sendable, Equatable {
     /// The tier a prompt of `tokens` falls in (tiers are listed by growing bound); nil past the last.
     public func tier(promptTokens tokens: Int) -> Tier? {
         tiers.first { ($0.maxPromptTokens ?? Int.max) >= tokens }
+    }
+
+    /// Break-even utilisation of a deployment against this API price for requests of `input` and
+    /// `output` tokens: what one request costs on the deployment at full use (its GPU-seconds at
+    /// the steady state's per-GPU rates × the GPU-hour price) over what the API charges for it,
+    /// in the tier the prompt falls in. Below that share of its time busy, the deployment costs
+    /// more per request than the API. Nil without a tier, a GPU-hour price or rates.
+    public func breakEven(_ e: Estimate, input: Int, output: Int) -> (tier: Tier, utilisation: Double)? {
+        guard let tier = tier(promptTokens: input), let gpuHour = e.gpuHourPrice,
+              let seconds = e.gpuSeconds(prompt: input, output: output) else { return nil }
+        let hosted = tier.cost(input: input, output: output)
+        guard hosted > 0 else { return nil }
+        return (tier, gpuHour / 3600 * seconds / hosted)
     }
 
     /// Every entry of a price file; a malformed entry is an error naming the field.

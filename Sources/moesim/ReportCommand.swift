@@ -162,7 +162,7 @@ struct ReportCommand: ParsableCommand {
                                                  if let c = t.cachedInput { o["cached_input"] = c }
                                                  return o
                                              }]
-                if let (_, u) = Self.breakEven(best, price: price, input: workload.input, output: workload.output) {
+                if let (_, u) = price.breakEven(best, input: workload.input, output: workload.output) {
                     hosted["break_even_utilization"] = u
                 }
                 json["hosted_price"] = hosted
@@ -195,16 +195,6 @@ struct ReportCommand: ParsableCommand {
         try Output.printJSON(json)
     }
 
-    /// Break-even utilisation against the model's reference hosted price (configs/pricing):
-    /// this deployment's GPU-hour cost of one request at full use over the API's price for it.
-    static func breakEven(_ e: Estimate, price: HostedPrice, input: Int, output: Int) -> (tier: HostedPrice.Tier, utilisation: Double)? {
-        guard let tier = price.tier(promptTokens: input), let gpuHour = e.gpuHourPrice,
-              let seconds = e.gpuSeconds(prompt: input, output: output) else { return nil }
-        let hosted = tier.cost(input: input, output: output)
-        guard hosted > 0 else { return nil }
-        return (tier, gpuHour / 3600 * seconds / hosted)
-    }
-
     /// The model's reference API price from configs/pricing/hosted.json (nil without one); a
     /// malformed price file is an error, not a missing price.
     static func hostedPrice(_ spec: ModelSpec) throws -> HostedPrice? {
@@ -227,7 +217,7 @@ struct ReportCommand: ParsableCommand {
         }
         Output.printColumns(header: ["", "input", "cached input", "output"], rows: rows)
         print("  (this deployment: GPU time only, at \(Output.dollars(best.gpuHourPrice)) per GPU-hour and full utilisation)")
-        if let (tier, u) = Self.breakEven(best, price: price, input: workload.input, output: workload.output) {
+        if let (tier, u) = price.breakEven(best, input: workload.input, output: workload.output) {
             print("  a \(Output.grouped(workload.input))-in / \(Output.grouped(workload.output))-out request costs "
                 + "\(Output.dollars(tier.cost(input: workload.input, output: workload.output))) through the API; "
                 + (u < 1 ? "this deployment is cheaper above \(Output.fixed(100 * u, 0))% utilisation"

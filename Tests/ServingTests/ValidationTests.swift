@@ -124,6 +124,27 @@ import TestSupport
         #expect(qwen.tier(promptTokens: 1_000_000) == nil)
     }
 
+    /// Break-even against two figures computed apart: for answer-only requests, the utilisation
+    /// at which the deployment matches the API is the estimator's own cost per million output
+    /// tokens (at full use) over the API's output price; a prompt doubles the request's
+    /// GPU-seconds by exactly the prefill share.
+    @Test func breakEvenIsTheCostRatio() throws {
+        let request = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 2),
+                                      layout: Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2), weights: .fp8,
+                                      inputTokens: 1024, outputTokens: 1024)
+        let e = try Estimator.estimate(request, layout: request.layout!)
+        let price = HostedPrice(model: "mixtral-8x7b", provider: "test", variant: nil, date: "2026-12-01", source: "test",
+                                isReference: true, tiers: [.init(maxPromptTokens: nil, input: 0.5, cachedInput: nil, output: 2)])
+        let answerOnly = try #require(price.breakEven(e, input: 0, output: 1_000_000))
+        let cost = try #require(e.costPerMillionOutputTokens)
+        #expect(abs(answerOnly.utilisation / (cost / 2) - 1) < 1e-9)
+        // With a prompt: the API charges its input too, the deployment spends prefill time.
+        let both = try #require(price.breakEven(e, input: 1_000_000, output: 1_000_000))
+        let gpuHour = try #require(e.gpuHourPrice)
+        let prefillCost = gpuHour / 3600 / e.inputTokensPerSecondPerGPU * 1e6
+        #expect(abs(both.utilisation / ((cost + prefillCost) / 2.5) - 1) < 1e-9)
+    }
+
     /// A tier list that does not grow, or a negative price, is an error naming the field.
     @Test func malformedPricesAreRefused() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-prices-\(UUID().uuidString)")
