@@ -95,11 +95,7 @@ struct Inspect: ParsableCommand {
             let total = counts.count(category)
             var perLayer = ""
             if let layers = spans[category], layers > 0 { perLayer = "\(Output.count(total / layers)) × \(layers)" }
-            var active = Output.count(total)
-            if category == .routedExperts, let moe = spec.moe {
-                active = Output.count(total / moe.routedExperts * moe.expertsPerToken)
-            }
-            rows.append([name, Output.count(total), perLayer, active])
+            rows.append([name, Output.count(total), perLayer, Output.count(counts.active(category))])
         }
         rows.append(["total", Output.count(counts.total), "", Output.count(counts.active)])
         if counts.mtp > 0 { rows.append(["MTP modules (apart)", Output.count(counts.mtp), "", ""]) }
