@@ -16,11 +16,17 @@ public final class CPUModel: @unchecked Sendable {
     /// The sparse-attention indexer's rotary embedding: half-split on its first qk_rope_head_dim
     /// lanes (MLA itself rotates interleaved).
     let indexerRope: RotaryEmbedding?
+    /// Multiplies MLA's 1/√d softmax scale (YaRN's mscale² in DeepSeek's checkpoints; else 1).
+    let latentSoftmaxScale: Float
 
     /// Experts chosen per MoE layer for every token of the last forward pass (sorted ids), when
     /// `recordRouting` is on. Used by the parity tests and the expert-load figures of `bench`.
     public var recordRouting = false
     public private(set) var lastRouting: [Int: [[Int32]]] = [:]
+    /// Keys the sparse-attention indexer kept for every query of the last forward pass, per layer
+    /// with its own indexer (ascending positions; every visible key while fewer than top-k are
+    /// visible), when `recordRouting` is on: the runtime's other discrete choice.
+    public private(set) var lastIndexerChoice: [Int: [[Int]]] = [:]
     /// Tokens routed to each expert, summed over every forward pass and MoE layer.
     public private(set) var expertLoad: [Int]
 
@@ -46,6 +52,9 @@ public final class CPUModel: @unchecked Sendable {
                 throw RuntimeError.unsupported("chunked attention (Llama 4) is not supported by the CPU runtime")
             }
         }
+        if let l = spec.linearAttention, l.convKernel < 2 {
+            throw RuntimeError.unsupported("a short convolution of \(l.convKernel) tap (linear attention) is not run; the runtime needs 2 or more")
+        }
         if let kernels, !kernels.isSupported {
             throw RuntimeError.unsupported("this CPU cannot run the \(PanelMatrix.describe(kernels)) panel kernels")
         }
@@ -53,14 +62,20 @@ public final class CPUModel: @unchecked Sendable {
         self.spec = spec
         self.format = format
         weights = try ModelWeights.load(spec, from: source, format: format, kernels: kernels)
-        // RoPE frequencies from rope_theta; scaled variants (YaRN, Llama 3) change long-context
-        // behaviour only and are not applied by the runtime (documented in the README).
+        // RoPE frequencies as transformers computes them, scaling included (YaRN's ramp and its
+        // cos/sin factor, Llama 3's wavelength bands, linear): they change every position, not
+        // only long contexts.
         let layout: RotaryEmbedding.Layout = { if case .latent = spec.attention { return .interleaved }; return .halfSplit }()
-        rope = try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta, layout: layout)
-        // DeepSeek-V3.2's indexer rotates half-split, GLM-5's interleaved.
+        let (inverse, attentionFactor) = spec.rope.frequencies
+        let frequencies = inverse.map { Float($0) }
+        rope = try RotaryEmbedding(inverseFrequencies: frequencies, layout: layout, attentionScaling: Float(attentionFactor))
+        // DeepSeek-V3.2's indexer rotates half-split, GLM-5's interleaved (same frequencies).
         indexerRope = spec.sparseAttention == nil ? nil
-            : try RotaryEmbedding(rotaryDimension: spec.rope.rotaryDimension, base: spec.rope.theta,
-                                  layout: spec.modelType == "glm_moe_dsa" ? .interleaved : .halfSplit)
+            : try RotaryEmbedding(inverseFrequencies: frequencies, layout: spec.modelType == "glm_moe_dsa" ? .interleaved : .halfSplit,
+                                  attentionScaling: Float(attentionFactor))
+        // DeepSeek's MLA (V3, V3.2, GLM-5) multiplies its softmax scale by YaRN's mscale²; Kimi
+        // Linear's MLA has no rotary and no such factor.
+        latentSoftmaxScale = spec.modelType == "kimi_linear" ? 1 : Float(spec.rope.latentSoftmaxScale)
         expertLoad = Array(repeating: 0, count: spec.moe?.routedExperts ?? 0)
         workspace = Workspace(experts: spec.moe?.routedExperts ?? 0)
         prefillRows = max(64, weights.byteCount / 10 / Workspace.bytesPerRow(spec))
@@ -195,7 +210,7 @@ public final class CPUModel: @unchecked Sendable {
                 for r in 0..<rows { (x + r * h).update(from: table + token(r) * h, count: h) }
             }
         }
-        if recordRouting { lastRouting = [:] }
+        if recordRouting { lastRouting = [:]; lastIndexerChoice = [:] }
         lastTouchedExperts = 0
         for (index, layer) in weights.layers.enumerated() {
             timed(.norm) { rmsNormRows(x, layer.inputNorm, into: normed, rows: rows) }
@@ -410,7 +425,9 @@ public final class CPUModel: @unchecked Sendable {
         let ratio = nv / max(nk, 1)
         let scale = 1 / Float(dk).squareRoot()
         for (s, seg) in segments.enumerated() {
-            if caches[s].conv[layer].isEmpty {
+            // The state, not the convolution history, says whether the sequence has begun here
+            // (with a kernel of 1 the history is always empty).
+            if caches[s].state[layer].isEmpty {
                 caches[s].conv[layer] = [Float](repeating: 0, count: channels * (kernel - 1))
                 caches[s].state[layer] = [Float](repeating: 0, count: nv * dk * dv)
             }
@@ -517,7 +534,9 @@ public final class CPUModel: @unchecked Sendable {
         let convolved = ws.get(.linearMixed, channels), scratch = ws.get(.linearScratch, d)
         let scale = 1 / Float(d).squareRoot()
         for (s, seg) in segments.enumerated() {
-            if caches[s].conv[layer].isEmpty {
+            // The state, not the convolution history, says whether the sequence has begun here
+            // (with a kernel of 1 the history is always empty).
+            if caches[s].state[layer].isEmpty {
                 caches[s].conv[layer] = [Float](repeating: 0, count: channels * (kernel - 1))
                 caches[s].state[layer] = [Float](repeating: 0, count: nh * d * d)
             }
@@ -711,7 +730,7 @@ public final class CPUModel: @unchecked Sendable {
             }
         }
         let context = ws.get(.context, rows * heads * vDim)
-        let scale = 1 / Float(qk).squareRoot()
+        let scale = latentSoftmaxScale / Float(qk).squareRoot()
         let perHead = nope + vDim
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
@@ -728,6 +747,11 @@ public final class CPUModel: @unchecked Sendable {
                 }
                 if s == 0 { sharedIndexMasks = [] }
                 sharedIndexMasks.append(Array(UnsafeBufferPointer(start: mask, count: seg.count * total)))
+                if recordRouting {
+                    lastIndexerChoice[layer, default: []] += (0..<seg.count).map { i in
+                        (0...(past + i)).filter { mask[i * total + $0] == 0 }
+                    }
+                }
                 sparseMask = mask
             } else if spec.sparseAttention != nil, s < sharedIndexMasks.count, sharedIndexMasks[s].count == seg.count * total {
                 // A layer without its own indexer takes the last one's choice.

@@ -414,8 +414,8 @@ extension ModelWeights {
 /// A matrix is read a block of rows at a time into one small staging buffer, reused for every
 /// matrix, and packed from there: no matrix ever exists in full in Float32 beside its packed form
 /// (a whole-matrix staging buffer, the size of the output head, added a third to the peak memory of
-/// small bf16 models). Elsewhere (aarch64) matrices stay row-major: f32 for OpenBLAS and the
-/// small-batch kernels, bf16 pair-interleaved.
+/// small bf16 models). Elsewhere (aarch64, macOS) matrices stay row-major: f32 for OpenBLAS and
+/// the small-batch kernels, bf16 pair-interleaved.
 final class MatrixLoader {
     let source: WeightSource
     let format: CPUWeightFormat

@@ -320,7 +320,8 @@ struct ConfigReader {
             scaling = .yarn(factor: try factor(),
                             originalContext: try s.int("original_max_position_embeddings") ?? 4096,
                             betaFast: try s.double("beta_fast") ?? 32, betaSlow: try s.double("beta_slow") ?? 1,
-                            mscale: try s.double("mscale") ?? 1, mscaleAllDim: try s.double("mscale_all_dim") ?? 0)
+                            mscale: try s.double("mscale") ?? 0, mscaleAllDim: try s.double("mscale_all_dim") ?? 0,
+                            truncate: try s.bool("truncate") ?? true, attentionFactor: try s.double("attention_factor"))
         case "llama3":
             scaling = .llama3(factor: try factor(),
                               originalContext: try s.requiredInt("original_max_position_embeddings", atLeast: 1),

@@ -273,8 +273,10 @@ public struct RoPE: Sendable, Equatable {
     public enum Scaling: Sendable, Equatable {
         case none
         case linear(factor: Double)
+        /// YaRN. `mscale` and `mscaleAllDim` are 0 where the config leaves them out (transformers
+        /// tests them for truth); `attentionFactor` is the config's explicit cos/sin factor.
         case yarn(factor: Double, originalContext: Int, betaFast: Double, betaSlow: Double,
-                  mscale: Double, mscaleAllDim: Double)
+                  mscale: Double, mscaleAllDim: Double, truncate: Bool = true, attentionFactor: Double? = nil)
         case llama3(factor: Double, originalContext: Int, lowFrequencyFactor: Double, highFrequencyFactor: Double)
     }
 

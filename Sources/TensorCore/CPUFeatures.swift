@@ -11,8 +11,8 @@ public enum CPUFeatures {
         return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }()
 
-    /// AVX-512 Foundation, which the panel kernels (`PanelMatrix`) need. On macOS and on other
-    /// architectures it is false and they stay unused.
+    /// AVX-512 Foundation, which TensorCoreAVX512's panel kernels need. On macOS (no
+    /// /proc/cpuinfo) and on other architectures it is false and they stay unused.
     public static var avx512: Bool {
         #if arch(x86_64)
         flags.contains("avx512f")
@@ -21,8 +21,9 @@ public enum CPUFeatures {
         #endif
     }
 
-    /// AVX2 with FMA, the x86-64-v3 level the package is compiled for on x86-64 (so true on every
-    /// x86-64 CPU that runs it) and what TensorCoreAVX2's panel kernels need.
+    /// AVX2 with FMA, the x86-64-v3 level the package is compiled for on x86-64 Linux (so true on
+    /// every Linux x86-64 CPU that runs it) and what TensorCoreAVX2's panel kernels need; false on
+    /// macOS, where /proc/cpuinfo does not exist and the row-major kernels run.
     public static var avx2: Bool {
         #if arch(x86_64)
         flags.contains("avx2") && flags.contains("fma")

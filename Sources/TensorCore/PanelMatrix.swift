@@ -14,8 +14,8 @@ import TensorCoreAVX512
 /// product (decode) reads the same panels as one sequential stream per panel. In bf16 the
 /// kernels widen inside the loop, so no Float32 copy of the weights ever exists.
 ///
-/// On x86-64 CPUs (`PanelMatrix.isSupported`: AVX-512, else AVX2 + FMA); elsewhere (aarch64)
-/// weights stay row-major for OpenBLAS and the portable kernels.
+/// On x86-64 Linux (`PanelMatrix.isSupported`: AVX-512, else AVX2 + FMA); elsewhere (aarch64,
+/// macOS) weights stay row-major for OpenBLAS and the portable kernels.
 public final class PanelMatrix: @unchecked Sendable {
     public enum Element: String, Sendable {
         case f32, bf16

@@ -40,11 +40,6 @@ public enum Reduction {
         while i < count { out[i] = x[i] * inverse * weight[i]; i += 1 }
     }
 
-    /// In-place softmax of one row, numerically stable: the row maximum is subtracted before
-    /// exponentiation, so logits of ±1e4 give exact 0/1 rather than inf/NaN. Entries of -inf
-    /// (masked positions) become 0. A row that is entirely -inf has no distribution and is
-    /// written as zeros.
-    @inlinable
     /// Softmax with an attention sink (gpt-oss): one more logit `sink` in the denominator whose
     /// probability is dropped, so the row sums to less than one.
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int, sink: Float) {
@@ -59,6 +54,11 @@ public enum Reduction {
         Elementwise.scale(x, by: 1 / total, into: x, count: count)
     }
 
+    /// In-place softmax of one row, numerically stable: the row maximum is subtracted before
+    /// exponentiation, so logits of ±1e4 give exact 0/1 rather than inf/NaN. Entries of -inf
+    /// (masked positions) become 0. A row that is entirely -inf has no distribution and is
+    /// written as zeros.
+    @inlinable
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
         let maximum = max(x, count: count)

@@ -80,7 +80,7 @@ struct Calibrate: ParsableCommand {
             ("read bandwidth (dot product)", "\(Output.fixed(result.readBandwidth / 1e9)) GB/s"),
             ("decode kernel stream (GEMV)", "\(Output.fixed(result.streamBandwidth / 1e9)) GB/s  (the figure --save records: what decode draws)"),
             ("threads", "\(result.threads)"),
-            ("runtime kernels", PanelMatrix.Kernels.native.map { "\(PanelMatrix.describe($0)) panels" } ?? "OpenBLAS and portable SIMD"
+            ("runtime kernels", (PanelMatrix.Kernels.native.map { "\(PanelMatrix.describe($0)) panels" } ?? "OpenBLAS and portable SIMD")
                 + " (small GEMMs reach half speed at \(Int(GroupedMatmul.halfEfficiencyRows)) rows)"),
         ])
         if let save { print("  wrote \(save)") }

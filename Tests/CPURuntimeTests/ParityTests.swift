@@ -66,15 +66,38 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
 
     /// bf16 weights (on x86-64 every matrix in bf16 panels): logits within bf16's rounding
     /// of transformers' Float32 ones, for GQA and MLA attention alike.
+    ///
+    /// Rounding the weights can flip a discrete choice at a near-tie (an expert, or a key of the
+    /// sparse-attention indexer), as it would in transformers in bf16; from the first query whose
+    /// choices differ from the Float32 run (which matches transformers exactly, above) the logits
+    /// are no longer comparable, so only the queries before it are held to the bound, and at least
+    /// half of the prompt must be.
     @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear"], layouts)
     func bf16WeightsStayClose(name: String, kernels: PanelMatrix.Kernels?) throws {
-        let (model, expected) = try loadFixture(name, format: .bf16, kernels: kernels)
-        var caches = [model.newCache()]
-        let logits = try model.forward([expected.prompt], caches: &caches, allLogits: true)
-        let worst = logits.withUnsafeBufferPointer { p in
-            expected.logits.enumerated().map { i, row in row.enumerated().map { abs(p[i * row.count + $0] - $1) }.max() ?? 0 }.max() ?? 0
+        func run(_ format: CPUWeightFormat) throws -> (CPUModel, Tensor, Expected) {
+            let (model, expected) = try loadFixture(name, format: format, kernels: kernels)
+            model.recordRouting = true
+            var caches = [model.newCache()]
+            return (model, try model.forward([expected.prompt], caches: &caches, allLogits: true), expected)
         }
-        #expect(worst < 0.05, "\(name): bf16 max |logit error| \(worst)")
+        let (reference, _, _) = try run(.f32)
+        let (model, logits, expected) = try run(.bf16)
+        var comparable = expected.prompt.count
+        for (layer, choices) in reference.lastRouting {
+            let mine = model.lastRouting[layer] ?? []
+            if let i = choices.indices.first(where: { $0 >= mine.count || mine[$0] != choices[$0] }) { comparable = min(comparable, i) }
+        }
+        for (layer, choices) in reference.lastIndexerChoice {
+            let mine = model.lastIndexerChoice[layer] ?? []
+            if let i = choices.indices.first(where: { $0 >= mine.count || mine[$0] != choices[$0] }) { comparable = min(comparable, i) }
+        }
+        #expect(2 * comparable >= expected.prompt.count, "\(name): bf16 changes a discrete choice at query \(comparable)")
+        let worst = logits.withUnsafeBufferPointer { p in
+            expected.logits.prefix(comparable).enumerated().map { i, row in
+                row.enumerated().map { abs(p[i * row.count + $0] - $1) }.max() ?? 0
+            }.max() ?? 0
+        }
+        #expect(worst < 0.05, "\(name): bf16 max |logit error| \(worst) over the first \(comparable) queries")
     }
 
     @Test func badInputIsAnError() throws {

@@ -38,7 +38,7 @@ func importError(_ json: String, overrides: [(String, String)] = []) -> String {
         #expect(dsv3.moe?.scoring == .sigmoid && dsv3.moe?.correctionBias == true)
         #expect(dsv3.moe?.groups == 8 && dsv3.moe?.topKGroups == 4 && dsv3.moe?.routedScalingFactor == 2.5)
         #expect(dsv3.mtpModules == 1)
-        if case .yarn(let factor, let original, _, _, _, _) = dsv3.rope.scaling {
+        if case .yarn(let factor, let original, _, _, _, _, _, _) = dsv3.rope.scaling {
             #expect(factor == 40 && original == 4096)
         } else {
             Issue.record("DeepSeek-V3 uses YaRN")

@@ -16,11 +16,16 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
-from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig, KimiLinearConfig
+from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig, KimiLinearConfig, Llama4TextConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
 NEW_TOKENS = 8
+
+# YaRN as DeepSeek-V3/V3.2 ship it (mscale and mscale_all_dim 1: cos/sin unscaled, MLA's softmax
+# scale × mscale²), with a small original context so that the ramp splits the 4 rotary pairs.
+YARN_DEEPSEEK = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "beta_fast": 32, "beta_slow": 1, "mscale": 1.0,
+                 "mscale_all_dim": 1.0, "original_max_position_embeddings": 64}
 
 common = dict(vocab_size=128, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
               rms_norm_eps=1e-6, tie_word_embeddings=False, torch_dtype="float32")
@@ -35,8 +40,8 @@ configs = {
                                     num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=16, n_shared_experts=1,
                                     num_experts_per_tok=4, n_group=4, topk_group=2, routed_scaling_factor=2.5,
                                     norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
-                                    qk_rope_head_dim=8, v_head_dim=16, rope_theta=10000.0, rope_scaling=None,
-                                    rope_interleave=True),
+                                    qk_rope_head_dim=8, v_head_dim=16, rope_interleave=True,
+                                    rope_parameters=YARN_DEEPSEEK),
     # Qwen3.5: Gated DeltaNet on three layers of four, gated attention with partial rotary on the
     # fourth, softmax MoE with a gated shared expert on every layer. Two value heads per key head.
     "qwen3_5_moe": Qwen3_5MoeTextConfig(**common, num_hidden_layers=4, head_dim=16, moe_intermediate_size=24,
@@ -56,8 +61,8 @@ configs = {
                                       num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=16, n_shared_experts=1,
                                       num_experts_per_tok=4, n_group=4, topk_group=2, routed_scaling_factor=2.5,
                                       norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
-                                      qk_rope_head_dim=8, v_head_dim=16, rope_theta=10000.0, index_n_heads=8,
-                                      index_head_dim=16, index_topk=4),
+                                      qk_rope_head_dim=8, v_head_dim=16, index_n_heads=8,
+                                      index_head_dim=16, index_topk=4, rope_parameters=YARN_DEEPSEEK),
     # GLM-5: the same sparse attention with an interleaved indexer rotary, and layer 2 "shared":
     # it reuses layer 1's top-k (index_topk_freq 2 after an offset of 2).
     "glm_moe_dsa": GlmMoeDsaConfig(**{**common, "num_key_value_heads": 4}, intermediate_size=128, moe_intermediate_size=32,
@@ -67,10 +72,12 @@ configs = {
                                    qk_rope_head_dim=8, v_head_dim=16, index_n_heads=8, index_head_dim=16, index_topk=4,
                                    index_topk_freq=2, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
     # gpt-oss: sliding (4 tokens, so that the prompt drops keys) and full layers alternating, attention
-    # sinks, biases on q/k/v/o, the router and the experts, the clamped SwiGLU; experts in float32.
+    # sinks, biases on q/k/v/o, the router and the experts, the clamped SwiGLU; experts in float32;
+    # YaRN without truncation as its checkpoints (factor 32 there), so cos/sin carry the 1.14 factor.
     "gpt_oss": GptOssConfig(**common, intermediate_size=32, num_hidden_layers=2, num_local_experts=8,
                             num_experts_per_tok=2, head_dim=16, sliding_window=4, attention_bias=True, swiglu_limit=0.05,
-                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+                            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "beta_fast": 32.0,
+                                             "beta_slow": 1.0, "original_max_position_embeddings": 64, "truncate": False}),
     # Kimi Linear: Kimi Delta Attention on layers 1-3 (1-indexed), MLA without rotary on layer 4,
     # a dense first layer, then sigmoid-routed MoE with a selection bias and a shared expert.
     "kimi_linear": KimiLinearConfig(**{**common, "num_key_value_heads": 4}, intermediate_size=128, moe_intermediate_size=32,
@@ -80,6 +87,16 @@ configs = {
                                     linear_attn_config={"head_dim": 8, "num_heads": 4, "short_conv_kernel_size": 4,
                                                         "full_attn_layers": [4], "kda_layers": [1, 2, 3]}, pad_token_id=0,
                                     bos_token_id=1, eos_token_id=2),
+    # Llama 4 (text): chunked attention with 4-token chunks on the RoPE layers (so the prompt's later
+    # queries drop keys), a global NoPE layer (layer 3 of 4, 1-indexed) with attention temperature
+    # tuning (floor_scale 2 so that it varies over the prompt), L2 q/k norm on the RoPE layers, MoE
+    # on every second layer (sigmoid top-1 scaling the expert's input, one shared expert), dense
+    # layers of intermediate_size_mlp between.
+    "llama4": Llama4TextConfig(**common, intermediate_size=32, intermediate_size_mlp=96, num_hidden_layers=4,
+                               num_local_experts=8, num_experts_per_tok=1, head_dim=16, interleave_moe_layer_step=2,
+                               no_rope_layer_interval=3, attention_chunk_size=4, use_qk_norm=True,
+                               attn_temperature_tuning=True, floor_scale=2, attn_scale=0.1,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
 }
 
 
@@ -88,7 +105,7 @@ def capture_routing(model, name):
     chosen = {}
     hooks = []
     for index, layer in enumerate(model.model.layers):
-        mlp = layer.mlp
+        mlp = layer.feed_forward if name == "llama4" else layer.mlp
         if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear"):
             gate = getattr(mlp, "gate", None)
             if gate is None or not hasattr(gate, "e_score_correction_bias"):
@@ -103,6 +120,9 @@ def capture_routing(model, name):
             def hook(module, args, output, index=index, k=k):
                 if isinstance(output, tuple) and len(output) == 3 and name == "minimax_m2":
                     chosen[index] = sorted_rows(output[2])  # the router's own choice (sigmoid + bias)
+                    return
+                if name == "llama4":
+                    chosen[index] = sorted_rows(torch.topk(output[1].float(), k, dim=-1)[1])  # (scores, logits)
                     return
                 logits = output[0] if isinstance(output, tuple) else output
                 chosen[index] = sorted_rows(torch.topk(torch.softmax(logits.float(), dim=-1), k, dim=-1)[1])
