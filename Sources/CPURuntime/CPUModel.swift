@@ -35,7 +35,7 @@ public final class CPUModel: @unchecked Sendable {
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
                                                           "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa",
-                                                          "gpt_oss", "kimi_linear"]
+                                                          "gpt_oss", "kimi_linear", "llama4", "llama4_text"]
 
     /// `kernels` stores the matrices as panels for that kernel family (default: the widest this CPU
     /// runs, AVX-512 or AVX2 on x86-64); nil keeps them row-major, the path of other CPUs, which
@@ -46,11 +46,10 @@ public final class CPUModel: @unchecked Sendable {
             throw RuntimeError.unsupported("the CPU runtime does not run model_type \(spec.modelType) yet; it runs "
                 + CPUModel.supportedModelTypes.sorted().joined(separator: ", "))
         }
-        if spec.layers.contains(where: { $0.span != .full }) {
-            // Sliding windows are honoured by the attention mask below; chunked attention is not.
-            if spec.layers.contains(where: { if case .chunked = $0.span { return true }; return false }) {
-                throw RuntimeError.unsupported("chunked attention (Llama 4) is not supported by the CPU runtime")
-            }
+        // A "shared" indexer layer reuses the last full layer's choice; the first has none before
+        // it (transformers raises there at run time; the counts and the estimator do not care).
+        if spec.sparseAttention != nil, spec.layers.first?.indexer == false {
+            throw RuntimeError.unsupported("the first layer shares an indexer choice, but no earlier layer makes one (indexer_types)")
         }
         if let l = spec.linearAttention, l.convKernel < 2 {
             throw RuntimeError.unsupported("a short convolution of \(l.convKernel) tap (linear attention) is not run; the runtime needs 2 or more")
@@ -65,7 +64,10 @@ public final class CPUModel: @unchecked Sendable {
         // RoPE frequencies as transformers computes them, scaling included (YaRN's ramp and its
         // cos/sin factor, Llama 3's wavelength bands, linear): they change every position, not
         // only long contexts.
-        let layout: RotaryEmbedding.Layout = { if case .latent = spec.attention { return .interleaved }; return .halfSplit }()
+        let layout: RotaryEmbedding.Layout = {
+            if case .latent = spec.attention { return .interleaved }
+            return spec.rope.interleaved ? .interleaved : .halfSplit
+        }()
         let (inverse, attentionFactor) = spec.rope.frequencies
         let frequencies = inverse.map { Float($0) }
         rope = try RotaryEmbedding(inverseFrequencies: frequencies, layout: layout, attentionScaling: Float(attentionFactor))
@@ -336,14 +338,26 @@ public final class CPUModel: @unchecked Sendable {
                     }
                 }
                 let position = caches[s].length + i
-                rotate(query: row, heads: a.heads, keys: row + q, keyHeads: a.kvHeads, stride: hd, keyStride: hd,
-                       position: position)
+                if spec.layers[layer].usesRoPE {
+                    rotate(query: row, heads: a.heads, keys: row + q, keyHeads: a.kvHeads, stride: hd, keyStride: hd,
+                           position: position)
+                    // Llama 4 Scout: a weightless RMS norm of each q and k head after the rotary.
+                    if a.qkL2Norm {
+                        for hh in 0..<(a.heads + a.kvHeads) {
+                            let head = row + hh * hd, meanSquare = Reduction.dot(head, head, count: hd) / Float(hd)
+                            Elementwise.scale(head, by: 1 / (meanSquare + epsilon).squareRoot(), into: head, count: hd)
+                        }
+                    }
+                } else if let t = a.temperature {
+                    // Llama 4's NoPE layers: queries scaled up with the position (keys untouched).
+                    Elementwise.scale(row, by: Float(t.factor(position: position)), into: row, count: q)
+                }
                 caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: row + q, count: kv),
                                  values: UnsafeBufferPointer(start: row + q + kv, count: kv))
             }
         }
         let context = ws.get(.context, rows * q)
-        let window: Int? = { if case let .slidingWindow(w) = spec.layers[layer].span { return w }; return nil }()
+        let span = spec.layers[layer].span
         let scale = 1 / Float(hd).squareRoot()
         let group = a.heads / a.kvHeads
         for (s, seg) in segments.enumerated() {
@@ -360,7 +374,7 @@ public final class CPUModel: @unchecked Sendable {
                         if let sinks = w.sinks { sinkValues.update(from: sinks, count: a.heads) }
                         Parallel.run(chunks: chunks, DecodeHeads(
                             qkv: qkv, width: width, keys: kp, values: vp, stride: kv, headDim: hd, heads: a.heads, group: group,
-                            start: seg.start, past: past, window: window, scale: scale, scores: ws.get(.scores, chunks * total),
+                            start: seg.start, past: past, span: span, scale: scale, scores: ws.get(.scores, chunks * total),
                             scoresStride: total, context: context, contextWidth: q, pairs: pairs, chunks: chunks,
                             sinks: w.sinks == nil ? nil : UnsafePointer(sinkValues)))
                         return
@@ -377,7 +391,7 @@ public final class CPUModel: @unchecked Sendable {
                                 BLAS.gemm(m: m, n: visible, k: hd, a: qkv + (seg.start + b0) * width + hh * hd, lda: width,
                                           transposeA: false, b: kp + kvh * hd, ldb: kv, transposeB: true,
                                           c: scores, ldc: visible, alpha: scale)
-                                maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: window, sink: w.sinks?[hh])
+                                maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, span: span, sink: w.sinks?[hh])
                                 BLAS.gemm(m: m, n: hd, k: visible, a: scores, lda: visible, transposeA: false,
                                           b: vp + kvh * hd, ldb: kv, transposeB: false,
                                           c: context + (seg.start + b0) * q + hh * hd, ldc: q)
@@ -786,7 +800,7 @@ public final class CPUModel: @unchecked Sendable {
                                     if let sparseMask {
                                         for i in 0..<m { for j in 0..<visible { scores[i * visible + j] += sparseMask[(b0 + i) * total + j] } }
                                     }
-                                    maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, window: nil)
+                                    maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, span: .full)
                                     BLAS.gemm(m: m, n: vDim, k: visible, a: scores, lda: visible, transposeA: false,
                                               b: expanded + nope, ldb: perHead, transposeB: false,
                                               c: context + (seg.start + b0) * heads * vDim + hh * vDim, ldc: heads * vDim)
@@ -900,6 +914,13 @@ public final class CPUModel: @unchecked Sendable {
             let activated = ws.get(.activated, pairs * size)
             out.update(repeating: 0, count: rows * h)
             GroupedMatmul.gather(input, width: h, grouping: grouping, into: packed)
+            if moe.weightScalesInput {
+                // Llama 4: each expert sees its routing weight times the token; the outputs are
+                // then summed unweighted.
+                grouping.weightOfRow.withUnsafeBufferPointer { weights in
+                    for r in 0..<pairs { Elementwise.scale(packed + r * h, by: weights[r], into: packed + r * h, count: h) }
+                }
+            }
             GroupedMatmul.multiply(packed, grouping: grouping, weights: m.expertsGateUp, into: gateUp)
             if let limit = moe.swigluLimit {
                 // gpt-oss: biases per expert, then the clamped SwiGLU.
@@ -921,7 +942,7 @@ public final class CPUModel: @unchecked Sendable {
             let expertOut = ws.get(.expertOut, pairs * h)
             GroupedMatmul.multiply(activated, grouping: grouping, weights: m.expertsDown, into: expertOut)
             if moe.expertBias { CPUModel.addExpertBias(expertOut, width: h, grouping: grouping, biases: m.experts.map(\.downBias)) }
-            GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, into: out)
+            GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, weighted: !moe.weightScalesInput, into: out)
             if let shared = m.shared {
                 let sharedOut = ws.get(.shared, rows * h)
                 mlp(shared, input, rows: rows, into: sharedOut)
@@ -983,11 +1004,12 @@ public final class CPUModel: @unchecked Sendable {
         }
     }
 
-    /// Causal (and windowed) mask, then softmax, of a block of scores: query i is the token at
-    /// position past + i and sees keys j ≤ past + i (and j > past + i − window).
-    func maskAndSoftmax(_ scores: UnsafeMutablePointer<Float>, queries: Int, keys: Int, past: Int, window: Int?, sink: Float? = nil) {
+    /// Causal mask within the layer's span (sliding window, chunk), then softmax, of a block of
+    /// scores: query i is the token at position past + i and sees keys from
+    /// span.firstVisibleKey(past + i) to past + i.
+    func maskAndSoftmax(_ scores: UnsafeMutablePointer<Float>, queries: Int, keys: Int, past: Int, span: Layer.Span, sink: Float? = nil) {
         let chunks = Parallel.chunks(rows: queries, width: keys)
-        Parallel.run(chunks: chunks, MaskedSoftmaxRows(scores: scores, queries: queries, keys: keys, past: past, window: window, chunks: chunks,
+        Parallel.run(chunks: chunks, MaskedSoftmaxRows(scores: scores, queries: queries, keys: keys, past: past, span: span, chunks: chunks,
                                                        sink: sink))
     }
 

@@ -243,6 +243,7 @@ struct ModelWeights {
             return MLPWeights(gateUp: try loader.matrix([gate, up]),
                               down: try loader.matrix([("\(prefix).\(names.2).weight", [h, size])]))
         }
+        let llama4 = spec.modelType.hasPrefix("llama4")
         var layers: [LayerWeights] = []
         for (i, layer) in spec.layers.enumerated() {
             let p = "model.layers.\(i)"
@@ -334,23 +335,27 @@ struct ModelWeights {
             let feedForward: FeedForwardWeights
             switch layer.feedForward {
             case let .dense(size):
-                // Kimi Linear's checkpoints name every feed-forward block block_sparse_moe.
-                feedForward = .dense(try mlp(spec.modelType == "kimi_linear" ? "\(p).block_sparse_moe" : "\(p).mlp", size))
+                // Kimi Linear's checkpoints name every feed-forward block block_sparse_moe, Llama 4's feed_forward.
+                let name = spec.modelType == "kimi_linear" ? "\(p).block_sparse_moe" : llama4 ? "\(p).feed_forward" : "\(p).mlp"
+                feedForward = .dense(try mlp(name, size))
             case .moe:
                 guard let moe = spec.moe else { throw RuntimeError.unsupported("MoE layer without experts") }
                 // Mixtral's checkpoint names (MiniMax-M2 keeps them too).
                 let mixtral = ["mixtral", "minimax_m2", "kimi_linear"].contains(spec.modelType)
-                let block = mixtral ? "\(p).block_sparse_moe" : "\(p).mlp"
+                let block = mixtral ? "\(p).block_sparse_moe" : llama4 ? "\(p).feed_forward" : "\(p).mlp"
                 let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
-                let experts = spec.modelType == "gpt_oss"
-                    ? try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, format: format)
+                // gpt-oss and Llama 4 store their experts fused (gate and up interleaved by column in
+                // gpt-oss, in halves in Llama 4).
+                let experts = spec.modelType == "gpt_oss" || llama4
+                    ? try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, format: format,
+                                                    interleaved: !llama4, biases: moe.expertBias)
                     : try (0..<moe.routedExperts).map { try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names) }
                 var shared: MLPWeights? = nil
                 if moe.sharedIntermediateSize > 0 {
-                    let name = moe.sharedExpertGate ? "\(block).shared_expert" : "\(block).shared_experts"
+                    let name = moe.sharedExpertGate || llama4 ? "\(block).shared_expert" : "\(block).shared_experts"
                     shared = try mlp(name, moe.sharedIntermediateSize)
                 }
-                let routerName = spec.modelType == "gpt_oss" ? "\(block).router" : "\(block).gate"
+                let routerName = spec.modelType == "gpt_oss" || llama4 ? "\(block).router" : "\(block).gate"
                 var moeWeights = MoEWeights(
                     router: try WeightMatrix(f32: source.tensor("\(routerName).weight", [moe.routedExperts, h])),
                     routerBias: moe.routerBias ? try vector("\(routerName).bias", moe.routedExperts) : nil,
@@ -376,30 +381,34 @@ struct ModelWeights {
 }
 
 extension ModelWeights {
-    /// gpt-oss's experts as its checkpoint stores them, fused: gate_up [E, hidden, 2I] with gate
-    /// and up interleaved by column, down [E, I, hidden] (both input-major), and their biases;
-    /// rearranged into each expert's row-major [gate; up] and down matrices.
+    /// Experts as gpt-oss's and Llama 4's checkpoints store them, fused: gate_up [E, hidden, 2I]
+    /// (gate and up interleaved by column in gpt-oss, `interleaved`; the two halves in Llama 4),
+    /// down [E, I, hidden] (both input-major), and gpt-oss's biases; rearranged into each
+    /// expert's row-major [gate; up] and down matrices.
     static func fusedExperts(_ prefix: String, moe: MixtureOfExperts, hidden h: Int, source: WeightSource,
-                             format: CPUWeightFormat) throws -> [MLPWeights] {
+                             format: CPUWeightFormat, interleaved: Bool, biases: Bool) throws -> [MLPWeights] {
         let e = moe.routedExperts, size = moe.expertIntermediateSize
         let gateUp = try source.tensor("\(prefix).gate_up_proj", [e, h, 2 * size]).elements
-        let gateUpBias = try source.tensor("\(prefix).gate_up_proj_bias", [e, 2 * size]).elements
         let down = try source.tensor("\(prefix).down_proj", [e, size, h]).elements
-        let downBias = try source.tensor("\(prefix).down_proj_bias", [e, h]).elements
+        let gateUpBias = biases ? try source.tensor("\(prefix).gate_up_proj_bias", [e, 2 * size]).elements : []
+        let downBias = biases ? try source.tensor("\(prefix).down_proj_bias", [e, h]).elements : []
+        // Column of the fused gate_up holding gate (0) or up (1) lane i.
+        func column(_ i: Int, _ part: Int) -> Int { interleaved ? 2 * i + part : part * size + i }
         return try (0..<e).map { x in
             var stacked = try Tensor(zeros: [2 * size, h]), downT = try Tensor(zeros: [h, size])
             stacked.withUnsafeMutableBufferPointer { out in
                 for i in 0..<size {
                     for c in 0..<h {
-                        out[i * h + c] = gateUp[(x * h + c) * 2 * size + 2 * i]
-                        out[(size + i) * h + c] = gateUp[(x * h + c) * 2 * size + 2 * i + 1]
+                        out[i * h + c] = gateUp[(x * h + c) * 2 * size + column(i, 0)]
+                        out[(size + i) * h + c] = gateUp[(x * h + c) * 2 * size + column(i, 1)]
                     }
                 }
             }
             downT.withUnsafeMutableBufferPointer { out in
                 for r in 0..<h { for i in 0..<size { out[r * size + i] = down[(x * size + i) * h + r] } }
             }
-            let bias = (0..<size).map { gateUpBias[x * 2 * size + 2 * $0] } + (0..<size).map { gateUpBias[x * 2 * size + 2 * $0 + 1] }
+            guard biases else { return MLPWeights(gateUp: try format.matrix(stacked), down: try format.matrix(downT)) }
+            let bias = (0..<size).map { gateUpBias[x * 2 * size + column($0, 0)] } + (0..<size).map { gateUpBias[x * 2 * size + column($0, 1)] }
             return MLPWeights(gateUp: try format.matrix(stacked), down: try format.matrix(downT), gateUpBias: bias,
                               downBias: Array(downBias[(x * h)..<((x + 1) * h)]))
         }

@@ -1,3 +1,4 @@
+import ModelSpec
 import TensorCore
 
 // Row loops of a forward pass split over TensorCore's threads for long prompts (each thread takes
@@ -26,10 +27,23 @@ struct SwiGLURows: ChunkedWork {
     }
 }
 
-/// Causal (and windowed) mask and softmax of a block of query rows: query i is the token at
-/// position past + i and sees keys j ≤ past + i (and j > past + i − window).
+extension Layer.Span {
+    /// The first key a query at `position` sees (it sees every key from there to itself): the
+    /// last `window` under a sliding window, its own chunk under chunked attention (Llama 4),
+    /// every earlier key otherwise. (DeepSeek-V4's compressed span is refused before this.)
+    func firstVisibleKey(position: Int) -> Int {
+        switch self {
+        case let .slidingWindow(window): max(0, position - window + 1)
+        case let .chunked(size): position / size * size
+        case .full, .compressed: 0
+        }
+    }
+}
+
+/// Causal mask, within the layer's span (sliding window, chunk), and softmax of a block of query
+/// rows: query i is the token at position past + i and sees keys span.firstVisibleKey ... past + i.
 struct MaskedSoftmaxRows: ChunkedWork {
-    let scores: UnsafeMutablePointer<Float>, queries: Int, keys: Int, past: Int, window: Int?, chunks: Int
+    let scores: UnsafeMutablePointer<Float>, queries: Int, keys: Int, past: Int, span: Layer.Span, chunks: Int
     /// gpt-oss's attention-sink logit of the head (nil: a plain softmax).
     var sink: Float? = nil
 
@@ -38,7 +52,7 @@ struct MaskedSoftmaxRows: ChunkedWork {
             let row = scores + i * keys
             let position = past + i
             for j in (position + 1)..<max(position + 1, keys) { row[j] = -.infinity }
-            if let window, position - window >= 0 { for j in 0...(position - window) { row[j] = -.infinity } }
+            for j in 0..<min(span.firstVisibleKey(position: position), keys) { row[j] = -.infinity }
             if let sink { Reduction.softmax(row, count: keys, sink: sink) } else { Reduction.softmax(row, count: keys) }
         }
     }
@@ -79,12 +93,12 @@ struct AbsorbedHeads: ChunkedWork {
 }
 
 /// Decode attention of grouped-query heads for (token, head) pairs `chunk` of `chunks`: each new
-/// token's query head against the cached keys it sees (the last `window` when the layer slides),
+/// token's query head against the cached keys it sees (from `span.firstVisibleKey` on),
 /// softmax, and the weighted sum of values, with its own scores row per thread.
 struct DecodeHeads: ChunkedWork {
     let qkv: UnsafeMutablePointer<Float>, width: Int
     let keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int
-    let headDim: Int, heads: Int, group: Int, start: Int, past: Int, window: Int?, scale: Float
+    let headDim: Int, heads: Int, group: Int, start: Int, past: Int, span: Layer.Span, scale: Float
     let scores: UnsafeMutablePointer<Float>, scoresStride: Int
     let context: UnsafeMutablePointer<Float>, contextWidth: Int, pairs: Int, chunks: Int
     /// gpt-oss's attention-sink logits, one per head (nil: none).
@@ -97,7 +111,7 @@ struct DecodeHeads: ChunkedWork {
             let query = qkv + (start + i) * width + hh * headDim
             let k = keys + kvh * headDim, v = values + kvh * headDim
             let visible = past + i + 1
-            let first = window.map { max(0, visible - $0) } ?? 0
+            let first = span.firstVisibleKey(position: visible - 1)
             let count = visible - first
             for j in 0..<count { row[j] = Reduction.dot(query, k + (first + j) * stride, count: headDim) * scale }
             if let sinks { Reduction.softmax(row, count: count, sink: sinks[hh]) } else { Reduction.softmax(row, count: count) }

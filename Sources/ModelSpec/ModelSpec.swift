@@ -1,3 +1,5 @@
+import Foundation
+
 /// The one description of a transformer architecture from which every count, every cost and the
 /// runnable CPU model derive. Built from a HuggingFace config.json by `ModelSpec.init(config:)`.
 public struct ModelSpec: Sendable, Equatable {
@@ -162,6 +164,22 @@ public struct GroupedQueryAttention: Sendable, Equatable {
     public var qkNorm: Bool
     /// One learned attention-sink logit per head (gpt-oss).
     public var sinks: Bool
+    /// A parameter-free RMS (L2) norm over each head of q and k after the rotary, on the layers
+    /// that rotate (Llama 4 Scout's `use_qk_norm`).
+    public var qkL2Norm = false
+    /// Llama 4's attention temperature on its NoPE layers: queries at position p are scaled by
+    /// 1 + scale · ln(1 + ⌊(p + 1) / floorScale⌋) (`attn_temperature_tuning`).
+    public var temperature: AttentionTemperature? = nil
+}
+
+public struct AttentionTemperature: Sendable, Equatable {
+    public var floorScale: Double
+    public var scale: Double
+
+    public init(floorScale: Double, scale: Double) { (self.floorScale, self.scale) = (floorScale, scale) }
+
+    /// The factor of the queries at `position`.
+    public func factor(position: Int) -> Double { 1 + scale * log1p((Double(position + 1) / floorScale).rounded(.down)) }
 }
 
 public struct MultiHeadLatentAttention: Sendable, Equatable {
@@ -264,6 +282,9 @@ public struct MixtureOfExperts: Sendable, Equatable {
     /// nil: the usual silu(gate) · up.
     public var swigluLimit: Double? = nil
     public var swigluAlpha = 1.0
+    /// The routing weight scales each expert's input instead of its output (Llama 4: the expert
+    /// sees sigmoid(logit) · x).
+    public var weightScalesInput = false
 
     /// The width the routed experts read and write.
     public func expertWidth(hidden: Int) -> Int { latentSize ?? hidden }
@@ -284,4 +305,7 @@ public struct RoPE: Sendable, Equatable {
     public var scaling: Scaling
     /// Lanes of each head vector that rotate (all of head_dim, or MLA's qk_rope_head_dim).
     public var rotaryDimension: Int
+    /// Lanes 2i and 2i + 1 rotate together (Llama 4's complex-number form) instead of i and
+    /// i + d/2. (MLA's own interleaving is a property of the attention, not set here.)
+    public var interleaved = false
 }

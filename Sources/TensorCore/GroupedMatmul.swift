@@ -202,24 +202,25 @@ public enum GroupedMatmul {
         }
     }
 
-    /// y[tokenOfRow[r]] += weightOfRow[r] · out[r]. Sequential, so no two rows race on one token.
+    /// y[tokenOfRow[r]] += weightOfRow[r] · out[r] (or out[r] alone when not `weighted`: the
+    /// weights were applied to the experts' input). No two threads write one token.
     @inlinable
-    public static func scatterAdd(_ out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping,
+    public static func scatterAdd(_ out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping, weighted: Bool = true,
                                   into y: UnsafeMutablePointer<Float>) {
         parallelFor(chunks: chunks(rows: grouping.rowCount, width: width),
-                    Scatter(out: out, width: width, grouping: grouping, y: y))
+                    Scatter(out: out, width: width, grouping: grouping, weighted: weighted, y: y))
     }
 
     /// Tokens `chunk` of `chunks`: each thread scans every packed row and adds only those whose
     /// token falls in its range, so no two threads write the same token.
     @usableFromInline
     struct Scatter: ChunkedWork {
-        @usableFromInline let out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping
+        @usableFromInline let out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping, weighted: Bool
         @usableFromInline let y: UnsafeMutablePointer<Float>
 
         @inlinable
-        init(out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping, y: UnsafeMutablePointer<Float>) {
-            self.out = out; self.width = width; self.grouping = grouping; self.y = y
+        init(out: UnsafePointer<Float>, width: Int, grouping: ExpertGrouping, weighted: Bool, y: UnsafeMutablePointer<Float>) {
+            self.out = out; self.width = width; self.grouping = grouping; self.weighted = weighted; self.y = y
         }
 
         @inlinable
@@ -235,7 +236,7 @@ public enum GroupedMatmul {
                     for r in 0..<rows {
                         let t = Int(tokens[r])
                         guard t >= low, t < high else { continue }
-                        Elementwise.addScaled(out + r * width, by: weights[r], into: y + t * width, count: width)
+                        Elementwise.addScaled(out + r * width, by: weighted ? weights[r] : 1, into: y + t * width, count: width)
                     }
                 }
             }

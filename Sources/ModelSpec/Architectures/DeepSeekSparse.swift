@@ -39,12 +39,6 @@ enum DeepSeekSparse: Architecture {
         let feedForward = try ConfigReader.mlpLayerTypes(c, reader, layers: n, dense: try reader.positive("intermediate_size"))
         // DeepSeek-V3.2 runs an indexer on every layer; GLM-5 may share one between layers.
         let indexers = modelType == "glm_moe_dsa" ? try indexerLayers(c, reader, layers: n) : Array(repeating: true, count: n)
-        // A "shared" layer reuses the choice of the last layer with its own indexer: the first
-        // layer has none before it (transformers raises there too).
-        if indexers.first == false {
-            throw c.error(c.has("indexer_types") ? "indexer_types" : "index_topk_pattern",
-                          "starts with a shared layer, which has no earlier indexer to reuse")
-        }
         p.layers = (0..<n).map { i in Layer(span: .full, feedForward: feedForward[i], usesRoPE: true, indexer: indexers[i]) }
         p.sparse = SparseAttention(heads: try reader.positive("index_n_heads"), headDim: try reader.positive("index_head_dim"),
                                    topK: try reader.positive("index_topk"), queryRank: queryRank)

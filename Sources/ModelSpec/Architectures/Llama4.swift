@@ -1,10 +1,13 @@
 import ConfigFile
 
-/// Llama 4 (text model under text_config): chunked attention with global NoPE layers every
-/// no_rope_layer_interval, MoE every interleave_moe_layer_step with one shared expert, sigmoid top-1.
+/// Llama 4: chunked attention with global NoPE layers every no_rope_layer_interval (temperature
+/// tuned), L2 q/k norm on the rotating layers (Scout), MoE every interleave_moe_layer_step with one
+/// shared expert, sigmoid top-1 scaling the expert's input; rotary in complex (interleaved) form.
 enum Llama4: Architecture {
-    static let modelTypes = ["llama4"]
-    static func textConfig(for modelType: String) -> Bool { true }
+    /// "llama4": the multimodal wrapper, text fields under text_config; "llama4_text": a text-only
+    /// config (Llama4ForCausalLM), fields at the top.
+    static let modelTypes = ["llama4", "llama4_text"]
+    static func textConfig(for modelType: String) -> Bool { modelType == "llama4" }
     static func defaults(for modelType: String) -> [String: Any] { defaults }
 
     static var defaults: [String: Any] { [
@@ -13,33 +16,52 @@ enum Llama4: Architecture {
         "max_position_embeddings": 131_072, "rms_norm_eps": 1e-5, "rope_theta": 500_000.0,
         "num_experts_per_tok": 1, "num_local_experts": 16, "interleave_moe_layer_step": 1,
         "use_qk_norm": true, "attention_chunk_size": 8192, "no_rope_layer_interval": 4,
+        "attn_temperature_tuning": true, "floor_scale": 8192, "attn_scale": 0.1,
+        "moe_layers": NSNullMarker.none, "no_rope_layers": NSNullMarker.none,
         "tie_word_embeddings": false, "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none,
     ] }
 
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
-        let gqa = try reader.groupedAttention(qkvBias: false, outputBias: false, qkNorm: false, sinks: false)
+        var gqa = try reader.groupedAttention(qkvBias: false, outputBias: false, qkNorm: false, sinks: false)
+        gqa.qkL2Norm = try c.bool("use_qk_norm") ?? true
+        if try c.bool("attn_temperature_tuning") ?? true {
+            gqa.temperature = AttentionTemperature(floorScale: try reader.positiveDouble("floor_scale"),
+                                                   scale: try reader.positiveDouble("attn_scale"))
+        }
         p.attention = .grouped(gqa)
-        let step = try reader.positive("interleave_moe_layer_step")
-        let chunk = try reader.positive("attention_chunk_size")
+        // transformers: no_rope_layers[i] is 1 where layer i rotates (default: all but every
+        // no_rope_layer_interval-th); moe_layers lists the MoE layers (default: every
+        // interleave_moe_layer_step-th); rotating layers attend within attention_chunk_size
+        // chunks (null: no chunking), the NoPE layers globally.
         let noRopeInterval = try reader.positive("no_rope_layer_interval")
+        let rotates = try c.intArray("no_rope_layers").map { list -> [Bool] in
+            guard list.count == n else { throw c.error("no_rope_layers", "must give one entry per layer (\(n)), got \(list.count)") }
+            return list.map { $0 != 0 }
+        } ?? (0..<n).map { ($0 + 1) % noRopeInterval != 0 }
+        let step = try reader.positive("interleave_moe_layer_step")
+        let moeLayers = Set(try c.intArray("moe_layers") ?? Array(stride(from: step - 1, to: n, by: step)))
+        if let bad = moeLayers.first(where: { $0 < 0 || $0 >= n }) {
+            throw c.error("moe_layers", "names layer \(bad), outside 0..<\(n)")
+        }
+        let chunk = try c.int("attention_chunk_size", atLeast: 1)
         let denseSize = try reader.positive("intermediate_size_mlp")
         let expertSize = try reader.positive("intermediate_size")
-        // transformers: MoE layers are step-1, 2·step-1, …; every no_rope_layer_interval-th
-        // layer is a global NoPE layer, the others use RoPE within chunks.
         p.layers = (0..<n).map { i in
-            let global = (i + 1) % noRopeInterval == 0
-            return Layer(span: global ? .full : .chunked(chunk),
-                         feedForward: (i + 1) % step == 0 ? .moe : .dense(intermediateSize: denseSize),
-                         usesRoPE: !global)
+            Layer(span: rotates[i] ? chunk.map { .chunked($0) } ?? .full : .full,
+                  feedForward: moeLayers.contains(i) ? .moe : .dense(intermediateSize: denseSize),
+                  usesRoPE: rotates[i])
         }
-        p.moe = MixtureOfExperts(
+        var moe = MixtureOfExperts(
             routedExperts: try reader.positive("num_local_experts"),
             expertsPerToken: try reader.positive("num_experts_per_tok"),
             expertIntermediateSize: expertSize, sharedExperts: 1, sharedIntermediateSize: expertSize,
             sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: false, routedScalingFactor: 1,
             groups: 1, topKGroups: 1, correctionBias: false, routerBias: false, expertBias: false)
+        moe.weightScalesInput = true
+        p.moe = moe
         p.rope = try reader.rope(rotaryDimension: gqa.headDim)
+        p.rope.interleaved = true
         return p
     }
 }
