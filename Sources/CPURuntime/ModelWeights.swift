@@ -347,7 +347,7 @@ struct ModelWeights {
                 // gpt-oss and Llama 4 store their experts fused (gate and up interleaved by column in
                 // gpt-oss, in halves in Llama 4).
                 let experts = spec.modelType == "gpt_oss" || llama4
-                    ? try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, format: format,
+                    ? try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, loader: loader,
                                                     interleaved: !llama4, biases: moe.expertBias)
                     : try (0..<moe.routedExperts).map { try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names) }
                 var shared: MLPWeights? = nil
@@ -386,7 +386,7 @@ extension ModelWeights {
     /// down [E, I, hidden] (both input-major), and gpt-oss's biases; rearranged into each
     /// expert's row-major [gate; up] and down matrices.
     static func fusedExperts(_ prefix: String, moe: MixtureOfExperts, hidden h: Int, source: WeightSource,
-                             format: CPUWeightFormat, interleaved: Bool, biases: Bool) throws -> [MLPWeights] {
+                             loader: MatrixLoader, interleaved: Bool, biases: Bool) throws -> [MLPWeights] {
         let e = moe.routedExperts, size = moe.expertIntermediateSize
         let gateUp = try source.tensor("\(prefix).gate_up_proj", [e, h, 2 * size]).elements
         let down = try source.tensor("\(prefix).down_proj", [e, size, h]).elements
@@ -394,23 +394,23 @@ extension ModelWeights {
         let downBias = biases ? try source.tensor("\(prefix).down_proj_bias", [e, h]).elements : []
         // Column of the fused gate_up holding gate (0) or up (1) lane i.
         func column(_ i: Int, _ part: Int) -> Int { interleaved ? 2 * i + part : part * size + i }
-        return try (0..<e).map { x in
-            var stacked = try Tensor(zeros: [2 * size, h]), downT = try Tensor(zeros: [h, size])
-            stacked.withUnsafeMutableBufferPointer { out in
-                for i in 0..<size {
-                    for c in 0..<h {
-                        out[i * h + c] = gateUp[(x * h + c) * 2 * size + column(i, 0)]
-                        out[(size + i) * h + c] = gateUp[(x * h + c) * 2 * size + column(i, 1)]
+        return try gateUp.withUnsafeBufferPointer { gu in
+            try down.withUnsafeBufferPointer { dn in
+                try (0..<e).map { x in
+                    // Row j of [gate; up] is lane j mod size of gate (j < size) or up, over the inputs.
+                    let stacked = try loader.matrix(rows: 2 * size, cols: h) { j, out in
+                        let c = column(j % size, j / size)
+                        for input in 0..<h { out[input] = gu[(x * h + input) * 2 * size + c] }
                     }
+                    let downT = try loader.matrix(rows: h, cols: size) { r, out in
+                        for i in 0..<size { out[i] = dn[(x * size + i) * h + r] }
+                    }
+                    guard biases else { return MLPWeights(gateUp: stacked, down: downT) }
+                    let bias = (0..<(2 * size)).map { gateUpBias[x * 2 * size + column($0 % size, $0 / size)] }
+                    return MLPWeights(gateUp: stacked, down: downT, gateUpBias: bias,
+                                      downBias: Array(downBias[(x * h)..<((x + 1) * h)]))
                 }
             }
-            downT.withUnsafeMutableBufferPointer { out in
-                for r in 0..<h { for i in 0..<size { out[r * size + i] = down[(x * size + i) * h + r] } }
-            }
-            guard biases else { return MLPWeights(gateUp: try format.matrix(stacked), down: try format.matrix(downT)) }
-            let bias = (0..<size).map { gateUpBias[x * 2 * size + column($0, 0)] } + (0..<size).map { gateUpBias[x * 2 * size + column($0, 1)] }
-            return MLPWeights(gateUp: try format.matrix(stacked), down: try format.matrix(downT), gateUpBias: bias,
-                              downBias: Array(downBias[(x * h)..<((x + 1) * h)]))
         }
     }
 }
@@ -464,6 +464,26 @@ final class MatrixLoader {
                 try source.fill(name, shape, rows: (low - starts[i])..<(high - starts[i]),
                                 into: out + (low - rows.lowerBound) * cols)
             }
+        })
+    }
+
+    /// A rows × cols matrix whose row r `fill(r, out)` writes (for checkpoints that store a
+    /// matrix transposed or fused with others): packed a block of rows at a time like the others.
+    func matrix(rows: Int, cols: Int, fill: (Int, UnsafeMutablePointer<Float>) -> Void) throws -> WeightMatrix {
+        guard let kernels else {
+            var t = try Tensor(zeros: [rows, cols])
+            t.withUnsafeMutableBufferPointer { out in
+                guard let base = out.baseAddress else { return }
+                for r in 0..<rows { fill(r, base + r * cols) }
+            }
+            return try format.matrix(t)
+        }
+        if staging.count < cols {
+            staging.deallocate()
+            staging = .allocate(capacity: cols)
+        }
+        return .panels(try PanelMatrix(rows: rows, cols: cols, element: element, kernels: kernels, staging: staging) { block, out in
+            for (i, r) in block.enumerated() { fill(r, out + i * cols) }
         })
     }
 }
