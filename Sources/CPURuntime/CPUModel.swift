@@ -773,8 +773,9 @@ public final class CPUModel: @unchecked Sendable {
                 sharedIndexMasks[s].withUnsafeBufferPointer { if let b = $0.baseAddress { mask.update(from: b, count: seg.count * total) } }
                 sparseMask = mask
             }
-            if seg.count <= SmallBatch.limit, sparseMask == nil {
-                absorbedDecode(w, a, layer: layer, q: q, segment: seg, past: past, cache: caches[s], scale: scale, into: context)
+            if seg.count <= SmallBatch.limit {
+                absorbedDecode(w, a, layer: layer, q: q, segment: seg, past: past, cache: caches[s], scale: scale,
+                               mask: sparseMask.map { UnsafePointer($0) }, into: context)
                 continue
             }
             // Heads split over the threads as in grouped attention. Each head expands the cached
@@ -861,7 +862,7 @@ public final class CPUModel: @unchecked Sendable {
     /// step costs O(context × kv_lora_rank) per head instead of expanding every cached token.
     func absorbedDecode(_ w: MLAWeights, _ a: MultiHeadLatentAttention, layer: Int, q: UnsafeMutablePointer<Float>,
                         segment seg: (start: Int, count: Int), past: Int, cache: SequenceCache, scale: Float,
-                        into context: UnsafeMutablePointer<Float>) {
+                        mask: UnsafePointer<Float>? = nil, into context: UnsafeMutablePointer<Float>) {
         let pairs = seg.count * a.heads
         // (token, head) pairs split over the threads once the context makes them worth a region.
         let chunks = pairs * (past + seg.count) * a.kvLoraRank >= CPUModel.decodeParallelWork ? min(Threading.count, pairs) : 1
@@ -874,7 +875,8 @@ public final class CPUModel: @unchecked Sendable {
                     Parallel.run(chunks: chunks, AbsorbedHeads(
                         kvUp: wb, latents: lb, rotary: rb, q: q, context: context, scratch: scratch, scratchStride: stride,
                         heads: a.heads, qk: a.qkHeadDim, nope: a.qkNopeHeadDim, vDim: a.vHeadDim, rank: a.kvLoraRank,
-                        ropeDim: a.qkRopeHeadDim, start: seg.start, past: past, scale: scale, pairs: pairs, chunks: chunks))
+                        ropeDim: a.qkRopeHeadDim, start: seg.start, past: past, scale: scale, pairs: pairs, chunks: chunks,
+                        mask: mask))
                 }
             }
         }

@@ -67,9 +67,13 @@ struct AbsorbedHeads: ChunkedWork {
     let scratch: UnsafeMutablePointer<Float>, scratchStride: Int
     let heads: Int, qk: Int, nope: Int, vDim: Int, rank: Int, ropeDim: Int
     let start: Int, past: Int, scale: Float, pairs: Int, chunks: Int
+    /// Sparse attention's mask (0 on the indexer's top-k keys, −∞ elsewhere), one row of
+    /// past + queries keys per query; nil: dense. Masked keys are skipped, not scored.
+    var mask: UnsafePointer<Float>? = nil
 
     func run(chunk: Int) {
         let qLatent = scratch + chunk * scratchStride, oLatent = qLatent + rank, scores = qLatent + 2 * rank
+        let total = past + pairs / heads
         let rowsPerHead = nope + vDim
         for pair in (pairs * chunk / chunks)..<(pairs * (chunk + 1) / chunks) {
             let i = pair / heads, hh = pair % heads
@@ -78,13 +82,15 @@ struct AbsorbedHeads: ChunkedWork {
             let uk = kvUp + hh * rowsPerHead * rank
             qLatent.update(repeating: 0, count: rank)
             for r in 0..<nope { Elementwise.addScaled(uk + r * rank, by: query[r], into: qLatent, count: rank) }
+            let maskRow = mask.map { $0 + i * total }
             for j in 0..<visible {
+                if let maskRow, maskRow[j] == -.infinity { scores[j] = -.infinity; continue }
                 scores[j] = (Reduction.dot(qLatent, latents + j * rank, count: rank)
                     + Reduction.dot(query + nope, rotary + j * ropeDim, count: ropeDim)) * scale
             }
             Reduction.softmax(scores, count: visible)
             oLatent.update(repeating: 0, count: rank)
-            for j in 0..<visible { Elementwise.addScaled(latents + j * rank, by: scores[j], into: oLatent, count: rank) }
+            for j in 0..<visible where scores[j] != 0 { Elementwise.addScaled(latents + j * rank, by: scores[j], into: oLatent, count: rank) }
             let uv = uk + nope * rank
             let out = context + (start + i) * heads * vDim + hh * vDim
             for r in 0..<vDim { out[r] = Reduction.dot(uv + r * rank, oLatent, count: rank) }
