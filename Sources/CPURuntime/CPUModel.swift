@@ -522,11 +522,12 @@ public final class CPUModel: @unchecked Sendable {
         w.output.apply(core, batch: rows, into: out)
     }
 
-    /// Kimi Delta Attention (Kimi Linear), token by token: the gated delta rule of Gated DeltaNet
-    /// with a decay per key channel, g = −exp(A_log) · softplus(f_b(f_a(x)) + dt_bias) for each of
-    /// a head's dk channels, so the state's row d decays by exp(g_d); the short convolutions over
-    /// q, k and v with SiLU; L2-normalised q and k; β = sigmoid(b). The output goes through an
-    /// RMSNorm gated by sigmoid(g_b(g_a(x))), then o_proj.
+    /// Kimi Delta Attention (Kimi Linear): the gated delta rule of Gated DeltaNet with a decay per
+    /// key channel, g = −exp(A_log) · softplus(f_b(f_a(x)) + dt_bias) for each of a head's dk
+    /// channels, so the state's row d decays by exp(g_d); the short convolutions over q, k and v
+    /// with SiLU; L2-normalised q and k; β = sigmoid(b). A prompt runs the chunked form
+    /// (`chunkedDeltaRule` with per-channel decay), a decode step updates the state in place.
+    /// The output goes through an RMSNorm gated by sigmoid(g_b(g_a(x))), then o_proj.
     func kimiDeltaAttention(_ w: KDAWeights, _ l: LinearAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
                             segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) {
         let nh = l.valueHeads, d = l.keyHeadDim, P = nh * d, kernel = l.convKernel, channels = 3 * P
@@ -544,65 +545,87 @@ public final class CPUModel: @unchecked Sendable {
         }
         w.forgetUp.apply(lowForget, batch: rows, into: forget)
         w.gateUp.apply(lowGate, batch: rows, into: gate)
-        let core = ws.get(.linearCore, rows * P)
-        let convolved = ws.get(.linearMixed, channels), scratch = ws.get(.linearScratch, d)
+        // Per row: q, k, v after the convolution (channels), β per head, log decay per channel.
+        let stride = channels + nh + P
+        let prepared = ws.get(.linearMixed, rows * stride)
+        let core = ws.get(.linearCore, rows * P), scratch = ws.get(.linearScratch, d)
         let scale = 1 / Float(d).squareRoot()
         for (s, seg) in segments.enumerated() {
-            // The state, not the convolution history, says whether the sequence has begun here
-            // (with a kernel of 1 the history is always empty).
+            // The state, not the convolution history, says whether the sequence has begun here.
             if caches[s].state[layer].isEmpty {
                 caches[s].conv[layer] = [Float](repeating: 0, count: channels * (kernel - 1))
                 caches[s].state[layer] = [Float](repeating: 0, count: nh * d * d)
             }
-            for i in 0..<seg.count {
-                let r = seg.start + i, row = mixed + r * width
-                caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
-                    w.conv.withUnsafeBufferPointer { weights in
-                        guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
+            caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
+                w.conv.withUnsafeBufferPointer { weights in
+                    guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
+                    for i in 0..<seg.count {
+                        let r = seg.start + i, row = mixed + r * width, p = prepared + r * stride
                         for c in 0..<channels {
                             var sum = wc[c * kernel + kernel - 1] * row[c]
                             for j in 0..<(kernel - 1) { sum += wc[c * kernel + j] * h[j * channels + c] }
-                            convolved[c] = sum / (1 + exp(-sum))
+                            p[c] = sum / (1 + exp(-sum))
                         }
-                        if kernel > 1 {
-                            for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
-                            (h + (kernel - 2) * channels).update(from: row, count: channels)
+                        for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
+                        (h + (kernel - 2) * channels).update(from: row, count: channels)
+                        for head in 0..<(2 * nh) {
+                            var sq: Float = 0
+                            for x in 0..<d { sq += p[head * d + x] * p[head * d + x] }
+                            let inv = 1 / (sq + 1e-6).squareRoot() * (head < nh ? scale : 1)
+                            for x in 0..<d { p[head * d + x] *= inv }
+                        }
+                        for hh in 0..<nh {
+                            p[channels + hh] = 1 / (1 + exp(-row[channels + hh]))
+                            let rate = exp(w.aLog[hh])
+                            for x in 0..<d {
+                                let g = forget[r * P + hh * d + x] + w.dtBias[hh * d + x]
+                                p[channels + nh + hh * d + x] = -rate * (g > 20 ? g : log1p(exp(g)))
+                            }
                         }
                     }
                 }
-                for head in 0..<(2 * nh) {
-                    var sq: Float = 0
-                    for x in 0..<d { sq += convolved[head * d + x] * convolved[head * d + x] }
-                    let inv = 1 / (sq + 1e-6).squareRoot() * (head < nh ? scale : 1)
-                    for x in 0..<d { convolved[head * d + x] *= inv }
-                }
-                caches[s].state[layer].withUnsafeMutableBufferPointer { stateBuffer in
-                    guard let state = stateBuffer.baseAddress else { return }
+            }
+            caches[s].state[layer].withUnsafeMutableBufferPointer { stateBuffer in
+                guard let state = stateBuffer.baseAddress else { return }
+                if seg.count == 1 {
+                    let p = prepared + seg.start * stride
                     for hh in 0..<nh {
-                        let q = convolved + hh * d, k = convolved + P + hh * d, v = convolved + 2 * P + hh * d
-                        let beta = 1 / (1 + exp(-row[channels + hh]))
-                        let rate = exp(w.aLog[hh])
-                        let S = state + hh * d * d
+                        let q = p + hh * d, k = p + P + hh * d, v = p + 2 * P + hh * d
+                        let beta = p[channels + hh], S = state + hh * d * d
                         for x in 0..<d {
-                            let g = forget[r * P + hh * d + x] + w.dtBias[hh * d + x]
-                            let decay = exp(-rate * (g > 20 ? g : log1p(exp(g))))
+                            let decay = exp(p[channels + nh + hh * d + x])
                             for j in 0..<d { S[x * d + j] *= decay }
                         }
                         for j in 0..<d { scratch[j] = 0 }
                         for x in 0..<d { for j in 0..<d { scratch[j] += S[x * d + j] * k[x] } }
                         for j in 0..<d { scratch[j] = (v[j] - scratch[j]) * beta }
                         for x in 0..<d { for j in 0..<d { S[x * d + j] += k[x] * scratch[j] } }
-                        let o = core + r * P + hh * d
+                        let o = core + seg.start * P + hh * d
                         for j in 0..<d { o[j] = 0 }
                         for x in 0..<d { for j in 0..<d { o[j] += S[x * d + j] * q[x] } }
-                        // RMSNorm gated by sigmoid(gate).
-                        var sq: Float = 0
-                        for j in 0..<d { sq += o[j] * o[j] }
-                        let inv = 1 / (sq / Float(d) + Float(spec.rmsNormEpsilon)).squareRoot()
-                        let gh = gate + r * P + hh * d
-                        for j in 0..<d { o[j] = o[j] * inv * w.norm[j] / (1 + exp(-gh[j])) }
+                    }
+                } else {
+                    let threads = min(Threading.count, nh)
+                    Parallel.forEach(chunks: threads) { chunk in
+                        for hh in (nh * chunk / threads)..<(nh * (chunk + 1) / threads) {
+                            CPUModel.chunkedDeltaRule(prepared: prepared + seg.start * stride, stride: stride, tokens: seg.count,
+                                                      query: hh * d, key: P + hh * d, value: 2 * P + hh * d, beta: channels + hh,
+                                                      decay: channels + nh + hh * d, decayPerChannel: true, dk: d, dv: d,
+                                                      state: state + hh * d * d, out: core + seg.start * P + hh * d, outStride: P)
+                        }
                     }
                 }
+            }
+        }
+        // RMSNorm of each head's output gated by sigmoid(gate).
+        let epsilon = Float(spec.rmsNormEpsilon)
+        for r in 0..<rows {
+            for hh in 0..<nh {
+                let o = core + r * P + hh * d, gh = gate + r * P + hh * d
+                var sq: Float = 0
+                for j in 0..<d { sq += o[j] * o[j] }
+                let inv = 1 / (sq / Float(d) + epsilon).squareRoot()
+                for j in 0..<d { o[j] = o[j] * inv * w.norm[j] / (1 + exp(-gh[j])) }
             }
         }
         w.output.apply(core, batch: rows, into: out)
@@ -612,74 +635,88 @@ public final class CPUModel: @unchecked Sendable {
     static let deltaRuleChunk = 64
 
     /// The gated delta rule over `tokens` tokens of one value head, in chunks of C tokens (the
-    /// WY/UT form of the DeltaNet papers, as transformers' torch_chunk_gated_delta_rule computes
-    /// it): within a chunk, with γ the cumulative log decay and D[i][j] = exp(γᵢ − γⱼ) for j ≤ i,
-    /// solve (I + strictly-lower((β·K)Kᵀ ⊙ D)) [U W] = [β·V  β·K·exp(γ)] by forward substitution,
-    /// then V' = U − W S, O = (Q·exp(γ)) S + ((QKᵀ) ⊙ D) V', and S ← S·exp(γ_last) +
-    /// (K·exp(γ_last − γ))ᵀ V'. Every product is a GEMM of chunk × head size; the state is updated
-    /// in place. Allocates its chunk scratch once per call (a prefill, not a decode step).
+    /// WY/UT form of the DeltaNet papers, as transformers' torch_chunk_gated_delta_rule and FLA's
+    /// naive chunk KDA compute it): within a chunk, with γ the cumulative log decay (one per head,
+    /// or one per key channel with `decayPerChannel`, Kimi Delta Attention) and
+    /// D_ij = exp(γᵢ − γⱼ) for j ≤ i (per channel: inside the key products), solve
+    /// (I + strictly-lower(β·(K ⊙ D)Kᵀ)) [U W] = [β·V  β·K⊙exp(γ)] by forward substitution, then
+    /// V' = U − W S, O = (Q⊙exp(γ)) S + ((Q ⊙ D)Kᵀ) V', and S ← exp(γ_last)⊙S +
+    /// (K⊙exp(γ_last − γ))ᵀ V'. The products with S and V' are GEMMs of chunk × head size (with
+    /// one decay per head, the key products too); only exp of γᵢ − γⱼ ≤ 0 is ever taken. The
+    /// state is updated in place; the chunk scratch is allocated once per call (a prefill).
     static func chunkedDeltaRule(prepared p: UnsafeMutablePointer<Float>, stride: Int, tokens: Int, query: Int, key: Int, value: Int,
-                                 beta: Int, decay: Int, dk: Int, dv: Int, state S: UnsafeMutablePointer<Float>,
-                                 out: UnsafeMutablePointer<Float>, outStride: Int) {
-        let C = deltaRuleChunk
-        let floats = 3 * C * dk + 3 * C * dv + 2 * C * C + 2 * C
+                                 beta: Int, decay: Int, decayPerChannel: Bool = false, dk: Int, dv: Int,
+                                 state S: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let C = deltaRuleChunk, gd = decayPerChannel ? dk : 1
+        let floats = 3 * C * dk + 3 * C * dv + 2 * C * C + C * gd + C + 2 * dk
         withUnsafeTemporaryAllocation(of: Float.self, capacity: floats) { buffer in
             guard let base = buffer.baseAddress else { return }
             let Q = base, K = Q + C * dk, W = K + C * dk, V = W + C * dk, U = V + C * dv, O = U + C * dv
-            let A = O + C * dv, attn = A + C * C, gamma = attn + C * C, betas = gamma + C
+            let A = O + C * dv, attn = A + C * C, gamma = attn + C * C, betas = gamma + C * gd, fade = betas + C
+            let decayed = fade + dk  // K_j ⊙ e^(γ_i − γ_j) of one (i, j) pair
+            // γ of token i, channel x (the head's one γ without per-channel decay).
+            func g(_ i: Int, _ x: Int) -> Float { gamma[i * gd + (decayPerChannel ? x : 0)] }
             var t0 = 0
             while t0 < tokens {
                 let c = min(C, tokens - t0)
-                var cumulative: Float = 0
                 for i in 0..<c {
                     let row = p + (t0 + i) * stride
                     (Q + i * dk).update(from: row + query, count: dk)
                     (K + i * dk).update(from: row + key, count: dk)
                     (V + i * dv).update(from: row + value, count: dv)
-                    cumulative += row[decay]
-                    gamma[i] = cumulative
+                    for x in 0..<gd { gamma[i * gd + x] = (i > 0 ? gamma[(i - 1) * gd + x] : 0) + row[decay + x] }
                     betas[i] = row[beta]
                 }
-                // A = (β·K) Kᵀ and attn = Q Kᵀ, then both decayed and masked below the diagonal.
-                BLAS.gemm(m: c, n: c, k: dk, a: K, lda: dk, transposeA: false, b: K, ldb: dk, transposeB: true, c: A, ldc: c)
-                BLAS.gemm(m: c, n: c, k: dk, a: Q, lda: dk, transposeA: false, b: K, ldb: dk, transposeB: true, c: attn, ldc: c)
-                for i in 0..<c {
-                    for j in 0..<c {
-                        let d = j <= i ? exp(gamma[i] - gamma[j]) : 0
-                        A[i * c + j] = j < i ? A[i * c + j] * d * betas[i] : 0
-                        attn[i * c + j] *= d
+                if decayPerChannel {
+                    // A_ij = β_i Σ_x K_ix K_jx e^(γ_ix − γ_jx) (j < i), attn_ij = Σ_x Q_ix K_jx e^(γ_ix − γ_jx) (j ≤ i).
+                    for i in 0..<c {
+                        for j in 0..<c {
+                            guard j <= i else { A[i * c + j] = 0; attn[i * c + j] = 0; continue }
+                            for x in 0..<dk { decayed[x] = gamma[i * dk + x] - gamma[j * dk + x] }
+                            Elementwise.exp(decayed, into: decayed, count: dk)
+                            for x in 0..<dk { decayed[x] *= K[j * dk + x] }
+                            A[i * c + j] = j < i ? Reduction.dot(K + i * dk, decayed, count: dk) * betas[i] : 0
+                            attn[i * c + j] = Reduction.dot(Q + i * dk, decayed, count: dk)
+                        }
+                    }
+                } else {
+                    // A = (β·K) Kᵀ and attn = Q Kᵀ, then both decayed and masked below the diagonal.
+                    BLAS.gemm(m: c, n: c, k: dk, a: K, lda: dk, transposeA: false, b: K, ldb: dk, transposeB: true, c: A, ldc: c)
+                    BLAS.gemm(m: c, n: c, k: dk, a: Q, lda: dk, transposeA: false, b: K, ldb: dk, transposeB: true, c: attn, ldc: c)
+                    for i in 0..<c {
+                        for j in 0..<c {
+                            let d = j <= i ? exp(gamma[i] - gamma[j]) : 0
+                            A[i * c + j] = j < i ? A[i * c + j] * d * betas[i] : 0
+                            attn[i * c + j] *= d
+                        }
                     }
                 }
-                // Right-hand sides: U = β·V, W = β·K·exp(γ); forward substitution row by row.
+                // Right-hand sides: U = β·V, W = β·K⊙exp(γ); forward substitution row by row.
                 for i in 0..<c {
                     for j in 0..<dv { U[i * dv + j] = V[i * dv + j] * betas[i] }
-                    let g = exp(gamma[i]) * betas[i]
-                    for j in 0..<dk { W[i * dk + j] = K[i * dk + j] * g }
+                    for x in 0..<dk { W[i * dk + x] = K[i * dk + x] * exp(g(i, x)) * betas[i] }
                     for m in 0..<i {
                         let a = A[i * c + m]
                         guard a != 0 else { continue }
                         for j in 0..<dv { U[i * dv + j] -= a * U[m * dv + j] }
-                        for j in 0..<dk { W[i * dk + j] -= a * W[m * dk + j] }
+                        for x in 0..<dk { W[i * dk + x] -= a * W[m * dk + x] }
                     }
                 }
-                // V' = U − W S (into U), O = (Q·exp(γ)) S + attn V'.
+                // V' = U − W S (into U), O = (Q⊙exp(γ)) S + attn V'.
                 BLAS.gemm(m: c, n: dv, k: dk, a: W, lda: dk, transposeA: false, b: S, ldb: dv, transposeB: false,
                           c: U, ldc: dv, alpha: -1, beta: 1)
                 for i in 0..<c {
-                    let g = exp(gamma[i])
-                    for j in 0..<dk { Q[i * dk + j] *= g }
+                    for x in 0..<dk { Q[i * dk + x] *= exp(g(i, x)) }
                 }
                 BLAS.gemm(m: c, n: dv, k: dk, a: Q, lda: dk, transposeA: false, b: S, ldb: dv, transposeB: false, c: O, ldc: dv)
                 BLAS.gemm(m: c, n: dv, k: c, a: attn, lda: c, transposeA: false, b: U, ldb: dv, transposeB: false,
                           c: O, ldc: dv, beta: 1)
                 for i in 0..<c { (out + (t0 + i) * outStride).update(from: O + i * dv, count: dv) }
-                // S ← S·exp(γ_last) + (K·exp(γ_last − γ))ᵀ V'.
-                let last = gamma[c - 1]
-                let fade = exp(last)
-                for i in 0..<(dk * dv) { S[i] *= fade }
+                // S ← exp(γ_last)⊙S (row x by channel x) + (K⊙exp(γ_last − γ))ᵀ V'.
+                for x in 0..<dk { fade[x] = exp(g(c - 1, x)) }
+                for x in 0..<dk { for j in 0..<dv { S[x * dv + j] *= fade[x] } }
                 for i in 0..<c {
-                    let g = exp(last - gamma[i])
-                    for j in 0..<dk { K[i * dk + j] *= g }
+                    for x in 0..<dk { K[i * dk + x] *= exp(g(c - 1, x) - g(i, x)) }
                 }
                 BLAS.gemm(m: dk, n: dv, k: c, a: K, lda: dk, transposeA: true, b: U, ldb: dv, transposeB: false,
                           c: S, ldc: dv, beta: 1)

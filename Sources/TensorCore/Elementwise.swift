@@ -86,6 +86,19 @@ public enum Elementwise {
         }
     }
 
+    /// out[i] = e^x[i] (relative error below 2e-7; 0 below −87.3). `out` may alias `x`.
+    @inlinable
+    public static func exp(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        chunked(count) { start, end in
+            var i = start
+            while i + 8 <= end {
+                store8(exp8(load8(x + i)), out + i)
+                i += 8
+            }
+            while i < end { out[i] = scalarExp(x[i]); i += 1 }
+        }
+    }
+
     /// out[i] = 1 / (1 + e^-x[i]). `out` may alias `x`.
     @inlinable
     public static func sigmoid(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {

@@ -136,7 +136,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
     /// A long prompt prefilled in rounds (`prefillRows`, 64 rows for these tiny models) gives the
     /// same last-token logits as the same prompt in one pass, for one sequence and for several of
     /// different lengths (which finish in different rounds).
-    @Test(arguments: ["qwen3_moe", "deepseek_v3", "qwen3_5_moe"])
+    @Test(arguments: ["qwen3_moe", "deepseek_v3", "qwen3_5_moe", "kimi_linear"])
     func roundsEqualOnePass(name: String) throws {
         let (model, _) = try loadFixture(name)
         #expect(model.prefillRows == 64)

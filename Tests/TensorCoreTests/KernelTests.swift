@@ -48,6 +48,10 @@ let kernelSizes = [1, 7, 8, 13, 33, 1000, 600_000]
                     Elementwise.sigmoid(ap.baseAddress!, into: op.baseAddress!, count: count)
                 }
                 check({ 1 / (1 + Foundation.exp(-Double(a[$0]))) }, tolerance: 1e-6)
+                out.withUnsafeMutableBufferPointer { op in
+                    Elementwise.exp(ap.baseAddress!, into: op.baseAddress!, count: count)
+                }
+                check({ Foundation.exp(Double(a[$0])) }, tolerance: 1e-6)
                 out = b
                 out.withUnsafeMutableBufferPointer { op in
                     Elementwise.addScaled(ap.baseAddress!, by: 0.5, into: op.baseAddress!, count: count)
