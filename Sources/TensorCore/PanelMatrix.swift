@@ -1,3 +1,4 @@
+import Foundation
 import TensorCoreAVX2
 import TensorCoreAVX512
 
@@ -26,8 +27,34 @@ public final class PanelMatrix: @unchecked Sendable {
     public enum Kernels: String, Sendable, CaseIterable {
         case avx512, avx2
 
-        /// The widest this CPU runs, or nil where it runs neither.
-        public static var native: Kernels? { CPUFeatures.avx512 ? .avx512 : CPUFeatures.avx2 ? .avx2 : nil }
+        /// The kernels the runtime uses: those `MOESIM_KERNELS` names (`avx512`, `avx2`, or `none`
+        /// for the row-major path of other CPUs) when this CPU runs them, else the widest it runs;
+        /// nil: row-major. The variable lets an AVX-512 machine measure what an AVX2-only or an
+        /// aarch64 one would run; `checkEnvironment` refuses a value that cannot be honoured.
+        public static let native: Kernels? = {
+            switch requested {
+            case .some(.some(let kernels)) where kernels.isSupported: kernels
+            case .some(.none): nil
+            default: CPUFeatures.avx512 ? .avx512 : CPUFeatures.avx2 ? .avx2 : nil
+            }
+        }()
+
+        /// MOESIM_KERNELS as given: nil when unset, .some(nil) for `none`.
+        static var requested: Kernels?? {
+            guard let value = ProcessInfo.processInfo.environment["MOESIM_KERNELS"], !value.isEmpty else { return nil }
+            return value == "none" ? .some(nil) : Kernels(rawValue: value).map { .some($0) }
+        }
+
+        /// Throws when MOESIM_KERNELS names no kernel family or one this CPU cannot run.
+        public static func checkEnvironment() throws {
+            guard let value = ProcessInfo.processInfo.environment["MOESIM_KERNELS"], !value.isEmpty else { return }
+            guard let wanted = requested else {
+                throw TensorError.invalidArgument(operation: "MOESIM_KERNELS", reason: "'\(value)' is not avx512, avx2 or none")
+            }
+            if let kernels = wanted, !kernels.isSupported {
+                throw TensorError.invalidArgument(operation: "MOESIM_KERNELS", reason: "this CPU cannot run the \(PanelMatrix.describe(kernels)) kernels")
+            }
+        }
 
         public var isSupported: Bool {
             switch self {

@@ -40,6 +40,7 @@ struct Moesim: ParsableCommand {
             fail(error, usage: subcommandUsage())
         }
         do {
+            try PanelMatrix.Kernels.checkEnvironment()
             try command.run()
         } catch {
             fail(error, usage: nil)

@@ -24,7 +24,7 @@ func moesim(arguments: [String]) throws -> MoesimRun { try moesim(arguments: arg
 
 /// Runs the built binary; past `timeout` seconds coreutils' `timeout` kills it (SIGTERM, then
 /// SIGKILL) and the run is marked as timed out.
-func moesim(arguments: [String], timeout: Double?) throws -> MoesimRun {
+func moesim(arguments: [String], timeout: Double?, environment extra: [String: String] = [:]) throws -> MoesimRun {
     // The binary sits beside the test bundle in the build folder.
     var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("moesim").path), folder.path != "/" {
@@ -42,6 +42,7 @@ func moesim(arguments: [String], timeout: Double?) throws -> MoesimRun {
     process.currentDirectoryURL = repository
     var environment = ProcessInfo.processInfo.environment
     environment["MOESIM_CONFIGS"] = repository.appendingPathComponent("configs").path
+    environment.merge(extra) { $1 }
     process.environment = environment
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
@@ -62,6 +63,22 @@ func moesim(arguments: [String], timeout: Double?) throws -> MoesimRun {
 }
 
 @Suite(.serialized) struct CommandLineTests {
+    /// MOESIM_KERNELS picks the runtime's kernels (calibrate names them); a value that names none,
+    /// or kernels this CPU cannot run, is an error before any command runs.
+    @Test func kernelsFromTheEnvironment() throws {
+        let bogus = try moesim(arguments: ["models"], timeout: nil, environment: ["MOESIM_KERNELS": "avx3"])
+        #expect(bogus.status != 0 && bogus.stderr.contains("MOESIM_KERNELS"), "\(bogus.stderr)")
+        let small = ["calibrate", "--size", "128", "--memory-mib", "16", "--json"]
+        let rowMajor = try moesim(arguments: small, timeout: nil, environment: ["MOESIM_KERNELS": "none"])
+        #expect(rowMajor.status == 0 && rowMajor.json["panel_kernels"] as? String == "none", "\(rowMajor.stderr)")
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ")) } ?? []
+        if flags.contains("avx2") && flags.contains("fma") {
+            let avx2 = try moesim(arguments: small, timeout: nil, environment: ["MOESIM_KERNELS": "avx2"])
+            #expect(avx2.status == 0 && avx2.json["panel_kernels"] as? String == "avx2", "\(avx2.stderr)")
+        }
+    }
+
     @Test func reportJSON() throws {
         let report = try moesim("report", "--no-cpu", "--model", "mixtral-8x7b", "--context", "8192", "--users", "16", "--json")
         #expect(report.status == 0, "\(report.stderr)")
