@@ -1056,16 +1056,42 @@ public final class CPUModel: @unchecked Sendable {
 
     /// Greedy continuation of each prompt by `maxNew` tokens (ties go to the lower token id).
     public func generate(prompts: [[Int]], maxNew: Int) throws -> [[Int]] {
+        try generateTimed(prompts: prompts, maxNew: maxNew).tokens
+    }
+
+    /// A greedy generation and how long its two phases took.
+    public struct Generation: Sendable {
+        /// The new tokens of each prompt.
+        public var tokens: [[Int]]
+        /// Seconds of the prompts' forward pass (which yields the first new token).
+        public var prefillSeconds: Double
+        /// Seconds of the maxNew − 1 decode steps after it.
+        public var decodeSeconds: Double
+
+        /// Prompt tokens per second of the prefill; new tokens per second of the decode steps
+        /// (0 with a single new token). Cold: the first call's, as a user's first request is.
+        public func rates(promptTokens: Int) -> (prefill: Double, decode: Double) {
+            let decodeSteps = (tokens.first?.count ?? 0) - 1
+            return (prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0,
+                    decodeSteps > 0 && decodeSeconds > 0 ? Double(decodeSteps * tokens.count) / decodeSeconds : 0)
+        }
+    }
+
+    /// `generate`, timing the prefill (prompts in, first tokens out) apart from the decode steps.
+    public func generateTimed(prompts: [[Int]], maxNew: Int) throws -> Generation {
         var caches = prompts.map { newCache(reserve: $0.count + maxNew) }
         var generated = Array(repeating: [Int](), count: prompts.count)
-        guard maxNew > 0 else { return generated }
-        var logits = try forward(prompts, caches: &caches)
-        for step in 0..<maxNew {
-            let next = argmaxRows(logits)
-            for s in 0..<prompts.count { generated[s].append(next[s]) }
-            if step + 1 < maxNew { logits = try forward(next.map { [$0] }, caches: &caches) }
+        guard maxNew > 0 else { return Generation(tokens: generated, prefillSeconds: 0, decodeSeconds: 0) }
+        var logits = try Tensor(zeros: [0, 0])
+        let prefill = try Calibration.time { logits = try forward(prompts, caches: &caches) }
+        let decode = try Calibration.time {
+            for step in 0..<maxNew {
+                let next = argmaxRows(logits)
+                for s in 0..<prompts.count { generated[s].append(next[s]) }
+                if step + 1 < maxNew { logits = try forward(next.map { [$0] }, caches: &caches) }
+            }
         }
-        return generated
+        return Generation(tokens: generated, prefillSeconds: prefill, decodeSeconds: decode)
     }
 
     /// The index of the largest logit of each row (ties: the lower token id).

@@ -237,18 +237,9 @@ struct GenerateCommand: ParsableCommand {
         guard !prompt.isEmpty else { throw ValidationError("--tokens needs at least one token id") }
         let spec = try ModelCatalog.load(folder)
         let model = try CPUModel(spec: spec, source: .folder(SafeTensorsFolder(folder: folder)), format: weights)
-        var caches = [model.newCache(reserve: prompt.count + maxNew)]
-        var logits = try Tensor(zeros: [0, 0])
-        let prefill = try Calibration.time { logits = try model.forward([prompt], caches: &caches) }
-        var generated = [model.argmaxRows(logits)[0]]
-        let decode = try Calibration.time {
-            while generated.count < maxNew {
-                logits = try model.forward([[generated[generated.count - 1]]], caches: &caches)
-                generated.append(model.argmaxRows(logits)[0])
-            }
-        }
-        let prefillRate = Double(prompt.count) / prefill
-        let decodeRate = maxNew > 1 ? Double(maxNew - 1) / decode : 0
+        let generation = try model.generateTimed(prompts: [prompt], maxNew: maxNew)
+        let generated = generation.tokens[0]
+        let (prefillRate, decodeRate) = generation.rates(promptTokens: prompt.count)
         if output.json {
             try Output.printJSON(["tokens": generated, "prefill_tokens_per_s": prefillRate, "decode_tokens_per_s": decodeRate])
             return

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The command-line contract of DESIGN.md, checked on the built `moesim` binary: the JSON keys
+/// The command-line contract of docs/design.md, checked on the built `moesim` binary: the JSON keys
 /// each command promises, and bad input answered by one `error:` line and a non-zero exit.
 struct MoesimRun {
     let status: Int32
