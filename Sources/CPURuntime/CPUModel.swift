@@ -450,22 +450,8 @@ public final class CPUModel: @unchecked Sendable {
                     guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
                     for i in 0..<seg.count {
                         let row = mixed + (seg.start + i) * width, p = prepared + (seg.start + i) * (channels + 2 * nv)
-                        for c in 0..<channels {
-                            var sum = wc[c * kernel + kernel - 1] * row[c]
-                            for j in 0..<(kernel - 1) { sum += wc[c * kernel + j] * h[j * channels + c] }
-                            p[c] = sum / (1 + exp(-sum))
-                        }
-                        // The history moves on by one input (a forward copy within one buffer).
-                        if kernel > 1 {
-                            for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
-                            (h + (kernel - 2) * channels).update(from: row, count: channels)
-                        }
-                        for head in 0..<(2 * nk) {
-                            var sq: Float = 0
-                            for d in 0..<dk { sq += p[head * dk + d] * p[head * dk + d] }
-                            let inv = 1 / (sq + 1e-6).squareRoot() * (head < nk ? scale : 1)
-                            for d in 0..<dk { p[head * dk + d] *= inv }
-                        }
+                        CPUModel.convolveAndNormalize(row, history: h, weights: wc, channels: channels, kernel: kernel,
+                                                      heads: nk, headDim: dk, queryScale: scale, into: p)
                         let b = row + channels + value, a = row + channels + value + nv
                         for hv in 0..<nv {
                             let x = a[hv] + w.dtBias[hv]
@@ -561,19 +547,8 @@ public final class CPUModel: @unchecked Sendable {
                     guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
                     for i in 0..<seg.count {
                         let r = seg.start + i, row = mixed + r * width, p = prepared + r * stride
-                        for c in 0..<channels {
-                            var sum = wc[c * kernel + kernel - 1] * row[c]
-                            for j in 0..<(kernel - 1) { sum += wc[c * kernel + j] * h[j * channels + c] }
-                            p[c] = sum / (1 + exp(-sum))
-                        }
-                        for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
-                        (h + (kernel - 2) * channels).update(from: row, count: channels)
-                        for head in 0..<(2 * nh) {
-                            var sq: Float = 0
-                            for x in 0..<d { sq += p[head * d + x] * p[head * d + x] }
-                            let inv = 1 / (sq + 1e-6).squareRoot() * (head < nh ? scale : 1)
-                            for x in 0..<d { p[head * d + x] *= inv }
-                        }
+                        CPUModel.convolveAndNormalize(row, history: h, weights: wc, channels: channels, kernel: kernel,
+                                                      heads: nh, headDim: d, queryScale: scale, into: p)
                         for hh in 0..<nh {
                             p[channels + hh] = 1 / (1 + exp(-row[channels + hh]))
                             let rate = exp(w.aLog[hh])
@@ -629,6 +604,29 @@ public final class CPUModel: @unchecked Sendable {
             }
         }
         w.output.apply(core, batch: rows, into: out)
+    }
+
+    /// One token of a linear-attention layer's short causal convolution over its q, k, v channels
+    /// (depthwise, `kernel` taps, the last `kernel − 1` inputs in `history`, which moves on by
+    /// this row), then SiLU into `out`; then the q and k heads (the first 2 · heads of headDim)
+    /// L2-normalised, the queries also scaled by `queryScale` (1/√headDim), as Gated DeltaNet and
+    /// Kimi Delta Attention both do. Needs kernel ≥ 2 (checked at load).
+    static func convolveAndNormalize(_ row: UnsafePointer<Float>, history h: UnsafeMutablePointer<Float>, weights wc: UnsafePointer<Float>,
+                                     channels: Int, kernel: Int, heads: Int, headDim: Int, queryScale: Float,
+                                     into p: UnsafeMutablePointer<Float>) {
+        for c in 0..<channels {
+            var sum = wc[c * kernel + kernel - 1] * row[c]
+            for j in 0..<(kernel - 1) { sum += wc[c * kernel + j] * h[j * channels + c] }
+            p[c] = sum / (1 + exp(-sum))
+        }
+        // The history moves on by one input (a forward copy within one buffer).
+        for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
+        (h + (kernel - 2) * channels).update(from: row, count: channels)
+        for head in 0..<(2 * heads) {
+            let x = p + head * headDim
+            let inv = 1 / (Reduction.dot(x, x, count: headDim) + 1e-6).squareRoot() * (head < heads ? queryScale : 1)
+            Elementwise.scale(x, by: inv, into: x, count: headDim)
+        }
     }
 
     /// Chunk length of the chunked delta rule (FLA's and transformers' 64).
