@@ -224,6 +224,19 @@ struct ConfigReader {
                                      outputBias: outputBias, qkNorm: qkNorm, sinks: sinks)
     }
 
+    /// DeepSeek-V3's MoE as DeepSeek-V3.2, GLM-4.5 and GLM-5 keep it: sigmoid scores with a
+    /// selection bias, group-limited, n_shared_experts shared experts of moe_intermediate_size.
+    func deepSeekMoE() throws -> MixtureOfExperts {
+        let shared = try nonNegative("n_shared_experts"), expertSize = try positive("moe_intermediate_size")
+        return MixtureOfExperts(
+            routedExperts: try positive("n_routed_experts"), expertsPerToken: try positive("num_experts_per_tok"),
+            expertIntermediateSize: expertSize, sharedExperts: shared, sharedIntermediateSize: shared * expertSize,
+            sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: try c.bool("norm_topk_prob") ?? true,
+            routedScalingFactor: try positiveDouble("routed_scaling_factor"),
+            groups: try positive("n_group"), topKGroups: try positive("topk_group"),
+            correctionBias: true, routerBias: false, expertBias: false)
+    }
+
     func latentAttention() throws -> MultiHeadLatentAttention {
         let heads = try positive("num_attention_heads")
         var qRank: Int? = nil

@@ -46,14 +46,7 @@ enum DeepSeekSparse: Architecture {
         if let x = p.sparse, x.headDim < mla.qkRopeHeadDim {
             throw c.error("index_head_dim", "(\(x.headDim)) must be at least qk_rope_head_dim (\(mla.qkRopeHeadDim)): the indexer's rotary lanes")
         }
-        let shared = try reader.nonNegative("n_shared_experts"), expertSize = try reader.positive("moe_intermediate_size")
-        p.moe = MixtureOfExperts(
-            routedExperts: try reader.positive("n_routed_experts"), expertsPerToken: try reader.positive("num_experts_per_tok"),
-            expertIntermediateSize: expertSize, sharedExperts: shared, sharedIntermediateSize: shared * expertSize,
-            sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: try c.bool("norm_topk_prob") ?? true,
-            routedScalingFactor: try reader.positiveDouble("routed_scaling_factor"),
-            groups: try reader.positive("n_group"), topKGroups: try reader.positive("topk_group"),
-            correctionBias: true, routerBias: false, expertBias: false)
+        p.moe = try reader.deepSeekMoE()
         p.rope = try reader.rope(rotaryDimension: mla.qkRopeHeadDim)
         p.mtpModules = try reader.nonNegative("num_nextn_predict_layers")
         return p

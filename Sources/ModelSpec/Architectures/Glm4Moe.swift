@@ -24,14 +24,7 @@ enum Glm4Moe: Architecture {
         p.attention = .grouped(gqa)
         let dense = try reader.positive("intermediate_size"), first = min(try reader.nonNegative("first_k_dense_replace"), n)
         p.layers = (0..<n).map { Layer(span: .full, feedForward: $0 < first ? .dense(intermediateSize: dense) : .moe, usesRoPE: true) }
-        let shared = try reader.nonNegative("n_shared_experts"), expertSize = try reader.positive("moe_intermediate_size")
-        p.moe = MixtureOfExperts(
-            routedExperts: try reader.positive("n_routed_experts"), expertsPerToken: try reader.positive("num_experts_per_tok"),
-            expertIntermediateSize: expertSize, sharedExperts: shared, sharedIntermediateSize: shared * expertSize,
-            sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: try c.bool("norm_topk_prob") ?? true,
-            routedScalingFactor: try reader.positiveDouble("routed_scaling_factor"),
-            groups: try reader.positive("n_group"), topKGroups: try reader.positive("topk_group"),
-            correctionBias: true, routerBias: false, expertBias: false)
+        p.moe = try reader.deepSeekMoE()
         p.rope = try reader.rope(rotaryDimension: try reader.partialRotary(headDim: gqa.headDim))
         p.mtpModules = try reader.nonNegative("num_nextn_predict_layers")
         return p
