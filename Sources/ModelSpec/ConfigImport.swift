@@ -328,7 +328,8 @@ struct ConfigReader {
         let scaling: RoPE.Scaling
         switch type {
         case "default": scaling = .none
-        case "linear", "dynamic": scaling = .linear(factor: try factor())
+        case "linear": scaling = .linear(factor: try factor())
+        case "dynamic": scaling = .dynamic(factor: try factor())
         case "yarn":
             scaling = .yarn(factor: try factor(),
                             originalContext: try s.int("original_max_position_embeddings") ?? 4096,

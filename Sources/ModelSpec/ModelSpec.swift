@@ -294,6 +294,9 @@ public struct RoPE: Sendable, Equatable {
     public enum Scaling: Sendable, Equatable {
         case none
         case linear(factor: Double)
+        /// Dynamic NTK: the base grows only once a sequence passes the trained context, so up to
+        /// max_position_embeddings the frequencies are the plain ones.
+        case dynamic(factor: Double)
         /// YaRN. `mscale` and `mscaleAllDim` are 0 where the config leaves them out (transformers
         /// tests them for truth); `attentionFactor` is the config's explicit cos/sin factor.
         case yarn(factor: Double, originalContext: Int, betaFast: Double, betaSlow: Double,

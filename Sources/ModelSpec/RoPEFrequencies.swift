@@ -11,6 +11,11 @@ extension RoPE {
         switch scaling {
         case .none:
             return (plain, 1)
+        case .dynamic:
+            // Unscaled within the trained context (transformers' dynamic_rope_update); past it
+            // transformers grows the base with the sequence, which these fixed frequencies do not
+            // (the CPU runtime's runs stay far below any trained context).
+            return (plain, 1)
         case let .linear(factor):
             return (plain.map { $0 / factor }, 1)
         case let .yarn(factor, originalContext, betaFast, betaSlow, mscale, mscaleAllDim, truncate, attentionFactor):

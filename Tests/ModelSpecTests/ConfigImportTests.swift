@@ -76,6 +76,12 @@ func importError(_ json: String, overrides: [(String, String)] = []) -> String {
     @Test func newerRopeParametersAreRead() throws {
         let s = try spec(#"{"model_type": "llama", "rope_parameters": {"rope_type": "linear", "factor": 4.0, "rope_theta": 500000.0}}"#)
         #expect(s.rope.theta == 500_000 && s.rope.scaling == .linear(factor: 4))
+        // Linear divides every frequency by the factor; dynamic NTK leaves them until the
+        // trained context is passed.
+        let plain = RoPE(theta: 500_000, scaling: .none, rotaryDimension: s.rope.rotaryDimension).frequencies.inverse
+        #expect(zip(s.rope.frequencies.inverse, plain).allSatisfy { abs($0 * 4 / $1 - 1) < 1e-12 })
+        let dynamic = try spec(#"{"model_type": "llama", "rope_parameters": {"rope_type": "dynamic", "factor": 4.0, "rope_theta": 500000.0}}"#)
+        #expect(dynamic.rope.scaling == .dynamic(factor: 4) && dynamic.rope.frequencies.inverse == plain)
     }
 
     @Test func overridesAreAppliedValidatedAndRecorded() throws {
