@@ -784,7 +784,7 @@ public final class CPUModel: @unchecked Sendable {
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
             // Sparse attention: an additive mask (0 on the indexer's top-k keys, −∞ elsewhere) per
-            // query, and the expanded path, which applies it.
+            // query, applied by both paths (the absorbed decode skips the masked keys).
             var sparseMask: UnsafeMutablePointer<Float>? = nil
             if let index, let x = spec.sparseAttention {
                 let mask = ws.get(.indexMask, seg.count * total)

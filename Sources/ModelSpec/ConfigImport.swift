@@ -332,7 +332,10 @@ struct ConfigReader {
         case "dynamic": scaling = .dynamic(factor: try factor())
         case "yarn":
             scaling = .yarn(factor: try factor(),
-                            originalContext: try s.int("original_max_position_embeddings") ?? 4096,
+                            // transformers: the config's own original_max_position_embeddings
+                            // wins, then the rope parameters', then max_position_embeddings.
+                            originalContext: try c.int("original_max_position_embeddings") ?? s.int("original_max_position_embeddings")
+                                ?? c.int("max_position_embeddings") ?? 4096,
                             betaFast: try s.double("beta_fast") ?? 32, betaSlow: try s.double("beta_slow") ?? 1,
                             mscale: try s.double("mscale") ?? 0, mscaleAllDim: try s.double("mscale_all_dim") ?? 0,
                             truncate: try s.bool("truncate") ?? true, attentionFactor: try s.double("attention_factor"))

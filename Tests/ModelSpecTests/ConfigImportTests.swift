@@ -73,6 +73,34 @@ func importError(_ json: String, overrides: [(String, String)] = []) -> String {
         #expect(both.moe?.routedExperts == 16)
     }
 
+    /// Llama 4's layer lists as transformers reads them: an empty no_rope_layers (Meta's Scout
+    /// config) is the default, Meta's numeric attn_temperature_tuning means on, layer_types (as
+    /// transformers 5 saves them) decide the chunked layers.
+    @Test func llama4LayerListsFollowTransformers() throws {
+        let base = #""model_type": "llama4_text", "num_hidden_layers": 4, "no_rope_layer_interval": 2"#
+        let meta = try spec("{\(base), \"no_rope_layers\": [], \"attn_temperature_tuning\": 4}")
+        #expect(meta.layers.map(\.usesRoPE) == [true, false, true, false])
+        if case let .grouped(a) = meta.attention { #expect(a.temperature != nil && a.qkL2Norm) }
+        let listed = try spec("{\(base), \"layer_types\": [\"full_attention\", \"full_attention\", \"chunked_attention\", \"full_attention\"]}")
+        #expect(listed.layers.map(\.span) == [.full, .full, .chunked(8192), .full])
+        let off = try spec("{\(base), \"attn_temperature_tuning\": false, \"attention_chunk_size\": null}")
+        if case let .grouped(a) = off.attention { #expect(a.temperature == nil) }
+        #expect(off.layers.allSatisfy { $0.span == .full })
+        #expect(importError("{\(base), \"no_rope_layers\": [1, 0]}").contains("no_rope_layers"))
+    }
+
+    /// YaRN's original context as transformers takes it: the config's own field first, then the
+    /// rope parameters', then max_position_embeddings.
+    @Test func yarnOriginalContextFallsBack() throws {
+        func original(_ json: String) throws -> Int? {
+            if case let .yarn(_, context, _, _, _, _, _, _) = try spec(json).rope.scaling { return context }
+            return nil
+        }
+        let yarn = #""rope_scaling": {"type": "yarn", "factor": 4.0}"#
+        #expect(try original("{\"model_type\": \"qwen3_moe\", \"max_position_embeddings\": 32768, \(yarn)}") == 32768)
+        #expect(try original("{\"model_type\": \"qwen3_moe\", \"original_max_position_embeddings\": 8192, \(yarn)}") == 8192)
+    }
+
     @Test func newerRopeParametersAreRead() throws {
         let s = try spec(#"{"model_type": "llama", "rope_parameters": {"rope_type": "linear", "factor": 4.0, "rope_theta": 500000.0}}"#)
         #expect(s.rope.theta == 500_000 && s.rope.scaling == .linear(factor: 4))
