@@ -439,12 +439,7 @@ public final class CPUModel: @unchecked Sendable {
         let ratio = nv / max(nk, 1)
         let scale = 1 / Float(dk).squareRoot()
         for (s, seg) in segments.enumerated() {
-            // The state, not the convolution history, says whether the sequence has begun here
-            // (with a kernel of 1 the history is always empty).
-            if caches[s].state[layer].isEmpty {
-                caches[s].conv[layer] = [Float](repeating: 0, count: channels * (kernel - 1))
-                caches[s].state[layer] = [Float](repeating: 0, count: nv * dk * dv)
-            }
+            caches[s].beginLinear(layer: layer, convFloats: channels * (kernel - 1), stateFloats: nv * dk * dv)
             caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
                 w.conv.withUnsafeBufferPointer { weights in
                     guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
@@ -537,11 +532,7 @@ public final class CPUModel: @unchecked Sendable {
         let core = ws.get(.linearCore, rows * P), scratch = ws.get(.linearScratch, d)
         let scale = 1 / Float(d).squareRoot()
         for (s, seg) in segments.enumerated() {
-            // The state, not the convolution history, says whether the sequence has begun here.
-            if caches[s].state[layer].isEmpty {
-                caches[s].conv[layer] = [Float](repeating: 0, count: channels * (kernel - 1))
-                caches[s].state[layer] = [Float](repeating: 0, count: nh * d * d)
-            }
+            caches[s].beginLinear(layer: layer, convFloats: channels * (kernel - 1), stateFloats: nh * d * d)
             caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
                 w.conv.withUnsafeBufferPointer { weights in
                     guard let h = history.baseAddress, let wc = weights.baseAddress else { return }

@@ -13,6 +13,15 @@ public struct SequenceCache: Sendable {
     /// Sparse attention's indexer keys, one per token (index_head_dim floats).
     var indexKeys: [[Float]]
 
+    /// Zeroes a linear-attention layer's convolution history and state when the sequence starts
+    /// there. The state, not the history, says whether it has begun (the history of a one-tap
+    /// convolution would be empty).
+    mutating func beginLinear(layer: Int, convFloats: Int, stateFloats: Int) {
+        guard state[layer].isEmpty else { return }
+        conv[layer] = [Float](repeating: 0, count: convFloats)
+        state[layer] = [Float](repeating: 0, count: stateFloats)
+    }
+
     init(layers: Int, reserve tokens: Int, keyWidth: Int, valueWidth: Int) {
         keys = Array(repeating: [], count: layers)
         values = Array(repeating: [], count: layers)
