@@ -27,4 +27,4 @@ bench: deps
 
 # The larger adversarial run (hostile flags and files; see Tests/CLITests/AdversarialTests.swift).
 adversarial: deps
-	MOESIM_ADVERSARIAL_CASES=2000 swift test --filter AdversarialTests
+	MOESIM_ADVERSARIAL_CASES=2000 OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-$$(./scripts/openblas-coretype.sh)} swift test --filter AdversarialTests

@@ -72,12 +72,12 @@ public final class CPUModel: @unchecked Sendable {
         let frequencies = inverse.map { Float($0) }
         rope = try RotaryEmbedding(inverseFrequencies: frequencies, layout: layout, attentionScaling: Float(attentionFactor))
         // DeepSeek-V3.2's indexer rotates half-split, GLM-5's interleaved (same frequencies).
-        indexerRope = spec.sparseAttention == nil ? nil
-            : try RotaryEmbedding(inverseFrequencies: frequencies, layout: spec.modelType == "glm_moe_dsa" ? .interleaved : .halfSplit,
-                                  attentionScaling: Float(attentionFactor))
-        // DeepSeek's MLA (V3, V3.2, GLM-5) multiplies its softmax scale by YaRN's mscale²; Kimi
-        // Linear's MLA has no rotary and no such factor.
-        latentSoftmaxScale = spec.modelType == "kimi_linear" ? 1 : Float(spec.rope.latentSoftmaxScale)
+        indexerRope = try spec.sparseAttention.map {
+            try RotaryEmbedding(inverseFrequencies: frequencies, layout: $0.interleavedRotary ? .interleaved : .halfSplit,
+                                attentionScaling: Float(attentionFactor))
+        }
+        // DeepSeek's MLA (V3, V3.2, GLM-5) multiplies its softmax scale by YaRN's mscale².
+        latentSoftmaxScale = { if case let .latent(a) = spec.attention, a.yarnScalesSoftmax { return Float(spec.rope.latentSoftmaxScale) }; return 1 }()
         expertLoad = Array(repeating: 0, count: spec.moe?.routedExperts ?? 0)
         workspace = Workspace(experts: spec.moe?.routedExperts ?? 0)
         prefillRows = max(64, weights.byteCount / 10 / Workspace.bytesPerRow(spec))

@@ -53,7 +53,7 @@ struct MaskedSoftmaxRows: ChunkedWork {
             let position = past + i
             for j in (position + 1)..<max(position + 1, keys) { row[j] = -.infinity }
             for j in 0..<min(span.firstVisibleKey(position: position), keys) { row[j] = -.infinity }
-            if let sink { Reduction.softmax(row, count: keys, sink: sink) } else { Reduction.softmax(row, count: keys) }
+            Reduction.softmax(row, count: keys, sink: sink)
         }
     }
 }
@@ -120,7 +120,7 @@ struct DecodeHeads: ChunkedWork {
             let first = span.firstVisibleKey(position: visible - 1)
             let count = visible - first
             for j in 0..<count { row[j] = Reduction.dot(query, k + (first + j) * stride, count: headDim) * scale }
-            if let sinks { Reduction.softmax(row, count: count, sink: sinks[hh]) } else { Reduction.softmax(row, count: count) }
+            Reduction.softmax(row, count: count, sink: sinks?[hh])
             let out = context + (start + i) * contextWidth + hh * headDim
             out.update(repeating: 0, count: headDim)
             for j in 0..<count { Elementwise.addScaled(v + (first + j) * stride, by: row[j], into: out, count: headDim) }

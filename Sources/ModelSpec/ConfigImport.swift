@@ -18,14 +18,16 @@ extension ModelSpec {
         try self.init(building: config, id: id, overrides: overrides)
         // A what-if that changes nothing is a mistake (a field this architecture does not use,
         // such as num_key_value_heads of an MLA model): say so instead of answering as if it did.
-        for (key, text) in overrides {
+        for (key, _) in overrides {
             let others = overrides.filter { $0.0 != key }
-            var without = try ModelSpec(building: config, id: id, overrides: others)
+            // Without it the file does not even read: the override repairs it, so it matters.
+            guard var without = try? ModelSpec(building: config, id: id, overrides: others) else { continue }
             without.overrides = self.overrides
-            // Setting a field to the value it has is no mistake (compared as parsed JSON values).
-            let same = (config.values[key] as? NSObject)?.isEqual(ModelSpec.parseOverride(text) as? NSObject) ?? false
-            guard without == self, !same else { continue }
+            guard without == self else { continue }
+            // The same spec: either the field is unused, or it was set to the value it has
+            // (in the file, under text_config, or by default), which is no mistake.
             let used = ModelSpec.fieldsThatMatter(config, id: id)
+            if used.contains(key) { continue }
             throw ConfigError(source: config.source, field: key,
                               message: "has no effect on model_type \(modelType): moesim does not use it for this architecture "
                                   + "(fields that change it: \(used.joined(separator: ", ")))")

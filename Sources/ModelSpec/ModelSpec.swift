@@ -67,6 +67,8 @@ public struct SparseAttention: Sendable, Equatable {
     public var headDim: Int
     public var topK: Int
     public var queryRank: Int
+    /// The indexer's rotary pairs lanes 2i, 2i + 1 (GLM-5) rather than i, i + d/2 (DeepSeek-V3.2).
+    public var interleavedRotary = false
 }
 
 /// Linear (recurrent) attention: each sequence keeps a constant state per layer instead of a
@@ -192,6 +194,10 @@ public struct MultiHeadLatentAttention: Sendable, Equatable {
     public var vHeadDim: Int
     /// A sigmoid output gate projected from the hidden state (Kimi K3's MLA layers).
     public var outputGate = false
+
+    /// Under YaRN the softmax scale is multiplied by mscale² (`yarn_apply_mscale` of
+    /// transformers' DeepSeek family); Kimi Linear's MLA does not.
+    public var yarnScalesSoftmax = true
 
     public var qkHeadDim: Int { qkNopeHeadDim + qkRopeHeadDim }
 }

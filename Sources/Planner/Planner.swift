@@ -146,6 +146,7 @@ public enum Planner {
                                    options: PlanOptions = PlanOptions(), limit: Int = 4096) throws -> Int? {
         try workload.check()
         let perNode = gpusPerNode ?? gpu.scaleUpDomain
+        guard perNode >= 1 else { throw LayoutError(message: "GPUs per node must be at least 1, got \(perNode)") }
         // Quick lower bound: the weights alone must fit in the usable memory of all GPUs.
         let usable = Double(gpu.memoryBytes) * (1 - MemoryModel.reservedFraction)
         let lower = max(1, Int(min(Double(model.weightBytes(workload.weights)) / usable, Double(limit) + 1)))

@@ -88,10 +88,9 @@ enum ArrivalSource {
             self = .synthetic(process: process, count: count, lower: lower, upper: upper, output: output, random: random,
                               time: time, made: made + 1)
             return Arrival(time: time, promptTokens: prompt, outputTokens: output)
-        case var .trace(reader):
-            let arrival = try reader.next()
-            self = .trace(reader)
-            return arrival
+        case let .trace(reader):
+            // A class: its buffer and prefix table are read on in place, never copied.
+            return try reader.next()
         }
     }
 }
@@ -100,7 +99,7 @@ enum ArrivalSource {
 /// `arrival_s`, `input_tokens`, `output_tokens` and optional `prefix_id` (string or number) and
 /// `prefix_tokens`; or CSV with those names in a header row. Arrival times must not decrease.
 /// Memory holds one 64 KiB chunk and the distinct prefix ids seen.
-public struct TraceReader {
+public final class TraceReader {
     let path: String
     private var handle: FileHandle
     private var buffer = Data()
@@ -113,8 +112,10 @@ public struct TraceReader {
     private var prefixIDs: [String: Int] = [:]
 
     public init(path: String) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ConfigError(source: path, field: nil, message: "cannot be read")
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue,
+              let handle = FileHandle(forReadingAtPath: path) else {
+            throw ConfigError(source: path, field: nil, message: "cannot be read (missing, a folder, or no permission)")
         }
         self.path = path
         self.handle = handle
@@ -124,7 +125,7 @@ public struct TraceReader {
     /// Lines longer than this are an error (a file with no newline must not fill the memory).
     static let maxLine = 1 << 20
 
-    private mutating func line() throws -> String? {
+    private func line() throws -> String? {
         while true {
             let start = buffer.startIndex + offset
             if let newline = buffer[start...].firstIndex(of: 0x0A) {
@@ -146,7 +147,11 @@ public struct TraceReader {
             // Drop what has been read, then read on.
             buffer.removeSubrange(buffer.startIndex..<start)
             offset = 0
-            let chunk = handle.readData(ofLength: 1 << 16)
+            // The throwing read: a read error is an error, not an abort.
+            let chunk: Data
+            do { chunk = try handle.read(upToCount: 1 << 16) ?? Data() } catch {
+                throw ConfigError(source: path, field: nil, message: "cannot be read: \(error.localizedDescription)")
+            }
             if chunk.isEmpty { eof = true } else { buffer.append(chunk) }
         }
     }
@@ -155,7 +160,7 @@ public struct TraceReader {
         ConfigError(source: path, field: "line \(lineNumber)", message: message)
     }
 
-    mutating func next() throws -> Arrival? {
+    func next() throws -> Arrival? {
         while let raw = try line() {
             let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty || text.hasPrefix("#") { continue }

@@ -109,7 +109,8 @@ public enum Capacity {
         // what arrives: users / (mean end-to-end latency) requests per second, or the rate.
         var served = found.requestsPerSecond
         if case let .rate(rate) = request.load { served = rate }
-        let dollarsPerSecond = price.map { $0 * Double(found.gpus) / 3600 }
+        // No served request (cannot happen for a found answer, but never print an infinite cost).
+        let dollarsPerSecond = served > 0 ? price.map { $0 * Double(found.gpus) / 3600 } : nil
         return CapacityAnswer(gpus: counts[high], estimate: found, ttft: quantile(found.ttft, q), tpot: quantile(found.tpot, q),
                               requestsPerSecond: served,
                               outputTokensPerSecondPerGPU: served * Double(request.serving.base.outputTokens) / Double(found.gpus),
@@ -122,7 +123,7 @@ public enum Capacity {
         serving.concurrency = 1
         try ServingEstimator.check(serving)
         guard request.maxTTFT > 0, request.maxTPOT > 0, request.maxTTFT.isFinite, request.maxTPOT.isFinite else {
-            throw ServingError.invalid("the TTFT and TPOT targets must be positive")
+            throw ServingError.invalid("the TTFT and TPOT targets must be positive and finite")
         }
         guard [50.0, 90, 99].contains(request.percentile) else { throw ServingError.invalid("the percentile must be 50, 90 or 99") }
         guard request.maxGPUs >= request.granularity, request.maxGPUs <= 65_536 else {
@@ -130,7 +131,7 @@ public enum Capacity {
         }
         switch request.load {
         case let .users(n): guard (1...1_000_000).contains(n) else { throw ServingError.invalid("users must be 1 to 1,000,000") }
-        case let .rate(r): guard r > 0, r.isFinite, r <= 1_000_000 else { throw ServingError.invalid("the rate must be positive") }
+        case let .rate(r): guard (1e-6...1e6).contains(r) else { throw ServingError.invalid("the rate must be 10^-6 to 10^6 requests/s, got \(r)") }
         }
     }
 

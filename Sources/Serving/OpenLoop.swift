@@ -67,12 +67,18 @@ extension ServingEstimator {
         try check(request)
         if case let .process(process, count) = open.arrivals {
             guard count >= 1, count <= 100_000_000 else { throw ServingError.invalid("requests must be 1 to 100,000,000, got \(count)") }
-            guard process.rate > 0, process.rate.isFinite else { throw ServingError.invalid("the arrival rate must be positive") }
+            // Below 10^-6/s the simulated clock outgrows a step's time in Float64; above 10^6/s
+            // no deployment keeps up.
+            guard (1e-6...1e6).contains(process.rate) else {
+                throw ServingError.invalid("the arrival rate must be 10^-6 to 10^6 requests/s, got \(process.rate)")
+            }
             if case let .gamma(_, cv) = process, !(cv >= 0.01 && cv <= 100) {
                 throw ServingError.invalid("the burst coefficient of variation must be in [0.01, 100], got \(cv)")
             }
         }
-        if let slo = open.slo, !(slo.ttft > 0 && slo.tpot > 0) { throw ServingError.invalid("SLO targets must be positive") }
+        if let slo = open.slo, !(slo.ttft > 0 && slo.tpot > 0 && slo.ttft.isFinite && slo.tpot.isFinite) {
+            throw ServingError.invalid("SLO targets must be positive and finite")
+        }
 
         // Every worker: all replicas of an aggregated layout, or both pools.
         var d: ServingDeployment

@@ -94,6 +94,9 @@ struct ServingSimulation {
 
     enum Failure: Error { case stalled(String) }
 
+    /// Requests in flight past which an open loop is declared overloaded.
+    static let maxInSystem = 2_000_000
+
     var requests: [Request] = []
     var free: [Int] = []
     var workers: [ServingWorker]
@@ -180,6 +183,12 @@ struct ServingSimulation {
                                  prefixID: arrival.prefixID ?? -1, prefixTokens: arrival.prefixTokens, generation: generation,
                                  measured: true)
         inSystem += 1
+        // A load the deployment cannot keep up with queues without end: say so rather than
+        // fill the memory (each request in the system costs about a hundred bytes).
+        guard inSystem <= ServingSimulation.maxInSystem else {
+            throw Failure.stalled("overloaded: more than \(ServingSimulation.maxInSystem) requests in the system at "
+                + "t = \(arrival.time) s; this deployment cannot keep up with the arrivals (lower the rate or add GPUs)")
+        }
         workers[route(requests[slot])].enqueue(slot, ready: arrival.time)
         nextArrival = try pull()
         injected += 1

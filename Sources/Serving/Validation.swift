@@ -183,13 +183,14 @@ public enum Validation {
             guard output != nil else { throw e.error("output_tokens", "is needed for an offline entry") }
             let estimate = try Estimator.estimate(request)
             var values = ["output_tokens_per_s_per_gpu": estimate.offlineOutputTokensPerSecondPerGPU]
-            if let energy = estimate.energy, let out = output, out > 0 {
+            // (gpuSeconds is nil when a rate it needs is zero, so no division below is by zero.)
+            if let energy = estimate.energy, let out = output, out > 0,
+               let seconds = estimate.gpuSeconds(prompt: input, output: out), seconds > 0 {
                 // Each sequence prefilled then decoded: the two phases' energies over its answer,
                 // the power their time-weighted mean.
                 let inputJ = PowerModel.watts(gpuWatts: energy.inputGPUWatts, energy.power, scope: scope, pue: energy.settings.pue)
                     / estimate.inputTokensPerSecondPerGPU * Double(input)
                 let outputJ = energy.watts(scope: scope) / estimate.outputTokensPerSecondPerGPU * Double(out)
-                let seconds = Double(input) / estimate.inputTokensPerSecondPerGPU + Double(out) / estimate.outputTokensPerSecondPerGPU
                 values["energy_j_per_output_token"] = (inputJ + outputJ) / Double(out)
                 values["power_w_per_gpu"] = (inputJ + outputJ) / seconds
             }

@@ -40,28 +40,15 @@ public enum Reduction {
         while i < count { out[i] = x[i] * inverse * weight[i]; i += 1 }
     }
 
-    /// Softmax with an attention sink (gpt-oss): one more logit `sink` in the denominator whose
-    /// probability is dropped, so the row sums to less than one.
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int, sink: Float) {
-        guard count > 0 else { return }
-        let maximum = Swift.max(max(x, count: count), sink)
-        var total = Elementwise.scalarExp(sink - maximum)
-        for i in 0..<count {
-            let e = Elementwise.scalarExp(x[i] - maximum)
-            x[i] = e
-            total += e
-        }
-        Elementwise.scale(x, by: 1 / total, into: x, count: count)
-    }
-
     /// In-place softmax of one row, numerically stable: the row maximum is subtracted before
     /// exponentiation, so logits of ±1e4 give exact 0/1 rather than inf/NaN. Entries of -inf
     /// (masked positions) become 0. A row that is entirely -inf has no distribution and is
-    /// written as zeros.
+    /// written as zeros. With a `sink` (gpt-oss's attention sinks) one more logit joins the
+    /// denominator and its probability is dropped, so the row sums to less than one.
     @inlinable
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int, sink: Float? = nil) {
         guard count > 0 else { return }
-        let maximum = max(x, count: count)
+        let maximum = Swift.max(max(x, count: count), sink ?? -.infinity)
         guard maximum > -.infinity else {
             x.update(repeating: 0, count: count)
             return
@@ -75,7 +62,7 @@ public enum Reduction {
             sums += e
             i += 8
         }
-        var total = sums.sum()
+        var total = sums.sum() + (sink.map { Elementwise.scalarExp($0 - maximum) } ?? 0)
         while i < count {
             let e = Elementwise.scalarExp(x[i] - maximum)
             x[i] = e

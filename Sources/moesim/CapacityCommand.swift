@@ -76,9 +76,11 @@ struct CapacityCommand: ParsableCommand {
     func validate() throws {
         guard (users == nil) != (rate == nil) else { throw ValidationError("give either --users or --rate") }
         if let users, !(1...1_000_000).contains(users) { throw ValidationError("--users must be 1 to 1,000,000") }
-        if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be positive") }
+        if let rate, !(1e-6...1e6).contains(rate) { throw ValidationError("--rate must be 10^-6 to 10^6 requests/s, got \(rate)") }
         guard input >= 1, output >= 1 else { throw ValidationError("--input and --output must be at least 1") }
-        guard sloTtft > 0, sloTpot > 0 else { throw ValidationError("--slo-ttft and --slo-tpot must be positive") }
+        guard sloTtft > 0, sloTpot > 0, sloTtft.isFinite, sloTpot.isFinite else {
+            throw ValidationError("--slo-ttft and --slo-tpot must be positive and finite")
+        }
         guard [50, 90, 99].contains(percentile) else { throw ValidationError("--percentile must be 50, 90 or 99") }
         if policy.prefillPool != nil { throw ValidationError("capacity chooses the pools itself; --no-disaggregation keeps one") }
         if let p = gpuHourPrice, !(p > 0 && p.isFinite) { throw ValidationError("--gpu-hour-price must be positive") }

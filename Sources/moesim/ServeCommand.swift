@@ -80,12 +80,12 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--input and --output must be at least 1 and at most \(limit.formatted()) tokens together")
         }
         guard (rate == nil) != (trace == nil) else { throw ValidationError("give either --rate or --trace") }
-        if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be positive, got \(rate)") }
+        if let rate, !(1e-6...1e6).contains(rate) { throw ValidationError("--rate must be 10^-6 to 10^6 requests/s, got \(rate)") }
         if let cv = burstCv, !(cv >= 0.01 && cv <= 100) { throw ValidationError("--burst-cv must be in [0.01, 100], got \(cv)") }
         if trace != nil, burstCv != nil { throw ValidationError("--burst-cv shapes --rate arrivals; a trace has its own times") }
         guard (1...100_000_000).contains(requests) else { throw ValidationError("--requests must be 1 to 100,000,000") }
-        if let t = sloTtft, !(t > 0) { throw ValidationError("--slo-ttft must be positive") }
-        if let t = sloTpot, !(t > 0) { throw ValidationError("--slo-tpot must be positive") }
+        if let t = sloTtft, !(t > 0 && t.isFinite) { throw ValidationError("--slo-ttft must be positive and finite") }
+        if let t = sloTpot, !(t > 0 && t.isFinite) { throw ValidationError("--slo-tpot must be positive and finite") }
         if (sloTtft == nil) != (sloTpot == nil) { throw ValidationError("--slo-ttft and --slo-tpot go together") }
         if let p = gpuHourPrice, !(p > 0 && p <= 1e6) { throw ValidationError("--gpu-hour-price must be in (0, 10^6] USD, got \(p)") }
         _ = try WorkloadOptions.features(features)

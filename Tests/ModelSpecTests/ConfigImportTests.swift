@@ -112,6 +112,17 @@ func importError(_ json: String, overrides: [(String, String)] = []) -> String {
         #expect(dynamic.rope.scaling == .dynamic(factor: 4) && dynamic.rope.frequencies.inverse == plain)
     }
 
+    /// A what-if that sets a field to the value it already has is no mistake, wherever the value
+    /// comes from (under text_config here), and one that repairs an invalid file is used.
+    @Test func overridesToTheSameValueOrRepairingAFileAreAccepted() throws {
+        let nested = try spec(#"{"model_type": "llama4", "text_config": {"num_hidden_layers": 4}}"#, overrides: [("num_hidden_layers", "4")])
+        #expect(nested.layerCount == 4)
+        let byDefault = try spec(#"{"model_type": "llama4", "text_config": {"num_hidden_layers": 4}}"#, overrides: [("num_local_experts", "16")])
+        #expect(byDefault.moe?.routedExperts == 16)
+        let repaired = try spec(#"{"model_type": "qwen3_moe", "num_experts_per_tok": 0}"#, overrides: [("num_experts_per_tok", "2")])
+        #expect(repaired.moe?.expertsPerToken == 2)
+    }
+
     @Test func overridesAreAppliedValidatedAndRecorded() throws {
         let base = try preset("kimi-k2")
         let wider = try preset("kimi-k2", overrides: [("n_routed_experts", "512"), ("num_experts_per_tok", "12")])

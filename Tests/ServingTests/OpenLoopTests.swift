@@ -99,6 +99,27 @@ import TestSupport
         #expect(full.completed == 300)
     }
 
+    /// A folder as a trace, a rate outside 10^-6…10^6 per second, or an infinite target is a
+    /// clear error, never an abort or an answer from a clock that has lost its precision.
+    @Test func unusableOpenLoopsAreRefused() throws {
+        let base = try serving()
+        do {
+            _ = try ServingEstimator.serve(OpenLoopRequest(serving: base, arrivals: .trace(path: NSTemporaryDirectory())))
+            Issue.record("a folder was read as a trace")
+        } catch {
+            #expect("\(error)".contains("cannot be read"), "\(error)")
+        }
+        for rate in [1e-9, 1e7, .infinity] {
+            #expect(throws: ServingError.self) {
+                try ServingEstimator.serve(OpenLoopRequest(serving: base, arrivals: .process(.poisson(rate: rate), count: 3)))
+            }
+        }
+        #expect(throws: ServingError.self) {
+            try ServingEstimator.serve(OpenLoopRequest(serving: base, arrivals: .process(.poisson(rate: 1), count: 3),
+                                                       slo: (ttft: .infinity, tpot: 1)))
+        }
+    }
+
     @Test func badTracesNameTheLine() throws {
         for (text, needle) in [("{\"arrival_s\": 1, \"input_tokens\": 10}", "output_tokens"),
                                ("{\"arrival_s\": 2, \"input_tokens\": 10, \"output_tokens\": 4}\n{\"arrival_s\": 1, \"input_tokens\": 10, \"output_tokens\": 4}", "line 2"),

@@ -41,7 +41,8 @@ enum DeepSeekSparse: Architecture {
         let indexers = modelType == "glm_moe_dsa" ? try indexerLayers(c, reader, layers: n) : Array(repeating: true, count: n)
         p.layers = (0..<n).map { i in Layer(span: .full, feedForward: feedForward[i], usesRoPE: true, indexer: indexers[i]) }
         p.sparse = SparseAttention(heads: try reader.positive("index_n_heads"), headDim: try reader.positive("index_head_dim"),
-                                   topK: try reader.positive("index_topk"), queryRank: queryRank)
+                                   topK: try reader.positive("index_topk"), queryRank: queryRank,
+                                   interleavedRotary: modelType == "glm_moe_dsa")
         // The indexer rotates the first qk_rope_head_dim lanes of each of its heads.
         if let x = p.sparse, x.headDim < mla.qkRopeHeadDim {
             throw c.error("index_head_dim", "(\(x.headDim)) must be at least qk_rope_head_dim (\(mla.qkRopeHeadDim)): the indexer's rotary lanes")

@@ -33,6 +33,7 @@ enum KimiLinear: Architecture {
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
         var mla = try reader.latentAttention()
+        mla.yarnScalesSoftmax = false
         mla.outputGate = try c.bool("mla_use_output_gate") ?? false
         p.attention = .latent(mla)
         let linearConfig = try c.object("linear_attn_config")

@@ -49,7 +49,7 @@ enum Llama4: Architecture {
         if let bad = moeLayers.first(where: { $0 < 0 || $0 >= n }) {
             throw c.error("moe_layers", "names layer \(bad), outside 0..<\(n)")
         }
-        let chunk = try c.int("attention_chunk_size", atLeast: 1)
+        let chunk = try reader.optional("attention_chunk_size", atLeast: 1)
         // layer_types, where a config lists them (transformers 5 saves them), say which layers
         // attend in chunks; otherwise the rotating ones do.
         let chunked: [Bool]
