@@ -227,11 +227,12 @@ struct ConfigReader {
     }
 
     /// DeepSeek-V3's MoE as DeepSeek-V3.2, GLM-4.5 and GLM-5 keep it: sigmoid scores with a
-    /// selection bias, group-limited, n_shared_experts shared experts of moe_intermediate_size.
-    func deepSeekMoE() throws -> MixtureOfExperts {
+    /// selection bias, group-limited, n_shared_experts shared experts of moe_intermediate_size
+    /// (Kimi Linear and K3 too, counting their experts in num_local_experts).
+    func deepSeekMoE(expertsKey: String = "n_routed_experts") throws -> MixtureOfExperts {
         let shared = try nonNegative("n_shared_experts"), expertSize = try positive("moe_intermediate_size")
         return MixtureOfExperts(
-            routedExperts: try positive("n_routed_experts"), expertsPerToken: try positive("num_experts_per_tok"),
+            routedExperts: try positive(expertsKey), expertsPerToken: try positive("num_experts_per_tok"),
             expertIntermediateSize: expertSize, sharedExperts: shared, sharedIntermediateSize: shared * expertSize,
             sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: try c.bool("norm_topk_prob") ?? true,
             routedScalingFactor: try positiveDouble("routed_scaling_factor"),

@@ -61,14 +61,7 @@ enum KimiLinear: Architecture {
         p.linear = LinearAttention(kind: .kimiDelta, keyHeads: heads, valueHeads: heads, keyHeadDim: headDim, valueHeadDim: headDim,
                                    convKernel: kernel, stateBytesPerValue: try ConfigReader.stateBytes(c),
                                    fullRankOutputGate: try linearConfig?.bool("use_full_rank_gate") ?? false)
-        let shared = try reader.nonNegative("n_shared_experts"), expertSize = try reader.positive("moe_intermediate_size")
-        var moe = MixtureOfExperts(
-            routedExperts: try reader.positive("num_local_experts"), expertsPerToken: try reader.positive("num_experts_per_tok"),
-            expertIntermediateSize: expertSize, sharedExperts: shared, sharedIntermediateSize: shared * expertSize,
-            sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: try c.bool("norm_topk_prob") ?? true,
-            routedScalingFactor: try reader.positiveDouble("routed_scaling_factor"),
-            groups: try reader.positive("n_group"), topKGroups: try reader.positive("topk_group"),
-            correctionBias: true, routerBias: false, expertBias: false)
+        var moe = try reader.deepSeekMoE(expertsKey: "num_local_experts")
         moe.latentSize = try reader.optional("routed_expert_hidden_size", atLeast: 1)
         let latentNorm = try c.bool("latent_moe_use_norm") ?? false
         moe.latentNorm = moe.latentSize != nil && latentNorm
