@@ -69,14 +69,14 @@ struct SeededRandom {
 
 /// Where a simulation's requests come from.
 enum ArrivalSource {
-    /// `count` synthetic arrivals: the process's gaps, prompts uniform in [lower, upper], a
-    /// fixed answer length.
-    case synthetic(process: ArrivalProcess, count: Int, lower: Int, upper: Int, output: Int, random: SeededRandom, time: Double, made: Int)
+    /// `count` synthetic arrivals: the process's gaps, prompt and answer lengths uniform in
+    /// their ranges.
+    case synthetic(process: ArrivalProcess, count: Int, lengths: RequestLengths, random: SeededRandom, time: Double, made: Int)
     case trace(TraceReader)
 
     mutating func next() throws -> Arrival? {
         switch self {
-        case .synthetic(let process, let count, let lower, let upper, let output, var random, var time, let made):
+        case .synthetic(let process, let count, var lengths, var random, var time, let made):
             guard made < count else { return nil }
             switch process {
             case let .poisson(rate): time += random.exponential(mean: 1 / rate)
@@ -84,9 +84,8 @@ enum ArrivalSource {
                 let shape = 1 / (cv * cv)
                 time += random.gamma(shape: shape, scale: 1 / (rate * shape))
             }
-            let prompt = upper > lower ? lower + Int(random.nextUInt64() % UInt64(upper - lower + 1)) : lower
-            self = .synthetic(process: process, count: count, lower: lower, upper: upper, output: output, random: random,
-                              time: time, made: made + 1)
+            let (prompt, output) = lengths.next()
+            self = .synthetic(process: process, count: count, lengths: lengths, random: random, time: time, made: made + 1)
             return Arrival(time: time, promptTokens: prompt, outputTokens: output)
         case let .trace(reader):
             // A class: its buffer and prefix table are read on in place, never copied.

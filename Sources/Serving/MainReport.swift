@@ -36,6 +36,10 @@ public struct MainReport: Sendable {
         public var cached: Estimate
     }
 
+    /// The report's serving view drives the deployment as InferenceX's client does: prompt and
+    /// answer lengths each drawn from 0.8–1.0 of the nominal (`--random-range-ratio 0.8`).
+    public static let clientRange = LengthRange(lower: 0.8, upper: 1)
+
     /// `makeRequest` turns the planned cluster into the estimate request (workload options).
     public static func build(_ spec: ModelSpec, gpu: HardwareSpec, gpus: Int?, weights: WeightFormat, kvCache: KVCacheFormat,
                              context: Int, concurrency: Int, users: Int, maxTTFT: Double?, maxTPOT: Double?,
@@ -60,14 +64,15 @@ public struct MainReport: Sendable {
         for perGPU in [1, 4, 16, 64] {
             var base = request
             base.layout = best.plan.layout
-            let r = ServingRequest(base: base, concurrency: perGPU * chosen, inputRange: InputRange(lower: 0.8, upper: 1))
+            let r = ServingRequest(base: base, concurrency: perGPU * chosen, inputRange: Self.clientRange, outputRange: Self.clientRange)
             if let e = try? ServingEstimator.estimate(r) { report.serving.append(e) }
         }
         report.longRequest = longRequest(request, spec: spec, hosted: hosted)
         var base = request
         base.layout = nil
         report.capacityTargets = (maxTTFT ?? 2, maxTPOT ?? 0.05)
-        let capacity = CapacityRequest(serving: ServingRequest(base: base, concurrency: users, inputRange: InputRange(lower: 0.8, upper: 1)),
+        let capacity = CapacityRequest(serving: ServingRequest(base: base, concurrency: users, inputRange: Self.clientRange,
+                                                               outputRange: Self.clientRange),
                                        load: .users(users), maxTTFT: report.capacityTargets.ttft, maxTPOT: report.capacityTargets.tpot)
         do {
             report.capacity = try Capacity.fewestGPUs(capacity)

@@ -93,9 +93,9 @@ extension ServingEstimator {
         var span: Double? = nil
         switch open.arrivals {
         case let .process(process, count):
-            let range = promptRange(request)
-            source = .synthetic(process: process, count: count, lower: range.lower, upper: range.upper,
-                                output: request.base.outputTokens, random: SeededRandom(state: request.seed), time: 0, made: 0)
+            // Lengths on their own stream (the seed's complement), so the gaps stay those of the seed.
+            source = .synthetic(process: process, count: count, lengths: requestLengths(request, seed: ~request.seed),
+                                random: SeededRandom(state: request.seed), time: 0, made: 0)
             span = Double(count) / process.rate
         case let .trace(path):
             source = .trace(try TraceReader(path: path))

@@ -56,7 +56,7 @@ struct ServingDeployment {
 
     private mutating func addPool(role: ServingWorker.Role, pricer: StepPricer, request: ServingRequest, gpus: Int, workers: Int,
                                   simulated: Int, gpusPerWorker: Int) {
-        let shape = ServingEstimator.workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker)
+        let shape = ServingEstimator.workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker, decodes: role != .prefill)
         // Prefill workers never decode: no MTP drafts in their steps.
         let steps = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: role == .prefill ? nil : request.speculative)
         for _ in 0..<simulated {

@@ -164,12 +164,11 @@ public enum ServingEstimator {
         }
         // Estimator.check bounds the lengths; serving also needs an answer.
         guard base.outputTokens >= 1 else { throw ServingError.invalid("serving needs at least 1 output token") }
-        if request.disaggregation != nil, base.outputTokens < 2 {
-            throw ServingError.invalid("disaggregated serving needs at least 2 output tokens (the prefill pool emits the first)")
+        for (name, range) in [("input", request.inputRange), ("output", request.outputRange)] where !range.isValid {
+            throw ServingError.invalid("the \(name) range must be 0 < lo ≤ hi ≤ 1, got \(range.lower),\(range.upper)")
         }
-        let range = request.inputRange
-        guard range.lower > 0, range.lower <= range.upper, range.upper <= 1, range.lower.isFinite else {
-            throw ServingError.invalid("the input range must be 0 < lo ≤ hi ≤ 1, got \(range.lower),\(range.upper)")
+        if request.disaggregation != nil, request.outputRange.tokens(base.outputTokens).lower < 2 {
+            throw ServingError.invalid("disaggregated serving needs at least 2 output tokens per request (the prefill pool emits the first)")
         }
         if let s = request.speculative {
             guard s.draftTokens >= 1, s.draftTokens <= 16 else {
@@ -181,6 +180,9 @@ public enum ServingEstimator {
         }
         if let n = request.benchmarkPrompts, !(request.concurrency...10_000_000).contains(n) {
             throw ServingError.invalid("a benchmark's prompts must be from the concurrency (\(request.concurrency)) to 10,000,000, got \(n)")
+        }
+        if let cap = request.maxBatchPerGPU, !(1...65_536).contains(cap) {
+            throw ServingError.invalid("the engine's batch cap must be 1 to 65,536 requests per GPU, got \(cap)")
         }
         if let budget = request.tokenBudget, !(1...1_048_576).contains(budget) {
             throw ServingError.invalid("the token budget must be 1 to 1,048,576 tokens per step, got \(budget)")
@@ -275,16 +277,17 @@ public enum ServingEstimator {
     }
 
     /// A worker's token budget per step (one per attention group), its KV pool in tokens (the
-    /// sequences of the longest context that fit, times that context) and its running cap
-    /// (`Estimator.maxBatchPerGPU` per GPU of a stage); `capacity` is the requests of the longest
-    /// context that fit at once.
-    static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int)
+    /// sequences of the longest context that fit, times that context) and its running cap (the
+    /// request's engine cap on workers that decode, else `Estimator.maxBatchPerGPU`, per GPU of
+    /// a stage); `capacity` is the requests of the longest context that fit at once.
+    static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int, decodes: Bool = true)
         -> (budget: Int, groupBudget: Int, capacity: Int, kvTokens: Double, maxRunning: Int) {
         let layout = pricer.layout
         let groups = max(1, gpusPerWorker / (layout.attentionGroup * layout.pp))
         let group = request.tokenBudget ?? SchedulerPolicy.defaultTokenBudget(request.base.cluster.gpu)
         let memory = pricer.plan.maxConcurrentSequences / max(pricer.plan.replicas, 1)
-        let cap = Estimator.maxBatchPerGPU * max(1, gpusPerWorker / layout.pp)
+        let perGPU = decodes ? request.maxBatchPerGPU ?? Estimator.maxBatchPerGPU : Estimator.maxBatchPerGPU
+        let cap = perGPU * max(1, gpusPerWorker / layout.pp)
         return (group * groups, group, max(1, min(memory, cap)), Double(memory) * Double(request.maxContext), cap)
     }
 
@@ -300,17 +303,14 @@ public enum ServingEstimator {
         return options
     }
 
-    /// The prompt-length range of a request, in tokens.
-    static func promptRange(_ request: ServingRequest) -> (lower: Int, upper: Int) {
-        let input = Double(request.base.inputTokens)
-        return (max(1, Int((request.inputRange.lower * input).rounded())), max(1, Int((request.inputRange.upper * input).rounded())))
+    /// The prompt and answer lengths of a request's closed loop or synthetic arrivals.
+    static func requestLengths(_ request: ServingRequest, seed: UInt64? = nil) -> RequestLengths {
+        RequestLengths(seed: seed ?? request.seed, prompt: request.inputRange.tokens(request.base.inputTokens),
+                       output: request.outputRange.tokens(request.base.outputTokens), prefixHitRate: request.base.prefixCacheHitRate)
     }
 
     static func closedLoop(_ request: ServingRequest, requests: Int) -> ServingSimulation.Mode {
-        let range = promptRange(request)
-        return .closed(count: requests, lengths: PromptLengths(seed: request.seed, lower: range.lower, upper: range.upper,
-                                                               prefixHitRate: request.base.prefixCacheHitRate),
-                       output: request.base.outputTokens)
+        .closed(count: requests, lengths: requestLengths(request))
     }
 
     static func run(_ sim: inout ServingSimulation) throws -> ServingSimulation.Outcome {

@@ -13,7 +13,12 @@ public struct ServingRequest: Sendable {
     public var base: EstimateRequest
     public var concurrency: Int
     /// Prompt lengths are drawn uniformly from [lo, hi] × `base.inputTokens` (InferenceX: 0.8–1.0).
-    public var inputRange: InputRange
+    public var inputRange: LengthRange
+    /// Answer lengths are drawn uniformly from [lo, hi] × `base.outputTokens`. Benchmark clients
+    /// draw both from the same ratio: vLLM's and SGLang's `benchmark_serving.py`, which InferenceX
+    /// runs with `--random-range-ratio 0.8 --ignore-eos`, sample `output_lens` from
+    /// [output_len × ratio, output_len] as they do `input_lens`.
+    public var outputRange: LengthRange
     /// Separate prefill and decode pools; nil: every worker prefills and decodes.
     public var disaggregation: Disaggregation?
     public var speculative: SpeculativeDecoding?
@@ -23,6 +28,11 @@ public struct ServingRequest: Sendable {
     public var tokenBudget: Int?
     /// Seed of the prompt lengths.
     public var seed: UInt64
+    /// The engine's cap on requests decoding at once, per GPU (TensorRT-LLM's `max_batch_size`
+    /// per attention rank, SGLang's `--max-running-requests` and vLLM's `--max-num-seqs` over the
+    /// engine's GPUs); requests past it wait for a slot with their prompt done. Applies to the
+    /// workers that decode; nil: `Estimator.maxBatchPerGPU`, memory permitting.
+    public var maxBatchPerGPU: Int?
     /// Prompts split into chunks within the token budget (vLLM V1, SGLang, TensorRT-LLM by
     /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's
     /// `enable_chunked_prefill=False`, SGLang's `chunked_prefill_size=-1`).
@@ -34,12 +44,13 @@ public struct ServingRequest: Sendable {
     /// steady state of the loop.
     public var benchmarkPrompts: Int?
 
-    public init(base: EstimateRequest, concurrency: Int, inputRange: InputRange = .fixed,
+    public init(base: EstimateRequest, concurrency: Int, inputRange: LengthRange = .fixed, outputRange: LengthRange = .fixed,
                 disaggregation: Disaggregation? = nil, speculative: SpeculativeDecoding? = nil,
                 scheduler: SchedulerPolicy = .mixed, tokenBudget: Int? = nil, seed: UInt64 = 1) {
         self.base = base
         self.concurrency = concurrency
         self.inputRange = inputRange
+        self.outputRange = outputRange
         self.disaggregation = disaggregation
         self.speculative = speculative
         self.scheduler = scheduler
@@ -47,22 +58,37 @@ public struct ServingRequest: Sendable {
         self.seed = seed
     }
 
-    /// The longest context a request reaches: its longest prompt plus its answer.
+    /// The longest context a request reaches: its longest prompt plus its longest answer.
     public var maxContext: Int {
-        Int((inputRange.upper * Double(base.inputTokens)).rounded(.up)) + base.outputTokens
+        inputRange.tokens(base.inputTokens).upper + outputRange.tokens(base.outputTokens).upper
     }
 }
 
-/// Prompt lengths as fractions of the nominal input length, drawn uniformly.
-public struct InputRange: Sendable, Equatable {
+/// Prompt or answer lengths as fractions of the nominal length, drawn uniformly.
+public struct LengthRange: Sendable, Equatable {
     public var lower: Double
     public var upper: Double
 
-    public static let fixed = InputRange(lower: 1, upper: 1)
+    public static let fixed = LengthRange(lower: 1, upper: 1)
 
     public init(lower: Double, upper: Double) {
         self.lower = lower
         self.upper = upper
+    }
+
+    /// Whether 0 < lower ≤ upper ≤ 1.
+    public var isValid: Bool { lower > 0 && lower <= upper && upper <= 1 && lower.isFinite }
+
+    /// The shortest and longest length in tokens for a nominal length (at least 1 each).
+    public func tokens(_ nominal: Int) -> (lower: Int, upper: Int) {
+        let n = Double(nominal)
+        return (max(1, Int((lower * n).rounded())), max(1, Int((upper * n).rounded())))
+    }
+
+    /// Mean length in tokens for a nominal length, as the uniform integer draw gives it.
+    public func meanTokens(_ nominal: Int) -> Double {
+        let t = tokens(nominal)
+        return Double(t.lower + t.upper) / 2
     }
 }
 

@@ -44,7 +44,7 @@ struct ServingSimulation {
     }
 
     enum Mode {
-        case closed(count: Int, lengths: PromptLengths, output: Int)
+        case closed(count: Int, lengths: RequestLengths)
         case open(ArrivalSource)
     }
 
@@ -65,6 +65,10 @@ struct ServingSimulation {
         /// `ServingRequest.benchmarkPrompts`) instead of measuring a steady state.
         var benchmarkPrompts: Int? = nil
         var maxSteps = 50_000_000
+        /// Disaggregated: the client sees the first token when a decode worker takes the request
+        /// in (the decode engine streams the answer, the prefill's token first), so a wait for a
+        /// decode slot counts in the time to first token; false: when the KV cache arrives.
+        var firstTokenFromDecode = true
         var progress: ((Int, Double) -> Void)? = nil
     }
 
@@ -135,7 +139,7 @@ struct ServingSimulation {
 
     mutating func run() throws -> Outcome {
         switch mode {
-        case let .closed(count, _, _):
+        case let .closed(count, _):
             requests = Array(repeating: Request(), count: count)
             if options.benchmarkPrompts != nil { startBenchmark() } else { seedSteadyState() }
         case .open:
@@ -292,7 +296,7 @@ struct ServingSimulation {
                 unpin(slot)
                 let target = leastLoaded(exit)
                 let ready = end + transferSeconds(requests[slot].promptTokens + requests[slot].generated)
-                emitPrefillToken(slot, at: ready, inWindow: inWindow)
+                emitPrefillToken(slot, at: options.firstTokenFromDecode ? nil : ready, inWindow: inWindow)
                 workers[target].enqueue(slot, ready: ready)
             } else {
                 emitPrefillToken(slot, at: end, inWindow: inWindow)
@@ -309,8 +313,9 @@ struct ServingSimulation {
 
     /// The token a finished prefill produces: the first of the answer (or, after a preemption,
     /// the next one: recomputing prompt and answer so far yields it).
-    private mutating func emitPrefillToken(_ slot: Int, at time: Double, inWindow: Bool) {
-        if requests[slot].firstToken < 0 { requests[slot].firstToken = time }
+    /// `time` nil: the client sees it later (`Options.firstTokenFromDecode`).
+    private mutating func emitPrefillToken(_ slot: Int, at time: Double?, inWindow: Bool) {
+        if let time, requests[slot].firstToken < 0 { requests[slot].firstToken = time }
         requests[slot].generated += 1
         if inWindow { outcome.outputTokens += 1 }
     }
@@ -329,7 +334,7 @@ struct ServingSimulation {
                     if resident > 0 { r.pinnedAt = index }
                     cached = min(resident, r.prefixTokens, r.promptTokens - 1)
                     r.shared = Double(max(cached, 0))
-                } else if case let .closed(_, lengths, _) = mode {
+                } else if case let .closed(_, lengths) = mode {
                     cached = r.promptTokens - lengths.newTokens(r.promptTokens)
                 }
             }
@@ -352,6 +357,7 @@ struct ServingSimulation {
             }
             w.waitingHead += 1
             if w.role == .decode {
+                if r.firstToken < 0 { r.firstToken = w.clock }
                 requests[slot] = r
                 join(slot, worker: w)
                 continue
@@ -461,7 +467,7 @@ struct ServingSimulation {
             if let slo = options.slo, ttft <= slo.ttft, (tpot ?? 0) <= slo.tpot { outcome.goodCompletions += 1 }
         }
         switch mode {
-        case let .closed(count, lengths, output):
+        case let .closed(count, lengths):
             if let total = options.benchmarkPrompts {
                 // The client sends its next prompt, if any is left.
                 guard issued < total else { return }
@@ -469,8 +475,8 @@ struct ServingSimulation {
             }
             if warmUpEnd == nil, outcome.completions >= count { warmUpEnd = end }
             var source = lengths
-            let prompt = source.next()
-            mode = .closed(count: count, lengths: source, output: output)
+            let (prompt, output) = source.next()
+            mode = .closed(count: count, lengths: source)
             requests[slot] = Request(arrival: end, promptTokens: prompt, outputTokens: output,
                                      generation: requests[slot].generation + 1, measured: warmUpEnd != nil)
             // The new request reaches the scheduler after the step that starts at this instant
@@ -485,14 +491,15 @@ struct ServingSimulation {
     /// Starts a benchmark client's run: every one of the N requests in flight sent at time 0 to
     /// an empty system, all measured from the start.
     private mutating func startBenchmark() {
-        guard case .closed(let count, var lengths, let output) = mode, let total = options.benchmarkPrompts else { return }
+        guard case .closed(let count, var lengths) = mode, let total = options.benchmarkPrompts else { return }
         warmUpEnd = 0
         for slot in 0..<min(count, total) {
-            requests[slot] = Request(arrival: 0, promptTokens: lengths.next(), outputTokens: output, measured: true)
+            let (prompt, output) = lengths.next()
+            requests[slot] = Request(arrival: 0, promptTokens: prompt, outputTokens: output, measured: true)
             workers[leastLoaded(entry)].enqueue(slot, ready: 0)
             issued += 1
         }
-        mode = .closed(count: count, lengths: lengths, output: output)
+        mode = .closed(count: count, lengths: lengths)
     }
 
     /// Starts a closed loop as it runs after a while: request i of N already past i/N of its
@@ -500,13 +507,13 @@ struct ServingSimulation {
     /// which a real client's jitter and its random prompt lengths undo). Those a decode worker
     /// cannot hold wait as new arrivals.
     private mutating func seedSteadyState() {
-        guard case .closed(let count, var lengths, let output) = mode else { return }
+        guard case .closed(let count, var lengths) = mode else { return }
         let targets = workers.indices.filter { workers[$0].role != .prefill }
-        let steps = max(1, Int((Double(output - 1) / a).rounded(.up)))
         for slot in 0..<count {
-            let prompt = lengths.next()
+            let (prompt, output) = lengths.next()
             requests[slot] = Request(arrival: 0, promptTokens: prompt, outputTokens: output)
             let w = workers[leastLoaded(targets)]
+            let steps = max(1, Int((Double(output - 1) / a).rounded(.up)))
             let remaining = Int((Double(steps) * Double(slot + 1) / Double(count)).rounded(.up))
             let generated = max(1, output - Int(Double(remaining) * a))
             let context = Double(prompt + generated)
@@ -518,7 +525,7 @@ struct ServingSimulation {
             requests[slot].firstToken = 0
             join(slot, worker: w)
         }
-        mode = .closed(count: count, lengths: lengths, output: output)
+        mode = .closed(count: count, lengths: lengths)
     }
 
     // MARK: the time series
@@ -559,24 +566,30 @@ public struct ServingSeriesPoint: Sendable {
     public var kvUtilization: Double
 }
 
-/// Prompt lengths of a closed loop, drawn uniformly from a range with a seeded generator, and
-/// the share of each prompt the prefix cache serves (`--prefix-cache-hit-rate`).
-struct PromptLengths {
+/// Prompt and answer lengths of a closed loop, each drawn uniformly from its range with one
+/// seeded generator, and the share of each prompt the prefix cache serves
+/// (`--prefix-cache-hit-rate`).
+struct RequestLengths {
     var random: SeededRandom
-    let lower: Int
-    let upper: Int
+    let prompt: (lower: Int, upper: Int)
+    let output: (lower: Int, upper: Int)
     let prefixHitRate: Double
 
-    init(seed: UInt64, lower: Int, upper: Int, prefixHitRate: Double) {
+    init(seed: UInt64, prompt: (lower: Int, upper: Int), output: (lower: Int, upper: Int), prefixHitRate: Double = 0) {
         random = SeededRandom(state: seed)
-        self.lower = lower
-        self.upper = upper
+        self.prompt = prompt
+        self.output = output
         self.prefixHitRate = prefixHitRate
     }
 
-    mutating func next() -> Int {
-        guard upper > lower else { return lower }
-        return lower + Int(random.nextUInt64() % UInt64(upper - lower + 1))
+    mutating func next() -> (prompt: Int, output: Int) {
+        let p = draw(prompt)
+        return (p, draw(output))
+    }
+
+    private mutating func draw(_ range: (lower: Int, upper: Int)) -> Int {
+        guard range.upper > range.lower else { return range.lower }
+        return range.lower + Int(random.nextUInt64() % UInt64(range.upper - range.lower + 1))
     }
 
     func newTokens(_ prompt: Int) -> Int {

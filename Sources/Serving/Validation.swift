@@ -206,10 +206,10 @@ public enum Validation {
     static func priceServing(_ e: JSONObject, request: EstimateRequest, mtp: Bool, scope: EnergyScope) throws -> Priced {
         guard let concurrency = try e.int("concurrency", atLeast: 1) else { throw e.error("concurrency", "is needed for a serving entry") }
         guard request.outputTokens >= 1 else { throw e.error("output_tokens", "is needed for a serving entry") }
-        var range = InputRange.fixed
-        if let r = try e.doubleArray("input_range") {
-            guard r.count == 2, r[0] > 0, r[0] <= r[1], r[1] <= 1 else { throw e.error("input_range", "must be [lo, hi] with 0 < lo ≤ hi ≤ 1") }
-            range = InputRange(lower: r[0], upper: r[1])
+        func range(_ key: String) throws -> LengthRange {
+            guard let r = try e.doubleArray(key) else { return .fixed }
+            guard r.count == 2, LengthRange(lower: r[0], upper: r[1]).isValid else { throw e.error(key, "must be [lo, hi] with 0 < lo ≤ hi ≤ 1") }
+            return LengthRange(lower: r[0], upper: r[1])
         }
         var disaggregation: Disaggregation? = nil
         if let d = try e.object("disaggregated") {
@@ -223,9 +223,11 @@ public enum Validation {
         let speculative: SpeculativeDecoding? = mtp
             ? SpeculativeDecoding(draftTokens: try e.int("mtp_draft_tokens", atLeast: 1) ?? 1, acceptance: try e.double("mtp_acceptance"))
             : nil
-        let serving = ServingRequest(base: request, concurrency: concurrency, inputRange: range, disaggregation: disaggregation,
+        let serving = ServingRequest(base: request, concurrency: concurrency, inputRange: try range("input_range"),
+                                     outputRange: try range("output_range"), disaggregation: disaggregation,
                                      speculative: speculative, scheduler: SchedulerPolicy.of(framework: try e.string("framework") ?? ""))
         var client = serving
+        client.maxBatchPerGPU = try e.int("max_batch_per_gpu", atLeast: 1)
         client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
         if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }
         let s = try ServingEstimator.estimate(client)

@@ -31,7 +31,7 @@ struct EstimateCommand: ParsableCommand {
                           --features two-batch-overlap --batch-per-gpu 256 --input 2000 --output 0
           moesim estimate --max-tpot 0.05 --json
           moesim estimate --model deepseek-r1 --gpus 8 --layout attention=tp,tp=8,ep=1,pp=1,moe_tp=8 \\
-                          --input 1024 --output 1024 --input-range 0.8,1.0 --concurrency 64
+                          --input 1024 --output 1024 --input-range 0.8,1.0 --output-range 0.8,1.0 --concurrency 64
           moesim estimate --model deepseek-r1 --gpu gb300 --weights fp4 --concurrency 2048 --mtp 1 \\
                           --prefill-pool 6,3,attention=dp,tp=1,ep=2,pp=1 --decode-pool 16,1,attention=dp,tp=1,ep=16,pp=1
         """

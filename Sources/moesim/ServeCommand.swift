@@ -83,6 +83,9 @@ struct ServeCommand: ParsableCommand {
         if let rate, !(1e-6...1e6).contains(rate) { throw ValidationError("--rate must be 10^-6 to 10^6 requests/s, got \(rate)") }
         if let cv = burstCv, !(cv >= 0.01 && cv <= 100) { throw ValidationError("--burst-cv must be in [0.01, 100], got \(cv)") }
         if trace != nil, burstCv != nil { throw ValidationError("--burst-cv shapes --rate arrivals; a trace has its own times") }
+        if trace != nil, policy.inputRange != nil || policy.outputRange != nil {
+            throw ValidationError("--input-range and --output-range shape --rate arrivals; a trace has its own lengths")
+        }
         guard (1...100_000_000).contains(requests) else { throw ValidationError("--requests must be 1 to 100,000,000") }
         if let t = sloTtft, !(t > 0 && t.isFinite) { throw ValidationError("--slo-ttft must be positive and finite") }
         if let t = sloTpot, !(t > 0 && t.isFinite) { throw ValidationError("--slo-tpot must be positive and finite") }

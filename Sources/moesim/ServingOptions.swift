@@ -10,11 +10,18 @@ struct ServingPolicyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Prompt lengths drawn uniformly from lo..hi × --input (e.g. 0.8,1.0).", valueName: "lo,hi"))
     var inputRange: String?
 
+    @Option(help: ArgumentHelp("Answer lengths drawn uniformly from lo..hi × --output (benchmark clients' --random-range-ratio draws both).",
+                               valueName: "lo,hi"))
+    var outputRange: String?
+
     @Option(help: "Scheduler: mixed (chunked prefill inside decode steps: vLLM, TensorRT-LLM) or prefill-first (SGLang's default).")
     var scheduler: String = SchedulerPolicy.mixed.rawValue
 
     @Option(help: "Tokens one scheduler (attention group) processes per step (default: 8,192 under 160 GiB per GPU, else 16,384).")
     var tokenBudget: Int?
+
+    @Option(help: "The engine's cap on requests decoding at once per GPU (TensorRT-LLM max_batch_size per attention rank; SGLang --max-running-requests or vLLM --max-num-seqs over the engine's GPUs; default 256, memory permitting).")
+    var maxBatchPerGPU: Int?
 
     @Option(help: "MTP speculative decoding: draft tokens per step.")
     var mtp: Int?
@@ -33,31 +40,31 @@ struct ServingPolicyOptions: ParsableArguments {
 
     func validate() throws {
         if let b = tokenBudget, !(1...1_048_576).contains(b) { throw ValidationError("--token-budget must be 1 to 1,048,576, got \(b)") }
+        if let c = maxBatchPerGPU, !(1...65_536).contains(c) { throw ValidationError("--max-batch-per-gpu must be 1 to 65,536, got \(c)") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
         if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
         guard SchedulerPolicy(rawValue: scheduler) != nil else {
             throw ValidationError("--scheduler must be mixed or prefill-first, got '\(scheduler)'")
         }
         if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
-        _ = try parsedRange()
+        _ = try Self.range(inputRange, flag: "--input-range")
+        _ = try Self.range(outputRange, flag: "--output-range")
         _ = try parsedPools()
     }
 
     /// Whether any option was given (they describe serving, not the steady state).
     var isSet: Bool {
-        inputRange != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
+        inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
             || noChunkedPrefill
     }
 
-    func parsedRange() throws -> InputRange { try Self.range(inputRange) }
-
-    static func range(_ text: String?) throws -> InputRange {
+    static func range(_ text: String?, flag: String) throws -> LengthRange {
         guard let text else { return .fixed }
         let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo > 0, lo <= hi, hi <= 1 else {
-            throw ValidationError("--input-range must be lo,hi with 0 < lo ≤ hi ≤ 1, got '\(text)'")
+        guard parts.count == 2, let lo = parts[0], let hi = parts[1], LengthRange(lower: lo, upper: hi).isValid else {
+            throw ValidationError("\(flag) must be lo,hi with 0 < lo ≤ hi ≤ 1, got '\(text)'")
         }
-        return InputRange(lower: lo, upper: hi)
+        return LengthRange(lower: lo, upper: hi)
     }
 
     static func pool(_ text: String, flag: String) throws -> Disaggregation.Pool {
@@ -77,10 +84,12 @@ struct ServingPolicyOptions: ParsableArguments {
 
     /// The serving request for `base` at `concurrency`.
     func request(base: EstimateRequest, concurrency: Int, seed: UInt64 = 1) throws -> ServingRequest {
-        var r = ServingRequest(base: base, concurrency: concurrency, inputRange: try parsedRange(), disaggregation: try parsedPools(),
+        var r = ServingRequest(base: base, concurrency: concurrency, inputRange: try Self.range(inputRange, flag: "--input-range"),
+                               outputRange: try Self.range(outputRange, flag: "--output-range"), disaggregation: try parsedPools(),
                                speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
                                scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
         r.chunkedPrefill = !noChunkedPrefill
+        r.maxBatchPerGPU = maxBatchPerGPU
         return r
     }
 
@@ -107,7 +116,7 @@ struct ServingOptions: ParsableArguments {
             guard (c...10_000_000).contains(n) else { throw ValidationError("--num-prompts must be from --concurrency (\(c)) to 10,000,000, got \(n)") }
         }
         if concurrency == nil, policy.isSet {
-            throw ValidationError("--input-range, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
+            throw ValidationError("--input-range, --output-range, --max-batch-per-gpu, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
         }
     }
 
@@ -137,6 +146,7 @@ enum ServingJSON {
             "scheduler": s.request.scheduler.rawValue,
         ]
         if let n = s.request.benchmarkPrompts { json["num_prompts"] = n }
+        if let c = s.request.maxBatchPerGPU { json["max_batch_per_gpu"] = c }
         if let m = s.request.speculative { json["mtp"] = ["draft_tokens": m.draftTokens, "acceptance": m.acceptance] }
         if s.disaggregated {
             json["prefill"] = pool(s.pools[0])
@@ -177,6 +187,7 @@ enum ServingTable {
         let r = s.request
         Swift.print((openLoop ? "open loop on \(s.gpus) GPUs" : "closed loop: \(Output.grouped(r.concurrency)) requests in flight on \(s.gpus) GPUs")
             + ", \(r.scheduler.rawValue) scheduler"
+            + (r.maxBatchPerGPU.map { ", engines cap \(Output.grouped($0)) decoding per GPU" } ?? "")
             + (r.speculative.map { ", MTP \($0.draftTokens) draft\($0.draftTokens == 1 ? "" : "s") at \(Output.fixed($0.acceptance, 2)) tokens/step" } ?? ""))
         Swift.print(deployment(s))
         Swift.print("")

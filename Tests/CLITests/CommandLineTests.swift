@@ -164,8 +164,16 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
     /// `decode` objects; a batch past the fit is one error line naming the largest.
     @Test func servingEstimateKeys() throws {
         let aggregated = try moesim("estimate", "--model", "mixtral-8x7b", "--gpus", "2", "--layout", "attention=tp,tp=2,ep=1,pp=1,moe_tp=2",
-                                    "--input", "512", "--output", "64", "--input-range", "0.8,1.0", "--concurrency", "8", "--json")
+                                    "--input", "512", "--output", "64", "--input-range", "0.8,1.0", "--output-range", "0.5,1.0",
+                                    "--max-batch-per-gpu", "4", "--concurrency", "8", "--json")
         #expect(aggregated.status == 0, "\(aggregated.stderr)")
+        // Prompts of 410…512 tokens (mean 461) and answers of 32…64 (mean 48): the token rates
+        // keep the ratio of the mean lengths.
+        let ratio = (aggregated.json["input_tokens_per_s_per_gpu"] as? Double ?? 0) / (aggregated.json["output_tokens_per_s_per_gpu"] as? Double ?? 1)
+        #expect(abs(ratio / (461.0 / 48) - 1) < 0.03, "input/output \(ratio)")
+        #expect(aggregated.json["max_batch_per_gpu"] as? Int == 4)
+        let badRange = try moesim("estimate", "--concurrency", "8", "--output-range", "0.5")
+        #expect(badRange.status != 0 && badRange.stderr.contains("--output-range"), "\(badRange.stderr)")
         let keys = ["output_tokens_per_s_per_gpu", "input_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu",
                     "output_tokens_per_s_per_user", "ttft_s", "tpot_s", "e2e_s", "ttft_p90_s", "ttft_p99_s", "tpot_p90_s",
                     "tpot_p99_s", "e2e_p90_s", "e2e_p99_s", "gpus"]

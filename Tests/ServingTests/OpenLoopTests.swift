@@ -167,7 +167,7 @@ import TestSupport
         let base = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 2),
                                    layout: Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2), weights: .fp8,
                                    inputTokens: 512, outputTokens: 1)
-        func request(_ input: Int, _ range: InputRange) -> ServingRequest {
+        func request(_ input: Int, _ range: LengthRange) -> ServingRequest {
             var b = base
             b.inputTokens = input
             var r = ServingRequest(base: b, concurrency: 1, inputRange: range, tokenBudget: 512)

@@ -19,13 +19,13 @@ let benchmarks: @Sendable () -> Void = {
                                                 warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 50)
     let tp8 = EstimateRequest(model: r1, cluster: eight, layout: Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8),
                               weights: .fp8, inputTokens: 1024, outputTokens: 1024)
-    let aggregated = ServingRequest(base: tp8, concurrency: 64, inputRange: InputRange(lower: 0.8, upper: 1))
+    let aggregated = ServingRequest(base: tp8, concurrency: 64, inputRange: LengthRange(lower: 0.8, upper: 1))
     Benchmark("Serving estimate, deepseek-r1 TP8 on 8 x H200, 1K/1K at concurrency 64", configuration: configuration) { benchmark in
         for _ in benchmark.scaledIterations { blackHole(try? ServingEstimator.estimate(aggregated)) }
     }
     let dp8 = Layout(attention: .data, tp: 1, ep: 8, pp: 1)
     var split = ServingRequest(base: EstimateRequest(model: r1, cluster: pools, weights: .fp8, inputTokens: 1024, outputTokens: 1024),
-                               concurrency: 512, inputRange: InputRange(lower: 0.8, upper: 1))
+                               concurrency: 512, inputRange: LengthRange(lower: 0.8, upper: 1))
     split.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: dp8), decode: .init(gpus: 48, workers: 6, layout: dp8))
     Benchmark("Serving estimate, deepseek-r1 disaggregated 8P + 48D x H200 at concurrency 512", configuration: configuration) { benchmark in
         for _ in benchmark.scaledIterations { blackHole(try? ServingEstimator.estimate(split)) }
@@ -40,7 +40,7 @@ let benchmarks: @Sendable () -> Void = {
     }
     var kimiServing = ServingRequest(base: EstimateRequest(model: kimi, cluster: eight, weights: .fp8, inputTokens: 4096, outputTokens: 1024),
                                      concurrency: 1024)
-    kimiServing.inputRange = InputRange(lower: 0.8, upper: 1)
+    kimiServing.inputRange = LengthRange(lower: 0.8, upper: 1)
     let capacity = CapacityRequest(serving: kimiServing, load: .users(1024), maxTTFT: 2, maxTPOT: 0.05, maxGPUs: 1024)
     Benchmark("capacity, kimi-k2 for 1,024 users within p90 TTFT 2 s / TPOT 50 ms on up to 1,024 x H200",
               configuration: .init(metrics: [.wallClock], timeUnits: .milliseconds, warmupIterations: 0,
@@ -48,7 +48,7 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(try? Capacity.fewestGPUs(capacity))
     }
     let search = ServingRequest(base: EstimateRequest(model: kimi, cluster: large, weights: .fp8, inputTokens: 4096, outputTokens: 1024),
-                                concurrency: 16_384, inputRange: InputRange(lower: 0.8, upper: 1))
+                                concurrency: 16_384, inputRange: LengthRange(lower: 0.8, upper: 1))
     Benchmark("Serving layout search, kimi-k2 on 1024 x H200 at concurrency 16384",
               configuration: .init(metrics: [.wallClock], timeUnits: .milliseconds, warmupIterations: 0,
                                    maxDuration: .seconds(20), maxIterations: 3)) { benchmark in
