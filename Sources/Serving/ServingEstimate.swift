@@ -181,6 +181,12 @@ public enum ServingEstimator {
         if let n = request.benchmarkPrompts, !(request.concurrency...10_000_000).contains(n) {
             throw ServingError.invalid("a benchmark's prompts must be from the concurrency (\(request.concurrency)) to 10,000,000, got \(n)")
         }
+        guard (1...1_024).contains(request.continuousDecodeSteps) else {
+            throw ServingError.invalid("continuous decode steps must be 1 to 1,024, got \(request.continuousDecodeSteps)")
+        }
+        if request.continuousDecodeSteps > 1, request.scheduler != .prefillFirst {
+            throw ServingError.invalid("continuous decode steps are a setting of the prefill-first scheduler (SGLang's)")
+        }
         if let cap = request.maxBatchPerGPU, !(1...65_536).contains(cap) {
             throw ServingError.invalid("the engine's batch cap must be 1 to 65,536 requests per GPU, got \(cap)")
         }
@@ -298,6 +304,7 @@ public enum ServingEstimator {
         options.tokensPerStep = request.speculative?.acceptance ?? 1
         options.verifiedPerStep = 1 + (request.speculative?.draftTokens ?? 0)
         options.policy = request.scheduler
+        options.continuousDecodeSteps = request.continuousDecodeSteps
         options.chunkedPrefill = request.chunkedPrefill
         options.measuredTarget = max(2 * requests, 64)
         return options

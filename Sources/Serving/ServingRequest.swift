@@ -33,6 +33,9 @@ public struct ServingRequest: Sendable {
     /// engine's GPUs); requests past it wait for a slot with their prompt done. Applies to the
     /// workers that decode; nil: `Estimator.maxBatchPerGPU`, memory permitting.
     public var maxBatchPerGPU: Int?
+    /// Prefill-first scheduler: decode steps in runs of this many before new prompts are looked
+    /// at (SGLang's `--num-continuous-decode-steps`; InferenceX's MI325X and MI355X recipes use 4).
+    public var continuousDecodeSteps = 1
     /// Prompts split into chunks within the token budget (vLLM V1, SGLang, TensorRT-LLM by
     /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's
     /// `enable_chunked_prefill=False`, SGLang's `chunked_prefill_size=-1`).

@@ -52,6 +52,9 @@ struct ServingSimulation {
         var tokensPerStep: Double = 1
         var verifiedPerStep = 1
         var policy: SchedulerPolicy = .mixed
+        /// Prefill-first only: decode steps run in runs of this many before the scheduler looks
+        /// for new prompts (SGLang's `--num-continuous-decode-steps`, default 1).
+        var continuousDecodeSteps = 1
         /// Prompts split into chunks within the budget (the engines' default), or run whole.
         var chunkedPrefill = true
         var slo: (ttft: Double, tpot: Double)? = nil
@@ -219,7 +222,10 @@ struct ServingSimulation {
 
     private mutating func step(_ w: ServingWorker, index: Int, at start: Double) throws {
         w.clock = start
-        try admit(w, index: index)
+        // Within a run of continuous decode steps the scheduler does not look at new prompts.
+        let holding = options.policy == .prefillFirst && w.role == .both && w.decoding > 0 && w.prefilling.isEmpty
+            && w.decodeStreak % max(options.continuousDecodeSteps, 1) != 0
+        if !holding { try admit(w, index: index) }
         let prefillOnly = options.policy == .prefillFirst && w.role == .both && !w.prefilling.isEmpty
         if w.role != .prefill && !prefillOnly { makeRoom(w, index: index) }
         let decoding = w.role == .prefill || prefillOnly ? 0 : w.decoding
@@ -250,6 +256,7 @@ struct ServingSimulation {
         let end = start + seconds
         outcome.steps += 1
         w.busySeconds += seconds
+        w.decodeStreak = chunks.isEmpty && decoding > 0 ? w.decodeStreak + 1 : 0
         let utilization = w.kvCapacity > 0 ? w.kvUsed / w.kvCapacity : 0
         let inWindow = warmUpEnd.map { end > $0 } ?? false
         if inWindow {

@@ -38,6 +38,8 @@ final class ServingWorker {
     @exclusivity(unchecked) var decoders: [(slot: Int, generation: Int)] = []
     @exclusivity(unchecked) var prefixCache = PrefixCache()
     @exclusivity(unchecked) var busySeconds = 0.0
+    /// Decode-only steps since the scheduler last looked for new prompts.
+    @exclusivity(unchecked) var decodeStreak = 0
 
     init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, kvCapacity: Double, maxRunning: Int) {
         self.role = role

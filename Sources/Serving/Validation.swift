@@ -228,6 +228,7 @@ public enum Validation {
                                      speculative: speculative, scheduler: SchedulerPolicy.of(framework: try e.string("framework") ?? ""))
         var client = serving
         client.maxBatchPerGPU = try e.int("max_batch_per_gpu", atLeast: 1)
+        client.continuousDecodeSteps = try e.int("continuous_decode_steps", atLeast: 1) ?? 1
         client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
         if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }
         let s = try ServingEstimator.estimate(client)

@@ -23,6 +23,9 @@ struct ServingPolicyOptions: ParsableArguments {
     @Option(help: "The engine's cap on requests decoding at once per GPU (TensorRT-LLM max_batch_size per attention rank; SGLang --max-running-requests or vLLM --max-num-seqs over the engine's GPUs; default 256, memory permitting).")
     var maxBatchPerGPU: Int?
 
+    @Option(help: "Prefill-first scheduler: decode steps in runs of N before new prompts are looked at (SGLang's --num-continuous-decode-steps; default 1).")
+    var continuousDecodeSteps: Int?
+
     @Option(help: "MTP speculative decoding: draft tokens per step.")
     var mtp: Int?
 
@@ -40,6 +43,12 @@ struct ServingPolicyOptions: ParsableArguments {
 
     func validate() throws {
         if let b = tokenBudget, !(1...1_048_576).contains(b) { throw ValidationError("--token-budget must be 1 to 1,048,576, got \(b)") }
+        if let n = continuousDecodeSteps {
+            guard (1...1_024).contains(n) else { throw ValidationError("--continuous-decode-steps must be 1 to 1,024, got \(n)") }
+            guard scheduler == SchedulerPolicy.prefillFirst.rawValue else {
+                throw ValidationError("--continuous-decode-steps is a setting of --scheduler prefill-first")
+            }
+        }
         if let c = maxBatchPerGPU, !(1...65_536).contains(c) { throw ValidationError("--max-batch-per-gpu must be 1 to 65,536, got \(c)") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
         if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
@@ -54,7 +63,7 @@ struct ServingPolicyOptions: ParsableArguments {
 
     /// Whether any option was given (they describe serving, not the steady state).
     var isSet: Bool {
-        inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
+        inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || continuousDecodeSteps != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
             || noChunkedPrefill
     }
 
@@ -90,6 +99,7 @@ struct ServingPolicyOptions: ParsableArguments {
                                scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
         r.chunkedPrefill = !noChunkedPrefill
         r.maxBatchPerGPU = maxBatchPerGPU
+        r.continuousDecodeSteps = continuousDecodeSteps ?? 1
         return r
     }
 

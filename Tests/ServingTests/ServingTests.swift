@@ -137,6 +137,24 @@ import TestSupport
         #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
     }
 
+    /// SGLang's continuous decode steps: with runs of 4 decode steps a new prompt waits on
+    /// average for 1.5 more decode steps (0…3 left of the run) before the scheduler sees it;
+    /// throughput barely moves. Answers of varied length keep arrivals from locking onto the
+    /// runs' phase. The setting belongs to the prefill-first scheduler.
+    @Test func continuousDecodeStepsDelayNewPrompts() throws {
+        var r = try request(concurrency: 16)
+        r.outputRange = LengthRange(lower: 0.8, upper: 1)
+        r.scheduler = .prefillFirst
+        let every = try ServingEstimator.estimate(r)
+        r.continuousDecodeSteps = 4
+        let runs = try ServingEstimator.estimate(r)
+        let extra = (runs.ttft.mean - every.ttft.mean) / every.tpot.median
+        #expect(extra > 0.75 && extra < 2.25, "\(extra) decode steps more to the first token")
+        #expect(abs(runs.outputTokensPerSecondPerGPU / every.outputTokensPerSecondPerGPU - 1) < 0.05)
+        r.scheduler = .mixed
+        #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
+    }
+
     @Test func badRequestsAreRefused() throws {
         var r = try request()
         r.concurrency = 0

@@ -13,7 +13,8 @@ import TestSupport
     /// 20% over the 60 rows (17.7% now; the goal of 15% is not met, docs/validation.md
     /// says why); the throughput and TPOT rows within 2×; the TTFT of the two disaggregated runs
     /// whose decode engines hold fewer requests than the client sends (GB300, GB200: requests
-    /// wait for a decode slot) within 2×. The other TTFT rows are reported but not bounded.
+    /// wait for a decode slot) and of MI325X (SGLang decoding in runs of 4 steps) within 2×. The
+    /// other TTFT rows are reported but not bounded.
     @Test func servingMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/serving.json").path,
                                         loadModel: { try model($0) }, loadGPU: gpu)
@@ -21,7 +22,8 @@ import TestSupport
         #expect(report.entries.allSatisfy { $0.skipped == nil })
         let median = try #require(report.medianAbsoluteError)
         #expect(median <= 0.20, "median |error| \(median)")
-        let queued = ["ix-gb300-dyntrt-fp4-mtp-1k1k-c2253/ttft_s", "ix-gb200-dyntrt-fp8-8k1k-c1229/ttft_s"]
+        let queued = ["ix-gb300-dyntrt-fp4-mtp-1k1k-c2253/ttft_s", "ix-gb200-dyntrt-fp8-8k1k-c1229/ttft_s",
+                      "ix-mi325x-sglang-fp8-1k1k-c16/ttft_s"]
         for e in report.entries where e.metric != "ttft_s" || queued.contains(e.id) {
             let ratio = (e.predicted ?? 0) / e.measured
             #expect(ratio > 0.5 && ratio < 2, "\(e.id): predicted \(e.predicted ?? 0), measured \(e.measured)")
