@@ -111,10 +111,11 @@ public enum Capacity {
         if case let .rate(rate) = request.load { served = rate }
         // No served request (cannot happen for a found answer, but never print an infinite cost).
         let dollarsPerSecond = served > 0 ? price.map { $0 * Double(found.gpus) / 3600 } : nil
+        let answer = request.serving.outputRange.meanTokens(request.serving.base.outputTokens)
         return CapacityAnswer(gpus: counts[high], estimate: found, ttft: quantile(found.ttft, q), tpot: quantile(found.tpot, q),
                               requestsPerSecond: served,
-                              outputTokensPerSecondPerGPU: served * Double(request.serving.base.outputTokens) / Double(found.gpus),
-                              costPerMillionOutputTokens: dollarsPerSecond.map { $0 / (served * Double(request.serving.base.outputTokens)) * 1e6 },
+                              outputTokensPerSecondPerGPU: served * answer / Double(found.gpus),
+                              costPerMillionOutputTokens: dollarsPerSecond.map { $0 / (served * answer) * 1e6 },
                               costPerRequest: dollarsPerSecond.map { $0 / served }, trials: trials)
     }
 

@@ -8,8 +8,8 @@ import Planner
 /// question a capacity planner asks: this load, these latencies?).
 public struct OpenLoopRequest: Sendable {
     public enum Arrivals: Sendable, Equatable {
-        /// `count` synthetic requests: prompts uniform in the serving request's input range,
-        /// answers of its output length.
+        /// `count` synthetic requests: prompts and answers uniform in the serving request's input
+        /// and output ranges (drawn on their own stream, so the gaps stay those of the seed).
         case process(ArrivalProcess, count: Int)
         /// A trace file (JSON lines or CSV, see `TraceReader`).
         case trace(path: String)

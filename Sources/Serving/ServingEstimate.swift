@@ -150,8 +150,10 @@ public enum ServingEstimator {
         guard fit >= 1 else { return nil }
         var priced = base
         priced.layout = layout
-        priced.decodeBatchPerGPU = max(1, min(fit, Estimator.maxBatchPerGPU, batchPerGPU))
-        priced.outputTokens = r.maxContext - base.inputTokens
+        priced.decodeBatchPerGPU = max(1, min(fit, r.maxBatchPerGPU ?? Estimator.maxBatchPerGPU, batchPerGPU))
+        // The longest prompt and answer: the steady state at the longest context.
+        priced.inputTokens = r.inputRange.tokens(base.inputTokens).upper
+        priced.outputTokens = r.outputRange.tokens(base.outputTokens).upper
         return try? Estimator.estimate(priced, layout: layout)
     }
 

@@ -26,12 +26,13 @@ public struct ServingRequest: Sendable {
     /// Tokens one scheduler (one attention group: a tensor-parallel engine or a data-parallel
     /// attention rank) processes per step; nil: `SchedulerPolicy.defaultTokenBudget`.
     public var tokenBudget: Int?
-    /// Seed of the prompt lengths.
+    /// Seed of the prompt and answer lengths.
     public var seed: UInt64
-    /// The engine's cap on requests decoding at once, per GPU (TensorRT-LLM's `max_batch_size`
-    /// per attention rank, SGLang's `--max-running-requests` and vLLM's `--max-num-seqs` over the
-    /// engine's GPUs); requests past it wait for a slot with their prompt done. Applies to the
-    /// workers that decode; nil: `Estimator.maxBatchPerGPU`, memory permitting.
+    /// The engine's cap on requests running at once, per GPU (TensorRT-LLM's `max_batch_size` per
+    /// attention rank, SGLang's `--max-running-requests` and vLLM's `--max-num-seqs`, each over
+    /// the GPUs it spans: a TP8 engine's 512 is 64 per GPU); requests past it wait for a slot
+    /// (in a decode pool, with their prompt done). Applies to the workers that decode; nil:
+    /// `Estimator.maxBatchPerGPU`, memory permitting.
     public var maxBatchPerGPU: Int?
     /// Prefill-first scheduler: decode steps in runs of this many before new prompts are looked
     /// at (SGLang's `--num-continuous-decode-steps`; InferenceX's MI325X and MI355X recipes use 4).

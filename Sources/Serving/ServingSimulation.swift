@@ -68,10 +68,6 @@ struct ServingSimulation {
         /// `ServingRequest.benchmarkPrompts`) instead of measuring a steady state.
         var benchmarkPrompts: Int? = nil
         var maxSteps = 50_000_000
-        /// Disaggregated: the client sees the first token when a decode worker takes the request
-        /// in (the decode engine streams the answer, the prefill's token first), so a wait for a
-        /// decode slot counts in the time to first token; false: when the KV cache arrives.
-        var firstTokenFromDecode = true
         var progress: ((Int, Double) -> Void)? = nil
     }
 
@@ -303,7 +299,11 @@ struct ServingSimulation {
                 unpin(slot)
                 let target = leastLoaded(exit)
                 let ready = end + transferSeconds(requests[slot].promptTokens + requests[slot].generated)
-                emitPrefillToken(slot, at: options.firstTokenFromDecode ? nil : ready, inWindow: inWindow)
+                // The client sees this token when a decode worker takes the request in: the decode
+                // engine streams the answer, the prefill's token first (Dynamo's prefill router
+                // keeps only the prefill's KV parameters and streams the decode worker's output),
+                // so a wait for a decode slot counts in the time to first token.
+                emitPrefillToken(slot, at: nil, inWindow: inWindow)
                 workers[target].enqueue(slot, ready: ready)
             } else {
                 emitPrefillToken(slot, at: end, inWindow: inWindow)
@@ -320,7 +320,7 @@ struct ServingSimulation {
 
     /// The token a finished prefill produces: the first of the answer (or, after a preemption,
     /// the next one: recomputing prompt and answer so far yields it).
-    /// `time` nil: the client sees it later (`Options.firstTokenFromDecode`).
+    /// `time` nil: the client sees it later, when a decode worker admits the request.
     private mutating func emitPrefillToken(_ slot: Int, at time: Double?, inWindow: Bool) {
         if let time, requests[slot].firstToken < 0 { requests[slot].firstToken = time }
         requests[slot].generated += 1

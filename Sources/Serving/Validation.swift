@@ -228,7 +228,9 @@ public enum Validation {
                                      speculative: speculative, scheduler: SchedulerPolicy.of(framework: try e.string("framework") ?? ""))
         var client = serving
         client.maxBatchPerGPU = try e.int("max_batch_per_gpu", atLeast: 1)
+        if let c = client.maxBatchPerGPU, c > 65_536 { throw e.error("max_batch_per_gpu", "must be 1 to 65,536") }
         client.continuousDecodeSteps = try e.int("continuous_decode_steps", atLeast: 1) ?? 1
+        if client.continuousDecodeSteps > 1_024 { throw e.error("continuous_decode_steps", "must be 1 to 1,024") }
         client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
         if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }
         let s = try ServingEstimator.estimate(client)

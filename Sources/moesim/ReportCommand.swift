@@ -250,7 +250,7 @@ struct ReportCommand: ParsableCommand {
     /// The serving view: the best layout under a closed loop at a few concurrencies.
     func printServing(_ report: MainReport, layout: Layout) {
         print("")
-        print("== Serving at a concurrency (closed loop on \(layout), prompts 0.8–1.0 × \(Output.grouped(workload.input)))")
+        print("== Serving at a concurrency (closed loop on \(layout), prompts 0.8–1.0 × \(Output.grouped(workload.input)), answers 0.8–1.0 × \(Output.grouped(workload.output)))")
         guard !report.serving.isEmpty else {
             print("no concurrency fits this layout at \(Output.grouped(workload.input + workload.output)) tokens")
             return

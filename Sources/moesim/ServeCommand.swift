@@ -59,7 +59,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "USD per GPU-hour (default: the hardware file's price).")
     var gpuHourPrice: Double?
 
-    @Option(help: "Seed of the arrivals and prompt lengths.")
+    @Option(help: "Seed of the arrivals and of the prompt and answer lengths.")
     var seed: UInt64 = 1
 
     @Option(help: "Write the time series (time, queued, running, KV use) as CSV here.")

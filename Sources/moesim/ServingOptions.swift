@@ -20,7 +20,7 @@ struct ServingPolicyOptions: ParsableArguments {
     @Option(help: "Tokens one scheduler (attention group) processes per step (default: 8,192 under 160 GiB per GPU, else 16,384).")
     var tokenBudget: Int?
 
-    @Option(help: "The engine's cap on requests decoding at once per GPU (TensorRT-LLM max_batch_size per attention rank; SGLang --max-running-requests or vLLM --max-num-seqs over the engine's GPUs; default 256, memory permitting).")
+    @Option(help: "The engine's cap on requests running at once per GPU (TensorRT-LLM max_batch_size per attention rank, SGLang --max-running-requests or vLLM --max-num-seqs, each over the GPUs they span; default 256, memory permitting).")
     var maxBatchPerGPU: Int?
 
     @Option(help: "Prefill-first scheduler: decode steps in runs of N before new prompts are looked at (SGLang's --num-continuous-decode-steps; default 1).")

@@ -137,6 +137,21 @@ import TestSupport
         #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
     }
 
+    /// A disaggregated decode pool capped below the concurrency: the client sees the first token
+    /// when a decode engine takes the request in, so (Little's law on the stage before the first
+    /// token) mean TTFT × completion rate is the requests not decoding, at least N − slots.
+    @Test func decodeSlotWaitIsPartOfTTFT() throws {
+        var r = try request("deepseek-v3", gpus: 24, input: 1024, output: 256, concurrency: 96, layout: nil)
+        r.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1)),
+                                          decode: .init(gpus: 16, workers: 2, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1)))
+        r.maxBatchPerGPU = 2
+        let s = try ServingEstimator.estimate(r)
+        #expect(s.meanDecodeBatchPerDecodeGPU <= 2 + 1e-9)
+        let beforeFirstToken = s.ttft.mean * s.requestsPerSecond
+        #expect(beforeFirstToken >= 0.97 * Double(96 - 2 * 16), "\(beforeFirstToken) requests before their first token")
+        #expect(abs(s.requestsPerSecond * s.endToEnd.mean / 96 - 1) < 0.03)
+    }
+
     /// SGLang's continuous decode steps: with runs of 4 decode steps a new prompt waits on
     /// average for 1.5 more decode steps (0…3 left of the run) before the scheduler sees it;
     /// throughput barely moves. Answers of varied length keep arrivals from locking onto the
