@@ -16,17 +16,19 @@ public final class CPUModel: @unchecked Sendable {
     /// The sparse-attention indexer's rotary embedding: half-split on its first qk_rope_head_dim
     /// lanes (MLA itself rotates interleaved).
     let indexerRope: RotaryEmbedding?
+    /// DeepSeek-V4's second rotary: the compressed layers', their compressors' and indexers'.
+    let compressedRope: RotaryEmbedding?
     /// Multiplies MLA's 1/√d softmax scale (YaRN's mscale² in DeepSeek's checkpoints; else 1).
     let latentSoftmaxScale: Float
 
     /// Experts chosen per MoE layer for every token of the last forward pass (sorted ids), when
     /// `recordRouting` is on. Used by the parity tests and the expert-load figures of `bench`.
     public var recordRouting = false
-    public private(set) var lastRouting: [Int: [[Int32]]] = [:]
+    public internal(set) var lastRouting: [Int: [[Int32]]] = [:]
     /// Keys the sparse-attention indexer kept for every query of the last forward pass, per layer
     /// with its own indexer (ascending positions; every visible key while fewer than top-k are
     /// visible), when `recordRouting` is on: the runtime's other discrete choice.
-    public private(set) var lastIndexerChoice: [Int: [[Int]]] = [:]
+    public internal(set) var lastIndexerChoice: [Int: [[Int]]] = [:]
     /// Tokens routed to each expert, summed over every forward pass and MoE layer.
     public private(set) var expertLoad: [Int]
 
@@ -35,7 +37,7 @@ public final class CPUModel: @unchecked Sendable {
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
                                                           "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa",
-                                                          "gpt_oss", "kimi_linear", "llama4", "llama4_text"]
+                                                          "gpt_oss", "kimi_linear", "llama4", "llama4_text", "deepseek_v4"]
 
     /// `kernels` stores the matrices as panels for that kernel family (default: the widest this CPU
     /// runs, AVX-512 or AVX2 on x86-64); nil keeps them row-major, the path of other CPUs, which
@@ -66,11 +68,17 @@ public final class CPUModel: @unchecked Sendable {
         // only long contexts.
         let layout: RotaryEmbedding.Layout = {
             if case .latent = spec.attention { return .interleaved }
+            if case .compressed = spec.attention { return .interleaved }
             return spec.rope.interleaved ? .interleaved : .halfSplit
         }()
         let (inverse, attentionFactor) = spec.rope.frequencies
         let frequencies = inverse.map { Float($0) }
         rope = try RotaryEmbedding(inverseFrequencies: frequencies, layout: layout, attentionScaling: Float(attentionFactor))
+        compressedRope = try {
+            guard case let .compressed(a) = spec.attention, let r = a.compressRope else { return nil }
+            let (inverse, factor) = r.frequencies
+            return try RotaryEmbedding(inverseFrequencies: inverse.map { Float($0) }, layout: .interleaved, attentionScaling: Float(factor))
+        }()
         // DeepSeek-V3.2's indexer rotates half-split, GLM-5's interleaved (same frequencies).
         indexerRope = try spec.sparseAttention.map {
             try RotaryEmbedding(inverseFrequencies: frequencies, layout: $0.interleavedRotary ? .interleaved : .halfSplit,
@@ -108,8 +116,8 @@ public final class CPUModel: @unchecked Sendable {
             switch spec.attention {
             case let .grouped(a): (a.kvHeads * a.headDim, a.kvHeads * a.headDim)
             case let .latent(a): (a.kvLoraRank, a.qkRopeHeadDim)
-            // Not run on the CPU (init refuses deepseek_v4): one shared K = V head.
-            case let .compressed(a): (a.headDim, a.headDim)
+            // DeepSeek-V4: one shared key = value head, kept once.
+            case let .compressed(a): (a.headDim, 0)
             }
         }()
         return SequenceCache(layers: spec.layerCount, reserve: tokens, keyWidth: k, valueWidth: v)
@@ -200,6 +208,10 @@ public final class CPUModel: @unchecked Sendable {
         guard segments.count == caches.count else {
             throw RuntimeError.unsupported("forward needs one cache per sequence (\(segments.count) sequences, \(caches.count) caches)")
         }
+        if spec.hyperConnections != nil {
+            try runHyperConnected(rows: rows, token: token, caches: &caches, allLogits: allLogits, into: &logits)
+            return
+        }
         let h = spec.hiddenSize
         let picked = allLogits ? rows : segments.count
         if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
@@ -250,7 +262,7 @@ public final class CPUModel: @unchecked Sendable {
     var sharedIndexMasks: [[Float]] = []
 
     /// Distinct experts the last forward pass touched, summed over MoE layers.
-    public private(set) var lastTouchedExperts = 0
+    public internal(set) var lastTouchedExperts = 0
 
     // MARK: - Layers
 
@@ -267,6 +279,8 @@ public final class CPUModel: @unchecked Sendable {
             groupedAttention(g, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.latent(m), .latent(a)):
             latentAttention(m, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
+        case let (.compressed(c), .compressed(a)):
+            try compressedAttention(c, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         default:
             throw RuntimeError.unsupported("attention weights do not match the spec")
         }
@@ -908,8 +922,9 @@ public final class CPUModel: @unchecked Sendable {
         }
     }
 
+    /// `tokens`: the rows' token ids, for hash-routed layers (DeepSeek-V4).
     func feedForward(_ w: FeedForwardWeights, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
-                     into out: UnsafeMutablePointer<Float>) throws {
+                     into out: UnsafeMutablePointer<Float>, tokens: [Int] = []) throws {
         switch w {
         case let .dense(m):
             mlp(m, input, rows: rows, into: out)
@@ -923,8 +938,13 @@ public final class CPUModel: @unchecked Sendable {
                 for r in 0..<rows { for j in 0..<e { logits[r * e + j] += bias[j] } }
             }
             let ids = ws.ids(rows * k), routeWeights = ws.get(.routeWeights, rows * k)
-            Router.route(logits, tokens: rows, moe: moe, correctionBias: m.correctionBias, ids: ids, weights: routeWeights,
-                         scratch: ws.get(.routerScratch, Router.scratchCount(moe)))
+            if let table = m.hashTable {
+                guard tokens.count == rows else { throw RuntimeError.unsupported("a hash-routed layer needs the token ids") }
+                Router.hashRoute(logits, tokens: tokens, table: table, moe: moe, ids: ids, weights: routeWeights)
+            } else {
+                Router.route(logits, tokens: rows, moe: moe, correctionBias: m.correctionBias, ids: ids, weights: routeWeights,
+                             scratch: ws.get(.routerScratch, Router.scratchCount(moe)))
+            }
             for p in 0..<(rows * k) {
                 let id = Int(ids[p])
                 expertLoad[id] += 1
@@ -953,14 +973,7 @@ public final class CPUModel: @unchecked Sendable {
             if let limit = moe.swigluLimit {
                 // gpt-oss: biases per expert, then the clamped SwiGLU.
                 CPUModel.addExpertBias(gateUp, width: 2 * size, grouping: grouping, biases: m.experts.map(\.gateUpBias))
-                let l = Float(limit), alpha = Float(moe.swigluAlpha)
-                for r in 0..<pairs {
-                    let g = gateUp + r * 2 * size, u = g + size, o = activated + r * size
-                    for i in 0..<size {
-                        let gate = min(g[i], l), up = min(max(u[i], -l), l)
-                        o[i] = (up + 1) * gate / (1 + exp(-alpha * gate))
-                    }
-                }
+                CPUModel.clampedSwiGLU(gateUp, rows: pairs, size: size, moe: moe, limit: limit, into: activated)
             } else {
                 let swigluChunks = Parallel.chunks(rows: pairs, width: 2 * size)
                 Parallel.run(chunks: swigluChunks, SwiGLURows(gateUp: gateUp, out: activated, rows: pairs, size: size, chunks: swigluChunks))
@@ -973,7 +986,7 @@ public final class CPUModel: @unchecked Sendable {
             GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, weighted: !moe.weightScalesInput, into: out)
             if let shared = m.shared {
                 let sharedOut = ws.get(.shared, rows * h)
-                mlp(shared, input, rows: rows, into: sharedOut)
+                mlp(shared, input, rows: rows, into: sharedOut, clamp: moe.clampsShared ? moe : nil)
                 if let gate = m.sharedGate {
                     let gates = ws.get(.sharedGate, rows)
                     gate.apply(input, batch: rows, into: gates)
@@ -996,13 +1009,33 @@ public final class CPUModel: @unchecked Sendable {
         }
     }
 
-    func mlp(_ m: MLPWeights, _ input: UnsafeMutablePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
+    /// `clamp`: the MoE whose clamped SwiGLU this MLP runs (DeepSeek-V4's shared expert).
+    func mlp(_ m: MLPWeights, _ input: UnsafeMutablePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>,
+             clamp: MixtureOfExperts? = nil) {
         let size = m.intermediate
         let gateUp = workspace.get(.mlpGateUp, rows * 2 * size), activated = workspace.get(.mlpActivated, rows * size)
         m.gateUp.apply(input, batch: rows, into: gateUp)
-        let chunks = Parallel.chunks(rows: rows, width: 2 * size)
-        Parallel.run(chunks: chunks, SwiGLURows(gateUp: gateUp, out: activated, rows: rows, size: size, chunks: chunks))
+        if let moe = clamp, let limit = moe.swigluLimit {
+            CPUModel.clampedSwiGLU(gateUp, rows: rows, size: size, moe: moe, limit: limit, into: activated)
+        } else {
+            let chunks = Parallel.chunks(rows: rows, width: 2 * size)
+            Parallel.run(chunks: chunks, SwiGLURows(gateUp: gateUp, out: activated, rows: rows, size: size, chunks: chunks))
+        }
         m.down.apply(activated, batch: rows, into: out)
+    }
+
+    /// The clamped SwiGLU of rows of [gate | up]: gate ≤ limit, |up| ≤ limit,
+    /// (up + shift) · gate · σ(α · gate) (gpt-oss: shift 1, α 1.702; DeepSeek-V4: 0 and 1).
+    static func clampedSwiGLU(_ gateUp: UnsafePointer<Float>, rows: Int, size: Int, moe: MixtureOfExperts, limit: Double,
+                              into activated: UnsafeMutablePointer<Float>) {
+        let l = Float(limit), alpha = Float(moe.swigluAlpha), shift = Float(moe.swigluUpShift)
+        for r in 0..<rows {
+            let g = gateUp + r * 2 * size, u = g + size, o = activated + r * size
+            for i in 0..<size {
+                let gate = min(g[i], l), up = min(max(u[i], -l), l)
+                o[i] = (up + shift) * gate / (1 + exp(-alpha * gate))
+            }
+        }
     }
 
     // MARK: - Helpers

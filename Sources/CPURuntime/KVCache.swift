@@ -12,6 +12,10 @@ public struct SequenceCache: Sendable {
     var state: [[Float]]
     /// Sparse attention's indexer keys, one per token (index_head_dim floats).
     var indexKeys: [[Float]]
+    /// DeepSeek-V4's compressors (keys = values live in `keys`): the attention's and the CSA
+    /// layers' indexer's, per layer.
+    var compressor: [CompressorState]
+    var indexCompressor: [CompressorState]
 
     /// Zeroes a linear-attention layer's convolution history and state when the sequence starts
     /// there. The state, not the history, says whether it has begun (the history of a one-tap
@@ -28,6 +32,8 @@ public struct SequenceCache: Sendable {
         conv = Array(repeating: [], count: layers)
         state = Array(repeating: [], count: layers)
         indexKeys = Array(repeating: [], count: layers)
+        compressor = Array(repeating: CompressorState(), count: layers)
+        indexCompressor = Array(repeating: CompressorState(), count: layers)
         for i in 0..<layers {
             keys[i].reserveCapacity(tokens * keyWidth)
             values[i].reserveCapacity(tokens * valueWidth)
@@ -45,5 +51,6 @@ public struct SequenceCache: Sendable {
     public var byteCount: Int {
         4 * (keys.reduce(0) { $0 + $1.count } + values.reduce(0) { $0 + $1.count } + conv.reduce(0) { $0 + $1.count }
             + state.reduce(0) { $0 + $1.count } + indexKeys.reduce(0) { $0 + $1.count })
+            + compressor.reduce(0) { $0 + $1.byteCount } + indexCompressor.reduce(0) { $0 + $1.byteCount }
     }
 }

@@ -158,6 +158,7 @@ enum AttentionWeights {
     case latent(MLAWeights)
     case gatedDeltaNet(GDNWeights)
     case kimiDelta(KDAWeights)
+    case compressed(V4AttentionWeights)
 }
 
 struct MLPWeights {
@@ -187,6 +188,8 @@ struct MoEWeights {
     var shared: MLPWeights?
     /// Qwen2-MoE's hidden → 1 gate on the shared expert.
     var sharedGate: WeightMatrix?
+    /// DeepSeek-V4's hash-routed layers: the experts of each token id, [vocabulary × k].
+    var hashTable: [Int32]? = nil
 }
 
 enum FeedForwardWeights {
@@ -201,6 +204,8 @@ struct LayerWeights {
     var postNorm: [Float]
     var attention: AttentionWeights
     var feedForward: FeedForwardWeights
+    /// DeepSeek-V4: the hyper-connection maps around the attention and the feed-forward block.
+    var hyper: (HyperWeights, HyperWeights)? = nil
 }
 
 struct ModelWeights {
@@ -208,6 +213,8 @@ struct ModelWeights {
     var layers: [LayerWeights]
     var finalNorm: [Float]
     var head: WeightMatrix
+    /// DeepSeek-V4's final collapse of the residual streams.
+    var hyperHead: HyperWeights? = nil
 
     /// Bytes of all linear weights and the embedding as stored.
     var byteCount: Int {
@@ -218,6 +225,9 @@ struct ModelWeights {
             case let .latent(a): total += a.down.byteCount + a.qUp.byteCount + a.kvUpRows.count * 4 + a.output.byteCount
             case let .gatedDeltaNet(a): total += a.inProj.byteCount + a.output.byteCount + 4 * a.conv.count
             case let .kimiDelta(a): total += a.inProj.byteCount + a.forgetUp.byteCount + a.gateUp.byteCount + a.output.byteCount
+            case let .compressed(a):
+                total += a.input.byteCount + a.queryUp.byteCount + a.outputA.reduce(0) { $0 + $1.byteCount } + a.outputB.byteCount
+                    + (a.indexer?.queries.byteCount ?? 0)
             }
             switch layer.feedForward {
             case let .dense(m): total += m.gateUp.byteCount + m.down.byteCount
@@ -238,6 +248,7 @@ struct ModelWeights {
             return norm && spec.zeroCenteredNorms ? v.map { $0 + 1 } : v
         }
         let loader = MatrixLoader(source: source, format: format, kernels: kernels)
+        if case let .compressed(a) = spec.attention { return try loadDeepSeekV4(spec, a, from: source, loader: loader) }
         func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
             let gate = ("\(prefix).\(names.0).weight", [size, h]), up = ("\(prefix).\(names.1).weight", [size, h])
             return MLPWeights(gateUp: try loader.matrix([gate, up]),
@@ -300,7 +311,7 @@ struct ModelWeights {
                     outputBias: a.outputBias ? try vector("\(p).self_attn.o_proj.bias", h) : nil,
                     sinks: a.sinks ? try vector("\(p).self_attn.sinks", a.heads) : nil))
             case .compressed:
-                throw RuntimeError.unsupported("DeepSeek-V4's compressed attention is not run on the CPU yet")
+                throw RuntimeError.unsupported("compressed attention outside DeepSeek-V4's loader")
             case let .latent(a):
                 let kvDown = ("\(p).self_attn.kv_a_proj_with_mqa.weight", [a.kvLoraRank + a.qkRopeHeadDim, h])
                 let down: WeightMatrix, qUp: WeightMatrix, qNorm: [Float]?

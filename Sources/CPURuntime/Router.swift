@@ -53,6 +53,29 @@ enum Router {
         }
     }
 
+    /// DeepSeek-V4's hash routing: each token's experts come from `table` (its row for the token
+    /// id, checked in range at load), weighted by the router's scores (√softplus), renormalised
+    /// and scaled as the learned router's are.
+    static func hashRoute(_ logits: UnsafePointer<Float>, tokens: [Int], table: [Int32], moe: MixtureOfExperts,
+                          ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>) {
+        let e = moe.routedExperts, k = moe.expertsPerToken
+        func score(_ x: Float) -> Float {
+            switch moe.scoring {
+            case .softmax, .sigmoid: 1 / (1 + exp(-x))
+            case .sqrtSoftplus: (max(x, 0) + log1p(exp(-abs(x)))).squareRoot()
+            }
+        }
+        for (t, token) in tokens.enumerated() {
+            var sum: Float = 0
+            for j in 0..<k { sum += score(logits[t * e + Int(table[token * k + j])]) }
+            for j in 0..<k {
+                let id = table[token * k + j]
+                ids[t * k + j] = id
+                weights[t * k + j] = score(logits[t * e + Int(id)]) / (sum + 1e-20) * Float(moe.routedScalingFactor)
+            }
+        }
+    }
+
     /// Group-limited routing: each group scores the sum of its two best experts; experts outside
     /// the `topKGroups` best groups are masked to −∞.
     static func maskGroups(_ choice: UnsafeMutablePointer<Float>, moe: MixtureOfExperts, groupScores: UnsafeMutablePointer<Float>,

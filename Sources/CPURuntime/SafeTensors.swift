@@ -72,7 +72,7 @@ public struct SafeTensorsFile: Sendable {
         self.data = data
     }
 
-    /// The tensor as Float32 (F32 copied; BF16 and F16 widened).
+    /// The tensor as Float32 (F32 copied; BF16 and F16 widened; I64 and I32 converted).
     public func float32(_ name: String) throws -> Tensor {
         guard let entry = entries[name] else { throw RuntimeError.missingTensor(name: name, folder: path) }
         // Only dtypes whose size was checked against the file are allocated.
@@ -111,6 +111,12 @@ public struct SafeTensorsFile: Sendable {
                 for i in 0..<elements.count {
                     out[i] = Float(Float16(bitPattern: bytes.loadUnaligned(fromByteOffset: 2 * (first + i), as: UInt16.self)))
                 }
+            // Integer tables (DeepSeek-V4's token → expert map): exact as Float32 below 2^24; the
+            // reader of such a table checks its range.
+            case "I64":
+                for i in 0..<elements.count { out[i] = Float(bytes.loadUnaligned(fromByteOffset: 8 * (first + i), as: Int64.self)) }
+            case "I32":
+                for i in 0..<elements.count { out[i] = Float(bytes.loadUnaligned(fromByteOffset: 4 * (first + i), as: Int32.self)) }
             default:
                 throw RuntimeError.unsupportedDType(name: name, dtype: entry.dtype)
             }

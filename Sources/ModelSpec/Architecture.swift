@@ -37,6 +37,7 @@ struct ArchitectureParts {
     var linear: LinearAttention? = nil
     var extraTensors: [WeightTensor] = []
     var zeroCenteredNorms = false
+    var hyperConnections: HyperConnections? = nil
 }
 
 /// The registry of families, by model type.

@@ -117,6 +117,7 @@ extension ModelSpec {
         slidingAttention = parts.sliding
         linearAttention = parts.linear
         extraTensors = parts.extraTensors
+        hyperConnections = parts.hyperConnections
         zeroCenteredNorms = parts.zeroCenteredNorms
         if let moe { try ModelSpec.validate(moe, c) }
         try ModelSpec.checkSize(self, c)

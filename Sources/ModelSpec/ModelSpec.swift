@@ -32,6 +32,8 @@ public struct ModelSpec: Sendable, Equatable {
     /// Weights outside the standard blocks that a family adds (Kimi K3's attention residuals,
     /// DeepSeek-V4's hyper-connections): counted and stored, too small to price.
     public var extraTensors: [WeightTensor] = []
+    /// DeepSeek-V4's residual streams; nil: one residual stream.
+    public var hyperConnections: HyperConnections? = nil
     /// The `--set` overrides applied before the spec was built, as given.
     public var overrides: [String: String]
 
@@ -143,6 +145,9 @@ public struct CompressedAttention: Sendable, Equatable {
     public var heavyRatio: Int
     /// The CSA layers' indexer (its keys are cached per compressed entry).
     public var indexer: SparseAttention
+    /// The rotary of the compressed layers, their compressors and indexers (`compress_rope_theta`,
+    /// YaRN in the released configs); the window-only layers use the model's `rope`.
+    public var compressRope: RoPE? = nil
 }
 
 public struct GroupedQueryAttention: Sendable, Equatable {
@@ -255,6 +260,17 @@ public struct Layer: Sendable, Equatable {
     public var isMoE: Bool { feedForward == .moe }
 }
 
+/// DeepSeek-V4's manifold-constrained hyper-connections (mHC): the residual is `streams` copies of
+/// the hidden state. Before each attention and MoE block a learned map of the normalised streams
+/// gives `pre` weights (sigmoid + ε) that collapse them into the block's input, `post` weights
+/// (2·sigmoid) that spread its output back, and a mixing matrix (softmax + ε, made doubly
+/// stochastic by `sinkhornIterations` of Sinkhorn-Knopp) that carries the old streams over.
+public struct HyperConnections: Sendable, Equatable {
+    public var streams: Int
+    public var sinkhornIterations: Int
+    public var epsilon: Double
+}
+
 public struct MixtureOfExperts: Sendable, Equatable {
     public enum Scoring: String, Sendable, Equatable { case softmax, sigmoid, sqrtSoftplus = "sqrtsoftplus" }
 
@@ -284,10 +300,16 @@ public struct MixtureOfExperts: Sendable, Equatable {
     /// router and shared experts stay at the hidden size. nil: experts at the hidden size.
     public var latentSize: Int? = nil
     public var latentNorm = false
-    /// gpt-oss's clamped SwiGLU: gate ≤ limit, |up| ≤ limit, out = (up + 1) · gate · σ(α · gate).
-    /// nil: the usual silu(gate) · up.
+    /// The clamped SwiGLU: gate ≤ limit, |up| ≤ limit, out = (up + upShift) · gate · σ(α · gate):
+    /// gpt-oss's with shift 1 and α 1.702; DeepSeek-V4's with shift 0 and α 1 (silu(gate) · up),
+    /// on its shared expert too (`clampsShared`). nil: the usual silu(gate) · up.
     public var swigluLimit: Double? = nil
     public var swigluAlpha = 1.0
+    public var swigluUpShift = 1.0
+    public var clampsShared = false
+    /// DeepSeek-V4: the first this many MoE layers pick their experts from a fixed token-id table
+    /// (`tid2eid`) instead of the router's top-k; the router's scores still weight them.
+    public var hashRoutedLayers = 0
     /// The routing weight scales each expert's input instead of its output (Llama 4: the expert
     /// sees sigmoid(logit) · x).
     public var weightScalesInput = false

@@ -30,8 +30,19 @@ extension ModelSpec {
             }
             a.kvHeads = a.heads / perKV
             s.attention = .grouped(a)
-        case .compressed:
-            throw ScalingError(dimension: "attention", reason: "DeepSeek-V4's compressed attention cannot be scaled down yet")
+        case var .compressed(a):
+            // DeepSeek-V4: heads, the query and output ranks and the indexer's heads divide; the
+            // head sizes, window, compression rates, top-k and output groups stay (the groups
+            // must still split the heads).
+            a.heads = try divide(a.heads, "num_attention_heads")
+            a.queryRank = try divide(a.queryRank, "q_lora_rank")
+            a.outputRank = try divide(a.outputRank, "o_lora_rank")
+            a.indexer.heads = try divide(a.indexer.heads, "index_n_heads")
+            a.indexer.queryRank = a.queryRank
+            guard (a.heads * a.headDim) % a.outputGroups == 0, a.heads % a.outputGroups == 0 else {
+                throw ScalingError(dimension: "o_groups", reason: "\(a.outputGroups) groups do not split \(a.heads) heads")
+            }
+            s.attention = .compressed(a)
         case var .latent(a):
             a.heads = try divide(a.heads, "num_attention_heads")
             if let rank = a.qLoraRank { a.qLoraRank = try divide(rank, "q_lora_rank") }

@@ -17,7 +17,8 @@ enum DeepSeekV4: Architecture {
         "index_topk": 512, "num_nextn_predict_layers": 1, "rms_norm_eps": 1e-6,
         "tie_word_embeddings": false, "layer_types": NSNullMarker.none, "compress_ratios": NSNullMarker.none,
         "compress_rate_csa": 4, "compress_rate_hca": 128, "rope_theta": 10000.0,
-        "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none,
+        "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none, "compress_rope_theta": 160_000.0,
+        "hc_sinkhorn_iters": 20, "hc_eps": 1e-6, "swiglu_limit": 10.0, "num_hash_layers": 3, "mlp_layer_types": NSNullMarker.none,
     ] }
 
     static let aliases = ["intermediate_size": "moe_intermediate_size", "num_local_experts": "n_routed_experts"]
@@ -60,19 +61,72 @@ enum DeepSeekV4: Architecture {
             expertIntermediateSize: expertSize, sharedExperts: 1, sharedIntermediateSize: expertSize, sharedExpertGate: false,
             scoring: .sqrtSoftplus, normalizeTopK: true, routedScalingFactor: try reader.positiveDouble("routed_scaling_factor"),
             groups: 1, topKGroups: 1, correctionBias: true, routerBias: false, expertBias: false)
+        // SwiGLU clamped (gate ≤ limit, |up| ≤ limit, silu(gate) · up) in the experts and the
+        // shared expert alike.
+        p.moe?.swigluLimit = try reader.positiveDouble("swiglu_limit")
+        p.moe?.swigluAlpha = 1
+        p.moe?.swigluUpShift = 0
+        p.moe?.clampsShared = true
+        p.moe?.hashRoutedLayers = try hashLayers(c, reader, layers: n)
         // Hyper-connections: per layer two mixers of (2 + hc)·hc outputs over hc·hidden inputs with
         // a bias and 3 scales; at the end one head of hc outputs (fp32, unquantized).
         let hc = try reader.positive("hc_mult")
         guard hc <= 64 else { throw c.error("hc_mult", "must be at most 64, got \(hc)") }
+        let iterations = try reader.positive("hc_sinkhorn_iters")
+        guard iterations <= 1_000 else { throw c.error("hc_sinkhorn_iters", "must be at most 1,000, got \(iterations)") }
+        let hcEpsilon = try reader.positiveDouble("hc_eps")
+        p.hyperConnections = HyperConnections(streams: hc, sinkhornIterations: iterations, epsilon: hcEpsilon)
         p.extraTensors = [
             WeightTensor(name: "hyper-connections (attn_hc, ffn_hc)", rows: 1, cols: 2 * ((2 + hc) * hc * hc * hidden + (2 + hc) * hc + 3),
                          copies: n, category: .norms, quantizable: false, split: .replicated),
             WeightTensor(name: "hc_head", rows: 1, cols: hc * hc * hidden + hc + 1, copies: 1, category: .norms, quantizable: false,
                          split: .replicated),
         ]
-        p.rope = try reader.rope(rotaryDimension: a.ropeDim)
+        let ropes = try Self.ropes(c, reader, rotaryDimension: a.ropeDim)
+        p.rope = ropes.main
+        if case var .compressed(attention) = p.attention {
+            attention.compressRope = ropes.compress
+            p.attention = .compressed(attention)
+        }
         p.mtpModules = try reader.nonNegative("num_nextn_predict_layers")
         return p
+    }
+
+    /// transformers' two rotaries: "main" (the window-only layers: plain RoPE at `rope_theta`) and
+    /// "compress" (compressed layers, compressors, indexers: `compress_rope_theta` with the file's
+    /// scaling, YaRN in the released configs, whose cos/sin factor is 1 unless the file says
+    /// otherwise). A file saved by transformers nests both under `rope_parameters`.
+    static func ropes(_ c: JSONObject, _ reader: ConfigReader, rotaryDimension: Int) throws -> (main: RoPE, compress: RoPE) {
+        func rope(_ parameters: [String: Any]) throws -> RoPE {
+            var values: [String: Any] = ["rope_parameters": parameters]
+            for key in ["max_position_embeddings", "original_max_position_embeddings"] { values[key] = c.values[key] }
+            return try ConfigReader(JSONObject(values: values, source: c.source, path: c.path + "rope_parameters.")).rope(rotaryDimension: rotaryDimension)
+        }
+        let nested = try c.object("rope_parameters")
+        if let main = try nested?.object("main"), let compress = try nested?.object("compress") {
+            return (try rope(main.values), try rope(compress.values))
+        }
+        let theta = try c.double("rope_theta") ?? 10_000
+        guard theta > 1 else { throw c.error("rope_theta", "must exceed 1, got \(theta)") }
+        var scaling = try (nested ?? c.object("rope_scaling"))?.values ?? [:]
+        scaling["rope_theta"] = try reader.positiveDouble("compress_rope_theta")
+        let type = scaling["rope_type"] ?? scaling["type"] ?? "default"
+        if type as? String == "yarn", scaling["attention_factor"] == nil { scaling["attention_factor"] = 1.0 }
+        return (RoPE(theta: theta, scaling: .none, rotaryDimension: rotaryDimension), try rope(scaling))
+    }
+
+    /// Hash-routed layers: `mlp_layer_types` ("hash_moe" then "moe"), else the first
+    /// `num_hash_layers`. The runtime takes them as a leading run.
+    static func hashLayers(_ c: JSONObject, _ reader: ConfigReader, layers n: Int) throws -> Int {
+        guard let types = try c.stringArray("mlp_layer_types") else { return min(try reader.nonNegative("num_hash_layers"), n) }
+        guard types.count >= n else { throw c.error("mlp_layer_types", "has \(types.count) entries for \(n) layers") }
+        let kinds = Array(types.prefix(n))
+        guard kinds.allSatisfy({ $0 == "hash_moe" || $0 == "moe" }) else { throw c.error("mlp_layer_types", "may hold only hash_moe and moe") }
+        let leading = kinds.prefix { $0 == "hash_moe" }.count
+        guard !kinds[leading...].contains("hash_moe") else {
+            throw c.error("mlp_layer_types", "must list its hash_moe layers first")
+        }
+        return leading
     }
 
     /// Each layer's compression: `layer_types` (sliding_attention, compressed_sparse_attention,

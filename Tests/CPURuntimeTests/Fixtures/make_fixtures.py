@@ -17,6 +17,7 @@ import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
 from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig, KimiLinearConfig, Llama4TextConfig
+from transformers import DeepseekV4Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
@@ -97,6 +98,24 @@ configs = {
                                no_rope_layer_interval=3, attention_chunk_size=4, use_qk_norm=True,
                                attn_temperature_tuning=True, floor_scale=2, attn_scale=0.1,
                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+    # DeepSeek-V4: a sliding-window layer, CSA layers (one compressed entry per 2 tokens over
+    # overlapping windows, the indexer keeping the top 2) and an HCA layer (one per 4 tokens), all
+    # with a 4-token window so that the 10-token prompt drops keys; two residual streams
+    # (hyper-connections), the first layer hash-routed, the clamped SwiGLU biting (limit 0.5);
+    # rotary on the last half of each head, the compressed layers at their own theta. Eight index
+    # heads: with fewer, ReLU zeroes whole scores and torch.topk breaks the ties its own way (the
+    # generator checks that no choice of the run is a tie).
+    "deepseek_v4": DeepseekV4Config(vocab_size=128, hidden_size=64, num_attention_heads=4, head_dim=16, q_lora_rank=32,
+                                    partial_rotary_factor=0.5, num_hidden_layers=4,
+                                    layer_types=["sliding_attention", "compressed_sparse_attention",
+                                                 "heavily_compressed_attention", "compressed_sparse_attention"],
+                                    compress_rates={"compressed_sparse_attention": 2, "heavily_compressed_attention": 4},
+                                    mlp_layer_types=["hash_moe", "moe", "moe", "moe"], sliding_window=4, o_groups=2,
+                                    o_lora_rank=16, index_n_heads=8, index_head_dim=16, index_topk=2, hc_mult=2,
+                                    n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, swiglu_limit=0.5,
+                                    routed_scaling_factor=1.5, rope_theta=10000.0, compress_rope_theta=40000.0,
+                                    max_position_embeddings=256, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                                    torch_dtype="float32", pad_token_id=0, bos_token_id=1, eos_token_id=2),
 }
 
 
@@ -106,6 +125,11 @@ def capture_routing(model, name):
     hooks = []
     for index, layer in enumerate(model.model.layers):
         mlp = layer.feed_forward if name == "llama4" else layer.mlp
+        if name == "deepseek_v4":
+            def hook(module, args, output, index=index):
+                chosen[index] = sorted_rows(output[2])
+            hooks.append(mlp.gate.register_forward_hook(hook))
+            continue
         if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear"):
             gate = getattr(mlp, "gate", None)
             if gate is None or not hasattr(gate, "e_score_correction_bias"):
@@ -156,6 +180,31 @@ for name, config in configs.items():
                 if hasattr(layer.mlp, "gate") and hasattr(layer.mlp.gate, "e_score_correction_bias"):
                     layer.mlp.gate.e_score_correction_bias.copy_(torch.randn(layer.mlp.gate.e_score_correction_bias.numel()) * 0.5)
                     layer.mlp.gate.weight.normal_(0, 0.5)
+        if name == "deepseek_v4":
+            # Hash routing reads a token → experts table (zeros at init; a checkpoint's is fixed):
+            # distinct random experts per token. Selection biases, sinks, the compressors' position
+            # biases and the hyper-connections' mixers large enough to matter.
+            g = torch.Generator().manual_seed(7)
+            for layer in model.model.layers:
+                gate = layer.mlp.gate
+                if hasattr(gate, "tid2eid"):
+                    gate.tid2eid.copy_(torch.stack([torch.randperm(config.n_routed_experts, generator=g)[:config.num_experts_per_tok]
+                                                    for _ in range(config.vocab_size)]))
+                else:
+                    gate.e_score_correction_bias.copy_(torch.randn(config.n_routed_experts, generator=g) * 0.5)
+                gate.weight.normal_(0, 0.5, generator=g)
+                layer.self_attn.sinks.normal_(0, 1, generator=g)
+                for hc in (layer.attn_hc, layer.ffn_hc):
+                    hc.fn.normal_(0, 0.5, generator=g)
+                    hc.base.normal_(0, 0.5, generator=g)
+                    hc.scale.uniform_(0.5, 1.5, generator=g)
+                for module in layer.modules():
+                    if hasattr(module, "position_bias"):
+                        module.position_bias.normal_(0, 0.5, generator=g)
+            head = model.model.hc_head
+            head.hc_fn.normal_(0, 0.5, generator=g)
+            head.hc_base.normal_(0, 0.5, generator=g)
+            head.hc_scale.uniform_(0.5, 1.5, generator=g)
         for p in model.parameters():
             if p.dim() == 1 and (p.abs().sum() == p.numel() or p.abs().sum() == 0):  # norms at one (or zero-centred): perturb
                 p.add_(torch.randn_like(p) * 0.1)
@@ -163,6 +212,24 @@ for name, config in configs.items():
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     chosen, hooks = capture_routing(model, name)
+    if name == "deepseek_v4":
+        # The indexer's choice must be unambiguous: the k-th and (k+1)-th visible scores differ.
+        def tie_check(module, args, output):
+            q, compressed, hidden = args
+            scores = output[0]
+            ratio = config.compress_rates["compressed_sparse_attention"]
+            for row in range(scores.shape[0]):
+                # A prefill from position 0 sees the entries of complete windows up to each query;
+                # a decode step sees every entry emitted so far.
+                seen = (row + 1) // ratio if scores.shape[0] > 1 else scores.shape[1]
+                visible = sorted(scores[row, :seen].tolist(), reverse=True)
+                k = config.index_topk
+                if len(visible) > k and abs(visible[k - 1] - visible[k]) < 1e-6:
+                    raise SystemExit(f"deepseek_v4: tied indexer scores {visible}")
+        for layer in model.model.layers:
+            compressor = layer.self_attn.compressor
+            if compressor is not None and hasattr(compressor, "indexer"):
+                hooks.append(compressor.indexer.scorer.register_forward_hook(tie_check))
     ids = torch.tensor([PROMPT])
     with torch.no_grad():
         logits = model(ids).logits[0]

@@ -1,0 +1,570 @@
+import Foundation
+import ModelSpec
+import TensorCore
+
+// DeepSeek-V4 on the CPU, in one place: its weights under the checkpoint's names, the
+// hyper-connection residual streams around every block, and compressed attention (a sliding window
+// over one shared key = value head, plus compressed entries: all of them on HCA layers, the
+// indexer's top-k on CSA layers). The MoE block is the common one (`CPUModel.feedForward`) with
+// V4's hash routing and clamped SwiGLU. Follows transformers 5.24's modeling_deepseek_v4.py.
+
+/// The projections of one compressed-attention layer.
+struct V4AttentionWeights {
+    /// Every projection that reads the layer input, stacked for one GEMM: wq_a [Q], wkv [D], and
+    /// on compressed layers the compressor's wkv and wgate [w each: D on HCA, 2D on CSA], and on
+    /// CSA layers the indexer compressor's wkv and wgate [2·ID each] and its weights_proj [IH].
+    var input: WeightMatrix
+    var queryNorm: [Float]
+    var queryUp: WeightMatrix
+    var kvNorm: [Float]
+    /// wo_a, one matrix per output group: [o_lora_rank × heads·head_dim / o_groups].
+    var outputA: [WeightMatrix]
+    var outputB: WeightMatrix
+    var sinks: [Float]
+    var compressor: V4CompressorWeights?
+    var indexer: V4IndexerWeights?
+}
+
+/// A compressor's per-window position bias (`ape`, [ratio × width]) and the norm of its entries.
+struct V4CompressorWeights {
+    var positionBias: [Float]
+    var norm: [Float]
+}
+
+struct V4IndexerWeights {
+    var compressor: V4CompressorWeights
+    /// wq_b: index queries from the query latent, [IH·ID × Q].
+    var queries: WeightMatrix
+}
+
+/// One hyper-connection map: fn [(2 + N)·N × N·hidden], base [(2 + N)·N], scale [3] (pre, post,
+/// comb); the final head's has N outputs and one scale.
+struct HyperWeights {
+    var fn: WeightMatrix
+    var base: [Float]
+    var scale: [Float]
+}
+
+/// What a compressor keeps of one sequence between forward passes: the projected rows of the
+/// window not yet complete, the previous complete window's first-half rows (a CSA entry mixes them
+/// with the next window's second half), and the entries emitted so far.
+struct CompressorState: Sendable {
+    var pendingKV: [Float] = []
+    var pendingGate: [Float] = []
+    var overlapKV: [Float] = []
+    var overlapGate: [Float] = []
+    var entries: [Float] = []
+    var count = 0
+
+    var byteCount: Int { 4 * (pendingKV.count + pendingGate.count + overlapKV.count + overlapGate.count + entries.count) }
+}
+
+extension ModelWeights {
+    /// DeepSeek-V4's weights under the names transformers saves them with (the original
+    /// checkpoint's: `attn.wq_a`, `ffn.experts.N.w1`, `hc_attn_fn`, …).
+    static func loadDeepSeekV4(_ spec: ModelSpec, _ a: CompressedAttention, from source: WeightSource,
+                               loader: MatrixLoader) throws -> ModelWeights {
+        guard let moe = spec.moe, let hc = spec.hyperConnections else {
+            throw RuntimeError.unsupported("DeepSeek-V4 without its MoE or hyper-connections")
+        }
+        let h = spec.hiddenSize, n = hc.streams
+        func vector(_ name: String, _ count: Int, norm: Bool = false) throws -> [Float] {
+            try source.tensor(name, [count], norm: norm).elements
+        }
+        func hyper(_ prefix: String, outputs: Int, scales: Int, fn: String, base: String, scale: String) throws -> HyperWeights {
+            HyperWeights(fn: try WeightMatrix(f32: source.tensor("\(prefix)\(fn)", [outputs, n * h])),
+                         base: try vector("\(prefix)\(base)", outputs), scale: try vector("\(prefix)\(scale)", scales))
+        }
+        func mlp(_ prefix: String, _ size: Int) throws -> MLPWeights {
+            MLPWeights(gateUp: try loader.matrix([("\(prefix).w1.weight", [size, h]), ("\(prefix).w3.weight", [size, h])]),
+                       down: try loader.matrix([("\(prefix).w2.weight", [h, size])]))
+        }
+        let d = a.headDim, x = a.indexer, mix = (2 + n) * n
+        let groupWidth = a.heads * d / a.outputGroups
+        var layers: [LayerWeights] = []
+        for (i, layer) in spec.layers.enumerated() {
+            let p = "model.layers.\(i)", ap = "\(p).attn"
+            guard case let .compressed(ratio, _) = layer.span else { throw RuntimeError.unsupported("a DeepSeek-V4 layer without its span") }
+            let sparse = ratio > 0 && layer.indexer, width = sparse ? 2 * d : d
+            var parts: [(String, [Int])] = [("\(ap).wq_a.weight", [a.queryRank, h]), ("\(ap).wkv.weight", [d, h])]
+            var compressor: V4CompressorWeights? = nil, indexer: V4IndexerWeights? = nil
+            if ratio > 0 {
+                parts += [("\(ap).compressor.wkv.weight", [width, h]), ("\(ap).compressor.wgate.weight", [width, h])]
+                compressor = V4CompressorWeights(positionBias: try source.tensor("\(ap).compressor.ape", [ratio, width]).elements,
+                                                 norm: try vector("\(ap).compressor.norm.weight", d, norm: true))
+            }
+            if sparse {
+                let ip = "\(ap).indexer"
+                parts += [("\(ip).compressor.wkv.weight", [2 * x.headDim, h]), ("\(ip).compressor.wgate.weight", [2 * x.headDim, h]),
+                          ("\(ip).weights_proj.weight", [x.heads, h])]
+                indexer = V4IndexerWeights(
+                    compressor: V4CompressorWeights(positionBias: try source.tensor("\(ip).compressor.ape", [ratio, 2 * x.headDim]).elements,
+                                                    norm: try vector("\(ip).compressor.norm.weight", x.headDim, norm: true)),
+                    queries: try WeightMatrix(f32: source.tensor("\(ip).wq_b.weight", [x.heads * x.headDim, a.queryRank])))
+            }
+            let outputA = try source.tensor("\(ap).wo_a.weight", [a.outputGroups * a.outputRank, groupWidth]).elements
+            let groups = try (0..<a.outputGroups).map { g in
+                try loader.matrix(rows: a.outputRank, cols: groupWidth) { r, out in
+                    for c in 0..<groupWidth { out[c] = outputA[(g * a.outputRank + r) * groupWidth + c] }
+                }
+            }
+            let attention = V4AttentionWeights(
+                input: try loader.matrix(parts), queryNorm: try vector("\(ap).q_norm.weight", a.queryRank, norm: true),
+                queryUp: try loader.matrix([("\(ap).wq_b.weight", [a.heads * d, a.queryRank])]),
+                kvNorm: try vector("\(ap).norm.weight", d, norm: true), outputA: groups,
+                outputB: try loader.matrix([("\(ap).wo_b.weight", [h, a.outputGroups * a.outputRank])]),
+                sinks: try vector("\(ap).attn_sink", a.heads), compressor: compressor, indexer: indexer)
+            // The first `hashRoutedLayers` pick experts from a token → experts table.
+            var hashTable: [Int32]? = nil
+            if i < moe.hashRoutedLayers {
+                let k = moe.expertsPerToken
+                // Random weights have no table (transformers initialises it to zeros, one expert k
+                // times): token t takes experts t·k … t·k + k − 1 modulo E, k distinct ones.
+                let table: [Float] = if case .random = source {
+                    (0..<(spec.vocabSize * k)).map { Float(($0 / k * k + $0 % k) % moe.routedExperts) }
+                } else {
+                    try source.tensor("\(p).ffn.gate.tid2eid", [spec.vocabSize, k]).elements
+                }
+                guard table.allSatisfy({ $0 >= 0 && $0 < Float(moe.routedExperts) && $0 == $0.rounded() }) else {
+                    throw RuntimeError.unsupported("\(p).ffn.gate.tid2eid holds an expert id outside 0..<\(moe.routedExperts)")
+                }
+                hashTable = table.map { Int32($0) }
+            }
+            var moeWeights = MoEWeights(
+                router: try WeightMatrix(f32: source.tensor("\(p).ffn.gate.weight", [moe.routedExperts, h])), routerBias: nil,
+                correctionBias: hashTable == nil ? try vector("\(p).ffn.gate.bias", moe.routedExperts) : nil,
+                experts: [], shared: try mlp("\(p).ffn.shared_experts", moe.sharedIntermediateSize), sharedGate: nil)
+            moeWeights.hashTable = hashTable
+            moeWeights.experts = try (0..<moe.routedExperts).map { try mlp("\(p).ffn.experts.\($0)", moe.expertIntermediateSize) }
+            var weights = LayerWeights(inputNorm: try vector("\(p).attn_norm.weight", h, norm: true),
+                                       postNorm: try vector("\(p).ffn_norm.weight", h, norm: true),
+                                       attention: .compressed(attention), feedForward: .moe(moeWeights))
+            weights.hyper = (try hyper("\(p).", outputs: mix, scales: 3, fn: "hc_attn_fn", base: "hc_attn_base", scale: "hc_attn_scale"),
+                             try hyper("\(p).", outputs: mix, scales: 3, fn: "hc_ffn_fn", base: "hc_ffn_base", scale: "hc_ffn_scale"))
+            layers.append(weights)
+        }
+        var model = ModelWeights(embedding: try source.tensor("model.embed_tokens.weight", [spec.vocabSize, h]), layers: layers,
+                                 finalNorm: try vector("model.norm.weight", h, norm: true),
+                                 head: try loader.matrix([("head.weight", [spec.vocabSize, h])]))
+        model.hyperHead = try hyper("model.hc_head.", outputs: n, scales: 1, fn: "hc_fn", base: "hc_base", scale: "hc_scale")
+        return model
+    }
+}
+
+extension CPUModel {
+    /// Queries of one compressed-attention block (they share the gathered keys and one GEMM).
+    static let compressedQueryBlock = 32
+
+    /// DeepSeek-V4's forward pass: the hidden state as `streams` residual copies, each block fed
+    /// their `pre`-weighted sum and its output spread back by `post` beside the mixed old streams;
+    /// at the end the head's own collapse, the final norm and the output head.
+    func runHyperConnected(rows: Int, token: (Int) -> Int, caches: inout [SequenceCache], allLogits: Bool,
+                           into logits: inout Tensor) throws {
+        guard let hc = spec.hyperConnections, let head = weights.hyperHead else { return }
+        let segments = workspace.segments
+        let h = spec.hiddenSize, n = hc.streams
+        let picked = allLogits ? rows : segments.count
+        if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
+        guard rows > 0 else { return }
+        var streams = [Float](repeating: 0, count: rows * n * h)
+        var collapsed = [Float](repeating: 0, count: rows * h), normed = [Float](repeating: 0, count: rows * h)
+        var delta = [Float](repeating: 0, count: rows * h)
+        var post = [Float](repeating: 0, count: rows * n), comb = [Float](repeating: 0, count: rows * n * n)
+        let tokens = (0..<rows).map(token)
+        timed(.embedding) {
+            weights.embedding.withUnsafeBufferPointer { e in
+                guard let table = e.baseAddress else { return }
+                for r in 0..<rows { for s in 0..<n { streams.withUnsafeMutableBufferPointer { ($0.baseAddress! + (r * n + s) * h).update(from: table + tokens[r] * h, count: h) } } }
+            }
+        }
+        if recordRouting { lastRouting = [:]; lastIndexerChoice = [:] }
+        lastTouchedExperts = 0
+        for (index, layer) in weights.layers.enumerated() {
+            guard let (attentionMap, feedForwardMap) = layer.hyper else { throw RuntimeError.unsupported("a layer without hyper-connections") }
+            for block in 0..<2 {
+                timed(.norm) {
+                    hyperCollapse(streams, rows: rows, map: block == 0 ? attentionMap : feedForwardMap, hc: hc,
+                                  collapsed: &collapsed, post: &post, comb: &comb)
+                    collapsed.withUnsafeMutableBufferPointer { c in
+                        normed.withUnsafeMutableBufferPointer { o in
+                            rmsNormRows(c.baseAddress!, block == 0 ? layer.inputNorm : layer.postNorm, into: o.baseAddress!, rows: rows)
+                        }
+                    }
+                }
+                try normed.withUnsafeMutableBufferPointer { input in
+                    try delta.withUnsafeMutableBufferPointer { out in
+                        if block == 0 {
+                            try timed(.attention) {
+                                try attention(layer.attention, layer: index, input: input.baseAddress!, rows: rows, segments: segments,
+                                              caches: &caches, into: out.baseAddress!)
+                            }
+                        } else {
+                            try timed(.moe) {
+                                try feedForward(layer.feedForward, layer: index, input: input.baseAddress!, rows: rows, into: out.baseAddress!,
+                                                tokens: tokens)
+                            }
+                        }
+                    }
+                }
+                // New stream k = post_k · output + Σ_j comb[j][k] · old stream j.
+                timed(.norm) {
+                    var mixed = [Float](repeating: 0, count: n * h)
+                    streams.withUnsafeMutableBufferPointer { sp in
+                        delta.withUnsafeBufferPointer { dp in
+                            mixed.withUnsafeMutableBufferPointer { mp in
+                                guard let st = sp.baseAddress, let de = dp.baseAddress, let mx = mp.baseAddress else { return }
+                                for r in 0..<rows {
+                                    let row = st + r * n * h
+                                    for k in 0..<n {
+                                        Elementwise.scale(de + r * h, by: post[r * n + k], into: mx + k * h, count: h)
+                                        for j in 0..<n { Elementwise.addScaled(row + j * h, by: comb[(r * n + j) * n + k], into: mx + k * h, count: h) }
+                                    }
+                                    row.update(from: mx, count: n * h)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for s in segments.indices { caches[s].advance(by: segments[s].count) }
+
+        // The head's collapse (pre weights only), the final norm and the output head on the rows
+        // whose logits are wanted.
+        var last = [Float](repeating: 0, count: picked * n * h)
+        for i in 0..<picked {
+            let r = allLogits ? i : segments[i].start + max(segments[i].count, 1) - 1
+            for c in 0..<(n * h) { last[i * n * h + c] = streams[min(r, rows - 1) * n * h + c] }
+        }
+        var lastCollapsed = [Float](repeating: 0, count: picked * h), lastNormed = [Float](repeating: 0, count: picked * h)
+        timed(.norm) {
+            hyperHeadCollapse(last, rows: picked, map: head, hc: hc, collapsed: &lastCollapsed)
+            lastCollapsed.withUnsafeMutableBufferPointer { c in
+                lastNormed.withUnsafeMutableBufferPointer { o in rmsNormRows(c.baseAddress!, weights.finalNorm, into: o.baseAddress!, rows: picked) }
+            }
+        }
+        timed(.head) {
+            logits.withUnsafeMutableBufferPointer { out in
+                lastNormed.withUnsafeMutableBufferPointer { x in
+                    if let base = out.baseAddress { weights.head.apply(x.baseAddress!, batch: picked, into: base) }
+                }
+            }
+        }
+    }
+
+    /// Each row's streams RMS-normalised as one vector (no weight), mapped by `fn`.
+    func hyperMixes(_ streams: [Float], rows: Int, map: HyperWeights, hc: HyperConnections) -> [Float] {
+        let width = hc.streams * spec.hiddenSize, outputs = map.base.count
+        let epsilon = Float(spec.rmsNormEpsilon)
+        var flat = [Float](repeating: 0, count: rows * width), mixes = [Float](repeating: 0, count: rows * outputs)
+        streams.withUnsafeBufferPointer { sp in
+            flat.withUnsafeMutableBufferPointer { fp in
+                guard let from = sp.baseAddress, let to = fp.baseAddress else { return }
+                for r in 0..<rows {
+                    let row = from + r * width
+                    let scale = 1 / (Reduction.dot(row, row, count: width) / Float(width) + epsilon).squareRoot()
+                    Elementwise.scale(row, by: scale, into: to + r * width, count: width)
+                }
+                mixes.withUnsafeMutableBufferPointer { m in map.fn.apply(to, batch: rows, into: m.baseAddress!) }
+            }
+        }
+        return mixes
+    }
+
+    /// The pre-weighted sum of each row's streams into `collapsed`.
+    func collapse(_ streams: [Float], rows: Int, streams n: Int, pre: (Int, Int) -> Float, into collapsed: inout [Float]) {
+        let h = spec.hiddenSize
+        streams.withUnsafeBufferPointer { sp in
+            collapsed.withUnsafeMutableBufferPointer { cp in
+                guard let from = sp.baseAddress, let to = cp.baseAddress else { return }
+                for r in 0..<rows {
+                    Elementwise.scale(from + r * n * h, by: pre(r, 0), into: to + r * h, count: h)
+                    for j in 1..<max(n, 1) { Elementwise.addScaled(from + (r * n + j) * h, by: pre(r, j), into: to + r * h, count: h) }
+                }
+            }
+        }
+    }
+
+    /// pre (sigmoid + ε), post (2·sigmoid) and comb (row softmax + ε, then Sinkhorn-Knopp: columns,
+    /// then rows and columns `sinkhornIterations − 1` more times) from each row's streams; the
+    /// block input is the pre-weighted sum of the streams.
+    func hyperCollapse(_ streams: [Float], rows: Int, map: HyperWeights, hc: HyperConnections,
+                       collapsed: inout [Float], post: inout [Float], comb: inout [Float]) {
+        let n = hc.streams, outputs = (2 + n) * n, eps = Float(hc.epsilon)
+        let mixes = hyperMixes(streams, rows: rows, map: map, hc: hc)
+        func sigmoid(_ v: Float) -> Float { 1 / (1 + exp(-v)) }
+        var pre = [Float](repeating: 0, count: rows * n)
+        var c = [Float](repeating: 0, count: n * n)
+        for r in 0..<rows {
+            let m = r * outputs
+            for j in 0..<n {
+                pre[r * n + j] = sigmoid(mixes[m + j] * map.scale[0] + map.base[j]) + eps
+                post[r * n + j] = 2 * sigmoid(mixes[m + n + j] * map.scale[1] + map.base[n + j])
+            }
+            for a in 0..<n {
+                var largest = -Float.infinity
+                for b in 0..<n {
+                    c[a * n + b] = mixes[m + 2 * n + a * n + b] * map.scale[2] + map.base[2 * n + a * n + b]
+                    largest = max(largest, c[a * n + b])
+                }
+                var total: Float = 0
+                for b in 0..<n { c[a * n + b] = exp(c[a * n + b] - largest); total += c[a * n + b] }
+                for b in 0..<n { c[a * n + b] = c[a * n + b] / total + eps }
+            }
+            func normalizeColumns() {
+                for b in 0..<n {
+                    var total: Float = 0
+                    for a in 0..<n { total += c[a * n + b] }
+                    for a in 0..<n { c[a * n + b] /= total + eps }
+                }
+            }
+            normalizeColumns()
+            for _ in 0..<max(hc.sinkhornIterations - 1, 0) {
+                for a in 0..<n {
+                    var total: Float = 0
+                    for b in 0..<n { total += c[a * n + b] }
+                    for b in 0..<n { c[a * n + b] /= total + eps }
+                }
+                normalizeColumns()
+            }
+            for i in 0..<(n * n) { comb[r * n * n + i] = c[i] }
+        }
+        collapse(streams, rows: rows, streams: n, pre: { pre[$0 * n + $1] }, into: &collapsed)
+    }
+
+    /// The final collapse: pre = sigmoid(mix · scale + base) + ε per stream, summed.
+    func hyperHeadCollapse(_ streams: [Float], rows: Int, map: HyperWeights, hc: HyperConnections, collapsed: inout [Float]) {
+        let n = hc.streams, eps = Float(hc.epsilon)
+        let mixes = hyperMixes(streams, rows: rows, map: map, hc: hc)
+        let pre = (0..<(rows * n)).map { 1 / (1 + exp(-(mixes[$0] * map.scale[0] + map.base[$0 % n]))) + eps }
+        collapse(streams, rows: rows, streams: n, pre: { pre[$0 * n + $1] }, into: &collapsed)
+    }
+
+    /// Compressed attention of one layer (module comment above). Per sequence: queries from the
+    /// normalised query latent (each head RMS-normalised, rotated on its last rope lanes), one key
+    /// = value per token (normalised, rotated) kept in the cache, the compressor's new entries;
+    /// each query attends, with its head's sink, over the window's keys and the compressed entries
+    /// it may see (HCA: every complete window before it; CSA: the indexer's top-k of them). The
+    /// output's rope lanes are rotated back by the query's angle, then the grouped low-rank output.
+    func compressedAttention(_ w: V4AttentionWeights, _ a: CompressedAttention, layer: Int, input: UnsafeMutablePointer<Float>,
+                             rows: Int, segments: [(start: Int, count: Int)], caches: inout [SequenceCache],
+                             into out: UnsafeMutablePointer<Float>) throws {
+        guard case let .compressed(ratio, window) = spec.layers[layer].span, let compressRope = compressedRope else {
+            throw RuntimeError.unsupported("a compressed-attention layer without its span")
+        }
+        let d = a.headDim, heads = a.heads, q = a.queryRank, x = a.indexer
+        let sparse = w.indexer != nil, width = sparse ? 2 * d : d
+        let rotary = ratio > 0 ? compressRope : rope, ropeOffset = d - rotary.rotaryDimension
+        let inputWidth = w.input.rows
+        var projected = [Float](repeating: 0, count: rows * inputWidth)
+        projected.withUnsafeMutableBufferPointer { w.input.apply(input, batch: rows, into: $0.baseAddress!) }
+        let epsilon = Float(spec.rmsNormEpsilon)
+        // The query latent (normalised), the keys (normalised, rotated).
+        var latent = [Float](repeating: 0, count: rows * q), keys = [Float](repeating: 0, count: rows * d)
+        for r in 0..<rows {
+            for i in 0..<q { latent[r * q + i] = projected[r * inputWidth + i] }
+            for i in 0..<d { keys[r * d + i] = projected[r * inputWidth + q + i] }
+        }
+        latent.withUnsafeMutableBufferPointer { rmsNormRows($0.baseAddress!, w.queryNorm, into: $0.baseAddress!, rows: rows) }
+        keys.withUnsafeMutableBufferPointer { rmsNormRows($0.baseAddress!, w.kvNorm, into: $0.baseAddress!, rows: rows) }
+        var queries = [Float](repeating: 0, count: rows * heads * d)
+        latent.withUnsafeMutableBufferPointer { l in queries.withUnsafeMutableBufferPointer { w.queryUp.apply(l.baseAddress!, batch: rows, into: $0.baseAddress!) } }
+        var indexQueries = [Float](repeating: 0, count: sparse ? rows * x.heads * x.headDim : 0)
+        if let indexer = w.indexer {
+            latent.withUnsafeMutableBufferPointer { l in indexQueries.withUnsafeMutableBufferPointer { indexer.queries.apply(l.baseAddress!, batch: rows, into: $0.baseAddress!) } }
+        }
+        var context = [Float](repeating: 0, count: rows * heads * d)
+        for (s, seg) in segments.enumerated() {
+            let past = caches[s].length
+            for i in 0..<seg.count {
+                let r = seg.start + i, position = past + i
+                queries.withUnsafeMutableBufferPointer { qp in
+                    let row = qp.baseAddress! + r * heads * d
+                    for hh in 0..<heads {
+                        let head = row + hh * d
+                        var sum: Float = 0
+                        for c in 0..<d { sum += head[c] * head[c] }
+                        let scale = 1 / (sum / Float(d) + epsilon).squareRoot()
+                        for c in 0..<d { head[c] *= scale }
+                    }
+                    rotary.apply(to: row + ropeOffset, heads: heads, headStride: d, position: position)
+                }
+                keys.withUnsafeMutableBufferPointer { kp in rotary.apply(to: kp.baseAddress! + r * d + ropeOffset, heads: 1, headStride: d, position: position) }
+                if sparse {
+                    let ropeLanes = x.headDim - compressRope.rotaryDimension
+                    indexQueries.withUnsafeMutableBufferPointer { ip in
+                        compressRope.apply(to: ip.baseAddress! + r * x.heads * x.headDim + ropeLanes, heads: x.heads, headStride: x.headDim,
+                                           position: position)
+                    }
+                }
+                caches[s].keys[layer].append(contentsOf: keys[(r * d)..<((r + 1) * d)])
+                // The compressors take the token's projected rows; a window that completes emits.
+                if ratio > 0, let c = w.compressor {
+                    let base = r * inputWidth + q + d
+                    caches[s].compressor[layer].pendingKV += projected[base..<(base + width)]
+                    caches[s].compressor[layer].pendingGate += projected[(base + width)..<(base + 2 * width)]
+                    if caches[s].compressor[layer].pendingKV.count == ratio * width {
+                        emit(&caches[s].compressor[layer], weights: c, ratio: ratio, dim: d, overlapping: sparse, rope: compressRope)
+                    }
+                    if let indexer = w.indexer {
+                        let ib = base + 2 * width, iw = 2 * x.headDim
+                        caches[s].indexCompressor[layer].pendingKV += projected[ib..<(ib + iw)]
+                        caches[s].indexCompressor[layer].pendingGate += projected[(ib + iw)..<(ib + 2 * iw)]
+                        if caches[s].indexCompressor[layer].pendingKV.count == ratio * iw {
+                            emit(&caches[s].indexCompressor[layer], weights: indexer.compressor, ratio: ratio, dim: x.headDim,
+                                 overlapping: true, rope: compressRope)
+                        }
+                    }
+                }
+            }
+            // Attention in blocks of queries: the block's keys (the window of its first query to
+            // its last, then every compressed entry one of its queries sees) gathered once, the
+            // scores of all its queries and heads as one GEMM, each (query, head) row masked to
+            // what that query sees and softmaxed with the head's sink, the values (= keys) as a
+            // second GEMM.
+            let cache = caches[s]
+            let scale = 1 / Float(d).squareRoot()
+            var selections: [[Int]] = []
+            for i in 0..<seg.count {
+                let r = seg.start + i, position = past + i
+                guard ratio > 0 else { selections.append([]); continue }
+                let visible = min((position + 1) / ratio, cache.compressor[layer].count)
+                selections.append(sparse
+                    ? indexerChoice(query: indexQueries, row: r, projected: projected, inputWidth: inputWidth,
+                                    weightsAt: q + d + 2 * width + 4 * x.headDim, keys: cache.indexCompressor[layer].entries,
+                                    visible: visible, indexer: x)
+                    : Array(0..<visible))
+            }
+            let block = CPUModel.compressedQueryBlock
+            var gathered: [Float] = [], scores: [Float] = []
+            for b0 in stride(from: 0, to: seg.count, by: block) {
+                let m = min(block, seg.count - b0), p0 = past + b0, last = p0 + m - 1
+                let keyFirst = max(0, p0 - window + 1), own = last - keyFirst + 1
+                let union = Array(Set(selections[b0..<(b0 + m)].joined())).sorted()
+                var column: [Int: Int] = [:]
+                for (j, e) in union.enumerated() { column[e] = own + j }
+                let count = own + union.count
+                if gathered.count < count * d { gathered = [Float](repeating: 0, count: count * d) }
+                if scores.count < m * heads * count { scores = [Float](repeating: 0, count: m * heads * count) }
+                gathered.withUnsafeMutableBufferPointer { gp in
+                    guard let g = gp.baseAddress else { return }
+                    cache.keys[layer].withUnsafeBufferPointer { kp in g.update(from: kp.baseAddress! + keyFirst * d, count: own * d) }
+                    cache.compressor[layer].entries.withUnsafeBufferPointer { ep in
+                        for (j, e) in union.enumerated() { (g + (own + j) * d).update(from: ep.baseAddress! + e * d, count: d) }
+                    }
+                    scores.withUnsafeMutableBufferPointer { sp in
+                        queries.withUnsafeBufferPointer { qp in
+                            context.withUnsafeMutableBufferPointer { cp in
+                                guard let sc = sp.baseAddress, let qb = qp.baseAddress, let cb = cp.baseAddress else { return }
+                                let r0 = seg.start + b0
+                                BLAS.gemm(m: m * heads, n: count, k: d, a: qb + r0 * heads * d, lda: d, transposeA: false,
+                                          b: g, ldb: d, transposeB: true, c: sc, ldc: count, alpha: scale)
+                                for i in 0..<m {
+                                    let position = p0 + i, firstSeen = max(0, position - window + 1)
+                                    var seen = [Bool](repeating: false, count: union.count)
+                                    for e in selections[b0 + i] { if let c = column[e] { seen[c - own] = true } }
+                                    for hh in 0..<heads {
+                                        let row = sc + (i * heads + hh) * count
+                                        for k in 0..<own where keyFirst + k < firstSeen || keyFirst + k > position { row[k] = -.infinity }
+                                        for j in 0..<union.count where !seen[j] { row[own + j] = -.infinity }
+                                        Reduction.softmax(row, count: count, sink: w.sinks[hh])
+                                    }
+                                }
+                                BLAS.gemm(m: m * heads, n: d, k: count, a: sc, lda: count, transposeA: false,
+                                          b: g, ldb: d, transposeB: false, c: cb + r0 * heads * d, ldc: d)
+                            }
+                        }
+                    }
+                }
+            }
+            // The values carried the keys' rotation: undo it at each query's angle.
+            for i in 0..<seg.count {
+                let r = seg.start + i, position = past + i
+                context.withUnsafeMutableBufferPointer { cp in
+                    let row = cp.baseAddress! + r * heads * d + ropeOffset
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: rotary.rotaryDimension) { table in
+                        let half = rotary.rotaryDimension / 2, t = table.baseAddress!
+                        rotary.angles(position: position, cos: t, sin: t + half)
+                        for j in 0..<half { t[half + j] = -t[half + j] }
+                        rotary.apply(to: row, heads: heads, headStride: d, cos: t, sin: t + half)
+                    }
+                }
+            }
+            let choices = sparse ? selections : []
+            if recordRouting, sparse { lastIndexerChoice[layer, default: []] += choices }
+        }
+        // Grouped low-rank output: each group of heads through its own wo_a, then wo_b.
+        let groupWidth = heads * d / a.outputGroups, rank = a.outputRank
+        var group = [Float](repeating: 0, count: rows * groupWidth), low = [Float](repeating: 0, count: rows * rank)
+        var mixed = [Float](repeating: 0, count: rows * a.outputGroups * rank)
+        for (g, matrix) in w.outputA.enumerated() {
+            for r in 0..<rows { for c in 0..<groupWidth { group[r * groupWidth + c] = context[r * heads * d + g * groupWidth + c] } }
+            group.withUnsafeMutableBufferPointer { gp in low.withUnsafeMutableBufferPointer { matrix.apply(gp.baseAddress!, batch: rows, into: $0.baseAddress!) } }
+            for r in 0..<rows { for c in 0..<rank { mixed[(r * a.outputGroups + g) * rank + c] = low[r * rank + c] } }
+        }
+        mixed.withUnsafeMutableBufferPointer { w.outputB.apply($0.baseAddress!, batch: rows, into: out) }
+    }
+
+    /// Closes the pending window of a compressor: each channel's softmax over the window's slots
+    /// (gate + position bias) weights its rows; with `overlapping` (CSA) the slots are the previous
+    /// window's first halves then this window's second halves (none before the first window). The
+    /// entry is RMS-normalised and rotated at the window's first position.
+    func emit(_ state: inout CompressorState, weights: V4CompressorWeights, ratio m: Int, dim d: Int, overlapping: Bool,
+              rope rotary: RotaryEmbedding) {
+        let width = overlapping ? 2 * d : d
+        var kv = state.pendingKV, gate = state.pendingGate
+        for j in 0..<m { for c in 0..<width { gate[j * width + c] += weights.positionBias[j * width + c] } }
+        var entry = [Float](repeating: 0, count: d)
+        for c in 0..<d {
+            // Slots: (kv, gate) pairs.
+            var slots: [(Float, Float)] = []
+            if overlapping {
+                if !state.overlapKV.isEmpty { for j in 0..<m { slots.append((state.overlapKV[j * d + c], state.overlapGate[j * d + c])) } }
+                for j in 0..<m { slots.append((kv[j * width + d + c], gate[j * width + d + c])) }
+            } else {
+                for j in 0..<m { slots.append((kv[j * width + c], gate[j * width + c])) }
+            }
+            let largest = slots.map(\.1).max() ?? 0
+            var total: Float = 0, sum: Float = 0
+            for (v, g) in slots { let e = exp(g - largest); total += e; sum += e * v }
+            entry[c] = sum / total
+        }
+        if overlapping {
+            state.overlapKV = (0..<(m * d)).map { kv[($0 / d) * width + $0 % d] }
+            state.overlapGate = (0..<(m * d)).map { gate[($0 / d) * width + $0 % d] }
+        }
+        entry.withUnsafeMutableBufferPointer { rmsNormRows($0.baseAddress!, weights.norm, into: $0.baseAddress!, rows: 1) }
+        entry.withUnsafeMutableBufferPointer { e in
+            rotary.apply(to: e.baseAddress! + d - rotary.rotaryDimension, heads: 1, headStride: d, position: state.count * m)
+        }
+        state.entries += entry
+        state.count += 1
+        kv.removeAll(); gate.removeAll()
+        state.pendingKV.removeAll(keepingCapacity: true)
+        state.pendingGate.removeAll(keepingCapacity: true)
+    }
+
+    /// The indexer's top-k of the `visible` compressed entries for one query: score(w) =
+    /// Σ_h weight_h / √IH · ReLU(q_h · k_w) / √ID; all of them while fewer than k are visible (ties
+    /// keep the earlier entries). Ascending.
+    func indexerChoice(query: [Float], row r: Int, projected: [Float], inputWidth: Int, weightsAt: Int, keys: [Float],
+                       visible: Int, indexer x: SparseAttention) -> [Int] {
+        guard visible > x.topK else { return Array(0..<visible) }
+        let id = x.headDim, headScale = 1 / Float(x.heads).squareRoot(), dotScale = 1 / Float(id).squareRoot()
+        var dots = [Float](repeating: 0, count: x.heads * visible), scores = [Float](repeating: 0, count: visible)
+        query.withUnsafeBufferPointer { qp in
+            keys.withUnsafeBufferPointer { kp in
+                dots.withUnsafeMutableBufferPointer { dp in
+                    BLAS.gemm(m: x.heads, n: visible, k: id, a: qp.baseAddress! + r * x.heads * id, lda: id, transposeA: false,
+                              b: kp.baseAddress!, ldb: id, transposeB: true, c: dp.baseAddress!, ldc: visible)
+                }
+            }
+        }
+        for hh in 0..<x.heads {
+            let weight = projected[r * inputWidth + weightsAt + hh] * headScale
+            for e in 0..<visible { scores[e] += weight * (max(dots[hh * visible + e], 0) * dotScale) }
+        }
+        let order = (0..<visible).sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        return order.prefix(x.topK).sorted()
+    }
+}
