@@ -57,6 +57,8 @@ struct CompressorState: Sendable {
     var count = 0
 
     var byteCount: Int { 4 * (pendingKV.count + pendingGate.count + overlapKV.count + overlapGate.count + entries.count) }
+    /// Values held besides the emitted entries: the pending window and the overlap.
+    var stateValues: Int { pendingKV.count + pendingGate.count + overlapKV.count + overlapGate.count }
 }
 
 extension ModelWeights {

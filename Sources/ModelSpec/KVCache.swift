@@ -34,10 +34,27 @@ extension ModelSpec {
         return layer.span.cachedTokens(context: context) * cacheValuesPerToken(layer)
     }
 
-    /// Bytes of constant state one sequence holds in `layer` (a linear-attention layer's
-    /// recurrent and conv state), whatever its length.
+    /// Bytes of constant state one sequence holds in `layer`, whatever its length: a linear-
+    /// attention layer's recurrent and conv state, or a DeepSeek-V4 compressor's
+    /// (`compressorStateValues`, in bf16, the checkpoints' activation type).
     public func stateBytesPerSequence(_ layer: Layer) -> Int {
-        layer.mixer == .linear ? (linearAttention?.bytesPerSequence ?? 0) : 0
+        if layer.mixer == .linear { return linearAttention?.bytesPerSequence ?? 0 }
+        return 2 * compressorStateValues(layer)
+    }
+
+    /// The most a DeepSeek-V4 compressed layer's compressors hold for one sequence between
+    /// entries (transformers' DeepseekV4HCACache / CSACache): the kv and gate projections of the
+    /// window not yet complete (ratio − 1 tokens of head_dim each on HCA layers, 2 × head_dim on
+    /// CSA layers), on CSA layers the previous window's first halves (ratio × head_dim of kv and
+    /// gate) that the next entry mixes in, and the same for the CSA indexer's compressor at
+    /// index_head_dim. An engine that folds each window into running softmax sums would need
+    /// O(head_dim) instead; this is the reference's state.
+    public func compressorStateValues(_ layer: Layer) -> Int {
+        guard case let .compressed(ratio, _) = layer.span, ratio > 0, case let .compressed(a) = attention else { return 0 }
+        func compressor(_ dim: Int, overlapping: Bool) -> Int {
+            2 * (overlapping ? 2 * dim : dim) * (ratio - 1) + (overlapping ? 2 * ratio * dim : 0)
+        }
+        return compressor(a.headDim, overlapping: layer.indexer) + (layer.indexer ? compressor(a.indexer.headDim, overlapping: true) : 0)
     }
 
     /// KV-cache bytes one token adds across all layers while the context is shorter than every
@@ -54,6 +71,6 @@ extension ModelSpec {
         }
     }
 
-    /// Constant state bytes of one sequence (linear-attention layers).
+    /// Constant state bytes of one sequence (linear-attention layers, DeepSeek-V4's compressors).
     public var stateBytesPerSequence: Int { layers.reduce(0) { $0 + stateBytesPerSequence($1) } }
 }

@@ -115,7 +115,8 @@ struct Inspect: ParsableCommand {
         }
         Output.printColumns(header: ["KV cache", "per token"] + Inspect.contexts.map { "\(Output.grouped($0)) tokens" }, rows: kvRows)
         if spec.stateBytesPerSequence > 0 {
-            print("  (each sequence also holds \(Output.bytes(Double(spec.stateBytesPerSequence))) of linear-attention state, included)")
+            let kind = spec.linearAttention != nil ? "linear-attention" : "compressor"
+            print("  (each sequence also holds \(Output.bytes(Double(spec.stateBytesPerSequence))) of \(kind) state, included)")
         }
     }
 

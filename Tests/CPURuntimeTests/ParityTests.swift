@@ -135,6 +135,23 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
         #expect(worst < 1e-3, "\(name): prefill and decode differ by \(worst)")
     }
 
+    /// DeepSeek-V4's compressor state (what each layer keeps between entries) never exceeds the
+    /// spec's count, which the planner prices, and reaches it once every window is one token short
+    /// (3 tokens here: the CSA windows are 2 tokens, the HCA window 4).
+    @Test func compressorStateStaysWithinTheSpec() throws {
+        let (model, expected) = try loadFixture("deepseek_v4")
+        var caches = [model.newCache()]
+        for (i, token) in expected.prompt.enumerated() {
+            _ = try model.forward([[token]], caches: &caches)
+            for (l, layer) in model.spec.layers.enumerated() {
+                let held = caches[0].compressor[l].stateValues + caches[0].indexCompressor[l].stateValues
+                let most = model.spec.compressorStateValues(layer)
+                #expect(held <= most, "layer \(l) after \(i + 1) tokens: \(held) values, the spec's most \(most)")
+                if i + 1 == 3 { #expect(held == most, "layer \(l) after 3 tokens holds \(held) of \(most)") }
+            }
+        }
+    }
+
     /// A long prompt prefilled in rounds (`prefillRows`, 64 rows for these tiny models) gives the
     /// same last-token logits as the same prompt in one pass, for one sequence and for several of
     /// different lengths (which finish in different rounds).
