@@ -62,7 +62,13 @@ import TestSupport
         let v4 = try model("deepseek-v4-pro")
         let l = 1_048_576
         let expected = 30 * (128 * 512 + l / 4 * (512 + 128)) + 31 * (128 * 512 + l / 128 * 512)
-        #expect(v4.kvCacheBytes(context: l, format: .bf16) == 2 * expected)
+        // Plus the compressors' state (transformers' DeepseekV4CSACache / HCACache), in bf16: a CSA
+        // layer holds 3 pending tokens of kv and gate at 2 × 512 and the last window's first halves
+        // (4 × 512 of each), and its indexer's the same at 128; an HCA layer 127 pending tokens of
+        // kv and gate at 512.
+        let csaState = (2 * 1_024 * 3 + 2 * 4 * 512) + (2 * 256 * 3 + 2 * 4 * 128), hcaState = 2 * 512 * 127
+        #expect(v4.stateBytesPerSequence == 2 * (30 * csaState + 31 * hcaState))
+        #expect(v4.kvCacheBytes(context: l, format: .bf16) == 2 * expected + v4.stateBytesPerSequence)
     }
 
     /// A linear-attention state past 2^36 bytes a sequence is refused by its own check (the model
