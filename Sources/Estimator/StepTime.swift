@@ -125,6 +125,8 @@ extension Estimator {
         let groupTokens = tokensPerGPU * tp
         let bandwidth = gpu.memoryBandwidth * gpu.efficiency.memory
         let matmulPeak = Efficiency.peak(gpu, format: weights.computeFormat)
+        // Experts stored in their own format (a checkpoint's FP4 experts) run on its units.
+        let expertPeak = Efficiency.peak(gpu, format: (model.expertWeightFormat ?? weights).computeFormat)
         let attentionPeak = Efficiency.peak(gpu, format: "bf16") * gpu.efficiency.matmul * Efficiency.attentionToMatmul
         var kvDivisor = 1.0
         if case let .grouped(a) = model.attention { kvDivisor = min(tp, Double(a.kvHeads)) }
@@ -167,7 +169,7 @@ extension Estimator {
                 let expertWeights = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
                 let bytes = expertWeights + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
                 add(flops: pairs * flopsPerPair / Double(layout.moeTP),
-                    peak: matmulPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count, weights: expertWeights)
+                    peak: expertPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count, weights: expertWeights)
             case .attention:
                 let share = op.computeSplit == .replicated ? 1 : tp
                 add(flops: op.flops / share, peak: attentionPeak, bytes: op.kvBytes / cacheDivisor(op) + op.activationBytes / share,

@@ -118,6 +118,9 @@ extension ModelSpec {
         linearAttention = parts.linear
         extraTensors = parts.extraTensors
         hyperConnections = parts.hyperConnections
+        do { shippedWeights = try ShippedWeights.read(config, fields) } catch let error as ConfigError {
+            shippedWeights = .failure(error)
+        }
         zeroCenteredNorms = parts.zeroCenteredNorms
         if let moe { try ModelSpec.validate(moe, c) }
         try ModelSpec.checkSize(self, c)

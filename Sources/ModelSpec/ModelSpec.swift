@@ -1,3 +1,4 @@
+import ConfigFile
 import Foundation
 
 /// The one description of a transformer architecture from which every count, every cost and the
@@ -34,6 +35,12 @@ public struct ModelSpec: Sendable, Equatable {
     public var extraTensors: [WeightTensor] = []
     /// DeepSeek-V4's residual streams; nil: one residual stream.
     public var hyperConnections: HyperConnections? = nil
+    /// The formats the checkpoint ships in, from its config (an error when its scheme is not one
+    /// moesim prices); nil for a spec built without a config.
+    public var shippedWeights: Result<ShippedWeights, ConfigError>? = nil
+    /// The routed experts' own storage format when it differs from the one the model is priced
+    /// in (`asShipped()`, `--weights checkpoint`); nil: every quantizable matrix in that format.
+    public var expertWeightFormat: WeightFormat? = nil
     /// The `--set` overrides applied before the spec was built, as given.
     public var overrides: [String: String]
 

@@ -68,7 +68,8 @@ public enum KVCacheFormat: String, Sendable, CaseIterable, Codable {
 
 extension ModelSpec {
     /// Bytes of all weights of the main model (MTP modules excluded) in `format`; tensors that
-    /// are not `quantizable` stay in `format.unquantized`.
+    /// are not `quantizable` stay in `format.unquantized`, routed experts in `expertWeightFormat`
+    /// when set (`storedFormat`).
     public func weightBytes(_ format: WeightFormat) -> Int {
         weightBytes(format) { $0.category != .mtp }
     }
@@ -76,7 +77,7 @@ extension ModelSpec {
     /// Bytes of the tensors selected by `include`.
     public func weightBytes(_ format: WeightFormat, where include: (WeightTensor) -> Bool) -> Int {
         weightTensors.filter(include).reduce(0) { sum, t in
-            let one = (t.quantizable ? format : format.unquantized).bytes(rows: t.rows, cols: t.cols)
+            let one = storedFormat(t, format).bytes(rows: t.rows, cols: t.cols)
             return sum + one * t.copies
         }
     }
@@ -84,8 +85,9 @@ extension ModelSpec {
     /// Bytes of one routed expert (all its matrices and biases) in `format`: the inventory's own
     /// expert tensors for one layer (the step model asks this for every step shape it prices, so
     /// it does not build the whole inventory).
-    public func bytesPerExpert(_ format: WeightFormat) -> Int {
+    public func bytesPerExpert(_ requested: WeightFormat) -> Int {
         guard let moe, moeLayerCount > 0 else { return 0 }
+        let format = expertWeightFormat ?? requested
         var bytes = 0
         appendExperts(moe, copies: 1, mtp: false, matrix: { _, rows, cols, copies, category, _ in
             if category == .routedExperts, rows > 0, cols > 0 { bytes += format.bytes(rows: rows, cols: cols) * copies }

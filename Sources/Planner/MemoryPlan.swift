@@ -95,9 +95,7 @@ public enum MemoryModel {
         let perGPUExperts = Double(expertsOnGPU ?? (model.moe.map { $0.routedExperts / layout.ep } ?? 0))
         var total = 0.0
         for tensor in model.weightTensors where tensor.category != .mtp {
-            let bytes = Double(tensor.quantizable ? format.bytes(rows: tensor.rows, cols: tensor.cols)
-                                                  : format.unquantized.bytes(rows: tensor.rows, cols: tensor.cols))
-                * Double(tensor.copies)
+            let bytes = Double(model.storedFormat(tensor, format).bytes(rows: tensor.rows, cols: tensor.cols)) * Double(tensor.copies)
             let share: Double
             switch tensor.category {
             case .embeddings: share = stage == 0 ? 1 / tp : 0

@@ -30,8 +30,9 @@ struct CapacityCommand: ParsableCommand {
     @Option(help: "Accelerator preset id or hardware file.")
     var gpu = "h200-sxm"
 
-    @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4 or int4.")
-    var weights: WeightFormat = .fp8
+    @Option(name: .customLong("weights"),
+            help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4, int4, or checkpoint (the formats the model's config ships).")
+    var weightsChoice: WeightsChoice = .format(.fp8)
 
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16
@@ -88,7 +89,7 @@ struct CapacityCommand: ParsableCommand {
     }
 
     func run() throws {
-        let spec = try overrides.load(model)
+        let (spec, weights) = try weightsChoice.apply(to: overrides.load(model))
         let hardware = try HardwareCatalog.load(gpu)
         let cluster = try Cluster(gpu: hardware, gpuCount: min(hardware.scaleUpDomain, 8))
         var base = EstimateRequest(model: spec, cluster: cluster, weights: weights,
@@ -126,7 +127,7 @@ struct CapacityCommand: ParsableCommand {
             try Output.printJSON(json)
             return
         }
-        print("\(spec.id) on \(hardware.id), \(weights.rawValue) weights: \(load), \(Output.grouped(input)) in / \(Output.grouped(output)) out, \(targets)")
+        print("\(spec.id) on \(hardware.id), \(spec.weightsLabel(weights)): \(load), \(Output.grouped(input)) in / \(Output.grouped(output)) out, \(targets)")
         print("")
         let cut = (e.disaggregated ? "disaggregated: " : "aggregated: ") + ServingTable.deployment(e)
         Output.printTable([

@@ -9,6 +9,37 @@ extension KVCacheFormat: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["bf16", "fp8", "f32"] }
 }
 
+/// `--weights`: one format for every matrix, or `checkpoint`: the formats the model's config
+/// says its checkpoint ships in (DeepSeek-V4: fp8 with fp4 experts; gpt-oss and Kimi K3: bf16
+/// with mxfp4 experts; DeepSeek-V3: fp8; no quantization_config: bf16).
+enum WeightsChoice: ExpressibleByArgument, Equatable {
+    case format(WeightFormat)
+    case checkpoint
+
+    init?(argument: String) {
+        if argument == "checkpoint" { self = .checkpoint; return }
+        guard let format = WeightFormat(argument: argument) else { return nil }
+        self = .format(format)
+    }
+
+    static var allValueStrings: [String] { WeightFormat.allValueStrings + ["checkpoint"] }
+    var defaultValueDescription: String {
+        switch self {
+        case let .format(f): f.rawValue
+        case .checkpoint: "checkpoint"
+        }
+    }
+
+    /// The model as it will be priced and the format of its matrices (the experts' own format,
+    /// when it differs, set on the model).
+    func apply(to spec: ModelSpec) throws -> (ModelSpec, WeightFormat) {
+        switch self {
+        case let .format(format): (spec, format)
+        case .checkpoint: try spec.asShipped()
+        }
+    }
+}
+
 /// A comma-separated list of weight formats (compare, sweep).
 func weightFormats(_ text: String) throws -> [WeightFormat] {
     try text.split(separator: ",").map { item in
@@ -39,8 +70,8 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "GPUs per node (one scale-up domain); default: the accelerator's domain size.")
     var gpusPerNode: Int?
 
-    @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4 or int4.")
-    var weights: WeightFormat = .fp8
+    @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4, int4, or checkpoint (the formats the model's config ships: DeepSeek-V4's fp4 experts).")
+    var weights: WeightsChoice = .format(.fp8)
 
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16
@@ -55,10 +86,11 @@ struct DeploymentOptions: ParsableArguments {
         if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
     }
 
-    var weightFormat: WeightFormat { weights }
     var kvFormat: KVCacheFormat { kvCache }
 
-    func loadModel() throws -> ModelSpec { try overrides.load(model) }
+    /// The model as it will be priced (`--weights checkpoint` sets its experts' own format) and
+    /// the format of its matrices.
+    func loadModel() throws -> (ModelSpec, WeightFormat) { try weights.apply(to: overrides.load(model)) }
     func loadGPU() throws -> HardwareSpec { try HardwareCatalog.load(gpu) }
     func parsedLayout() throws -> Layout? { try layout.map(Layout.parse) }
 

@@ -43,12 +43,12 @@ struct EstimateCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let model = try deployment.loadModel()
+        let (model, weights) = try deployment.loadModel()
         let pools = try serving.parsedPools()
         let gpuCount = try serving.policy.gpuCount(deployment)
         let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: gpuCount, gpusPerNode: deployment.gpusPerNode)
         let request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
-                                           weights: deployment.weightFormat, kvCache: deployment.kvFormat)
+                                           weights: weights, kvCache: deployment.kvFormat)
         if let layout = request.layout { _ = try layout.validate(for: model, gpus: cluster.gpuCount,
                                                                    redundantExperts: request.redundantExperts(ep: layout.ep)) }
         if serving.isServing {
@@ -75,7 +75,7 @@ struct EstimateCommand: ParsableCommand {
                 json["gpu"] = cluster.gpu.id
                 try Output.printJSON(json)
             } else {
-                print("\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(request.weights.rawValue) weights, "
+                print("\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(model.weightsLabel(request.weights)), "
                     + "\(request.kvCache.rawValue) KV, \(Output.grouped(request.inputTokens)) in / \(Output.grouped(request.outputTokens)) out")
                 ServingTable.print(estimate)
             }
@@ -118,7 +118,7 @@ struct EstimateCommand: ParsableCommand {
 
 enum EstimateTable {
     static func print(_ e: Estimate, model: ModelSpec, cluster: Cluster, request: EstimateRequest) {
-        Swift.print("\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(request.weights.rawValue) weights, "
+        Swift.print("\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(model.weightsLabel(request.weights)), "
             + "\(request.kvCache.rawValue) KV, \(Output.grouped(request.inputTokens)) in / \(Output.grouped(request.outputTokens)) out"
             + (request.features.isEmpty ? "" : ", " + request.features.map(\.rawValue).sorted().joined(separator: ", ")))
         Swift.print("layout \(e.plan.layout) (\(e.plan.replicas) replica\(e.plan.replicas == 1 ? "" : "s")), decode batch "

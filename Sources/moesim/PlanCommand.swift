@@ -54,10 +54,10 @@ struct PlanCommand: ParsableCommand {
     }
 
     func run() throws {
-        let model = try deployment.loadModel()
+        let (model, weights) = try deployment.loadModel()
         let gpu = try deployment.loadGPU()
         try ContextLimit.check(context, model: model, allowLonger: allowLongerContext)
-        let workload = Workload(weights: deployment.weightFormat, kvCache: deployment.kvFormat,
+        let workload = Workload(weights: weights, kvCache: deployment.kvFormat,
                                 context: context, concurrency: concurrency)
         let options = PlanOptions(layout: try deployment.parsedLayout(),
                                   expertLoad: expertSkew > 0 ? .zipf(expertSkew) : .uniform,
@@ -88,12 +88,13 @@ struct PlanCommand: ParsableCommand {
                 json["max_concurrent_sequences"] = best.maxConcurrentSequences
             }
             if let reason = plan.reason { json["reason"] = reason }
+            if let experts = model.expertWeightFormat { json["expert_weights"] = experts.rawValue }
             if let minimum { json["min_gpus"] = minimum }
             try Output.printJSON(json)
             return
         }
         print("\(model.id) on \(gpus) × \(gpu.id) (\(cluster.nodes) node\(cluster.nodes == 1 ? "" : "s") of \(cluster.scaleUpGroup)), "
-            + "\(workload.weights.rawValue) weights, \(workload.kvCache.rawValue) KV cache, "
+            + "\(model.weightsLabel(workload.weights)), \(workload.kvCache.rawValue) KV cache, "
             + "\(Output.grouped(workload.context))-token context × \(workload.concurrency)")
         if let minimum { print("smallest GPU count that fits: \(minimum)") }
         guard let best = plan.best else {

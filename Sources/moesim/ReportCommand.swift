@@ -37,8 +37,9 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Sequences of --context tokens the default cluster must hold at once.")
     var concurrency = 32
 
-    @Option(help: "Weight format: bf16, fp8, fp4, mxfp4 or int4.")
-    var weights: WeightFormat = .fp8
+    @Option(name: .customLong("weights"),
+            help: "Weight format: bf16, fp8, fp4, mxfp4, int4, or checkpoint (the formats the model's config ships).")
+    var weightsChoice: WeightsChoice = .format(.fp8)
 
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16
@@ -69,25 +70,25 @@ struct ReportCommand: ParsableCommand {
         }
         guard (1...1_000_000).contains(users) else { throw ValidationError("--users must be 1 to 1,000,000") }
         try threadOptions.apply()
-        let spec = try overrides.load(model)
+        let (spec, weights) = try weightsChoice.apply(to: overrides.load(model))
         let hardware = try HardwareCatalog.load(gpu)
         let context = self.context ?? min(131_072, spec.maxPositionEmbeddings)
         try ContextLimit.check(context, model: spec, allowLonger: workload.allowLongerContext)
         let counts = spec.parameterCounts
         let hosted = try Self.hostedPrice(spec)
-        if output.json { return try printJSON(spec, hardware: hardware, hosted: hosted, context: context) }
+        if output.json { return try printJSON(spec, weights: weights, hardware: hardware, hosted: hosted, context: context) }
 
         print("== \(spec.id): \(Output.count(counts.total)) parameters, \(Output.count(counts.active)) active per token")
         print("\(spec.modelType), \(spec.layerCount) layers, \(spec.mixerName) attention"
             + (spec.moe.map { ", \($0.routedExperts) experts, \($0.expertsPerToken) per token" } ?? ""))
-        print("weights \(Output.bytes(Double(spec.weightBytes(weights)))) in \(weights.rawValue); KV cache "
+        print("weights \(Output.bytes(Double(spec.weightBytes(weights)))) (\(spec.weightsLabel(weights))); KV cache "
             + "\(Output.grouped(spec.kvCacheBytesPerToken(kvCache))) B per token, "
             + "\(Output.bytes(Double(spec.kvCacheBytes(context: context, format: kvCache)))) per \(Output.grouped(context))-token sequence")
         if !spec.overrides.isEmpty {
             print("overrides: " + spec.overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         }
 
-        let report = try build(spec, hardware: hardware, hosted: hosted, context: context)
+        let report = try build(spec, weights: weights, hardware: hardware, hosted: hosted, context: context)
         print("")
         print("== Memory on \(hardware.name)")
         guard let minimum = report.minimumGPUs else {
@@ -131,7 +132,7 @@ struct ReportCommand: ParsableCommand {
         if !noCpu { try printCPU(spec) }
     }
 
-    func build(_ spec: ModelSpec, hardware: HardwareSpec, hosted: HostedPrice?, context: Int) throws -> MainReport {
+    func build(_ spec: ModelSpec, weights: WeightFormat, hardware: HardwareSpec, hosted: HostedPrice?, context: Int) throws -> MainReport {
         try MainReport.build(spec, gpu: hardware, gpus: gpus, weights: weights, kvCache: kvCache, context: context,
                              concurrency: concurrency, users: users, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot,
                              hosted: hosted) { cluster in
@@ -140,8 +141,8 @@ struct ReportCommand: ParsableCommand {
     }
 
     /// The report as one JSON object: the same answers as the tables (no CPU run with --no-cpu).
-    func printJSON(_ spec: ModelSpec, hardware: HardwareSpec, hosted: HostedPrice?, context: Int) throws {
-        let report = try build(spec, hardware: hardware, hosted: hosted, context: context)
+    func printJSON(_ spec: ModelSpec, weights: WeightFormat, hardware: HardwareSpec, hosted: HostedPrice?, context: Int) throws {
+        let report = try build(spec, weights: weights, hardware: hardware, hosted: hosted, context: context)
         var json: [String: Any] = [
             "model": spec.id, "gpu": hardware.id, "total_params": spec.parameterCounts.total,
             "active_params": spec.parameterCounts.active, "weight_bytes": spec.weightBytes(weights),

@@ -95,10 +95,10 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let model = try deployment.loadModel()
+        let (model, weights) = try deployment.loadModel()
         let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: try policy.gpuCount(deployment), gpusPerNode: deployment.gpusPerNode)
         var base = EstimateRequest(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
-                                   weights: deployment.weightFormat, kvCache: deployment.kvFormat,
+                                   weights: weights, kvCache: deployment.kvFormat,
                                    inputTokens: input, outputTokens: output,
                                    features: try WorkloadOptions.features(features), gpuHourPrice: gpuHourPrice)
         base.energy = energy.settings
@@ -148,7 +148,7 @@ struct ServeCommand: ParsableCommand {
             try Output.printJSON(json)
             return
         }
-        print("\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(base.weights.rawValue) weights; "
+        print("\(model.id) on \(cluster.gpuCount) × \(cluster.gpu.id), \(model.weightsLabel(base.weights)); "
             + (trace.map { "trace \($0)" } ?? "\(Output.grouped(requests)) requests at \(Output.fixed(rate ?? 0, 2))/s"
                 + (burstCv.map { " (gamma gaps, cv \(Output.fixed($0, 1)))" } ?? " (Poisson)")))
         ServingTable.print(e, openLoop: true)

@@ -160,6 +160,20 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         #expect(device.status != 0 && device.stderr.contains("not a regular file"), "\(device.stderr)")
     }
 
+    /// `--weights checkpoint` plans the model as its config ships it: DeepSeek-V4-Pro's FP4
+    /// experts make its weights fit on fewer GPUs than all-FP8; a scheme moesim cannot price is
+    /// one error line.
+    @Test func weightsAsShipped() throws {
+        let shipped = try moesim("plan", "--model", "deepseek-v4-pro", "--weights", "checkpoint", "--min-gpus", "--json")
+        let fp8 = try moesim("plan", "--model", "deepseek-v4-pro", "--weights", "fp8", "--min-gpus", "--json")
+        #expect(shipped.status == 0 && fp8.status == 0, "\(shipped.stderr) \(fp8.stderr)")
+        #expect(shipped.json["expert_weights"] as? String == "mxfp4" && fp8.json["expert_weights"] == nil)
+        let fewer = shipped.json["min_gpus"] as? Int ?? 0, more = fp8.json["min_gpus"] as? Int ?? 0
+        #expect(fewer > 0 && fewer < more, "as shipped \(fewer) GPUs, all fp8 \(more)")
+        let refused = try moesim("plan", "--model", "kimi-k2.5", "--weights", "checkpoint")
+        #expect(refused.status != 0 && refused.stdout.isEmpty && refused.stderr.contains("groups of 32"), "\(refused.stderr)")
+    }
+
     /// `estimate --concurrency N --json`: the serving contract's keys; with pools, `prefill` and
     /// `decode` objects; a batch past the fit is one error line naming the largest.
     @Test func servingEstimateKeys() throws {

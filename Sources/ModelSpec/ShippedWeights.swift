@@ -1,0 +1,90 @@
+import ConfigFile
+
+/// The formats a checkpoint ships its weights in, read from its config.json: most matrices in
+/// one format and the routed experts in another (DeepSeek-V4: FP8 with FP4 experts; Kimi K3:
+/// bf16 with MXFP4 experts; gpt-oss: bf16 with MXFP4 experts). `--weights checkpoint` prices
+/// the model as shipped; any other `--weights` prices every matrix in that one format.
+public struct ShippedWeights: Sendable, Equatable {
+    public var dense: WeightFormat
+    public var experts: WeightFormat
+    /// Where the formats come from, in words (for a note beside the plan).
+    public var source: String
+}
+
+extension ShippedWeights {
+    /// From `quantization_config` (top level or under text_config) and DeepSeek-V4's
+    /// `expert_dtype`; no quantization_config: bf16 throughout (the configs' `torch_dtype`).
+    /// A scheme moesim cannot price exactly is an error naming it, raised only when asked for.
+    static func read(_ config: JSONObject, _ fields: JSONObject) throws -> Result<ShippedWeights, ConfigError> {
+        let holder = try config.object("quantization_config") != nil ? config : fields
+        guard let q = try holder.object("quantization_config") else {
+            return .success(ShippedWeights(dense: .bf16, experts: .bf16, source: "bf16 (no quantization_config)"))
+        }
+        let method = try q.string("quant_method") ?? ""
+        switch method {
+        case "fp8":
+            // DeepSeek's block-scaled FP8 (128 × 128); DeepSeek-V4 keeps its experts in FP4 with
+            // ue8m0 (power-of-two) scales per 32 values: MXFP4's layout.
+            let expertType = try q.string("expert_dtype") ?? holder.string("expert_dtype") ?? fields.string("expert_dtype")
+            switch expertType {
+            case nil, "fp8": return .success(ShippedWeights(dense: .fp8, experts: .fp8, source: "fp8 (quantization_config)"))
+            case "fp4": return .success(ShippedWeights(dense: .fp8, experts: .mxfp4, source: "fp8, experts fp4 (expert_dtype)"))
+            case let other?: return .failure(q.error("expert_dtype", "\"\(other)\" is not a format moesim prices"))
+            }
+        case "mxfp4":
+            // gpt-oss: MXFP4 experts, the rest (modules_to_not_convert) in bf16.
+            return .success(ShippedWeights(dense: .bf16, experts: .mxfp4, source: "bf16, experts mxfp4 (quant_method mxfp4)"))
+        case "compressed-tensors":
+            // Kimi K2.5 and K3: 4-bit groups on the experts' Linear layers; `ignore` keeps
+            // attention, shared experts, dense MLPs and the head in bf16.
+            guard let groups = try q.object("config_groups"), let first = groups.values.keys.sorted().first,
+                  let group = try groups.object(first), let w = try group.object("weights") else {
+                return .failure(q.error("config_groups", "has no weights scheme"))
+            }
+            let bits = try w.int("num_bits", atLeast: 1), size = try w.int("group_size", atLeast: 1)
+            let type = try w.string("type")
+            let ignored = (try q.stringArray("ignore") ?? []).joined(separator: " ")
+            guard ignored.contains("self_attn"), ignored.contains("shared_experts") else {
+                return .failure(q.error("ignore", "quantizes more than the routed experts; moesim prices only expert-only schemes"))
+            }
+            switch (type, bits, size) {
+            case ("float", 4, 32): return .success(ShippedWeights(dense: .bf16, experts: .mxfp4, source: "bf16, experts mxfp4 (compressed-tensors)"))
+            case ("int", 4, 128): return .success(ShippedWeights(dense: .bf16, experts: .int4, source: "bf16, experts int4 (compressed-tensors)"))
+            default:
+                return .failure(q.error("config_groups", "\(type ?? "?") \(bits.map(String.init) ?? "?")-bit weights in groups of "
+                    + "\(size.map(String.init) ?? "?") are not a format moesim prices (int4 in groups of 128, mxfp4 in groups of 32)"))
+            }
+        default:
+            return .failure(q.error("quant_method", "\"\(method)\" is not a scheme moesim reads"))
+        }
+    }
+}
+
+extension ModelSpec {
+    /// The format `tensor` is stored in when the model is priced in `format`: the experts'
+    /// override (`expertWeightFormat`, from `--weights checkpoint`) for routed experts, the
+    /// unquantized format for tensors no scheme quantizes, else `format`.
+    public func storedFormat(_ tensor: WeightTensor, _ format: WeightFormat) -> WeightFormat {
+        guard tensor.quantizable else { return format.unquantized }
+        return tensor.category == .routedExperts ? expertWeightFormat ?? format : format
+    }
+
+    /// "fp8 weights", or "fp8 weights with mxfp4 experts" when the experts are stored otherwise.
+    public func weightsLabel(_ format: WeightFormat) -> String {
+        guard let experts = expertWeightFormat, experts != format else { return "\(format.rawValue) weights" }
+        return "\(format.rawValue) weights with \(experts.rawValue) experts"
+    }
+
+    /// This spec priced as its checkpoint ships: the dense format to price with, and the experts'
+    /// own format set. An error when the config's scheme is not one moesim prices.
+    public func asShipped() throws -> (ModelSpec, WeightFormat) {
+        switch shippedWeights {
+        case let .success(shipped)?:
+            var spec = self
+            spec.expertWeightFormat = shipped.experts == shipped.dense ? nil : shipped.experts
+            return (spec, shipped.dense)
+        case let .failure(error)?: throw error
+        case nil: throw ConfigError(source: id, field: nil, message: "has no config to read its checkpoint's formats from")
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import ConfigFile
+import Testing
+import TestSupport
+@testable import ModelSpec
+
+/// The formats a checkpoint ships in, read from the real configs, and the bytes they give.
+@Suite struct ShippedWeightsTests {
+    /// What each release's config says: DeepSeek-V4's FP8 with `expert_dtype` fp4, Kimi K3's
+    /// compressed-tensors MXFP4 on the experts only, gpt-oss's mxfp4 method, DeepSeek-V3's FP8
+    /// blocks, Qwen3.5 without quantization (bf16); Kimi K2.5's INT4 in groups of 32 is no format
+    /// moesim prices, so asking for it is an error that says so.
+    @Test func readFromTheReleasedConfigs() throws {
+        let expected: [(String, WeightFormat, WeightFormat)] = [
+            ("deepseek-v4-pro", .fp8, .mxfp4), ("deepseek-v4-flash", .fp8, .mxfp4), ("kimi-k3", .bf16, .mxfp4),
+            ("gpt-oss-120b", .bf16, .mxfp4), ("deepseek-v3", .fp8, .fp8), ("qwen3.5-397b-a17b", .bf16, .bf16),
+        ]
+        for (id, dense, experts) in expected {
+            let shipped = try #require(try model(id).shippedWeights).get()
+            #expect(shipped.dense == dense && shipped.experts == experts, "\(id): \(shipped)")
+        }
+        #expect(throws: ConfigError.self) { try model("kimi-k2.5").asShipped() }
+    }
+
+    /// Priced as shipped, only the routed experts change format: the total is the all-FP8 total
+    /// less the experts' FP8 bytes plus their MXFP4 bytes, and the per-expert figure the step
+    /// model uses, times the experts of every MoE layer, is exactly the experts' share.
+    @Test func expertsAloneChangeFormat() throws {
+        let base = try model("deepseek-v4-pro")
+        let (shipped, dense) = try base.asShipped()
+        #expect(dense == .fp8 && shipped.expertWeightFormat == .mxfp4)
+        let experts = { (t: WeightTensor) in t.category == .routedExperts }
+        let fp8Experts = base.weightBytes(.fp8, where: experts), fp4Experts = base.weightBytes(.mxfp4, where: experts)
+        #expect(shipped.weightBytes(.fp8) == base.weightBytes(.fp8) - fp8Experts + fp4Experts)
+        let moe = try #require(shipped.moe)
+        #expect(shipped.bytesPerExpert(.fp8) * moe.routedExperts * shipped.moeLayerCount == shipped.weightBytes(.fp8, where: experts))
+        // MXFP4 is 4.25 bits a value: the experts take a little over half their FP8 bytes.
+        #expect(abs(Double(fp4Experts) / Double(fp8Experts) - 4.25 / 8.03) < 0.01)
+    }
+}
