@@ -147,7 +147,7 @@ extension ModelWeights {
         }
         var model = ModelWeights(embedding: try source.tensor("model.embed_tokens.weight", [spec.vocabSize, h]), layers: layers,
                                  finalNorm: try vector("model.norm.weight", h, norm: true),
-                                 head: try loader.matrix([("head.weight", [spec.vocabSize, h])]))
+                                 head: try loader.matrix([(spec.tiedEmbeddings ? "model.embed_tokens.weight" : "head.weight", [spec.vocabSize, h])]))
         model.hyperHead = try hyper("model.hc_head.", outputs: n, scales: 1, fn: "hc_fn", base: "hc_base", scale: "hc_scale")
         return model
     }
@@ -162,7 +162,9 @@ extension CPUModel {
     /// at the end the head's own collapse, the final norm and the output head.
     func runHyperConnected(rows: Int, token: (Int) -> Int, caches: inout [SequenceCache], allLogits: Bool,
                            into logits: inout Tensor) throws {
-        guard let hc = spec.hyperConnections, let head = weights.hyperHead else { return }
+        guard let hc = spec.hyperConnections, let head = weights.hyperHead else {
+            throw RuntimeError.unsupported("hyper-connections without their weights")
+        }
         let segments = workspace.segments
         let h = spec.hiddenSize, n = hc.streams
         let picked = allLogits ? rows : segments.count
@@ -426,25 +428,29 @@ extension CPUModel {
             // second GEMM.
             let cache = caches[s]
             let scale = 1 / Float(d).squareRoot()
-            var selections: [[Int]] = []
+            // Each query sees the entries of the windows complete at its position (a count); on CSA
+            // layers the indexer keeps its top-k of them (a list).
+            var visibleCounts: [Int] = [], selections: [[Int]] = []
             for i in 0..<seg.count {
                 let r = seg.start + i, position = past + i
-                guard ratio > 0 else { selections.append([]); continue }
-                let visible = min((position + 1) / ratio, cache.compressor[layer].count)
-                selections.append(sparse
-                    ? indexerChoice(query: indexQueries, row: r, projected: projected, inputWidth: inputWidth,
-                                    weightsAt: q + d + 2 * width + 4 * x.headDim, keys: cache.indexCompressor[layer].entries,
-                                    visible: visible, indexer: x)
-                    : Array(0..<visible))
+                let visible = ratio > 0 ? min((position + 1) / ratio, cache.compressor[layer].count) : 0
+                visibleCounts.append(visible)
+                if sparse {
+                    selections.append(indexerChoice(query: indexQueries, row: r, projected: projected, inputWidth: inputWidth,
+                                                    weightsAt: q + d + 2 * width + 4 * x.headDim,
+                                                    keys: cache.indexCompressor[layer].entries, visible: visible, indexer: x))
+                }
             }
             let block = CPUModel.compressedQueryBlock
             var gathered: [Float] = [], scores: [Float] = []
             for b0 in stride(from: 0, to: seg.count, by: block) {
                 let m = min(block, seg.count - b0), p0 = past + b0, last = p0 + m - 1
                 let keyFirst = max(0, p0 - window + 1), own = last - keyFirst + 1
-                let union = Array(Set(selections[b0..<(b0 + m)].joined())).sorted()
+                // The entries any query of the block sees: a prefix on HCA layers (the last query
+                // sees the most), the union of the indexer's choices on CSA layers.
+                let union = sparse ? Array(Set(selections[b0..<(b0 + m)].joined())).sorted() : Array(0..<visibleCounts[b0 + m - 1])
                 var column: [Int: Int] = [:]
-                for (j, e) in union.enumerated() { column[e] = own + j }
+                if sparse { for (j, e) in union.enumerated() { column[e] = own + j } }
                 let count = own + union.count
                 if gathered.count < count * d { gathered = [Float](repeating: 0, count: count * d) }
                 if scores.count < m * heads * count { scores = [Float](repeating: 0, count: m * heads * count) }
@@ -463,8 +469,12 @@ extension CPUModel {
                                           b: g, ldb: d, transposeB: true, c: sc, ldc: count, alpha: scale)
                                 for i in 0..<m {
                                     let position = p0 + i, firstSeen = max(0, position - window + 1)
-                                    var seen = [Bool](repeating: false, count: union.count)
-                                    for e in selections[b0 + i] { if let c = column[e] { seen[c - own] = true } }
+                                    var seen = [Bool](repeating: !sparse, count: union.count)
+                                    if sparse {
+                                        for e in selections[b0 + i] { if let c = column[e] { seen[c - own] = true } }
+                                    } else {
+                                        for j in visibleCounts[b0 + i]..<union.count { seen[j] = false }
+                                    }
                                     for hh in 0..<heads {
                                         let row = sc + (i * heads + hh) * count
                                         for k in 0..<own where keyFirst + k < firstSeen || keyFirst + k > position { row[k] = -.infinity }

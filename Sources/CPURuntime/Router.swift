@@ -59,19 +59,23 @@ enum Router {
     static func hashRoute(_ logits: UnsafePointer<Float>, tokens: [Int], table: [Int32], moe: MixtureOfExperts,
                           ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>) {
         let e = moe.routedExperts, k = moe.expertsPerToken
-        func score(_ x: Float) -> Float {
-            switch moe.scoring {
-            case .softmax, .sigmoid: 1 / (1 + exp(-x))
-            case .sqrtSoftplus: (max(x, 0) + log1p(exp(-abs(x)))).squareRoot()
-            }
-        }
+        var scores = [Float](repeating: 0, count: e)
         for (t, token) in tokens.enumerated() {
+            for j in 0..<e {
+                let x = logits[t * e + j]
+                switch moe.scoring {
+                case .sigmoid: scores[j] = 1 / (1 + exp(-x))
+                case .sqrtSoftplus: scores[j] = (max(x, 0) + log1p(exp(-abs(x)))).squareRoot()
+                case .softmax: scores[j] = x
+                }
+            }
+            if moe.scoring == .softmax { scores.withUnsafeMutableBufferPointer { Reduction.softmax($0.baseAddress!, count: e) } }
             var sum: Float = 0
-            for j in 0..<k { sum += score(logits[t * e + Int(table[token * k + j])]) }
+            for j in 0..<k { sum += scores[Int(table[token * k + j])] }
             for j in 0..<k {
                 let id = table[token * k + j]
                 ids[t * k + j] = id
-                weights[t * k + j] = score(logits[t * e + Int(id)]) / (sum + 1e-20) * Float(moe.routedScalingFactor)
+                weights[t * k + j] = scores[Int(id)] / (sum + 1e-20) * Float(moe.routedScalingFactor)
             }
         }
     }

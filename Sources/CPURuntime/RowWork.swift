@@ -30,7 +30,7 @@ struct SwiGLURows: ChunkedWork {
 extension Layer.Span {
     /// The first key a query at `position` sees (it sees every key from there to itself): the
     /// last `window` under a sliding window, its own chunk under chunked attention (Llama 4),
-    /// every earlier key otherwise. (DeepSeek-V4's compressed span is refused before this.)
+    /// every earlier key otherwise. (DeepSeek-V4's compressed attention masks its own keys: `compressedAttention`.)
     func firstVisibleKey(position: Int) -> Int {
         switch self {
         case let .slidingWindow(window): max(0, position - window + 1)

@@ -75,7 +75,9 @@ public enum RuntimeBench {
         var next = model.argmaxRows(logits)
         for step in 0..<generate {
             let context = caches[0].length
-            let kvBefore = caches.reduce(0) { $0 + $1.byteCount }
+            // What a step reads of each cache: the spec's figure (sliding windows, compressed
+            // entries, linear state), not every key the runtime happens to keep.
+            let kvBefore = batch * spec.kvCacheBytes(context: context, format: .f32)
             let seconds = try Calibration.time { try model.decode(next, caches: &caches, into: &logits) }
             decodeSeconds += seconds
             let touched = model.lastTouchedExperts

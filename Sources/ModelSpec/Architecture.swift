@@ -35,7 +35,7 @@ struct ArchitectureParts {
     var sparse: SparseAttention? = nil
     var sliding: GroupedQueryAttention? = nil
     var linear: LinearAttention? = nil
-    var extraTensors: [WeightTensor] = []
+    var attentionResiduals = false
     var zeroCenteredNorms = false
     var hyperConnections: HyperConnections? = nil
 }

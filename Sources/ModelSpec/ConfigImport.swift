@@ -116,7 +116,7 @@ extension ModelSpec {
         sparseAttention = parts.sparse
         slidingAttention = parts.sliding
         linearAttention = parts.linear
-        extraTensors = parts.extraTensors
+        attentionResiduals = parts.attentionResiduals
         hyperConnections = parts.hyperConnections
         do { shippedWeights = try ShippedWeights.read(config, fields) } catch let error as ConfigError {
             shippedWeights = .failure(error)

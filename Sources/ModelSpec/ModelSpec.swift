@@ -30,9 +30,9 @@ public struct ModelSpec: Sendable, Equatable {
     /// RMSNorm weights stored zero-centred, applied as (1 + w) (Qwen3-Next, Qwen3.5); the gated norm
     /// of their linear-attention layers excepted.
     public var zeroCenteredNorms = false
-    /// Weights outside the standard blocks that a family adds (Kimi K3's attention residuals,
-    /// DeepSeek-V4's hyper-connections): counted and stored, too small to price.
-    public var extraTensors: [WeightTensor] = []
+    /// Kimi K3's attention residuals: a norm and a 1 × hidden projection before each block of
+    /// every layer and once at the output (counted and stored, too small to price).
+    public var attentionResiduals = false
     /// DeepSeek-V4's residual streams; nil: one residual stream.
     public var hyperConnections: HyperConnections? = nil
     /// The formats the checkpoint ships in, from its config (an error when its scheme is not one

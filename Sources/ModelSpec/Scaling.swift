@@ -8,6 +8,9 @@
 /// (DeepSeek), the router kind and its scaling, the attention kind, rotary settings, windows, and the pattern of
 /// dense and MoE layers (the first N layers are kept, so dense-first layers stay first). Every
 /// divided dimension must divide exactly and stay positive; otherwise the error names it.
+/// DeepSeek-V4 divides its heads, query and output ranks and index heads, and keeps its head
+/// sizes, window, compression rates, index top-k and output groups. The copy drops a
+/// checkpoint's own expert format (the CPU stores every matrix in one format).
 extension ModelSpec {
     public func scaled(by factor: Int, layers layerLimit: Int? = nil) throws -> ModelSpec {
         guard factor >= 1 else { throw ScalingError(dimension: "scale", reason: "must be at least 1, got \(factor)") }
@@ -86,6 +89,9 @@ extension ModelSpec {
             s.moe = moe
         }
         s.mtpModules = 0
+        // The CPU runtime stores every matrix in one format (f32 or bf16): a checkpoint's own
+        // expert format does not carry over to the scaled copy.
+        s.expertWeightFormat = nil
         s.id = id + " ÷\(factor)" + (layerLimit.map { ", \($0) layers" } ?? "")
         return s
     }

@@ -13,12 +13,14 @@ public struct ShippedWeights: Sendable, Equatable {
 
 extension ShippedWeights {
     /// From `quantization_config` (top level or under text_config) and DeepSeek-V4's
-    /// `expert_dtype`; no quantization_config: bf16 throughout (the configs' `torch_dtype`).
+    /// `expert_dtype`; no quantization_config: the config's `torch_dtype` (float32, else bf16).
     /// A scheme moesim cannot price exactly is an error naming it, raised only when asked for.
     static func read(_ config: JSONObject, _ fields: JSONObject) throws -> Result<ShippedWeights, ConfigError> {
         let holder = try config.object("quantization_config") != nil ? config : fields
         guard let q = try holder.object("quantization_config") else {
-            return .success(ShippedWeights(dense: .bf16, experts: .bf16, source: "bf16 (no quantization_config)"))
+            let dtype = try config.string("torch_dtype") ?? config.string("dtype") ?? fields.string("torch_dtype") ?? fields.string("dtype")
+            let format: WeightFormat = dtype == "float32" ? .f32 : .bf16
+            return .success(ShippedWeights(dense: format, experts: format, source: "\(format.rawValue) (no quantization_config)"))
         }
         let method = try q.string("quant_method") ?? ""
         switch method {
@@ -37,14 +39,14 @@ extension ShippedWeights {
         case "compressed-tensors":
             // Kimi K2.5 and K3: 4-bit groups on the experts' Linear layers; `ignore` keeps
             // attention, shared experts, dense MLPs and the head in bf16.
-            guard let groups = try q.object("config_groups"), let first = groups.values.keys.sorted().first,
+            guard let groups = try q.object("config_groups"), groups.values.count == 1, let first = groups.values.keys.first,
                   let group = try groups.object(first), let w = try group.object("weights") else {
-                return .failure(q.error("config_groups", "has no weights scheme"))
+                return .failure(q.error("config_groups", "must hold one weights scheme"))
             }
             let bits = try w.int("num_bits", atLeast: 1), size = try w.int("group_size", atLeast: 1)
             let type = try w.string("type")
             let ignored = (try q.stringArray("ignore") ?? []).joined(separator: " ")
-            guard ignored.contains("self_attn"), ignored.contains("shared_experts") else {
+            guard ignored.contains("self_attn"), ignored.contains("shared_experts"), ignored.contains("lm_head") else {
                 return .failure(q.error("ignore", "quantizes more than the routed experts; moesim prices only expert-only schemes"))
             }
             switch (type, bits, size) {

@@ -103,7 +103,23 @@ extension ModelSpec {
             if let sparse = sparseAttention { appendIndexer(sparse, copies: m, category: .mtp, matrix: matrix, vector: vector) }
             if let moe { appendExperts(moe, copies: m, mtp: true, matrix: matrix, vector: vector) }
         }
-        list += extraTensors
+        // DeepSeek-V4's hyper-connections: per layer two maps of (2 + hc)·hc outputs over
+        // hc·hidden inputs with a bias and 3 scales; at the end one head of hc outputs (fp32,
+        // unquantized). Kimi K3's attention residuals: a norm and a 1 × hidden projection before
+        // each block, and once more at the output.
+        if let hc = hyperConnections?.streams {
+            list.append(WeightTensor(name: "hyper-connections (attn_hc, ffn_hc)", rows: 1,
+                                     cols: 2 * ((2 + hc) * hc * hc * h + (2 + hc) * hc + 3), copies: layerCount, category: .norms,
+                                     quantizable: false, split: .replicated))
+            list.append(WeightTensor(name: "hc_head", rows: 1, cols: hc * hc * h + hc + 1, copies: 1, category: .norms,
+                                     quantizable: false, split: .replicated))
+        }
+        if attentionResiduals {
+            list.append(WeightTensor(name: "attention residuals (norms and projections, 4 × hidden per layer)", rows: 1, cols: 4 * h,
+                                     copies: layerCount, category: .norms, quantizable: false, split: .replicated))
+            list.append(WeightTensor(name: "output attention residual (norm and projection)", rows: 1, cols: 2 * h, copies: 1,
+                                     category: .norms, quantizable: false, split: .replicated))
+        }
         // transformers keeps DeepSeek's selection bias as a buffer (see `transformersBuffer`).
         for i in list.indices where list[i].name == Self.correctionBias { list[i].transformersBuffer = true }
         return list

@@ -169,7 +169,7 @@ public enum Planner {
         let usable = Double(cluster.gpuCount) * Double(g.memoryBytes) * (1 - MemoryModel.reservedFraction)
         var text: String
         if weights > usable {
-            text = "weights need \(gb(weights)) in \(workload.weights.rawValue), \(cluster.gpuCount) × \(g.id) hold "
+            text = "weights need \(gb(weights)) (\(model.weightsLabel(workload.weights))), \(cluster.gpuCount) × \(g.id) hold "
                 + "\(gb(usable)) after the \(Int(MemoryModel.reservedFraction * 100))% reserve"
         } else if best.reason?.hasPrefix("weights") == true {
             text = "no layout spreads the weights evenly enough: " + (best.reason ?? "")
@@ -181,10 +181,13 @@ public enum Planner {
         if let n = try? minimumGPUs(model, gpu: g, gpusPerNode: cluster.gpusPerNode, workload: workload, options: options) {
             fixes.append("use ≥ \(n) GPUs")
         }
+        // `--weights F` stores every matrix in F, the experts included: try it that way.
+        var uniform = model
+        uniform.expertWeightFormat = nil
         for format in [WeightFormat.fp8, .nvfp4, .int4] where format.bytes(rows: 128, cols: 128) < workload.weights.bytes(rows: 128, cols: 128) {
             var lighter = workload
             lighter.weights = format
-            if fits(model, cluster: cluster, workload: lighter, options: options) {
+            if Double(uniform.weightBytes(format)) < weights, fits(uniform, cluster: cluster, workload: lighter, options: options) {
                 fixes.append("\(format == .nvfp4 ? "fp4" : format.rawValue) weights")
                 break
             }

@@ -44,7 +44,8 @@ enum WeightsChoice: ExpressibleByArgument, Equatable {
 func weightFormats(_ text: String) throws -> [WeightFormat] {
     try text.split(separator: ",").map { item in
         guard let f = WeightFormat(argument: String(item)) else {
-            throw ValidationError("unknown weight format '\(item)' (bf16, fp8, fp4, nvfp4, mxfp4, int4)")
+            throw ValidationError("unknown weight format '\(item)' (bf16, fp8, fp4, nvfp4, mxfp4, int4; "
+                + "checkpoint is taken by plan, estimate, serve, report and capacity)")
         }
         return f
     }
@@ -53,7 +54,7 @@ import Hardware
 import ModelSpec
 import Planner
 
-/// The options that describe a model on a cluster, shared by plan, estimate and report.
+/// The options that describe a model on a cluster, shared by plan, estimate and serve.
 struct DeploymentOptions: ParsableArguments {
     @Option(help: "Model preset id, config.json path or model folder.")
     var model = "kimi-k2"

@@ -170,6 +170,14 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         #expect(shipped.json["expert_weights"] as? String == "mxfp4" && fp8.json["expert_weights"] == nil)
         let fewer = shipped.json["min_gpus"] as? Int ?? 0, more = fp8.json["min_gpus"] as? Int ?? 0
         #expect(fewer > 0 && fewer < more, "as shipped \(fewer) GPUs, all fp8 \(more)")
+        // The estimate prices the same checkpoint: its FP4 experts on B200's FP4 units stream half
+        // the bytes of FP8 ones, so a decode-bound step is faster.
+        let asShipped = try moesim("estimate", "--model", "deepseek-v4-flash", "--gpu", "b200", "--gpus", "8", "--weights", "checkpoint",
+                                   "--batch-per-gpu", "8", "--json")
+        let allFP8 = try moesim("estimate", "--model", "deepseek-v4-flash", "--gpu", "b200", "--gpus", "8", "--weights", "fp8",
+                                "--batch-per-gpu", "8", "--json")
+        #expect(asShipped.json["expert_weights"] as? String == "mxfp4" && asShipped.json["weights"] as? String == "fp8", "\(asShipped.stderr)")
+        #expect((asShipped.json["tpot_s"] as? Double ?? 1) < (allFP8.json["tpot_s"] as? Double ?? 0))
         let refused = try moesim("plan", "--model", "kimi-k2.5", "--weights", "checkpoint")
         #expect(refused.status != 0 && refused.stdout.isEmpty && refused.stderr.contains("groups of 32"), "\(refused.stderr)")
     }

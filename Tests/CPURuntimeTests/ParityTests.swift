@@ -11,6 +11,18 @@ struct Expected: Decodable {
     let logits: [[Float]]
     let experts: [String: [[Int32]]]
     let greedy: [Int]
+    /// DeepSeek-V4's fixture: each greedy decode step's logits, and the prompt's logits after
+    /// `split_at` when it runs in two passes through one cache.
+    let decode_logits: [[Float]]?
+    let split_at: Int?
+    let split_logits: [[Float]]?
+}
+
+/// The largest |difference| between a tensor's rows and the expected rows.
+func worstError(_ logits: Tensor, _ rows: [[Float]]) -> Float {
+    logits.withUnsafeBufferPointer { p in
+        rows.enumerated().map { i, row in row.enumerated().map { abs(p[i * row.count + $0] - $1) }.max() ?? 0 }.max() ?? 0
+    }
 }
 
 func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
@@ -52,6 +64,28 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
         }
         let generated = try model.generate(prompts: [expected.prompt], maxNew: expected.greedy.count)
         #expect(generated == [expected.greedy], "\(name) greedy continuation")
+    }
+
+    /// DeepSeek-V4's state across passes against transformers itself: every greedy decode step's
+    /// logits (the compressors emitting entries token by token, the window sliding) and the prompt
+    /// run in two passes through one cache, split inside a CSA and an HCA window.
+    @Test(arguments: layouts)
+    func deepSeekV4StateAcrossPassesMatchesTransformers(kernels: PanelMatrix.Kernels?) throws {
+        let (model, expected) = try loadFixture("deepseek_v4", kernels: kernels)
+        let steps = try #require(expected.decode_logits), at = try #require(expected.split_at)
+        var caches = [model.newCache()]
+        var logits = try model.forward([expected.prompt], caches: &caches)
+        var worst = worstError(logits, [steps[0]])
+        for (i, token) in expected.greedy.dropLast().enumerated() {
+            try model.decode([token], caches: &caches, into: &logits)
+            worst = max(worst, worstError(logits, [steps[i + 1]]))
+        }
+        #expect(worst <= 1e-3, "decode steps: max |logit error| \(worst)")
+        var split = [model.newCache()]
+        _ = try model.forward([Array(expected.prompt.prefix(at))], caches: &split)
+        let rest = try model.forward([Array(expected.prompt.dropFirst(at))], caches: &split, allLogits: true)
+        let splitWorst = worstError(rest, try #require(expected.split_logits))
+        #expect(splitWorst <= 1e-3, "two passes: max |logit error| \(splitWorst)")
     }
 
     /// Several sequences at once give each the same tokens as alone (batched rows, separate caches

@@ -75,4 +75,34 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(try? linear.forward([qwenPrompt], caches: &caches))
         benchmark.stopMeasurement()
     }
+
+    // DeepSeek-V4-Pro scaled down (÷8 widths, 4 layers: HCA, HCA, CSA, HCA with 16 heads of
+    // 512 and hyper-connections of 4 streams): compressed attention's decode (window of 128 keys
+    // plus the entries, the compressors' state) and prefill (queries in blocks of 32 sharing their
+    // gathered keys).
+    guard let v4 = try? ModelCatalog.load("deepseek-v4-pro").scaled(by: 8, layers: 4),
+          let compressed = try? CPUModel(spec: v4, source: .random(seed: 1)) else { return }
+    let v4Prompt = (0..<512).map { _ in Int(rng.next() % UInt64(v4.vocabSize)) }
+    Benchmark("Decode step, deepseek-v4-pro /8 4 layers (CSA/HCA), batch 1, context 512",
+              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+                                   warmupIterations: 2, maxDuration: .seconds(5), maxIterations: 100)) { benchmark in
+        var caches = [compressed.newCache(reserve: 1024)]
+        guard var logits = try? compressed.forward([v4Prompt], caches: &caches) else { return }
+        var tokens = [compressed.argmax(logits, row: 0)]
+        for _ in 0..<2 { try? compressed.decode(tokens, caches: &caches, into: &logits) }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try? compressed.decode(tokens, caches: &caches, into: &logits)
+            tokens[0] = compressed.argmax(logits, row: 0)
+        }
+        benchmark.stopMeasurement()
+    }
+    Benchmark("Prefill 512 tokens, deepseek-v4-pro /8 4 layers (CSA/HCA)",
+              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+                                   warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)) { benchmark in
+        var caches = [compressed.newCache(reserve: 1024)]
+        benchmark.startMeasurement()
+        blackHole(try? compressed.forward([v4Prompt], caches: &caches))
+        benchmark.stopMeasurement()
+    }
 }

@@ -19,6 +19,7 @@ enum DeepSeekV4: Architecture {
         "compress_rate_csa": 4, "compress_rate_hca": 128, "rope_theta": 10000.0,
         "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none, "compress_rope_theta": 160_000.0,
         "hc_sinkhorn_iters": 20, "hc_eps": 1e-6, "swiglu_limit": 10.0, "num_hash_layers": 3, "mlp_layer_types": NSNullMarker.none,
+        "scoring_func": "sqrtsoftplus",
     ] }
 
     static let aliases = ["intermediate_size": "moe_intermediate_size", "num_local_experts": "n_routed_experts"]
@@ -26,7 +27,7 @@ enum DeepSeekV4: Architecture {
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
         if try c.bool("attention_bias") == true { throw c.error("attention_bias", "true is not supported for deepseek_v4") }
-        let hidden = try reader.positive("hidden_size"), queryRank = try reader.positive("q_lora_rank")
+        let queryRank = try reader.positive("q_lora_rank")
         // compress_rates {compressed_sparse_attention, heavily_compressed_attention} (as transformers
         // saves it), else the legacy compress_rate_csa / compress_rate_hca.
         let rates = try c.object("compress_rates")
@@ -35,16 +36,28 @@ enum DeepSeekV4: Architecture {
         guard csa <= ConfigReader.largest, hca <= ConfigReader.largest else { throw c.error("compress_rates", "out of range") }
         guard csa < hca else { throw c.error("compress_rate_csa", "must be below compress_rate_hca (\(hca)), got \(csa)") }
         let window = try reader.positive("sliding_window")
-        // Rotary lanes: partial_rotary_factor × head_dim when given (newer files), else qk_rope_head_dim.
-        let headDim = try reader.positive("head_dim")
+        // Rotary lanes: partial_rotary_factor × head_dim when given (newer files; a file saved by
+        // transformers nests it under rope_parameters.main), else qk_rope_head_dim. They rotate the
+        // last lanes of every attention and index head, so they must fit both, in pairs.
+        let headDim = try reader.positive("head_dim"), indexHeadDim = try reader.positive("index_head_dim")
+        let nested = try c.object("rope_parameters")?.object("main")?.double("partial_rotary_factor")
         let partial = try c.has("partial_rotary_factor") || c.object("rope_parameters")?.has("partial_rotary_factor") == true
-        let ropeDim = partial ? try reader.partialRotary(headDim: headDim) : try reader.positive("qk_rope_head_dim")
+        let ropeDim: Int
+        if let nested {
+            guard nested > 0, nested <= 1 else { throw c.error("rope_parameters.main.partial_rotary_factor", "must be in (0, 1], got \(nested)") }
+            ropeDim = Int(Double(headDim) * nested)
+        } else {
+            ropeDim = partial ? try reader.partialRotary(headDim: headDim) : try reader.positive("qk_rope_head_dim")
+        }
+        guard ropeDim >= 2, ropeDim % 2 == 0, ropeDim <= headDim, ropeDim <= indexHeadDim else {
+            throw c.error("qk_rope_head_dim", "rotary lanes (\(ropeDim)) must be even and fit head_dim (\(headDim)) and index_head_dim (\(indexHeadDim))")
+        }
         let a = CompressedAttention(
             heads: try reader.positive("num_attention_heads"), headDim: headDim, queryRank: queryRank,
             ropeDim: ropeDim,
             outputGroups: try reader.positive("o_groups"),
             outputRank: try reader.positive("o_lora_rank"), window: window, sparseRatio: csa, heavyRatio: hca,
-            indexer: SparseAttention(heads: try reader.positive("index_n_heads"), headDim: try reader.positive("index_head_dim"),
+            indexer: SparseAttention(heads: try reader.positive("index_n_heads"), headDim: indexHeadDim,
                                      topK: try reader.positive("index_topk"), queryRank: queryRank))
         guard (a.heads * a.headDim) % a.outputGroups == 0 else {
             throw c.error("o_groups", "(\(a.outputGroups)) must divide num_attention_heads × head_dim (\(a.heads * a.headDim))")
@@ -59,7 +72,7 @@ enum DeepSeekV4: Architecture {
         p.moe = MixtureOfExperts(
             routedExperts: try reader.positive("n_routed_experts"), expertsPerToken: try reader.positive("num_experts_per_tok"),
             expertIntermediateSize: expertSize, sharedExperts: 1, sharedIntermediateSize: expertSize, sharedExpertGate: false,
-            scoring: .sqrtSoftplus, normalizeTopK: true, routedScalingFactor: try reader.positiveDouble("routed_scaling_factor"),
+            scoring: try scoring(c), normalizeTopK: true, routedScalingFactor: try reader.positiveDouble("routed_scaling_factor"),
             groups: 1, topKGroups: 1, correctionBias: true, routerBias: false, expertBias: false)
         // SwiGLU clamped (gate ≤ limit, |up| ≤ limit, silu(gate) · up) in the experts and the
         // shared expert alike.
@@ -68,20 +81,13 @@ enum DeepSeekV4: Architecture {
         p.moe?.swigluUpShift = 0
         p.moe?.clampsShared = true
         p.moe?.hashRoutedLayers = try hashLayers(c, reader, layers: n)
-        // Hyper-connections: per layer two mixers of (2 + hc)·hc outputs over hc·hidden inputs with
-        // a bias and 3 scales; at the end one head of hc outputs (fp32, unquantized).
+        // Hyper-connections (their tensors: WeightInventory).
         let hc = try reader.positive("hc_mult")
         guard hc <= 64 else { throw c.error("hc_mult", "must be at most 64, got \(hc)") }
         let iterations = try reader.positive("hc_sinkhorn_iters")
         guard iterations <= 1_000 else { throw c.error("hc_sinkhorn_iters", "must be at most 1,000, got \(iterations)") }
         let hcEpsilon = try reader.positiveDouble("hc_eps")
         p.hyperConnections = HyperConnections(streams: hc, sinkhornIterations: iterations, epsilon: hcEpsilon)
-        p.extraTensors = [
-            WeightTensor(name: "hyper-connections (attn_hc, ffn_hc)", rows: 1, cols: 2 * ((2 + hc) * hc * hc * hidden + (2 + hc) * hc + 3),
-                         copies: n, category: .norms, quantizable: false, split: .replicated),
-            WeightTensor(name: "hc_head", rows: 1, cols: hc * hc * hidden + hc + 1, copies: 1, category: .norms, quantizable: false,
-                         split: .replicated),
-        ]
         let ropes = try Self.ropes(c, reader, rotaryDimension: a.ropeDim)
         p.rope = ropes.main
         if case var .compressed(attention) = p.attention {
@@ -113,6 +119,16 @@ enum DeepSeekV4: Architecture {
         let type = scaling["rope_type"] ?? scaling["type"] ?? "default"
         if type as? String == "yarn", scaling["attention_factor"] == nil { scaling["attention_factor"] = 1.0 }
         return (RoPE(theta: theta, scaling: .none, rotaryDimension: rotaryDimension), try rope(scaling))
+    }
+
+    /// The router's score: √softplus (the released models) or sigmoid, as transformers' ACT2FN
+    /// names them.
+    static func scoring(_ c: JSONObject) throws -> MixtureOfExperts.Scoring {
+        switch try c.string("scoring_func") ?? "sqrtsoftplus" {
+        case "sqrtsoftplus": return .sqrtSoftplus
+        case "sigmoid": return .sigmoid
+        case let other: throw c.error("scoring_func", "\"\(other)\" is not supported for deepseek_v4 (sqrtsoftplus, sigmoid)")
+        }
     }
 
     /// Hash-routed layers: `mlp_layer_types` ("hash_moe" then "moe"), else the first

@@ -68,15 +68,7 @@ enum KimiLinear: Architecture {
         p.moe = moe
         // Attention residuals: a norm and a 1 × hidden projection before each block of every
         // layer, and once more at the output.
-        if try reader.optional("attn_res_block_size", atLeast: 1) != nil {
-            let h = try reader.positive("hidden_size")
-            p.extraTensors = [
-                WeightTensor(name: "attention residuals (norms and projections, 4 × hidden per layer)", rows: 1, cols: 4 * h,
-                             copies: n, category: .norms, quantizable: false, split: .replicated),
-                WeightTensor(name: "output attention residual (norm and projection)", rows: 1, cols: 2 * h, copies: 1,
-                             category: .norms, quantizable: false, split: .replicated),
-            ]
-        }
+        p.attentionResiduals = try reader.optional("attn_res_block_size", atLeast: 1) != nil
         p.rope = try reader.rope(rotaryDimension: mla.qkRopeHeadDim)
         return p
     }

@@ -100,20 +100,24 @@ configs = {
                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
     # DeepSeek-V4: a sliding-window layer, CSA layers (one compressed entry per 2 tokens over
     # overlapping windows, the indexer keeping the top 2) and an HCA layer (one per 4 tokens), all
-    # with a 4-token window so that the 10-token prompt drops keys; two residual streams
-    # (hyper-connections), the first layer hash-routed, the clamped SwiGLU biting (limit 0.5);
-    # rotary on the last half of each head, the compressed layers at their own theta. Eight index
+    # with a 4-token window so that the 10-token prompt drops keys; three residual streams
+    # (hyper-connections: a 3 × 3 doubly-stochastic mix is not symmetric, so its orientation
+    # counts), the first layer hash-routed, the clamped SwiGLU biting (limit 0.5); rotary on the
+    # last half of each head, the compressed layers at their own theta with YaRN (cos/sin
+    # unscaled, as V4 forces); head, index-head, query and output ranks all different. Eight index
     # heads: with fewer, ReLU zeroes whole scores and torch.topk breaks the ties its own way (the
     # generator checks that no choice of the run is a tie).
-    "deepseek_v4": DeepseekV4Config(vocab_size=128, hidden_size=64, num_attention_heads=4, head_dim=16, q_lora_rank=32,
+    "deepseek_v4": DeepseekV4Config(vocab_size=128, hidden_size=64, num_attention_heads=4, head_dim=16, q_lora_rank=24,
                                     partial_rotary_factor=0.5, num_hidden_layers=4,
                                     layer_types=["sliding_attention", "compressed_sparse_attention",
                                                  "heavily_compressed_attention", "compressed_sparse_attention"],
                                     compress_rates={"compressed_sparse_attention": 2, "heavily_compressed_attention": 4},
                                     mlp_layer_types=["hash_moe", "moe", "moe", "moe"], sliding_window=4, o_groups=2,
-                                    o_lora_rank=16, index_n_heads=8, index_head_dim=16, index_topk=2, hc_mult=2,
+                                    o_lora_rank=12, index_n_heads=8, index_head_dim=8, index_topk=2, hc_mult=3,
                                     n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=32, swiglu_limit=0.5,
                                     routed_scaling_factor=1.5, rope_theta=10000.0, compress_rope_theta=40000.0,
+                                    rope_parameters={"rope_type": "yarn", "factor": 4.0, "beta_fast": 32, "beta_slow": 1,
+                                                     "original_max_position_embeddings": 64},
                                     max_position_embeddings=256, rms_norm_eps=1e-6, tie_word_embeddings=False,
                                     torch_dtype="float32", pad_token_id=0, bos_token_id=1, eos_token_id=2),
 }
@@ -238,7 +242,21 @@ for name, config in configs.items():
     with torch.no_grad():
         generated = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=None,
                                    pad_token_id=0)[0, len(PROMPT):]
+    extra = {}
+    if name == "deepseek_v4":
+        # The decode steps' own logits, and the prompt run in two passes through one cache (split
+        # inside a CSA window and an HCA window), so that the compressors' state carried across
+        # passes is checked against transformers too.
+        with torch.no_grad():
+            run = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=None, pad_token_id=0,
+                                 output_logits=True, return_dict_in_generate=True)
+            split = 5
+            first = model(ids[:, :split], use_cache=True)
+            second = model(ids[:, split:], past_key_values=first.past_key_values, use_cache=True)
+        extra = {"decode_logits": [[round(float(v), 6) for v in step[0]] for step in run.logits],
+                 "split_at": split, "split_logits": [[round(float(v), 6) for v in row] for row in second.logits[0]]}
     expected = {
+        **extra,
         "generator": f"transformers {transformers.__version__}, torch {torch.__version__}",
         "prompt": PROMPT,
         "logits": [[round(float(v), 6) for v in row] for row in logits],
