@@ -147,9 +147,13 @@ public enum Planner {
         try workload.check()
         let perNode = gpusPerNode ?? gpu.scaleUpDomain
         guard perNode >= 1 else { throw LayoutError(message: "GPUs per node must be at least 1, got \(perNode)") }
-        // Quick lower bound: the weights alone must fit in the usable memory of all GPUs.
+        // Quick lower bound: the weights and every sequence's cache, each stored at least once, must
+        // fit in the usable memory of all GPUs (an absurd concurrency ends here, not after
+        // evaluating every layout of every count up to the limit).
         let usable = Double(gpu.memoryBytes) * (1 - MemoryModel.reservedFraction)
-        let lower = max(1, Int(min(Double(model.weightBytes(workload.weights)) / usable, Double(limit) + 1)))
+        let needed = Double(model.weightBytes(workload.weights))
+            + Double(workload.concurrency) * Double(model.kvCacheBytes(context: workload.context, format: workload.kvCache))
+        let lower = max(1, Int(min(needed / usable, Double(limit) + 1)))
         guard lower <= limit else { return nil }
         var candidates = (lower..<max(lower, min(perNode, limit + 1))).map { $0 }
         candidates += stride(from: perNode, through: limit, by: perNode).filter { $0 + perNode > lower }

@@ -56,11 +56,14 @@ import Testing
                                "--grid-gco2-per-kwh"])
             var args = ["estimate", "--model", model, flag, n(), "--json"]
             if g.chance(0.4) { args += ["--layout", g.pick(layouts)] }
+            if g.chance(0.2) { args += ["--weights", g.pick(["checkpoint", n()])] }
             if g.chance(0.3) { args += ["--set", "\(g.pick(setKeys))=\(n())"] }
             return args
         case 3:
-            let flag = g.pick(["--concurrency", "--token-budget", "--mtp", "--input", "--output", "--input-range"])
+            let flag = g.pick(["--concurrency", "--token-budget", "--mtp", "--input", "--output", "--input-range", "--output-range",
+                               "--max-batch-per-gpu", "--continuous-decode-steps"])
             var args = ["estimate", "--model", g.pick(["mixtral-8x7b", "deepseek-v3", "llama3.1-70b"]), "--concurrency", "8", flag, n(), "--json"]
+            if g.chance(0.3) { args += ["--scheduler", "prefill-first"] }
             if g.chance(0.3) { args += ["--prefill-pool", "\(n()),\(n())", "--decode-pool", "8,1"] }
             return args
         case 4:

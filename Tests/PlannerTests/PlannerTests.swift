@@ -117,6 +117,19 @@ func plan(_ m: String, _ g: String, gpus: Int, weights: WeightFormat, context: I
     }
 
     /// More GPUs never lower the cluster's memory, nor the memory left after the weights.
+    /// The fewest GPUs for a load no cluster under the limit holds is "none", found from memory
+    /// alone (the weights plus each sequence's cache stored once outgrow 4,096 GPUs) — and the
+    /// bound agrees with the search where the load does fit.
+    @Test func minimumGPUsBoundsByMemory() throws {
+        let m = try model("mixtral-8x7b"), h200 = try gpu("h200-sxm")
+        let absurd = Workload(weights: .fp8, context: 4096, concurrency: 1 << 40)
+        #expect(try Planner.minimumGPUs(m, gpu: h200, workload: absurd) == nil)
+        let load = Workload(weights: .fp8, context: 131_072, concurrency: 64)
+        let n = try #require(try Planner.minimumGPUs(m, gpu: h200, workload: load))
+        let kv = Double(64 * m.kvCacheBytes(context: 131_072, format: .bf16)), weights = Double(m.weightBytes(.fp8))
+        #expect(Double(n) * Double(h200.memoryBytes) * (1 - MemoryModel.reservedFraction) >= weights + kv)
+    }
+
     @Test func moreGPUsNeverLowerTotalMemory() throws {
         let m = try model("kimi-k2"), h200 = try gpu("h200-sxm")
         var lastTotal = 0, lastFree = -Double.infinity
