@@ -10,7 +10,7 @@ import TestSupport
 /// it as the checkpoint tensor it is (`transformersBuffer`).
 @Suite struct ArchitectureCountTests {
     struct Entry: Decodable {
-        let model_type: String
+        var model_type: String? = nil
         let total_params: Int
         let active_params: Int
     }
@@ -33,6 +33,23 @@ import TestSupport
         let buffers = spec.weightTensors.filter { $0.transformersBuffer && $0.category != .mtp }.reduce(0) { $0 + $1.parameters }
         #expect(spec.transformersParameterCount == entry.total_params, "\(id): total \(spec.transformersParameterCount)")
         #expect(spec.parameterCounts.active - buffers == entry.active_params, "\(id): active \(spec.parameterCounts.active - buffers)")
+    }
+
+    /// The model types no released config above covers (dense Qwen3, Qwen2-MoE, GLM-4.5's
+    /// glm4_moe, Qwen3-Next, Qwen3.5's text-only config, Kimi Linear, Llama 4's text-only
+    /// config), as tiny configs saved and counted by transformers 5.24 itself
+    /// (Fixtures/make_count_fixtures.py): the total and the active count equal.
+    @Test(arguments: ["qwen3", "qwen2_moe", "glm4_moe", "qwen3_next", "qwen3_5_moe_text", "kimi_linear", "llama4_text"])
+    func tinyConfigsCountAsTransformers(_ type: String) throws {
+        let folder = root.appendingPathComponent("Tests/ModelSpecTests/Fixtures/tiny")
+        struct File: Decodable { let models: [String: Entry] }
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: folder.appendingPathComponent("counts.json")))
+        let entry = try #require(file.models[type])
+        let spec = try ModelSpec(contentsOf: folder.appendingPathComponent("\(type)/config.json").path, id: type)
+        #expect(spec.modelType == type)
+        let buffers = spec.weightTensors.filter { $0.transformersBuffer && $0.category != .mtp }.reduce(0) { $0 + $1.parameters }
+        #expect(spec.transformersParameterCount == entry.total_params, "\(type): total \(spec.transformersParameterCount)")
+        #expect(spec.parameterCounts.active - buffers == entry.active_params, "\(type): active \(spec.parameterCounts.active - buffers)")
     }
 
     /// Kimi K3 is not in transformers 5.24: 2,779,484,393,568 by the formula derived from its
