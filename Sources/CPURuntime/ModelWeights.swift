@@ -282,9 +282,12 @@ struct ModelWeights {
                 }
                 let key = l.keyHeads * l.keyHeadDim, value = l.valueHeads * l.valueHeadDim
                 let lp = "\(p).linear_attn"
+                let inProj = spec.modelType == "qwen3_next"
+                    ? try ModelWeights.qwen3NextInProjection(lp, l, hidden: h, source: source, loader: loader)
+                    : try loader.matrix([("\(lp).in_proj_qkv.weight", [2 * key + value, h]), ("\(lp).in_proj_z.weight", [value, h]),
+                                         ("\(lp).in_proj_b.weight", [l.valueHeads, h]), ("\(lp).in_proj_a.weight", [l.valueHeads, h])])
                 attention = .gatedDeltaNet(GDNWeights(
-                    inProj: try loader.matrix([("\(lp).in_proj_qkv.weight", [2 * key + value, h]), ("\(lp).in_proj_z.weight", [value, h]),
-                                               ("\(lp).in_proj_b.weight", [l.valueHeads, h]), ("\(lp).in_proj_a.weight", [l.valueHeads, h])]),
+                    inProj: inProj,
                     conv: try source.tensor("\(lp).conv1d.weight", [l.convChannels, 1, l.convKernel]).elements,
                     dtBias: try source.tensor("\(lp).dt_bias", [l.valueHeads]).elements,
                     aLog: try source.tensor("\(lp).A_log", [l.valueHeads]).elements,
@@ -392,6 +395,33 @@ struct ModelWeights {
 }
 
 extension ModelWeights {
+    /// Qwen3-Next's fused projections rearranged into Qwen3.5's stacked order [q; k; v; z; b; a]:
+    /// in_proj_qkvz holds, per key head, its query, its key, then the values and the z gates of
+    /// the value heads it serves; in_proj_ba, per key head, their b then their a
+    /// (transformers' `fix_query_key_value_ordering`).
+    static func qwen3NextInProjection(_ prefix: String, _ l: LinearAttention, hidden h: Int, source: WeightSource,
+                                      loader: MatrixLoader) throws -> WeightMatrix {
+        let nk = l.keyHeads, dk = l.keyHeadDim, dv = l.valueHeadDim, r = l.valueHeads / max(nk, 1)
+        let perKey = 2 * dk + 2 * r * dv, key = nk * dk, value = l.valueHeads * dv
+        let qkvz = try source.tensor("\(prefix).in_proj_qkvz.weight", [nk * perKey, h]).elements
+        let ba = try source.tensor("\(prefix).in_proj_ba.weight", [nk * 2 * r, h]).elements
+        // The source row of stacked row j.
+        func row(_ j: Int) -> (fused: Bool, index: Int) {
+            switch j {
+            case ..<key: (true, j / dk * perKey + j % dk)
+            case ..<(2 * key): (true, (j - key) / dk * perKey + dk + (j - key) % dk)
+            case ..<(2 * key + value): (true, (j - 2 * key) / (r * dv) * perKey + 2 * dk + (j - 2 * key) % (r * dv))
+            case ..<(2 * key + 2 * value): (true, (j - 2 * key - value) / (r * dv) * perKey + 2 * dk + r * dv + (j - 2 * key - value) % (r * dv))
+            case ..<(2 * key + 2 * value + l.valueHeads): (false, (j - 2 * key - 2 * value) / r * 2 * r + (j - 2 * key - 2 * value) % r)
+            default: (false, (j - 2 * key - 2 * value - l.valueHeads) / r * 2 * r + r + (j - 2 * key - 2 * value - l.valueHeads) % r)
+            }
+        }
+        return try loader.matrix(rows: 2 * key + 2 * value + 2 * l.valueHeads, cols: h) { j, out in
+            let (fused, index) = row(j)
+            for c in 0..<h { out[c] = fused ? qkvz[index * h + c] : ba[index * h + c] }
+        }
+    }
+
     /// Experts as gpt-oss's and Llama 4's checkpoints store them, fused: gate_up [E, hidden, 2I]
     /// (gate and up interleaved by column in gpt-oss, `interleaved`; the two halves in Llama 4),
     /// down [E, I, hidden] (both input-major), and gpt-oss's biases; rearranged into each
