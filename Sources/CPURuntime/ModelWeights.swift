@@ -254,7 +254,7 @@ struct ModelWeights {
             return MLPWeights(gateUp: try loader.matrix([gate, up]),
                               down: try loader.matrix([("\(prefix).\(names.2).weight", [h, size])]))
         }
-        let llama4 = spec.modelType.hasPrefix("llama4")
+        let names = spec.checkpointNames
         var layers: [LayerWeights] = []
         for (i, layer) in spec.layers.enumerated() {
             let p = "model.layers.\(i)"
@@ -282,7 +282,7 @@ struct ModelWeights {
                 }
                 let key = l.keyHeads * l.keyHeadDim, value = l.valueHeads * l.valueHeadDim
                 let lp = "\(p).linear_attn"
-                let inProj = spec.modelType == "qwen3_next"
+                let inProj = names.fusedLinearProjections
                     ? try ModelWeights.qwen3NextInProjection(lp, l, hidden: h, source: source, loader: loader)
                     : try loader.matrix([("\(lp).in_proj_qkv.weight", [2 * key + value, h]), ("\(lp).in_proj_z.weight", [value, h]),
                                          ("\(lp).in_proj_b.weight", [l.valueHeads, h]), ("\(lp).in_proj_a.weight", [l.valueHeads, h])])
@@ -349,33 +349,27 @@ struct ModelWeights {
             let feedForward: FeedForwardWeights
             switch layer.feedForward {
             case let .dense(size):
-                // Kimi Linear's checkpoints name every feed-forward block block_sparse_moe, Llama 4's feed_forward.
-                let name = spec.modelType == "kimi_linear" ? "\(p).block_sparse_moe" : llama4 ? "\(p).feed_forward" : "\(p).mlp"
-                feedForward = .dense(try mlp(name, size))
+                feedForward = .dense(try mlp("\(p).\(names.denseBlock)", size))
             case .moe:
                 guard let moe = spec.moe else { throw RuntimeError.unsupported("MoE layer without experts") }
-                // Mixtral's checkpoint names (MiniMax-M2 keeps them too).
-                let mixtral = ["mixtral", "minimax_m2", "kimi_linear"].contains(spec.modelType)
-                let block = mixtral ? "\(p).block_sparse_moe" : llama4 ? "\(p).feed_forward" : "\(p).mlp"
-                let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
-                // gpt-oss and Llama 4 store their experts fused (gate and up interleaved by column in
-                // gpt-oss, in halves in Llama 4).
-                let experts = spec.modelType == "gpt_oss" || llama4
-                    ? try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, loader: loader,
-                                                    interleaved: !llama4, biases: moe.expertBias)
-                    : try (0..<moe.routedExperts).map { try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: names) }
+                let block = "\(p).\(names.moeBlock)", projections = names.expertProjections
+                guard projections.count == 3 else { throw RuntimeError.unsupported("expert projections need three names") }
+                let experts = try names.fusedExperts.map {
+                    try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, loader: loader,
+                                                  interleaved: $0 == .interleaved, biases: moe.expertBias)
+                } ?? (0..<moe.routedExperts).map {
+                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: (projections[0], projections[1], projections[2]))
+                }
                 var shared: MLPWeights? = nil
                 if moe.sharedIntermediateSize > 0 {
-                    let name = moe.sharedExpertGate || llama4 ? "\(block).shared_expert" : "\(block).shared_experts"
-                    shared = try mlp(name, moe.sharedIntermediateSize)
+                    shared = try mlp("\(block).\(names.sharedExpert)", moe.sharedIntermediateSize)
                 }
-                let routerName = spec.modelType == "gpt_oss" || llama4 ? "\(block).router" : "\(block).gate"
+                let routerName = "\(block).\(names.router)"
                 var moeWeights = MoEWeights(
                     router: try WeightMatrix(f32: source.tensor("\(routerName).weight", [moe.routedExperts, h])),
                     routerBias: moe.routerBias ? try vector("\(routerName).bias", moe.routedExperts) : nil,
-                    // MiniMax-M2 keeps the selection bias on the MoE block, DeepSeek on its gate.
                     correctionBias: moe.correctionBias
-                        ? try vector(spec.modelType == "minimax_m2" ? "\(block).e_score_correction_bias" : "\(block).gate.e_score_correction_bias",
+                        ? try vector(names.correctionBiasOnBlock ? "\(block).e_score_correction_bias" : "\(block).gate.e_score_correction_bias",
                                      moe.routedExperts) : nil,
                     experts: experts, shared: shared,
                     sharedGate: moe.sharedExpertGate ? try WeightMatrix(f32: source.tensor("\(block).shared_expert_gate.weight", [1, h])) : nil)

@@ -36,6 +36,7 @@ struct ArchitectureParts {
     var sliding: GroupedQueryAttention? = nil
     var linear: LinearAttention? = nil
     var attentionResiduals = false
+    var checkpointNames = CheckpointNames()
     var zeroCenteredNorms = false
     var hyperConnections: HyperConnections? = nil
 }

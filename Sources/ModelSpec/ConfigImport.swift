@@ -117,6 +117,7 @@ extension ModelSpec {
         slidingAttention = parts.sliding
         linearAttention = parts.linear
         attentionResiduals = parts.attentionResiduals
+        checkpointNames = parts.checkpointNames
         hyperConnections = parts.hyperConnections
         do { shippedWeights = try ShippedWeights.read(config, fields) } catch let error as ConfigError {
             shippedWeights = .failure(error)

@@ -30,6 +30,8 @@ public struct ModelSpec: Sendable, Equatable {
     /// RMSNorm weights stored zero-centred, applied as (1 + w) (Qwen3-Next, Qwen3.5); the gated norm
     /// of their linear-attention layers excepted.
     public var zeroCenteredNorms = false
+    /// How the checkpoints name the tensors the CPU runtime loads.
+    public var checkpointNames = CheckpointNames()
     /// Kimi K3's attention residuals: a norm and a 1 × hidden projection before each block of
     /// every layer and once at the output (counted and stored, too small to price).
     public var attentionResiduals = false

@@ -82,9 +82,10 @@ extension ModelSpec {
         var denseSizes: [Int: Int] = [:]
         for layer in layers { if case let .dense(size) = layer.feedForward { denseSizes[size, default: 0] += 1 } }
         for (size, count) in denseSizes.sorted(by: { $0.key < $1.key }) {
-            matrix("mlp.gate_proj", size, h, count, .denseFFN, .heads)
-            matrix("mlp.up_proj", size, h, count, .denseFFN, .heads)
-            matrix("mlp.down_proj", h, size, count, .denseFFN, .heads)
+            let block = checkpointNames.denseBlock
+            matrix("\(block).gate_proj", size, h, count, .denseFFN, .heads)
+            matrix("\(block).up_proj", size, h, count, .denseFFN, .heads)
+            matrix("\(block).down_proj", h, size, count, .denseFFN, .heads)
         }
         if let moe {
             appendExperts(moe, copies: moeLayerCount, mtp: false, matrix: matrix, vector: vector)
@@ -254,27 +255,29 @@ extension ModelSpec {
         let shared: WeightTensor.Category = mtp ? .mtp : .sharedExperts
         let router: WeightTensor.Category = mtp ? .mtp : .router
         // The router is hidden → E logits; it stays bf16 in every format.
-        vector("mlp.gate (router, E × hidden)", e * h, n, router, .replicated)
+        // The checkpoint's own names (the loader reads the same `checkpointNames`).
+        let names = checkpointNames, block = names.moeBlock, projections = names.expertProjections
+        vector("\(block).\(names.router) (router, E × hidden)", e * h, n, router, .replicated)
         if moe.correctionBias { vector(Self.correctionBias, e, n, router, .replicated) }
-        if moe.routerBias { vector("mlp.router.bias", e, n, router, .replicated) }
+        if moe.routerBias { vector("\(block).\(names.router).bias", e, n, router, .replicated) }
         if let latent = moe.latentSize {
             // LatentMoE: into the experts' width and back, once per layer (not per expert).
-            matrix("mlp.routed_expert_down_proj", latent, h, n, shared, .replicated)
-            matrix("mlp.routed_expert_up_proj", h, latent, n, shared, .replicated)
-            if moe.latentNorm { vector("mlp.routed_expert_norm", latent, n, shared, .replicated) }
+            matrix("\(block).routed_expert_down_proj", latent, h, n, shared, .replicated)
+            matrix("\(block).routed_expert_up_proj", h, latent, n, shared, .replicated)
+            if moe.latentNorm { vector("\(block).routed_expert_norm", latent, n, shared, .replicated) }
         }
-        matrix("mlp.experts.gate_proj", size, w, n * e, routed, .heads)
-        matrix("mlp.experts.up_proj", size, w, n * e, routed, .heads)
-        matrix("mlp.experts.down_proj", w, size, n * e, routed, .heads)
+        for (i, rows) in [size, size, w].enumerated() where projections.count == 3 {
+            matrix("\(block).experts.\(projections[i])", rows, i < 2 ? w : size, n * e, routed, .heads)
+        }
         if moe.expertBias {
-            vector("mlp.experts.gate_up_proj_bias", 2 * size, n * e, routed, .heads)
-            vector("mlp.experts.down_proj_bias", w, n * e, routed, .heads)
+            vector("\(block).experts.gate_up_proj_bias", 2 * size, n * e, routed, .heads)
+            vector("\(block).experts.down_proj_bias", w, n * e, routed, .heads)
         }
         if moe.sharedIntermediateSize > 0 {
-            matrix("mlp.shared_experts.gate_proj", moe.sharedIntermediateSize, h, n, shared, .heads)
-            matrix("mlp.shared_experts.up_proj", moe.sharedIntermediateSize, h, n, shared, .heads)
-            matrix("mlp.shared_experts.down_proj", h, moe.sharedIntermediateSize, n, shared, .heads)
+            matrix("\(block).\(names.sharedExpert).gate_proj", moe.sharedIntermediateSize, h, n, shared, .heads)
+            matrix("\(block).\(names.sharedExpert).up_proj", moe.sharedIntermediateSize, h, n, shared, .heads)
+            matrix("\(block).\(names.sharedExpert).down_proj", h, moe.sharedIntermediateSize, n, shared, .heads)
         }
-        if moe.sharedExpertGate { vector("mlp.shared_expert_gate", h, n, shared, .replicated) }
+        if moe.sharedExpertGate { vector("\(block).shared_expert_gate", h, n, shared, .replicated) }
     }
 }

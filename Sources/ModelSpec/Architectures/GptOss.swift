@@ -18,6 +18,8 @@ enum GptOss: Architecture {
 
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
+        p.checkpointNames.router = "router"
+        p.checkpointNames.fusedExperts = .interleaved
         let bias = try c.bool("attention_bias") ?? true
         let gqa = try reader.groupedAttention(qkvBias: bias, outputBias: bias, qkNorm: false, sinks: true)
         p.attention = .grouped(gqa)

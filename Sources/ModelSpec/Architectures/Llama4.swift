@@ -23,6 +23,11 @@ enum Llama4: Architecture {
 
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
+        p.checkpointNames.denseBlock = "feed_forward"
+        p.checkpointNames.moeBlock = "feed_forward"
+        p.checkpointNames.router = "router"
+        p.checkpointNames.fusedExperts = .halves
+        p.checkpointNames.sharedExpert = "shared_expert"
         var gqa = try reader.groupedAttention(qkvBias: false, outputBias: false, qkNorm: false, sinks: false)
         gqa.qkL2Norm = try c.bool("use_qk_norm") ?? true
         // Meta's own configs write attn_temperature_tuning as a number (4): non-zero means on.

@@ -17,6 +17,10 @@ enum MiniMaxM2: Architecture {
 
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
+        // Mixtral's names; the selection bias on the MoE block.
+        p.checkpointNames.moeBlock = "block_sparse_moe"
+        p.checkpointNames.expertProjections = ["w1", "w3", "w2"]
+        p.checkpointNames.correctionBiasOnBlock = true
         var gqa = try reader.groupedAttention(qkvBias: false, outputBias: false, qkNorm: true, sinks: false)
         gqa.qkNormOverAllHeads = true
         p.attention = .grouped(gqa)

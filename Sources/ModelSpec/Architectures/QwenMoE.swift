@@ -32,6 +32,7 @@ enum QwenMoE: Architecture {
 
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
+        p.checkpointNames.sharedExpert = "shared_expert"
         let isQwen2 = modelType == "qwen2_moe"
         let gqa = try reader.groupedAttention(qkvBias: isQwen2 ? true : (try c.bool("attention_bias") ?? false), outputBias: false,
                                               qkNorm: !isQwen2, sinks: false)

@@ -34,6 +34,8 @@ enum QwenNext: Architecture {
 
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
+        p.checkpointNames.sharedExpert = "shared_expert"
+        p.checkpointNames.fusedLinearProjections = modelType == "qwen3_next"
         if try c.bool("attention_bias") == true { throw c.error("attention_bias", "true is not supported for \(modelType)") }
         var gqa = try reader.groupedAttention(qkvBias: false, outputBias: false, qkNorm: true, sinks: false)
         gqa.outputGate = true
