@@ -239,7 +239,7 @@ struct ModelWeights {
         return total
     }
 
-    /// Loads every tensor the spec needs under transformers' names.
+    /// Loads every tensor the spec needs under its checkpoint's names (`spec.checkpointNames`).
     static func load(_ spec: ModelSpec, from source: WeightSource, format: CPUWeightFormat, kernels: PanelMatrix.Kernels?) throws -> ModelWeights {
         let h = spec.hiddenSize
         func vector(_ name: String, _ n: Int, norm: Bool = false) throws -> [Float] {
@@ -353,12 +353,11 @@ struct ModelWeights {
             case .moe:
                 guard let moe = spec.moe else { throw RuntimeError.unsupported("MoE layer without experts") }
                 let block = "\(p).\(names.moeBlock)", projections = names.expertProjections
-                guard projections.count == 3 else { throw RuntimeError.unsupported("expert projections need three names") }
                 let experts = try names.fusedExperts.map {
                     try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, loader: loader,
                                                   interleaved: $0 == .interleaved, biases: moe.expertBias)
                 } ?? (0..<moe.routedExperts).map {
-                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: (projections[0], projections[1], projections[2]))
+                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: (projections.gate, projections.up, projections.down))
                 }
                 var shared: MLPWeights? = nil
                 if moe.sharedIntermediateSize > 0 {

@@ -1,7 +1,8 @@
-/// How a family's checkpoints name the tensors the CPU runtime loads, where they depart from the
-/// DeepSeek / Qwen naming (`model.layers.N.mlp.experts.E.gate_proj.weight`, `mlp.gate`,
+/// How a family's checkpoints name the tensors the CPU runtime loads, where they depart from
+/// DeepSeek's naming (`model.layers.N.mlp.experts.E.gate_proj.weight`, `mlp.gate`,
 /// `mlp.shared_experts`). Each architecture file sets its own, so the loader holds no model-type
-/// checks. (DeepSeek-V4's checkpoint naming differs throughout; its loader sits in its own file.)
+/// checks; the weight inventory's names follow them too. (DeepSeek-V4's checkpoint naming
+/// differs throughout; its loader sits in its own file.)
 public struct CheckpointNames: Sendable, Equatable {
     /// The block of a dense feed-forward layer: "mlp"; Kimi Linear "block_sparse_moe", Llama 4
     /// "feed_forward".
@@ -11,7 +12,7 @@ public struct CheckpointNames: Sendable, Equatable {
     public var moeBlock = "mlp"
     /// Each expert's gate, up and down projections: gate_proj / up_proj / down_proj, or w1 / w3 / w2
     /// (Mixtral's names).
-    public var expertProjections = ["gate_proj", "up_proj", "down_proj"]
+    public var expertProjections = ExpertProjections(gate: "gate_proj", up: "up_proj", down: "down_proj")
     /// Experts stored fused as gate_up_proj [E, hidden, 2I] and down_proj [E, I, hidden]: gate and
     /// up interleaved by column (gpt-oss) or in halves (Llama 4). nil: one module per expert.
     public var fusedExperts: FusedExperts? = nil
@@ -27,6 +28,18 @@ public struct CheckpointNames: Sendable, Equatable {
     public var fusedLinearProjections = false
 
     public enum FusedExperts: Sendable, Equatable { case interleaved, halves }
+
+    public struct ExpertProjections: Sendable, Equatable {
+        public var gate: String
+        public var up: String
+        public var down: String
+
+        public init(gate: String, up: String, down: String) {
+            self.gate = gate
+            self.up = up
+            self.down = down
+        }
+    }
 
     public init() {}
 }

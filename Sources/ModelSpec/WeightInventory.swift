@@ -255,7 +255,8 @@ extension ModelSpec {
         let shared: WeightTensor.Category = mtp ? .mtp : .sharedExperts
         let router: WeightTensor.Category = mtp ? .mtp : .router
         // The router is hidden → E logits; it stays bf16 in every format.
-        // The checkpoint's own names (the loader reads the same `checkpointNames`).
+        // Named after the checkpoint's blocks (the loader reads the same `checkpointNames`; fused
+        // experts are listed by projection, and the selection bias keeps DeepSeek's name).
         let names = checkpointNames, block = names.moeBlock, projections = names.expertProjections
         vector("\(block).\(names.router) (router, E × hidden)", e * h, n, router, .replicated)
         if moe.correctionBias { vector(Self.correctionBias, e, n, router, .replicated) }
@@ -266,9 +267,9 @@ extension ModelSpec {
             matrix("\(block).routed_expert_up_proj", h, latent, n, shared, .replicated)
             if moe.latentNorm { vector("\(block).routed_expert_norm", latent, n, shared, .replicated) }
         }
-        for (i, rows) in [size, size, w].enumerated() where projections.count == 3 {
-            matrix("\(block).experts.\(projections[i])", rows, i < 2 ? w : size, n * e, routed, .heads)
-        }
+        matrix("\(block).experts.\(projections.gate)", size, w, n * e, routed, .heads)
+        matrix("\(block).experts.\(projections.up)", size, w, n * e, routed, .heads)
+        matrix("\(block).experts.\(projections.down)", w, size, n * e, routed, .heads)
         if moe.expertBias {
             vector("\(block).experts.gate_up_proj_bias", 2 * size, n * e, routed, .heads)
             vector("\(block).experts.down_proj_bias", w, n * e, routed, .heads)

@@ -145,6 +145,7 @@ public enum Planner {
     public static func minimumGPUs(_ model: ModelSpec, gpu: HardwareSpec, gpusPerNode: Int? = nil, workload: Workload,
                                    options: PlanOptions = PlanOptions(), limit: Int = 4096) throws -> Int? {
         try workload.check()
+        let limit = min(max(limit, 1), Cluster.maxGPUs)
         let perNode = gpusPerNode ?? gpu.scaleUpDomain
         guard perNode >= 1 else { throw LayoutError(message: "GPUs per node must be at least 1, got \(perNode)") }
         // Quick lower bound: the weights and every sequence's cache, each stored at least once, must

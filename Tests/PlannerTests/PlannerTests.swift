@@ -116,20 +116,25 @@ func plan(_ m: String, _ g: String, gpus: Int, weights: WeightFormat, context: I
         }
     }
 
-    /// More GPUs never lower the cluster's memory, nor the memory left after the weights.
     /// The fewest GPUs for a load no cluster under the limit holds is "none", found from memory
-    /// alone (the weights plus each sequence's cache stored once outgrow 4,096 GPUs) — and the
-    /// bound agrees with the search where the load does fit.
+    /// alone (the weights plus each sequence's cache stored once outgrow 4,096 GPUs); where the
+    /// load fits, the answer is a count whose plan is feasible and the count before it (one fewer
+    /// within a node, a node fewer past one) is not.
     @Test func minimumGPUsBoundsByMemory() throws {
         let m = try model("mixtral-8x7b"), h200 = try gpu("h200-sxm")
         let absurd = Workload(weights: .fp8, context: 4096, concurrency: 1 << 40)
         #expect(try Planner.minimumGPUs(m, gpu: h200, workload: absurd) == nil)
         let load = Workload(weights: .fp8, context: 131_072, concurrency: 64)
         let n = try #require(try Planner.minimumGPUs(m, gpu: h200, workload: load))
-        let kv = Double(64 * m.kvCacheBytes(context: 131_072, format: .bf16)), weights = Double(m.weightBytes(.fp8))
-        #expect(Double(n) * Double(h200.memoryBytes) * (1 - MemoryModel.reservedFraction) >= weights + kv)
+        func feasible(_ gpus: Int) throws -> Bool {
+            try Planner.plan(m, cluster: Cluster(gpu: h200, gpuCount: gpus), workload: load, alternatives: []).feasible
+        }
+        #expect(try feasible(n))
+        let before = n > h200.scaleUpDomain ? n - h200.scaleUpDomain : n - 1
+        if before >= 1 { #expect(try !feasible(before), "\(before) GPUs already hold the load") }
     }
 
+    /// More GPUs never lower the cluster's memory, nor the memory left after the weights.
     @Test func moreGPUsNeverLowerTotalMemory() throws {
         let m = try model("kimi-k2"), h200 = try gpu("h200-sxm")
         var lastTotal = 0, lastFree = -Double.infinity

@@ -32,10 +32,13 @@ enum KimiLinear: Architecture {
 
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
-        // Every feed-forward block is block_sparse_moe, its experts named as Mixtral's.
-        p.checkpointNames.denseBlock = "block_sparse_moe"
-        p.checkpointNames.moeBlock = "block_sparse_moe"
-        p.checkpointNames.expertProjections = ["w1", "w3", "w2"]
+        // Kimi Linear's checkpoints: every feed-forward block is block_sparse_moe, its experts named
+        // as Mixtral's (Kimi K3's checkpoint names are not known here: the defaults).
+        if modelType == "kimi_linear" {
+            p.checkpointNames.denseBlock = "block_sparse_moe"
+            p.checkpointNames.moeBlock = "block_sparse_moe"
+            p.checkpointNames.expertProjections = .init(gate: "w1", up: "w3", down: "w2")
+        }
         var mla = try reader.latentAttention()
         mla.yarnScalesSoftmax = false
         mla.outputGate = try c.bool("mla_use_output_gate") ?? false

@@ -19,7 +19,7 @@ enum MiniMaxM2: Architecture {
         var p = ArchitectureParts()
         // Mixtral's names; the selection bias on the MoE block.
         p.checkpointNames.moeBlock = "block_sparse_moe"
-        p.checkpointNames.expertProjections = ["w1", "w3", "w2"]
+        p.checkpointNames.expertProjections = .init(gate: "w1", up: "w3", down: "w2")
         p.checkpointNames.correctionBiasOnBlock = true
         var gqa = try reader.groupedAttention(qkvBias: false, outputBias: false, qkNorm: true, sinks: false)
         gqa.qkNormOverAllHeads = true

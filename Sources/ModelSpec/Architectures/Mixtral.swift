@@ -18,7 +18,7 @@ enum Mixtral: Architecture {
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
         p.checkpointNames.moeBlock = "block_sparse_moe"
-        p.checkpointNames.expertProjections = ["w1", "w3", "w2"]
+        p.checkpointNames.expertProjections = .init(gate: "w1", up: "w3", down: "w2")
         let gqa = try reader.groupedAttention(qkvBias: try c.bool("attention_bias") ?? false, outputBias: false, qkNorm: false,
                                               sinks: false)
         p.attention = .grouped(gqa)

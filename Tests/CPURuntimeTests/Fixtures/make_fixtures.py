@@ -54,12 +54,12 @@ configs = {
                                                      "rope_theta": 10000.0, "partial_rotary_factor": 0.25}),
     # Qwen3-Next: Qwen3.5's layers with the linear attention's projections fused (q, k, v, z per
     # key head; b, a per key head), a 4-layer pattern of three Gated DeltaNet layers and one gated
-    # attention layer, two value heads per key head.
+    # attention layer, two value heads per key head of twice the key's width, a dense first layer.
     "qwen3_next": Qwen3NextConfig(**common, intermediate_size=96, num_hidden_layers=4, head_dim=16, moe_intermediate_size=24,
                                   shared_expert_intermediate_size=32, num_experts=8, num_experts_per_tok=2,
                                   linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
-                                  linear_value_head_dim=8, linear_conv_kernel_dim=4, partial_rotary_factor=0.25,
-                                  decoder_sparse_step=1, mlp_only_layers=[]),
+                                  linear_value_head_dim=16, linear_conv_kernel_dim=4, partial_rotary_factor=0.25,
+                                  decoder_sparse_step=1, mlp_only_layers=[0]),
     # MiniMax-M2: q/k RMSNorm over the whole projections, rotary on half of each head, sigmoid
     # router with a selection bias (on the MoE block), no shared expert.
     "minimax_m2": MiniMaxM2Config(**common, intermediate_size=24, num_hidden_layers=2, num_local_experts=8,
@@ -185,7 +185,8 @@ for name, config in configs.items():
         if name == "qwen3_next":
             # Decisive routing (router weights at 0.5, not 0.02): bf16 weights then keep the choices.
             for layer in model.model.layers:
-                layer.mlp.gate.weight.normal_(0, 0.5)
+                if hasattr(layer.mlp, "gate"):
+                    layer.mlp.gate.weight.normal_(0, 0.5)
         if name == "minimax_m2":
             for layer in model.model.layers:
                 layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)

@@ -33,7 +33,7 @@ configs = {
     "qwen3_next": Qwen3NextConfig(**common, intermediate_size=96, moe_intermediate_size=24, shared_expert_intermediate_size=32,
                                   num_hidden_layers=4, num_experts=8, num_experts_per_tok=2, head_dim=16,
                                   linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
-                                  linear_value_head_dim=8, linear_conv_kernel_dim=4, decoder_sparse_step=1, mlp_only_layers=[]),
+                                  linear_value_head_dim=16, linear_conv_kernel_dim=4, decoder_sparse_step=1, mlp_only_layers=[0]),
     "qwen3_5_moe_text": Qwen3_5MoeTextConfig(**common, num_hidden_layers=4, head_dim=16, moe_intermediate_size=24,
                                              shared_expert_intermediate_size=32, num_experts=8, num_experts_per_tok=2,
                                              linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
