@@ -3,9 +3,36 @@ import ModelSpec
 import CPURuntime
 import TensorCore
 
-// The CPU runtime: one decode step and one 512-token prefill of Kimi K2 scaled down (÷8 widths,
+// The CPU runtime: one decode step and one 512-token prefill of scaled-down models (÷8 widths,
 // 4 layers, seeded random weights, f32). The malloc counter shows the allocations of a decode
 // step (the target is none).
+
+/// A decode step at a 512-token context and a 512-token prefill of `model`, named `label`.
+func decodeAndPrefill(_ label: String, _ model: CPUModel, prompt: [Int]) {
+    Benchmark("Decode step, \(label), batch 1, context 512",
+              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+                                   warmupIterations: 2, maxDuration: .seconds(5), maxIterations: 100)) { benchmark in
+        var caches = [model.newCache(reserve: 1024)]
+        guard var logits = try? model.forward([prompt], caches: &caches) else { return }
+        var tokens = [model.argmax(logits, row: 0)]
+        // Two unmeasured steps size the workspace for a batch of one.
+        for _ in 0..<2 { try? model.decode(tokens, caches: &caches, into: &logits) }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try? model.decode(tokens, caches: &caches, into: &logits)
+            tokens[0] = model.argmax(logits, row: 0)
+        }
+        benchmark.stopMeasurement()
+    }
+    Benchmark("Prefill 512 tokens, \(label)",
+              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
+                                   warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)) { benchmark in
+        var caches = [model.newCache(reserve: 1024)]
+        benchmark.startMeasurement()
+        blackHole(try? model.forward([prompt], caches: &caches))
+        benchmark.stopMeasurement()
+    }
+}
 
 let benchmarks: @Sendable () -> Void = {
     BLASCore.reexecWithOptimizedKernelsIfNeeded()
@@ -15,36 +42,12 @@ let benchmarks: @Sendable () -> Void = {
         return
     }
     var rng = SplitMix64(seed: 2)
-    let prompt = (0..<512).map { _ in Int(rng.next() % UInt64(spec.vocabSize)) }
-    // The native kernels, and on an AVX-512 machine the AVX2 ones too (the path of AVX2-only CPUs).
-    var models = [("", model)]
+    func prompt(_ vocabulary: Int) -> [Int] { (0..<512).map { _ in Int(rng.next() % UInt64(vocabulary)) } }
+    let kimiPrompt = prompt(spec.vocabSize)
+    decodeAndPrefill("kimi-k2 /8 4 layers", model, prompt: kimiPrompt)
+    // The AVX2 kernels on an AVX-512 machine (the path of AVX2-only CPUs).
     if PanelMatrix.Kernels.native == .avx512, let avx2 = try? CPUModel(spec: spec, source: .random(seed: 1), kernels: .avx2) {
-        models.append((" (AVX2 kernels)", avx2))
-    }
-    for (suffix, model) in models {
-        Benchmark("Decode step, kimi-k2 /8 4 layers, batch 1, context 512\(suffix)",
-                  configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
-                                       warmupIterations: 2, maxDuration: .seconds(5), maxIterations: 100)) { benchmark in
-            var caches = [model.newCache(reserve: 1024)]
-            guard var logits = try? model.forward([prompt], caches: &caches) else { return }
-            var tokens = [model.argmax(logits, row: 0)]
-            // Two unmeasured steps size the workspace for a batch of one.
-            for _ in 0..<2 { try? model.decode(tokens, caches: &caches, into: &logits) }
-            benchmark.startMeasurement()
-            for _ in benchmark.scaledIterations {
-                try? model.decode(tokens, caches: &caches, into: &logits)
-                tokens[0] = model.argmax(logits, row: 0)
-            }
-            benchmark.stopMeasurement()
-        }
-        Benchmark("Prefill 512 tokens, kimi-k2 /8 4 layers\(suffix)",
-                  configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
-                                       warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)) { benchmark in
-            var caches = [model.newCache(reserve: 1024)]
-            benchmark.startMeasurement()
-            blackHole(try? model.forward([prompt], caches: &caches))
-            benchmark.stopMeasurement()
-        }
+        decodeAndPrefill("kimi-k2 /8 4 layers (AVX2 kernels)", avx2, prompt: kimiPrompt)
     }
 
     // Qwen3.5 scaled down (÷8 widths, 4 layers: three Gated DeltaNet, one gated attention; 8 KV
@@ -52,29 +55,7 @@ let benchmarks: @Sendable () -> Void = {
     // its in-place decode (no allocation expected).
     guard let qwen = try? ModelCatalog.load("qwen3.5-397b-a17b", overrides: [("num_key_value_heads", "8")]).scaled(by: 8, layers: 4),
           let linear = try? CPUModel(spec: qwen, source: .random(seed: 1)) else { return }
-    let qwenPrompt = (0..<512).map { _ in Int(rng.next() % UInt64(qwen.vocabSize)) }
-    Benchmark("Decode step, qwen3.5-397b /8 4 layers (3 GDN), batch 1, context 512",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
-                                   warmupIterations: 2, maxDuration: .seconds(5), maxIterations: 100)) { benchmark in
-        var caches = [linear.newCache(reserve: 1024)]
-        guard var logits = try? linear.forward([qwenPrompt], caches: &caches) else { return }
-        var tokens = [linear.argmax(logits, row: 0)]
-        for _ in 0..<2 { try? linear.decode(tokens, caches: &caches, into: &logits) }
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            try? linear.decode(tokens, caches: &caches, into: &logits)
-            tokens[0] = linear.argmax(logits, row: 0)
-        }
-        benchmark.stopMeasurement()
-    }
-    Benchmark("Prefill 512 tokens, qwen3.5-397b /8 4 layers (3 GDN)",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
-                                   warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)) { benchmark in
-        var caches = [linear.newCache(reserve: 1024)]
-        benchmark.startMeasurement()
-        blackHole(try? linear.forward([qwenPrompt], caches: &caches))
-        benchmark.stopMeasurement()
-    }
+    decodeAndPrefill("qwen3.5-397b /8 4 layers (3 GDN)", linear, prompt: prompt(qwen.vocabSize))
 
     // DeepSeek-V4-Pro scaled down (÷8 widths, 4 layers: HCA, HCA, CSA, HCA with 16 heads of
     // 512 and hyper-connections of 4 streams): compressed attention's decode (window of 128 keys
@@ -82,27 +63,5 @@ let benchmarks: @Sendable () -> Void = {
     // gathered keys).
     guard let v4 = try? ModelCatalog.load("deepseek-v4-pro").scaled(by: 8, layers: 4),
           let compressed = try? CPUModel(spec: v4, source: .random(seed: 1)) else { return }
-    let v4Prompt = (0..<512).map { _ in Int(rng.next() % UInt64(v4.vocabSize)) }
-    Benchmark("Decode step, deepseek-v4-pro /8 4 layers (CSA/HCA), batch 1, context 512",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
-                                   warmupIterations: 2, maxDuration: .seconds(5), maxIterations: 100)) { benchmark in
-        var caches = [compressed.newCache(reserve: 1024)]
-        guard var logits = try? compressed.forward([v4Prompt], caches: &caches) else { return }
-        var tokens = [compressed.argmax(logits, row: 0)]
-        for _ in 0..<2 { try? compressed.decode(tokens, caches: &caches, into: &logits) }
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            try? compressed.decode(tokens, caches: &caches, into: &logits)
-            tokens[0] = compressed.argmax(logits, row: 0)
-        }
-        benchmark.stopMeasurement()
-    }
-    Benchmark("Prefill 512 tokens, deepseek-v4-pro /8 4 layers (CSA/HCA)",
-              configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds,
-                                   warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)) { benchmark in
-        var caches = [compressed.newCache(reserve: 1024)]
-        benchmark.startMeasurement()
-        blackHole(try? compressed.forward([v4Prompt], caches: &caches))
-        benchmark.stopMeasurement()
-    }
+    decodeAndPrefill("deepseek-v4-pro /8 4 layers (CSA/HCA)", compressed, prompt: prompt(v4.vocabSize))
 }
