@@ -112,10 +112,11 @@ struct CapacityCommand: ParsableCommand {
         let e = answer.estimate
         if output2.json {
             var json: [String: Any] = [
-                "model": spec.id, "gpu": hardware.id, "gpus": answer.gpus, "meets_slo": true,
+                "model": spec.id, "gpu": hardware.id, "gpus": answer.gpus, "meets_slo": true, "weights": weights.rawValue,
                 "ttft_s": answer.ttft, "tpot_s": answer.tpot, "percentile": percentile,
                 "output_tokens_per_s_per_gpu": answer.outputTokensPerSecondPerGPU, "requests_per_s": answer.requestsPerSecond,
                 "trials": answer.trials,
+                "expert_weights": spec.expertWeightFormat?.rawValue ?? weights.rawValue,
             ]
             if e.disaggregated {
                 json["disaggregated"] = ["prefill": ServingJSON.pool(e.pools[0]), "decode": ServingJSON.pool(e.pools[1])]

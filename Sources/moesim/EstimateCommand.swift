@@ -99,7 +99,7 @@ struct EstimateCommand: ParsableCommand {
             json["gpu"] = cluster.gpu.id
             json["gpus"] = cluster.gpuCount
             json["weights"] = request.weights.rawValue
-            if let experts = model.expertWeightFormat { json["expert_weights"] = experts.rawValue }
+            json["expert_weights"] = (model.expertWeightFormat ?? request.weights).rawValue
             json["pareto"] = search.pareto.map { e -> [String: Any] in
                 ["layout": e.plan.layout.description, "batch_per_gpu": e.decodeBatchPerGPU,
                  "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,

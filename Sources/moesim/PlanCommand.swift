@@ -88,7 +88,7 @@ struct PlanCommand: ParsableCommand {
                 json["max_concurrent_sequences"] = best.maxConcurrentSequences
             }
             if let reason = plan.reason { json["reason"] = reason }
-            if let experts = model.expertWeightFormat { json["expert_weights"] = experts.rawValue }
+            json["expert_weights"] = (model.expertWeightFormat ?? workload.weights).rawValue
             if let minimum { json["min_gpus"] = minimum }
             try Output.printJSON(json)
             return

@@ -144,7 +144,8 @@ struct ReportCommand: ParsableCommand {
     func printJSON(_ spec: ModelSpec, weights: WeightFormat, hardware: HardwareSpec, hosted: HostedPrice?, context: Int) throws {
         let report = try build(spec, weights: weights, hardware: hardware, hosted: hosted, context: context)
         var json: [String: Any] = [
-            "model": spec.id, "gpu": hardware.id, "total_params": spec.parameterCounts.total,
+            "model": spec.id, "gpu": hardware.id, "weights": weights.rawValue,
+            "expert_weights": spec.expertWeightFormat?.rawValue ?? weights.rawValue, "total_params": spec.parameterCounts.total,
             "active_params": spec.parameterCounts.active, "weight_bytes": spec.weightBytes(weights),
             "kv_cache_bytes_per_token": spec.kvCacheBytesPerToken(kvCache), "context": context, "concurrency": concurrency,
             "min_gpus": report.minimumGPUs.map { $0 as Any } ?? NSNull(),

@@ -153,8 +153,9 @@ enum ServingJSON {
             "e2e_s": s.endToEnd.median, "e2e_p90_s": s.endToEnd.p90, "e2e_p99_s": s.endToEnd.p99,
             "mean_decode_batch_per_decode_gpu": s.meanDecodeBatchPerDecodeGPU,
             "measured_requests": s.measuredRequests, "simulated_steps": s.simulatedSteps,
-            "scheduler": s.request.scheduler.rawValue,
+            "scheduler": s.request.scheduler.rawValue, "weights": s.request.base.weights.rawValue,
         ]
+        json["expert_weights"] = (s.request.base.model.expertWeightFormat ?? s.request.base.weights).rawValue
         if let n = s.request.benchmarkPrompts { json["num_prompts"] = n }
         if let c = s.request.maxBatchPerGPU { json["max_batch_per_gpu"] = c }
         if let m = s.request.speculative { json["mtp"] = ["draft_tokens": m.draftTokens, "acceptance": m.acceptance] }

@@ -167,7 +167,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         let shipped = try moesim("plan", "--model", "deepseek-v4-pro", "--weights", "checkpoint", "--min-gpus", "--json")
         let fp8 = try moesim("plan", "--model", "deepseek-v4-pro", "--weights", "fp8", "--min-gpus", "--json")
         #expect(shipped.status == 0 && fp8.status == 0, "\(shipped.stderr) \(fp8.stderr)")
-        #expect(shipped.json["expert_weights"] as? String == "mxfp4" && fp8.json["expert_weights"] == nil)
+        #expect(shipped.json["expert_weights"] as? String == "mxfp4" && fp8.json["expert_weights"] as? String == "fp8")
         let fewer = shipped.json["min_gpus"] as? Int ?? 0, more = fp8.json["min_gpus"] as? Int ?? 0
         #expect(fewer > 0 && fewer < more, "as shipped \(fewer) GPUs, all fp8 \(more)")
         // The estimate prices the same checkpoint: its FP4 experts on B200's FP4 units stream half
@@ -196,6 +196,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         // Two running per GPU on two GPUs: four of the eight at a time.
         #expect((aggregated.json["mean_decode_batch_per_decode_gpu"] as? Double ?? 99) <= 2 + 1e-9)
         #expect(aggregated.json["max_batch_per_gpu"] as? Int == 2)
+        #expect(aggregated.json["weights"] as? String == "fp8" && aggregated.json["expert_weights"] as? String == "fp8")
         let badRange = try moesim("estimate", "--concurrency", "8", "--output-range", "0.5")
         #expect(badRange.status != 0 && badRange.stderr.contains("--output-range"), "\(badRange.stderr)")
         let keys = ["output_tokens_per_s_per_gpu", "input_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu",
