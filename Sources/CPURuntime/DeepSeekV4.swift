@@ -177,8 +177,10 @@ extension CPUModel {
         let tokens = (0..<rows).map(token)
         timed(.embedding) {
             weights.embedding.withUnsafeBufferPointer { e in
-                guard let table = e.baseAddress else { return }
-                for r in 0..<rows { for s in 0..<n { streams.withUnsafeMutableBufferPointer { ($0.baseAddress! + (r * n + s) * h).update(from: table + tokens[r] * h, count: h) } } }
+                streams.withUnsafeMutableBufferPointer { sp in
+                    guard let table = e.baseAddress, let to = sp.baseAddress else { return }
+                    for r in 0..<rows { for s in 0..<n { (to + (r * n + s) * h).update(from: table + tokens[r] * h, count: h) } }
+                }
             }
         }
         if recordRouting { lastRouting = [:]; lastIndexerChoice = [:] }
@@ -237,8 +239,8 @@ extension CPUModel {
         // whose logits are wanted.
         var last = [Float](repeating: 0, count: picked * n * h)
         for i in 0..<picked {
-            let r = allLogits ? i : segments[i].start + max(segments[i].count, 1) - 1
-            for c in 0..<(n * h) { last[i * n * h + c] = streams[min(r, rows - 1) * n * h + c] }
+            let r = min(allLogits ? i : segments[i].start + max(segments[i].count, 1) - 1, rows - 1)
+            last.replaceSubrange((i * n * h)..<((i + 1) * n * h), with: streams[(r * n * h)..<((r + 1) * n * h)])
         }
         var lastCollapsed = [Float](repeating: 0, count: picked * h), lastNormed = [Float](repeating: 0, count: picked * h)
         timed(.norm) {
@@ -378,27 +380,35 @@ extension CPUModel {
             latent.withUnsafeMutableBufferPointer { l in indexQueries.withUnsafeMutableBufferPointer { indexer.queries.apply(l.baseAddress!, batch: rows, into: $0.baseAddress!) } }
         }
         var context = [Float](repeating: 0, count: rows * heads * d)
+        // One cos/sin table per token, for its queries, its key, its index queries (CSA layers
+        // rotate all with the compress rotary) and the output's rotation back.
+        let half = rotary.rotaryDimension / 2
+        var tables = [Float](repeating: 0, count: rows * 2 * half)
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length
             for i in 0..<seg.count {
                 let r = seg.start + i, position = past + i
-                queries.withUnsafeMutableBufferPointer { qp in
-                    let row = qp.baseAddress! + r * heads * d
-                    for hh in 0..<heads {
-                        let head = row + hh * d
-                        var sum: Float = 0
-                        for c in 0..<d { sum += head[c] * head[c] }
-                        let scale = 1 / (sum / Float(d) + epsilon).squareRoot()
-                        for c in 0..<d { head[c] *= scale }
-                    }
-                    rotary.apply(to: row + ropeOffset, heads: heads, headStride: d, position: position)
-                }
-                keys.withUnsafeMutableBufferPointer { kp in rotary.apply(to: kp.baseAddress! + r * d + ropeOffset, heads: 1, headStride: d, position: position) }
-                if sparse {
-                    let ropeLanes = x.headDim - compressRope.rotaryDimension
-                    indexQueries.withUnsafeMutableBufferPointer { ip in
-                        compressRope.apply(to: ip.baseAddress! + r * x.heads * x.headDim + ropeLanes, heads: x.heads, headStride: x.headDim,
-                                           position: position)
+                tables.withUnsafeMutableBufferPointer { tp in
+                    queries.withUnsafeMutableBufferPointer { qp in
+                        keys.withUnsafeMutableBufferPointer { kp in
+                            guard let t = tp.baseAddress.map({ $0 + r * 2 * half }), let qb = qp.baseAddress, let kb = kp.baseAddress else { return }
+                            rotary.angles(position: position, cos: t, sin: t + half)
+                            let row = qb + r * heads * d
+                            for hh in 0..<heads {
+                                let head = row + hh * d
+                                let scale = 1 / (Reduction.dot(head, head, count: d) / Float(d) + epsilon).squareRoot()
+                                Elementwise.scale(head, by: scale, into: head, count: d)
+                            }
+                            rotary.apply(to: row + ropeOffset, heads: heads, headStride: d, cos: t, sin: t + half)
+                            rotary.apply(to: kb + r * d + ropeOffset, heads: 1, headStride: d, cos: t, sin: t + half)
+                            if sparse {
+                                indexQueries.withUnsafeMutableBufferPointer { ip in
+                                    guard let ib = ip.baseAddress else { return }
+                                    rotary.apply(to: ib + r * x.heads * x.headDim + x.headDim - rotary.rotaryDimension, heads: x.heads,
+                                                 headStride: x.headDim, cos: t, sin: t + half)
+                                }
+                            }
+                        }
                     }
                 }
                 caches[s].keys[layer].append(contentsOf: keys[(r * d)..<((r + 1) * d)])
@@ -489,30 +499,33 @@ extension CPUModel {
                     }
                 }
             }
-            // The values carried the keys' rotation: undo it at each query's angle.
-            for i in 0..<seg.count {
-                let r = seg.start + i, position = past + i
+            // The values carried the keys' rotation: undo it at each query's angle (sin negated).
+            tables.withUnsafeMutableBufferPointer { tp in
                 context.withUnsafeMutableBufferPointer { cp in
-                    let row = cp.baseAddress! + r * heads * d + ropeOffset
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: rotary.rotaryDimension) { table in
-                        let half = rotary.rotaryDimension / 2, t = table.baseAddress!
-                        rotary.angles(position: position, cos: t, sin: t + half)
-                        for j in 0..<half { t[half + j] = -t[half + j] }
-                        rotary.apply(to: row, heads: heads, headStride: d, cos: t, sin: t + half)
+                    guard let tb = tp.baseAddress, let cb = cp.baseAddress else { return }
+                    for r in seg.start..<(seg.start + seg.count) {
+                        let t = tb + r * 2 * half
+                        Elementwise.scale(t + half, by: -1, into: t + half, count: half)
+                        rotary.apply(to: cb + r * heads * d + ropeOffset, heads: heads, headStride: d, cos: t, sin: t + half)
                     }
                 }
             }
-            let choices = sparse ? selections : []
-            if recordRouting, sparse { lastIndexerChoice[layer, default: []] += choices }
+            if recordRouting, sparse { lastIndexerChoice[layer, default: []] += selections }
         }
         // Grouped low-rank output: each group of heads through its own wo_a, then wo_b.
         let groupWidth = heads * d / a.outputGroups, rank = a.outputRank
         var group = [Float](repeating: 0, count: rows * groupWidth), low = [Float](repeating: 0, count: rows * rank)
         var mixed = [Float](repeating: 0, count: rows * a.outputGroups * rank)
         for (g, matrix) in w.outputA.enumerated() {
-            for r in 0..<rows { for c in 0..<groupWidth { group[r * groupWidth + c] = context[r * heads * d + g * groupWidth + c] } }
+            for r in 0..<rows {
+                group.replaceSubrange((r * groupWidth)..<((r + 1) * groupWidth),
+                                      with: context[(r * heads * d + g * groupWidth)..<(r * heads * d + (g + 1) * groupWidth)])
+            }
             group.withUnsafeMutableBufferPointer { gp in low.withUnsafeMutableBufferPointer { matrix.apply(gp.baseAddress!, batch: rows, into: $0.baseAddress!) } }
-            for r in 0..<rows { for c in 0..<rank { mixed[(r * a.outputGroups + g) * rank + c] = low[r * rank + c] } }
+            for r in 0..<rows {
+                mixed.replaceSubrange(((r * a.outputGroups + g) * rank)..<((r * a.outputGroups + g + 1) * rank),
+                                      with: low[(r * rank)..<((r + 1) * rank)])
+            }
         }
         mixed.withUnsafeMutableBufferPointer { w.outputB.apply($0.baseAddress!, batch: rows, into: out) }
     }
@@ -524,34 +537,38 @@ extension CPUModel {
     func emit(_ state: inout CompressorState, weights: V4CompressorWeights, ratio m: Int, dim d: Int, overlapping: Bool,
               rope rotary: RotaryEmbedding) {
         let width = overlapping ? 2 * d : d
-        var kv = state.pendingKV, gate = state.pendingGate
-        for j in 0..<m { for c in 0..<width { gate[j * width + c] += weights.positionBias[j * width + c] } }
+        for i in 0..<(m * width) { state.pendingGate[i] += weights.positionBias[i] }
+        // Slot j of channel c: the previous window's first half (j < m, CSA only, when there is
+        // one), then this window's own rows (its second half on CSA layers).
+        let earlier = overlapping && !state.overlapKV.isEmpty ? m : 0, own = overlapping ? d : 0
         var entry = [Float](repeating: 0, count: d)
         for c in 0..<d {
-            // Slots: (kv, gate) pairs.
-            var slots: [(Float, Float)] = []
-            if overlapping {
-                if !state.overlapKV.isEmpty { for j in 0..<m { slots.append((state.overlapKV[j * d + c], state.overlapGate[j * d + c])) } }
-                for j in 0..<m { slots.append((kv[j * width + d + c], gate[j * width + d + c])) }
-            } else {
-                for j in 0..<m { slots.append((kv[j * width + c], gate[j * width + c])) }
+            func slot(_ j: Int) -> (kv: Float, gate: Float) {
+                j < earlier ? (state.overlapKV[j * d + c], state.overlapGate[j * d + c])
+                    : (state.pendingKV[(j - earlier) * width + own + c], state.pendingGate[(j - earlier) * width + own + c])
             }
-            let largest = slots.map(\.1).max() ?? 0
+            var largest = -Float.infinity
+            for j in 0..<(earlier + m) { largest = max(largest, slot(j).gate) }
             var total: Float = 0, sum: Float = 0
-            for (v, g) in slots { let e = exp(g - largest); total += e; sum += e * v }
+            for j in 0..<(earlier + m) {
+                let (v, g) = slot(j), e = exp(g - largest)
+                total += e
+                sum += e * v
+            }
             entry[c] = sum / total
         }
         if overlapping {
-            state.overlapKV = (0..<(m * d)).map { kv[($0 / d) * width + $0 % d] }
-            state.overlapGate = (0..<(m * d)).map { gate[($0 / d) * width + $0 % d] }
+            // This window's first halves, for the next entry.
+            state.overlapKV = (0..<(m * d)).map { state.pendingKV[($0 / d) * width + $0 % d] }
+            state.overlapGate = (0..<(m * d)).map { state.pendingGate[($0 / d) * width + $0 % d] }
         }
-        entry.withUnsafeMutableBufferPointer { rmsNormRows($0.baseAddress!, weights.norm, into: $0.baseAddress!, rows: 1) }
         entry.withUnsafeMutableBufferPointer { e in
-            rotary.apply(to: e.baseAddress! + d - rotary.rotaryDimension, heads: 1, headStride: d, position: state.count * m)
+            guard let base = e.baseAddress else { return }
+            rmsNormRows(base, weights.norm, into: base, rows: 1)
+            rotary.apply(to: base + d - rotary.rotaryDimension, heads: 1, headStride: d, position: state.count * m)
         }
         state.entries += entry
         state.count += 1
-        kv.removeAll(); gate.removeAll()
         state.pendingKV.removeAll(keepingCapacity: true)
         state.pendingGate.removeAll(keepingCapacity: true)
     }
@@ -576,7 +593,15 @@ extension CPUModel {
             let weight = projected[r * inputWidth + weightsAt + hh] * headScale
             for e in 0..<visible { scores[e] += weight * (max(dots[hh * visible + e], 0) * dotScale) }
         }
-        let order = (0..<visible).sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-        return order.prefix(x.topK).sorted()
+        // TensorCore's top-k keeps the earlier of equal scores.
+        var chosen = [Int32](repeating: 0, count: x.topK), values = [Float](repeating: 0, count: x.topK)
+        scores.withUnsafeBufferPointer { sp in
+            chosen.withUnsafeMutableBufferPointer { cp in
+                values.withUnsafeMutableBufferPointer { vp in
+                    TopK.select(sp.baseAddress!, count: visible, k: x.topK, indices: cp.baseAddress!, values: vp.baseAddress!)
+                }
+            }
+        }
+        return chosen.map(Int.init).sorted()
     }
 }
