@@ -972,7 +972,7 @@ public final class CPUModel: @unchecked Sendable {
             GroupedMatmul.multiply(packed, grouping: grouping, weights: m.expertsGateUp, into: gateUp)
             if let limit = moe.swigluLimit {
                 // gpt-oss: biases per expert, then the clamped SwiGLU.
-                CPUModel.addExpertBias(gateUp, width: 2 * size, grouping: grouping, biases: m.experts.map(\.gateUpBias))
+                CPUModel.addExpertBias(gateUp, width: 2 * size, grouping: grouping, biases: m.expertsGateUpBias)
                 CPUModel.clampedSwiGLU(gateUp, rows: pairs, size: size, moe: moe, limit: limit, into: activated)
             } else {
                 let swigluChunks = Parallel.chunks(rows: pairs, width: 2 * size)
@@ -982,7 +982,7 @@ public final class CPUModel: @unchecked Sendable {
             // only now, when the packed rows are no longer needed.
             let expertOut = ws.get(.expertOut, pairs * h)
             GroupedMatmul.multiply(activated, grouping: grouping, weights: m.expertsDown, into: expertOut)
-            if moe.expertBias { CPUModel.addExpertBias(expertOut, width: h, grouping: grouping, biases: m.experts.map(\.downBias)) }
+            if moe.expertBias { CPUModel.addExpertBias(expertOut, width: h, grouping: grouping, biases: m.expertsDownBias) }
             GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, weighted: !moe.weightScalesInput, into: out)
             if let shared = m.shared {
                 let sharedOut = ws.get(.shared, rows * h)

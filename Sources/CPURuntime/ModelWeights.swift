@@ -180,11 +180,15 @@ struct MoEWeights {
         didSet {
             expertsGateUp = experts.map(\.gateUp)
             expertsDown = experts.map(\.down)
+            expertsGateUpBias = experts.map(\.gateUpBias)
+            expertsDownBias = experts.map(\.downBias)
         }
     }
-    /// The experts' matrices as the grouped matmul takes them, built once.
+    /// The experts' matrices and biases as the grouped matmul takes them, built once.
     private(set) var expertsGateUp: [WeightMatrix] = []
     private(set) var expertsDown: [WeightMatrix] = []
+    private(set) var expertsGateUpBias: [[Float]?] = []
+    private(set) var expertsDownBias: [[Float]?] = []
     var shared: MLPWeights?
     /// Qwen2-MoE's hidden → 1 gate on the shared expert.
     var sharedGate: WeightMatrix?
@@ -422,29 +426,34 @@ extension ModelWeights {
     static func fusedExperts(_ prefix: String, moe: MixtureOfExperts, hidden h: Int, source: WeightSource,
                              loader: MatrixLoader, interleaved: Bool, biases: Bool) throws -> [MLPWeights] {
         let e = moe.routedExperts, size = moe.expertIntermediateSize
-        let gateUp = try source.tensor("\(prefix).gate_up_proj", [e, h, 2 * size]).elements
-        let down = try source.tensor("\(prefix).down_proj", [e, size, h]).elements
+        let gateUpName = "\(prefix).gate_up_proj", downName = "\(prefix).down_proj"
         let gateUpBias = biases ? try source.tensor("\(prefix).gate_up_proj_bias", [e, 2 * size]).elements : []
         let downBias = biases ? try source.tensor("\(prefix).down_proj_bias", [e, h]).elements : []
         // Column of the fused gate_up holding gate (0) or up (1) lane i.
         func column(_ i: Int, _ part: Int) -> Int { interleaved ? 2 * i + part : part * size + i }
-        return try gateUp.withUnsafeBufferPointer { gu in
-            try down.withUnsafeBufferPointer { dn in
-                try (0..<e).map { x in
-                    // Row j of [gate; up] is lane j mod size of gate (j < size) or up, over the inputs.
-                    let stacked = try loader.matrix(rows: 2 * size, cols: h) { j, out in
-                        let c = column(j % size, j / size)
-                        for input in 0..<h { out[input] = gu[(x * h + input) * 2 * size + c] }
-                    }
-                    let downT = try loader.matrix(rows: h, cols: size) { r, out in
-                        for i in 0..<size { out[i] = dn[(x * size + i) * h + r] }
-                    }
-                    guard biases else { return MLPWeights(gateUp: stacked, down: downT) }
-                    let bias = (0..<(2 * size)).map { gateUpBias[x * 2 * size + column($0 % size, $0 / size)] }
-                    return MLPWeights(gateUp: stacked, down: downT, gateUpBias: bias,
-                                      downBias: Array(downBias[(x * h)..<((x + 1) * h)]))
-                }
+        // One expert's slice at a time (read as the elements of the 3-D tensor), never the whole
+        // fused tensor in Float32: gpt-oss-120b's gate_up is 8.5 GB a layer.
+        var gu = [Float](repeating: 0, count: h * 2 * size), dn = [Float](repeating: 0, count: size * h)
+        return try (0..<e).map { x in
+            try gu.withUnsafeMutableBufferPointer { buffer in
+                guard let to = buffer.baseAddress else { return }
+                try source.fill(gateUpName, [e, h, 2 * size], rows: (x * h * 2 * size)..<((x + 1) * h * 2 * size), into: to)
             }
+            try dn.withUnsafeMutableBufferPointer { buffer in
+                guard let to = buffer.baseAddress else { return }
+                try source.fill(downName, [e, size, h], rows: (x * size * h)..<((x + 1) * size * h), into: to)
+            }
+            // Row j of [gate; up] is lane j mod size of gate (j < size) or up, over the inputs.
+            let stacked = try loader.matrix(rows: 2 * size, cols: h) { j, out in
+                let c = column(j % size, j / size)
+                for input in 0..<h { out[input] = gu[input * 2 * size + c] }
+            }
+            let downT = try loader.matrix(rows: h, cols: size) { r, out in
+                for i in 0..<size { out[i] = dn[i * h + r] }
+            }
+            guard biases else { return MLPWeights(gateUp: stacked, down: downT) }
+            let bias = (0..<(2 * size)).map { gateUpBias[x * 2 * size + column($0 % size, $0 / size)] }
+            return MLPWeights(gateUp: stacked, down: downT, gateUpBias: bias, downBias: Array(downBias[(x * h)..<((x + 1) * h)]))
         }
     }
 }

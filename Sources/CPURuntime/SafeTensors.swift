@@ -48,7 +48,7 @@ public struct SafeTensorsFile: Sendable {
                 throw RuntimeError.corruptFile(file: path, reason: "header entry '\(name)' lacks dtype, shape or data_offsets")
             }
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1],
-                  base + offsets[1] <= data.count else {
+                  offsets[1] <= data.count - base else {
                 throw RuntimeError.corruptFile(file: path, reason: "tensor '\(name)' has offsets \(offsets) outside the file")
             }
             // Every tensor's element count is bounded (2^40), whatever its dtype: a later read or

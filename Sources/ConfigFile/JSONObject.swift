@@ -111,11 +111,12 @@ public struct JSONObject: @unchecked Sendable {
     public func intArray(_ key: String) throws -> [Int]? {
         guard let array = try array(key) else { return nil }
         return try array.map { element in
+            // The same bound as `int`: every element converts to Int exactly.
             guard let number = element as? NSNumber, !isBool(number),
-                  number.doubleValue.rounded() == number.doubleValue else {
+                  number.doubleValue.rounded() == number.doubleValue, abs(number.doubleValue) < 9.0e15 else {
                 throw error(key, "must be an array of integers")
             }
-            return number.intValue
+            return Int(number.doubleValue)
         }
     }
 

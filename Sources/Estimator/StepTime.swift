@@ -176,7 +176,7 @@ extension Estimator {
                     count: count)
             case .matmul:
                 let rows = op.block == .head ? headRows : groupTokens
-                let split = op.name == "router" || op.computeSplit == .replicated ? 1 : tp
+                let split = op.computeSplit == .replicated ? 1 : tp
                 add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows),
                     bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)
             case .embedding, .norm, .routing, .activation:

@@ -305,12 +305,14 @@ struct ConfigReader {
     /// rope_parameters or at the top level) × headDim, else all of it.
     func partialRotary(headDim: Int) throws -> Int {
         if let dim = try optional("rotary_dim", atLeast: 1) {
-            guard dim <= headDim else { throw c.error("rotary_dim", "(\(dim)) exceeds head_dim (\(headDim))") }
+            guard dim <= headDim, dim % 2 == 0 else { throw c.error("rotary_dim", "(\(dim)) must be even and at most head_dim (\(headDim))") }
             return dim
         }
         let factor = try c.object("rope_parameters")?.double("partial_rotary_factor") ?? c.double("partial_rotary_factor") ?? 1
         guard factor > 0, factor <= 1 else { throw c.error("partial_rotary_factor", "must be in (0, 1], got \(factor)") }
-        return max(2, Int(Double(headDim) * factor) / 2 * 2)
+        let lanes = Int(Double(headDim) * factor) / 2 * 2
+        guard lanes >= 2 else { throw c.error("partial_rotary_factor", "leaves fewer than 2 rotary lanes of head_dim \(headDim)") }
+        return lanes
     }
 
     /// Qwen's sliding-window layers: only with `use_sliding_window`, from `max_window_layers` on.
@@ -342,8 +344,8 @@ struct ConfigReader {
             scaling = .yarn(factor: try factor(),
                             // transformers: the config's own original_max_position_embeddings
                             // wins, then the rope parameters', then max_position_embeddings.
-                            originalContext: try c.int("original_max_position_embeddings") ?? s.int("original_max_position_embeddings")
-                                ?? c.int("max_position_embeddings") ?? 4096,
+                            originalContext: try c.int("original_max_position_embeddings", atLeast: 1)
+                                ?? s.int("original_max_position_embeddings", atLeast: 1) ?? c.int("max_position_embeddings", atLeast: 1) ?? 4096,
                             betaFast: try s.double("beta_fast") ?? 32, betaSlow: try s.double("beta_slow") ?? 1,
                             mscale: try s.double("mscale") ?? 0, mscaleAllDim: try s.double("mscale_all_dim") ?? 0,
                             truncate: try s.bool("truncate") ?? true, attentionFactor: try s.double("attention_factor"))

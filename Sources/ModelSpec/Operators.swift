@@ -425,7 +425,10 @@ extension ModelSpec {
         // down-projection before dispatch and one up-projection after the combine.
         let h = moe.expertWidth(hidden: hidden)
         var ops: [Operator] = []
-        ops.append(matmul("router", e, hidden, t, count, .matmul, Double(options.weights.unquantized.bytes(rows: e, cols: hidden))))
+        // Every attention rank routes its own tokens with the whole (small) router.
+        var router = matmul("router", e, hidden, t, count, .matmul, Double(options.weights.unquantized.bytes(rows: e, cols: hidden)))
+        router.computeSplit = .replicated
+        ops.append(router)
         if let latent = moe.latentSize {
             ops.append(matmul("LatentMoE down-projection", latent, hidden, t, count, .matmul, nil))
             ops.append(matmul("LatentMoE up-projection", hidden, latent, t, count, .matmul, nil))

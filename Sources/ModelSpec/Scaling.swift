@@ -51,6 +51,22 @@ extension ModelSpec {
             if let rank = a.qLoraRank { a.qLoraRank = try divide(rank, "q_lora_rank") }
             a.kvLoraRank = try divide(a.kvLoraRank, "kv_lora_rank")
             s.attention = .latent(a)
+            // The sparse-attention indexer reads the query latent: its rank follows, its heads divide.
+            if var x = sparseAttention {
+                x.heads = try divide(x.heads, "index_n_heads")
+                x.queryRank = a.qLoraRank ?? x.queryRank
+                s.sparseAttention = x
+            }
+        }
+        if var sliding = slidingAttention {
+            // MiMo-V2-Flash's sliding layers: heads divide keeping their heads per KV head.
+            let perKV = sliding.heads / max(sliding.kvHeads, 1)
+            sliding.heads = try divide(sliding.heads, "num_attention_heads")
+            guard sliding.heads % max(perKV, 1) == 0 else {
+                throw ScalingError(dimension: "swa_num_key_value_heads", reason: "\(sliding.heads) heads cannot keep \(perKV) heads per KV head")
+            }
+            sliding.kvHeads = sliding.heads / max(perKV, 1)
+            s.slidingAttention = sliding
         }
         if var linear = linearAttention {
             // Linear attention keeps its head size and the value heads per key head.
@@ -75,6 +91,7 @@ extension ModelSpec {
             let least = min(moe.routedExperts, (2 * moe.expertsPerToken + moe.groups - 1) / moe.groups * moe.groups)
             moe.routedExperts = moe.routedExperts / factor >= least ? try divide(moe.routedExperts, "n_routed_experts") : least
             moe.expertIntermediateSize = try divide(moe.expertIntermediateSize, "moe_intermediate_size")
+            if let latent = moe.latentSize { moe.latentSize = try divide(latent, "routed_expert_hidden_size") }
             if moe.sharedIntermediateSize > 0 {
                 moe.sharedIntermediateSize = try divide(moe.sharedIntermediateSize, "shared_expert_intermediate_size")
             }

@@ -149,14 +149,12 @@ public enum MemoryModel {
                                                 format: KVCacheFormat) -> Double {
         let mine = stageLayers(model, pp: layout.pp)[stage]
         let tp = Double(layout.attentionGroup)
-        var kvDivisor = 1.0
-        if case let .grouped(a) = model.attention { kvDivisor = min(tp, Double(a.kvHeads)) }
         let stateDivisor = min(tp, Double(model.linearAttention?.valueHeads ?? 1))
         let bytes = Double(format.bytesPerValue)
         return mine.reduce(0.0) { total, layer in
             let values = Double(model.cachedValues(layer, context: context))
             // Only GQA's own KV splits over the group; MLA, the indexer and V4's single head do not.
-            var attention = 0.0, divisor = kvDivisor
+            var attention = 0.0, divisor = 1.0
             if layer.mixer == .attention, case let .grouped(a) = model.attention(for: layer) {
                 attention = Double(layer.span.cachedTokens(context: context) * a.kvHeads * (a.headDim + a.vDim))
                 divisor = min(tp, Double(a.kvHeads))

@@ -76,7 +76,7 @@ public struct MainReport: Sendable {
                                        load: .users(users), maxTTFT: report.capacityTargets.ttft, maxTPOT: report.capacityTargets.tpot)
         do {
             report.capacity = try Capacity.fewestGPUs(capacity)
-            if report.capacity == nil { report.capacityError = "no deployment of up to 1,024 \(gpu.id) GPUs meets the targets" }
+            if report.capacity == nil { report.capacityError = "no deployment of up to \(capacity.maxGPUs.formatted()) \(gpu.id) GPUs meets the targets" }
         } catch {
             report.capacityError = "\(error)"
         }

@@ -72,6 +72,14 @@ struct ServingDeployment {
 
     var disaggregated: Bool { pools.count == 2 }
 
+    /// The same deployment with empty workers, for another run: the plans and step models are
+    /// built once.
+    func fresh() -> ServingDeployment {
+        var d = self
+        d.workers = workers.map { $0.fresh() }
+        return d
+    }
+
     /// After a run: each pool's tokens per GPU over the measured window and the share of the
     /// elapsed time its workers spent in steps. A disaggregated deployment's prefill pool
     /// computes every prompt and its decode pool emits the answers.

@@ -198,7 +198,9 @@ public enum ServingEstimator {
     }
 
     static func aggregated(_ request: ServingRequest, layout: Layout) throws -> ServingEstimate {
-        let replicas = try pricerThatFits(request, layout: layout, pool: "the deployment").plan.replicas
+        // One worker's plan and step model, built once; each run gets it with empty state.
+        let deployment = try ServingDeployment.aggregated(request, layout: layout, workers: 1)
+        let replicas = max(deployment.pools.first?.workers ?? 1, 1)
         // Replicas are independent closed loops: n = N / R requests each (n + 1 on N mod R of them),
         // so one worker of each kind is simulated and weighted by how many there are.
         let n = request.concurrency / replicas, extra = request.concurrency % replicas
@@ -206,7 +208,7 @@ public enum ServingEstimator {
         var pools: [PoolEstimate] = []
         var steps = 0
         for (count, weight) in [(n + 1, extra), (n, replicas - extra)] where count > 0 && weight > 0 {
-            var d = try ServingDeployment.aggregated(request, layout: layout, workers: 1)
+            var d = deployment.fresh()
             var o = options(request, measuring: count)
             // A benchmark's prompts split over the replicas like its requests in flight.
             o.benchmarkPrompts = request.benchmarkPrompts.map {

@@ -289,7 +289,7 @@ struct ServingSimulation {
             if requests[slot].prefilled >= requests[slot].compute { anyDone = true }
         }
         if anyDone { w.prefilling.removeAll { requests[$0].prefilled >= requests[$0].compute } }
-        for (slot, _) in chunks where anyDone && requests[slot].prefilled >= requests[slot].compute {
+        for (slot, _) in chunks where requests[slot].prefilled >= requests[slot].compute {
             w.prefillReserved -= requests[slot].reserved
             requests[slot].reserved = 0
             if inWindow { outcome.inputTokens += Double(requests[slot].cached) }

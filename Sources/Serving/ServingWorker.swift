@@ -50,6 +50,11 @@ final class ServingWorker {
         self.maxRunning = maxRunning
     }
 
+    /// The same engine, empty: for another run of the simulation (the step model is shared).
+    func fresh() -> ServingWorker {
+        ServingWorker(role: role, steps: steps, budget: budget, groupBudget: groupBudget, kvCapacity: kvCapacity, maxRunning: maxRunning)
+    }
+
     var running: Int { prefilling.count + decoding }
     var queued: Int { waiting.count - waitingHead }
     /// For routing: requests here or on their way.

@@ -26,6 +26,25 @@ import Testing
         #expect(deepseek.moe?.routedExperts == 32)
     }
 
+    /// A scaled copy stays one consistent model: the indexer reads the query latent at its new
+    /// rank (DeepSeek-V3.2, GLM-5), sliding-window attention keeps its heads per KV head at the
+    /// divided count (MiMo-V2-Flash), LatentMoE's width divides with the hidden size (Kimi K3), and
+    /// the scaled model is about F² to F³ smaller. (MiMo's 16 query heads per KV head allow ÷4.)
+    @Test(arguments: [("deepseek-v3.2", 8), ("glm-5", 8), ("mimo-v2-flash", 4), ("kimi-k3", 8)])
+    func scaledCopiesStayConsistent(_ id: String, _ f: Int) throws {
+        let full = try preset(id), small = try full.scaled(by: f, layers: 4)
+        if let x = small.sparseAttention, case let .latent(a) = small.attention {
+            #expect(x.queryRank == a.qLoraRank && x.heads * f == (full.sparseAttention?.heads ?? 0))
+        }
+        if let sliding = small.slidingAttention, let before = full.slidingAttention {
+            #expect(sliding.heads * f == before.heads && sliding.heads / sliding.kvHeads == before.heads / before.kvHeads)
+        }
+        if let latent = small.moe?.latentSize {
+            #expect(latent * f == full.moe?.latentSize && latent <= small.hiddenSize)
+        }
+        #expect(small.parameterCounts.total * f * f < full.parameterCounts.total)
+    }
+
     @Test func gqaKeepsHeadsPerKVHead() throws {
         let s = try preset("qwen3-max-1t").scaled(by: 8, layers: 2)
         if case let .grouped(a) = s.attention { #expect(a.heads == 8 && a.kvHeads == 1) }

@@ -59,8 +59,9 @@ enum DeepSeekV4: Architecture {
             outputRank: try reader.positive("o_lora_rank"), window: window, sparseRatio: csa, heavyRatio: hca,
             indexer: SparseAttention(heads: try reader.positive("index_n_heads"), headDim: indexHeadDim,
                                      topK: try reader.positive("index_topk"), queryRank: queryRank))
-        guard (a.heads * a.headDim) % a.outputGroups == 0 else {
-            throw c.error("o_groups", "(\(a.outputGroups)) must divide num_attention_heads × head_dim (\(a.heads * a.headDim))")
+        // Each output group takes whole heads (the grouped projection splits the heads' outputs).
+        guard a.heads % a.outputGroups == 0 else {
+            throw c.error("o_groups", "(\(a.outputGroups)) must divide num_attention_heads (\(a.heads))")
         }
         p.attention = .compressed(a)
         let ratios = try layerRatios(c, layers: n, csa: csa, hca: hca)

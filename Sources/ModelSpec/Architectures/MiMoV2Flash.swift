@@ -38,6 +38,8 @@ enum MiMoV2Flash: Architecture {
         let moeLayers = try c.intArray("moe_layer_freq") ?? (0..<n).map { $0 == 0 ? 0 : 1 }
         guard pattern.count == n else { throw c.error("hybrid_layer_pattern", "has \(pattern.count) entries for \(n) layers") }
         guard moeLayers.count == n else { throw c.error("moe_layer_freq", "has \(moeLayers.count) entries for \(n) layers") }
+        guard pattern.allSatisfy({ $0 == 0 || $0 == 1 }) else { throw c.error("hybrid_layer_pattern", "may hold only 0 (full) and 1 (sliding)") }
+        guard moeLayers.allSatisfy({ $0 == 0 || $0 == 1 }) else { throw c.error("moe_layer_freq", "may hold only 0 (dense) and 1 (MoE)") }
         let dense = try reader.positive("intermediate_size")
         p.layers = (0..<n).map { i in
             Layer(span: pattern[i] == 1 ? .slidingWindow(window) : .full,
