@@ -101,8 +101,9 @@ import TestSupport
 
 /// The published power and energy figures and the hosted price tables.
 @Suite struct EnergyAndPriceFilesTests {
-    /// Every entry of the energy file is priced (none skipped) and each prediction is a power or
-    /// an energy in a physical range.
+    /// Every entry of the energy file is priced (none skipped) against the published power and
+    /// energy measurements: median |error| at most 20% (the energy issue's goal; 18.0% now) and
+    /// no entry off by 2× or more.
     @Test func energyFilePricesEveryEntry() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/energy.json").path,
                                         loadModel: { try model($0) }, loadGPU: gpu)
@@ -110,9 +111,10 @@ import TestSupport
         for e in report.entries {
             let why = e.skipped ?? ""
             let p = try #require(e.predicted, "\(e.id): \(why)")
-            let range: ClosedRange<Double> = e.metric == "power_w_per_gpu" ? 50...1500 : 0.001...100
-            #expect(range.contains(p), "\(e.id): \(p)")
+            #expect(p / e.measured > 0.5 && p / e.measured < 2, "\(e.id): predicted \(p), measured \(e.measured)")
         }
+        let median = try #require(report.medianAbsoluteError)
+        #expect(median <= 0.20, "median |error| \(median)")
     }
 
     /// The price file reads; every model with prices has exactly one reference entry; tiers

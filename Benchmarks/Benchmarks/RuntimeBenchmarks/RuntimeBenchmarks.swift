@@ -64,4 +64,12 @@ let benchmarks: @Sendable () -> Void = {
     guard let v4 = try? ModelCatalog.load("deepseek-v4-pro").scaled(by: 8, layers: 4),
           let compressed = try? CPUModel(spec: v4, source: .random(seed: 1)) else { return }
     decodeAndPrefill("deepseek-v4-pro /8 4 layers (CSA/HCA)", compressed, prompt: prompt(v4.vocabSize))
+
+    // DeepSeek-V3.2 (the lightning indexer's top-k as a mask on MLA) and gpt-oss-20b (sinks,
+    // alternating sliding windows, clamped SwiGLU, expert biases), scaled down the same way.
+    for id in ["deepseek-v3.2", "gpt-oss-20b"] {
+        guard let spec = try? ModelCatalog.load(id).scaled(by: 8, layers: 4),
+              let model = try? CPUModel(spec: spec, source: .random(seed: 1)) else { return }
+        decodeAndPrefill("\(id) /8 4 layers", model, prompt: prompt(spec.vocabSize))
+    }
 }
