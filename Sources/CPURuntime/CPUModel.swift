@@ -867,33 +867,51 @@ public final class CPUModel: @unchecked Sendable {
     }
 
     /// The lightning indexer's choice for `count` queries after `past` cached tokens: query i
-    /// scores every key t ≤ past + i as Σ_h w_h · ReLU(q_h · k_t / √head_dim) and keeps the
-    /// `topK` best (all of them while fewer are visible); the mask row holds 0 there and −∞ on the
-    /// other visible keys (the causal mask handles the rest).
+    /// keeps the `topK` best of the keys t ≤ past + i (`indexerTopK`; all of them while fewer are
+    /// visible); the mask row holds 0 there and −∞ on the other visible keys (the causal mask
+    /// handles the rest).
     static func topKMask(queries: UnsafePointer<Float>, weights: UnsafePointer<Float>, keys: UnsafePointer<Float>, count: Int,
                          past: Int, heads: Int, headDim: Int, topK: Int, into mask: UnsafeMutablePointer<Float>) {
-        let total = past + count, scale = 1 / Float(headDim).squareRoot()
-        var scores = [Float](repeating: 0, count: total)
+        let total = past + count
         for i in 0..<count {
             let visible = past + i + 1
             let row = mask + i * total
             for t in 0..<total { row[t] = 0 }
             guard visible > topK else { continue }
-            for t in 0..<visible {
-                var score: Float = 0
-                for h in 0..<heads {
-                    var dot: Float = 0
-                    let qh = queries + (i * heads + h) * headDim, kt = keys + t * headDim
-                    for d in 0..<headDim { dot += qh[d] * kt[d] }
-                    score += weights[i * heads + h] * max(dot * scale, 0)
-                }
-                scores[t] = score
-            }
-            // The topK-th largest score; keys below it are masked (ties keep the earlier keys).
-            var order = Array(0..<visible)
-            order.sort { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-            for t in order[topK...] { row[t] = -.infinity }
+            for t in 0..<visible { row[t] = -.infinity }
+            for t in indexerTopK(query: queries + i * heads * headDim, weights: weights + i * heads, keys: keys, visible: visible,
+                                 heads: heads, headDim: headDim, topK: topK) { row[t] = 0 }
         }
+    }
+
+    /// The lightning indexer's top-k of one query (DeepSeek-V3.2, GLM-5 and DeepSeek-V4 alike):
+    /// key t scores Σ_h w_h · ReLU(q_h · k_t) / √headDim over `heads` heads of `headDim` (the weights
+    /// scaled by the caller), the scores as one GEMM over the visible keys; the `topK` best,
+    /// the earlier of equal scores first (TensorCore's top-k), ascending; every key while no
+    /// more than `topK` are visible.
+    static func indexerTopK(query: UnsafePointer<Float>, weights: UnsafePointer<Float>, keys: UnsafePointer<Float>, visible: Int,
+                            heads: Int, headDim: Int, topK: Int) -> [Int] {
+        guard visible > topK else { return Array(0..<visible) }
+        let scale = 1 / Float(headDim).squareRoot()
+        var dots = [Float](repeating: 0, count: heads * visible), scores = [Float](repeating: 0, count: visible)
+        var chosen = [Int32](repeating: 0, count: topK), values = [Float](repeating: 0, count: topK)
+        dots.withUnsafeMutableBufferPointer { dp in
+            scores.withUnsafeMutableBufferPointer { sp in
+                chosen.withUnsafeMutableBufferPointer { cp in
+                    values.withUnsafeMutableBufferPointer { vp in
+                        guard let d = dp.baseAddress, let s = sp.baseAddress, let c = cp.baseAddress, let v = vp.baseAddress else { return }
+                        BLAS.gemm(m: heads, n: visible, k: headDim, a: query, lda: headDim, transposeA: false,
+                                  b: keys, ldb: headDim, transposeB: true, c: d, ldc: visible)
+                        for h in 0..<heads {
+                            let w = weights[h]
+                            for t in 0..<visible { s[t] += w * max(d[h * visible + t] * scale, 0) }
+                        }
+                        TopK.select(s, count: visible, k: topK, indices: c, values: v)
+                    }
+                }
+            }
+        }
+        return chosen.map(Int.init).sorted()
     }
 
     /// MLA's absorbed form for a few queries: each head's query moves into the latent space

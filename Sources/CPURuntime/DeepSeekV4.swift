@@ -573,35 +573,20 @@ extension CPUModel {
         state.pendingGate.removeAll(keepingCapacity: true)
     }
 
-    /// The indexer's top-k of the `visible` compressed entries for one query: score(w) =
-    /// Σ_h weight_h / √IH · ReLU(q_h · k_w) / √ID; all of them while fewer than k are visible (ties
-    /// keep the earlier entries). Ascending.
+    /// The indexer's top-k of the `visible` compressed entries for one query (`indexerTopK`), with
+    /// its head weights from the layer input scaled by 1/√index heads.
     func indexerChoice(query: [Float], row r: Int, projected: [Float], inputWidth: Int, weightsAt: Int, keys: [Float],
                        visible: Int, indexer x: SparseAttention) -> [Int] {
         guard visible > x.topK else { return Array(0..<visible) }
-        let id = x.headDim, headScale = 1 / Float(x.heads).squareRoot(), dotScale = 1 / Float(id).squareRoot()
-        var dots = [Float](repeating: 0, count: x.heads * visible), scores = [Float](repeating: 0, count: visible)
-        query.withUnsafeBufferPointer { qp in
+        let headScale = 1 / Float(x.heads).squareRoot()
+        let weights = (0..<x.heads).map { projected[r * inputWidth + weightsAt + $0] * headScale }
+        return query.withUnsafeBufferPointer { qp in
             keys.withUnsafeBufferPointer { kp in
-                dots.withUnsafeMutableBufferPointer { dp in
-                    BLAS.gemm(m: x.heads, n: visible, k: id, a: qp.baseAddress! + r * x.heads * id, lda: id, transposeA: false,
-                              b: kp.baseAddress!, ldb: id, transposeB: true, c: dp.baseAddress!, ldc: visible)
+                weights.withUnsafeBufferPointer { wp in
+                    CPUModel.indexerTopK(query: qp.baseAddress! + r * x.heads * x.headDim, weights: wp.baseAddress!, keys: kp.baseAddress!,
+                                         visible: visible, heads: x.heads, headDim: x.headDim, topK: x.topK)
                 }
             }
         }
-        for hh in 0..<x.heads {
-            let weight = projected[r * inputWidth + weightsAt + hh] * headScale
-            for e in 0..<visible { scores[e] += weight * (max(dots[hh * visible + e], 0) * dotScale) }
-        }
-        // TensorCore's top-k keeps the earlier of equal scores.
-        var chosen = [Int32](repeating: 0, count: x.topK), values = [Float](repeating: 0, count: x.topK)
-        scores.withUnsafeBufferPointer { sp in
-            chosen.withUnsafeMutableBufferPointer { cp in
-                values.withUnsafeMutableBufferPointer { vp in
-                    TopK.select(sp.baseAddress!, count: visible, k: x.topK, indices: cp.baseAddress!, values: vp.baseAddress!)
-                }
-            }
-        }
-        return chosen.map(Int.init).sorted()
     }
 }
