@@ -260,6 +260,9 @@ public final class CPUModel: @unchecked Sendable {
     /// The sparse-attention masks of the last layer with its own indexer, one per sequence of the
     /// pass: GLM-5's "shared" layers reuse them.
     var sharedIndexMasks: [[Float]] = []
+    /// Whether any layer reuses an earlier layer's masks (GLM-5): DeepSeek-V3.2 indexes every
+    /// layer, so it keeps no copies.
+    var reusesIndexMasks: Bool { spec.sparseAttention != nil && spec.layers.contains { !$0.indexer } }
 
     /// Distinct experts the last forward pass touched, summed over MoE layers.
     public internal(set) var lastTouchedExperts = 0
@@ -786,6 +789,7 @@ public final class CPUModel: @unchecked Sendable {
         let context = ws.get(.context, rows * heads * vDim)
         let scale = latentSoftmaxScale / Float(qk).squareRoot()
         let perHead = nope + vDim
+        let reuses = reusesIndexMasks
         for (s, seg) in segments.enumerated() {
             let past = caches[s].length, total = past + seg.count
             // Sparse attention: an additive mask (0 on the indexer's top-k keys, −∞ elsewhere) per
@@ -799,8 +803,10 @@ public final class CPUModel: @unchecked Sendable {
                                       keys: kp, count: seg.count, past: past, heads: x.heads, headDim: x.headDim, topK: x.topK,
                                       into: mask)
                 }
-                if s == 0 { sharedIndexMasks = [] }
-                sharedIndexMasks.append(Array(UnsafeBufferPointer(start: mask, count: seg.count * total)))
+                if reuses {
+                    if s == 0 { sharedIndexMasks = [] }
+                    sharedIndexMasks.append(Array(UnsafeBufferPointer(start: mask, count: seg.count * total)))
+                }
                 if recordRouting {
                     lastIndexerChoice[layer, default: []] += (0..<seg.count).map { i in
                         (0...(past + i)).filter { mask[i * total + $0] == 0 }
@@ -988,14 +994,9 @@ public final class CPUModel: @unchecked Sendable {
                 }
             }
             GroupedMatmul.multiply(packed, grouping: grouping, weights: m.expertsGateUp, into: gateUp)
-            if let limit = moe.swigluLimit {
-                // gpt-oss: biases per expert, then the clamped SwiGLU.
-                CPUModel.addExpertBias(gateUp, width: 2 * size, grouping: grouping, biases: m.expertsGateUpBias)
-                CPUModel.clampedSwiGLU(gateUp, rows: pairs, size: size, moe: moe, limit: limit, into: activated)
-            } else {
-                let swigluChunks = Parallel.chunks(rows: pairs, width: 2 * size)
-                Parallel.run(chunks: swigluChunks, SwiGLURows(gateUp: gateUp, out: activated, rows: pairs, size: size, chunks: swigluChunks))
-            }
+            // gpt-oss: biases per expert before its clamped SwiGLU.
+            if moe.expertBias { CPUModel.addExpertBias(gateUp, width: 2 * size, grouping: grouping, biases: m.expertsGateUpBias) }
+            CPUModel.swiGLU(gateUp, rows: pairs, size: size, clamp: .init(moe), into: activated)
             // The experts' output takes the packed rows' storage (Workspace.Slot.storage): taken
             // only now, when the packed rows are no longer needed.
             let expertOut = ws.get(.expertOut, pairs * h)
@@ -1033,27 +1034,15 @@ public final class CPUModel: @unchecked Sendable {
         let size = m.intermediate
         let gateUp = workspace.get(.mlpGateUp, rows * 2 * size), activated = workspace.get(.mlpActivated, rows * size)
         m.gateUp.apply(input, batch: rows, into: gateUp)
-        if let moe = clamp, let limit = moe.swigluLimit {
-            CPUModel.clampedSwiGLU(gateUp, rows: rows, size: size, moe: moe, limit: limit, into: activated)
-        } else {
-            let chunks = Parallel.chunks(rows: rows, width: 2 * size)
-            Parallel.run(chunks: chunks, SwiGLURows(gateUp: gateUp, out: activated, rows: rows, size: size, chunks: chunks))
-        }
+        CPUModel.swiGLU(gateUp, rows: rows, size: size, clamp: .init(clamp), into: activated)
         m.down.apply(activated, batch: rows, into: out)
     }
 
-    /// The clamped SwiGLU of rows of [gate | up]: gate ≤ limit, |up| ≤ limit,
-    /// (up + shift) · gate · σ(α · gate) (gpt-oss: shift 1, α 1.702; DeepSeek-V4: 0 and 1).
-    static func clampedSwiGLU(_ gateUp: UnsafePointer<Float>, rows: Int, size: Int, moe: MixtureOfExperts, limit: Double,
-                              into activated: UnsafeMutablePointer<Float>) {
-        let l = Float(limit), alpha = Float(moe.swigluAlpha), shift = Float(moe.swigluUpShift)
-        for r in 0..<rows {
-            let g = gateUp + r * 2 * size, u = g + size, o = activated + r * size
-            for i in 0..<size {
-                let gate = min(g[i], l), up = min(max(u[i], -l), l)
-                o[i] = (up + shift) * gate / (1 + exp(-alpha * gate))
-            }
-        }
+    /// SwiGLU of rows of [gate | up], split over threads for long prompts.
+    static func swiGLU(_ gateUp: UnsafeMutablePointer<Float>, rows: Int, size: Int, clamp: SwiGLURows.Clamp?,
+                       into activated: UnsafeMutablePointer<Float>) {
+        let chunks = Parallel.chunks(rows: rows, width: 2 * size)
+        Parallel.run(chunks: chunks, SwiGLURows(gateUp: gateUp, out: activated, rows: rows, size: size, chunks: chunks, clamp: clamp))
     }
 
     // MARK: - Helpers

@@ -34,10 +34,11 @@ enum Router {
                     } else {
                         for j in 0..<e { scores[j] = (max(scores[j], 0) + log1p(exp(-abs(scores[j])))).squareRoot() }
                     }
-                    for j in 0..<e { choice[j] = scores[j] + (correctionBias?[j] ?? 0) }
-                    // Llama 4 picks on the raw logits (the same order, except where sigmoid
-                    // saturates to 1 and would tie).
-                    if moe.weightScalesInput { choice.update(from: logits + t * e, count: e) }
+                    if moe.selectsOnLogits {
+                        choice.update(from: logits + t * e, count: e)
+                    } else {
+                        for j in 0..<e { choice[j] = scores[j] + (correctionBias?[j] ?? 0) }
+                    }
                     if moe.groups > 1 { maskGroups(choice, moe: moe, groupScores: groupScores, topIds: topIds, topValues: topValues) }
                 }
                 TopK.select(choice, count: e, k: k, indices: topIds, values: topValues)

@@ -1,3 +1,4 @@
+import Foundation
 import ModelSpec
 import TensorCore
 
@@ -19,10 +20,33 @@ struct RMSNormRows: ChunkedWork {
 /// SwiGLU of rows laid out [gate (size) | up (size)] into rows of `size`.
 struct SwiGLURows: ChunkedWork {
     let gateUp: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, size: Int, chunks: Int
+    /// gpt-oss's and DeepSeek-V4's clamped form (nil: the plain silu(gate) · up).
+    var clamp: Clamp? = nil
+
+    /// gate ≤ limit, |up| ≤ limit, then (up + shift) · gate · σ(α · gate)
+    /// (gpt-oss: shift 1, α 1.702; DeepSeek-V4: 0 and 1).
+    struct Clamp {
+        let limit: Float, alpha: Float, shift: Float
+
+        init?(_ moe: MixtureOfExperts?) {
+            guard let moe, let limit = moe.swigluLimit else { return nil }
+            self.limit = Float(limit)
+            alpha = Float(moe.swigluAlpha)
+            shift = Float(moe.swigluUpShift)
+        }
+    }
 
     func run(chunk: Int) {
         for r in (rows * chunk / chunks)..<(rows * (chunk + 1) / chunks) {
-            Elementwise.siluMul(gate: gateUp + r * 2 * size, up: gateUp + r * 2 * size + size, into: out + r * size, count: size)
+            let g = gateUp + r * 2 * size, u = g + size, o = out + r * size
+            guard let c = clamp else {
+                Elementwise.siluMul(gate: g, up: u, into: o, count: size)
+                continue
+            }
+            for i in 0..<size {
+                let gate = min(g[i], c.limit), up = min(max(u[i], -c.limit), c.limit)
+                o[i] = (up + c.shift) * gate / (1 + exp(-c.alpha * gate))
+            }
         }
     }
 }

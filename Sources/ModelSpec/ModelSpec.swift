@@ -322,6 +322,9 @@ public struct MixtureOfExperts: Sendable, Equatable {
     /// The routing weight scales each expert's input instead of its output (Llama 4: the expert
     /// sees sigmoid(logit) · x).
     public var weightScalesInput = false
+    /// Experts are picked on the raw router logits, not the scores (Llama 4: the same order, except
+    /// where sigmoid saturates to 1 and would tie).
+    public var selectsOnLogits = false
 
     /// The width the routed experts read and write.
     public func expertWidth(hidden: Int) -> Int { latentSize ?? hidden }

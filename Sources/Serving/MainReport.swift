@@ -17,6 +17,8 @@ public struct MainReport: Sendable {
     public var search: LayoutSearch.Result?
     /// Closed-loop estimates on the best layout, by concurrency.
     public var serving: [ServingEstimate] = []
+    /// The concurrencies of the serving view that could not be estimated, with why.
+    public var servingSkipped: [(concurrency: Int, reason: String)] = []
     public var capacity: CapacityAnswer?
     public var capacityTargets: (ttft: Double, tpot: Double) = (2, 0.05)
     /// Why there is no capacity answer, when the search failed.
@@ -65,7 +67,9 @@ public struct MainReport: Sendable {
             var base = request
             base.layout = best.plan.layout
             let r = ServingRequest(base: base, concurrency: perGPU * chosen, inputRange: Self.clientRange, outputRange: Self.clientRange)
-            if let e = try? ServingEstimator.estimate(r) { report.serving.append(e) }
+            do { report.serving.append(try ServingEstimator.estimate(r)) } catch {
+                report.servingSkipped.append((r.concurrency, "\(error)"))
+            }
         }
         report.longRequest = longRequest(request, spec: spec, hosted: hosted)
         var base = request

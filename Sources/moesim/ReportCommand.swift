@@ -170,7 +170,12 @@ struct ReportCommand: ParsableCommand {
                 json["hosted_price"] = hosted
             }
         }
-        if report.search?.best != nil { json["serving"] = report.serving.map(ServingJSON.object) }
+        if report.search?.best != nil {
+            json["serving"] = report.serving.map(ServingJSON.object)
+            if !report.servingSkipped.isEmpty {
+                json["serving_skipped"] = report.servingSkipped.map { ["concurrency": $0.concurrency, "reason": $0.reason] as [String: Any] }
+            }
+        }
         if let long = report.longRequest {
             func side(_ e: Estimate) -> [String: Any] {
                 let seconds = e.gpuSeconds(prompt: long.promptTokens, output: long.outputTokens) ?? 0
@@ -253,10 +258,8 @@ struct ReportCommand: ParsableCommand {
     func printServing(_ report: MainReport, layout: Layout) {
         print("")
         print("== Serving at a concurrency (closed loop on \(layout), prompts 0.8–1.0 × \(Output.grouped(workload.input)), answers 0.8–1.0 × \(Output.grouped(workload.output)))")
-        guard !report.serving.isEmpty else {
-            print("no concurrency fits this layout at \(Output.grouped(workload.input + workload.output)) tokens")
-            return
-        }
+        for (concurrency, reason) in report.servingSkipped { print("\(Output.grouped(concurrency)) requests: \(reason)") }
+        guard !report.serving.isEmpty else { return }
         Output.printColumns(header: ["requests", "out tok/s/GPU", "tok/s/user", "TTFT p90", "TPOT p90", "$/M out", "board W/GPU",
                                      "facility J/out token"],
                             rows: report.serving.map { s in

@@ -84,6 +84,7 @@ enum Llama4: Architecture {
             sharedExpertGate: false, scoring: .sigmoid, normalizeTopK: false, routedScalingFactor: 1,
             groups: 1, topKGroups: 1, correctionBias: false, routerBias: false, expertBias: false)
         moe.weightScalesInput = true
+        moe.selectsOnLogits = true
         p.moe = moe
         p.rope = try reader.rope(rotaryDimension: gqa.headDim)
         p.rope.interleaved = true
