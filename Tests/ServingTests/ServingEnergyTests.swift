@@ -76,4 +76,24 @@ import TestSupport
         let upper = (16 * prefillMax + 8 * p.tdp) / 24
         #expect(energy.outputGPUWatts > p.idle && energy.outputGPUWatts < upper, "\(energy.outputGPUWatts) W, at most \(upper)")
     }
+
+    /// A request's energy is the energy of its tokens: joules per request = joules per output token
+    /// × the mean answer length the client draws, and, with the whole bill charged to input
+    /// tokens too, = joules per input token × the mean prompt length (answers and prompts drawn
+    /// uniformly from 0.8–1.0 of nominal, so their means are the ranges' midpoints).
+    @Test func aRequestsEnergyIsItsTokensEnergy() throws {
+        var r = try serving(input: 512, output: 64, concurrency: 8)
+        let range = LengthRange(lower: 0.8, upper: 1)
+        r.inputRange = range
+        r.outputRange = range
+        let s = try ServingEstimator.estimate(r)
+        let energy = try #require(s.energy)
+        let perRequest = try #require(energy.joulesPerRequest)
+        let answer = range.tokens(64), prompt = range.tokens(512)
+        let meanAnswer = Double(answer.lower + answer.upper) / 2, meanPrompt = Double(prompt.lower + prompt.upper) / 2
+        let perOutput = try #require(energy.joulesPerOutputToken()), perInput = try #require(energy.joulesPerInputToken())
+        // The sample's mean lengths differ from the midpoints by about 1%.
+        #expect(abs(perRequest / (perOutput * meanAnswer) - 1) < 0.03, "\(perRequest) J vs \(perOutput) J × \(meanAnswer)")
+        #expect(abs(perRequest / (perInput * meanPrompt) - 1) < 0.03, "\(perRequest) J vs \(perInput) J × \(meanPrompt)")
+    }
 }
