@@ -84,7 +84,7 @@ struct CapacityCommand: ParsableCommand {
         }
         guard [50, 90, 99].contains(percentile) else { throw ValidationError("--percentile must be 50, 90 or 99") }
         if policy.prefillPool != nil { throw ValidationError("capacity chooses the pools itself; --no-disaggregation keeps one") }
-        if let p = gpuHourPrice, !(p > 0 && p.isFinite) { throw ValidationError("--gpu-hour-price must be positive") }
+        try WorkloadOptions.checkGPUHourPrice(gpuHourPrice)
         guard (8...65_536).contains(maxGpus) else { throw ValidationError("--max-gpus must be 8 to 65,536") }
     }
 

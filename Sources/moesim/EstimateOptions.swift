@@ -54,7 +54,7 @@ struct WorkloadOptions: ParsableArguments {
             throw ValidationError("--prefix-cache-hit-rate must be in [0, 1), got \(prefixCacheHitRate)")
         }
         guard expertSkew >= 0, expertSkew <= 100 else { throw ValidationError("--expert-skew must be in [0, 100], got \(expertSkew)") }
-        if let p = gpuHourPrice, !(p > 0 && p <= 1e6) { throw ValidationError("--gpu-hour-price must be in (0, 10^6] USD, got \(p)") }
+        try Self.checkGPUHourPrice(gpuHourPrice)
         if let t = maxTtft, !(t > 0 && t.isFinite) { throw ValidationError("--max-ttft must be a positive number of seconds, got \(t)") }
         if let t = maxTpot, !(t > 0 && t.isFinite) { throw ValidationError("--max-tpot must be a positive number of seconds, got \(t)") }
         _ = try parsedFeatures()
@@ -63,6 +63,11 @@ struct WorkloadOptions: ParsableArguments {
     func parsedFeatures() throws -> Set<EstimateRequest.Feature> { try Self.features(features) }
 
     /// Parses --features (shared with serve).
+    /// `--gpu-hour-price`, the same bound for every command that takes it.
+    static func checkGPUHourPrice(_ price: Double?) throws {
+        if let p = price, !(p > 0 && p <= 1e6) { throw ValidationError("--gpu-hour-price must be in (0, 10^6] USD, got \(p)") }
+    }
+
     static func features(_ list: String?) throws -> Set<EstimateRequest.Feature> {
         guard let list else { return [] }
         return Set(try list.split(separator: ",").map { name in

@@ -90,7 +90,7 @@ struct ServeCommand: ParsableCommand {
         if let t = sloTtft, !(t > 0 && t.isFinite) { throw ValidationError("--slo-ttft must be positive and finite") }
         if let t = sloTpot, !(t > 0 && t.isFinite) { throw ValidationError("--slo-tpot must be positive and finite") }
         if (sloTtft == nil) != (sloTpot == nil) { throw ValidationError("--slo-ttft and --slo-tpot go together") }
-        if let p = gpuHourPrice, !(p > 0 && p <= 1e6) { throw ValidationError("--gpu-hour-price must be in (0, 10^6] USD, got \(p)") }
+        try WorkloadOptions.checkGPUHourPrice(gpuHourPrice)
         _ = try WorkloadOptions.features(features)
     }
 
