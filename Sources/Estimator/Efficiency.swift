@@ -58,4 +58,15 @@ public enum Efficiency {
     public static func peak(_ hardware: HardwareSpec, format: String) -> Double {
         hardware.peakFlops[format] ?? hardware.peakFlops["bf16"] ?? hardware.peakFlops["fp32"] ?? 1
     }
+
+    /// The format a GEMM runs in: the wider of its weights' and its activations'. Tensor cores
+    /// take mixed operands at the wider one's rate: Blackwell's FP4 rate needs both operands in
+    /// FP4 (tcgen05 `kind::mxf4nvf4`), FP4 weights against FP8 activations run at the FP8 rate
+    /// (`kind::f8f6f4`), and weights below bf16 against bf16 activations (W4A16, gpt-oss's MXFP4
+    /// experts in a bf16 model) are dequantized to bf16.
+    public static func matmulFormat(weights: String, activations: String) -> String {
+        let narrowToWide = ["fp4", "fp8", "bf16", "fp32"]
+        guard let w = narrowToWide.firstIndex(of: weights), let a = narrowToWide.firstIndex(of: activations) else { return activations }
+        return narrowToWide[max(w, a)]
+    }
 }

@@ -125,8 +125,10 @@ extension Estimator {
         let groupTokens = tokensPerGPU * tp
         let bandwidth = gpu.memoryBandwidth * gpu.efficiency.memory
         let matmulPeak = Efficiency.peak(gpu, format: weights.computeFormat)
-        // Experts stored in their own format (a checkpoint's FP4 experts) run on its units.
-        let expertPeak = Efficiency.peak(gpu, format: (model.expertWeightFormat ?? weights).computeFormat)
+        // Experts stored in their own format (a checkpoint's FP4 experts) run on its units when
+        // the activations they meet are as narrow (the rest of the model's format).
+        let expertPeak = Efficiency.peak(gpu, format: Efficiency.matmulFormat(
+            weights: (model.expertWeightFormat ?? weights).computeFormat, activations: weights.computeFormat))
         let attentionPeak = Efficiency.peak(gpu, format: "bf16") * gpu.efficiency.matmul * Efficiency.attentionToMatmul
         var kvDivisor = 1.0
         if case let .grouped(a) = model.attention { kvDivisor = min(tp, Double(a.kvHeads)) }

@@ -170,7 +170,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         #expect(shipped.json["expert_weights"] as? String == "mxfp4" && fp8.json["expert_weights"] as? String == "fp8")
         let fewer = shipped.json["min_gpus"] as? Int ?? 0, more = fp8.json["min_gpus"] as? Int ?? 0
         #expect(fewer > 0 && fewer < more, "as shipped \(fewer) GPUs, all fp8 \(more)")
-        // The estimate prices the same checkpoint: its FP4 experts on B200's FP4 units stream half
+        // The estimate prices the same checkpoint: its FP4 experts stream half
         // the bytes of FP8 ones, so a decode-bound step is faster.
         let asShipped = try moesim("estimate", "--model", "deepseek-v4-flash", "--gpu", "b200", "--gpus", "8", "--weights", "checkpoint",
                                    "--batch-per-gpu", "8", "--json")

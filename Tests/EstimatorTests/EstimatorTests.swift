@@ -28,6 +28,26 @@ import TestSupport
         #expect(abs(fast.compute - slow.compute / 2) / slow.compute < 1e-9)
     }
 
+    /// A checkpoint's FP4 experts in an FP8 model meet FP8 activations, so a compute-bound prefill
+    /// runs them at B200's FP8 rate (the experts' time as all-FP8), while an all-FP4 model runs
+    /// them at the FP4 rate (twice B200's FP8 peak: the GEMMs' half of the time, with the router,
+    /// the activations and the quantization on top).
+    @Test func fp4ExpertsAgainstFP8ActivationsRunAtTheFP8Rate() throws {
+        let b200 = try gpu("b200")
+        let layout = Layout(attention: .data, tp: 1, ep: 8, pp: 1)
+        func moeSeconds(_ weights: WeightFormat, experts: WeightFormat?) throws -> Double {
+            var r = try request("deepseek-v4-flash", b200, gpus: 8, input: 16_384, weights: weights)
+            r.model.expertWeightFormat = experts
+            let step = try Estimator.estimate(r, layout: layout).prefillStep
+            return try #require(step.blocks[.moe])
+        }
+        let fp8 = try moeSeconds(.fp8, experts: nil), mixed = try moeSeconds(.fp8, experts: .mxfp4)
+        let fp4 = try moeSeconds(.mxfp4, experts: nil)
+        #expect(try #require(b200.peakFlops["fp4"]) >= 2 * (try #require(b200.peakFlops["fp8"])))
+        #expect(abs(mixed / fp8 - 1) < 0.05, "FP4 experts in FP8 \(mixed) s, all FP8 \(fp8) s")
+        #expect(fp4 < 0.7 * fp8, "all FP4 \(fp4) s, all FP8 \(fp8) s")
+    }
+
     /// A dense model decoding one sequence reads every weight once per token: the memory-bound time
     /// ≈ weight bytes / achievable bandwidth (the KV of 1,000 tokens and activations add a few %);
     /// kernel launches come on top.
