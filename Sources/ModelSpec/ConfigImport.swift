@@ -132,8 +132,11 @@ extension ModelSpec {
     /// somewhere downstream (a plan multiplies them by contexts and sequences).
     static let maxParameters = 1e15
 
+    /// Upper bounds in Double, written out rather than calling `cacheValuesPerToken` or
+    /// `LinearAttention.bytesPerSequence`: those multiply Ints, and on the sizes refused here
+    /// (fields up to 2^24 each) their products would trap before they could be compared.
     static func checkSize(_ spec: ModelSpec, _ c: JSONObject) throws {
-        // A linear-attention layer's state, in Double before any integer product is formed.
+        // A linear-attention layer's state (the whole convolution window: a bound).
         if let l = spec.linearAttention {
             let state = Double(l.valueHeads) * Double(l.keyHeadDim) * Double(l.valueHeadDim) * 4
                 + (Double(l.keyHeads) * Double(l.keyHeadDim) * 2 + Double(l.valueHeads) * Double(l.valueHeadDim)) * Double(l.convKernel) * 2

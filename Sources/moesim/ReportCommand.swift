@@ -158,6 +158,7 @@ struct ReportCommand: ParsableCommand {
             json["estimate"] = EstimateJSON.object(best)
             if let price = hosted {
                 var hosted: [String: Any] = ["provider": price.provider, "date": price.date, "source": price.source,
+                                             "variant": price.variant ?? NSNull(),
                                              "tiers": price.tiers.map { t -> [String: Any] in
                                                  var o: [String: Any] = ["input": t.input, "output": t.output,
                                                                          "max_prompt_tokens": t.maxPromptTokens.map { $0 as Any } ?? NSNull()]
@@ -215,7 +216,8 @@ struct ReportCommand: ParsableCommand {
                 + "\(Output.dollars(best.costPerMillionOutputTokens)) output (no hosted price for \(spec.id) in configs/pricing)")
             return
         }
-        print("== Cost per million tokens beside \(price.provider)'s API for \(spec.id) (\(price.date); configs/pricing/hosted.json)")
+        let offer = price.variant.map { "\(spec.id), \($0)" } ?? spec.id
+        print("== Cost per million tokens beside \(price.provider)'s API for \(offer) (\(price.date); configs/pricing/hosted.json)")
         func bound(_ t: HostedPrice.Tier) -> String { t.maxPromptTokens.map { "prompts ≤ \(Output.grouped($0))" } ?? "any prompt" }
         var rows: [[String]] = [["this deployment", Output.dollars(best.costPerMillionInputTokens), "≈ 0 (prefill skipped)",
                                  Output.dollars(best.costPerMillionOutputTokens)]]
