@@ -361,8 +361,7 @@ public final class CPUModel: @unchecked Sendable {
                     // Llama 4 Scout: a weightless RMS norm of each q and k head after the rotary.
                     if a.qkL2Norm {
                         for hh in 0..<(a.heads + a.kvHeads) {
-                            let head = row + hh * hd, meanSquare = Reduction.dot(head, head, count: hd) / Float(hd)
-                            Elementwise.scale(head, by: 1 / (meanSquare + epsilon).squareRoot(), into: head, count: hd)
+                            Reduction.rmsNorm(row + hh * hd, epsilon: epsilon, into: row + hh * hd, count: hd)
                         }
                     }
                 } else if let t = a.temperature {

@@ -266,11 +266,7 @@ extension CPUModel {
         streams.withUnsafeBufferPointer { sp in
             flat.withUnsafeMutableBufferPointer { fp in
                 guard let from = sp.baseAddress, let to = fp.baseAddress else { return }
-                for r in 0..<rows {
-                    let row = from + r * width
-                    let scale = 1 / (Reduction.dot(row, row, count: width) / Float(width) + epsilon).squareRoot()
-                    Elementwise.scale(row, by: scale, into: to + r * width, count: width)
-                }
+                for r in 0..<rows { Reduction.rmsNorm(from + r * width, epsilon: epsilon, into: to + r * width, count: width) }
                 mixes.withUnsafeMutableBufferPointer { m in map.fn.apply(to, batch: rows, into: m.baseAddress!) }
             }
         }
@@ -394,11 +390,7 @@ extension CPUModel {
                             guard let t = tp.baseAddress.map({ $0 + r * 2 * half }), let qb = qp.baseAddress, let kb = kp.baseAddress else { return }
                             rotary.angles(position: position, cos: t, sin: t + half)
                             let row = qb + r * heads * d
-                            for hh in 0..<heads {
-                                let head = row + hh * d
-                                let scale = 1 / (Reduction.dot(head, head, count: d) / Float(d) + epsilon).squareRoot()
-                                Elementwise.scale(head, by: scale, into: head, count: d)
-                            }
+                            for hh in 0..<heads { Reduction.rmsNorm(row + hh * d, epsilon: epsilon, into: row + hh * d, count: d) }
                             rotary.apply(to: row + ropeOffset, heads: heads, headStride: d, cos: t, sin: t + half)
                             rotary.apply(to: kb + r * d + ropeOffset, heads: 1, headStride: d, cos: t, sin: t + half)
                             if sparse {

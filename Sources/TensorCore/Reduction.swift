@@ -40,6 +40,14 @@ public enum Reduction {
         while i < count { out[i] = x[i] * inverse * weight[i]; i += 1 }
     }
 
+    /// RMSNorm without a learned weight: out = x / sqrt(mean(x²) + eps) (Llama 4's q/k norm,
+    /// DeepSeek-V4's query heads and hyper-connection input). `out` may alias `x`.
+    @inlinable
+    public static func rmsNorm(_ x: UnsafePointer<Float>, epsilon: Float, into out: UnsafeMutablePointer<Float>, count: Int) {
+        guard count > 0 else { return }
+        Elementwise.scale(x, by: 1 / (dot(x, x, count: count) / Float(count) + epsilon).squareRoot(), into: out, count: count)
+    }
+
     /// In-place softmax of one row, numerically stable: the row maximum is subtracted before
     /// exponentiation, so logits of ±1e4 give exact 0/1 rather than inf/NaN. Entries of -inf
     /// (masked positions) become 0. A row that is entirely -inf has no distribution and is

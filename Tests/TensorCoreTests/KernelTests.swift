@@ -80,6 +80,10 @@ let kernelSizes = [1, 7, 8, 13, 33, 1000, 600_000]
         let meanSquare = x.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(count)
         let expected = (0..<count).map { Double(x[$0]) / (meanSquare + 1e-6).squareRoot() * Double(w[$0]) }
         #expect(maxScaledError(out, expected) < 2e-6)
+        // Without a weight (Llama 4's q/k norm), in place.
+        var inPlace = x
+        inPlace.withUnsafeMutableBufferPointer { Reduction.rmsNorm($0.baseAddress!, epsilon: 1e-6, into: $0.baseAddress!, count: count) }
+        #expect(maxScaledError(inPlace, (0..<count).map { Double(x[$0]) / (meanSquare + 1e-6).squareRoot() }) < 2e-6)
     }
 
     func softmaxed(_ row: [Float]) -> [Float] {
