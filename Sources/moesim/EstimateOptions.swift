@@ -62,12 +62,12 @@ struct WorkloadOptions: ParsableArguments {
 
     func parsedFeatures() throws -> Set<EstimateRequest.Feature> { try Self.features(features) }
 
-    /// Parses --features (shared with serve).
     /// `--gpu-hour-price`, the same bound for every command that takes it.
     static func checkGPUHourPrice(_ price: Double?) throws {
         if let p = price, !(p > 0 && p <= 1e6) { throw ValidationError("--gpu-hour-price must be in (0, 10^6] USD, got \(p)") }
     }
 
+    /// Parses --features (shared with serve).
     static func features(_ list: String?) throws -> Set<EstimateRequest.Feature> {
         guard let list else { return [] }
         return Set(try list.split(separator: ",").map { name in
