@@ -37,7 +37,8 @@ public final class CPUModel: @unchecked Sendable {
 
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
                                                           "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa",
-                                                          "gpt_oss", "kimi_linear", "llama4", "llama4_text", "deepseek_v4", "qwen3_next"]
+                                                          "gpt_oss", "kimi_linear", "llama4", "llama4_text", "deepseek_v4", "qwen3_next",
+                                                          "kimi_k3"]
 
     /// `kernels` stores the matrices as panels for that kernel family (default: the widest this CPU
     /// runs, AVX-512 or AVX2 on x86-64); nil keeps them row-major, the path of other CPUs, which
@@ -212,6 +213,10 @@ public final class CPUModel: @unchecked Sendable {
             try runHyperConnected(rows: rows, token: token, caches: &caches, allLogits: allLogits, into: &logits)
             return
         }
+        if let block = spec.attentionResidualBlock {
+            try runAttentionResiduals(block: block, rows: rows, token: token, caches: &caches, allLogits: allLogits, into: &logits)
+            return
+        }
         let h = spec.hiddenSize
         let picked = allLogits ? rows : segments.count
         if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
@@ -241,9 +246,14 @@ public final class CPUModel: @unchecked Sendable {
             timed(.norm) { Elementwise.add(x, delta, into: x, count: rows * h) }
         }
         for s in segments.indices { caches[s].advance(by: segments[s].count) }
+        head(x, rows: rows, allLogits: allLogits, into: &logits)
+    }
 
-        // Final norm and head on the rows whose logits are wanted.
-        let last = ws.get(.lastRows, picked * h), lastNormed = ws.get(.lastNormed, picked * h)
+    /// The final norm and the output head on the rows of `x` whose logits are wanted: every row
+    /// (`allLogits`) or each sequence's last.
+    func head(_ x: UnsafePointer<Float>, rows: Int, allLogits: Bool, into logits: inout Tensor) {
+        let h = spec.hiddenSize, segments = workspace.segments, picked = allLogits ? rows : segments.count
+        let last = workspace.get(.lastRows, picked * h), lastNormed = workspace.get(.lastNormed, picked * h)
         for i in 0..<picked {
             // A sequence with no tokens in this pass has no last row: its logits row is unused.
             let r = allLogits ? i : segments[i].start + max(segments[i].count, 1) - 1
@@ -521,27 +531,29 @@ public final class CPUModel: @unchecked Sendable {
 
     /// Kimi Delta Attention (Kimi Linear): the gated delta rule of Gated DeltaNet with a decay per
     /// key channel, g = −exp(A_log) · softplus(f_b(f_a(x)) + dt_bias) for each of a head's dk
-    /// channels, so the state's row d decays by exp(g_d); the short convolutions over q, k and v
-    /// with SiLU; L2-normalised q and k; β = sigmoid(b). A prompt runs the chunked form
-    /// (`chunkedDeltaRule` with per-channel decay), a decode step updates the state in place.
-    /// The output goes through an RMSNorm gated by sigmoid(g_b(g_a(x))), then o_proj.
+    /// channels (Kimi K3's bounded form: g = bound · σ(exp(A_log) · (f_b(f_a(x)) + dt_bias))), so
+    /// the state's row d decays by exp(g_d); the short convolutions over q, k and v with SiLU;
+    /// L2-normalised q and k; β = sigmoid(b). A prompt runs the chunked form (`chunkedDeltaRule`
+    /// with per-channel decay), a decode step updates the state in place. The output goes through
+    /// an RMSNorm gated by sigmoid(g_b(g_a(x))) (Kimi K3: sigmoid(g_proj(x))), then o_proj.
     func kimiDeltaAttention(_ w: KDAWeights, _ l: LinearAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
                             segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) {
         let nh = l.valueHeads, d = l.keyHeadDim, P = nh * d, kernel = l.convKernel, channels = 3 * P
-        let width = channels + nh + 2 * d
+        let gateWidth = w.gateUp == nil ? P : d, width = channels + nh + d + gateWidth
         let ws = workspace
         let mixed = ws.get(.qkv, rows * width)
         w.inProj.apply(input, batch: rows, into: mixed)
-        // The gates' up-projections from their low-rank halves.
-        let low = ws.get(.gateLowRank, rows * 2 * d), forget = ws.get(.forgetGate, rows * P), gate = ws.get(.outputGate, rows * P)
-        for r in 0..<rows { (low + r * 2 * d).update(from: mixed + r * width + channels + nh, count: 2 * d) }
-        let lowForget = ws.get(.forgetLowRank, rows * d), lowGate = ws.get(.outputGateLowRank, rows * d)
+        // The forget gate's up-projection from its low-rank half; the output gate's likewise, or
+        // as projected (full rank).
+        let forget = ws.get(.forgetGate, rows * P), gate = ws.get(.outputGate, rows * P)
+        let lowForget = ws.get(.forgetLowRank, rows * d), lowGate = ws.get(.outputGateLowRank, rows * gateWidth)
         for r in 0..<rows {
-            (lowForget + r * d).update(from: low + r * 2 * d, count: d)
-            (lowGate + r * d).update(from: low + r * 2 * d + d, count: d)
+            (lowForget + r * d).update(from: mixed + r * width + channels + nh, count: d)
+            (lowGate + r * gateWidth).update(from: mixed + r * width + channels + nh + d, count: gateWidth)
         }
         w.forgetUp.apply(lowForget, batch: rows, into: forget)
-        w.gateUp.apply(lowGate, batch: rows, into: gate)
+        if let up = w.gateUp { up.apply(lowGate, batch: rows, into: gate) } else { gate.update(from: lowGate, count: rows * P) }
+        let bound = l.forgetGateLowerBound.map(Float.init)
         // Per row: q, k, v after the convolution (channels), β per head, log decay per channel.
         let stride = channels + nh + P
         let prepared = ws.get(.linearMixed, rows * stride)
@@ -561,7 +573,7 @@ public final class CPUModel: @unchecked Sendable {
                             let rate = exp(w.aLog[hh])
                             for x in 0..<d {
                                 let g = forget[r * P + hh * d + x] + w.dtBias[hh * d + x]
-                                p[channels + nh + hh * d + x] = -rate * (g > 20 ? g : log1p(exp(g)))
+                                p[channels + nh + hh * d + x] = bound.map { $0 / (1 + exp(-rate * g)) } ?? -rate * (g > 20 ? g : log1p(exp(g)))
                             }
                         }
                     }
@@ -738,6 +750,12 @@ public final class CPUModel: @unchecked Sendable {
         let downWidth = w.down.rows
         let down = ws.get(.down, rows * downWidth)
         w.down.apply(input, batch: rows, into: down)
+        // Kimi K3's output gate, σ(g_proj(x)) per head and value channel (its rows last in `down`).
+        let gateWidth = heads * vDim, gates: UnsafeMutablePointer<Float>? = w.outputGate ? ws.get(.gates, rows * gateWidth) : nil
+        if let gates {
+            for r in 0..<rows { (gates + r * gateWidth).update(from: down + r * downWidth + downWidth - gateWidth, count: gateWidth) }
+            Elementwise.sigmoid(gates, into: gates, count: rows * gateWidth)
+        }
         // Queries: through the low-rank path (q_a, its norm, q_b) or directly.
         let q = ws.get(.q, rows * heads * qk)
         if let qNorm = w.qNorm {
@@ -857,6 +875,7 @@ public final class CPUModel: @unchecked Sendable {
                 }
             }
         }
+        if let gates { for i in 0..<(rows * gateWidth) { context[i] *= gates[i] } }
         w.output.apply(context, batch: rows, into: out)
     }
 
@@ -980,28 +999,40 @@ public final class CPUModel: @unchecked Sendable {
             try ws.grouping.value.regroup(experts: UnsafeBufferPointer(start: ids, count: rows * k),
                                           weights: UnsafeBufferPointer(start: routeWeights, count: rows * k), expertsPerToken: k)
             let grouping = ws.grouping.value
-            let size = moe.expertIntermediateSize, pairs = grouping.rowCount
-            let packed = ws.get(.packed, pairs * h), gateUp = ws.get(.gateUp, pairs * 2 * size)
+            let size = moe.expertIntermediateSize, pairs = grouping.rowCount, width = moe.expertWidth(hidden: h)
+            // LatentMoE (Kimi K3): the routed experts read and write the latent width; their
+            // weighted sum is normalised and projected back before the shared experts add theirs.
+            var expertInput = input, routedOut = out
+            if let latent = m.latent {
+                expertInput = ws.get(.moeLatent, rows * width)
+                routedOut = ws.get(.moeLatentOut, rows * width)
+                latent.down.apply(input, batch: rows, into: expertInput)
+            }
+            let packed = ws.get(.packed, pairs * width), gateUp = ws.get(.gateUp, pairs * 2 * size)
             let activated = ws.get(.activated, pairs * size)
-            out.update(repeating: 0, count: rows * h)
-            GroupedMatmul.gather(input, width: h, grouping: grouping, into: packed)
+            routedOut.update(repeating: 0, count: rows * width)
+            GroupedMatmul.gather(expertInput, width: width, grouping: grouping, into: packed)
             if moe.weightScalesInput {
                 // Llama 4: each expert sees its routing weight times the token; the outputs are
                 // then summed unweighted.
                 grouping.weightOfRow.withUnsafeBufferPointer { weights in
-                    for r in 0..<pairs { Elementwise.scale(packed + r * h, by: weights[r], into: packed + r * h, count: h) }
+                    for r in 0..<pairs { Elementwise.scale(packed + r * width, by: weights[r], into: packed + r * width, count: width) }
                 }
             }
             GroupedMatmul.multiply(packed, grouping: grouping, weights: m.expertsGateUp, into: gateUp)
             // gpt-oss: biases per expert before its clamped SwiGLU.
             if moe.expertBias { CPUModel.addExpertBias(gateUp, width: 2 * size, grouping: grouping, biases: m.expertsGateUpBias) }
-            CPUModel.swiGLU(gateUp, rows: pairs, size: size, clamp: .init(moe), into: activated)
+            CPUModel.swiGLU(gateUp, rows: pairs, size: size, form: .init(spec.activation, clampOf: moe), into: activated)
             // The experts' output takes the packed rows' storage (Workspace.Slot.storage): taken
             // only now, when the packed rows are no longer needed.
-            let expertOut = ws.get(.expertOut, pairs * h)
+            let expertOut = ws.get(.expertOut, pairs * width)
             GroupedMatmul.multiply(activated, grouping: grouping, weights: m.expertsDown, into: expertOut)
-            if moe.expertBias { CPUModel.addExpertBias(expertOut, width: h, grouping: grouping, biases: m.expertsDownBias) }
-            GroupedMatmul.scatterAdd(expertOut, width: h, grouping: grouping, weighted: !moe.weightScalesInput, into: out)
+            if moe.expertBias { CPUModel.addExpertBias(expertOut, width: width, grouping: grouping, biases: m.expertsDownBias) }
+            GroupedMatmul.scatterAdd(expertOut, width: width, grouping: grouping, weighted: !moe.weightScalesInput, into: routedOut)
+            if let latent = m.latent {
+                if let norm = latent.norm { rmsNormRows(routedOut, norm, into: routedOut, rows: rows) }
+                latent.up.apply(routedOut, batch: rows, into: out)
+            }
             if let shared = m.shared {
                 let sharedOut = ws.get(.shared, rows * h)
                 mlp(shared, input, rows: rows, into: sharedOut, clamp: moe.clampsShared ? moe : nil)
@@ -1033,15 +1064,15 @@ public final class CPUModel: @unchecked Sendable {
         let size = m.intermediate
         let gateUp = workspace.get(.mlpGateUp, rows * 2 * size), activated = workspace.get(.mlpActivated, rows * size)
         m.gateUp.apply(input, batch: rows, into: gateUp)
-        CPUModel.swiGLU(gateUp, rows: rows, size: size, clamp: .init(clamp), into: activated)
+        CPUModel.swiGLU(gateUp, rows: rows, size: size, form: .init(spec.activation, clampOf: clamp), into: activated)
         m.down.apply(activated, batch: rows, into: out)
     }
 
     /// SwiGLU of rows of [gate | up], split over threads for long prompts.
-    static func swiGLU(_ gateUp: UnsafeMutablePointer<Float>, rows: Int, size: Int, clamp: SwiGLURows.Clamp?,
+    static func swiGLU(_ gateUp: UnsafeMutablePointer<Float>, rows: Int, size: Int, form: SwiGLURows.Form,
                        into activated: UnsafeMutablePointer<Float>) {
         let chunks = Parallel.chunks(rows: rows, width: 2 * size)
-        Parallel.run(chunks: chunks, SwiGLURows(gateUp: gateUp, out: activated, rows: rows, size: size, chunks: chunks, clamp: clamp))
+        Parallel.run(chunks: chunks, SwiGLURows(gateUp: gateUp, out: activated, rows: rows, size: size, chunks: chunks, form: form))
     }
 
     // MARK: - Helpers

@@ -22,6 +22,12 @@ public enum WeightSource: Sendable {
         }
     }
 
+    /// The stored shape of `name` (nil for random weights, which take the shape asked for).
+    func shape(of name: String) -> [Int]? {
+        guard case let .folder(f) = self else { return nil }
+        return f.files.lazy.compactMap { $0.entries[name]?.shape }.first
+    }
+
     /// Several matrices (name, shape) with the same columns stacked by rows into one tensor, each
     /// written in place: q/k/v or gate/up then run as one GEMM, and loading never holds a second
     /// copy of them.
@@ -136,15 +142,19 @@ struct MLAWeights {
     var kvUpRows: Tensor
     var output: WeightMatrix
     var indexer: IndexerWeights? = nil
+    /// Kimi K3: g_proj stacked last in `down`, a sigmoid gate on every head's output before o_proj.
+    var outputGate = false
 }
 
-/// Kimi Delta Attention (Kimi Linear): q, k, v, the β projection and the low-rank forget and
-/// output gates' first halves stacked (all read the layer input); the gates' second halves; the
-/// depthwise convolutions over q, k and v; the decay parameters; the gated output norm.
+/// Kimi Delta Attention (Kimi Linear): q, k, v, the β projection, the low-rank forget gate's first
+/// half and the output gate's (its low-rank first half, or Kimi K3's full-rank g_proj) stacked
+/// (all read the layer input); the gates' second halves; the depthwise convolutions over q, k
+/// and v; the decay parameters; the gated output norm.
 struct KDAWeights {
     var inProj: WeightMatrix
     var forgetUp: WeightMatrix
-    var gateUp: WeightMatrix
+    /// The output gate's up-projection; nil with a full-rank gate (inside `inProj`).
+    var gateUp: WeightMatrix?
     /// [3 × heads × head_dim channels × kernel], q then k then v.
     var conv: [Float]
     var dtBias: [Float]
@@ -194,6 +204,9 @@ struct MoEWeights {
     var sharedGate: WeightMatrix?
     /// DeepSeek-V4's hash-routed layers: the experts of each token id, [vocabulary × k].
     var hashTable: [Int32]? = nil
+    /// LatentMoE (Kimi K3): hidden → latent before the routed experts, the RMSNorm of their
+    /// weighted sum, latent → hidden after.
+    var latent: (down: WeightMatrix, norm: [Float]?, up: WeightMatrix)? = nil
 }
 
 enum FeedForwardWeights {
@@ -210,6 +223,8 @@ struct LayerWeights {
     var feedForward: FeedForwardWeights
     /// DeepSeek-V4: the hyper-connection maps around the attention and the feed-forward block.
     var hyper: (HyperWeights, HyperWeights)? = nil
+    /// Kimi K3: the attention residuals' score vectors before the attention and the feed-forward block.
+    var residualScores: (attention: [Float], feedForward: [Float])? = nil
 }
 
 struct ModelWeights {
@@ -219,6 +234,8 @@ struct ModelWeights {
     var head: WeightMatrix
     /// DeepSeek-V4's final collapse of the residual streams.
     var hyperHead: HyperWeights? = nil
+    /// Kimi K3: the attention residuals' score vector before the final norm.
+    var outputResidualScores: [Float]? = nil
 
     /// Bytes of all linear weights and the embedding as stored.
     var byteCount: Int {
@@ -228,7 +245,7 @@ struct ModelWeights {
             case let .grouped(a): total += a.qkv.byteCount + a.output.byteCount
             case let .latent(a): total += a.down.byteCount + a.qUp.byteCount + a.kvUpRows.count * 4 + a.output.byteCount
             case let .gatedDeltaNet(a): total += a.inProj.byteCount + a.output.byteCount + 4 * a.conv.count
-            case let .kimiDelta(a): total += a.inProj.byteCount + a.forgetUp.byteCount + a.gateUp.byteCount + a.output.byteCount
+            case let .kimiDelta(a): total += a.inProj.byteCount + a.forgetUp.byteCount + (a.gateUp?.byteCount ?? 0) + a.output.byteCount
             case let .compressed(a):
                 total += a.input.byteCount + a.queryUp.byteCount + a.outputA.reduce(0) { $0 + $1.byteCount } + a.outputB.byteCount
                     + (a.indexer?.queries.byteCount ?? 0)
@@ -238,6 +255,7 @@ struct ModelWeights {
             case let .moe(m):
                 total += m.router.byteCount + m.experts.reduce(0) { $0 + $1.gateUp.byteCount + $1.down.byteCount }
                 if let s = m.shared { total += s.gateUp.byteCount + s.down.byteCount }
+                if let l = m.latent { total += l.down.byteCount + l.up.byteCount }
             }
         }
         return total
@@ -253,31 +271,36 @@ struct ModelWeights {
         }
         let loader = MatrixLoader(source: source, format: format, kernels: kernels)
         if case let .compressed(a) = spec.attention { return try loadDeepSeekV4(spec, a, from: source, loader: loader) }
-        func mlp(_ prefix: String, _ size: Int, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
-            let gate = ("\(prefix).\(names.0).weight", [size, h]), up = ("\(prefix).\(names.1).weight", [size, h])
+        func mlp(_ prefix: String, _ size: Int, width: Int = h, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
+            let gate = ("\(prefix).\(names.0).weight", [size, width]), up = ("\(prefix).\(names.1).weight", [size, width])
             return MLPWeights(gateUp: try loader.matrix([gate, up]),
-                              down: try loader.matrix([("\(prefix).\(names.2).weight", [h, size])]))
+                              down: try loader.matrix([("\(prefix).\(names.2).weight", [width, size])]))
         }
-        let names = spec.checkpointNames
+        let names = spec.checkpointNames, root = names.prefix
+        // Kimi K3's attention residuals: each score vector is its norm's weight times its 1 × hidden
+        // projection (the score is (w ⊙ p) · v / rms(v)), as SGLang's `get_cw` folds them.
+        func residualScores(_ prefix: String) throws -> [Float] {
+            let norm = try vector("\(prefix)_norm.weight", h, norm: true)
+            let projection = try source.tensor("\(prefix)_proj.weight", [1, h]).elements
+            return zip(norm, projection).map { $0 * $1 }
+        }
         var layers: [LayerWeights] = []
         for (i, layer) in spec.layers.enumerated() {
-            let p = "model.layers.\(i)"
+            let p = "\(root)model.layers.\(i)"
             let attention: AttentionWeights
             if layer.mixer == .linear, let l = spec.linearAttention, l.kind == .kimiDelta {
-                guard !l.fullRankOutputGate else {
-                    throw RuntimeError.unsupported("Kimi K3's full-rank KDA output gate is not run on the CPU yet")
-                }
                 let P = l.valueHeads * l.valueHeadDim, d = l.keyHeadDim, ap = "\(p).self_attn"
                 let conv = try ["q", "k", "v"].flatMap { try source.tensor("\(ap).\($0)_conv1d.weight", [P, 1, l.convKernel]).elements }
+                // The output gate: Kimi K3's full-rank g_proj, or Kimi Linear's low-rank pair.
+                let outputGate = l.fullRankOutputGate ? ("\(ap).g_proj.weight", [P, h]) : ("\(ap).g_a_proj.weight", [d, h])
                 attention = .kimiDelta(KDAWeights(
                     inProj: try loader.matrix([("\(ap).q_proj.weight", [P, h]), ("\(ap).k_proj.weight", [P, h]), ("\(ap).v_proj.weight", [P, h]),
-                                               ("\(ap).b_proj.weight", [l.valueHeads, h]), ("\(ap).f_a_proj.weight", [d, h]),
-                                               ("\(ap).g_a_proj.weight", [d, h])]),
+                                               ("\(ap).b_proj.weight", [l.valueHeads, h]), ("\(ap).f_a_proj.weight", [d, h]), outputGate]),
                     forgetUp: try WeightMatrix(f32: source.tensor("\(ap).f_b_proj.weight", [P, d])),
-                    gateUp: try WeightMatrix(f32: source.tensor("\(ap).g_b_proj.weight", [P, d])),
+                    gateUp: l.fullRankOutputGate ? nil : try WeightMatrix(f32: source.tensor("\(ap).g_b_proj.weight", [P, d])),
                     conv: conv,
                     dtBias: try source.tensor("\(ap).dt_bias", [P]).elements,
-                    aLog: try source.tensor("\(ap).A_log", [1, 1, l.valueHeads, 1]).elements,
+                    aLog: try ModelWeights.kdaDecayRates("\(ap).A_log", heads: l.valueHeads, source: source),
                     norm: try source.tensor("\(ap).o_norm.weight", [d], norm: true).elements,
                     output: try loader.matrix([("\(ap).o_proj.weight", [h, P])])))
             } else if layer.mixer == .linear {
@@ -320,14 +343,16 @@ struct ModelWeights {
             case .compressed:
                 throw RuntimeError.unsupported("compressed attention outside DeepSeek-V4's loader")
             case let .latent(a):
-                let kvDown = ("\(p).self_attn.kv_a_proj_with_mqa.weight", [a.kvLoraRank + a.qkRopeHeadDim, h])
+                // Kimi K3's output gate reads the layer input too: stacked after the KV down-projection.
+                let kvDown = [("\(p).self_attn.kv_a_proj_with_mqa.weight", [a.kvLoraRank + a.qkRopeHeadDim, h])]
+                    + (a.outputGate ? [("\(p).self_attn.g_proj.weight", [a.heads * a.vHeadDim, h])] : [])
                 let down: WeightMatrix, qUp: WeightMatrix, qNorm: [Float]?
                 if let rank = a.qLoraRank {
-                    down = try loader.matrix([("\(p).self_attn.q_a_proj.weight", [rank, h]), kvDown])
+                    down = try loader.matrix([("\(p).self_attn.q_a_proj.weight", [rank, h])] + kvDown)
                     qNorm = try vector("\(p).self_attn.q_a_layernorm.weight", rank, norm: true)
                     qUp = try loader.matrix([("\(p).self_attn.q_b_proj.weight", [a.heads * a.qkHeadDim, rank])])
                 } else {
-                    down = try loader.matrix([kvDown])
+                    down = try loader.matrix(kvDown)
                     qNorm = nil
                     qUp = try loader.matrix([("\(p).self_attn.q_proj.weight", [a.heads * a.qkHeadDim, h])])
                 }
@@ -347,7 +372,7 @@ struct ModelWeights {
                     kvNorm: try vector("\(p).self_attn.kv_a_layernorm.weight", a.kvLoraRank, norm: true),
                     kvUpRows: kvUp,
                     output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, a.heads * a.vHeadDim])]),
-                    indexer: indexer))
+                    indexer: indexer, outputGate: a.outputGate))
             }
             }
             let feedForward: FeedForwardWeights
@@ -361,7 +386,8 @@ struct ModelWeights {
                     try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, loader: loader,
                                                   interleaved: $0 == .interleaved, biases: moe.expertBias)
                 } ?? (0..<moe.routedExperts).map {
-                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, names: (projections.gate, projections.up, projections.down))
+                    try mlp("\(block).experts.\($0)", moe.expertIntermediateSize, width: moe.expertWidth(hidden: h),
+                            names: (projections.gate, projections.up, projections.down))
                 }
                 var shared: MLPWeights? = nil
                 if moe.sharedIntermediateSize > 0 {
@@ -377,21 +403,40 @@ struct ModelWeights {
                     experts: experts, shared: shared,
                     sharedGate: moe.sharedExpertGate ? try WeightMatrix(f32: source.tensor("\(block).shared_expert_gate.weight", [1, h])) : nil)
                 moeWeights.experts = experts  // fills the grouped-matmul views
+                if let latent = moe.latentSize {
+                    moeWeights.latent = (down: try loader.matrix([("\(block).routed_expert_down_proj.weight", [latent, h])]),
+                                         norm: moe.latentNorm ? try vector("\(block).routed_expert_norm.weight", latent, norm: true) : nil,
+                                         up: try loader.matrix([("\(block).routed_expert_up_proj.weight", [h, latent])]))
+                }
                 feedForward = .moe(moeWeights)
             }
             layers.append(LayerWeights(inputNorm: try vector("\(p).input_layernorm.weight", h, norm: true),
                                        postNorm: try vector("\(p).post_attention_layernorm.weight", h, norm: true),
-                                       attention: attention, feedForward: feedForward))
+                                       attention: attention, feedForward: feedForward,
+                                       residualScores: spec.attentionResidualBlock == nil ? nil
+                                           : (try residualScores("\(p).self_attention_res"), try residualScores("\(p).mlp_res"))))
         }
-        let embedding = try source.tensor("model.embed_tokens.weight", [spec.vocabSize, h])
-        let headName = spec.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+        let embedding = try source.tensor("\(root)model.embed_tokens.weight", [spec.vocabSize, h])
+        let headName = spec.tiedEmbeddings ? "\(root)model.embed_tokens.weight" : "\(root)lm_head.weight"
         return ModelWeights(embedding: embedding, layers: layers,
-                            finalNorm: try vector("model.norm.weight", h, norm: true),
-                            head: try loader.matrix([(headName, [spec.vocabSize, h])]))
+                            finalNorm: try vector("\(root)model.norm.weight", h, norm: true),
+                            head: try loader.matrix([(headName, [spec.vocabSize, h])]),
+                            outputResidualScores: spec.attentionResidualBlock == nil ? nil
+                                : try residualScores("\(root)model.output_attn_res"))
     }
 }
 
 extension ModelWeights {
+    /// KDA's A_log, one per head: Kimi Linear stores [1, 1, heads, 1], Kimi K3 [head_dim] with the
+    /// heads' values first and zeros after (SGLang's K3 loader keeps the first `heads`).
+    static func kdaDecayRates(_ name: String, heads: Int, source: WeightSource) throws -> [Float] {
+        let shape = source.shape(of: name) ?? [heads]
+        guard shape == [1, 1, heads, 1] || (shape.count == 1 && shape[0] >= heads) else {
+            throw RuntimeError.tensorShape(name: name, expected: [1, 1, heads, 1], found: shape)
+        }
+        return Array(try source.tensor(name, shape).elements.prefix(heads))
+    }
+
     /// Qwen3-Next's fused projections rearranged into Qwen3.5's stacked order [q; k; v; z; b; a]:
     /// in_proj_qkvz holds, per key head, its query, its key, then the values and the z gates of
     /// the value heads it serves; in_proj_ba, per key head, their b then their a

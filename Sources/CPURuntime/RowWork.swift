@@ -20,32 +20,46 @@ struct RMSNormRows: ChunkedWork {
 /// SwiGLU of rows laid out [gate (size) | up (size)] into rows of `size`.
 struct SwiGLURows: ChunkedWork {
     let gateUp: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, size: Int, chunks: Int
-    /// gpt-oss's and DeepSeek-V4's clamped form (nil: the plain silu(gate) · up).
-    var clamp: Clamp? = nil
+    var form: Form = .plain
 
-    /// gate ≤ limit, |up| ≤ limit, then (up + shift) · gate · σ(α · gate)
-    /// (gpt-oss: shift 1, α 1.702; DeepSeek-V4: 0 and 1).
-    struct Clamp {
-        let limit: Float, alpha: Float, shift: Float
+    /// The gated activation of rows of [gate | up].
+    enum Form {
+        /// silu(gate) · up.
+        case plain
+        /// gpt-oss's and DeepSeek-V4's clamped form: gate ≤ limit, |up| ≤ limit, then
+        /// (up + shift) · gate · σ(α · gate) (gpt-oss: shift 1, α 1.702; DeepSeek-V4: 0 and 1).
+        case clamped(limit: Float, alpha: Float, shift: Float)
+        /// Kimi K3's SiTU: β·tanh(gate/β)·σ(gate) · βₗ·tanh(up/βₗ) (βₗ nil: up as it is).
+        case situ(beta: Float, linearBeta: Float?)
 
-        init?(_ moe: MixtureOfExperts?) {
-            guard let moe, let limit = moe.swigluLimit else { return nil }
-            self.limit = Float(limit)
-            alpha = Float(moe.swigluAlpha)
-            shift = Float(moe.swigluUpShift)
+        /// The experts' form: the MoE's clamp if it has one, else the model's activation.
+        init(_ activation: GatedActivation, clampOf moe: MixtureOfExperts?) {
+            if let moe, let limit = moe.swigluLimit {
+                self = .clamped(limit: Float(limit), alpha: Float(moe.swigluAlpha), shift: Float(moe.swigluUpShift))
+            } else if case let .situ(beta, linear) = activation {
+                self = .situ(beta: Float(beta), linearBeta: linear.map(Float.init))
+            } else {
+                self = .plain
+            }
         }
     }
 
     func run(chunk: Int) {
         for r in (rows * chunk / chunks)..<(rows * (chunk + 1) / chunks) {
             let g = gateUp + r * 2 * size, u = g + size, o = out + r * size
-            guard let c = clamp else {
+            switch form {
+            case .plain:
                 Elementwise.siluMul(gate: g, up: u, into: o, count: size)
-                continue
-            }
-            for i in 0..<size {
-                let gate = min(g[i], c.limit), up = min(max(u[i], -c.limit), c.limit)
-                o[i] = (up + c.shift) * gate / (1 + exp(-c.alpha * gate))
+            case let .clamped(limit, alpha, shift):
+                for i in 0..<size {
+                    let gate = min(g[i], limit), up = min(max(u[i], -limit), limit)
+                    o[i] = (up + shift) * gate / (1 + exp(-alpha * gate))
+                }
+            case let .situ(beta, linearBeta):
+                for i in 0..<size {
+                    let up = linearBeta.map { $0 * tanh(u[i] / $0) } ?? u[i]
+                    o[i] = beta * tanh(g[i] / beta) / (1 + exp(-g[i])) * up
+                }
             }
         }
     }

@@ -11,7 +11,8 @@ final class Workspace {
         case routerLogits, routerScratch, routeWeights, packed, gateUp, activated, expertOut, shared, sharedGate
         case mlpGateUp, mlpActivated, lastRows, lastNormed
         case gates, linearMixed, linearCore, linearScratch, indexQ, indexK, indexW, indexMask, sinks
-        case gateLowRank, forgetLowRank, outputGateLowRank, forgetGate, outputGate
+        case forgetLowRank, outputGateLowRank, forgetGate, outputGate, moeLatent, moeLatentOut
+        case residualScores, residualMix, residualBlocks
 
         /// Which storage the slot uses; slots that share one are never live at the same time.
         /// Attention: qkv or down, q, context, expanded. Feed-forward: packed rows and the experts'
@@ -50,8 +51,10 @@ final class Workspace {
             query = a.heads * a.headDim
             context = a.heads * a.headDim
         }
+        // Kimi K3's attention residuals: the bank of block snapshots and the mix.
+        let residuals = spec.attentionResidualBlock.map { (spec.layerCount + $0 - 1) / $0 * h + h } ?? 0
         let floats = 4 * h + max(input, k * h) + query + max(context, 2 * k * expert, 2 * dense, 2 * shared)
-            + max(k * expert, dense, shared)
+            + max(k * expert, dense, shared) + residuals
         return 4 * max(floats, 1)
     }
 

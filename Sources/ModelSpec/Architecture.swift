@@ -35,7 +35,8 @@ struct ArchitectureParts {
     var sparse: SparseAttention? = nil
     var sliding: GroupedQueryAttention? = nil
     var linear: LinearAttention? = nil
-    var attentionResiduals = false
+    var attentionResidualBlock: Int? = nil
+    var activation: GatedActivation = .silu
     var checkpointNames = CheckpointNames()
     var zeroCenteredNorms = false
     var hyperConnections: HyperConnections? = nil

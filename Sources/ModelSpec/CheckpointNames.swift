@@ -4,6 +4,8 @@
 /// checks; the weight inventory's names follow them too. (DeepSeek-V4's checkpoint naming
 /// differs throughout; its loader sits in its own file.)
 public struct CheckpointNames: Sendable, Equatable {
+    /// Before every tensor name: "" ; Kimi K3's multimodal checkpoint "language_model.".
+    public var prefix = ""
     /// The block of a dense feed-forward layer: "mlp"; Kimi Linear "block_sparse_moe", Llama 4
     /// "feed_forward".
     public var denseBlock = "mlp"

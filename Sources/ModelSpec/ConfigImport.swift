@@ -116,7 +116,8 @@ extension ModelSpec {
         sparseAttention = parts.sparse
         slidingAttention = parts.sliding
         linearAttention = parts.linear
-        attentionResiduals = parts.attentionResiduals
+        attentionResidualBlock = parts.attentionResidualBlock
+        activation = parts.activation
         checkpointNames = parts.checkpointNames
         hyperConnections = parts.hyperConnections
         do { shippedWeights = try ShippedWeights.read(config, fields) } catch let error as ConfigError {

@@ -32,9 +32,13 @@ public struct ModelSpec: Sendable, Equatable {
     public var zeroCenteredNorms = false
     /// How the checkpoints name the tensors the CPU runtime loads.
     public var checkpointNames = CheckpointNames()
-    /// Kimi K3's attention residuals: a norm and a 1 × hidden projection before each block of
-    /// every layer and once at the output (counted and stored, too small to price).
-    public var attentionResiduals = false
+    /// Kimi K3's attention residuals (`attn_res_block_size`): instead of one running residual, each
+    /// block's input is a softmax mix of block snapshots taken every this many layers and the
+    /// partial sum since the last one, scored by a norm and a 1 × hidden projection before each
+    /// block of every layer and once at the output. nil: the usual residual stream.
+    public var attentionResidualBlock: Int? = nil
+    /// The gated activation of every feed-forward block (dense, shared and routed experts).
+    public var activation: GatedActivation = .silu
     /// DeepSeek-V4's residual streams; nil: one residual stream.
     public var hyperConnections: HyperConnections? = nil
     /// The formats the checkpoint ships in, from its config (an error when its scheme is not one
@@ -82,6 +86,16 @@ public struct SparseAttention: Sendable, Equatable {
     public var interleavedRotary = false
 }
 
+/// The activation between a gated MLP's gate and up projections: out = act(gate, up).
+public enum GatedActivation: Sendable, Equatable {
+    /// SwiGLU: silu(gate) · up.
+    case silu
+    /// Kimi K3's SiTU (`hidden_act: situ`): β·tanh(gate/β)·σ(gate) · βₗ·tanh(up/βₗ), both halves
+    /// soft-clipped (β = `activation_situ_beta`, βₗ = `activation_situ_linear_beta`; nil leaves
+    /// up as it is). SGLang's `SituAndMul` and Moonshot's modelling code.
+    case situ(beta: Double, linearBeta: Double?)
+}
+
 /// Linear (recurrent) attention: each sequence keeps a constant state per layer instead of a
 /// KV cache that grows with every token.
 public struct LinearAttention: Sendable, Equatable {
@@ -103,6 +117,10 @@ public struct LinearAttention: Sendable, Equatable {
     public var stateBytesPerValue: Int
     /// KDA: one full-rank output-gate projection (Kimi K3) instead of the low-rank pair.
     public var fullRankOutputGate: Bool
+    /// KDA's bounded forget gate (Kimi K3's `gate_lower_bound`, −5): the log decay per channel is
+    /// bound · σ(exp(A_log) · (f + dt_bias)) instead of −exp(A_log) · softplus(f + dt_bias), so
+    /// every channel keeps at least e^bound of its state per token. nil: the unbounded form.
+    public var forgetGateLowerBound: Double? = nil
 
     /// Channels the short convolution runs over (q, k and v).
     public var convChannels: Int { keyHeads * keyHeadDim * 2 + valueHeads * valueHeadDim }

@@ -115,7 +115,7 @@ extension ModelSpec {
             list.append(WeightTensor(name: "hc_head", rows: 1, cols: hc * hc * h + hc + 1, copies: 1, category: .norms,
                                      quantizable: false, split: .replicated))
         }
-        if attentionResiduals {
+        if attentionResidualBlock != nil {
             list.append(WeightTensor(name: "attention residuals (norms and projections, 4 × hidden per layer)", rows: 1, cols: 4 * h,
                                      copies: layerCount, category: .norms, quantizable: false, split: .replicated))
             list.append(WeightTensor(name: "output attention residual (norm and projection)", rows: 1, cols: 2 * h, copies: 1,

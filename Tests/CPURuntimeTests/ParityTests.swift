@@ -44,7 +44,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
     static let layouts: [PanelMatrix.Kernels?] = PanelMatrix.Kernels.allCases.filter(\.isSupported) + [nil]
 
     @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear", "llama4",
-                      "deepseek_v4", "qwen3_next"], layouts)
+                      "deepseek_v4", "qwen3_next", "kimi_k3"], layouts)
     func matchesTransformers(name: String, kernels: PanelMatrix.Kernels?) throws {
         let (model, expected) = try loadFixture(name, kernels: kernels)
         model.recordRouting = true
@@ -90,7 +90,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
 
     /// Several sequences at once give each the same tokens as alone (batched rows, separate caches
     /// and, for Qwen3.5's linear-attention layers, separate recurrent states).
-    @Test(arguments: ["qwen3_moe", "qwen3_5_moe", "deepseek_v4"])
+    @Test(arguments: ["qwen3_moe", "qwen3_5_moe", "deepseek_v4", "kimi_k3"])
     func batchedGenerationEqualsSingle(name: String) throws {
         let (model, expected) = try loadFixture(name)
         let other = [9, 8, 7, 6]
@@ -108,7 +108,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
     /// are no longer comparable, so only the queries before it are held to the bound, and at least
     /// half of the prompt must be.
     @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear", "llama4",
-                      "deepseek_v4", "qwen3_next"], layouts)
+                      "deepseek_v4", "qwen3_next", "kimi_k3"], layouts)
     func bf16WeightsStayClose(name: String, kernels: PanelMatrix.Kernels?) throws {
         func run(_ format: CPUWeightFormat) throws -> (CPUModel, Tensor, Expected) {
             let (model, expected) = try loadFixture(name, format: format, kernels: kernels)
@@ -150,7 +150,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
 /// the same logits at every position as feeding it one token at a time through the decode path.
 @Suite struct CacheConsistencyTests {
     @Test(arguments: ["mixtral", "deepseek_v3", "qwen3_5_moe", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear", "llama4", "deepseek_v4",
-                      "qwen3_next"])
+                      "qwen3_next", "kimi_k3"])
     func wholePromptEqualsTokenByToken(name: String) throws {
         let (model, _) = try loadFixture(name)
         let prompt = (0..<300).map { ($0 * 37 + 11) % model.spec.vocabSize }
@@ -190,7 +190,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
     /// A long prompt prefilled in rounds (`prefillRows`, 64 rows for these tiny models) gives the
     /// same last-token logits as the same prompt in one pass, for one sequence and for several of
     /// different lengths (which finish in different rounds).
-    @Test(arguments: ["qwen3_moe", "deepseek_v3", "qwen3_5_moe", "kimi_linear", "deepseek_v4"])
+    @Test(arguments: ["qwen3_moe", "deepseek_v3", "qwen3_5_moe", "kimi_linear", "deepseek_v4", "kimi_k3"])
     func roundsEqualOnePass(name: String) throws {
         let (model, _) = try loadFixture(name)
         #expect(model.prefillRows == 64)

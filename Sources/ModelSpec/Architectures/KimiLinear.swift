@@ -4,7 +4,9 @@ import ConfigFile
 /// Kimi Delta Attention on most layers and MLA (without rotary) on the layers `linear_attn_config`
 /// lists; DeepSeek-style MoE (sigmoid scores with a selection bias, shared experts, dense first
 /// layers). Kimi K3 adds LatentMoE (experts at `routed_expert_hidden_size`), a full-rank KDA
-/// output gate, an MLA output gate and attention residuals (`attn_res_block_size`).
+/// output gate and a bounded forget gate (`gate_lower_bound`), an MLA output gate, the SiTU
+/// activation and attention residuals (`attn_res_block_size`); its semantics come from SGLang's
+/// `models/kimi_k3.py` and Moonshot's modelling code (transformers 5.24 has no Kimi K3).
 enum KimiLinear: Architecture {
     static let modelTypes = ["kimi_linear", "kimi_k3"]
 
@@ -25,7 +27,8 @@ enum KimiLinear: Architecture {
         "norm_topk_prob": true, "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "max_position_embeddings": 1_048_576,
         "first_k_dense_replace": 1, "linear_head_dim": 128, "linear_num_heads": 32, "linear_conv_kernel_dim": 4,
         "routed_expert_hidden_size": NSNullMarker.none, "latent_moe_use_norm": false, "mla_use_output_gate": false,
-        "attn_res_block_size": NSNullMarker.none, "layer_types": NSNullMarker.none, "mlp_layer_types": NSNullMarker.none,
+        "attn_res_block_size": NSNullMarker.none, "hidden_act": "silu", "activation_situ_beta": NSNullMarker.none,
+        "activation_situ_linear_beta": NSNullMarker.none, "layer_types": NSNullMarker.none, "mlp_layer_types": NSNullMarker.none,
         "rope_theta": 10000.0,
         "rope_scaling": NSNullMarker.none, "rope_parameters": NSNullMarker.none,
     ] }
@@ -33,11 +36,14 @@ enum KimiLinear: Architecture {
     static func build(_ c: JSONObject, _ reader: ConfigReader, modelType: String, layerCount n: Int) throws -> ArchitectureParts {
         var p = ArchitectureParts()
         // Kimi Linear's checkpoints: every feed-forward block is block_sparse_moe, its experts named
-        // as Mixtral's (Kimi K3's checkpoint names are not known here: the defaults).
-        if modelType == "kimi_linear" {
+        // as Mixtral's. Kimi K3's keep the dense first layer's as `mlp`, and the language model
+        // under `language_model.` (`language_model.model.layers.N…`, `language_model.lm_head`).
+        p.checkpointNames.moeBlock = "block_sparse_moe"
+        p.checkpointNames.expertProjections = .init(gate: "w1", up: "w3", down: "w2")
+        if modelType == "kimi_k3" {
+            p.checkpointNames.prefix = "language_model."
+        } else {
             p.checkpointNames.denseBlock = "block_sparse_moe"
-            p.checkpointNames.moeBlock = "block_sparse_moe"
-            p.checkpointNames.expertProjections = .init(gate: "w1", up: "w3", down: "w2")
         }
         var mla = try reader.latentAttention()
         mla.yarnScalesSoftmax = false
@@ -67,16 +73,37 @@ enum KimiLinear: Architecture {
         }
         p.linear = LinearAttention(kind: .kimiDelta, keyHeads: heads, valueHeads: heads, keyHeadDim: headDim, valueHeadDim: headDim,
                                    convKernel: kernel, stateBytesPerValue: try ConfigReader.stateBytes(c),
-                                   fullRankOutputGate: try linearConfig?.bool("use_full_rank_gate") ?? false)
+                                   fullRankOutputGate: try linearConfig?.bool("use_full_rank_gate") ?? false,
+                                   forgetGateLowerBound: try linearConfig?.double("gate_lower_bound"))
+        if let bound = p.linear?.forgetGateLowerBound, !(bound < 0 && bound.isFinite) {
+            throw c.error("linear_attn_config.gate_lower_bound", "must be a negative number, got \(bound)")
+        }
+        p.activation = try activation(c)
         var moe = try reader.deepSeekMoE(expertsKey: "num_local_experts")
         moe.latentSize = try reader.optional("routed_expert_hidden_size", atLeast: 1)
         let latentNorm = try c.bool("latent_moe_use_norm") ?? false
         moe.latentNorm = moe.latentSize != nil && latentNorm
         p.moe = moe
         // Attention residuals: a norm and a 1 × hidden projection before each block of every
-        // layer, and once more at the output.
-        p.attentionResiduals = try reader.optional("attn_res_block_size", atLeast: 1) != nil
+        // layer, and once more at the output; a block snapshot every attn_res_block_size layers.
+        p.attentionResidualBlock = try reader.optional("attn_res_block_size", atLeast: 1)
         p.rope = try reader.rope(rotaryDimension: mla.qkRopeHeadDim)
         return p
+    }
+
+    /// `hidden_act`: silu (Kimi Linear) or situ with its two soft-clip widths (Kimi K3; SGLang
+    /// takes a missing `activation_situ_beta` as 1).
+    static func activation(_ c: JSONObject) throws -> GatedActivation {
+        switch try c.string("hidden_act") ?? "silu" {
+        case "silu": return .silu
+        case "situ":
+            let beta = try c.double("activation_situ_beta") ?? 1, linear = try c.double("activation_situ_linear_beta")
+            guard beta > 0, beta.isFinite, linear.map({ $0 > 0 && $0.isFinite }) ?? true else {
+                throw c.error("activation_situ_beta", "SiTU's widths must be positive numbers")
+            }
+            return .situ(beta: beta, linearBeta: linear)
+        case let other:
+            throw c.error("hidden_act", "'\(other)' is not an activation moesim runs for this family; supported: silu, situ")
+        }
     }
 }

@@ -1,0 +1,93 @@
+import ModelSpec
+import TensorCore
+
+/// Kimi K3's attention residuals (`attn_res_block_size`, SGLang's `layers/attn_residual.py` and
+/// `KimiK3DecoderLayer._forward_attn_residual`): no running residual stream. The model keeps a bank
+/// of block snapshots (the first is the embedding) and the partial sum P of the blocks' outputs
+/// since the last snapshot. Each attention and feed-forward block reads a softmax mix of the bank
+/// and P, per token:
+///
+///     s_j = (c · V_j) / rms(V_j),  π = softmax(s),  input = RMSNorm(Σ_j π_j · V_j)
+///
+/// with c = the block's score-norm weight ⊙ its 1 × hidden projection, the rows V_j mixed as they
+/// are (normalised only for scoring), and the block's usual pre-norm as the output norm. At a layer
+/// l with l % block == 0, P joins the bank after the attention side has read it and restarts
+/// from zero. The head reads the same mix (its own scores, the final norm as output norm).
+extension CPUModel {
+    func runAttentionResiduals(block: Int, rows: Int, token: (Int) -> Int, caches: inout [SequenceCache], allLogits: Bool,
+                               into logits: inout Tensor) throws {
+        let segments = workspace.segments
+        let h = spec.hiddenSize
+        let picked = allLogits ? rows : segments.count
+        if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
+        guard rows > 0, let outputScores = weights.outputResidualScores else { return }
+        let ws = workspace
+        // The bank holds one snapshot per `block` layers (written at layers 0, block, 2·block, …).
+        let snapshots = (weights.layers.count + block - 1) / block
+        let partial = ws.get(.x, rows * h), normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
+        let mix = ws.get(.residualMix, rows * h), bank = ws.get(.residualBlocks, max(snapshots, 1) * rows * h)
+        let scores = ws.get(.residualScores, rows * (snapshots + 1))
+        timed(.embedding) {
+            weights.embedding.withUnsafeBufferPointer { e in
+                guard let table = e.baseAddress else { return }
+                for r in 0..<rows { (partial + r * h).update(from: table + token(r) * h, count: h) }
+            }
+        }
+        if recordRouting { lastRouting = [:]; lastIndexerChoice = [:] }
+        lastTouchedExperts = 0
+        var banked = 0
+        for (index, layer) in weights.layers.enumerated() {
+            guard let residualScores = layer.residualScores else { throw RuntimeError.unsupported("a layer without its attention residuals") }
+            timed(.norm) {
+                mixBlocks(bank: bank, banked: banked, partial: partial, rows: rows, scores: residualScores.attention,
+                          scratch: scores, into: mix)
+                rmsNormRows(mix, layer.inputNorm, into: normed, rows: rows)
+                if index % block == 0 {
+                    (bank + banked * rows * h).update(from: partial, count: rows * h)
+                    banked += 1
+                    partial.update(repeating: 0, count: rows * h)
+                }
+            }
+            try timed(.attention) {
+                try attention(layer.attention, layer: index, input: normed, rows: rows, segments: segments, caches: &caches, into: delta)
+            }
+            timed(.norm) {
+                Elementwise.add(partial, delta, into: partial, count: rows * h)
+                mixBlocks(bank: bank, banked: banked, partial: partial, rows: rows, scores: residualScores.feedForward,
+                          scratch: scores, into: mix)
+                rmsNormRows(mix, layer.postNorm, into: normed, rows: rows)
+            }
+            try timed(layer.feedForward.isMoE ? .moe : .mlp) {
+                try feedForward(layer.feedForward, layer: index, input: normed, rows: rows, into: delta)
+            }
+            timed(.norm) { Elementwise.add(partial, delta, into: partial, count: rows * h) }
+        }
+        for s in segments.indices { caches[s].advance(by: segments[s].count) }
+        timed(.norm) {
+            mixBlocks(bank: bank, banked: banked, partial: partial, rows: rows, scores: outputScores, scratch: scores, into: mix)
+        }
+        head(mix, rows: rows, allLogits: allLogits, into: &logits)
+    }
+
+    /// Each row's softmax mix of the `banked` snapshots and the partial sum (module comment):
+    /// `scratch` holds one score per mixed row.
+    func mixBlocks(bank: UnsafePointer<Float>, banked: Int, partial: UnsafePointer<Float>, rows: Int, scores c: [Float],
+                   scratch: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let h = spec.hiddenSize, epsilon = Float(spec.rmsNormEpsilon), n = banked + 1
+        c.withUnsafeBufferPointer { cp in
+            guard let weight = cp.baseAddress else { return }
+            for r in 0..<rows {
+                let s = scratch + r * n
+                func row(_ j: Int) -> UnsafePointer<Float> { j < banked ? bank + (j * rows + r) * h : partial + r * h }
+                for j in 0..<n {
+                    let v = row(j)
+                    s[j] = Reduction.dot(weight, v, count: h) / (Reduction.dot(v, v, count: h) / Float(h) + epsilon).squareRoot()
+                }
+                Reduction.softmax(s, count: n)
+                let o = out + r * h
+                Elementwise.scale(row(0), by: s[0], into: o, count: h)
+                for j in 1..<n { Elementwise.addScaled(row(j), by: s[j], into: o, count: h) }
+            }
+        }
+    }
+}
