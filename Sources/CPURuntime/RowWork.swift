@@ -56,10 +56,7 @@ struct SwiGLURows: ChunkedWork {
                     o[i] = (up + shift) * gate / (1 + exp(-alpha * gate))
                 }
             case let .situ(beta, linearBeta):
-                for i in 0..<size {
-                    let up = linearBeta.map { $0 * tanh(u[i] / $0) } ?? u[i]
-                    o[i] = beta * tanh(g[i] / beta) / (1 + exp(-g[i])) * up
-                }
+                Elementwise.situMul(gate: g, up: u, beta: beta, linearBeta: linearBeta, into: o, count: size)
             }
         }
     }

@@ -167,11 +167,31 @@ extension ModelSpec {
                 ops.append(q.tagged(.mlp))
             }
         }
+        if let mix = attentionResidualMix(tokens: t) { ops.append(mix) }
         ops.append(norm("final norm", width: h, layers: 1))
         let headTokens = step.phase == .prefill ? Double(step.sequences) : t
         ops.append(matmul("output head", vocabSize, hiddenSize, tokens: headTokens, layers: 1,
                           bytes: Double(plain.bytes(rows: vocabSize, cols: hiddenSize))).tagged(.head))
         return ops
+    }
+
+    /// Kimi K3's attention residuals (`attentionResidualBlock` B): before the attention of layer l
+    /// the mix reads ⌈l/B⌉ snapshots and the partial sum, before its feed-forward block ⌊l/B⌋ + 1
+    /// and the partial sum, before the head all ⌈L/B⌉ and the partial sum. Each mixed row costs a
+    /// score (two hidden-long dot products) and an axpy, 6·hidden FLOPs, and is read once in bf16;
+    /// each mix is written once. The mix replaces the block's pre-norm kernel (SGLang's aggregate
+    /// kernels), so it adds no launch; every tensor-parallel rank mixes all its tokens' rows.
+    func attentionResidualMix(tokens t: Double) -> Operator? {
+        guard let b = attentionResidualBlock, b > 0 else { return nil }
+        let l = layerCount
+        var rows = (l + b - 1) / b + 1
+        for i in 0..<l { rows += (i + b - 1) / b + 1 + i / b + 2 }
+        let mixes = Double(2 * l + 1), h = Double(hiddenSize)
+        var op = Operator(name: "attention residual mix", kind: .norm, layers: 1, flops: 6 * t * h * Double(rows),
+                          weightBytes: 4 * h * mixes, activationBytes: 2 * t * h * (Double(rows) + mixes), kvBytes: 0)
+        op.fused = true
+        op.computeSplit = .replicated
+        return op
     }
 
     /// Distinct layer kinds with how many layers share each, in first-seen order.

@@ -86,6 +86,29 @@ public enum Elementwise {
         }
     }
 
+    /// Kimi K3's SiTU: out[i] = β·tanh(gate[i]/β)·σ(gate[i]) · βₗ·tanh(up[i]/βₗ) (`linearBeta`
+    /// nil: up[i] as it is), on `tanh8`. `out` may alias.
+    @inlinable
+    public static func situMul(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, beta: Float, linearBeta: Float?,
+                               into out: UnsafeMutablePointer<Float>, count: Int) {
+        let b = Vector8(repeating: beta), lb = Vector8(repeating: linearBeta ?? 1)
+        chunked(count) { start, end in
+            var i = start
+            while i + 8 <= end {
+                let g = load8(gate + i), u = load8(up + i)
+                let clipped = linearBeta == nil ? u : lb * tanh8(u / lb)
+                store8(b * tanh8(g / b) / (1 + exp8(-g)) * clipped, out + i)
+                i += 8
+            }
+            while i < end {
+                let g = Vector8(repeating: gate[i]), u = Vector8(repeating: up[i])
+                let clipped = linearBeta == nil ? u : lb * tanh8(u / lb)
+                out[i] = (b * tanh8(g / b) / (1 + exp8(-g)) * clipped)[0]
+                i += 1
+            }
+        }
+    }
+
     /// out[i] = e^x[i] (relative error below 2e-7; 0 below −87.3). `out` may alias `x`.
     @inlinable
     public static func exp(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {

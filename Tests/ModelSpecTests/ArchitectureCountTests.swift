@@ -61,6 +61,25 @@ import TestSupport
         #expect(spec.parameterCounts.total >= 2_750_000_000_000 && spec.parameterCounts.total < 2_850_000_000_000)
     }
 
+    /// Kimi K3's attention-residual mix prices the rows a bank of snapshots actually holds,
+    /// simulated here step by step (a snapshot at layers 0, 12, …, 84; before each attention and
+    /// each feed-forward block the bank and the partial sum are mixed; the head mixes all 8 and
+    /// the partial sum): 6 · hidden FLOPs per mixed row per token.
+    @Test func kimiK3AttentionResidualMixCountsTheBank() throws {
+        let k3 = try model("kimi-k3")
+        var banked = 0, mixed = 0
+        for layer in 0..<k3.layerCount {
+            mixed += banked + 1
+            if layer % 12 == 0 { banked += 1 }
+            mixed += banked + 1
+        }
+        mixed += banked + 1
+        #expect(banked == 8)
+        let mix = try #require(k3.operators(step: .decode(sequences: 3, context: 100)).first { $0.name == "attention residual mix" })
+        #expect(mix.totalFLOPs == 6 * 3 * Double(k3.hiddenSize * mixed))
+        #expect(try model("kimi-k2").operators(step: .decode(sequences: 3, context: 100)).allSatisfy { $0.name != "attention residual mix" })
+    }
+
     /// What each new layer kind keeps per sequence: Qwen3.5-397B's 45 Gated DeltaNet layers hold
     /// 64 × 128 × 128 fp32 state values and 3 conv columns of 12,288 bf16 channels each (192,061,440
     /// B whatever the length) and its 15 gated-attention layers 2 × 2 × 256 bf16 values per token;

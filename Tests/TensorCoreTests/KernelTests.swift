@@ -22,6 +22,19 @@ let kernelSizes = [1, 7, 8, 13, 33, 1000, 600_000]
         #expect(exp8(Vector8(repeating: 1e4))[0] == .infinity)
     }
 
+    /// tanh8 against Foundation's tanh: absolute error ≤ 2e-7 from −20 to 20, across the switch
+    /// from the series to the exponential form at ±1/4 and into saturation.
+    @Test func vectorTanhIsAccurate() {
+        var worst = 0.0
+        var x: Float = -20
+        while x < 20 {
+            worst = max(worst, abs(Double(tanh8(Vector8(repeating: x))[0]) - Foundation.tanh(Double(x))))
+            x += 0.000_37
+        }
+        #expect(worst < 2e-7)
+        #expect(tanh8(Vector8(repeating: 100))[0] == 1 && tanh8(Vector8(repeating: -100))[0] == -1)
+    }
+
     @Test(arguments: kernelSizes)
     func elementwiseKernelsMatchScalarFormulas(count: Int) {
         let a = randomArray(count, seed: 21, scale: 8), b = randomArray(count, seed: 22, scale: 8)
@@ -44,6 +57,16 @@ let kernelSizes = [1, 7, 8, 13, 33, 1000, 600_000]
                     Elementwise.siluMul(gate: ap.baseAddress!, up: bp.baseAddress!, into: op.baseAddress!, count: count)
                 }
                 check({ Double(a[$0]) / (1 + Foundation.exp(-Double(a[$0]))) * Double(b[$0]) }, tolerance: 2e-6)
+                for (beta, linearBeta) in [(Float(4), Float?(25)), (0.25, 0.2), (1, nil)] {
+                    out.withUnsafeMutableBufferPointer { op in
+                        Elementwise.situMul(gate: ap.baseAddress!, up: bp.baseAddress!, beta: beta, linearBeta: linearBeta,
+                                            into: op.baseAddress!, count: count)
+                    }
+                    check({
+                        let g = Double(a[$0]), u = Double(b[$0]), lb = linearBeta.map(Double.init)
+                        return Double(beta) * Foundation.tanh(g / Double(beta)) / (1 + Foundation.exp(-g)) * (lb.map { $0 * Foundation.tanh(u / $0) } ?? u)
+                    }, tolerance: 2e-6)
+                }
                 out.withUnsafeMutableBufferPointer { op in
                     Elementwise.sigmoid(ap.baseAddress!, into: op.baseAddress!, count: count)
                 }
