@@ -69,25 +69,38 @@ extension CPUModel {
         head(mix, rows: rows, allLogits: allLogits, into: &logits)
     }
 
-    /// Each row's softmax mix of the `banked` snapshots and the partial sum (module comment):
-    /// `scratch` holds one score per mixed row.
+    /// Each row's softmax mix of the `banked` snapshots and the partial sum (type comment):
+    /// `scratch` holds one score per mixed row; rows split over threads for long prompts.
     func mixBlocks(bank: UnsafePointer<Float>, banked: Int, partial: UnsafePointer<Float>, rows: Int, scores c: [Float],
                    scratch: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        let h = spec.hiddenSize, epsilon = Float(spec.rmsNormEpsilon), n = banked + 1
+        let h = spec.hiddenSize
         c.withUnsafeBufferPointer { cp in
             guard let weight = cp.baseAddress else { return }
-            for r in 0..<rows {
-                let s = scratch + r * n
-                func row(_ j: Int) -> UnsafePointer<Float> { j < banked ? bank + (j * rows + r) * h : partial + r * h }
-                for j in 0..<n {
-                    let v = row(j)
-                    s[j] = Reduction.dot(weight, v, count: h) / (Reduction.dot(v, v, count: h) / Float(h) + epsilon).squareRoot()
-                }
-                Reduction.softmax(s, count: n)
-                let o = out + r * h
-                Elementwise.scale(row(0), by: s[0], into: o, count: h)
-                for j in 1..<n { Elementwise.addScaled(row(j), by: s[j], into: o, count: h) }
+            let chunks = Parallel.chunks(rows: rows, width: (banked + 1) * h)
+            Parallel.run(chunks: chunks, ResidualMixRows(bank: bank, banked: banked, partial: partial, weight: weight, scratch: scratch,
+                                                         out: out, rows: rows, width: h, epsilon: Float(spec.rmsNormEpsilon), chunks: chunks))
+        }
+    }
+}
+
+/// The attention residuals' mix of rows `chunk` of `chunks` (`CPUModel.mixBlocks`).
+struct ResidualMixRows: ChunkedWork {
+    let bank: UnsafePointer<Float>, banked: Int, partial: UnsafePointer<Float>, weight: UnsafePointer<Float>
+    let scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, width: Int, epsilon: Float, chunks: Int
+
+    func run(chunk: Int) {
+        let h = width, n = banked + 1
+        for r in (rows * chunk / chunks)..<(rows * (chunk + 1) / chunks) {
+            let s = scratch + r * n
+            func row(_ j: Int) -> UnsafePointer<Float> { j < banked ? bank + (j * rows + r) * h : partial + r * h }
+            for j in 0..<n {
+                let v = row(j)
+                s[j] = Reduction.dot(weight, v, count: h) / (Reduction.dot(v, v, count: h) / Float(h) + epsilon).squareRoot()
             }
+            Reduction.softmax(s, count: n)
+            let o = out + r * h
+            Elementwise.scale(row(0), by: s[0], into: o, count: h)
+            for j in 1..<n { Elementwise.addScaled(row(j), by: s[j], into: o, count: h) }
         }
     }
 }
