@@ -52,9 +52,11 @@ extension ShippedWeights {
             switch (type, bits, size) {
             case ("float", 4, 32): return .success(ShippedWeights(dense: .bf16, experts: .mxfp4, source: "bf16, experts mxfp4 (compressed-tensors)"))
             case ("int", 4, 128): return .success(ShippedWeights(dense: .bf16, experts: .int4, source: "bf16, experts int4 (compressed-tensors)"))
+            case ("int", 4, 32):
+                return .success(ShippedWeights(dense: .bf16, experts: .int4g32, source: "bf16, experts int4 in groups of 32 (compressed-tensors)"))
             default:
                 return .failure(q.error("config_groups", "\(type ?? "?") \(bits.map(String.init) ?? "?")-bit weights in groups of "
-                    + "\(size.map(String.init) ?? "?") are not a format moesim prices (int4 in groups of 128, mxfp4 in groups of 32)"))
+                    + "\(size.map(String.init) ?? "?") are not a format moesim prices (int4 in groups of 128 or 32, mxfp4 in groups of 32)"))
             }
         default:
             return .failure(q.error("quant_method", "\"\(method)\" is not a scheme moesim reads"))

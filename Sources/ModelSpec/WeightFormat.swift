@@ -10,9 +10,13 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
     case nvfp4
     /// MXFP4 (OCP microscaling): e2m1 values with one e8m0 scale per 32 values of a row (gpt-oss).
     case mxfp4
-    /// Symmetric 4-bit integers with one bf16 scale per group of 128 values of a row
-    /// (Kimi K2 Thinking's INT4 release uses this group size).
+    /// Symmetric 4-bit integers with one bf16 scale per group of 128 values of a row (GPTQ's and
+    /// AWQ's usual group).
     case int4
+    /// Symmetric 4-bit integers with one bf16 scale per group of 32 values of a row: Kimi K2
+    /// Thinking's and K2.5's quantization-aware INT4 experts (compressed-tensors `pack-quantized`,
+    /// group_size 32).
+    case int4g32 = "int4-g32"
 
     /// Names accepted on the command line: `fp4` means NVFP4.
     public init?(argument: String) {
@@ -32,6 +36,7 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
         case .nvfp4: return ceilDiv(values, 2) + rows * ceilDiv(cols, 16)
         case .mxfp4: return ceilDiv(values, 2) + rows * ceilDiv(cols, 32)
         case .int4: return ceilDiv(values, 2) + 2 * rows * ceilDiv(cols, 128)
+        case .int4g32: return ceilDiv(values, 2) + 2 * rows * ceilDiv(cols, 32)
         }
     }
 
@@ -47,7 +52,7 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
         case .fp8: "fp8"
         case .nvfp4, .mxfp4: "fp4"
         // INT4 weights are dequantized to bf16 (or fp8) for the matmul on current GPUs.
-        case .int4: "bf16"
+        case .int4, .int4g32: "bf16"
         }
     }
 }

@@ -21,7 +21,7 @@ public struct Traffic: Sendable, Equatable {
     public static func dispatchBytes(for weights: WeightFormat) -> Double {
         switch weights {
         case .f32: 4
-        case .bf16, .int4: 2
+        case .bf16, .int4, .int4g32: 2
         case .fp8, .nvfp4, .mxfp4: 1
         }
     }

@@ -3,7 +3,7 @@ import ArgumentParser
 /// Number formats parsed by ArgumentParser itself: it checks the value and lists the choices
 /// (`fp4` is NVFP4).
 extension WeightFormat: ExpressibleByArgument {
-    public static var allValueStrings: [String] { ["bf16", "fp8", "fp4", "nvfp4", "mxfp4", "int4", "f32"] }
+    public static var allValueStrings: [String] { ["bf16", "fp8", "fp4", "nvfp4", "mxfp4", "int4", "int4-g32", "f32"] }
 }
 extension KVCacheFormat: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["bf16", "fp8", "f32"] }
@@ -44,7 +44,7 @@ enum WeightsChoice: ExpressibleByArgument, Equatable {
 func weightFormats(_ text: String) throws -> [WeightFormat] {
     try text.split(separator: ",").map { item in
         guard let f = WeightFormat(argument: String(item)) else {
-            throw ValidationError("unknown weight format '\(item)' (bf16, fp8, fp4, nvfp4, mxfp4, int4; "
+            throw ValidationError("unknown weight format '\(item)' (bf16, fp8, fp4, nvfp4, mxfp4, int4, int4-g32; "
                 + "checkpoint is taken by plan, estimate, serve, report and capacity)")
         }
         return f
@@ -71,7 +71,7 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "GPUs per node (one scale-up domain); default: the accelerator's domain size.")
     var gpusPerNode: Int?
 
-    @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4, int4, or checkpoint (the formats the model's config ships: DeepSeek-V4's fp4 experts).")
+    @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4, int4, int4-g32, or checkpoint (the formats the model's config ships: DeepSeek-V4's fp4 experts).")
     var weights: WeightsChoice = .format(.fp8)
 
     @Option(help: "KV-cache format: bf16 or fp8.")

@@ -178,8 +178,8 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
                                 "--batch-per-gpu", "8", "--json")
         #expect(asShipped.json["expert_weights"] as? String == "mxfp4" && asShipped.json["weights"] as? String == "fp8", "\(asShipped.stderr)")
         #expect((asShipped.json["tpot_s"] as? Double ?? 1) < (allFP8.json["tpot_s"] as? Double ?? 0))
-        let refused = try moesim("plan", "--model", "kimi-k2.5", "--weights", "checkpoint")
-        #expect(refused.status != 0 && refused.stdout.isEmpty && refused.stderr.contains("groups of 32"), "\(refused.stderr)")
+        let k25 = try moesim("plan", "--model", "kimi-k2.5", "--weights", "checkpoint", "--json")
+        #expect(k25.json["expert_weights"] as? String == "int4-g32" && k25.json["weights"] as? String == "bf16", "\(k25.stderr)")
     }
 
     /// `estimate --concurrency N --json`: the serving contract's keys; with pools, `prefill` and

@@ -43,6 +43,9 @@ import Testing
         #expect(WeightFormat.mxfp4.bytes(rows: 2, cols: 32) == 32 + 2)
         // INT4 group 128: half a byte per value + a bf16 scale per 128.
         #expect(WeightFormat.int4.bytes(rows: 1, cols: 256) == 128 + 4)
+        // INT4 group 32: a bf16 scale per 32.
+        #expect(WeightFormat.int4g32.bytes(rows: 1, cols: 256) == 128 + 16)
+        #expect(WeightFormat(argument: "int4-g32") == .int4g32)
         #expect(WeightFormat(argument: "fp4") == .nvfp4)
         #expect(WeightFormat(argument: "fp16") == nil)
     }

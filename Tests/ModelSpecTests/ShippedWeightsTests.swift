@@ -1,3 +1,4 @@
+import Foundation
 import ConfigFile
 import Testing
 import TestSupport
@@ -7,18 +8,39 @@ import TestSupport
 @Suite struct ShippedWeightsTests {
     /// What each release's config says: DeepSeek-V4's FP8 with `expert_dtype` fp4, Kimi K3's
     /// compressed-tensors MXFP4 on the experts only, gpt-oss's mxfp4 method, DeepSeek-V3's FP8
-    /// blocks, Qwen3.5 without quantization (bf16); Kimi K2.5's INT4 in groups of 32 is no format
-    /// moesim prices, so asking for it is an error that says so.
+    /// blocks, Qwen3.5 without quantization (bf16), Kimi K2.5's INT4 experts in groups of 32; a
+    /// group size moesim has no format for (64) is an error that says so.
     @Test func readFromTheReleasedConfigs() throws {
         let expected: [(String, WeightFormat, WeightFormat)] = [
             ("deepseek-v4-pro", .fp8, .mxfp4), ("deepseek-v4-flash", .fp8, .mxfp4), ("kimi-k3", .bf16, .mxfp4),
             ("gpt-oss-120b", .bf16, .mxfp4), ("deepseek-v3", .fp8, .fp8), ("qwen3.5-397b-a17b", .bf16, .bf16),
+            ("kimi-k2.5", .bf16, .int4g32),
         ]
         for (id, dense, experts) in expected {
             let shipped = try #require(try model(id).shippedWeights).get()
             #expect(shipped.dense == dense && shipped.experts == experts, "\(id): \(shipped)")
         }
-        #expect(throws: ConfigError.self) { try model("kimi-k2.5").asShipped() }
+        let text = try String(contentsOf: root.appendingPathComponent("configs/models/kimi-k2.5.json"), encoding: .utf8)
+        let groups64 = text.replacingOccurrences(of: "\"group_size\": 32", with: "\"group_size\": 64")
+        #expect(groups64 != text)
+        do {
+            _ = try ModelSpec(config: JSONObject(data: Data(groups64.utf8), source: "k2.5-g64"), id: "k2.5-g64").asShipped()
+            Issue.record("INT4 in groups of 64 was priced")
+        } catch let error as ConfigError {
+            #expect("\(error)".contains("groups of 64"), "\(error)")
+        }
+    }
+
+    /// Kimi K2.5 as shipped: its experts' INT4 with a bf16 scale per 32 values is 4.5 bits a value,
+    /// the rest bf16.
+    @Test func kimiK25ExpertsAreInt4InGroupsOf32() throws {
+        let base = try model("kimi-k2.5")
+        let (shipped, dense) = try base.asShipped()
+        #expect(dense == .bf16 && shipped.expertWeightFormat == .int4g32)
+        let experts = { (t: WeightTensor) in t.category == .routedExperts }
+        let int4 = base.weightBytes(.int4g32, where: experts), bf16 = base.weightBytes(.bf16, where: experts)
+        #expect(abs(Double(int4) / Double(bf16) - 4.5 / 16) < 1e-4)
+        #expect(shipped.weightBytes(.bf16) == base.weightBytes(.bf16) - bf16 + int4)
     }
 
     /// Priced as shipped, only the routed experts change format: the total is the all-FP8 total
