@@ -650,6 +650,9 @@ public final class CPUModel: @unchecked Sendable {
 
     /// Chunk length of the chunked delta rule (FLA's and transformers' 64).
     static let deltaRuleChunk = 64
+    /// Sub-chunk of Kimi Delta Attention's in-chunk products (FLA's 16): pairs inside one go one
+    /// by one, pairs across two as GEMMs.
+    static let deltaRuleSubChunk = 16
 
     /// The gated delta rule over `tokens` tokens of one value head, in chunks of C tokens (the
     /// WY/UT form of the DeltaNet papers, as transformers' torch_chunk_gated_delta_rule and FLA's
@@ -664,13 +667,14 @@ public final class CPUModel: @unchecked Sendable {
     static func chunkedDeltaRule(prepared p: UnsafeMutablePointer<Float>, stride: Int, tokens: Int, query: Int, key: Int, value: Int,
                                  beta: Int, decay: Int, decayPerChannel: Bool = false, dk: Int, dv: Int,
                                  state S: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
-        let C = deltaRuleChunk, gd = decayPerChannel ? dk : 1
-        let floats = 3 * C * dk + 3 * C * dv + 2 * C * C + C * gd + C + 2 * dk
+        let C = deltaRuleChunk, gd = decayPerChannel ? dk : 1, sub = deltaRuleSubChunk
+        let floats = 3 * C * dk + 3 * C * dv + 2 * C * C + C * gd + C + 2 * dk + 2 * sub * dk
         withUnsafeTemporaryAllocation(of: Float.self, capacity: floats) { buffer in
             guard let base = buffer.baseAddress else { return }
             let Q = base, K = Q + C * dk, W = K + C * dk, V = W + C * dk, U = V + C * dv, O = U + C * dv
             let A = O + C * dv, attn = A + C * C, gamma = attn + C * C, betas = gamma + C * gd, fade = betas + C
             let decayed = fade + dk  // K_j ⊙ e^(γ_i − γ_j) of one (i, j) pair
+            let leftK = decayed + dk, leftQ = leftK + sub * dk  // a sub-chunk's K_i, Q_i ⊙ e^(γ_i − γ_r)
             // γ of token i, channel x (the head's one γ without per-channel decay).
             func g(_ i: Int, _ x: Int) -> Float { gamma[i * gd + (decayPerChannel ? x : 0)] }
             var t0 = 0
@@ -686,15 +690,46 @@ public final class CPUModel: @unchecked Sendable {
                 }
                 if decayPerChannel {
                     // A_ij = β_i Σ_x K_ix K_jx e^(γ_ix − γ_jx) (j < i), attn_ij = Σ_x Q_ix K_jx e^(γ_ix − γ_jx) (j ≤ i).
-                    for i in 0..<c {
-                        for j in 0..<c {
-                            guard j <= i else { A[i * c + j] = 0; attn[i * c + j] = 0; continue }
-                            for x in 0..<dk { decayed[x] = gamma[i * dk + x] - gamma[j * dk + x] }
-                            Elementwise.exp(decayed, into: decayed, count: dk)
-                            for x in 0..<dk { decayed[x] *= K[j * dk + x] }
-                            A[i * c + j] = j < i ? Reduction.dot(K + i * dk, decayed, count: dk) * betas[i] : 0
-                            attn[i * c + j] = Reduction.dot(Q + i * dk, decayed, count: dk)
+                    // Pairs within a sub-chunk one by one; pairs across sub-chunks (FLA's
+                    // factorisation) through the last token r before i's sub-chunk:
+                    // e^(γ_i − γ_j) = e^(γ_i − γ_r) · e^(γ_r − γ_j), both factors ≤ 1 since γ
+                    // only falls along the chunk, so each block is two GEMMs of scaled rows.
+                    A.update(repeating: 0, count: c * c)
+                    attn.update(repeating: 0, count: c * c)
+                    var a0 = 0
+                    while a0 < c {
+                        let n = min(sub, c - a0)
+                        for i in a0..<(a0 + n) {
+                            for j in a0...i {
+                                for x in 0..<dk { decayed[x] = gamma[i * dk + x] - gamma[j * dk + x] }
+                                Elementwise.exp(decayed, into: decayed, count: dk)
+                                for x in 0..<dk { decayed[x] *= K[j * dk + x] }
+                                A[i * c + j] = j < i ? Reduction.dot(K + i * dk, decayed, count: dk) * betas[i] : 0
+                                attn[i * c + j] = Reduction.dot(Q + i * dk, decayed, count: dk)
+                            }
                         }
+                        if a0 > 0 {
+                            let r = a0 - 1, right = W  // W is free until the substitution below
+                            for i in 0..<n {
+                                for x in 0..<dk { decayed[x] = gamma[(a0 + i) * dk + x] - gamma[r * dk + x] }
+                                Elementwise.exp(decayed, into: decayed, count: dk)
+                                for x in 0..<dk {
+                                    leftK[i * dk + x] = K[(a0 + i) * dk + x] * decayed[x]
+                                    leftQ[i * dk + x] = Q[(a0 + i) * dk + x] * decayed[x]
+                                }
+                            }
+                            for j in 0..<a0 {
+                                for x in 0..<dk { decayed[x] = gamma[r * dk + x] - gamma[j * dk + x] }
+                                Elementwise.exp(decayed, into: decayed, count: dk)
+                                for x in 0..<dk { right[j * dk + x] = K[j * dk + x] * decayed[x] }
+                            }
+                            BLAS.gemm(m: n, n: a0, k: dk, a: leftK, lda: dk, transposeA: false, b: right, ldb: dk, transposeB: true,
+                                      c: A + a0 * c, ldc: c)
+                            BLAS.gemm(m: n, n: a0, k: dk, a: leftQ, lda: dk, transposeA: false, b: right, ldb: dk, transposeB: true,
+                                      c: attn + a0 * c, ldc: c)
+                            for i in 0..<n { Elementwise.scale(A + (a0 + i) * c, by: betas[a0 + i], into: A + (a0 + i) * c, count: a0) }
+                        }
+                        a0 += n
                     }
                 } else {
                     // A = (β·K) Kᵀ and attn = Q Kᵀ, then both decayed and masked below the diagonal.
