@@ -18,23 +18,16 @@ extension CPUModel {
                                into logits: inout Tensor) throws {
         let segments = workspace.segments
         let h = spec.hiddenSize
-        let picked = allLogits ? rows : segments.count
-        if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
-        guard rows > 0, let outputScores = weights.outputResidualScores else { return }
+        try beginPass(rows: rows, allLogits: allLogits, logits: &logits)
+        guard rows > 0 else { return }
+        guard let outputScores = weights.outputResidualScores else { throw RuntimeError.unsupported("attention residuals without the output's scores") }
         let ws = workspace
         // The bank holds one snapshot per `block` layers (written at layers 0, block, 2·block, …).
         let snapshots = (weights.layers.count + block - 1) / block
         let partial = ws.get(.x, rows * h), normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
         let mix = ws.get(.residualMix, rows * h), bank = ws.get(.residualBlocks, max(snapshots, 1) * rows * h)
         let scores = ws.get(.residualScores, rows * (snapshots + 1))
-        timed(.embedding) {
-            weights.embedding.withUnsafeBufferPointer { e in
-                guard let table = e.baseAddress else { return }
-                for r in 0..<rows { (partial + r * h).update(from: table + token(r) * h, count: h) }
-            }
-        }
-        if recordRouting { lastRouting = [:]; lastIndexerChoice = [:] }
-        lastTouchedExperts = 0
+        embed(rows: rows, token: token, into: partial)
         var banked = 0
         for (index, layer) in weights.layers.enumerated() {
             guard let residualScores = layer.residualScores else { throw RuntimeError.unsupported("a layer without its attention residuals") }

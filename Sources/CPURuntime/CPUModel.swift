@@ -218,19 +218,11 @@ public final class CPUModel: @unchecked Sendable {
             return
         }
         let h = spec.hiddenSize
-        let picked = allLogits ? rows : segments.count
-        if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
+        try beginPass(rows: rows, allLogits: allLogits, logits: &logits)
         guard rows > 0 else { return }
         let ws = workspace
         let x = ws.get(.x, rows * h), normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
-        timed(.embedding) {
-            weights.embedding.withUnsafeBufferPointer { e in
-                guard let table = e.baseAddress else { return }
-                for r in 0..<rows { (x + r * h).update(from: table + token(r) * h, count: h) }
-            }
-        }
-        if recordRouting { lastRouting = [:]; lastIndexerChoice = [:] }
-        lastTouchedExperts = 0
+        embed(rows: rows, token: token, into: x)
         for (index, layer) in weights.layers.enumerated() {
             timed(.norm) { rmsNormRows(x, layer.inputNorm, into: normed, rows: rows) }
             try timed(.attention) {
@@ -247,6 +239,25 @@ public final class CPUModel: @unchecked Sendable {
         }
         for s in segments.indices { caches[s].advance(by: segments[s].count) }
         head(x, rows: rows, allLogits: allLogits, into: &logits)
+    }
+
+    /// Sizes the logits (every row's, or each sequence's last) and clears the last pass's records.
+    func beginPass(rows: Int, allLogits: Bool, logits: inout Tensor) throws {
+        let picked = allLogits ? rows : workspace.segments.count
+        if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
+        if recordRouting { lastRouting = [:]; lastIndexerChoice = [:] }
+        lastTouchedExperts = 0
+    }
+
+    /// Each row's token embedding into `x` (rows × hidden).
+    func embed(rows: Int, token: (Int) -> Int, into x: UnsafeMutablePointer<Float>) {
+        let h = spec.hiddenSize
+        timed(.embedding) {
+            weights.embedding.withUnsafeBufferPointer { e in
+                guard let table = e.baseAddress else { return }
+                for r in 0..<rows { (x + r * h).update(from: table + token(r) * h, count: h) }
+            }
+        }
     }
 
     /// The final norm and the output head on the rows of `x` whose logits are wanted: every row
@@ -546,13 +557,16 @@ public final class CPUModel: @unchecked Sendable {
         // The forget gate's up-projection from its low-rank half; the output gate's likewise, or
         // as projected (full rank).
         let forget = ws.get(.forgetGate, rows * P), gate = ws.get(.outputGate, rows * P)
-        let lowForget = ws.get(.forgetLowRank, rows * d), lowGate = ws.get(.outputGateLowRank, rows * gateWidth)
-        for r in 0..<rows {
-            (lowForget + r * d).update(from: mixed + r * width + channels + nh, count: d)
-            (lowGate + r * gateWidth).update(from: mixed + r * width + channels + nh + d, count: gateWidth)
-        }
+        let lowForget = ws.get(.forgetLowRank, rows * d)
+        for r in 0..<rows { (lowForget + r * d).update(from: mixed + r * width + channels + nh, count: d) }
         w.forgetUp.apply(lowForget, batch: rows, into: forget)
-        if let up = w.gateUp { up.apply(lowGate, batch: rows, into: gate) } else { gate.update(from: lowGate, count: rows * P) }
+        if let up = w.gateUp {
+            let lowGate = ws.get(.outputGateLowRank, rows * d)
+            for r in 0..<rows { (lowGate + r * d).update(from: mixed + r * width + channels + nh + d, count: d) }
+            up.apply(lowGate, batch: rows, into: gate)
+        } else {
+            for r in 0..<rows { (gate + r * P).update(from: mixed + r * width + channels + nh + d, count: P) }
+        }
         let bound = l.forgetGateLowerBound.map(Float.init)
         // Per row: q, k, v after the convolution (channels), β per head, log decay per channel.
         let stride = channels + nh + P

@@ -168,7 +168,7 @@ extension CPUModel {
         let segments = workspace.segments
         let h = spec.hiddenSize, n = hc.streams
         let picked = allLogits ? rows : segments.count
-        if logits.shape != [picked, spec.vocabSize] { logits = try Tensor(zeros: [picked, spec.vocabSize]) }
+        try beginPass(rows: rows, allLogits: allLogits, logits: &logits)
         guard rows > 0 else { return }
         var streams = [Float](repeating: 0, count: rows * n * h)
         var collapsed = [Float](repeating: 0, count: rows * h), normed = [Float](repeating: 0, count: rows * h)
@@ -183,8 +183,6 @@ extension CPUModel {
                 }
             }
         }
-        if recordRouting { lastRouting = [:]; lastIndexerChoice = [:] }
-        lastTouchedExperts = 0
         for (index, layer) in weights.layers.enumerated() {
             guard let (attentionMap, feedForwardMap) = layer.hyper else { throw RuntimeError.unsupported("a layer without hyper-connections") }
             for block in 0..<2 {

@@ -269,6 +269,14 @@ struct ModelWeights {
             // Zero-centred norms (Qwen3.5) scale by 1 + w: stored here as the usual weight.
             return norm && spec.zeroCenteredNorms ? v.map { $0 + 1 } : v
         }
+        // A checkpoint whose config says it ships quantized matrices (FP8 blocks, MXFP4 or INT4
+        // experts) holds packed integers and scales under other names: refused by name here rather
+        // than as a missing tensor.
+        if case .folder = source, case let .success(shipped)? = spec.shippedWeights,
+           let quantized = [shipped.dense, shipped.experts].first(where: { $0 != .bf16 && $0 != .f32 }) {
+            throw RuntimeError.unsupported("this checkpoint ships \(quantized.rawValue) weights (\(shipped.source)); the CPU runtime "
+                + "reads F32, BF16 and F16 tensors: dequantize the checkpoint first")
+        }
         let loader = MatrixLoader(source: source, format: format, kernels: kernels)
         if case let .compressed(a) = spec.attention { return try loadDeepSeekV4(spec, a, from: source, loader: loader) }
         func mlp(_ prefix: String, _ size: Int, width: Int = h, names: (String, String, String) = ("gate_proj", "up_proj", "down_proj")) throws -> MLPWeights {
@@ -382,6 +390,9 @@ struct ModelWeights {
             case .moe:
                 guard let moe = spec.moe else { throw RuntimeError.unsupported("MoE layer without experts") }
                 let block = "\(p).\(names.moeBlock)", projections = names.expertProjections
+                if names.fusedExperts != nil, moe.latentSize != nil {
+                    throw RuntimeError.unsupported("fused experts at a latent width (LatentMoE) are not loaded")
+                }
                 let experts = try names.fusedExperts.map {
                     try ModelWeights.fusedExperts("\(block).experts", moe: moe, hidden: h, source: source, loader: loader,
                                                   interleaved: $0 == .interleaved, biases: moe.expertBias)

@@ -43,13 +43,19 @@ final class Workspace {
             input = (a.heads + 2 * a.kvHeads) * a.headDim
             context = a.heads * a.headDim
         case let .latent(a):
-            input = (a.qLoraRank ?? 0) + a.kvLoraRank + a.qkRopeHeadDim
+            // Kimi K3's output gate is projected with the latents and kept apart (`gates`).
+            input = (a.qLoraRank ?? 0) + a.kvLoraRank + a.qkRopeHeadDim + (a.outputGate ? 2 * a.heads * a.vHeadDim : 0)
             query = a.heads * a.qkHeadDim
             context = a.heads * a.vHeadDim
         case let .compressed(a):
             input = a.queryRank + a.headDim
             query = a.heads * a.headDim
             context = a.heads * a.headDim
+        }
+        // Linear attention: the in-projections, the prepared rows, the gates and the core output.
+        if let l = spec.linearAttention {
+            let p = l.valueHeads * l.valueHeadDim, projected = l.convChannels + 2 * l.valueHeads + 2 * l.keyHeadDim + p
+            input = max(input, 2 * projected + 3 * p)
         }
         // Kimi K3's attention residuals: the bank of block snapshots and the mix.
         let residuals = spec.attentionResidualBlock.map { (spec.layerCount + $0 - 1) / $0 * h + h } ?? 0

@@ -27,7 +27,8 @@ import Testing
                           "intermediate_size", "first_k_dense_replace", "max_position_embeddings", "q_lora_rank",
                           "qk_rope_head_dim", "n_shared_experts", "n_group", "topk_group", "index_topk", "index_n_heads",
                           "head_dim", "hc_mult", "o_groups", "sliding_window", "linear_num_value_heads", "linear_num_key_heads",
-                          "linear_conv_kernel_dim", "routed_expert_hidden_size", "swa_num_key_value_heads", "v_head_dim"]
+                          "linear_conv_kernel_dim", "routed_expert_hidden_size", "swa_num_key_value_heads", "v_head_dim",
+                          "attn_res_block_size", "activation_situ_beta", "activation_situ_linear_beta"]
     static let layouts = ["attention=dp,tp=0,ep=8,pp=1", "attention=tp,tp=9223372036854775807,ep=1,pp=1", "ep=-1", "pp=0",
                           ",,,", "attention=xx", "tp=3,ep=5,pp=7", "attention=dp,tp=1,ep=4096,pp=4096", "moe_tp=0",
                           "attention=tp,tp=8,ep=1,pp=1,moe_tp=8", "attention=dp,tp=1,ep=16,pp=1"]

@@ -1,3 +1,4 @@
+import ConfigFile
 import Foundation
 import Testing
 import TestSupport
@@ -59,6 +60,25 @@ import TestSupport
         let spec = try model("kimi-k3")
         #expect(spec.transformersParameterCount == 2_779_484_393_568, "\(spec.transformersParameterCount)")
         #expect(spec.parameterCounts.total >= 2_750_000_000_000 && spec.parameterCounts.total < 2_850_000_000_000)
+    }
+
+    /// What Kimi K3's config turns on beyond Kimi Linear, as SGLang's model file reads it: SiTU with
+    /// widths 4 and 25, the full-rank KDA output gate and the forget gate bounded at −5, MLA's output
+    /// gate, LatentMoE at 3,584 with its norm, a block snapshot every 12 layers, and the language
+    /// model's tensors under `language_model.` with the experts in `block_sparse_moe` as w1/w3/w2.
+    @Test func kimiK3ReadsItsAdditions() throws {
+        let k3 = try model("kimi-k3")
+        #expect(k3.activation == .situ(beta: 4, linearBeta: 25))
+        #expect(k3.linearAttention?.fullRankOutputGate == true && k3.linearAttention?.forgetGateLowerBound == -5)
+        if case let .latent(a) = k3.attention { #expect(a.outputGate) } else { Issue.record("K3's full layers are not MLA") }
+        #expect(k3.moe?.latentSize == 3_584 && k3.moe?.latentNorm == true)
+        #expect(k3.attentionResidualBlock == 12)
+        #expect(k3.checkpointNames.prefix == "language_model." && k3.checkpointNames.moeBlock == "block_sparse_moe"
+            && k3.checkpointNames.denseBlock == "mlp" && k3.checkpointNames.expertProjections.gate == "w1")
+        // Kimi Linear keeps SiLU, the unbounded gate and no attention residuals.
+        let linear = try ModelSpec(config: JSONObject(values: ["model_type": "kimi_linear"], source: "kimi_linear.json"), id: "kimi-linear")
+        #expect(linear.activation == .silu && linear.linearAttention?.forgetGateLowerBound == nil && linear.attentionResidualBlock == nil)
+        #expect(linear.checkpointNames.prefix == "" && linear.checkpointNames.denseBlock == "block_sparse_moe")
     }
 
     /// Kimi K3's attention-residual mix prices the rows a bank of snapshots actually holds,

@@ -159,6 +159,12 @@ func importError(_ json: String, overrides: [(String, String)] = []) -> String {
         (#"{"model_type": "llama", "rope_scaling": {"rope_type": "llama3", "factor": 8}}"#, "original_max_position_embeddings"),
         (#"{"model_type": "llama", "rope_scaling": {"rope_type": "longrope", "factor": 8}}"#, "rope_type"),
         (#"{"model_type": "llama", "rms_norm_eps": 0}"#, "rms_norm_eps"),
+        (#"{"model_type": "kimi_linear", "hidden_act": "gelu"}"#, "hidden_act"),
+        (#"{"model_type": "kimi_linear", "hidden_act": "situ", "activation_situ_beta": 0}"#, "activation_situ_beta"),
+        (#"{"model_type": "kimi_linear", "hidden_act": "situ", "activation_situ_beta": 1e-50}"#, "activation_situ_beta"),
+        (#"{"model_type": "kimi_linear", "hidden_act": "situ", "activation_situ_linear_beta": 1e39}"#, "activation_situ_linear_beta"),
+        (#"{"model_type": "kimi_linear", "linear_attn_config": {"gate_lower_bound": 0}}"#, "gate_lower_bound"),
+        (#"{"model_type": "kimi_linear", "linear_attn_config": {"gate_lower_bound": -1e39}}"#, "gate_lower_bound"),
     ])
     func badConfigsNameTheField(json: String, field: String) {
         let message = importError(json)

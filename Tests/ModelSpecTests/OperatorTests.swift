@@ -132,7 +132,7 @@ import Testing
     func perExpertBytesAddUpToTheInventory(id: String) throws {
         let spec = try preset(id)
         let moe = try #require(spec.moe)
-        for format in [WeightFormat.bf16, .fp8, .nvfp4, .mxfp4, .int4] {
+        for format in [WeightFormat.bf16, .fp8, .nvfp4, .mxfp4, .int4, .int4g32] {
             let total = spec.weightBytes(format) { $0.category == .routedExperts }
             #expect(spec.bytesPerExpert(format) * moe.routedExperts * spec.moeLayerCount == total, "\(id) \(format)")
         }

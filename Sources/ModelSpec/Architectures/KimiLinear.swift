@@ -75,8 +75,9 @@ enum KimiLinear: Architecture {
                                    convKernel: kernel, stateBytesPerValue: try ConfigReader.stateBytes(c),
                                    fullRankOutputGate: try linearConfig?.bool("use_full_rank_gate") ?? false,
                                    forgetGateLowerBound: try linearConfig?.double("gate_lower_bound"))
-        if let bound = p.linear?.forgetGateLowerBound, !(bound < 0 && bound.isFinite) {
-            throw c.error("linear_attn_config.gate_lower_bound", "must be a negative number, got \(bound)")
+        // The runtime computes in Float: bounds past ±10⁴ (e^-10⁴ is 0 already) would turn to ∞ there.
+        if let bound = p.linear?.forgetGateLowerBound, !(bound < 0 && bound >= -1e4) {
+            throw c.error("linear_attn_config.gate_lower_bound", "must be a negative number from -10000, got \(bound)")
         }
         p.activation = try activation(c)
         var moe = try reader.deepSeekMoE(expertsKey: "num_local_experts")
@@ -97,9 +98,12 @@ enum KimiLinear: Architecture {
         switch try c.string("hidden_act") ?? "silu" {
         case "silu": return .silu
         case "situ":
+            // Widths from 10⁻⁶ to 10⁶: in Float (the runtime's) they stay normal and finite.
+            let widths = 1e-6...1e6
             let beta = try c.double("activation_situ_beta") ?? 1, linear = try c.double("activation_situ_linear_beta")
-            guard beta > 0, beta.isFinite, linear.map({ $0 > 0 && $0.isFinite }) ?? true else {
-                throw c.error("activation_situ_beta", "SiTU's widths must be positive numbers")
+            guard widths.contains(beta) else { throw c.error("activation_situ_beta", "must be from 1e-6 to 1e6, got \(beta)") }
+            if let linear, !widths.contains(linear) {
+                throw c.error("activation_situ_linear_beta", "must be from 1e-6 to 1e6, got \(linear)")
             }
             return .situ(beta: beta, linearBeta: linear)
         case let other:

@@ -21,7 +21,8 @@ stays well conditioned (bf16 weights must move the logits by bf16's rounding, no
 SiTU's widths (0.25 and 0.2) against gate/up values of about 0.5 to 1; the attention residuals'
 projections (std 0.05, scores of order one: far from uniform, not a hard max); a block snapshot
 every 2 layers of 6 (snapshots at layers 0, 2 and 4); two MLA layers back to back as K3's last
-two. Leaving out any one addition moves the logits by 0.01 (MLA's output gate) to 0.9. The
+two; an 80-token prompt, so that KDA's chunked prefill crosses chunks of 64 and sub-chunks of
+16. Leaving out any one addition moves the logits by 0.36 (MLA's output gate) to 0.92 (SiTU). The
 logits of every prompt position, the experts per token per MoE layer and a greedy continuation
 of 8 tokens (each step a full forward pass over the growing sequence: no cache, so the
 runtime's cache is checked too) go to
@@ -40,7 +41,9 @@ from torch import nn
 from transformers import AutoModelForCausalLM, KimiLinearConfig
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kimi_k3")
-PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
+# 80 tokens: past one chunk of 64, so the chunked delta rule crosses chunks and sub-chunks of 16;
+# the other fixtures' 10-token prompt first.
+PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80] + [(7 * i * i + 3 * i + 5) % 128 for i in range(10, 80)]
 NEW_TOKENS = 8
 BETA, LINEAR_BETA, LOWER_BOUND, BLOCK, LATENT = 0.25, 0.2, -5.0, 2, 32
 
