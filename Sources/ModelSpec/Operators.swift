@@ -168,6 +168,7 @@ extension ModelSpec {
             }
         }
         if let mix = attentionResidualMix(tokens: t) { ops.append(mix) }
+        if let mix = hyperConnectionMix(tokens: t) { ops.append(mix) }
         ops.append(norm("final norm", width: h, layers: 1))
         let headTokens = step.phase == .prefill ? Double(step.sequences) : t
         ops.append(matmul("output head", vocabSize, hiddenSize, tokens: headTokens, layers: 1,
@@ -189,6 +190,28 @@ extension ModelSpec {
         let mixes = Double(2 * l + 1), h = Double(hiddenSize)
         var op = Operator(name: "attention residual mix", kind: .norm, layers: 1, flops: 6 * t * h * Double(rows),
                           weightBytes: 4 * h * mixes, activationBytes: 2 * t * h * (Double(rows) + mixes), kvBytes: 0)
+        op.fused = true
+        op.computeSplit = .replicated
+        return op
+    }
+
+    /// DeepSeek-V4's hyper-connections (n = `hc_mult` residual streams of hidden h): around each
+    /// attention and feed-forward block, per token, the n·h streams are RMS-normalised and mapped
+    /// to (2 + n)·n mixing weights (2·n·h·(2 + n)·n FLOPs: the `hc_fn` matmul), collapsed into the
+    /// block's input (2·n·h), and after the block rewritten as post·output + comb·streams
+    /// (2·n·h·(n + 1)); the head collapses once more with n weights. Traffic: the streams read for
+    /// the norm and mapping, again for the collapse and the update, and written back (3·n·h
+    /// values), plus the block's output (h), in bf16. A small matmul and elementwise kernels each
+    /// fused into their neighbours' launches in TileLang's implementation; every tensor-parallel
+    /// rank keeps all streams of its tokens.
+    func hyperConnectionMix(tokens t: Double) -> Operator? {
+        guard let n = hyperConnections.map({ Double($0.streams) }), n > 0 else { return nil }
+        let h = Double(hiddenSize), blocks = Double(2 * layerCount)
+        let block = 2 * n * h * (2 + n) * n + 2 * n * h + 2 * n * h * (n + 1)
+        let head = 2 * n * h * n + 2 * n * h
+        var op = Operator(name: "hyper-connection mix", kind: .norm, layers: 1, flops: t * (blocks * block + head),
+                          weightBytes: 4 * (blocks * ((2 + n) * n * n * h) + n * n * h),
+                          activationBytes: 2 * t * (blocks * (3 * n * h + h) + n * h), kvBytes: 0)
         op.fused = true
         op.computeSplit = .replicated
         return op

@@ -100,6 +100,24 @@ import TestSupport
         #expect(try model("kimi-k2").operators(step: .decode(sequences: 3, context: 100)).allSatisfy { $0.name != "attention residual mix" })
     }
 
+    /// DeepSeek-V4's hyper-connection mix reads its mapping weights (hc_fn, fp32) once a step: the
+    /// inventory's hyper-connection parameters, which count exactly against transformers, less the
+    /// biases and the three scales of each map. Its FLOPs are two per weight per token (the
+    /// mapping matmul) plus the collapse and the stream update, a quarter more with 4 streams.
+    @Test func deepSeekV4HyperConnectionMixReadsTheMaps() throws {
+        let v4 = try model("deepseek-v4-flash")
+        let n = try #require(v4.hyperConnections?.streams)
+        let maps = v4.weightTensors.filter { $0.name.hasPrefix("hyper-connections") || $0.name == "hc_head" }
+        #expect(maps.count == 2)
+        let biasesAndScales = v4.layerCount * 2 * ((2 + n) * n + 3) + n + 1
+        let mapWeights = maps.reduce(0) { $0 + $1.parameters } - biasesAndScales
+        let tokens = 5.0
+        let mix = try #require(v4.operators(step: .decode(sequences: 5, context: 64)).first { $0.name == "hyper-connection mix" })
+        #expect(mix.weightBytes == 4 * Double(mapWeights))
+        #expect(mix.totalFLOPs > 2 * tokens * Double(mapWeights) && mix.totalFLOPs < 1.3 * 2 * tokens * Double(mapWeights))
+        #expect(try model("kimi-k3").operators(step: .decode(sequences: 5, context: 64)).allSatisfy { $0.name != "hyper-connection mix" })
+    }
+
     /// What each new layer kind keeps per sequence: Qwen3.5-397B's 45 Gated DeltaNet layers hold
     /// 64 × 128 × 128 fp32 state values and 3 conv columns of 12,288 bf16 channels each (192,061,440
     /// B whatever the length) and its 15 gated-attention layers 2 × 2 × 256 bf16 values per token;
