@@ -576,22 +576,32 @@ public final class CPUModel: @unchecked Sendable {
         for (s, seg) in segments.enumerated() {
             caches[s].beginLinear(layer: layer, convFloats: channels * (kernel - 1), stateFloats: nh * d * d)
             caches[s].conv[layer].withUnsafeMutableBufferPointer { history in
-                w.conv.withUnsafeBufferPointer { weights in
-                    guard let h = history.baseAddress, let wc = weights.baseAddress else { return }
+                w.conv.withUnsafeBufferPointer { weights in w.dtBias.withUnsafeBufferPointer { dt in
+                    guard let h = history.baseAddress, let wc = weights.baseAddress, let dtBias = dt.baseAddress else { return }
                     for i in 0..<seg.count {
                         let r = seg.start + i, row = mixed + r * width, p = prepared + r * stride
                         CPUModel.convolveAndNormalize(row, history: h, weights: wc, channels: channels, kernel: kernel,
                                                       heads: nh, headDim: d, queryScale: scale, into: p)
+                        Elementwise.sigmoid(row + channels, into: p + channels, count: nh)
+                        let decay = p + channels + nh
                         for hh in 0..<nh {
-                            p[channels + hh] = 1 / (1 + exp(-row[channels + hh]))
-                            let rate = exp(w.aLog[hh])
-                            for x in 0..<d {
-                                let g = forget[r * P + hh * d + x] + w.dtBias[hh * d + x]
-                                p[channels + nh + hh * d + x] = bound.map { $0 / (1 + exp(-rate * g)) } ?? -rate * (g > 20 ? g : log1p(exp(g)))
+                            let rate = exp(w.aLog[hh]), f = forget + r * P + hh * d, bias = dtBias + hh * d
+                            if bound != nil {
+                                for x in 0..<d { decay[hh * d + x] = rate * (f[x] + bias[x]) }
+                            } else {
+                                for x in 0..<d {
+                                    let g = f[x] + bias[x]
+                                    decay[hh * d + x] = -rate * (g > 20 ? g : log1p(exp(g)))
+                                }
                             }
                         }
+                        // Kimi K3's bounded gate: bound · σ(rate · (f + dt_bias)), on eight lanes.
+                        if let bound {
+                            Elementwise.sigmoid(decay, into: decay, count: P)
+                            Elementwise.scale(decay, by: bound, into: decay, count: P)
+                        }
                     }
-                }
+                } }
             }
             caches[s].state[layer].withUnsafeMutableBufferPointer { stateBuffer in
                 guard let state = stateBuffer.baseAddress else { return }
@@ -650,8 +660,9 @@ public final class CPUModel: @unchecked Sendable {
         for c in 0..<channels {
             var sum = wc[c * kernel + kernel - 1] * row[c]
             for j in 0..<(kernel - 1) { sum += wc[c * kernel + j] * h[j * channels + c] }
-            p[c] = sum / (1 + exp(-sum))
+            p[c] = sum
         }
+        Elementwise.silu(p, into: p, count: channels)
         // The history moves on by one input (a forward copy within one buffer).
         for j in 0..<((kernel - 2) * channels) { h[j] = h[j + channels] }
         (h + (kernel - 2) * channels).update(from: row, count: channels)
@@ -682,13 +693,14 @@ public final class CPUModel: @unchecked Sendable {
                                  beta: Int, decay: Int, decayPerChannel: Bool = false, dk: Int, dv: Int,
                                  state S: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
         let C = deltaRuleChunk, gd = decayPerChannel ? dk : 1, sub = deltaRuleSubChunk
-        let floats = 3 * C * dk + 3 * C * dv + 2 * C * C + C * gd + C + 2 * dk + 2 * sub * dk
+        let floats = 3 * C * dk + 3 * C * dv + 2 * C * C + 2 * C * gd + C + 2 * dk + 2 * sub * dk
         withUnsafeTemporaryAllocation(of: Float.self, capacity: floats) { buffer in
             guard let base = buffer.baseAddress else { return }
             let Q = base, K = Q + C * dk, W = K + C * dk, V = W + C * dk, U = V + C * dv, O = U + C * dv
             let A = O + C * dv, attn = A + C * C, gamma = attn + C * C, betas = gamma + C * gd, fade = betas + C
             let decayed = fade + dk  // K_j ⊙ e^(γ_i − γ_j) of one (i, j) pair
             let leftK = decayed + dk, leftQ = leftK + sub * dk  // a sub-chunk's K_i, Q_i ⊙ e^(γ_i − γ_r)
+            let growth = leftQ + sub * dk  // e^γ of each token (and channel)
             // γ of token i, channel x (the head's one γ without per-channel decay).
             func g(_ i: Int, _ x: Int) -> Float { gamma[i * gd + (decayPerChannel ? x : 0)] }
             var t0 = 0
@@ -758,31 +770,44 @@ public final class CPUModel: @unchecked Sendable {
                     }
                 }
                 // Right-hand sides: U = β·V, W = β·K⊙exp(γ); forward substitution row by row.
+                Elementwise.exp(gamma, into: growth, count: c * gd)
                 for i in 0..<c {
-                    for j in 0..<dv { U[i * dv + j] = V[i * dv + j] * betas[i] }
-                    for x in 0..<dk { W[i * dk + x] = K[i * dk + x] * exp(g(i, x)) * betas[i] }
+                    Elementwise.scale(V + i * dv, by: betas[i], into: U + i * dv, count: dv)
+                    let w = W + i * dk, k = K + i * dk, e = growth + i * gd
+                    if decayPerChannel {
+                        for x in 0..<dk { w[x] = k[x] * e[x] * betas[i] }
+                    } else {
+                        Elementwise.scale(k, by: e[0] * betas[i], into: w, count: dk)
+                    }
                     for m in 0..<i {
                         let a = A[i * c + m]
                         guard a != 0 else { continue }
-                        for j in 0..<dv { U[i * dv + j] -= a * U[m * dv + j] }
-                        for x in 0..<dk { W[i * dk + x] -= a * W[m * dk + x] }
+                        Elementwise.addScaled(U + m * dv, by: -a, into: U + i * dv, count: dv)
+                        Elementwise.addScaled(W + m * dk, by: -a, into: w, count: dk)
                     }
                 }
                 // V' = U − W S (into U), O = (Q⊙exp(γ)) S + attn V'.
                 BLAS.gemm(m: c, n: dv, k: dk, a: W, lda: dk, transposeA: false, b: S, ldb: dv, transposeB: false,
                           c: U, ldc: dv, alpha: -1, beta: 1)
                 for i in 0..<c {
-                    for x in 0..<dk { Q[i * dk + x] *= exp(g(i, x)) }
+                    let q = Q + i * dk, e = growth + i * gd
+                    if decayPerChannel {
+                        for x in 0..<dk { q[x] *= e[x] }
+                    } else {
+                        Elementwise.scale(q, by: e[0], into: q, count: dk)
+                    }
                 }
                 BLAS.gemm(m: c, n: dv, k: dk, a: Q, lda: dk, transposeA: false, b: S, ldb: dv, transposeB: false, c: O, ldc: dv)
                 BLAS.gemm(m: c, n: dv, k: c, a: attn, lda: c, transposeA: false, b: U, ldb: dv, transposeB: false,
                           c: O, ldc: dv, beta: 1)
                 for i in 0..<c { (out + (t0 + i) * outStride).update(from: O + i * dv, count: dv) }
                 // S ← exp(γ_last)⊙S (row x by channel x) + (K⊙exp(γ_last − γ))ᵀ V'.
-                for x in 0..<dk { fade[x] = exp(g(c - 1, x)) }
-                for x in 0..<dk { for j in 0..<dv { S[x * dv + j] *= fade[x] } }
+                for x in 0..<dk { fade[x] = growth[(c - 1) * gd + (decayPerChannel ? x : 0)] }
+                for x in 0..<dk { Elementwise.scale(S + x * dv, by: fade[x], into: S + x * dv, count: dv) }
                 for i in 0..<c {
-                    for x in 0..<dk { K[i * dk + x] *= exp(g(c - 1, x) - g(i, x)) }
+                    for x in 0..<dk { decayed[x] = g(c - 1, x) - g(i, x) }
+                    Elementwise.exp(decayed, into: decayed, count: dk)
+                    for x in 0..<dk { K[i * dk + x] *= decayed[x] }
                 }
                 BLAS.gemm(m: dk, n: dv, k: c, a: K, lda: dk, transposeA: true, b: U, ldb: dv, transposeB: false,
                           c: S, ldc: dv, beta: 1)

@@ -122,6 +122,20 @@ public enum Elementwise {
         }
     }
 
+    /// SiLU: out[i] = x[i] / (1 + e^-x[i]). `out` may alias `x`.
+    @inlinable
+    public static func silu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        chunked(count) { start, end in
+            var i = start
+            while i + 8 <= end {
+                let v = load8(x + i)
+                store8(v / (1 + exp8(-v)), out + i)
+                i += 8
+            }
+            while i < end { out[i] = x[i] / (1 + scalarExp(-x[i])); i += 1 }
+        }
+    }
+
     /// out[i] = 1 / (1 + e^-x[i]). `out` may alias `x`.
     @inlinable
     public static func sigmoid(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {

@@ -68,6 +68,10 @@ let kernelSizes = [1, 7, 8, 13, 33, 1000, 600_000]
                     }, tolerance: 2e-6)
                 }
                 out.withUnsafeMutableBufferPointer { op in
+                    Elementwise.silu(ap.baseAddress!, into: op.baseAddress!, count: count)
+                }
+                check({ Double(a[$0]) / (1 + Foundation.exp(-Double(a[$0]))) }, tolerance: 1e-6)
+                out.withUnsafeMutableBufferPointer { op in
                     Elementwise.sigmoid(ap.baseAddress!, into: op.baseAddress!, count: count)
                 }
                 check({ 1 / (1 + Foundation.exp(-Double(a[$0]))) }, tolerance: 1e-6)
