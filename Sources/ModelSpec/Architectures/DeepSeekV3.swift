@@ -53,6 +53,9 @@ enum DeepSeekV3: Architecture {
             correctionBias: try c.string("topk_method") == "noaux_tc", routerBias: false, expertBias: false)
         p.rope = try reader.rope(rotaryDimension: mla.qkRopeHeadDim)
         p.mtpModules = try reader.nonNegative("num_nextn_predict_layers")
+        // Kimi K2.5's checkpoint keeps its language model under `language_model.`
+        // (`language_model.model.layers.N…`, `language_model.lm_head`), beside the vision tower.
+        if modelType == "kimi_k25" { p.checkpointNames.prefix = "language_model." }
         return p
     }
 }

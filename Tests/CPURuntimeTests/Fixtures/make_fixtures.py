@@ -18,6 +18,8 @@ from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, 
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
 from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig, KimiLinearConfig, Llama4TextConfig
 from transformers import DeepseekV4Config, Qwen3NextConfig
+from transformers.models.kimi_k25.configuration_kimi_k25 import Kimi_K25Config
+from safetensors.torch import load_file, save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMPT = [3, 17, 42, 5, 99, 64, 7, 23, 11, 80]
@@ -31,18 +33,29 @@ YARN_DEEPSEEK = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "bet
 common = dict(vocab_size=128, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
               rms_norm_eps=1e-6, tie_word_embeddings=False, torch_dtype="float32")
 
+# DeepSeek-V3's tiny text model, as the DeepSeek-V3 fixture and Kimi K2.5's body share it.
+DEEPSEEK_V3_TEXT = dict(**{**common, "num_key_value_heads": 4}, intermediate_size=128, moe_intermediate_size=32,
+                        num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=16, n_shared_experts=1,
+                        num_experts_per_tok=4, n_group=4, topk_group=2, routed_scaling_factor=2.5,
+                        norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
+                        qk_rope_head_dim=8, v_head_dim=16, rope_interleave=True,
+                        rope_parameters=YARN_DEEPSEEK)
+
 configs = {
     "mixtral": MixtralConfig(**common, intermediate_size=96, num_hidden_layers=2, num_local_experts=6,
                              num_experts_per_tok=2, rope_theta=10000.0, sliding_window=None),
     "qwen3_moe": Qwen3MoeConfig(**common, intermediate_size=128, moe_intermediate_size=48, num_hidden_layers=2,
                                 num_experts=8, num_experts_per_tok=3, norm_topk_prob=True, head_dim=32,
                                 decoder_sparse_step=1, mlp_only_layers=[], rope_theta=1000000.0),
-    "deepseek_v3": DeepseekV3Config(**{**common, "num_key_value_heads": 4}, intermediate_size=128, moe_intermediate_size=32,
-                                    num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=16, n_shared_experts=1,
-                                    num_experts_per_tok=4, n_group=4, topk_group=2, routed_scaling_factor=2.5,
-                                    norm_topk_prob=True, q_lora_rank=48, kv_lora_rank=32, qk_nope_head_dim=16,
-                                    qk_rope_head_dim=8, v_head_dim=16, rope_interleave=True,
-                                    rope_parameters=YARN_DEEPSEEK),
+    "deepseek_v3": DeepseekV3Config(**DEEPSEEK_V3_TEXT),
+    # Kimi K2.5: the Kimi K2 (DeepSeek-V3) body under text_config beside a one-layer vision tower,
+    # run on text alone. transformers 5.24 saves its language model's layers as `blocks.N`; the
+    # release's checkpoint names them `language_model.model.layers.N` (SGLang's kimi_k25 loader),
+    # which the generator writes instead.
+    "kimi_k25": Kimi_K25Config(text_config={"model_type": "deepseek_v3", **DEEPSEEK_V3_TEXT},
+                               vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                                  num_attention_heads=2),
+                               projection_hidden_size=32, tie_word_embeddings=False, torch_dtype="float32"),
     # Qwen3.5: Gated DeltaNet on three layers of four, gated attention with partial rotary on the
     # fourth, softmax MoE with a gated shared expert on every layer. Two value heads per key head.
     "qwen3_5_moe": Qwen3_5MoeTextConfig(**common, num_hidden_layers=4, head_dim=16, moe_intermediate_size=24,
@@ -131,18 +144,22 @@ configs = {
 }
 
 
+def text_layers(model, name):
+    return model.model.language_model.layers if name == "kimi_k25" else model.model.layers
+
+
 def capture_routing(model, name):
     """Forward hooks that record the experts chosen per token in every MoE layer."""
     chosen = {}
     hooks = []
-    for index, layer in enumerate(model.model.layers):
+    for index, layer in enumerate(text_layers(model, name)):
         mlp = layer.feed_forward if name == "llama4" else layer.mlp
         if name == "deepseek_v4":
             def hook(module, args, output, index=index):
                 chosen[index] = sorted_rows(output[2])
             hooks.append(mlp.gate.register_forward_hook(hook))
             continue
-        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25"):
             gate = getattr(mlp, "gate", None)
             if gate is None or not hasattr(gate, "e_score_correction_bias"):
                 continue
@@ -175,7 +192,11 @@ for name, config in configs.items():
     if name not in wanted:
         continue
     torch.manual_seed(1234)
-    model = AutoModelForCausalLM.from_config(config).float().eval()
+    if name == "kimi_k25":
+        from transformers.models.kimi_k25.modeling_kimi_k25 import Kimi_K25ForConditionalGeneration
+        model = Kimi_K25ForConditionalGeneration(config).float().eval()
+    else:
+        model = AutoModelForCausalLM.from_config(config).float().eval()
     with torch.no_grad():
         if name == "gpt_oss":
             # Non-zero expert biases (zero at init); the small swiglu_limit above makes the clamp bite.
@@ -191,9 +212,9 @@ for name, config in configs.items():
             for layer in model.model.layers:
                 layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)
                 layer.mlp.gate.weight.normal_(0, 0.5)
-        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25"):
             # A non-zero selection bias, so that biased selection is exercised.
-            for layer in model.model.layers:
+            for layer in text_layers(model, name):
                 if hasattr(layer.mlp, "gate") and hasattr(layer.mlp.gate, "e_score_correction_bias"):
                     layer.mlp.gate.e_score_correction_bias.copy_(torch.randn(layer.mlp.gate.e_score_correction_bias.numel()) * 0.5)
                     layer.mlp.gate.weight.normal_(0, 0.5)
@@ -228,6 +249,10 @@ for name, config in configs.items():
     folder = os.path.join(HERE, name)
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
+    if name == "kimi_k25":
+        path = os.path.join(folder, "model.safetensors")
+        tensors = load_file(path)
+        save_file({k.replace("language_model.model.blocks.", "language_model.model.layers."): v for k, v in tensors.items()}, path)
     chosen, hooks = capture_routing(model, name)
     if name == "deepseek_v4":
         # The indexer's choice must be unambiguous: the k-th and (k+1)-th visible scores differ.
