@@ -38,7 +38,7 @@ public final class CPUModel: @unchecked Sendable {
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
                                                           "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa",
                                                           "gpt_oss", "kimi_linear", "llama4", "llama4_text", "deepseek_v4", "qwen3_next",
-                                                          "kimi_k3", "kimi_k25"]
+                                                          "kimi_k3", "kimi_k25", "glm4_moe"]
 
     /// `kernels` stores the matrices as panels for that kernel family (default: the widest this CPU
     /// runs, AVX-512 or AVX2 on x86-64); nil keeps them row-major, the path of other CPUs, which

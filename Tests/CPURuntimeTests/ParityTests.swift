@@ -44,7 +44,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
     static let layouts: [PanelMatrix.Kernels?] = PanelMatrix.Kernels.allCases.filter(\.isSupported) + [nil]
 
     @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear", "llama4",
-                      "deepseek_v4", "qwen3_next", "kimi_k3", "kimi_k25"], layouts)
+                      "deepseek_v4", "qwen3_next", "kimi_k3", "kimi_k25", "glm4_moe"], layouts)
     func matchesTransformers(name: String, kernels: PanelMatrix.Kernels?) throws {
         let (model, expected) = try loadFixture(name, kernels: kernels)
         model.recordRouting = true
@@ -108,7 +108,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
     /// are no longer comparable, so only the queries before it are held to the bound, and at least
     /// half of the prompt must be (of a long prompt, Kimi K3's 80 tokens, its first 5 queries).
     @Test(arguments: ["mixtral", "qwen3_moe", "deepseek_v3", "qwen3_5_moe", "minimax_m2", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear", "llama4",
-                      "deepseek_v4", "qwen3_next", "kimi_k3", "kimi_k25"], layouts)
+                      "deepseek_v4", "qwen3_next", "kimi_k3", "kimi_k25", "glm4_moe"], layouts)
     func bf16WeightsStayClose(name: String, kernels: PanelMatrix.Kernels?) throws {
         func run(_ format: CPUWeightFormat) throws -> (CPUModel, Tensor, Expected) {
             let (model, expected) = try loadFixture(name, format: format, kernels: kernels)
@@ -175,7 +175,7 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
 /// the same logits at every position as feeding it one token at a time through the decode path.
 @Suite struct CacheConsistencyTests {
     @Test(arguments: ["mixtral", "deepseek_v3", "qwen3_5_moe", "deepseek_v32", "glm_moe_dsa", "gpt_oss", "kimi_linear", "llama4", "deepseek_v4",
-                      "qwen3_next", "kimi_k3"])
+                      "qwen3_next", "kimi_k3", "glm4_moe"])
     func wholePromptEqualsTokenByToken(name: String) throws {
         let (model, _) = try loadFixture(name)
         let prompt = (0..<300).map { ($0 * 37 + 11) % model.spec.vocabSize }

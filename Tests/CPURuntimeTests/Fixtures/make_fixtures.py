@@ -17,7 +17,7 @@ import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
 from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig, KimiLinearConfig, Llama4TextConfig
-from transformers import DeepseekV4Config, Qwen3NextConfig
+from transformers import DeepseekV4Config, Qwen3NextConfig, Glm4MoeConfig
 from transformers.models.kimi_k25.configuration_kimi_k25 import Kimi_K25Config
 from safetensors.torch import load_file, save_file
 
@@ -48,6 +48,14 @@ configs = {
                                 num_experts=8, num_experts_per_tok=3, norm_topk_prob=True, head_dim=32,
                                 decoder_sparse_step=1, mlp_only_layers=[], rope_theta=1000000.0),
     "deepseek_v3": DeepseekV3Config(**DEEPSEEK_V3_TEXT),
+    # GLM-4.5 (glm4_moe): GQA with q/k/v biases and per-head q/k norms, rotary on half of each head
+    # (half-split lanes), a dense first layer, then sigmoid routing with a selection bias in 2
+    # groups (1 kept) and a shared expert.
+    "glm4_moe": Glm4MoeConfig(**common, intermediate_size=96, moe_intermediate_size=32, num_hidden_layers=3, head_dim=16,
+                              attention_bias=True, use_qk_norm=True, first_k_dense_replace=1, n_routed_experts=8,
+                              num_experts_per_tok=2, n_shared_experts=1, n_group=2, topk_group=1, routed_scaling_factor=1.5,
+                              norm_topk_prob=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                                    "partial_rotary_factor": 0.5}),
     # Kimi K2.5: the Kimi K2 (DeepSeek-V3) body under text_config beside a one-layer vision tower,
     # run on text alone. transformers 5.24 saves its language model's layers as `blocks.N`; the
     # release's checkpoint names them `language_model.model.layers.N` (SGLang's kimi_k25 loader),
@@ -159,7 +167,7 @@ def capture_routing(model, name):
                 chosen[index] = sorted_rows(output[2])
             hooks.append(mlp.gate.register_forward_hook(hook))
             continue
-        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25", "glm4_moe"):
             gate = getattr(mlp, "gate", None)
             if gate is None or not hasattr(gate, "e_score_correction_bias"):
                 continue
@@ -212,7 +220,7 @@ for name, config in configs.items():
             for layer in model.model.layers:
                 layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)
                 layer.mlp.gate.weight.normal_(0, 0.5)
-        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25", "glm4_moe"):
             # A non-zero selection bias, so that biased selection is exercised.
             for layer in text_layers(model, name):
                 if hasattr(layer.mlp, "gate") and hasattr(layer.mlp.gate, "e_score_correction_bias"):
