@@ -159,7 +159,8 @@ extension CPUModel {
 
     /// DeepSeek-V4's forward pass: the hidden state as `streams` residual copies, each block fed
     /// their `pre`-weighted sum and its output spread back by `post` beside the mixed old streams;
-    /// at the end the head's own collapse, the final norm and the output head.
+    /// at the end the head's own collapse, the final norm and the output head. The streams and
+    /// the maps' scratch live in the workspace, reused across passes.
     func runHyperConnected(rows: Int, token: (Int) -> Int, caches: inout [SequenceCache], allLogits: Bool,
                            into logits: inout Tensor) throws {
         guard let hc = spec.hyperConnections, let head = weights.hyperHead else {
@@ -170,63 +171,39 @@ extension CPUModel {
         let picked = allLogits ? rows : segments.count
         try beginPass(rows: rows, allLogits: allLogits, logits: &logits)
         guard rows > 0 else { return }
-        var streams = [Float](repeating: 0, count: rows * n * h)
-        var collapsed = [Float](repeating: 0, count: rows * h), normed = [Float](repeating: 0, count: rows * h)
-        var delta = [Float](repeating: 0, count: rows * h)
-        var post = [Float](repeating: 0, count: rows * n), comb = [Float](repeating: 0, count: rows * n * n)
+        let ws = workspace
+        let streams = ws.get(.hcStreams, rows * n * h), collapsed = ws.get(.hcCollapsed, rows * h)
+        let normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
+        let post = ws.get(.hcPost, rows * n), comb = ws.get(.hcComb, rows * n * n), mixed = ws.get(.hcMixed, n * h)
         let tokens = (0..<rows).map(token)
-        timed(.embedding) {
-            weights.embedding.withUnsafeBufferPointer { e in
-                streams.withUnsafeMutableBufferPointer { sp in
-                    guard let table = e.baseAddress, let to = sp.baseAddress else { return }
-                    for r in 0..<rows { for s in 0..<n { (to + (r * n + s) * h).update(from: table + tokens[r] * h, count: h) } }
-                }
-            }
-        }
+        embed(rows: rows, token: token, into: collapsed)
+        for r in 0..<rows { for j in 0..<n { (streams + (r * n + j) * h).update(from: collapsed + r * h, count: h) } }
         for (index, layer) in weights.layers.enumerated() {
             guard let (attentionMap, feedForwardMap) = layer.hyper else { throw RuntimeError.unsupported("a layer without hyper-connections") }
             for block in 0..<2 {
                 timed(.norm) {
                     hyperCollapse(streams, rows: rows, map: block == 0 ? attentionMap : feedForwardMap, hc: hc,
-                                  collapsed: &collapsed, post: &post, comb: &comb)
-                    collapsed.withUnsafeMutableBufferPointer { c in
-                        normed.withUnsafeMutableBufferPointer { o in
-                            rmsNormRows(c.baseAddress!, block == 0 ? layer.inputNorm : layer.postNorm, into: o.baseAddress!, rows: rows)
-                        }
-                    }
+                                  collapsed: collapsed, post: post, comb: comb)
+                    rmsNormRows(collapsed, block == 0 ? layer.inputNorm : layer.postNorm, into: normed, rows: rows)
                 }
-                try normed.withUnsafeMutableBufferPointer { input in
-                    try delta.withUnsafeMutableBufferPointer { out in
-                        if block == 0 {
-                            try timed(.attention) {
-                                try attention(layer.attention, layer: index, input: input.baseAddress!, rows: rows, segments: segments,
-                                              caches: &caches, into: out.baseAddress!)
-                            }
-                        } else {
-                            try timed(.moe) {
-                                try feedForward(layer.feedForward, layer: index, input: input.baseAddress!, rows: rows, into: out.baseAddress!,
-                                                tokens: tokens)
-                            }
-                        }
+                if block == 0 {
+                    try timed(.attention) {
+                        try attention(layer.attention, layer: index, input: normed, rows: rows, segments: segments, caches: &caches, into: delta)
+                    }
+                } else {
+                    try timed(.moe) {
+                        try feedForward(layer.feedForward, layer: index, input: normed, rows: rows, into: delta, tokens: tokens)
                     }
                 }
                 // New stream k = post_k · output + Σ_j comb[j][k] · old stream j.
                 timed(.norm) {
-                    var mixed = [Float](repeating: 0, count: n * h)
-                    streams.withUnsafeMutableBufferPointer { sp in
-                        delta.withUnsafeBufferPointer { dp in
-                            mixed.withUnsafeMutableBufferPointer { mp in
-                                guard let st = sp.baseAddress, let de = dp.baseAddress, let mx = mp.baseAddress else { return }
-                                for r in 0..<rows {
-                                    let row = st + r * n * h
-                                    for k in 0..<n {
-                                        Elementwise.scale(de + r * h, by: post[r * n + k], into: mx + k * h, count: h)
-                                        for j in 0..<n { Elementwise.addScaled(row + j * h, by: comb[(r * n + j) * n + k], into: mx + k * h, count: h) }
-                                    }
-                                    row.update(from: mx, count: n * h)
-                                }
-                            }
+                    for r in 0..<rows {
+                        let row = streams + r * n * h
+                        for k in 0..<n {
+                            Elementwise.scale(delta + r * h, by: post[r * n + k], into: mixed + k * h, count: h)
+                            for j in 0..<n { Elementwise.addScaled(row + j * h, by: comb[(r * n + j) * n + k], into: mixed + k * h, count: h) }
                         }
+                        row.update(from: mixed, count: n * h)
                     }
                 }
             }
@@ -235,68 +212,55 @@ extension CPUModel {
 
         // The head's collapse (pre weights only), the final norm and the output head on the rows
         // whose logits are wanted.
-        var last = [Float](repeating: 0, count: picked * n * h)
+        let last = ws.get(.hcLast, picked * n * h), lastNormed = ws.get(.lastNormed, picked * h)
         for i in 0..<picked {
             let r = min(allLogits ? i : segments[i].start + max(segments[i].count, 1) - 1, rows - 1)
-            last.replaceSubrange((i * n * h)..<((i + 1) * n * h), with: streams[(r * n * h)..<((r + 1) * n * h)])
+            (last + i * n * h).update(from: streams + r * n * h, count: n * h)
         }
-        var lastCollapsed = [Float](repeating: 0, count: picked * h), lastNormed = [Float](repeating: 0, count: picked * h)
         timed(.norm) {
-            hyperHeadCollapse(last, rows: picked, map: head, hc: hc, collapsed: &lastCollapsed)
-            lastCollapsed.withUnsafeMutableBufferPointer { c in
-                lastNormed.withUnsafeMutableBufferPointer { o in rmsNormRows(c.baseAddress!, weights.finalNorm, into: o.baseAddress!, rows: picked) }
-            }
+            hyperHeadCollapse(last, rows: picked, map: head, hc: hc, collapsed: collapsed)
+            rmsNormRows(collapsed, weights.finalNorm, into: lastNormed, rows: picked)
         }
         timed(.head) {
             logits.withUnsafeMutableBufferPointer { out in
-                lastNormed.withUnsafeMutableBufferPointer { x in
-                    if let base = out.baseAddress { weights.head.apply(x.baseAddress!, batch: picked, into: base) }
-                }
+                if let base = out.baseAddress { weights.head.apply(lastNormed, batch: picked, into: base) }
             }
         }
     }
 
-    /// Each row's streams RMS-normalised as one vector (no weight), mapped by `fn`.
-    func hyperMixes(_ streams: [Float], rows: Int, map: HyperWeights, hc: HyperConnections) -> [Float] {
+    /// Each row's streams RMS-normalised as one vector (no weight), mapped by `fn` into the
+    /// workspace's `hcMixes` ((2 + n)·n or n per row).
+    func hyperMixes(_ streams: UnsafePointer<Float>, rows: Int, map: HyperWeights, hc: HyperConnections) -> UnsafeMutablePointer<Float> {
         let width = hc.streams * spec.hiddenSize, outputs = map.base.count
         let epsilon = Float(spec.rmsNormEpsilon)
-        var flat = [Float](repeating: 0, count: rows * width), mixes = [Float](repeating: 0, count: rows * outputs)
-        streams.withUnsafeBufferPointer { sp in
-            flat.withUnsafeMutableBufferPointer { fp in
-                guard let from = sp.baseAddress, let to = fp.baseAddress else { return }
-                for r in 0..<rows { Reduction.rmsNorm(from + r * width, epsilon: epsilon, into: to + r * width, count: width) }
-                mixes.withUnsafeMutableBufferPointer { m in map.fn.apply(to, batch: rows, into: m.baseAddress!) }
-            }
-        }
+        let flat = workspace.get(.hcFlat, rows * width), mixes = workspace.get(.hcMixes, rows * outputs)
+        for r in 0..<rows { Reduction.rmsNorm(streams + r * width, epsilon: epsilon, into: flat + r * width, count: width) }
+        map.fn.apply(flat, batch: rows, into: mixes)
         return mixes
     }
 
     /// The pre-weighted sum of each row's streams into `collapsed`.
-    func collapse(_ streams: [Float], rows: Int, streams n: Int, pre: (Int, Int) -> Float, into collapsed: inout [Float]) {
+    func collapse(_ streams: UnsafePointer<Float>, rows: Int, streams n: Int, pre: UnsafePointer<Float>,
+                  into collapsed: UnsafeMutablePointer<Float>) {
         let h = spec.hiddenSize
-        streams.withUnsafeBufferPointer { sp in
-            collapsed.withUnsafeMutableBufferPointer { cp in
-                guard let from = sp.baseAddress, let to = cp.baseAddress else { return }
-                for r in 0..<rows {
-                    Elementwise.scale(from + r * n * h, by: pre(r, 0), into: to + r * h, count: h)
-                    for j in 1..<max(n, 1) { Elementwise.addScaled(from + (r * n + j) * h, by: pre(r, j), into: to + r * h, count: h) }
-                }
-            }
+        for r in 0..<rows {
+            Elementwise.scale(streams + r * n * h, by: pre[r * n], into: collapsed + r * h, count: h)
+            for j in 1..<max(n, 1) { Elementwise.addScaled(streams + (r * n + j) * h, by: pre[r * n + j], into: collapsed + r * h, count: h) }
         }
     }
 
-    /// pre (sigmoid + ε), post (2·sigmoid) and comb (row softmax + ε, then Sinkhorn-Knopp: columns,
-    /// then rows and columns `sinkhornIterations − 1` more times) from each row's streams; the
-    /// block input is the pre-weighted sum of the streams.
-    func hyperCollapse(_ streams: [Float], rows: Int, map: HyperWeights, hc: HyperConnections,
-                       collapsed: inout [Float], post: inout [Float], comb: inout [Float]) {
+    /// One hyper-connection map of every row: pre = σ(mix · scale + base) + ε per stream (the
+    /// block's input is the pre-weighted sum of the streams, into `collapsed`), post = 2σ(…) per
+    /// stream, and comb, n × n made doubly stochastic by Sinkhorn's iterations (softmax rows, then
+    /// alternately normalised columns and rows, each with ε).
+    func hyperCollapse(_ streams: UnsafePointer<Float>, rows: Int, map: HyperWeights, hc: HyperConnections,
+                       collapsed: UnsafeMutablePointer<Float>, post: UnsafeMutablePointer<Float>, comb: UnsafeMutablePointer<Float>) {
         let n = hc.streams, outputs = (2 + n) * n, eps = Float(hc.epsilon)
         let mixes = hyperMixes(streams, rows: rows, map: map, hc: hc)
         func sigmoid(_ v: Float) -> Float { 1 / (1 + exp(-v)) }
-        var pre = [Float](repeating: 0, count: rows * n)
-        var c = [Float](repeating: 0, count: n * n)
+        let pre = workspace.get(.hcPre, rows * n)
         for r in 0..<rows {
-            let m = r * outputs
+            let m = r * outputs, c = comb + r * n * n
             for j in 0..<n {
                 pre[r * n + j] = sigmoid(mixes[m + j] * map.scale[0] + map.base[j]) + eps
                 post[r * n + j] = 2 * sigmoid(mixes[m + n + j] * map.scale[1] + map.base[n + j])
@@ -327,17 +291,18 @@ extension CPUModel {
                 }
                 normalizeColumns()
             }
-            for i in 0..<(n * n) { comb[r * n * n + i] = c[i] }
         }
-        collapse(streams, rows: rows, streams: n, pre: { pre[$0 * n + $1] }, into: &collapsed)
+        collapse(streams, rows: rows, streams: n, pre: pre, into: collapsed)
     }
 
     /// The final collapse: pre = sigmoid(mix · scale + base) + ε per stream, summed.
-    func hyperHeadCollapse(_ streams: [Float], rows: Int, map: HyperWeights, hc: HyperConnections, collapsed: inout [Float]) {
+    func hyperHeadCollapse(_ streams: UnsafePointer<Float>, rows: Int, map: HyperWeights, hc: HyperConnections,
+                           collapsed: UnsafeMutablePointer<Float>) {
         let n = hc.streams, eps = Float(hc.epsilon)
         let mixes = hyperMixes(streams, rows: rows, map: map, hc: hc)
-        let pre = (0..<(rows * n)).map { 1 / (1 + exp(-(mixes[$0] * map.scale[0] + map.base[$0 % n]))) + eps }
-        collapse(streams, rows: rows, streams: n, pre: { pre[$0 * n + $1] }, into: &collapsed)
+        let pre = workspace.get(.hcPre, rows * n)
+        for i in 0..<(rows * n) { pre[i] = 1 / (1 + exp(-(mixes[i] * map.scale[0] + map.base[i % n]))) + eps }
+        collapse(streams, rows: rows, streams: n, pre: pre, into: collapsed)
     }
 
     /// Compressed attention of one layer (module comment above). Per sequence: queries from the

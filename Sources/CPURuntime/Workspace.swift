@@ -13,6 +13,7 @@ final class Workspace {
         case gates, linearMixed, linearCore, linearScratch, indexQ, indexK, indexW, indexMask, sinks
         case forgetLowRank, outputGateLowRank, forgetGate, outputGate, moeLatent, moeLatentOut
         case residualScores, residualMix, residualBlocks
+        case hcStreams, hcCollapsed, hcFlat, hcMixes, hcPre, hcPost, hcComb, hcMixed, hcLast
 
         /// Which storage the slot uses; slots that share one are never live at the same time.
         /// Attention: qkv or down, q, context, expanded. Feed-forward: packed rows and the experts'
@@ -57,10 +58,12 @@ final class Workspace {
             let p = l.valueHeads * l.valueHeadDim, projected = l.convChannels + 2 * l.valueHeads + 2 * l.keyHeadDim + p
             input = max(input, 2 * projected + 3 * p)
         }
+        // DeepSeek-V4's hyper-connections: the streams, their normalised copy and the collapse.
+        let hyper = spec.hyperConnections.map { 2 * $0.streams * h + h } ?? 0
         // Kimi K3's attention residuals: the bank of block snapshots and the mix.
         let residuals = spec.attentionResidualBlock.map { (spec.layerCount + $0 - 1) / $0 * h + h } ?? 0
         let floats = 4 * h + max(input, k * h) + query + max(context, 2 * k * expert, 2 * dense, 2 * shared)
-            + max(k * expert, dense, shared) + residuals
+            + max(k * expert, dense, shared) + residuals + hyper
         return 4 * max(floats, 1)
     }
 
