@@ -18,6 +18,8 @@ public final class CPUModel: @unchecked Sendable {
     let indexerRope: RotaryEmbedding?
     /// DeepSeek-V4's second rotary: the compressed layers', their compressors' and indexers'.
     let compressedRope: RotaryEmbedding?
+    /// The sliding layers' rotary when it differs (MiMo-V2-Flash's `swa_rope_theta`).
+    let slidingRope: RotaryEmbedding?
     /// Multiplies MLA's 1/√d softmax scale (YaRN's mscale² in DeepSeek's checkpoints; else 1).
     let latentSoftmaxScale: Float
 
@@ -38,7 +40,7 @@ public final class CPUModel: @unchecked Sendable {
     public static let supportedModelTypes: Set<String> = ["deepseek_v3", "kimi_k2", "qwen3_moe", "qwen2_moe", "mixtral", "llama", "qwen3",
                                                           "qwen3_5_moe", "qwen3_5_moe_text", "minimax_m2", "deepseek_v32", "glm_moe_dsa",
                                                           "gpt_oss", "kimi_linear", "llama4", "llama4_text", "deepseek_v4", "qwen3_next",
-                                                          "kimi_k3", "kimi_k25", "glm4_moe"]
+                                                          "kimi_k3", "kimi_k25", "glm4_moe", "mimo_v2_flash"]
 
     /// `kernels` stores the matrices as panels for that kernel family (default: the widest this CPU
     /// runs, AVX-512 or AVX2 on x86-64); nil keeps them row-major, the path of other CPUs, which
@@ -75,6 +77,10 @@ public final class CPUModel: @unchecked Sendable {
         let (inverse, attentionFactor) = spec.rope.frequencies
         let frequencies = inverse.map { Float($0) }
         rope = try RotaryEmbedding(inverseFrequencies: frequencies, layout: layout, attentionScaling: Float(attentionFactor))
+        slidingRope = try spec.slidingRope.map {
+            let (inverse, factor) = $0.frequencies
+            return try RotaryEmbedding(inverseFrequencies: inverse.map { Float($0) }, layout: layout, attentionScaling: Float(factor))
+        }
         compressedRope = try {
             guard case let .compressed(a) = spec.attention, let r = a.compressRope else { return nil }
             let (inverse, factor) = r.frequencies
@@ -300,7 +306,10 @@ public final class CPUModel: @unchecked Sendable {
             guard let l = spec.linearAttention else { throw RuntimeError.unsupported("linear-attention weights without a spec") }
             gatedDeltaNet(g, l, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.grouped(g), .grouped(a)):
-            groupedAttention(g, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
+            // MiMo-V2-Flash's sliding layers have their own KV heads and sinks.
+            var layerAttention = a
+            if case .slidingWindow = spec.layers[layer].span, let sliding = spec.slidingAttention { layerAttention = sliding }
+            groupedAttention(g, layerAttention, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.latent(m), .latent(a)):
             latentAttention(m, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.compressed(c), .compressed(a)):
@@ -313,7 +322,8 @@ public final class CPUModel: @unchecked Sendable {
     /// RoPE of one position on query heads and key heads, with one cos/sin table (in the
     /// workspace) computed for both.
     func rotate(query: UnsafeMutablePointer<Float>, heads: Int, keys: UnsafeMutablePointer<Float>, keyHeads: Int,
-                stride: Int, keyStride: Int, position: Int) {
+                stride: Int, keyStride: Int, position: Int, using rotary: RotaryEmbedding? = nil) {
+        let rope = rotary ?? rope
         let half = rope.rotaryDimension / 2
         let table = workspace.get(.rope, 2 * half)
         rope.angles(position: position, cos: table, sin: table + half)
@@ -323,14 +333,16 @@ public final class CPUModel: @unchecked Sendable {
 
     func groupedAttention(_ w: GQAWeights, _ a: GroupedQueryAttention, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
                           segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) {
-        let hd = a.headDim, q = a.heads * hd, kv = a.kvHeads * hd, width = q + 2 * kv
+        // Values may be narrower than keys (MiMo-V2-Flash: 128 against 192).
+        let hd = a.headDim, vd = a.vDim, q = a.heads * hd, kv = a.kvHeads * hd, vkv = a.kvHeads * vd, width = q + kv + vkv
+        let contextWidth = a.heads * vd
         let ws = workspace
         let qkv = ws.get(.qkv, rows * width)
         var gates: UnsafeMutablePointer<Float>? = nil
         if w.outputGate {
             // q_proj interleaves each head's query and gate: split them into the usual
             // [queries | keys | values] rows and a [rows × q] gate block.
-            let rawWidth = 2 * q + 2 * kv
+            let rawWidth = 2 * q + kv + vkv
             let raw = ws.get(.linearMixed, rows * rawWidth), g = ws.get(.gates, rows * q)
             w.qkv.apply(input, batch: rows, into: raw)
             for r in 0..<rows {
@@ -339,7 +351,7 @@ public final class CPUModel: @unchecked Sendable {
                     (to + hh * hd).update(from: from + hh * 2 * hd, count: hd)
                     (g + r * q + hh * hd).update(from: from + hh * 2 * hd + hd, count: hd)
                 }
-                (to + q).update(from: from + 2 * q, count: 2 * kv)
+                (to + q).update(from: from + 2 * q, count: kv + vkv)
             }
             gates = g
         } else {
@@ -376,9 +388,12 @@ public final class CPUModel: @unchecked Sendable {
                     }
                 }
                 let position = caches[s].length + i
+                if let scale = a.valueScale { Elementwise.scale(row + q + kv, by: Float(scale), into: row + q + kv, count: vkv) }
                 if spec.layers[layer].usesRoPE {
+                    var rotary: RotaryEmbedding? = nil
+                    if case .slidingWindow = spec.layers[layer].span { rotary = slidingRope }
                     rotate(query: row, heads: a.heads, keys: row + q, keyHeads: a.kvHeads, stride: hd, keyStride: hd,
-                           position: position)
+                           position: position, using: rotary)
                     // Llama 4 Scout: a weightless RMS norm of each q and k head after the rotary.
                     if a.qkL2Norm {
                         for hh in 0..<(a.heads + a.kvHeads) {
@@ -390,10 +405,10 @@ public final class CPUModel: @unchecked Sendable {
                     Elementwise.scale(row, by: Float(t.factor(position: position)), into: row, count: q)
                 }
                 caches[s].append(layer: layer, keys: UnsafeBufferPointer(start: row + q, count: kv),
-                                 values: UnsafeBufferPointer(start: row + q + kv, count: kv))
+                                 values: UnsafeBufferPointer(start: row + q + kv, count: vkv))
             }
         }
-        let context = ws.get(.context, rows * q)
+        let context = ws.get(.context, rows * contextWidth)
         let span = spec.layers[layer].span
         let scale = 1 / Float(hd).squareRoot()
         let group = a.heads / a.kvHeads
@@ -410,10 +425,10 @@ public final class CPUModel: @unchecked Sendable {
                         let sinkValues = ws.get(.sinks, a.heads)
                         if let sinks = w.sinks { sinkValues.update(from: sinks, count: a.heads) }
                         Parallel.run(chunks: chunks, DecodeHeads(
-                            qkv: qkv, width: width, keys: kp, values: vp, stride: kv, headDim: hd, heads: a.heads, group: group,
-                            start: seg.start, past: past, span: span, scale: scale, scores: ws.get(.scores, chunks * total),
-                            scoresStride: total, context: context, contextWidth: q, pairs: pairs, chunks: chunks,
-                            sinks: w.sinks == nil ? nil : UnsafePointer(sinkValues)))
+                            qkv: qkv, width: width, keys: kp, values: vp, stride: kv, valueStride: vkv, headDim: hd, valueDim: vd,
+                            heads: a.heads, group: group, start: seg.start, past: past, span: span, scale: scale,
+                            scores: ws.get(.scores, chunks * total), scoresStride: total, context: context, contextWidth: contextWidth,
+                            pairs: pairs, chunks: chunks, sinks: w.sinks == nil ? nil : UnsafePointer(sinkValues)))
                         return
                     }
                     // Heads split over the threads, each with its own scores block; the GEMMs and
@@ -429,9 +444,9 @@ public final class CPUModel: @unchecked Sendable {
                                           transposeA: false, b: kp + kvh * hd, ldb: kv, transposeB: true,
                                           c: scores, ldc: visible, alpha: scale)
                                 maskAndSoftmax(scores, queries: m, keys: visible, past: past + b0, span: span, sink: w.sinks?[hh])
-                                BLAS.gemm(m: m, n: hd, k: visible, a: scores, lda: visible, transposeA: false,
-                                          b: vp + kvh * hd, ldb: kv, transposeB: false,
-                                          c: context + (seg.start + b0) * q + hh * hd, ldc: q)
+                                BLAS.gemm(m: m, n: vd, k: visible, a: scores, lda: visible, transposeA: false,
+                                          b: vp + kvh * vd, ldb: vkv, transposeB: false,
+                                          c: context + (seg.start + b0) * contextWidth + hh * vd, ldc: contextWidth)
                             }
                         }
                     }
@@ -440,8 +455,8 @@ public final class CPUModel: @unchecked Sendable {
         }
         if let gates {
             // Qwen3.5's gated attention: the output times sigmoid(gate) before o_proj.
-            Elementwise.sigmoid(gates, into: gates, count: rows * q)
-            for i in 0..<(rows * q) { context[i] *= gates[i] }
+            Elementwise.sigmoid(gates, into: gates, count: rows * contextWidth)
+            for i in 0..<(rows * contextWidth) { context[i] *= gates[i] }
         }
         w.output.apply(context, batch: rows, into: out)
         if let bias = w.outputBias {

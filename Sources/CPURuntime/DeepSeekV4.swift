@@ -172,7 +172,8 @@ extension CPUModel {
         try beginPass(rows: rows, allLogits: allLogits, logits: &logits)
         guard rows > 0 else { return }
         let ws = workspace
-        let streams = ws.get(.hcStreams, rows * n * h), collapsed = ws.get(.hcCollapsed, rows * h)
+        // `collapsed` also takes the head's rows (one per sequence, which may outnumber the rows).
+        let streams = ws.get(.hcStreams, rows * n * h), collapsed = ws.get(.hcCollapsed, max(rows, picked) * h)
         let normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
         let post = ws.get(.hcPost, rows * n), comb = ws.get(.hcComb, rows * n * n), mixed = ws.get(.hcMixed, n * h)
         let tokens = (0..<rows).map(token)

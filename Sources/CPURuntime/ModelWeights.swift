@@ -272,10 +272,17 @@ struct ModelWeights {
         // A checkpoint whose config says it ships quantized matrices (FP8 blocks, MXFP4 or INT4
         // experts) holds packed integers and scales under other names: refused by name here rather
         // than as a missing tensor.
-        if case .folder = source, case let .success(shipped)? = spec.shippedWeights,
-           let quantized = [shipped.dense, shipped.experts].first(where: { $0 != .bf16 && $0 != .f32 }) {
-            throw RuntimeError.unsupported("this checkpoint ships \(quantized.rawValue) weights (\(shipped.source)); the CPU runtime "
-                + "reads F32, BF16 and F16 tensors: dequantize the checkpoint first")
+        if case .folder = source, let shipped = spec.shippedWeights {
+            let advice = "the CPU runtime reads F32, BF16 and F16 tensors: dequantize the checkpoint first (or, if its tensors "
+                + "already are, remove quantization_config from its config.json)"
+            switch shipped {
+            case let .success(formats):
+                if let quantized = [formats.dense, formats.experts].first(where: { $0 != .bf16 && $0 != .f32 }) {
+                    throw RuntimeError.unsupported("this checkpoint ships \(quantized.rawValue) weights (\(formats.source)); \(advice)")
+                }
+            case let .failure(error):
+                throw RuntimeError.unsupported("this checkpoint's quantization is not one moesim reads (\(error)); \(advice)")
+            }
         }
         let loader = MatrixLoader(source: source, format: format, kernels: kernels)
         if case let .compressed(a) = spec.attention { return try loadDeepSeekV4(spec, a, from: source, loader: loader) }
@@ -330,24 +337,26 @@ struct ModelWeights {
                     output: try loader.matrix([("\(lp).out_proj.weight", [h, value])])))
             } else {
             switch spec.attention {
-            case let .grouped(a):
-                let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim
-                let parts = [("q_proj", a.outputGate ? 2 * q : q), ("k_proj", kv), ("v_proj", kv)].map {
+            case var .grouped(a):
+                // MiMo-V2-Flash's sliding layers: their own KV heads and sinks.
+                if case .slidingWindow = layer.span, let sliding = spec.slidingAttention { a = sliding }
+                let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim, vkv = a.kvHeads * a.vDim
+                let parts = [("q_proj", a.outputGate ? 2 * q : q), ("k_proj", kv), ("v_proj", vkv)].map {
                     ("\(p).self_attn.\($0.0).weight", [$0.1, h])
                 }
                 var bias: [Float]? = nil
                 if a.qkvBias {
                     bias = try vector("\(p).self_attn.q_proj.bias", q) + vector("\(p).self_attn.k_proj.bias", kv)
-                        + vector("\(p).self_attn.v_proj.bias", kv)
+                        + vector("\(p).self_attn.v_proj.bias", vkv)
                 }
                 attention = .grouped(GQAWeights(
                     qkv: try loader.matrix(parts), qkvBias: bias,
-                    output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, q])]),
+                    output: try loader.matrix([("\(p).self_attn.o_proj.weight", [h, a.heads * a.vDim])]),
                     qNorm: a.qkNorm ? try vector("\(p).self_attn.q_norm.weight", a.qkNormOverAllHeads ? q : a.headDim, norm: true) : nil,
                     kNorm: a.qkNorm ? try vector("\(p).self_attn.k_norm.weight", a.qkNormOverAllHeads ? kv : a.headDim, norm: true) : nil,
                     outputGate: a.outputGate,
                     outputBias: a.outputBias ? try vector("\(p).self_attn.o_proj.bias", h) : nil,
-                    sinks: a.sinks ? try vector("\(p).self_attn.sinks", a.heads) : nil))
+                    sinks: a.sinks ? try vector("\(p).self_attn.\(names.attentionSinks)", a.heads) : nil))
             case .compressed:
                 throw RuntimeError.unsupported("compressed attention outside DeepSeek-V4's loader")
             case let .latent(a):

@@ -138,8 +138,9 @@ struct AbsorbedHeads: ChunkedWork {
 /// softmax, and the weighted sum of values, with its own scores row per thread.
 struct DecodeHeads: ChunkedWork {
     let qkv: UnsafeMutablePointer<Float>, width: Int
-    let keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int
-    let headDim: Int, heads: Int, group: Int, start: Int, past: Int, span: Layer.Span, scale: Float
+    /// Keys of `headDim` and values of `valueDim` per KV head, rows of `stride` and `valueStride`.
+    let keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int, valueStride: Int
+    let headDim: Int, valueDim: Int, heads: Int, group: Int, start: Int, past: Int, span: Layer.Span, scale: Float
     let scores: UnsafeMutablePointer<Float>, scoresStride: Int
     let context: UnsafeMutablePointer<Float>, contextWidth: Int, pairs: Int, chunks: Int
     /// gpt-oss's attention-sink logits, one per head (nil: none).
@@ -150,15 +151,15 @@ struct DecodeHeads: ChunkedWork {
         for pair in (pairs * chunk / chunks)..<(pairs * (chunk + 1) / chunks) {
             let i = pair / heads, hh = pair % heads, kvh = hh / group
             let query = qkv + (start + i) * width + hh * headDim
-            let k = keys + kvh * headDim, v = values + kvh * headDim
+            let k = keys + kvh * headDim, v = values + kvh * valueDim
             let visible = past + i + 1
             let first = span.firstVisibleKey(position: visible - 1)
             let count = visible - first
             for j in 0..<count { row[j] = Reduction.dot(query, k + (first + j) * stride, count: headDim) * scale }
             Reduction.softmax(row, count: count, sink: sinks?[hh])
-            let out = context + (start + i) * contextWidth + hh * headDim
-            out.update(repeating: 0, count: headDim)
-            for j in 0..<count { Elementwise.addScaled(v + (first + j) * stride, by: row[j], into: out, count: headDim) }
+            let out = context + (start + i) * contextWidth + hh * valueDim
+            out.update(repeating: 0, count: valueDim)
+            for j in 0..<count { Elementwise.addScaled(v + (first + j) * valueStride, by: row[j], into: out, count: valueDim) }
         }
     }
 }

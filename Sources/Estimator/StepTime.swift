@@ -182,7 +182,10 @@ extension Estimator {
                 add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows),
                     bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)
             case .embedding, .norm, .routing, .activation:
-                add(flops: op.flops / tp, peak: matmulPeak, bytes: (op.weightBytes + op.activationBytes) / tp, count: count)
+                // Replicated ones (Kimi K3's attention-residual mix, DeepSeek-V4's hyper-connections)
+                // run whole on every rank of the group.
+                let share = op.computeSplit == .replicated ? 1 : tp
+                add(flops: op.flops / share, peak: matmulPeak, bytes: (op.weightBytes + op.activationBytes) / share, count: count)
             }
         }
 

@@ -31,6 +31,7 @@ struct ArchitectureParts {
     var layers: [Layer] = []
     var moe: MixtureOfExperts? = nil
     var rope = RoPE(theta: 10_000, scaling: .none, rotaryDimension: 2)
+    var slidingRope: RoPE? = nil
     var mtpModules = 0
     var sparse: SparseAttention? = nil
     var sliding: GroupedQueryAttention? = nil

@@ -18,6 +18,9 @@ public struct CheckpointNames: Sendable, Equatable {
     /// Experts stored fused as gate_up_proj [E, hidden, 2I] and down_proj [E, I, hidden]: gate and
     /// up interleaved by column (gpt-oss) or in halves (Llama 4). nil: one module per expert.
     public var fusedExperts: FusedExperts? = nil
+    /// Each head's attention-sink logit under `self_attn`: "sinks" (gpt-oss); MiMo-V2-Flash
+    /// "attention_sink_bias".
+    public var attentionSinks = "sinks"
     /// The router's module: "gate"; gpt-oss and Llama 4 "router".
     public var router = "gate"
     /// The shared expert's module: "shared_experts" (DeepSeek); Qwen and Llama 4 "shared_expert".

@@ -112,6 +112,7 @@ extension ModelSpec {
         layers = parts.layers
         moe = parts.moe
         rope = parts.rope
+        slidingRope = parts.slidingRope
         mtpModules = parts.mtpModules
         sparseAttention = parts.sparse
         slidingAttention = parts.sliding

@@ -16,6 +16,9 @@ public struct ModelSpec: Sendable, Equatable {
     /// The routed-expert block, shared by every MoE layer; nil for dense models.
     public var moe: MixtureOfExperts?
     public var rope: RoPE
+    /// The sliding-window layers' rotary when it differs from `rope` (MiMo-V2-Flash: θ 10,000 on
+    /// its sliding layers, 5,000,000 on its full ones).
+    public var slidingRope: RoPE? = nil
     public var rmsNormEpsilon: Double
     public var maxPositionEmbeddings: Int
     /// Multi-token-prediction modules (DeepSeek-V3's `num_nextn_predict_layers`); counted apart.
@@ -188,6 +191,8 @@ public struct GroupedQueryAttention: Sendable, Equatable {
     public var qkNormOverAllHeads = false
     /// Width of each value head when it differs from the key's (MiMo-V2-Flash: keys 192, values 128).
     public var valueHeadDim: Int? = nil
+    /// A factor on the values before attention (MiMo-V2-Flash's `attention_value_scale`, 0.707).
+    public var valueScale: Double? = nil
 
     public var vDim: Int { valueHeadDim ?? headDim }
     /// Bias on the q, k and v projections (Qwen2, gpt-oss).

@@ -168,9 +168,9 @@ extension ModelSpec {
             }
         }
         if let mix = attentionResidualMix(tokens: t) { ops.append(mix) }
-        if let mix = hyperConnectionMix(tokens: t) { ops.append(mix) }
-        ops.append(norm("final norm", width: h, layers: 1))
         let headTokens = step.phase == .prefill ? Double(step.sequences) : t
+        if let mix = hyperConnectionMix(tokens: t, headTokens: headTokens) { ops.append(mix) }
+        ops.append(norm("final norm", width: h, layers: 1))
         ops.append(matmul("output head", vocabSize, hiddenSize, tokens: headTokens, layers: 1,
                           bytes: Double(plain.bytes(rows: vocabSize, cols: hiddenSize))).tagged(.head))
         return ops
@@ -196,22 +196,23 @@ extension ModelSpec {
     }
 
     /// DeepSeek-V4's hyper-connections (n = `hc_mult` residual streams of hidden h): around each
-    /// attention and feed-forward block, per token, the n·h streams are RMS-normalised and mapped
-    /// to (2 + n)·n mixing weights (2·n·h·(2 + n)·n FLOPs: the `hc_fn` matmul), collapsed into the
-    /// block's input (2·n·h), and after the block rewritten as post·output + comb·streams
-    /// (2·n·h·(n + 1)); the head collapses once more with n weights. Traffic: the streams read for
-    /// the norm and mapping, again for the collapse and the update, and written back (3·n·h
-    /// values), plus the block's output (h), in bf16. A small matmul and elementwise kernels each
-    /// fused into their neighbours' launches in TileLang's implementation; every tensor-parallel
-    /// rank keeps all streams of its tokens.
-    func hyperConnectionMix(tokens t: Double) -> Operator? {
+    /// attention and feed-forward block, per token, the n·h streams are RMS-normalised (3·n·h
+    /// FLOPs) and mapped to (2 + n)·n mixing weights (2·n·h·(2 + n)·n: the `hc_fn` matmul),
+    /// collapsed into the block's input (2·n·h), and after the block rewritten as post·output +
+    /// comb·streams (n·h·(2n + 1)); the head normalises, maps to n weights and collapses once more
+    /// for the tokens whose logits are wanted (`headTokens`). Traffic: the streams read for the
+    /// norm and mapping, again for the collapse and the update, and written back (3·n·h values),
+    /// plus the block's output (h), in bf16. A small matmul and elementwise kernels each fused
+    /// into their neighbours' launches in TileLang's implementation; every tensor-parallel rank
+    /// keeps all streams of its tokens.
+    func hyperConnectionMix(tokens t: Double, headTokens: Double) -> Operator? {
         guard let n = hyperConnections.map({ Double($0.streams) }), n > 0 else { return nil }
         let h = Double(hiddenSize), blocks = Double(2 * layerCount)
-        let block = 2 * n * h * (2 + n) * n + 2 * n * h + 2 * n * h * (n + 1)
-        let head = 2 * n * h * n + 2 * n * h
-        var op = Operator(name: "hyper-connection mix", kind: .norm, layers: 1, flops: t * (blocks * block + head),
+        let block = 3 * n * h + 2 * n * h * (2 + n) * n + 2 * n * h + n * h * (2 * n + 1)
+        let head = 3 * n * h + 2 * n * h * n + 2 * n * h
+        var op = Operator(name: "hyper-connection mix", kind: .norm, layers: 1, flops: t * blocks * block + headTokens * head,
                           weightBytes: 4 * (blocks * ((2 + n) * n * n * h) + n * n * h),
-                          activationBytes: 2 * t * (blocks * (3 * n * h + h) + n * h), kvBytes: 0)
+                          activationBytes: 2 * (t * blocks * (3 * n * h + h) + headTokens * n * h), kvBytes: 0)
         op.fused = true
         op.computeSplit = .replicated
         return op

@@ -201,7 +201,7 @@ extension ModelSpec {
                 vector("self_attn.q_norm", a.qkNormOverAllHeads ? q : a.headDim, n, category, .replicated)
                 vector("self_attn.k_norm", a.qkNormOverAllHeads ? kv : a.headDim, n, category, .replicated)
             }
-            if a.sinks { vector("self_attn.sinks", a.heads, n, category, .heads) }
+            if a.sinks { vector("self_attn.\(checkpointNames.attentionSinks)", a.heads, n, category, .heads) }
         case let .latent(a):
             if let rank = a.qLoraRank {
                 matrix("self_attn.q_a_proj", rank, h, n, category, .replicated)
@@ -227,7 +227,7 @@ extension ModelSpec {
                                            matrix: MatrixSink, vector: VectorSink) {
         let h = hiddenSize
         let mtp = category == .mtp
-        vector("self_attn.sinks", a.heads, n, category, .heads)
+        vector("self_attn.\(checkpointNames.attentionSinks)", a.heads, n, category, .heads)
         matrix("self_attn.q_a_proj", a.queryRank, h, n, category, .replicated)
         vector("self_attn.q_a_norm", a.queryRank, n, category, .replicated)
         matrix("self_attn.q_b_proj", a.heads * a.headDim, a.queryRank, n, category, .heads)

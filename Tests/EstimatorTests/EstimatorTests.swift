@@ -191,3 +191,23 @@ import TestSupport
         #expect(dpExperts.components.contains { $0.name == "expert-parallel dispatch" })
     }
 }
+
+/// Operators every rank of a tensor-parallel group runs whole (DeepSeek-V4's hyper-connections)
+/// are not divided by the group: with tp = 8 the norm part grows with the group's tokens, where a
+/// split operator would stay at one GPU's share.
+@Suite struct ReplicatedOperatorTests {
+    @Test func hyperConnectionsRunWholeOnEveryTensorParallelRank() throws {
+        let v4 = try model("deepseek-v4-flash")
+        var plain = v4
+        plain.hyperConnections = nil
+        let cluster = try Cluster(gpu: try gpu("h200-sxm"), gpuCount: 8)
+        let shape = StepShapeOnGPU(phase: .decode, sequencesPerGPU: 16, newTokens: 1, context: 2048)
+        func norm(_ m: ModelSpec, tp: Int) -> Double {
+            let layout = Layout(attention: .tensor, tp: tp, ep: 1, pp: 1, moeTP: tp)
+            return Estimator.stepTime(m, cluster: cluster, layout: layout, shape: shape, weights: .fp8, kvCache: .bf16, imbalance: 1,
+                                      localExperts: v4.moe?.routedExperts ?? 1, overlap: false).blocks[.norm] ?? 0
+        }
+        let one = norm(v4, tp: 1) - norm(plain, tp: 1), eight = norm(v4, tp: 8) - norm(plain, tp: 8)
+        #expect(one > 0 && eight > 4 * one, "hyper-connections: \(one) s at tp 1, \(eight) s at tp 8")
+    }
+}

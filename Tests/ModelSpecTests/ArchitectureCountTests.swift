@@ -103,7 +103,7 @@ import TestSupport
     /// DeepSeek-V4's hyper-connection mix reads its mapping weights (hc_fn, fp32) once a step: the
     /// inventory's hyper-connection parameters, which count exactly against transformers, less the
     /// biases and the three scales of each map. Its FLOPs are two per weight per token (the
-    /// mapping matmul) plus the collapse and the stream update, a quarter more with 4 streams.
+    /// mapping matmul) plus the norm, the collapse and the stream update, about 30% more with 4 streams.
     @Test func deepSeekV4HyperConnectionMixReadsTheMaps() throws {
         let v4 = try model("deepseek-v4-flash")
         let n = try #require(v4.hyperConnections?.streams)
@@ -114,7 +114,7 @@ import TestSupport
         let tokens = 5.0
         let mix = try #require(v4.operators(step: .decode(sequences: 5, context: 64)).first { $0.name == "hyper-connection mix" })
         #expect(mix.weightBytes == 4 * Double(mapWeights))
-        #expect(mix.totalFLOPs > 2 * tokens * Double(mapWeights) && mix.totalFLOPs < 1.3 * 2 * tokens * Double(mapWeights))
+        #expect(mix.totalFLOPs > 2 * tokens * Double(mapWeights) && mix.totalFLOPs < 1.35 * 2 * tokens * Double(mapWeights))
         #expect(try model("kimi-k3").operators(step: .decode(sequences: 5, context: 64)).allSatisfy { $0.name != "hyper-connection mix" })
     }
 

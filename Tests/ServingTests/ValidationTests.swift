@@ -10,7 +10,7 @@ import TestSupport
 
 @Suite struct ValidationTests {
     /// The serving runs (InferenceX, ten deployments, six metrics each): median |error| at most
-    /// 20% over the 60 rows (17.7% now; the goal of 15% is not met, docs/validation.md
+    /// 20% over the 60 rows (17.3% now; the goal of 15% is not met, docs/validation.md
     /// says why); the throughput and TPOT rows within 2×; the TTFT of the two disaggregated runs
     /// whose decode engines hold fewer requests than the client sends (GB300, GB200: requests
     /// wait for a decode slot) and of MI325X (SGLang decoding in runs of 4 steps) within 2×. The

@@ -75,7 +75,8 @@ enum KimiLinear: Architecture {
                                    convKernel: kernel, stateBytesPerValue: try ConfigReader.stateBytes(c),
                                    fullRankOutputGate: try linearConfig?.bool("use_full_rank_gate") ?? false,
                                    forgetGateLowerBound: try linearConfig?.double("gate_lower_bound"))
-        // The runtime computes in Float: bounds past ±10⁴ (e^-10⁴ is 0 already) would turn to ∞ there.
+        // The runtime computes in Float, summing the bound over a chunk of 64 tokens: −10⁴ keeps
+        // that finite with room to spare (e^-10⁴ is 0 already), a conservative limit.
         if let bound = p.linear?.forgetGateLowerBound, !(bound < 0 && bound >= -1e4) {
             throw c.error("linear_attn_config.gate_lower_bound", "must be a negative number from -10000, got \(bound)")
         }

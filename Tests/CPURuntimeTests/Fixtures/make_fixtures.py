@@ -17,7 +17,7 @@ import transformers
 from transformers import AutoModelForCausalLM, DeepseekV3Config, MixtralConfig, Qwen3MoeConfig
 from transformers.models.qwen3_5_moe.configuration_qwen3_5_moe import Qwen3_5MoeTextConfig
 from transformers import MiniMaxM2Config, DeepseekV32Config, GlmMoeDsaConfig, GptOssConfig, KimiLinearConfig, Llama4TextConfig
-from transformers import DeepseekV4Config, Qwen3NextConfig, Glm4MoeConfig
+from transformers import DeepseekV4Config, Qwen3NextConfig, Glm4MoeConfig, MiMoV2FlashConfig
 from transformers.models.kimi_k25.configuration_kimi_k25 import Kimi_K25Config
 from safetensors.torch import load_file, save_file
 
@@ -56,6 +56,20 @@ configs = {
                               num_experts_per_tok=2, n_shared_experts=1, n_group=2, topk_group=1, routed_scaling_factor=1.5,
                               norm_topk_prob=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                                                     "partial_rotary_factor": 0.5}),
+    # MiMo-V2-Flash: full layers (first and last) and sliding layers of 3 earlier tokens plus the
+    # query (sliding_window_size 3, transformers' window 4) with twice the KV heads and attention
+    # sinks; keys of 24 lanes, values of 16, rotary on a third of each head at θ 50,000 on the
+    # full layers and 10,000 on the sliding ones; values scaled by 0.707; a dense first layer,
+    # then sigmoid routing with a selection bias and no shared expert.
+    "mimo_v2_flash": MiMoV2FlashConfig(**{**common, "num_key_value_heads": 1}, intermediate_size=96, moe_intermediate_size=16,
+                                       num_hidden_layers=4, head_dim=24, v_head_dim=16, n_routed_experts=8,
+                                       num_experts_per_tok=2, n_group=1, topk_group=1, norm_topk_prob=True,
+                                       layer_types=["full_attention", "sliding_attention", "sliding_attention", "full_attention"],
+                                       sliding_window_size=3, attention_value_scale=0.707,
+                                       rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 50000.0,
+                                                                           "partial_rotary_factor": 0.334},
+                                                        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0,
+                                                                              "partial_rotary_factor": 0.334}}),
     # Kimi K2.5: the Kimi K2 (DeepSeek-V3) body under text_config beside a one-layer vision tower,
     # run on text alone. transformers 5.24 saves its language model's layers as `blocks.N`; the
     # release's checkpoint names them `language_model.model.layers.N` (SGLang's kimi_k25 loader),
@@ -167,7 +181,7 @@ def capture_routing(model, name):
                 chosen[index] = sorted_rows(output[2])
             hooks.append(mlp.gate.register_forward_hook(hook))
             continue
-        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25", "glm4_moe"):
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25", "glm4_moe", "mimo_v2_flash"):
             gate = getattr(mlp, "gate", None)
             if gate is None or not hasattr(gate, "e_score_correction_bias"):
                 continue
@@ -220,7 +234,12 @@ for name, config in configs.items():
             for layer in model.model.layers:
                 layer.mlp.e_score_correction_bias.copy_(torch.randn(config.num_local_experts) * 0.5)
                 layer.mlp.gate.weight.normal_(0, 0.5)
-        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25", "glm4_moe"):
+        if name == "mimo_v2_flash":
+            # Sinks large enough to matter (the sliding layers').
+            for layer in model.model.layers:
+                if layer.self_attn.sinks is not None:
+                    layer.self_attn.sinks.normal_(0, 1)
+        if name in ("deepseek_v3", "deepseek_v32", "glm_moe_dsa", "kimi_linear", "kimi_k25", "glm4_moe", "mimo_v2_flash"):
             # A non-zero selection bias, so that biased selection is exercised.
             for layer in text_layers(model, name):
                 if hasattr(layer.mlp, "gate") and hasattr(layer.mlp.gate, "e_score_correction_bias"):
