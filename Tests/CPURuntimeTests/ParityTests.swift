@@ -138,6 +138,12 @@ func loadFixture(_ name: String, format: CPUWeightFormat = .f32,
         #expect(worst < 0.05, "\(name): bf16 max |logit error| \(worst) over the first \(comparable) queries")
     }
 
+    /// Every model type the importer reads runs on the CPU: a family added to ModelSpec without
+    /// its runtime (and its fixture above) fails here.
+    @Test func everyImportedModelTypeRuns() {
+        #expect(CPUModel.supportedModelTypes == Set(ModelSpec.supportedModelTypes))
+    }
+
     /// A checkpoint whose config ships quantized experts (Kimi K3's MXFP4, as its release config
     /// says) is refused by name, not as a missing tensor.
     @Test func quantizedCheckpointIsRefusedByName() throws {
