@@ -820,9 +820,13 @@ public final class CPUModel: @unchecked Sendable {
                 for x in 0..<dk { fade[x] = growth[(c - 1) * gd + (decayPerChannel ? x : 0)] }
                 for x in 0..<dk { Elementwise.scale(S + x * dv, by: fade[x], into: S + x * dv, count: dv) }
                 for i in 0..<c {
-                    for x in 0..<dk { decayed[x] = g(c - 1, x) - g(i, x) }
-                    Elementwise.exp(decayed, into: decayed, count: dk)
-                    for x in 0..<dk { K[i * dk + x] *= decayed[x] }
+                    if decayPerChannel {
+                        for x in 0..<dk { decayed[x] = g(c - 1, x) - g(i, x) }
+                        Elementwise.exp(decayed, into: decayed, count: dk)
+                        for x in 0..<dk { K[i * dk + x] *= decayed[x] }
+                    } else {
+                        Elementwise.scale(K + i * dk, by: exp(gamma[c - 1] - gamma[i]), into: K + i * dk, count: dk)
+                    }
                 }
                 BLAS.gemm(m: dk, n: dv, k: c, a: K, lda: dk, transposeA: true, b: U, ldb: dv, transposeB: false,
                           c: S, ldc: dv, beta: 1)
