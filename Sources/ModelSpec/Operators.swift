@@ -115,9 +115,14 @@ extension ModelSpec {
             if bytes == nil { op.quantizedInputs = tokens * Double(cols) }
             return op
         }
+        // The hidden state is whole on every rank of a tensor-parallel group (after the
+        // all-reduce), so every rank normalises all of the group's tokens (vLLM's and SGLang's
+        // RMSNorm layers are not sharded).
         func norm(_ name: String, width: Double, layers: Int) -> Operator {
-            Operator(name: name, kind: .norm, layers: layers, flops: 4 * t * width, weightBytes: 2 * width,
-                     activationBytes: 4 * t * width, kvBytes: 0)
+            var op = Operator(name: name, kind: .norm, layers: layers, flops: 4 * t * width, weightBytes: 2 * width,
+                              activationBytes: 4 * t * width, kvBytes: 0)
+            op.computeSplit = .replicated
+            return op
         }
 
         ops.append(Operator(name: "embedding lookup", kind: .embedding, layers: 1, flops: 0,
