@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ModelSpec
 
 struct Inspect: ParsableCommand {
@@ -23,6 +24,9 @@ struct Inspect: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     static let contexts = [131_072, 262_144, 1_048_576]
+
+    /// A config's number as written (4, 25, -5, 0.25).
+    static func number(_ value: Double) -> String { String(format: "%g", value) }
 
     func run() throws {
         let spec = try overrides.load(model)
@@ -51,6 +55,9 @@ struct Inspect: ParsableCommand {
                 "params_by_category": Dictionary(uniqueKeysWithValues: WeightTensor.Category.allCases.map {
                     ($0.rawValue, counts.count($0)) }),
                 "max_context": spec.maxPositionEmbeddings,
+                "activation": { if case .situ = spec.activation { "situ" } else { "silu" } }(),
+                "attention_residual_block": spec.attentionResidualBlock.map { $0 as Any } ?? NSNull(),
+                "hyper_connection_streams": spec.hyperConnections.map { $0.streams as Any } ?? NSNull(),
                 "overrides": spec.overrides,
             ]
             json["embedding_params"] = counts.count(.embeddings)
@@ -70,7 +77,16 @@ struct Inspect: ParsableCommand {
             let name = linear.kind == .gatedDeltaNet ? "Gated DeltaNet" : "Kimi Delta Attention"
             print("linear attention: \(name) on \(spec.linearLayerCount) layers, \(linear.valueHeads) heads, state "
                 + "\(linear.keyHeadDim) × \(linear.valueHeadDim) in \(linear.stateBytesPerValue == 4 ? "fp32" : "bf16"): "
-                + "\(Output.bytes(Double(linear.bytesPerSequence))) per layer and sequence, whatever its length")
+                + "\(Output.bytes(Double(linear.bytesPerSequence))) per layer and sequence, whatever its length"
+                + (linear.forgetGateLowerBound.map { "; forget gate bounded at \(Inspect.number($0))" } ?? ""))
+        }
+        if let block = spec.attentionResidualBlock {
+            print("residual: attention residuals, a block snapshot every \(block) layers mixed before each block and the head")
+        } else if let hc = spec.hyperConnections {
+            print("residual: hyper-connections, \(hc.streams) streams")
+        }
+        if case let .situ(beta, linearBeta) = spec.activation {
+            print("activation: SiTU, gate width \(Inspect.number(beta))" + (linearBeta.map { ", up width \(Inspect.number($0))" } ?? ""))
         }
         if let moe = spec.moe {
             var routing = "\(moe.scoring.rawValue) router"

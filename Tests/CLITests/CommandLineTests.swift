@@ -230,6 +230,11 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
             #expect(inspect[key] != nil, "inspect lacks \(key)")
         }
         #expect(inspect["total_params"] as? Int == 1_026_408_232_448)
+        #expect(inspect["activation"] as? String == "silu" && inspect["attention_residual_block"] is NSNull)
+        // Kimi K3's and DeepSeek-V4's residual schemes and K3's activation, as their configs say.
+        let k3 = try moesim("inspect", "kimi-k3", "--json").json, v4 = try moesim("inspect", "deepseek-v4-pro", "--json").json
+        #expect(k3["activation"] as? String == "situ" && k3["attention_residual_block"] as? Int == 12)
+        #expect(v4["hyper_connection_streams"] as? Int == 4 && v4["attention_residual_block"] is NSNull)
     }
 
     @Test func hardwareAndPlanKeys() throws {
