@@ -482,8 +482,11 @@ extension ModelSpec {
             ops.append(matmul("LatentMoE down-projection", latent, hidden, t, count, .matmul, nil))
             ops.append(matmul("LatentMoE up-projection", hidden, latent, t, count, .matmul, nil))
         }
-        ops.append(Operator(name: "top-k selection", kind: .routing, layers: count, flops: 4 * t * Double(e),
-                            weightBytes: 0, activationBytes: 2 * t * Double(e), kvBytes: 0))
+        // ... and picks their experts whole on every rank, like the router.
+        var topK = Operator(name: "top-k selection", kind: .routing, layers: count, flops: 4 * t * Double(e),
+                            weightBytes: 0, activationBytes: 2 * t * Double(e), kvBytes: 0)
+        topK.computeSplit = .replicated
+        ops.append(topK)
         let touched = ExpertLoad.expectedDistinctExperts(experts: e, perToken: moe.expertsPerToken,
                                                          tokens: step.tokens, skew: options.expertSkew)
         let expertBytes = Double(bytesPerExpert(options.weights))
