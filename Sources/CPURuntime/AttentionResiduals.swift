@@ -27,16 +27,23 @@ extension CPUModel {
         let partial = ws.get(.x, rows * h), normed = ws.get(.normed, rows * h), delta = ws.get(.delta, rows * h)
         let mix = ws.get(.residualMix, rows * h), bank = ws.get(.residualBlocks, max(snapshots, 1) * rows * h)
         let scores = ws.get(.residualScores, rows * (snapshots + 1))
+        // 1/rms of each banked snapshot's rows, taken once when it is written.
+        let bankScale = ws.get(.residualBankScale, max(snapshots, 1) * rows)
+        let epsilon = Float(spec.rmsNormEpsilon)
         embed(rows: rows, token: token, into: partial)
         var banked = 0
         for (index, layer) in weights.layers.enumerated() {
             guard let residualScores = layer.residualScores else { throw RuntimeError.unsupported("a layer without its attention residuals") }
             timed(.norm) {
-                mixBlocks(bank: bank, banked: banked, partial: partial, rows: rows, scores: residualScores.attention,
+                mixBlocks(bank: bank, bankScale: bankScale, banked: banked, partial: partial, rows: rows, scores: residualScores.attention,
                           scratch: scores, into: mix)
                 rmsNormRows(mix, layer.inputNorm, into: normed, rows: rows)
                 if index % block == 0 {
                     (bank + banked * rows * h).update(from: partial, count: rows * h)
+                    for r in 0..<rows {
+                        let v = partial + r * h
+                        bankScale[banked * rows + r] = 1 / (Reduction.dot(v, v, count: h) / Float(h) + epsilon).squareRoot()
+                    }
                     banked += 1
                     partial.update(repeating: 0, count: rows * h)
                 }
@@ -46,7 +53,7 @@ extension CPUModel {
             }
             timed(.norm) {
                 Elementwise.add(partial, delta, into: partial, count: rows * h)
-                mixBlocks(bank: bank, banked: banked, partial: partial, rows: rows, scores: residualScores.feedForward,
+                mixBlocks(bank: bank, bankScale: bankScale, banked: banked, partial: partial, rows: rows, scores: residualScores.feedForward,
                           scratch: scores, into: mix)
                 rmsNormRows(mix, layer.postNorm, into: normed, rows: rows)
             }
@@ -57,20 +64,22 @@ extension CPUModel {
         }
         for s in segments.indices { caches[s].advance(by: segments[s].count) }
         timed(.norm) {
-            mixBlocks(bank: bank, banked: banked, partial: partial, rows: rows, scores: outputScores, scratch: scores, into: mix)
+            mixBlocks(bank: bank, bankScale: bankScale, banked: banked, partial: partial, rows: rows, scores: outputScores, scratch: scores,
+                      into: mix)
         }
         head(mix, rows: rows, allLogits: allLogits, into: &logits)
     }
 
     /// Each row's softmax mix of the `banked` snapshots and the partial sum (type comment):
     /// `scratch` holds one score per mixed row; rows split over threads for long prompts.
-    func mixBlocks(bank: UnsafePointer<Float>, banked: Int, partial: UnsafePointer<Float>, rows: Int, scores c: [Float],
-                   scratch: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    func mixBlocks(bank: UnsafePointer<Float>, bankScale: UnsafePointer<Float>, banked: Int, partial: UnsafePointer<Float>, rows: Int,
+                   scores c: [Float], scratch: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         let h = spec.hiddenSize
         c.withUnsafeBufferPointer { cp in
             guard let weight = cp.baseAddress else { return }
             let chunks = Parallel.chunks(rows: rows, width: (banked + 1) * h)
-            Parallel.run(chunks: chunks, ResidualMixRows(bank: bank, banked: banked, partial: partial, weight: weight, scratch: scratch,
+            Parallel.run(chunks: chunks, ResidualMixRows(bank: bank, bankScale: bankScale, banked: banked, partial: partial, weight: weight,
+                                                         scratch: scratch,
                                                          out: out, rows: rows, width: h, epsilon: Float(spec.rmsNormEpsilon), chunks: chunks))
         }
     }
@@ -78,7 +87,7 @@ extension CPUModel {
 
 /// The attention residuals' mix of rows `chunk` of `chunks` (`CPUModel.mixBlocks`).
 struct ResidualMixRows: ChunkedWork {
-    let bank: UnsafePointer<Float>, banked: Int, partial: UnsafePointer<Float>, weight: UnsafePointer<Float>
+    let bank: UnsafePointer<Float>, bankScale: UnsafePointer<Float>, banked: Int, partial: UnsafePointer<Float>, weight: UnsafePointer<Float>
     let scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, width: Int, epsilon: Float, chunks: Int
 
     func run(chunk: Int) {
@@ -86,10 +95,9 @@ struct ResidualMixRows: ChunkedWork {
         for r in (rows * chunk / chunks)..<(rows * (chunk + 1) / chunks) {
             let s = scratch + r * n
             func row(_ j: Int) -> UnsafePointer<Float> { j < banked ? bank + (j * rows + r) * h : partial + r * h }
-            for j in 0..<n {
-                let v = row(j)
-                s[j] = Reduction.dot(weight, v, count: h) / (Reduction.dot(v, v, count: h) / Float(h) + epsilon).squareRoot()
-            }
+            for j in 0..<banked { s[j] = Reduction.dot(weight, row(j), count: h) * bankScale[j * rows + r] }
+            let p = partial + r * h
+            s[banked] = Reduction.dot(weight, p, count: h) / (Reduction.dot(p, p, count: h) / Float(h) + epsilon).squareRoot()
             Reduction.softmax(s, count: n)
             let o = out + r * h
             Elementwise.scale(row(0), by: s[0], into: o, count: h)

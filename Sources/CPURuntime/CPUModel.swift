@@ -298,7 +298,8 @@ public final class CPUModel: @unchecked Sendable {
 
     func attention(_ w: AttentionWeights, layer: Int, input: UnsafeMutablePointer<Float>, rows: Int,
                    segments: [(start: Int, count: Int)], caches: inout [SequenceCache], into out: UnsafeMutablePointer<Float>) throws {
-        switch (w, spec.attention) {
+        // The layer's own attention (MiMo-V2-Flash's sliding layers have their own KV heads and sinks).
+        switch (w, spec.attention(for: spec.layers[layer])) {
         case let (.kimiDelta(k), _):
             guard let l = spec.linearAttention else { throw RuntimeError.unsupported("linear-attention weights without a spec") }
             kimiDeltaAttention(k, l, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
@@ -306,10 +307,7 @@ public final class CPUModel: @unchecked Sendable {
             guard let l = spec.linearAttention else { throw RuntimeError.unsupported("linear-attention weights without a spec") }
             gatedDeltaNet(g, l, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.grouped(g), .grouped(a)):
-            // MiMo-V2-Flash's sliding layers have their own KV heads and sinks.
-            var layerAttention = a
-            if case .slidingWindow = spec.layers[layer].span, let sliding = spec.slidingAttention { layerAttention = sliding }
-            groupedAttention(g, layerAttention, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
+            groupedAttention(g, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.latent(m), .latent(a)):
             latentAttention(m, a, layer: layer, input: input, rows: rows, segments: segments, caches: &caches, into: out)
         case let (.compressed(c), .compressed(a)):
@@ -336,6 +334,9 @@ public final class CPUModel: @unchecked Sendable {
         // Values may be narrower than keys (MiMo-V2-Flash: 128 against 192).
         let hd = a.headDim, vd = a.vDim, q = a.heads * hd, kv = a.kvHeads * hd, vkv = a.kvHeads * vd, width = q + kv + vkv
         let contextWidth = a.heads * vd
+        // MiMo-V2-Flash's sliding layers rotate at their own θ.
+        var layerRope: RotaryEmbedding? = nil
+        if case .slidingWindow = spec.layers[layer].span { layerRope = slidingRope }
         let ws = workspace
         let qkv = ws.get(.qkv, rows * width)
         var gates: UnsafeMutablePointer<Float>? = nil
@@ -390,10 +391,8 @@ public final class CPUModel: @unchecked Sendable {
                 let position = caches[s].length + i
                 if let scale = a.valueScale { Elementwise.scale(row + q + kv, by: Float(scale), into: row + q + kv, count: vkv) }
                 if spec.layers[layer].usesRoPE {
-                    var rotary: RotaryEmbedding? = nil
-                    if case .slidingWindow = spec.layers[layer].span { rotary = slidingRope }
                     rotate(query: row, heads: a.heads, keys: row + q, keyHeads: a.kvHeads, stride: hd, keyStride: hd,
-                           position: position, using: rotary)
+                           position: position, using: layerRope)
                     // Llama 4 Scout: a weightless RMS norm of each q and k head after the rotary.
                     if a.qkL2Norm {
                         for hh in 0..<(a.heads + a.kvHeads) {
@@ -1075,7 +1074,8 @@ public final class CPUModel: @unchecked Sendable {
             let ids = ws.ids(rows * k), routeWeights = ws.get(.routeWeights, rows * k)
             if let table = m.hashTable {
                 guard tokens.count == rows else { throw RuntimeError.unsupported("a hash-routed layer needs the token ids") }
-                Router.hashRoute(logits, tokens: tokens, table: table, moe: moe, ids: ids, weights: routeWeights)
+                Router.hashRoute(logits, tokens: tokens, table: table, moe: moe, ids: ids, weights: routeWeights,
+                                 scratch: ws.get(.routerScratch, Router.scratchCount(moe)))
             } else {
                 Router.route(logits, tokens: rows, moe: moe, correctionBias: m.correctionBias, ids: ids, weights: routeWeights,
                              scratch: ws.get(.routerScratch, Router.scratchCount(moe)))

@@ -408,7 +408,7 @@ extension CPUModel {
                 }
             }
             let block = CPUModel.compressedQueryBlock
-            var gathered: [Float] = [], scores: [Float] = []
+            var gathered: [Float] = [], scores: [Float] = [], seen: [Bool] = []
             for b0 in stride(from: 0, to: seg.count, by: block) {
                 let m = min(block, seg.count - b0), p0 = past + b0, last = p0 + m - 1
                 let keyFirst = max(0, p0 - window + 1), own = last - keyFirst + 1
@@ -435,7 +435,9 @@ extension CPUModel {
                                           b: g, ldb: d, transposeB: true, c: sc, ldc: count, alpha: scale)
                                 for i in 0..<m {
                                     let position = p0 + i, firstSeen = max(0, position - window + 1)
-                                    var seen = [Bool](repeating: !sparse, count: union.count)
+                                    // Which gathered entries this query sees (one buffer for the whole pass).
+                                    seen.removeAll(keepingCapacity: true)
+                                    seen.append(contentsOf: repeatElement(!sparse, count: union.count))
                                     if sparse {
                                         for e in selections[b0 + i] { if let c = column[e] { seen[c - own] = true } }
                                     } else {

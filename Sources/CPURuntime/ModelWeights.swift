@@ -336,10 +336,8 @@ struct ModelWeights {
                     norm: try source.tensor("\(lp).norm.weight", [l.valueHeadDim], norm: true).elements,
                     output: try loader.matrix([("\(lp).out_proj.weight", [h, value])])))
             } else {
-            switch spec.attention {
-            case var .grouped(a):
-                // MiMo-V2-Flash's sliding layers: their own KV heads and sinks.
-                if case .slidingWindow = layer.span, let sliding = spec.slidingAttention { a = sliding }
+            switch spec.attention(for: layer) {
+            case let .grouped(a):
                 let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim, vkv = a.kvHeads * a.vDim
                 let parts = [("q_proj", a.outputGate ? 2 * q : q), ("k_proj", kv), ("v_proj", vkv)].map {
                     ("\(p).self_attn.\($0.0).weight", [$0.1, h])

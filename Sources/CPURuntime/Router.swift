@@ -20,20 +20,13 @@ enum Router {
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(k, moe.groups)) { topIdsBuffer in
             guard let topIds = topIdsBuffer.baseAddress else { return }
             for t in 0..<tokens {
-                scores.update(from: logits + t * e, count: e)
-                switch moe.scoring {
-                case .softmax:
-                    // Mixtral, Qwen-MoE, gpt-oss: softmax over all experts, top-k, optional renormalisation.
-                    Reduction.softmax(scores, count: e)
+                score(logits + t * e, moe: moe, into: scores)
+                if moe.scoring == .softmax {
+                    // Mixtral, Qwen-MoE, gpt-oss: top-k of the softmax, optional renormalisation.
                     choice.update(from: scores, count: e)
-                case .sigmoid, .sqrtSoftplus:
-                    // DeepSeek-V3, Kimi K2: sigmoid scores (DeepSeek-V4: √softplus); the correction
-                    // bias only steers selection.
-                    if moe.scoring == .sigmoid {
-                        Elementwise.sigmoid(scores, into: scores, count: e)
-                    } else {
-                        for j in 0..<e { scores[j] = (max(scores[j], 0) + log1p(exp(-abs(scores[j])))).squareRoot() }
-                    }
+                } else {
+                    // DeepSeek-V3, Kimi K2 (and V4's √softplus): the correction bias only steers
+                    // selection; Llama 4 picks on the raw logits.
                     if moe.selectsOnLogits {
                         choice.update(from: logits + t * e, count: e)
                     } else {
@@ -42,42 +35,52 @@ enum Router {
                     if moe.groups > 1 { maskGroups(choice, moe: moe, groupScores: groupScores, topIds: topIds, topValues: topValues) }
                 }
                 TopK.select(choice, count: e, k: k, indices: topIds, values: topValues)
-                var sum: Float = 0
-                for j in 0..<k { sum += scores[Int(topIds[j])] }
-                for j in 0..<k {
-                    ids[t * k + j] = topIds[j]
-                    var w = scores[Int(topIds[j])]
-                    if moe.normalizeTopK { w /= moe.scoring == .softmax ? sum : sum + 1e-20 }
-                    weights[t * k + j] = w * Float(moe.routedScalingFactor)
-                }
+                weigh(topIds, scores: scores, moe: moe, ids: ids + t * k, weights: weights + t * k)
             }
         }
     }
 
     /// DeepSeek-V4's hash routing: each token's experts come from `table` (its row for the token
-    /// id, checked in range at load), weighted by the router's scores (√softplus), renormalised
-    /// and scaled as the learned router's are.
+    /// id, checked in range at load), weighted by the router's scores as the learned router's
+    /// are. `scratch` holds `scratchCount(moe)` floats.
     static func hashRoute(_ logits: UnsafePointer<Float>, tokens: [Int], table: [Int32], moe: MixtureOfExperts,
-                          ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>) {
+                          ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let e = moe.routedExperts, k = moe.expertsPerToken
-        var scores = [Float](repeating: 0, count: e)
-        for (t, token) in tokens.enumerated() {
-            for j in 0..<e {
-                let x = logits[t * e + j]
-                switch moe.scoring {
-                case .sigmoid: scores[j] = 1 / (1 + exp(-x))
-                case .sqrtSoftplus: scores[j] = (max(x, 0) + log1p(exp(-abs(x)))).squareRoot()
-                case .softmax: scores[j] = x
-                }
+        table.withUnsafeBufferPointer { rows in
+            guard let chosen = rows.baseAddress else { return }
+            for (t, token) in tokens.enumerated() {
+                score(logits + t * e, moe: moe, into: scratch)
+                weigh(chosen + token * k, scores: scratch, moe: moe, ids: ids + t * k, weights: weights + t * k)
             }
-            if moe.scoring == .softmax { scores.withUnsafeMutableBufferPointer { Reduction.softmax($0.baseAddress!, count: e) } }
-            var sum: Float = 0
-            for j in 0..<k { sum += scores[Int(table[token * k + j])] }
-            for j in 0..<k {
-                let id = table[token * k + j]
-                ids[t * k + j] = id
-                weights[t * k + j] = scores[Int(id)] / (sum + 1e-20) * Float(moe.routedScalingFactor)
-            }
+        }
+    }
+
+    /// One token's expert scores from its logits: softmax, sigmoid or √softplus.
+    static func score(_ logits: UnsafePointer<Float>, moe: MixtureOfExperts, into scores: UnsafeMutablePointer<Float>) {
+        let e = moe.routedExperts
+        switch moe.scoring {
+        case .softmax:
+            scores.update(from: logits, count: e)
+            Reduction.softmax(scores, count: e)
+        case .sigmoid:
+            Elementwise.sigmoid(logits, into: scores, count: e)
+        case .sqrtSoftplus:
+            for j in 0..<e { scores[j] = (max(logits[j], 0) + log1p(exp(-abs(logits[j])))).squareRoot() }
+        }
+    }
+
+    /// The k chosen experts of one token and their weights: their scores, renormalised when the
+    /// model says so (softmax exactly, the others with DeepSeek's 1e-20), times the routed scale.
+    static func weigh(_ chosen: UnsafePointer<Int32>, scores: UnsafePointer<Float>, moe: MixtureOfExperts,
+                      ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>) {
+        let k = moe.expertsPerToken
+        var sum: Float = 0
+        for j in 0..<k { sum += scores[Int(chosen[j])] }
+        for j in 0..<k {
+            ids[j] = chosen[j]
+            var w = scores[Int(chosen[j])]
+            if moe.normalizeTopK { w /= moe.scoring == .softmax ? sum : sum + 1e-20 }
+            weights[j] = w * Float(moe.routedScalingFactor)
         }
     }
 

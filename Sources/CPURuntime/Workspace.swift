@@ -12,7 +12,7 @@ final class Workspace {
         case mlpGateUp, mlpActivated, lastRows, lastNormed
         case gates, linearMixed, linearCore, linearScratch, indexQ, indexK, indexW, indexMask, sinks
         case forgetLowRank, outputGateLowRank, forgetGate, outputGate, moeLatent, moeLatentOut
-        case residualScores, residualMix, residualBlocks
+        case residualScores, residualMix, residualBlocks, residualBankScale
         case hcStreams, hcCollapsed, hcFlat, hcMixes, hcPre, hcPost, hcComb, hcMixed, hcLast
 
         /// Which storage the slot uses; slots that share one are never live at the same time.

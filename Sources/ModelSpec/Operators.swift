@@ -189,12 +189,18 @@ extension ModelSpec {
     /// kernels), so it adds no launch; every tensor-parallel rank mixes all its tokens' rows.
     func attentionResidualMix(tokens t: Double) -> Operator? {
         guard let b = attentionResidualBlock, b > 0 else { return nil }
+        // In closed form (operators are priced every simulated step): Σ_{i<n} ⌊i/B⌋ and
+        // ⌈i/B⌉ = ⌊(i − 1)/B⌋ + 1 for i ≥ 1, in Double (a --set layer count may be large).
+        func floors(_ n: Int) -> Double {
+            let q = Double(n / b), r = Double(n % b)
+            return Double(b) * q * (q - 1) / 2 + q * r
+        }
         let l = layerCount
-        var rows = (l + b - 1) / b + 1
-        for i in 0..<l { rows += (i + b - 1) / b + 1 + i / b + 2 }
+        let ceilings = l > 0 ? floors(l - 1) + Double(l - 1) : 0
+        let rows = ceilings + floors(l) + 3 * Double(l) + Double((l + b - 1) / b) + 1
         let mixes = Double(2 * l + 1), h = Double(hiddenSize)
-        var op = Operator(name: "attention residual mix", kind: .norm, layers: 1, flops: 6 * t * h * Double(rows),
-                          weightBytes: 4 * h * mixes, activationBytes: 2 * t * h * (Double(rows) + mixes), kvBytes: 0)
+        var op = Operator(name: "attention residual mix", kind: .norm, layers: 1, flops: 6 * t * h * rows,
+                          weightBytes: 4 * h * mixes, activationBytes: 2 * t * h * (rows + mixes), kvBytes: 0)
         op.fused = true
         op.computeSplit = .replicated
         return op

@@ -82,21 +82,23 @@ import TestSupport
     }
 
     /// Kimi K3's attention-residual mix prices the rows a bank of snapshots actually holds,
-    /// simulated here step by step (a snapshot at layers 0, 12, …, 84; before each attention and
+    /// simulated here step by step for several block sizes (K3's: a snapshot at layers 0, 12, …, 84; before each attention and
     /// each feed-forward block the bank and the partial sum are mixed; the head mixes all 8 and
     /// the partial sum): 6 · hidden FLOPs per mixed row per token.
     @Test func kimiK3AttentionResidualMixCountsTheBank() throws {
-        let k3 = try model("kimi-k3")
-        var banked = 0, mixed = 0
-        for layer in 0..<k3.layerCount {
+        for block in [12, 1, 5, 93, 200] {
+            let k3 = try model("kimi-k3", overrides: [("attn_res_block_size", String(block))])
+            var banked = 0, mixed = 0
+            for layer in 0..<k3.layerCount {
+                mixed += banked + 1
+                if layer % block == 0 { banked += 1 }
+                mixed += banked + 1
+            }
             mixed += banked + 1
-            if layer % 12 == 0 { banked += 1 }
-            mixed += banked + 1
+            if block == 12 { #expect(banked == 8) }
+            let mix = try #require(k3.operators(step: .decode(sequences: 3, context: 100)).first { $0.name == "attention residual mix" })
+            #expect(mix.totalFLOPs == 6 * 3 * Double(k3.hiddenSize * mixed), "block \(block)")
         }
-        mixed += banked + 1
-        #expect(banked == 8)
-        let mix = try #require(k3.operators(step: .decode(sequences: 3, context: 100)).first { $0.name == "attention residual mix" })
-        #expect(mix.totalFLOPs == 6 * 3 * Double(k3.hiddenSize * mixed))
         #expect(try model("kimi-k2").operators(step: .decode(sequences: 3, context: 100)).allSatisfy { $0.name != "attention residual mix" })
     }
 

@@ -149,6 +149,8 @@ func elementwiseBenchmarks() {
     let kernels: [(String, Int, (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void)] = [
         ("add", 12, { Elementwise.add($0, $1, into: $2, count: count) }),
         ("siluMul", 12, { Elementwise.siluMul(gate: $0, up: $1, into: $2, count: count) }),
+        // Kimi K3's activation: three exponentials a lane (σ and two tanh), so compute, not bytes, may bound it.
+        ("situMul", 12, { Elementwise.situMul(gate: $0, up: $1, beta: 4, linearBeta: 25, into: $2, count: count) }),
         ("scale", 8, { a, _, o in Elementwise.scale(a, by: 0.5, into: o, count: count) }),
     ]
     for (name, bytesPerElement, kernel) in kernels {
