@@ -310,6 +310,7 @@ public enum ServingEstimator {
         options.policy = request.scheduler
         options.continuousDecodeSteps = request.continuousDecodeSteps
         options.chunkedPrefill = request.chunkedPrefill
+        options.overlapSchedule = request.overlapSchedule
         options.measuredTarget = max(2 * requests, 64)
         return options
     }

@@ -41,6 +41,14 @@ public struct ServingRequest: Sendable {
     /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's
     /// `enable_chunked_prefill=False`, SGLang's `chunked_prefill_size=-1`).
     public var chunkedPrefill = true
+    /// The engine forms step n + 1 while step n runs (an overlap scheduler), so a request that
+    /// arrives during step n joins step n + 2 at the earliest, one step later than with a plain
+    /// loop. The 2026 default of every engine the measurements name: SGLang's zero-overhead
+    /// scheduler (since v0.4, `--disable-overlap-schedule` turns it off), TensorRT-LLM's overlap
+    /// scheduler ("introduces one extra decoding step", `disable_overlap_scheduler`), vLLM's async
+    /// scheduling (default since v0.14, `--no-async-scheduling`). false: `--no-overlap-schedule`,
+    /// `overlap_schedule: false` in a measurements file.
+    public var overlapSchedule = true
     /// A benchmark client's run instead of the steady state: this many prompts in all, the first
     /// `concurrency` sent at once, each later one when a request finishes, every request measured
     /// and throughput counted to the last completion (vLLM's and SGLang's `bench_serving` with

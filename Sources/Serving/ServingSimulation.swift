@@ -57,6 +57,8 @@ struct ServingSimulation {
         var continuousDecodeSteps = 1
         /// Prompts split into chunks within the budget (the engines' default), or run whole.
         var chunkedPrefill = true
+        /// The engine forms step n + 1 when step n starts (see `ServingRequest.overlapSchedule`).
+        var overlapSchedule = true
         var slo: (ttft: Double, tpot: Double)? = nil
         /// Points of the time series to keep (0: none), first sampled every `sampleInterval`
         /// seconds (1 s when not given).
@@ -221,7 +223,15 @@ struct ServingSimulation {
         // Within a run of continuous decode steps the scheduler does not look at new prompts.
         let holding = options.policy == .prefillFirst && w.role == .both && w.decoding > 0 && w.prefilling.isEmpty
             && w.decodeStreak % max(options.continuousDecodeSteps, 1) != 0
-        if !holding { try admit(w, index: index) }
+        if !holding {
+            // An overlap scheduler formed this step when the previous one started, if it ran
+            // straight into this one: requests that came later wait a step. An engine with
+            // nothing formed takes them at once.
+            let formedAhead = options.overlapSchedule && w.lastStepEnd == start
+            try admit(w, index: index, cutoff: formedAhead ? w.lastStepStart : start)
+            if formedAhead, w.decoding == 0, w.prefilling.isEmpty { try admit(w, index: index, cutoff: start) }
+        }
+        w.lastStepStart = start
         let prefillOnly = options.policy == .prefillFirst && w.role == .both && !w.prefilling.isEmpty
         if w.role != .prefill && !prefillOnly { makeRoom(w, index: index) }
         let decoding = w.role == .prefill || prefillOnly ? 0 : w.decoding
@@ -315,6 +325,7 @@ struct ServingSimulation {
             }
         }
         w.clock = end
+        w.lastStepEnd = end
         outcome.windowEnd = max(outcome.windowEnd, end)
     }
 
@@ -330,8 +341,8 @@ struct ServingSimulation {
     // MARK: memory
 
     /// Admits ready requests while the engine's cap and the KV pool allow, oldest first.
-    private mutating func admit(_ w: ServingWorker, index: Int) throws {
-        while w.waitingHead < w.waiting.count, w.waiting[w.waitingHead].ready <= w.clock, w.running < w.maxRunning {
+    private mutating func admit(_ w: ServingWorker, index: Int, cutoff: Double) throws {
+        while w.waitingHead < w.waiting.count, w.waiting[w.waitingHead].ready <= cutoff, w.running < w.maxRunning {
             let slot = w.waiting[w.waitingHead].slot
             var r = requests[slot]
             var cached = 0

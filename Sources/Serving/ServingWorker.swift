@@ -18,6 +18,9 @@ final class ServingWorker {
     let maxRunning: Int
 
     @exclusivity(unchecked) var clock = 0.0
+    /// Start and end of the last step (an overlap scheduler forms the next step at the start).
+    @exclusivity(unchecked) var lastStepStart = -Double.infinity
+    @exclusivity(unchecked) var lastStepEnd = -Double.infinity
     /// Decode steps run so far: a sequence that joins now with D steps to go finishes on decode
     /// step `decodeIndex + D − 1` (prefill-only steps do not advance it).
     @exclusivity(unchecked) var decodeIndex = 0

@@ -232,6 +232,7 @@ public enum Validation {
         client.continuousDecodeSteps = try e.int("continuous_decode_steps", atLeast: 1) ?? 1
         if client.continuousDecodeSteps > 1_024 { throw e.error("continuous_decode_steps", "must be 1 to 1,024") }
         client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
+        client.overlapSchedule = try e.bool("overlap_schedule") ?? true
         if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }
         let s = try ServingEstimator.estimate(client)
         var values: [String: Double] = [

@@ -35,6 +35,9 @@ struct ServingPolicyOptions: ParsableArguments {
     @Flag(help: "Run every prompt whole instead of in chunks within the token budget.")
     var noChunkedPrefill = false
 
+    @Flag(help: "Form each step after the previous one ends, not while it runs (SGLang --disable-overlap-schedule, TensorRT-LLM disable_overlap_scheduler, vLLM --no-async-scheduling): new requests wait one step less.")
+    var noOverlapSchedule = false
+
     @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout] (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1; no layout: the best).")
     var prefillPool: String?
 
@@ -61,10 +64,13 @@ struct ServingPolicyOptions: ParsableArguments {
         _ = try parsedPools()
     }
 
+    static let needsConcurrency = "--input-range, --output-range, --max-batch-per-gpu, --scheduler, --token-budget, --continuous-decode-steps, "
+        + "--mtp, --no-chunked-prefill, --no-overlap-schedule and the pools describe serving: give --concurrency"
+
     /// Whether any option was given (they describe serving, not the steady state).
     var isSet: Bool {
         inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || continuousDecodeSteps != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
-            || noChunkedPrefill
+            || noChunkedPrefill || noOverlapSchedule
     }
 
     static func range(_ text: String?, flag: String) throws -> LengthRange {
@@ -98,6 +104,7 @@ struct ServingPolicyOptions: ParsableArguments {
                                speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
                                scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
         r.chunkedPrefill = !noChunkedPrefill
+        r.overlapSchedule = !noOverlapSchedule
         r.maxBatchPerGPU = maxBatchPerGPU
         r.continuousDecodeSteps = continuousDecodeSteps ?? 1
         return r
@@ -126,7 +133,7 @@ struct ServingOptions: ParsableArguments {
             guard (c...10_000_000).contains(n) else { throw ValidationError("--num-prompts must be from --concurrency (\(c)) to 10,000,000, got \(n)") }
         }
         if concurrency == nil, policy.isSet {
-            throw ValidationError("--input-range, --output-range, --max-batch-per-gpu, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
+            throw ValidationError(ServingPolicyOptions.needsConcurrency)
         }
     }
 
@@ -153,7 +160,8 @@ enum ServingJSON {
             "e2e_s": s.endToEnd.median, "e2e_p90_s": s.endToEnd.p90, "e2e_p99_s": s.endToEnd.p99,
             "mean_decode_batch_per_decode_gpu": s.meanDecodeBatchPerDecodeGPU,
             "measured_requests": s.measuredRequests, "simulated_steps": s.simulatedSteps,
-            "scheduler": s.request.scheduler.rawValue, "weights": s.request.base.weights.rawValue,
+            "scheduler": s.request.scheduler.rawValue, "overlap_schedule": s.request.overlapSchedule,
+            "weights": s.request.base.weights.rawValue,
         ]
         json["expert_weights"] = (s.request.base.model.expertWeightFormat ?? s.request.base.weights).rawValue
         if let n = s.request.benchmarkPrompts { json["num_prompts"] = n }
@@ -197,7 +205,7 @@ enum ServingTable {
     static func print(_ s: ServingEstimate, openLoop: Bool = false) {
         let r = s.request
         Swift.print((openLoop ? "open loop on \(s.gpus) GPUs" : "closed loop: \(Output.grouped(r.concurrency)) requests in flight on \(s.gpus) GPUs")
-            + ", \(r.scheduler.rawValue) scheduler"
+            + ", \(r.scheduler.rawValue) scheduler" + (r.overlapSchedule ? " (overlap)" : " (no overlap)")
             + (r.maxBatchPerGPU.map { ", engines cap \(Output.grouped($0)) decoding per GPU" } ?? "")
             + (r.speculative.map { ", MTP \($0.draftTokens) draft\($0.draftTokens == 1 ? "" : "s") at \(Output.fixed($0.acceptance, 2)) tokens/step" } ?? ""))
         Swift.print(deployment(s))

@@ -68,7 +68,7 @@ struct SweepCommand: ParsableCommand {
         _ = try weightFormats(weights)
         _ = try concurrencies()
         if concurrency == nil, policy.isSet {
-            throw ValidationError("--input-range, --output-range, --max-batch-per-gpu, --scheduler, --token-budget, --mtp and the pools describe serving: give --concurrency")
+            throw ValidationError(ServingPolicyOptions.needsConcurrency)
         }
         if concurrency != nil, allLayouts { throw ValidationError("--all-layouts is for the steady-state sweep (without --concurrency)") }
     }

@@ -170,6 +170,27 @@ import TestSupport
         #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
     }
 
+    /// An overlap scheduler forms step n + 1 while step n runs. A closed loop's replacement
+    /// arrives at the end of a step, after the next one was formed: a plain loop takes it one
+    /// step later, an overlap loop two (TensorRT-LLM's documentation: "one extra decoding
+    /// step"). So the mean TTFT grows by one step and the throughput stays. At concurrency 1 the
+    /// engine has nothing formed when the request comes and takes it at once either way.
+    @Test func overlapScheduleDelaysNewRequestsOneStep() throws {
+        var r = try request(concurrency: 16)
+        r.outputRange = LengthRange(lower: 0.8, upper: 1)
+        r.overlapSchedule = false
+        let plain = try ServingEstimator.estimate(r)
+        r.overlapSchedule = true
+        let overlap = try ServingEstimator.estimate(r)
+        let extra = (overlap.ttft.mean - plain.ttft.mean) / plain.tpot.median
+        #expect(extra > 0.9 && extra < 1.3, "\(extra) steps more to the first token")
+        #expect(abs(overlap.outputTokensPerSecondPerGPU / plain.outputTokensPerSecondPerGPU - 1) < 0.02)
+        r.concurrency = 1
+        let alone = try ServingEstimator.estimate(r)
+        r.overlapSchedule = false
+        #expect(try ServingEstimator.estimate(r).ttft == alone.ttft)
+    }
+
     @Test func badRequestsAreRefused() throws {
         var r = try request()
         r.concurrency = 0
