@@ -56,8 +56,13 @@ public struct Operator: Sendable, Equatable {
     /// (MLA's latent, the sparse indexer's keys: every rank reads them whole), or by heads (a
     /// linear-attention layer's state).
     public var cacheSplit: WeightTensor.Split = .kvHeads
-    /// Activation elements this GEMM reads in the weights' quantized format (W8A8, W4A4).
+    /// Activation elements this GEMM reads in the weights' quantized format (W8A8, W4A4), split
+    /// over the tensor-parallel ranks: a row-parallel GEMM's input (each rank holds its heads' or
+    /// its slice's share), a grouped GEMM's per-copy intermediate.
     public var quantizedInputs = 0.0
+    /// The same for inputs every tensor-parallel rank holds whole and quantizes whole: those of
+    /// column-parallel and replicated GEMMs (the hidden state after the all-reduce).
+    public var wholeQuantizedInputs = 0.0
     /// Runs inside the kernel that produces its input (no launch of its own).
     public var fused = false
     /// How tensor parallelism divides this operator's work and weights: by heads (every GEMM of
@@ -111,8 +116,9 @@ extension ModelSpec {
                     bytes: Double? = nil) -> Operator {
             var op = Operator(name: name, kind: kind, layers: layers, flops: 2 * tokens * Double(rows) * Double(cols),
                               weightBytes: bytes ?? weight(rows, cols), activationBytes: 2 * tokens * Double(rows + cols), kvBytes: 0)
-            // Weights in the quantized format (no explicit bytes) take quantized inputs.
-            if bytes == nil { op.quantizedInputs = tokens * Double(cols) }
+            // Weights in the quantized format (no explicit bytes) take quantized inputs, whole on
+            // every rank unless the GEMM is row-parallel (`rowParallel`).
+            if bytes == nil { op.wholeQuantizedInputs = tokens * Double(cols) }
             return op
         }
         // The hidden state is whole on every rank of a tensor-parallel group (after the
@@ -135,41 +141,46 @@ extension ModelSpec {
         // TensorRT-LLM fuse it into the norm or activation before (SGLang's DeepSeek path runs it
         // apart, a few microseconds a layer this leaves out).
         let quantizedActivations = options.weights.computeFormat == "fp8" || options.weights.computeFormat == "fp4"
-        func quantization(_ layerOps: [Operator], count: Int) -> Operator? {
-            guard quantizedActivations else { return nil }
-            // Input elements of the layer's quantized GEMMs: activation bytes are 2·(in + out) per
-            // token row of a matmul; the input width is the weight's column count.
-            var inputs = 0.0
+        // Inputs whole on every tensor-parallel rank are quantized whole on every rank (priced
+        // replicated), split ones in shares.
+        func quantization(_ layerOps: [Operator], count: Int) -> [Operator] {
+            guard quantizedActivations else { return [] }
+            var split = 0.0, whole = 0.0
             for op in layerOps where op.kind == .matmul || op.kind == .groupedMatmul {
-                inputs += op.quantizedInputs
+                split += op.quantizedInputs
+                whole += op.wholeQuantizedInputs
             }
-            guard inputs > 0 else { return nil }
-            var op = Operator(name: "activation quantization", kind: .activation, layers: count, flops: 2 * inputs, weightBytes: 0,
-                              activationBytes: (2 + 1 + 4.0 / 128) * inputs, kvBytes: 0)
-            op.fused = true
-            return op
+            return [(split, "activation quantization", WeightTensor.Split.heads),
+                    (whole, "activation quantization (inputs whole on every rank)", .replicated)].compactMap { inputs, name, share in
+                guard inputs > 0 else { return nil }
+                var op = Operator(name: name, kind: .activation, layers: count, flops: 2 * inputs, weightBytes: 0,
+                                  activationBytes: (2 + 1 + 4.0 / 128) * inputs, kvBytes: 0)
+                op.fused = true
+                op.computeSplit = share
+                return op
+            }
         }
         for (layer, count) in layerGroups() {
             ops.append(norm("input norm", width: h, layers: count))
             let attentionOps = attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
             ops += attentionOps.map { $0.tagged(.attention) }
-            if let q = quantization(attentionOps, count: count) { ops.append(q.tagged(.attention)) }
+            ops += quantization(attentionOps, count: count).map { $0.tagged(.attention) }
             ops.append(norm("post-attention norm", width: h, layers: count))
             switch layer.feedForward {
             case let .dense(size):
                 ops.append(matmul("mlp gate+up", 2 * size, hiddenSize, tokens: t, layers: count).tagged(.mlp))
                 ops.append(Operator(name: "SwiGLU", kind: .activation, layers: count, flops: 5 * t * Double(size),
                                     weightBytes: 0, activationBytes: 6 * t * Double(size), kvBytes: 0, block: .mlp))
-                ops.append(matmul("mlp down", hiddenSize, size, tokens: t, layers: count).tagged(.mlp))
+                ops.append(rowParallel(matmul("mlp down", hiddenSize, size, tokens: t, layers: count)).tagged(.mlp))
             case .moe:
                 if let moe {
                     let moeOps = moeOperators(moe, count: count, step: step, options: options, matmul: matmul)
                     ops += moeOps.map { $0.tagged(.moe) }
-                    if let q = quantization(moeOps, count: count) { ops.append(q.tagged(.moe)) }
+                    ops += quantization(moeOps, count: count).map { $0.tagged(.moe) }
                 }
             }
-            if case .dense = layer.feedForward, let q = quantization(ops.suffix(3).filter { $0.block == .mlp }, count: count) {
-                ops.append(q.tagged(.mlp))
+            if case .dense = layer.feedForward {
+                ops += quantization(ops.suffix(3).filter { $0.block == .mlp }, count: count).map { $0.tagged(.mlp) }
             }
         }
         if let mix = attentionResidualMix(tokens: t) { ops.append(mix) }
@@ -296,18 +307,26 @@ extension ModelSpec {
             core.kvHeads = a.kvHeads
             ops.append(core)
             if a.outputGate { ops.append(matmul("attention output gate", q, hiddenSize, t, count, .matmul, nil)) }
-            ops.append(matmul("attention output projection", hiddenSize, out, t, count, .matmul, nil))
+            ops.append(rowParallel(matmul("attention output projection", hiddenSize, out, t, count, .matmul, nil)))
         case .compressed:
             break
         case let .latent(a):
             let heads = a.heads
+            // The down-projections run whole on every tensor-parallel rank: SGLang's
+            // fused_qkv_a_proj_with_mqa is a ReplicatedLinear, vLLM's fused_qkv_a_proj has
+            // disable_tp, TensorRT-LLM's kv_a_proj_with_mqa no tensor-parallel mode.
+            func replicated(_ op: Operator) -> Operator {
+                var op = op
+                op.computeSplit = .replicated
+                return op
+            }
             if let rank = a.qLoraRank {
-                ops.append(matmul("MLA q down-projection", rank, hiddenSize, t, count, .matmul, nil))
+                ops.append(replicated(matmul("MLA q down-projection", rank, hiddenSize, t, count, .matmul, nil)))
                 ops.append(matmul("MLA q up-projection", heads * a.qkHeadDim, rank, t, count, .matmul, nil))
             } else {
                 ops.append(matmul("MLA q projection", heads * a.qkHeadDim, hiddenSize, t, count, .matmul, nil))
             }
-            ops.append(matmul("MLA kv down-projection", a.kvLoraRank + a.qkRopeHeadDim, hiddenSize, t, count, .matmul, nil))
+            ops.append(replicated(matmul("MLA kv down-projection", a.kvLoraRank + a.qkRopeHeadDim, hiddenSize, t, count, .matmul, nil)))
             let upRows = heads * (a.qkNopeHeadDim + a.vHeadDim)
             let hd = Double(heads)
             if step.phase == .decode {
@@ -328,7 +347,7 @@ extension ModelSpec {
                                     cacheSplit: .replicated))
             }
             if a.outputGate { ops.append(matmul("attention output gate", heads * a.vHeadDim, hiddenSize, t, count, .matmul, nil)) }
-            ops.append(matmul("attention output projection", hiddenSize, heads * a.vHeadDim, t, count, .matmul, nil))
+            ops.append(rowParallel(matmul("attention output projection", hiddenSize, heads * a.vHeadDim, t, count, .matmul, nil)))
         }
         return ops
     }
@@ -410,7 +429,7 @@ extension ModelSpec {
                                activationBytes: 2 * t * Double(a.heads * a.headDim + a.outputGroups * a.outputRank), kvBytes: 0)
         grouped.quantizedInputs = t * Double(a.heads * a.headDim)
         ops.append(grouped)
-        ops.append(matmul("V4 output up-projection", h, a.outputGroups * a.outputRank, t, count, .matmul, nil))
+        ops.append(rowParallel(matmul("V4 output up-projection", h, a.outputGroups * a.outputRank, t, count, .matmul, nil)))
         return ops
     }
 
@@ -453,13 +472,13 @@ extension ModelSpec {
             let key = a.keyHeads * a.keyHeadDim, value = a.valueHeads * a.valueHeadDim
             ops.append(matmul("linear attention in-projections (qkv, z, b, a)", 2 * key + 2 * value + 2 * a.valueHeads, h,
                               t, count, .matmul, nil))
-            ops.append(matmul("linear attention output projection", h, value, t, count, .matmul, nil))
+            ops.append(rowParallel(matmul("linear attention output projection", h, value, t, count, .matmul, nil)))
         case .kimiDelta:
             let p = a.valueHeads * a.valueHeadDim, d = a.keyHeadDim
             ops.append(matmul("KDA in-projections (q, k, v, b, gates)", 3 * p + a.valueHeads + d + (a.fullRankOutputGate ? p : d), h,
                               t, count, .matmul, nil))
             ops.append(matmul("KDA gate up-projections", p * (a.fullRankOutputGate ? 1 : 2), d, t, count, .matmul, nil))
-            ops.append(matmul("KDA output projection", h, p, t, count, .matmul, nil))
+            ops.append(rowParallel(matmul("KDA output projection", h, p, t, count, .matmul, nil)))
         }
         let perToken = step.phase == .decode ? 7 * dk * dv : 6 * dk * dv + 64 * (5 * dk + 3 * dv)
         let conv = 2 * Double(a.convChannels * a.convKernel)
@@ -506,11 +525,16 @@ extension ModelSpec {
         var grouped = Operator(name: "routed experts (grouped gate+up+down)", kind: .groupedMatmul, layers: count,
                                flops: routedFLOPs + 5 * t * k * Double(size), weightBytes: touched * expertBytes,
                                activationBytes: 2 * t * k * Double(2 * h + 4 * size), kvBytes: 0)
-        grouped.quantizedInputs = t * k * Double(h + size)
+        // The gate+up input is quantized once per token, before the dispatch or the gather
+        // (DeepEP sends FP8; fused_moe and TensorRT-LLM quantize the hidden state, then gather
+        // rows), whole on every rank of a tensor-parallel group; the down input once per copy,
+        // each rank its share.
+        grouped.wholeQuantizedInputs = t * Double(h)
+        grouped.quantizedInputs = t * k * Double(size)
         ops.append(grouped)
         if moe.sharedIntermediateSize > 0 {
             ops.append(matmul("shared expert gate+up", 2 * moe.sharedIntermediateSize, hidden, t, count, .matmul, nil))
-            ops.append(matmul("shared expert down", hidden, moe.sharedIntermediateSize, t, count, .matmul, nil))
+            ops.append(rowParallel(matmul("shared expert down", hidden, moe.sharedIntermediateSize, t, count, .matmul, nil)))
         }
         return ops
     }
@@ -531,4 +555,13 @@ public struct StepCost: Sendable, Equatable {
     }
 
     public var bytes: Double { weightBytes + activationBytes + kvBytes }
+}
+
+/// A row-parallel GEMM (output projections, the MLP's down projection): each tensor-parallel rank
+/// holds its share of the input, so it quantizes only that share.
+private func rowParallel(_ op: Operator) -> Operator {
+    var op = op
+    op.quantizedInputs += op.wholeQuantizedInputs
+    op.wholeQuantizedInputs = 0
+    return op
 }
