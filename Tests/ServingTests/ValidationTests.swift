@@ -10,20 +10,23 @@ import TestSupport
 
 @Suite struct ValidationTests {
     /// The serving runs (InferenceX, ten deployments, six metrics each): median |error| at most
-    /// 20% over the 60 rows (17.3% now; the goal of 15% is not met, docs/validation.md
-    /// says why); the throughput and TPOT rows within 2×; the TTFT of the two disaggregated runs
-    /// whose decode engines hold fewer requests than the client sends (GB300, GB200: requests
-    /// wait for a decode slot) and of MI325X (SGLang decoding in runs of 4 steps) within 2×. The
-    /// other TTFT rows are reported but not bounded.
+    /// 18% over the 60 rows (16.0% now; the goal of 15% is not met, docs/validation.md
+    /// says why); the throughput and TPOT rows within 2×; the TTFT within 2× on the five
+    /// single-node runs whose requests wait for the overlap scheduler's formed step (H200, B200
+    /// twice, MI355X, MI325X) and on the two disaggregated runs whose decode engines hold fewer
+    /// requests than the client sends (GB300, GB200). The other TTFT rows (B300 at C = 4, the
+    /// two SGLang disaggregated runs) are reported but not bounded.
     @Test func servingMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/serving.json").path,
                                         loadModel: { try model($0) }, loadGPU: gpu)
         #expect(report.entries.count == 60)
         #expect(report.entries.allSatisfy { $0.skipped == nil })
         let median = try #require(report.medianAbsoluteError)
-        #expect(median <= 0.20, "median |error| \(median)")
+        #expect(median <= 0.18, "median |error| \(median)")
         let queued = ["ix-gb300-dyntrt-fp4-mtp-1k1k-c2253/ttft_s", "ix-gb200-dyntrt-fp8-8k1k-c1229/ttft_s",
-                      "ix-mi325x-sglang-fp8-1k1k-c16/ttft_s"]
+                      "ix-mi325x-sglang-fp8-1k1k-c16/ttft_s", "ix-h200-sglang-fp8-1k1k-c64/ttft_s",
+                      "ix-b200-trt-fp4-1k1k-c64/ttft_s", "ix-b200-trt-fp4-tp4-8k1k-c8/ttft_s",
+                      "ix-mi355x-sglang-fp8-8k1k-c64/ttft_s"]
         #expect(report.entries.filter { queued.contains($0.id) }.count == queued.count)
         for e in report.entries where e.metric != "ttft_s" || queued.contains(e.id) {
             let ratio = (e.predicted ?? 0) / e.measured
@@ -31,7 +34,7 @@ import TestSupport
         }
     }
 
-    /// The published set: median |error| ≤ 25% (18.5% now; the serving issue's goal is 15%), no
+    /// The published set: median |error| ≤ 20% (16.7% now; the serving issue's goal is 15%), no
     /// entry off by 2× or more.
     @Test func publishedMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/published.json").path,
@@ -39,7 +42,7 @@ import TestSupport
         #expect(report.entries.count == 8)
         #expect(report.entries.allSatisfy { $0.skipped == nil })
         let median = try #require(report.medianAbsoluteError)
-        #expect(median <= 0.25, "median |error| \(median)")
+        #expect(median <= 0.20, "median |error| \(median)")
         for e in report.entries {
             let ratio = (e.predicted ?? 0) / e.measured
             #expect(ratio > 0.5 && ratio < 2, "\(e.id): predicted \(e.predicted ?? 0), measured \(e.measured)")
@@ -102,7 +105,7 @@ import TestSupport
 /// The published power and energy figures and the hosted price tables.
 @Suite struct EnergyAndPriceFilesTests {
     /// Every entry of the energy file is priced (none skipped) against the published power and
-    /// energy measurements: median |error| at most 20% (the energy issue's goal; 18.0% now) and
+    /// energy measurements: median |error| at most 20% (the energy issue's goal; 18.1% now) and
     /// no entry off by 2× or more.
     @Test func energyFilePricesEveryEntry() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/energy.json").path,
