@@ -19,11 +19,14 @@ public enum Efficiency {
     /// are bounded by memory, not by tile utilisation.
     public static let matrixVectorRows = 8.0
 
-    /// Fraction of peak a GEMM of `rows` rows reaches when compute-bound.
-    public static func matmul(_ hardware: HardwareSpec, rows: Double) -> Double {
+    /// Fraction of peak a GEMM of `rows` rows reaches when compute-bound. `blockScaledFP8`: its
+    /// weights are FP8 with a scale per 128 × 128 block (`WeightFormat.fp8`), which the hardware
+    /// file may price lower (`block_scaled_fp8_matmul`: Hopper, 0.60 from DeepGEMM's table).
+    public static func matmul(_ hardware: HardwareSpec, rows: Double, blockScaledFP8: Bool = false) -> Double {
+        let large = blockScaledFP8 ? hardware.efficiency.blockScaledFP8Matmul ?? hardware.efficiency.matmul : hardware.efficiency.matmul
         let m = max(rows, 1)
-        if m <= matrixVectorRows { return hardware.efficiency.matmul }
-        return hardware.efficiency.matmul * m / (m + halfEfficiencyRows(hardware))
+        if m <= matrixVectorRows { return large }
+        return large * m / (m + halfEfficiencyRows(hardware))
     }
 
     /// Attention kernels (FlashAttention-3, FlashMLA) reach about 0.8 of the large-GEMM share of

@@ -171,7 +171,8 @@ extension Estimator {
                 let expertWeights = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
                 let bytes = expertWeights + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
                 add(flops: pairs * flopsPerPair / Double(layout.moeTP),
-                    peak: expertPeak * Efficiency.matmul(gpu, rows: perExpert), bytes: bytes, count: count, weights: expertWeights)
+                    peak: expertPeak * Efficiency.matmul(gpu, rows: perExpert, blockScaledFP8: (model.expertWeightFormat ?? weights) == .fp8),
+                    bytes: bytes, count: count, weights: expertWeights)
             case .attention:
                 let share = op.computeSplit == .replicated ? 1 : tp
                 add(flops: op.flops / share, peak: attentionPeak, bytes: op.kvBytes / cacheDivisor(op) + op.activationBytes / share,
@@ -179,7 +180,9 @@ extension Estimator {
             case .matmul:
                 let rows = op.block == .head ? headRows : groupTokens
                 let split = op.computeSplit == .replicated ? 1 : tp
-                add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows),
+                // GEMMs on quantized weights run in the weights' format; the rest (router, head) in bf16.
+                let blockScaled = weights == .fp8 && op.quantizedInputs + op.wholeQuantizedInputs > 0
+                add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows, blockScaledFP8: blockScaled),
                     bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)
             case .embedding, .norm, .routing, .activation:
                 // Replicated ones (Kimi K3's attention-residual mix, DeepSeek-V4's hyper-connections)

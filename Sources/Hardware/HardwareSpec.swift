@@ -17,13 +17,20 @@ public struct HardwareSpec: Sendable, Equatable {
         /// optional): a property of the kernels that run on this hardware. Absent, the estimator
         /// uses its default for the hardware kind (`Estimator.Efficiency.halfEfficiencyRows`).
         public var halfEfficiencyRows: Double?
+        /// Large-GEMM fraction of the FP8 peak for FP8 GEMMs with a scale per 128 × 128 block
+        /// (`block_scaled_fp8_matmul`, optional): on hardware whose tensor cores cannot apply
+        /// block scales themselves (Hopper) the kernels promote partial sums on CUDA cores every
+        /// 128 values of K, which costs throughput. Absent: `matmul` applies.
+        public var blockScaledFP8Matmul: Double?
 
-        public init(matmul: Double, memory: Double, scaleUp: Double, scaleOut: Double, halfEfficiencyRows: Double? = nil) {
+        public init(matmul: Double, memory: Double, scaleUp: Double, scaleOut: Double, halfEfficiencyRows: Double? = nil,
+                    blockScaledFP8Matmul: Double? = nil) {
             self.matmul = matmul
             self.memory = memory
             self.scaleUp = scaleUp
             self.scaleOut = scaleOut
             self.halfEfficiencyRows = halfEfficiencyRows
+            self.blockScaledFP8Matmul = blockScaledFP8Matmul
         }
     }
 
@@ -116,7 +123,8 @@ public struct HardwareSpec: Sendable, Equatable {
         guard let e = try json.object("efficiency") else { throw json.error("efficiency", "is missing") }
         efficiency = Efficiency(matmul: try Self.fraction(e, "matmul"), memory: try Self.fraction(e, "memory"),
                                 scaleUp: try Self.fraction(e, "scale_up"), scaleOut: try Self.fraction(e, "scale_out"),
-                                halfEfficiencyRows: e.has("half_efficiency_rows") ? try Self.ranged(e, "half_efficiency_rows", 1e-3...1e6, required: true) : nil)
+                                halfEfficiencyRows: e.has("half_efficiency_rows") ? try Self.ranged(e, "half_efficiency_rows", 1e-3...1e6, required: true) : nil,
+                                blockScaledFP8Matmul: e.has("block_scaled_fp8_matmul") ? try Self.fraction(e, "block_scaled_fp8_matmul") : nil)
         threads = json.has("threads") ? try json.requiredInt("threads", atLeast: 1) : nil
         if let threads, threads > 4096 { throw json.error("threads", "must be at most 4,096, got \(threads)") }
         if json.has("gpu_hour_price") {
@@ -170,8 +178,9 @@ public struct HardwareSpec: Sendable, Equatable {
         if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
         if let threads { object["threads"] = threads }
         if let power { object["power"] = power.jsonObject }
-        if let rows = efficiency.halfEfficiencyRows, var e = object["efficiency"] as? [String: Any] {
-            e["half_efficiency_rows"] = rows
+        if var e = object["efficiency"] as? [String: Any] {
+            if let rows = efficiency.halfEfficiencyRows { e["half_efficiency_rows"] = rows }
+            if let f = efficiency.blockScaledFP8Matmul { e["block_scaled_fp8_matmul"] = f }
             object["efficiency"] = e
         }
         return object

@@ -25,12 +25,19 @@ extension ShippedWeights {
         let method = try q.string("quant_method") ?? ""
         switch method {
         case "fp8":
-            // DeepSeek's block-scaled FP8 (128 × 128); DeepSeek-V4 keeps its experts in FP4 with
-            // ue8m0 (power-of-two) scales per 32 values: MXFP4's layout.
+            // DeepSeek's block-scaled FP8 (`weight_block_size` [128, 128]); without blocks, a
+            // scale per tensor or channel. DeepSeek-V4 keeps its experts in FP4 with ue8m0
+            // (power-of-two) scales per 32 values: MXFP4's layout.
+            let dense: WeightFormat
+            switch try q.intArray("weight_block_size") {
+            case nil: dense = .fp8Tensor
+            case [128, 128]?: dense = .fp8
+            case let other?: return .failure(q.error("weight_block_size", "\(other) is not a block size moesim prices (128 × 128 or none)"))
+            }
             let expertType = try q.string("expert_dtype") ?? holder.string("expert_dtype") ?? fields.string("expert_dtype")
             switch expertType {
-            case nil, "fp8": return .success(ShippedWeights(dense: .fp8, experts: .fp8, source: "fp8 (quantization_config)"))
-            case "fp4": return .success(ShippedWeights(dense: .fp8, experts: .mxfp4, source: "fp8, experts fp4 (expert_dtype)"))
+            case nil, "fp8": return .success(ShippedWeights(dense: dense, experts: dense, source: "\(dense.rawValue) (quantization_config)"))
+            case "fp4": return .success(ShippedWeights(dense: dense, experts: .mxfp4, source: "\(dense.rawValue), experts fp4 (expert_dtype)"))
             case let other?: return .failure(q.error("expert_dtype", "\"\(other)\" is not a format moesim prices"))
             }
         case "mxfp4":

@@ -4,8 +4,14 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
     case f32
     /// 2 bytes per value.
     case bf16
-    /// e4m3 values with one float32 scale per 128 × 128 block (DeepSeek-V3's released format).
+    /// e4m3 values with one float32 scale per 128 × 128 block (DeepSeek-V3's released format and
+    /// every FP8 checkpoint of the catalog's MoE models). Hopper applies the block scales on CUDA
+    /// cores (`block_scaled_fp8_matmul` in its hardware files).
     case fp8
+    /// e4m3 values with a float32 scale per tensor or per output channel, applied after the
+    /// accumulation (TensorRT Model Optimizer's FP8, Meta's rowwise FP8 for Llama 3.1): full-rate
+    /// FP8 GEMMs on Hopper. Priced with a scale per row (the larger of the two).
+    case fp8Tensor = "fp8-tensor"
     /// NVFP4: e2m1 values with one fp8 (e4m3) scale per 16 consecutive values of a row.
     case nvfp4
     /// MXFP4 (OCP microscaling): e2m1 values with one e8m0 scale per 32 values of a row (gpt-oss).
@@ -33,6 +39,7 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
         case .f32: return 4 * values
         case .bf16: return 2 * values
         case .fp8: return values + 4 * ceilDiv(rows, 128) * ceilDiv(cols, 128)
+        case .fp8Tensor: return values + 4 * rows
         case .nvfp4: return ceilDiv(values, 2) + rows * ceilDiv(cols, 16)
         case .mxfp4: return ceilDiv(values, 2) + rows * ceilDiv(cols, 32)
         case .int4: return ceilDiv(values, 2) + 2 * rows * ceilDiv(cols, 128)
@@ -49,7 +56,7 @@ public enum WeightFormat: String, Sendable, CaseIterable, Codable {
         switch self {
         case .f32: "fp32"
         case .bf16: "bf16"
-        case .fp8: "fp8"
+        case .fp8, .fp8Tensor: "fp8"
         case .nvfp4, .mxfp4: "fp4"
         // INT4 weights are dequantized to bf16 (or fp8) for the matmul on current GPUs.
         case .int4, .int4g32: "bf16"

@@ -22,7 +22,7 @@ public struct Traffic: Sendable, Equatable {
         switch weights {
         case .f32: 4
         case .bf16, .int4, .int4g32: 2
-        case .fp8, .nvfp4, .mxfp4: 1
+        case .fp8, .fp8Tensor, .nvfp4, .mxfp4: 1
         }
     }
     public var scaleOut: Double { components.reduce(0) { $0 + $1.scaleOut } }

@@ -3,7 +3,7 @@ import ArgumentParser
 /// Number formats parsed by ArgumentParser itself: it checks the value and lists the choices
 /// (`fp4` is NVFP4).
 extension WeightFormat: ExpressibleByArgument {
-    public static var allValueStrings: [String] { ["bf16", "fp8", "fp4", "nvfp4", "mxfp4", "int4", "int4-g32", "f32"] }
+    public static var allValueStrings: [String] { ["bf16", "fp8", "fp8-tensor", "fp4", "nvfp4", "mxfp4", "int4", "int4-g32", "f32"] }
 }
 extension KVCacheFormat: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["bf16", "fp8", "f32"] }

@@ -31,8 +31,8 @@ struct HardwareList: ParsableCommand {
                     "memory_bandwidth": g.memoryBandwidth, "peak_flops": g.peakFlops,
                     "scale_up_bandwidth": g.scaleUpBandwidth, "scale_up_domain": g.scaleUpDomain,
                     "scale_out_bandwidth": g.scaleOutBandwidth,
-                    "efficiency": ["matmul": g.efficiency.matmul, "memory": g.efficiency.memory,
-                                   "scale_up": g.efficiency.scaleUp, "scale_out": g.efficiency.scaleOut],
+                    // As the file holds them, the optional ones (block-scaled FP8) included.
+                    "efficiency": g.jsonObject["efficiency"] ?? [:],
                 ]
                 if let price = g.gpuHourPrice { entry["gpu_hour_price"] = price }
                 if let p = g.power { entry["power"] = p.jsonObject }

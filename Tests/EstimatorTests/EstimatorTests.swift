@@ -211,3 +211,30 @@ import TestSupport
         #expect(one > 0 && eight > 4 * one, "hyper-connections: \(one) s at tp 1, \(eight) s at tp 8")
     }
 }
+
+/// Hopper applies FP8 block scales on CUDA cores (h200-sxm.json: `block_scaled_fp8_matmul` 0.60
+/// against `matmul` 0.75, DeepGEMM's table); Blackwell's tensor cores apply them (no such
+/// factor). In a compute-bound prefill on H200 the experts' grouped GEMMs take 0.75 / 0.60 as
+/// long in DeepSeek's block format as in per-tensor FP8, less the memory-bound kernels of the
+/// MoE block that do not change; on B200 the two formats cost the same.
+@Suite struct BlockScaledFP8Tests {
+    @Test func blockScalesCostOnHopperOnly() throws {
+        let v3 = try model("deepseek-v3")
+        func blocks(_ g: String, _ w: WeightFormat) throws -> [Operator.Block: Double] {
+            let cluster = try Cluster(gpu: try gpu(g), gpuCount: 8)
+            let shape = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 2, newTokens: 4096, context: 0)
+            return Estimator.stepTime(v3, cluster: cluster, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1), shape: shape,
+                                      weights: w, kvCache: .bf16, imbalance: 1, localExperts: 32, overlap: false).blocks
+        }
+        let hopper = try blocks("h200-sxm", .fp8), hopperTensor = try blocks("h200-sxm", .fp8Tensor)
+        let moe = try #require(hopper[.moe]) / (try #require(hopperTensor[.moe]))
+        #expect(moe > 1.15 && moe <= 0.75 / 0.60 + 1e-9, "MoE block \(moe)× in blocks")
+        let attention = try #require(hopper[.attention]) / (try #require(hopperTensor[.attention]))
+        #expect(attention > 1 && attention < moe, "attention block \(attention)×: its core is not a GEMM on FP8 weights")
+        let blackwell = try blocks("b200", .fp8), blackwellTensor = try blocks("b200", .fp8Tensor)
+        for (block, time) in blackwell {
+            #expect(abs(time / (blackwellTensor[block] ?? 0) - 1) < 0.005, "\(block) on B200")
+        }
+    }
+}
+

@@ -42,6 +42,14 @@ let validGPU = #"""
         #expect(read.threads == 2)
     }
 
+    /// Hopper's block-scaled FP8 factor reads from its file and survives a write and a read.
+    @Test func blockScaledFP8FactorRoundTrips() throws {
+        let spec = try hardware(validGPU.replacingOccurrences(of: #""matmul": 0.7,"#, with: #""matmul": 0.7, "block_scaled_fp8_matmul": 0.6,"#))
+        #expect(spec.efficiency.blockScaledFP8Matmul == 0.6)
+        #expect(try HardwareSpec(json: JSONObject(data: spec.encoded(), source: "again.json")) == spec)
+        #expect(try hardware(validGPU).efficiency.blockScaledFP8Matmul == nil)
+    }
+
     @Test(arguments: [
         ("memory_bytes", #""memory_bytes": 85899345920"#, #""memory_bytes": 0"#),
         ("memory_bandwidth", #""memory_bandwidth": 3.35e12"#, #""memory_bandwidth": -1"#),
@@ -49,6 +57,7 @@ let validGPU = #"""
         ("scale_up_domain", #""scale_up_domain": 8"#, #""scale_up_domain": "eight""#),
         ("matmul", #""matmul": 0.7"#, #""matmul": 1.5"#),
         ("half_efficiency_rows", #""matmul": 0.7"#, #""matmul": 0.7, "half_efficiency_rows": -3"#),
+        ("block_scaled_fp8_matmul", #""matmul": 0.7"#, #""matmul": 0.7, "block_scaled_fp8_matmul": 0"#),
         ("kind", #""kind": "gpu""#, #""kind": "tpu""#),
         ("schema", #""schema": "moesim-hardware/1""#, #""schema": "other/2""#),
         ("id", #""id": "test-gpu", "#, ""),

@@ -31,6 +31,30 @@ import TestSupport
         }
     }
 
+    /// FP8 without `weight_block_size` is scaled per tensor or channel (`fp8-tensor`); 128 × 128
+    /// blocks are DeepSeek's `fp8`; another block size is an error that names it.
+    @Test func fp8BlocksOrNot() throws {
+        let text = try String(contentsOf: root.appendingPathComponent("configs/models/deepseek-v3.json"), encoding: .utf8)
+        func shipped(_ config: String) throws -> WeightFormat {
+            try ModelSpec(config: JSONObject(data: Data(config.utf8), source: "v3"), id: "v3").asShipped().1
+        }
+        #expect(try shipped(text) == .fp8)
+        let blocks = try #require(text.range(of: #""weight_block_size": \[\s*128,\s*128\s*\]"#, options: .regularExpression))
+        var perTensor = text
+        perTensor.replaceSubrange(blocks, with: #""weight_block_size": null"#)
+        #expect(try shipped(perTensor) == .fp8Tensor)
+        var blocks64 = text
+        blocks64.replaceSubrange(blocks, with: #""weight_block_size": [64, 64]"#)
+        do {
+            _ = try shipped(blocks64)
+            Issue.record("FP8 in 64 × 64 blocks was priced")
+        } catch let error as ConfigError {
+            #expect("\(error)".contains("[64, 64]"), "\(error)")
+        }
+        // A scale per row: 4 bytes a row on top of a byte a value.
+        #expect(WeightFormat.fp8Tensor.bytes(rows: 3, cols: 1000) == 3000 + 12)
+    }
+
     /// Kimi K2.5 as shipped: its experts' INT4 with a bf16 scale per 32 values is 4.5 bits a value,
     /// the rest bf16.
     @Test func kimiK25ExpertsAreInt4InGroupsOf32() throws {
