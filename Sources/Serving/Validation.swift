@@ -30,6 +30,19 @@ public struct ValidationReport: Sendable {
         let mid = errors.count / 2
         return errors.count % 2 == 1 ? errors[mid] : (errors[mid - 1] + errors[mid]) / 2
     }
+
+    /// Priced entries whose prediction is within `factor` of the measurement either way
+    /// (1/factor ≤ predicted/measured ≤ factor): the targets are 1.5× and 2×.
+    public func within(_ factor: Double) -> Int {
+        entries.filter { e in e.predicted.map { $0 / e.measured >= 1 / factor && $0 / e.measured <= factor } ?? false }.count
+    }
+
+    /// The priced entry furthest from its measurement, by ratio either way.
+    public var worst: ValidationEntry? {
+        entries.filter { $0.predicted != nil }.max { a, b in
+            abs(log((a.predicted ?? 1) / a.measured)) < abs(log((b.predicted ?? 1) / b.measured))
+        }
+    }
 }
 
 public enum Validation {

@@ -47,6 +47,9 @@ struct ValidateCommand: ParsableCommand {
                 return entry
             }]
             if let m = report.medianAbsoluteError { json["median_abs_error"] = m }
+            json["priced"] = report.entries.compactMap(\.error).count
+            json["within_1_5x"] = report.within(1.5)
+            json["within_2x"] = report.within(2)
             try Output.printJSON(json)
             return
         }
@@ -65,7 +68,12 @@ struct ValidateCommand: ParsableCommand {
                     e.bottleneck ?? "", e.layout ?? ""]
         })
         if let m = report.medianAbsoluteError {
-            print("median |error| \(Output.fixed(100 * m, 1))% over \(report.entries.compactMap(\.error).count) entries")
+            let priced = report.entries.compactMap(\.error).count
+            print("median |error| \(Output.fixed(100 * m, 1))% over \(priced) entries; within 1.5×: \(report.within(1.5)) of \(priced), "
+                + "within 2×: \(report.within(2)) of \(priced)")
+            if let w = report.worst, let p = w.predicted {
+                print("furthest: \(w.id), predicted \(Output.fixed(p / w.measured, 2))× the measurement")
+            }
         }
     }
 }

@@ -259,6 +259,8 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         }
         let validate = try moesim("validate", "--json").json
         #expect((validate["entries"] as? [[String: Any]])?.count == 8 && validate["median_abs_error"] != nil)
+        let within = (validate["within_1_5x"] as? Int ?? -1, validate["within_2x"] as? Int ?? -1, validate["priced"] as? Int ?? -1)
+        #expect(within.0 >= 0 && within.0 <= within.1 && within.1 <= within.2 && within.2 == 8, "\(within)")
         let compare = try moesim("compare", "--model", "mixtral-8x7b", "--gpu", "h100-sxm,h200-sxm", "--json").json
         let variants = compare["variants"] as? [[String: Any]] ?? []
         #expect(variants.count == 2)
