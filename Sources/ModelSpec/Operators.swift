@@ -142,45 +142,50 @@ extension ModelSpec {
         // apart, a few microseconds a layer this leaves out).
         let quantizedActivations = options.weights.computeFormat == "fp8" || options.weights.computeFormat == "fp4"
         // Inputs whole on every tensor-parallel rank are quantized whole on every rank (priced
-        // replicated), split ones in shares.
-        func quantization(_ layerOps: [Operator], count: Int) -> [Operator] {
-            guard quantizedActivations else { return [] }
+        // replicated), split ones in shares. Two optionals, not an array: operator lists are built
+        // for every step shape a simulation prices.
+        func quantization(_ layerOps: [Operator], count: Int, block: Operator.Block) -> (split: Operator?, whole: Operator?) {
+            guard quantizedActivations else { return (nil, nil) }
             var split = 0.0, whole = 0.0
             for op in layerOps where op.kind == .matmul || op.kind == .groupedMatmul {
                 split += op.quantizedInputs
                 whole += op.wholeQuantizedInputs
             }
-            return [(split, "activation quantization", WeightTensor.Split.heads),
-                    (whole, "activation quantization (inputs whole on every rank)", .replicated)].compactMap { inputs, name, share in
+            func pass(_ inputs: Double, _ name: String, _ share: WeightTensor.Split) -> Operator? {
                 guard inputs > 0 else { return nil }
                 var op = Operator(name: name, kind: .activation, layers: count, flops: 2 * inputs, weightBytes: 0,
-                                  activationBytes: (2 + 1 + 4.0 / 128) * inputs, kvBytes: 0)
+                                  activationBytes: (2 + 1 + 4.0 / 128) * inputs, kvBytes: 0, block: block)
                 op.fused = true
                 op.computeSplit = share
                 return op
             }
+            return (pass(split, "activation quantization", .heads),
+                    pass(whole, "activation quantization (inputs whole on every rank)", .replicated))
+        }
+        func append(_ q: (split: Operator?, whole: Operator?), to list: inout [Operator]) {
+            if let op = q.split { list.append(op) }
+            if let op = q.whole { list.append(op) }
         }
         for (layer, count) in layerGroups() {
             ops.append(norm("input norm", width: h, layers: count))
             let attentionOps = attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
-            ops += attentionOps.map { $0.tagged(.attention) }
-            ops += quantization(attentionOps, count: count).map { $0.tagged(.attention) }
+            for op in attentionOps { ops.append(op.tagged(.attention)) }
+            append(quantization(attentionOps, count: count, block: .attention), to: &ops)
             ops.append(norm("post-attention norm", width: h, layers: count))
             switch layer.feedForward {
             case let .dense(size):
-                ops.append(matmul("mlp gate+up", 2 * size, hiddenSize, tokens: t, layers: count).tagged(.mlp))
-                ops.append(Operator(name: "SwiGLU", kind: .activation, layers: count, flops: 5 * t * Double(size),
-                                    weightBytes: 0, activationBytes: 6 * t * Double(size), kvBytes: 0, block: .mlp))
-                ops.append(rowParallel(matmul("mlp down", hiddenSize, size, tokens: t, layers: count)).tagged(.mlp))
+                let mlp = [matmul("mlp gate+up", 2 * size, hiddenSize, tokens: t, layers: count).tagged(.mlp),
+                           Operator(name: "SwiGLU", kind: .activation, layers: count, flops: 5 * t * Double(size),
+                                    weightBytes: 0, activationBytes: 6 * t * Double(size), kvBytes: 0, block: .mlp),
+                           rowParallel(matmul("mlp down", hiddenSize, size, tokens: t, layers: count)).tagged(.mlp)]
+                ops += mlp
+                append(quantization(mlp, count: count, block: .mlp), to: &ops)
             case .moe:
                 if let moe {
                     let moeOps = moeOperators(moe, count: count, step: step, options: options, matmul: matmul)
-                    ops += moeOps.map { $0.tagged(.moe) }
-                    ops += quantization(moeOps, count: count).map { $0.tagged(.moe) }
+                    for op in moeOps { ops.append(op.tagged(.moe)) }
+                    append(quantization(moeOps, count: count, block: .moe), to: &ops)
                 }
-            }
-            if case .dense = layer.feedForward {
-                ops += quantization(ops.suffix(3).filter { $0.block == .mlp }, count: count).map { $0.tagged(.mlp) }
             }
         }
         if let mix = attentionResidualMix(tokens: t) { ops.append(mix) }
