@@ -265,11 +265,11 @@ struct ServingSimulation {
         w.decodeStreak = chunks.isEmpty && decoding > 0 ? w.decodeStreak + 1 : 0
         let utilization = w.kvCapacity > 0 ? w.kvUsed / w.kvCapacity : 0
         let inWindow = warmUpEnd.map { end > $0 } ?? false
+        // Only the part of a step inside the window counts (the first may straddle its start).
+        let counted = inWindow ? end - max(start, warmUpEnd ?? start) : 0
         if inWindow {
-            outcome.kvUtilizationSeconds += utilization * seconds
-            outcome.busySeconds += seconds
-            // Only the part of a step inside the window counts (the first may straddle its start).
-            let counted = end - max(start, warmUpEnd ?? start)
+            outcome.kvUtilizationSeconds += utilization * counted
+            outcome.busySeconds += counted
             let gpus = Double(w.steps.gpusPerWorker)
             outcome.stepJoules += w.steps.lastWatts * gpus * counted
             outcome.busyGPUSeconds += gpus * counted
@@ -279,7 +279,7 @@ struct ServingSimulation {
             w.decodeContextSum += Double(decoding) * a
             if inWindow {
                 outcome.outputTokens += Double(decoding) * a
-                outcome.decodeSequenceSeconds += Double(decoding) * seconds
+                outcome.decodeSequenceSeconds += Double(decoding) * counted
             }
             let due = w.finishing.removeValue(forKey: w.decodeIndex) ?? []
             w.decodeIndex += 1
