@@ -71,7 +71,7 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "GPUs per node (one scale-up domain); default: the accelerator's domain size.")
     var gpusPerNode: Int?
 
-    @Option(help: "Weight format: bf16, fp8, fp4 (NVFP4), mxfp4, int4, int4-g32, or checkpoint (the formats the model's config ships: DeepSeek-V4's fp4 experts).")
+    @Option(help: "Weight format: bf16, fp8 (128 × 128 blocks), fp8-tensor (per-tensor scales), fp4 (NVFP4), mxfp4, int4, int4-g32, or checkpoint (the formats the model's config ships: DeepSeek-V4's fp4 experts).")
     var weights: WeightsChoice = .format(.fp8)
 
     @Option(help: "KV-cache format: bf16 or fp8.")
