@@ -180,7 +180,8 @@ extension Estimator {
             case .matmul:
                 let rows = op.block == .head ? headRows : groupTokens
                 let split = op.computeSplit == .replicated ? 1 : tp
-                // GEMMs on quantized weights run in the weights' format; the rest (router, head) in bf16.
+                // Only GEMMs on quantized weights pay for block scales; the router and the head
+                // (bf16 weights) share the step's matmul peak.
                 let blockScaled = weights == .fp8 && op.quantizedInputs + op.wholeQuantizedInputs > 0
                 add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows, blockScaledFP8: blockScaled),
                     bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)

@@ -171,18 +171,16 @@ public struct HardwareSpec: Sendable, Equatable {
             "scale_up_bandwidth": scaleUpBandwidth, "scale_up_domain": scaleUpDomain,
             "scale_up_latency": scaleUpLatency, "scale_out_bandwidth": scaleOutBandwidth,
             "scale_out_latency": scaleOutLatency,
-            "efficiency": ["matmul": efficiency.matmul, "memory": efficiency.memory,
-                           "scale_up": efficiency.scaleUp, "scale_out": efficiency.scaleOut],
             "sources": sources,
         ]
+        var e: [String: Any] = ["matmul": efficiency.matmul, "memory": efficiency.memory,
+                                "scale_up": efficiency.scaleUp, "scale_out": efficiency.scaleOut]
+        if let rows = efficiency.halfEfficiencyRows { e["half_efficiency_rows"] = rows }
+        if let f = efficiency.blockScaledFP8Matmul { e["block_scaled_fp8_matmul"] = f }
+        object["efficiency"] = e
         if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
         if let threads { object["threads"] = threads }
         if let power { object["power"] = power.jsonObject }
-        if var e = object["efficiency"] as? [String: Any] {
-            if let rows = efficiency.halfEfficiencyRows { e["half_efficiency_rows"] = rows }
-            if let f = efficiency.blockScaledFP8Matmul { e["block_scaled_fp8_matmul"] = f }
-            object["efficiency"] = e
-        }
         return object
     }
 

@@ -67,7 +67,8 @@ public struct Operator: Sendable, Equatable {
     public var fused = false
     /// How tensor parallelism divides this operator's work and weights: by heads (every GEMM of
     /// the attention group's share), or not at all (replicated weights every rank runs whole:
-    /// the sparse indexer, DeepSeek-V4's compressor and kv projection).
+    /// MLA's and DeepSeek-V4's down-projections, the router, the sparse indexer, DeepSeek-V4's
+    /// compressor and kv projection, the norms).
     public var computeSplit: WeightTensor.Split = .heads
     /// The KV heads whose cache this operator reads, when they differ from the model's (MiMo's
     /// sliding layers).
@@ -320,11 +321,6 @@ extension ModelSpec {
             // The down-projections run whole on every tensor-parallel rank: SGLang's
             // fused_qkv_a_proj_with_mqa is a ReplicatedLinear, vLLM's fused_qkv_a_proj has
             // disable_tp, TensorRT-LLM's kv_a_proj_with_mqa no tensor-parallel mode.
-            func replicated(_ op: Operator) -> Operator {
-                var op = op
-                op.computeSplit = .replicated
-                return op
-            }
             if let rank = a.qLoraRank {
                 ops.append(replicated(matmul("MLA q down-projection", rank, hiddenSize, t, count, .matmul, nil)))
                 ops.append(matmul("MLA q up-projection", heads * a.qkHeadDim, rank, t, count, .matmul, nil))
@@ -335,8 +331,12 @@ extension ModelSpec {
             let upRows = heads * (a.qkNopeHeadDim + a.vHeadDim)
             let hd = Double(heads)
             if step.phase == .decode {
-                // Absorbed: W_UK folds into the query, W_UV into the output; both read once.
-                ops.append(matmul("MLA absorbed kv up-projection", upRows, a.kvLoraRank, t, count, .matmul, nil))
+                // Absorbed: W_UK folds into the query, W_UV into the output; both read once. Their
+                // inputs are per head (each head's nope query and latent output), cut with the heads.
+                var absorbed = matmul("MLA absorbed kv up-projection", upRows, a.kvLoraRank, t, count, .matmul, nil)
+                absorbed.wholeQuantizedInputs = 0
+                absorbed.quantizedInputs = t * hd * Double(a.qkNopeHeadDim + a.kvLoraRank)
+                ops.append(absorbed)
                 let perKey = 2 * Double(a.kvLoraRank + a.qkRopeHeadDim) + 2 * Double(a.kvLoraRank) + 5
                 ops.append(Operator(name: "MLA attention over the latent cache", kind: .attention, layers: count,
                                     flops: keys * hd * perKey, weightBytes: 0,
@@ -381,7 +381,7 @@ extension ModelSpec {
         let t = Double(step.tokens), s = Double(step.sequences), h = hiddenSize
         let plain = options.weights.unquantized
         var ops: [Operator] = []
-        ops.append(matmul("V4 query down-projection", a.queryRank, h, t, count, .matmul, nil))
+        ops.append(replicated(matmul("V4 query down-projection", a.queryRank, h, t, count, .matmul, nil)))
         ops.append(matmul("V4 query up-projection", a.heads * a.headDim, a.queryRank, t, count, .matmul, nil))
         var kvProjection = matmul("V4 key-value projection (one head)", a.headDim, h, t, count, .matmul, nil)
         kvProjection.computeSplit = .replicated
@@ -560,6 +560,14 @@ public struct StepCost: Sendable, Equatable {
     }
 
     public var bytes: Double { weightBytes + activationBytes + kvBytes }
+}
+
+/// An operator every tensor-parallel rank runs whole (replicated weights: MLA's and DeepSeek-V4's
+/// down-projections, the router, the sparse indexer).
+private func replicated(_ op: Operator) -> Operator {
+    var op = op
+    op.computeSplit = .replicated
+    return op
 }
 
 /// A row-parallel GEMM (output projections, the MLP's down projection): each tensor-parallel rank

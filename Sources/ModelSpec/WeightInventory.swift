@@ -235,7 +235,9 @@ extension ModelSpec {
         vector("self_attn.kv_norm", a.headDim, n, category, .replicated)
         matrix("self_attn.o_a_proj (grouped)", a.outputGroups * a.outputRank, a.heads * a.headDim / max(a.outputGroups, 1), n,
                category, .heads)
-        matrix("self_attn.o_b_proj", h, a.outputGroups * a.outputRank, n, category, .replicated)
+        // Row-parallel like o_proj: its input, the grouped down-projection's output, is split
+        // over the ranks with the heads (DeepSeek's reference `wo_b` is a RowParallelLinear).
+        matrix("self_attn.o_b_proj", h, a.outputGroups * a.outputRank, n, category, .heads)
         guard !mtp else { return }
         let csa = layers.filter { if case let .compressed(r, _) = $0.span { r == a.sparseRatio } else { false } }.count
         let hca = layers.filter { if case let .compressed(r, _) = $0.span { r == a.heavyRatio } else { false } }.count

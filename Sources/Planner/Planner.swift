@@ -189,7 +189,8 @@ public enum Planner {
         // `--weights F` stores every matrix in F, the experts included: try it that way.
         var uniform = model
         uniform.expertWeightFormat = nil
-        for format in [WeightFormat.fp8, .nvfp4, .int4] where format.bytes(rows: 128, cols: 128) < workload.weights.bytes(rows: 128, cols: 128) {
+        for format in [WeightFormat.fp8, .nvfp4, .int4] where format.bytes(rows: 128, cols: 128) < workload.weights.bytes(rows: 128, cols: 128)
+            && format.computeFormat != workload.weights.computeFormat {
             var lighter = workload
             lighter.weights = format
             if Double(uniform.weightBytes(format)) < weights, fits(uniform, cluster: cluster, workload: lighter, options: options) {

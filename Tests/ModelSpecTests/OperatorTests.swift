@@ -35,11 +35,12 @@ import TestSupport
     /// FP8 GEMMs quantize their inputs; which ranks of a tensor-parallel group do it follows from
     /// the GEMM's cut. DeepSeek-V3 (hidden 7,168, q rank 1,536, kv rank 512, 128 heads × 128,
     /// 8 of 256 experts of 2,048, one shared expert of 2,048), decoding 4 tokens per layer:
-    /// whole on every rank: the down-projections' 7,168 + 7,168, the q up-projection's 1,536, the
-    /// absorbed kv up-projection's 512; the experts' hidden state once per token (7,168, before
-    /// dispatch or gather) and the shared expert's 7,168. In shares: the output projection's
-    /// 128 × 128, the experts' 8 × 2,048 intermediates and the shared expert's 2,048. Two FLOPs
-    /// an element. The down-projections themselves run whole on every rank (replicated, as SGLang,
+    /// whole on every rank: the down-projections' 7,168 + 7,168 and the q up-projection's 1,536;
+    /// the experts' hidden state once per token (7,168, before dispatch or gather) and the shared
+    /// expert's 7,168. In shares: the output projection's 128 × 128, the absorbed kv
+    /// up-projection's per-head inputs 128 × (128 + 512) (each head's nope query and latent
+    /// output), the experts' 8 × 2,048 intermediates and the shared expert's 2,048. Two FLOPs an
+    /// element. The down-projections themselves run whole on every rank (replicated, as SGLang,
     /// vLLM and TensorRT-LLM build them); the up-projections are cut by heads.
     @Test func quantizedInputsFollowTheTensorParallelCut() throws {
         let v3 = try model("deepseek-v3")
@@ -48,8 +49,8 @@ import TestSupport
             ops.filter { $0.block == block && $0.layers == 58 && $0.name.hasPrefix("activation quantization")
                 && ($0.computeSplit == .replicated) == whole }.reduce(0) { $0 + $1.flops / 2 }
         }
-        #expect(inputs(.attention, whole: true) == 4 * (7168 + 7168 + 1536 + 512))
-        #expect(inputs(.attention, whole: false) == 4 * 128 * 128)
+        #expect(inputs(.attention, whole: true) == 4 * (7168 + 7168 + 1536))
+        #expect(inputs(.attention, whole: false) == 4 * (128 * 128 + 128 * (128 + 512)))
         #expect(inputs(.moe, whole: true) == 4 * (7168 + 7168))
         #expect(inputs(.moe, whole: false) == 4 * (8 * 2048 + 2048))
         let cut = Dictionary(ops.filter { $0.name.hasPrefix("MLA") && $0.kind == .matmul }.map { ($0.name, $0.computeSplit) }) { a, _ in a }
