@@ -198,6 +198,7 @@ extension Estimator {
         let traffic = Traffic.of(model, layout: layout, cluster: cluster, dispatchBytes: dispatchBytes)
         let prefillTokens = parts.filter { $0.phase == .prefill }.reduce(0.0) { $0 + $1.sequencesPerGPU * Double($1.newTokens) }
         var upBytes = 0.0, outBytes = 0.0, messages = 0.0, latency = 0.0
+        var expertAllToAll = false
         for part in traffic.components {
             // Tensor-parallel collectives move the whole attention group's tokens.
             let tokens = part.name.hasPrefix("tensor") ? tokensPerGPU * tp : tokensPerGPU
@@ -210,6 +211,7 @@ extension Estimator {
             }
             upBytes += part.scaleUp * tokens * stageShare
             outBytes += scaleOut * stageShare
+            if part.name.hasPrefix("expert"), part.scaleUp + part.scaleOut > 0 { expertAllToAll = true }
             if part.name.hasPrefix("tensor"), part.scaleOut == 0 {
                 latency += Double(part.messages) * stageShare * Efficiency.allReduceLatency(gpus: layout.attentionGroup)
             } else {
@@ -224,11 +226,22 @@ extension Estimator {
 
         // Two-batch overlap runs two half-batches as a two-stage pipeline (compute, communicate):
         // while one half communicates the other computes, but the first half's computation and
-        // the last half's communication have nothing to hide behind. Step = (C + X)/2 + max(C, X)/2,
-        // so half of the shorter phase stays exposed.
+        // the last half's communication have nothing to hide behind: C/2, then the overlapped
+        // stage, then X/2. With r = 1 the overlapped stage is max(C, X)/2, so half of the shorter
+        // phase stays exposed. In prefill the all-to-all is DeepEP's normal mode, whose kernels
+        // hold 20 SMs while they run (`Efficiency.deepEPNormalSMs`): the other half's computation
+        // runs at r = (SMs − 20)/SMs of its speed until the communication ends, then at full speed.
         let arithmetic = compute + memory
         var exposed = communication
-        if overlap { exposed = (arithmetic + communication) / 2 + max(arithmetic, communication) / 2 - arithmetic }
+        if overlap {
+            var r = 1.0
+            if prefillTokens > 0, expertAllToAll, let sms = gpu.smCount.map(Double.init), sms > Efficiency.deepEPNormalSMs {
+                r = (sms - Efficiency.deepEPNormalSMs) / sms
+            }
+            let half = communication / 2
+            let overlapped = arithmetic / 2 <= r * half ? half : half + (arithmetic / 2 - r * half)
+            exposed = arithmetic / 2 + overlapped + half - arithmetic
+        }
         return StepTime(compute: compute, memory: memory, communication: exposed,
                         overhead: kernels * Efficiency.kernelOverhead(gpu), rawCommunication: communication, blocks: blocks)
     }

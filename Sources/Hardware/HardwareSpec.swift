@@ -58,6 +58,10 @@ public struct HardwareSpec: Sendable, Equatable {
     /// For a CPU host from `moesim calibrate --save`: the threads it was measured with (`threads`,
     /// optional), so that a run on another thread count can say its prediction does not apply.
     public var threads: Int?
+    /// Streaming multiprocessors of one GPU (`sm_count`, optional): communication kernels that run
+    /// on SMs (DeepEP's normal mode) take some from the computation they overlap. Absent: that
+    /// contention is not priced.
+    public var smCount: Int?
     /// Where each figure comes from, by field name.
     public var sources: [String: String]
 
@@ -127,6 +131,8 @@ public struct HardwareSpec: Sendable, Equatable {
                                 blockScaledFP8Matmul: e.has("block_scaled_fp8_matmul") ? try Self.fraction(e, "block_scaled_fp8_matmul") : nil)
         threads = json.has("threads") ? try json.requiredInt("threads", atLeast: 1) : nil
         if let threads, threads > 4096 { throw json.error("threads", "must be at most 4,096, got \(threads)") }
+        smCount = json.has("sm_count") ? try json.requiredInt("sm_count", atLeast: 1) : nil
+        if let smCount, smCount > 100_000 { throw json.error("sm_count", "must be at most 100,000, got \(smCount)") }
         if json.has("gpu_hour_price") {
             gpuHourPrice = try Self.ranged(json, "gpu_hour_price", 1e-6...1e6, required: true)
         } else {
@@ -180,6 +186,7 @@ public struct HardwareSpec: Sendable, Equatable {
         object["efficiency"] = e
         if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
         if let threads { object["threads"] = threads }
+        if let smCount { object["sm_count"] = smCount }
         if let power { object["power"] = power.jsonObject }
         return object
     }

@@ -238,3 +238,38 @@ import TestSupport
     }
 }
 
+/// Two-batch overlap as a two-stage pipeline: C/2, the overlapped stage, X/2. In prefill the
+/// all-to-all is DeepEP's normal mode, whose kernels hold 20 of the H100's 132 SMs while they run
+/// (h100-sxm.json `sm_count`, `Efficiency.deepEPNormalSMs`), so the overlapped computation runs
+/// at 112/132 of its speed until the communication ends. Checked against that closed form from
+/// the same step priced without overlap; decode (low-latency kernels, no SMs) and a GPU file
+/// without `sm_count` keep the plain pipeline.
+@Suite struct TwoBatchOverlapTests {
+    @Test func deepEPNormalModeTakesSMsFromPrefill() throws {
+        let v3 = try model("deepseek-v3")
+        let h100 = try gpu("h100-sxm")
+        #expect(h100.smCount == 132)
+        var anonymous = h100
+        anonymous.smCount = nil
+        let layout = Layout(attention: .data, tp: 1, ep: 32, pp: 1)
+        func step(_ g: HardwareSpec, _ shape: StepShapeOnGPU, overlap: Bool) throws -> StepTime {
+            Estimator.stepTime(v3, cluster: try Cluster(gpu: g, gpuCount: 32), layout: layout, shape: shape, weights: .fp8,
+                               kvCache: .bf16, imbalance: 1, localExperts: 8, overlap: overlap)
+        }
+        func pipeline(_ plain: StepTime, r: Double) -> Double {
+            let c = plain.compute + plain.memory, x = plain.communication
+            let overlapped = c / 2 <= r * x / 2 ? x / 2 : x / 2 + (c / 2 - r * x / 2)
+            return c / 2 + overlapped + x / 2 + plain.overhead
+        }
+        let prefill = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 4, newTokens: 4096, context: 0)
+        let plain = try step(h100, prefill, overlap: false)
+        #expect(plain.compute + plain.memory > 0 && plain.communication > 0)
+        let overlapped = try step(h100, prefill, overlap: true)
+        #expect(abs(overlapped.total / pipeline(plain, r: 112.0 / 132) - 1) < 1e-9)
+        #expect(overlapped.total > pipeline(plain, r: 1) * 1.01, "the SMs DeepEP holds cost this step something")
+        #expect(abs(try step(anonymous, prefill, overlap: true).total / pipeline(plain, r: 1) - 1) < 1e-9)
+        let decode = StepShapeOnGPU(phase: .decode, sequencesPerGPU: 128, newTokens: 1, context: 4096)
+        #expect(abs(try step(h100, decode, overlap: true).total / pipeline(try step(h100, decode, overlap: false), r: 1) - 1) < 1e-9)
+    }
+}
+

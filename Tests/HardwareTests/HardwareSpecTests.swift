@@ -48,6 +48,9 @@ let validGPU = #"""
         #expect(spec.efficiency.blockScaledFP8Matmul == 0.6)
         #expect(try HardwareSpec(json: JSONObject(data: spec.encoded(), source: "again.json")) == spec)
         #expect(try hardware(validGPU).efficiency.blockScaledFP8Matmul == nil)
+        let sms = try hardware(validGPU.replacingOccurrences(of: #""scale_up_domain": 8,"#, with: #""scale_up_domain": 8, "sm_count": 132,"#))
+        #expect(sms.smCount == 132)
+        #expect(try HardwareSpec(json: JSONObject(data: sms.encoded(), source: "again.json")) == sms)
     }
 
     @Test(arguments: [
@@ -58,6 +61,7 @@ let validGPU = #"""
         ("matmul", #""matmul": 0.7"#, #""matmul": 1.5"#),
         ("half_efficiency_rows", #""matmul": 0.7"#, #""matmul": 0.7, "half_efficiency_rows": -3"#),
         ("block_scaled_fp8_matmul", #""matmul": 0.7"#, #""matmul": 0.7, "block_scaled_fp8_matmul": 0"#),
+        ("sm_count", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "sm_count": 0"#),
         ("kind", #""kind": "gpu""#, #""kind": "tpu""#),
         ("schema", #""schema": "moesim-hardware/1""#, #""schema": "other/2""#),
         ("id", #""id": "test-gpu", "#, ""),
