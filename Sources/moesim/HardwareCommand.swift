@@ -35,6 +35,7 @@ struct HardwareList: ParsableCommand {
                     "efficiency": g.jsonObject["efficiency"] ?? [:],
                 ]
                 if let price = g.gpuHourPrice { entry["gpu_hour_price"] = price }
+                if let sms = g.smCount { entry["sm_count"] = sms }
                 if let p = g.power { entry["power"] = p.jsonObject }
                 return entry
             }])
