@@ -50,11 +50,11 @@ public enum Efficiency {
         6.6e-6 + 0.6e-6 * Double(2 * max(gpus - 1, 0))
     }
 
-    /// SMs DeepEP's normal-mode (prefill) dispatch and combine kernels occupy while they run:
-    /// DeepEP's default `Buffer.num_sms` is 20, the figure DeepSeek-V3's report gives for
-    /// saturating IB and NVLink (§3.2.2), and SGLang's two-batch overlap in prefill gives DeepGEMM
-    /// the GPU's SMs less these (`deep_gemm_num_sms = total − DeepEPConfig.num_sms`). Its
-    /// low-latency (decode) kernels occupy none.
+    /// SMs DeepEP's normal-mode (prefill) dispatch and combine kernels occupy: DeepEP's default
+    /// `Buffer.num_sms` is 20, the figure DeepSeek-V3's report gives for saturating IB and NVLink
+    /// (§3.2.2). SGLang's two-batch overlap in prefill keeps them for DeepEP during the whole
+    /// overlapped forward and gives DeepGEMM the rest (`deep_gemm_num_sms = total −
+    /// DeepEPConfig.num_sms`). Its low-latency (decode) kernels occupy none.
     public static let deepEPNormalSMs = 20.0
 
     /// Fixed cost per kernel: launch and tail of a GPU kernel under CUDA graphs (a few µs); on the

@@ -141,6 +141,20 @@ extension Estimator {
             }
         }
 
+        let dispatchBytes = Traffic.dispatchBytes(for: weights)
+        let traffic = Traffic.of(model, layout: layout, cluster: cluster, dispatchBytes: dispatchBytes)
+        let prefillTokens = parts.filter { $0.phase == .prefill }.reduce(0.0) { $0 + $1.sequencesPerGPU * Double($1.newTokens) }
+        // Two-batch overlap in prefill with experts spread by expert parallelism (an all-to-all,
+        // DeepEP's normal mode): SGLang runs the whole overlapped forward with DeepGEMM limited to
+        // the GPU's SMs less DeepEP's (`configure_deep_gemm_num_sms(total − DeepEPConfig.num_sms)`
+        // around the overlapped operations), so its GEMMs get that share of the peak throughout.
+        var gemmShare = 1.0
+        if overlap, prefillTokens > 0, layout.ep > 1, layout.moeTP == 1,
+           traffic.components.contains(where: { $0.name.hasPrefix("expert") && $0.scaleUp + $0.scaleOut > 0 }),
+           let sms = gpu.smCount.map(Double.init), sms > Efficiency.deepEPNormalSMs {
+            gemmShare = (sms - Efficiency.deepEPNormalSMs) / sms
+        }
+
         // GEMM kernels stream weights more slowly than a copy (Efficiency.gpuWeightStreaming).
         let streaming = gpu.kind == .gpu
             ? gpu.memoryBandwidth * min(gpu.efficiency.memory, Efficiency.gpuWeightStreaming) : bandwidth
@@ -171,7 +185,7 @@ extension Estimator {
                 let expertWeights = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
                 let bytes = expertWeights + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
                 add(flops: pairs * flopsPerPair / Double(layout.moeTP),
-                    peak: expertPeak * Efficiency.matmul(gpu, rows: perExpert, blockScaledFP8: (model.expertWeightFormat ?? weights) == .fp8),
+                    peak: expertPeak * gemmShare * Efficiency.matmul(gpu, rows: perExpert, blockScaledFP8: (model.expertWeightFormat ?? weights) == .fp8),
                     bytes: bytes, count: count, weights: expertWeights)
             case .attention:
                 let share = op.computeSplit == .replicated ? 1 : tp
@@ -182,8 +196,9 @@ extension Estimator {
                 let split = op.computeSplit == .replicated ? 1 : tp
                 // Only GEMMs on quantized weights pay for block scales; the router and the head
                 // (bf16 weights) share the step's matmul peak.
-                let blockScaled = weights == .fp8 && op.quantizedInputs + op.wholeQuantizedInputs > 0
-                add(flops: op.flops / split, peak: matmulPeak * Efficiency.matmul(gpu, rows: rows, blockScaledFP8: blockScaled),
+                let quantized = op.quantizedInputs + op.wholeQuantizedInputs > 0
+                let share = quantized ? gemmShare : 1  // DeepGEMM runs the quantized GEMMs
+                add(flops: op.flops / split, peak: matmulPeak * share * Efficiency.matmul(gpu, rows: rows, blockScaledFP8: weights == .fp8 && quantized),
                     bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)
             case .embedding, .norm, .routing, .activation:
                 // Replicated ones (Kimi K3's attention-residual mix, DeepSeek-V4's hyper-connections)
@@ -194,11 +209,7 @@ extension Estimator {
         }
 
         // Communication of this GPU's tokens.
-        let dispatchBytes = Traffic.dispatchBytes(for: weights)
-        let traffic = Traffic.of(model, layout: layout, cluster: cluster, dispatchBytes: dispatchBytes)
-        let prefillTokens = parts.filter { $0.phase == .prefill }.reduce(0.0) { $0 + $1.sequencesPerGPU * Double($1.newTokens) }
         var upBytes = 0.0, outBytes = 0.0, messages = 0.0, latency = 0.0
-        var expertAllToAll = false
         for part in traffic.components {
             // Tensor-parallel collectives move the whole attention group's tokens.
             let tokens = part.name.hasPrefix("tensor") ? tokensPerGPU * tp : tokensPerGPU
@@ -211,7 +222,6 @@ extension Estimator {
             }
             upBytes += part.scaleUp * tokens * stageShare
             outBytes += scaleOut * stageShare
-            if part.name.hasPrefix("expert"), part.scaleUp + part.scaleOut > 0 { expertAllToAll = true }
             if part.name.hasPrefix("tensor"), part.scaleOut == 0 {
                 latency += Double(part.messages) * stageShare * Efficiency.allReduceLatency(gpus: layout.attentionGroup)
             } else {
@@ -226,22 +236,11 @@ extension Estimator {
 
         // Two-batch overlap runs two half-batches as a two-stage pipeline (compute, communicate):
         // while one half communicates the other computes, but the first half's computation and
-        // the last half's communication have nothing to hide behind: C/2, then the overlapped
-        // stage, then X/2. With r = 1 the overlapped stage is max(C, X)/2, so half of the shorter
-        // phase stays exposed. In prefill the all-to-all is DeepEP's normal mode, whose kernels
-        // hold 20 SMs while they run (`Efficiency.deepEPNormalSMs`): the other half's computation
-        // runs at r = (SMs − 20)/SMs of its speed until the communication ends, then at full speed.
+        // the last half's communication have nothing to hide behind. Step = (C + X)/2 + max(C, X)/2,
+        // so half of the shorter phase stays exposed.
         let arithmetic = compute + memory
         var exposed = communication
-        if overlap {
-            var r = 1.0
-            if prefillTokens > 0, expertAllToAll, let sms = gpu.smCount.map(Double.init), sms > Efficiency.deepEPNormalSMs {
-                r = (sms - Efficiency.deepEPNormalSMs) / sms
-            }
-            let half = communication / 2
-            let overlapped = arithmetic / 2 <= r * half ? half : half + (arithmetic / 2 - r * half)
-            exposed = arithmetic / 2 + overlapped + half - arithmetic
-        }
+        if overlap { exposed = (arithmetic + communication) / 2 + max(arithmetic, communication) / 2 - arithmetic }
         return StepTime(compute: compute, memory: memory, communication: exposed,
                         overhead: kernels * Efficiency.kernelOverhead(gpu), rawCommunication: communication, blocks: blocks)
     }
