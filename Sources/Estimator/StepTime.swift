@@ -224,6 +224,10 @@ extension Estimator {
             outBytes += scaleOut * stageShare
             if part.name.hasPrefix("tensor"), part.scaleOut == 0 {
                 latency += Double(part.messages) * stageShare * Efficiency.allReduceLatency(gpus: layout.attentionGroup)
+            } else if part.name.hasPrefix("expert"), part.scaleOut == 0, let a2a = gpu.allToAllLatency {
+                // Inside the scale-up domain each dispatch and combine kernel has a fixed cost
+                // the hardware file gives (TensorRT-LLM's NVLink all-to-all on NVL72).
+                latency += Double(part.messages) * stageShare * (part.name.hasSuffix("dispatch") ? a2a.dispatch : a2a.combine)
             } else {
                 messages += Double(part.messages) * stageShare
             }

@@ -58,12 +58,25 @@ public struct HardwareSpec: Sendable, Equatable {
     /// For a CPU host from `moesim calibrate --save`: the threads it was measured with (`threads`,
     /// optional), so that a run on another thread count can say its prediction does not apply.
     public var threads: Int?
+    /// Fixed time of one expert-parallel dispatch and one combine kernel inside the scale-up domain
+    /// (`all_to_all_latency`, optional, seconds): a few tokens per rank already cost this much
+    /// (kernel launch, flag exchange across the fabric). Absent: the link's `scale_up_latency`.
+    public var allToAllLatency: AllToAllLatency?
     /// Streaming multiprocessors of one GPU (`sm_count`, optional): communication kernels that run
     /// on SMs (DeepEP's normal mode) take some from the computation they overlap. Absent: that
     /// contention is not priced.
     public var smCount: Int?
     /// Where each figure comes from, by field name.
     public var sources: [String: String]
+
+    public struct AllToAllLatency: Sendable, Equatable {
+        public var dispatch: Double
+        public var combine: Double
+        public init(dispatch: Double, combine: Double) {
+            self.dispatch = dispatch
+            self.combine = combine
+        }
+    }
 
     public static let schema = "moesim-hardware/1"
     public static let formats = ["fp32", "bf16", "fp8", "fp4", "int8"]
@@ -131,6 +144,10 @@ public struct HardwareSpec: Sendable, Equatable {
                                 blockScaledFP8Matmul: e.has("block_scaled_fp8_matmul") ? try Self.fraction(e, "block_scaled_fp8_matmul") : nil)
         threads = json.has("threads") ? try json.requiredInt("threads", atLeast: 1) : nil
         if let threads, threads > 4096 { throw json.error("threads", "must be at most 4,096, got \(threads)") }
+        if let a = try json.object("all_to_all_latency") {
+            allToAllLatency = AllToAllLatency(dispatch: try Self.ranged(a, "dispatch", 0...1, required: true),
+                                              combine: try Self.ranged(a, "combine", 0...1, required: true))
+        }
         smCount = json.has("sm_count") ? try json.requiredInt("sm_count", atLeast: 1) : nil
         if let smCount, smCount > 100_000 { throw json.error("sm_count", "must be at most 100,000, got \(smCount)") }
         if json.has("gpu_hour_price") {
@@ -187,6 +204,7 @@ public struct HardwareSpec: Sendable, Equatable {
         if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
         if let threads { object["threads"] = threads }
         if let smCount { object["sm_count"] = smCount }
+        if let a = allToAllLatency { object["all_to_all_latency"] = ["dispatch": a.dispatch, "combine": a.combine] }
         if let power { object["power"] = power.jsonObject }
         return object
     }
