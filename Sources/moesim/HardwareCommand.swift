@@ -36,6 +36,7 @@ struct HardwareList: ParsableCommand {
                 ]
                 if let price = g.gpuHourPrice { entry["gpu_hour_price"] = price }
                 if let sms = g.smCount { entry["sm_count"] = sms }
+                if let a = g.allToAllLatency { entry["all_to_all_latency"] = ["dispatch": a.dispatch, "combine": a.combine] }
                 if let p = g.power { entry["power"] = p.jsonObject }
                 return entry
             }])

@@ -42,14 +42,16 @@ let validGPU = #"""
         #expect(read.threads == 2)
     }
 
-    /// Hopper's block-scaled FP8 factor reads from its file and survives a write and a read.
-    @Test func blockScaledFP8FactorRoundTrips() throws {
+    /// The optional kernel figures (Hopper's block-scaled FP8 factor, the SM count, the NVL72
+    /// all-to-all's fixed costs) read from a file and survive a write and a read.
+    @Test func optionalKernelFiguresRoundTrip() throws {
         let spec = try hardware(validGPU.replacingOccurrences(of: #""matmul": 0.7,"#, with: #""matmul": 0.7, "block_scaled_fp8_matmul": 0.6,"#))
         #expect(spec.efficiency.blockScaledFP8Matmul == 0.6)
         #expect(try HardwareSpec(json: JSONObject(data: spec.encoded(), source: "again.json")) == spec)
         #expect(try hardware(validGPU).efficiency.blockScaledFP8Matmul == nil)
-        let sms = try hardware(validGPU.replacingOccurrences(of: #""scale_up_domain": 8,"#, with: #""scale_up_domain": 8, "sm_count": 132,"#))
-        #expect(sms.smCount == 132)
+        let sms = try hardware(validGPU.replacingOccurrences(of: #""scale_up_domain": 8,"#,
+                                                             with: #""scale_up_domain": 8, "sm_count": 132, "all_to_all_latency": {"dispatch": 1.9e-5, "combine": 3.1e-5},"#))
+        #expect(sms.smCount == 132 && sms.allToAllLatency == HardwareSpec.AllToAllLatency(dispatch: 1.9e-5, combine: 3.1e-5))
         #expect(try HardwareSpec(json: JSONObject(data: sms.encoded(), source: "again.json")) == sms)
     }
 
@@ -62,6 +64,7 @@ let validGPU = #"""
         ("half_efficiency_rows", #""matmul": 0.7"#, #""matmul": 0.7, "half_efficiency_rows": -3"#),
         ("block_scaled_fp8_matmul", #""matmul": 0.7"#, #""matmul": 0.7, "block_scaled_fp8_matmul": 0"#),
         ("sm_count", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "sm_count": 0"#),
+        ("dispatch", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "all_to_all_latency": {"dispatch": -1, "combine": 3e-5}"#),
         ("kind", #""kind": "gpu""#, #""kind": "tpu""#),
         ("schema", #""schema": "moesim-hardware/1""#, #""schema": "other/2""#),
         ("id", #""id": "test-gpu", "#, ""),
