@@ -126,10 +126,8 @@ extension ModelSpec {
         // all-reduce), so every rank normalises all of the group's tokens (vLLM's and SGLang's
         // RMSNorm layers are not sharded).
         func norm(_ name: String, width: Double, layers: Int) -> Operator {
-            var op = Operator(name: name, kind: .norm, layers: layers, flops: 4 * t * width, weightBytes: 2 * width,
-                              activationBytes: 4 * t * width, kvBytes: 0)
-            op.computeSplit = .replicated
-            return op
+            replicated(Operator(name: name, kind: .norm, layers: layers, flops: 4 * t * width, weightBytes: 2 * width,
+                                activationBytes: 4 * t * width, kvBytes: 0))
         }
 
         ops.append(Operator(name: "embedding lookup", kind: .embedding, layers: 1, flops: 0,
@@ -383,15 +381,12 @@ extension ModelSpec {
         var ops: [Operator] = []
         ops.append(replicated(matmul("V4 query down-projection", a.queryRank, h, t, count, .matmul, nil)))
         ops.append(matmul("V4 query up-projection", a.heads * a.headDim, a.queryRank, t, count, .matmul, nil))
-        var kvProjection = matmul("V4 key-value projection (one head)", a.headDim, h, t, count, .matmul, nil)
-        kvProjection.computeSplit = .replicated
-        ops.append(kvProjection)
+        ops.append(replicated(matmul("V4 key-value projection (one head)", a.headDim, h, t, count, .matmul, nil)))
         // Compressor (kept in bf16): kv and gate, twice as wide on the overlapping CSA windows.
         if ratio > 0 {
             let width = (ratio == a.sparseRatio ? 2 : 1) * a.headDim
-            var compressor = matmul("V4 compressor (kv, gate)", 2 * width, h, t, count, .matmul, Double(plain.bytes(rows: 2 * width, cols: h)))
-            compressor.computeSplit = .replicated
-            ops.append(compressor)
+            ops.append(replicated(matmul("V4 compressor (kv, gate)", 2 * width, h, t, count, .matmul,
+                                         Double(plain.bytes(rows: 2 * width, cols: h)))))
         }
         let start = step.context, end = step.context + step.newTokens
         var keys = s * ModelSpec.attendedKeys(span: .slidingWindow(window), context: step.context, newTokens: step.newTokens)
@@ -406,21 +401,16 @@ extension ModelSpec {
             let x = a.indexer
             let projection = Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)
                 + plain.bytes(rows: 4 * x.headDim + x.heads, cols: h))
-            var queries = matmul("V4 indexer query projection", x.heads * x.headDim, x.queryRank, t, count, .matmul,
-                                 Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))
-            var keys = matmul("V4 indexer compressor and weights", 4 * x.headDim + x.heads, h, t, count, .matmul,
-                              projection - Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))
-            queries.computeSplit = .replicated
-            keys.computeSplit = .replicated
-            ops += [queries, keys]
+            ops.append(replicated(matmul("V4 indexer query projection", x.heads * x.headDim, x.queryRank, t, count, .matmul,
+                                         Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))))
+            ops.append(replicated(matmul("V4 indexer compressor and weights", 4 * x.headDim + x.heads, h, t, count, .matmul,
+                                         projection - Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))))
             let scanned = s * ModelSpec.entriesSeen(from: start, to: end, ratio: ratio)
             let keyBytes = Double(x.headDim * options.kvCache.bytesPerValue)
-            var scoring = Operator(name: "V4 indexer scoring (every compressed key)", kind: .attention, layers: count,
-                                   flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
-                                   activationBytes: 2 * t * Double(x.heads * x.headDim),
-                                   kvBytes: s * Double(end / ratio) * keyBytes, cacheSplit: .replicated)
-            scoring.computeSplit = .replicated
-            ops.append(scoring)
+            ops.append(replicated(Operator(name: "V4 indexer scoring (every compressed key)", kind: .attention, layers: count,
+                                           flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
+                                           activationBytes: 2 * t * Double(x.heads * x.headDim),
+                                           kvBytes: s * Double(end / ratio) * keyBytes, cacheSplit: .replicated)))
         }
         let read = step.phase == .decode ? decodeRead : Double(min(end, window) + (ratio > 0 ? end / ratio : 0))
         ops.append(Operator(name: "V4 attention (window and compressed entries)", kind: .attention, layers: count,
@@ -446,20 +436,17 @@ extension ModelSpec {
         let t = Double(step.tokens), s = Double(step.sequences)
         let plain = options.weights.unquantized
         // Every tensor-parallel rank runs the whole indexer (its weights are replicated).
-        var queries = matmul("indexer query projection (wq_b, from the query latent)", x.heads * x.headDim, x.queryRank, t, count,
-                             .matmul, Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))
-        var keys = matmul("indexer key and weight projections (wk, weights_proj)", x.headDim + x.heads, hiddenSize, t, count,
-                          .matmul, Double(plain.bytes(rows: x.headDim + x.heads, cols: hiddenSize)))
-        queries.computeSplit = .replicated
-        keys.computeSplit = .replicated
+        let queries = replicated(matmul("indexer query projection (wq_b, from the query latent)", x.heads * x.headDim, x.queryRank,
+                                        t, count, .matmul, Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank))))
+        let keys = replicated(matmul("indexer key and weight projections (wk, weights_proj)", x.headDim + x.heads, hiddenSize, t,
+                                     count, .matmul, Double(plain.bytes(rows: x.headDim + x.heads, cols: hiddenSize))))
         let scanned = s * ModelSpec.attendedKeys(span: .full, context: step.context, newTokens: step.newTokens)
         let keyBytes = Double(x.headDim * options.kvCache.bytesPerValue)
         let cached = Double(step.context + step.newTokens)
-        var scoring = Operator(name: "indexer scoring (every cached key)", kind: .attention, layers: count,
-                               flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
-                               activationBytes: 2 * t * Double(x.heads * x.headDim), kvBytes: s * cached * keyBytes + t * keyBytes,
-                               cacheSplit: .replicated)
-        scoring.computeSplit = .replicated
+        let scoring = replicated(Operator(name: "indexer scoring (every cached key)", kind: .attention, layers: count,
+                                          flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
+                                          activationBytes: 2 * t * Double(x.heads * x.headDim),
+                                          kvBytes: s * cached * keyBytes + t * keyBytes, cacheSplit: .replicated))
         return [queries, keys, scoring]
     }
 
@@ -505,18 +492,14 @@ extension ModelSpec {
         let h = moe.expertWidth(hidden: hidden)
         var ops: [Operator] = []
         // Every attention rank routes its own tokens with the whole (small) router.
-        var router = matmul("router", e, hidden, t, count, .matmul, Double(options.weights.unquantized.bytes(rows: e, cols: hidden)))
-        router.computeSplit = .replicated
-        ops.append(router)
+        ops.append(replicated(matmul("router", e, hidden, t, count, .matmul, Double(options.weights.unquantized.bytes(rows: e, cols: hidden)))))
         if let latent = moe.latentSize {
             ops.append(matmul("LatentMoE down-projection", latent, hidden, t, count, .matmul, nil))
             ops.append(matmul("LatentMoE up-projection", hidden, latent, t, count, .matmul, nil))
         }
         // ... and picks their experts whole on every rank, like the router.
-        var topK = Operator(name: "top-k selection", kind: .routing, layers: count, flops: 4 * t * Double(e),
-                            weightBytes: 0, activationBytes: 2 * t * Double(e), kvBytes: 0)
-        topK.computeSplit = .replicated
-        ops.append(topK)
+        ops.append(replicated(Operator(name: "top-k selection", kind: .routing, layers: count, flops: 4 * t * Double(e),
+                                       weightBytes: 0, activationBytes: 2 * t * Double(e), kvBytes: 0)))
         let touched = ExpertLoad.expectedDistinctExperts(experts: e, perToken: moe.expertsPerToken,
                                                          tokens: step.tokens, skew: options.expertSkew)
         let expertBytes = Double(bytesPerExpert(options.weights))
