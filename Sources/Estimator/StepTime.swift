@@ -150,7 +150,7 @@ extension Estimator {
         // around the overlapped operations), so its GEMMs get that share of the peak throughout.
         var gemmShare = 1.0
         if overlap, prefillTokens > 0, layout.ep > 1, layout.moeTP == 1,
-           traffic.components.contains(where: { $0.name.hasPrefix("expert") && $0.scaleUp + $0.scaleOut > 0 }),
+           traffic.components.contains(where: { $0.isExpertAllToAll && $0.scaleUp + $0.scaleOut > 0 }),
            let sms = gpu.smCount.map(Double.init), sms > Efficiency.deepEPNormalSMs {
             gemmShare = (sms - Efficiency.deepEPNormalSMs) / sms
         }
@@ -212,9 +212,9 @@ extension Estimator {
         var upBytes = 0.0, outBytes = 0.0, messages = 0.0, latency = 0.0
         for part in traffic.components {
             // Tensor-parallel collectives move the whole attention group's tokens.
-            let tokens = part.name.hasPrefix("tensor") ? tokensPerGPU * tp : tokensPerGPU
+            let tokens = part.kind == .tensorAllReduce ? tokensPerGPU * tp : tokensPerGPU
             var scaleOut = part.scaleOut * tokens
-            if prefillTokens > 0, part.name.hasPrefix("expert"), let moe = model.moe {
+            if prefillTokens > 0, part.isExpertAllToAll, let moe = model.moe {
                 // DeepEP's normal (prefill) kernels send a token once per remote node and fan it
                 // out over NVLink there; low-latency (decode) kernels send once per expert.
                 let dedup = nodeDedup(experts: moe.expertsPerToken, nodes: Int(group) / max(cluster.scaleUpGroup, 1))
@@ -222,12 +222,12 @@ extension Estimator {
             }
             upBytes += part.scaleUp * tokens * stageShare
             outBytes += scaleOut * stageShare
-            if part.name.hasPrefix("tensor"), part.scaleOut == 0 {
+            if part.kind == .tensorAllReduce, part.scaleOut == 0 {
                 latency += Double(part.messages) * stageShare * Efficiency.allReduceLatency(gpus: layout.attentionGroup)
-            } else if part.name.hasPrefix("expert"), part.scaleOut == 0, let a2a = gpu.allToAllLatency {
+            } else if part.isExpertAllToAll, part.scaleOut == 0, let a2a = gpu.allToAllLatency {
                 // Inside the scale-up domain each dispatch and combine kernel has a fixed cost
                 // the hardware file gives (TensorRT-LLM's NVLink all-to-all on NVL72).
-                latency += Double(part.messages) * stageShare * (part.name.hasSuffix("dispatch") ? a2a.dispatch : a2a.combine)
+                latency += Double(part.messages) * stageShare * (part.kind == .expertDispatch ? a2a.dispatch : a2a.combine)
             } else {
                 messages += Double(part.messages) * stageShare
             }

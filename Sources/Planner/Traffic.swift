@@ -5,11 +5,16 @@ import ModelSpec
 /// whole model (all layers).
 public struct Traffic: Sendable, Equatable {
     public struct Component: Sendable, Equatable {
+        /// What moves: the step model prices each kind with its own latency.
+        public enum Kind: Sendable, Equatable { case tensorAllReduce, expertDispatch, expertCombine, pipeline }
+        public var kind: Kind
         public var name: String
         public var scaleUp: Double
         public var scaleOut: Double
         /// Collective operations (or message rounds) per token per forward pass, for latency.
         public var messages: Int
+
+        public var isExpertAllToAll: Bool { kind == .expertDispatch || kind == .expertCombine }
     }
 
     public var components: [Component]
@@ -40,7 +45,7 @@ public struct Traffic: Sendable, Equatable {
             // sends 2(tp − 1)/tp of the message.
             let bytes = 2 * Double(tp - 1) / Double(tp) * h * 2 * 2 * Double(model.layerCount)
             let local = tp <= node
-            parts.append(Component(name: "tensor-parallel all-reduce", scaleUp: local ? bytes : 0,
+            parts.append(Component(kind: .tensorAllReduce, name: "tensor-parallel all-reduce", scaleUp: local ? bytes : 0,
                                    scaleOut: local ? 0 : bytes, messages: 2 * model.layerCount))
         }
         // Under tensor-parallel attention every GPU of the attention group holds every token of
@@ -60,9 +65,9 @@ public struct Traffic: Sendable, Equatable {
             // LatentMoE (Kimi K3) sends the tokens at the experts' narrower width.
             let width = Double(model.moe?.expertWidth(hidden: model.hiddenSize) ?? model.hiddenSize)
             let dispatch = k * width * dispatchBytes * layers, combine = k * width * 2 * layers
-            parts.append(Component(name: "expert-parallel dispatch", scaleUp: dispatch * sameNode,
+            parts.append(Component(kind: .expertDispatch, name: "expert-parallel dispatch", scaleUp: dispatch * sameNode,
                                    scaleOut: dispatch * otherNode, messages: model.moeLayerCount))
-            parts.append(Component(name: "expert-parallel combine", scaleUp: combine * sameNode,
+            parts.append(Component(kind: .expertCombine, name: "expert-parallel combine", scaleUp: combine * sameNode,
                                    scaleOut: combine * otherNode, messages: model.moeLayerCount))
         }
         if layout.pp > 1 {
@@ -71,7 +76,7 @@ public struct Traffic: Sendable, Equatable {
             let group = layout.groupSize(isMoE: model.moe != nil)
             let bytes = h * 2 * Double(layout.pp - 1) / Double(layout.pp)
             let local = group * layout.pp <= node
-            parts.append(Component(name: "pipeline send/receive", scaleUp: local ? bytes : 0,
+            parts.append(Component(kind: .pipeline, name: "pipeline send/receive", scaleUp: local ? bytes : 0,
                                    scaleOut: local ? 0 : bytes, messages: layout.pp - 1))
         }
         return Traffic(components: parts)

@@ -188,7 +188,7 @@ import TestSupport
         // Per layer, the same two all-reduces of the hidden state as a dense model.
         #expect(abs(tpExperts.scaleUp / Double(m.layerCount) - dense.scaleUp / 80 * Double(m.hiddenSize) / 8192) < 1e-6)
         let dpExperts = Traffic.of(m, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1), cluster: cluster, dispatchBytes: 1)
-        #expect(dpExperts.components.contains { $0.name == "expert-parallel dispatch" })
+        #expect(dpExperts.components.contains { $0.kind == .expertDispatch })
     }
 }
 

@@ -171,10 +171,10 @@ func plan(_ m: String, _ g: String, gpus: Int, weights: WeightFormat, context: I
         let cluster = try Cluster(gpu: gpu("h200-sxm"), gpuCount: 4)
         let t = Traffic.of(m, layout: Layout(attention: .data, tp: 1, ep: 4, pp: 1), cluster: cluster, dispatchBytes: 1)
         // Per token, per MoE layer: 2 experts × 64 values × 1 byte × 3/4 off-GPU; 3 layers.
-        let dispatch = t.components.first { $0.name.contains("dispatch") }
+        let dispatch = t.components.first { $0.kind == .expertDispatch }
         #expect(dispatch?.scaleUp == 2 * 64 * 1 * 0.75 * 3)
         #expect(dispatch?.scaleOut == 0)
-        let combine = t.components.first { $0.name.contains("combine") }
+        let combine = t.components.first { $0.kind == .expertCombine }
         #expect(combine?.scaleUp == 2 * 64 * 2 * 0.75 * 3)
     }
 
@@ -183,7 +183,7 @@ func plan(_ m: String, _ g: String, gpus: Int, weights: WeightFormat, context: I
         let m = try model("deepseek-v3")
         let cluster = try Cluster(gpu: gpu("h200-sxm"), gpuCount: 16)
         let t = Traffic.of(m, layout: Layout(attention: .data, tp: 1, ep: 16, pp: 1), cluster: cluster, dispatchBytes: 1)
-        let d = try #require(t.components.first { $0.name.contains("dispatch") })
+        let d = try #require(t.components.first { $0.kind == .expertDispatch })
         let perLayer = 8.0 * 7168 * 1 * 58
         #expect(abs(d.scaleUp - perLayer * 7 / 16) < 1e-6)
         #expect(abs(d.scaleOut - perLayer * 8 / 16) < 1e-6)
