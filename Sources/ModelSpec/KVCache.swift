@@ -66,9 +66,12 @@ extension ModelSpec {
     /// Bytes of one sequence of `context` tokens: each attention layer's cache (sliding-window
     /// and chunked layers stop growing at their window) plus each linear layer's constant state.
     public func kvCacheBytes(context: Int, format: KVCacheFormat) -> Int {
-        layers.reduce(0) { total, layer in
-            total + cachedValues(layer, context: context) * format.bytesPerValue + stateBytesPerSequence(layer)
-        }
+        layers.reduce(0) { $0 + kvCacheBytes($1, context: context, format: format) }
+    }
+
+    /// One layer's share of that: its cache at `context` tokens plus its constant state.
+    public func kvCacheBytes(_ layer: Layer, context: Int, format: KVCacheFormat) -> Int {
+        cachedValues(layer, context: context) * format.bytesPerValue + stateBytesPerSequence(layer)
     }
 
     /// Constant state bytes of one sequence (linear-attention layers, DeepSeek-V4's compressors).

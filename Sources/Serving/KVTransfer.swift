@@ -15,9 +15,9 @@ struct KVTransfer {
     let format: KVCacheFormat
     let bandwidth: Double
     let latency: Double
-    /// The model's distinct layers and how many of each (a model has one to three kinds), so that
-    /// a transfer costs a few terms, not a pass over every layer.
-    let kinds: [(layer: Layer, copies: Int)]
+    /// The model's distinct layers and how many of each (`ModelSpec.layerGroups`: one to three
+    /// kinds), so that a transfer costs a few terms, not a pass over every layer.
+    let kinds: [(Layer, Int)]
 
     init(_ request: ServingRequest, prefill: Disaggregation.Pool) {
         let base = request.base
@@ -33,19 +33,14 @@ struct KVTransfer {
         format = base.kvCache
         bandwidth = max(link * senders, 1)
         latency = oneDomain ? gpu.scaleUpLatency : gpu.scaleOutLatency
-        var kinds: [(layer: Layer, copies: Int)] = []
-        for layer in model.layers {
-            if let i = kinds.firstIndex(where: { $0.layer == layer }) { kinds[i].copies += 1 } else { kinds.append((layer, 1)) }
-        }
-        self.kinds = kinds
+        kinds = model.layerGroups()
     }
 
     /// The prompt's whole cache as it stands (windows, compression, linear-attention state): the
     /// same bytes as `ModelSpec.kvCacheBytes`, by kind of layer.
     func seconds(_ promptTokens: Int) -> Double {
         let bytes = kinds.reduce(0.0) { total, kind in
-            total + Double(kind.copies) * (Double(model.cachedValues(kind.layer, context: promptTokens) * format.bytesPerValue)
-                                           + Double(model.stateBytesPerSequence(kind.layer)))
+            total + Double(kind.1) * Double(model.kvCacheBytes(kind.0, context: promptTokens, format: format))
         }
         return latency + bytes / bandwidth
     }
