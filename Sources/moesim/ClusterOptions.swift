@@ -23,6 +23,10 @@ enum WeightsChoice: ExpressibleByArgument, Equatable {
     }
 
     static var allValueStrings: [String] { WeightFormat.allValueStrings + ["checkpoint"] }
+
+    /// `--weights`' help, the same in every command that takes it.
+    static let help = "Weight format: bf16, fp8 (128 × 128 blocks), fp8-tensor (per-tensor scales), fp4 (NVFP4), mxfp4, int4, "
+        + "int4-g32, or checkpoint (the formats the model's config ships: DeepSeek-V4's fp4 experts)."
     var defaultValueDescription: String {
         switch self {
         case let .format(f): f.rawValue
@@ -44,7 +48,7 @@ enum WeightsChoice: ExpressibleByArgument, Equatable {
 func weightFormats(_ text: String) throws -> [WeightFormat] {
     try text.split(separator: ",").map { item in
         guard let f = WeightFormat(argument: String(item)) else {
-            throw ValidationError("unknown weight format '\(item)' (bf16, fp8, fp4, nvfp4, mxfp4, int4, int4-g32; "
+            throw ValidationError("unknown weight format '\(item)' (\(WeightFormat.allValueStrings.joined(separator: ", ")); "
                 + "checkpoint is taken by plan, estimate, serve, report and capacity)")
         }
         return f
@@ -71,7 +75,7 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "GPUs per node (one scale-up domain); default: the accelerator's domain size.")
     var gpusPerNode: Int?
 
-    @Option(help: "Weight format: bf16, fp8 (128 × 128 blocks), fp8-tensor (per-tensor scales), fp4 (NVFP4), mxfp4, int4, int4-g32, or checkpoint (the formats the model's config ships: DeepSeek-V4's fp4 experts).")
+    @Option(help: ArgumentHelp(WeightsChoice.help))
     var weights: WeightsChoice = .format(.fp8)
 
     @Option(help: "KV-cache format: bf16 or fp8.")

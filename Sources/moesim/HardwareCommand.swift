@@ -25,21 +25,10 @@ struct HardwareList: ParsableCommand {
         }
         let specs = try ids.map { try HardwareCatalog.load($0) }
         if output.json {
-            try Output.printJSON(["hardware": specs.map { g -> [String: Any] in
-                var entry: [String: Any] = [
-                    "id": g.id, "name": g.name, "kind": g.kind.rawValue, "memory_bytes": g.memoryBytes,
-                    "memory_bandwidth": g.memoryBandwidth, "peak_flops": g.peakFlops,
-                    "scale_up_bandwidth": g.scaleUpBandwidth, "scale_up_domain": g.scaleUpDomain,
-                    "scale_out_bandwidth": g.scaleOutBandwidth,
-                    // As the file holds them, the optional ones (block-scaled FP8) included.
-                    "efficiency": g.jsonObject["efficiency"] ?? [:],
-                ]
-                if let price = g.gpuHourPrice { entry["gpu_hour_price"] = price }
-                if let sms = g.smCount { entry["sm_count"] = sms }
-                if let a = g.allToAllLatency { entry["all_to_all_latency"] = ["dispatch": a.dispatch, "combine": a.combine] }
-                if let p = g.power { entry["power"] = p.jsonObject }
-                return entry
-            }])
+            // Each entry as its file holds it (`HardwareSpec.jsonObject`), less the schema, the
+            // latencies and the sources.
+            let omitted: Set<String> = ["schema", "scale_up_latency", "scale_out_latency", "sources"]
+            try Output.printJSON(["hardware": specs.map { $0.jsonObject.filter { !omitted.contains($0.key) } }])
             return
         }
         func tflops(_ g: HardwareSpec, _ format: String) -> String {

@@ -38,7 +38,7 @@ struct ReportCommand: ParsableCommand {
     var concurrency = 32
 
     @Option(name: .customLong("weights"),
-            help: "Weight format: bf16, fp8 (128 × 128 blocks), fp8-tensor (per-tensor scales), fp4, mxfp4, int4, int4-g32, or checkpoint (the formats the model's config ships).")
+            help: ArgumentHelp(WeightsChoice.help))
     var weightsChoice: WeightsChoice = .format(.fp8)
 
     @Option(help: "KV-cache format: bf16 or fp8.")
