@@ -41,8 +41,7 @@ extension CPUModel {
                 if index % block == 0 {
                     (bank + banked * rows * h).update(from: partial, count: rows * h)
                     for r in 0..<rows {
-                        let v = partial + r * h
-                        bankScale[banked * rows + r] = 1 / (Reduction.dot(v, v, count: h) / Float(h) + epsilon).squareRoot()
+                        bankScale[banked * rows + r] = Reduction.inverseRMS(partial + r * h, count: h, epsilon: epsilon)
                     }
                     banked += 1
                     partial.update(repeating: 0, count: rows * h)
@@ -97,7 +96,7 @@ struct ResidualMixRows: ChunkedWork {
             func row(_ j: Int) -> UnsafePointer<Float> { j < banked ? bank + (j * rows + r) * h : partial + r * h }
             for j in 0..<banked { s[j] = Reduction.dot(weight, row(j), count: h) * bankScale[j * rows + r] }
             let p = partial + r * h
-            s[banked] = Reduction.dot(weight, p, count: h) / (Reduction.dot(p, p, count: h) / Float(h) + epsilon).squareRoot()
+            s[banked] = Reduction.dot(weight, p, count: h) * Reduction.inverseRMS(p, count: h, epsilon: epsilon)
             Reduction.softmax(s, count: n)
             let o = out + r * h
             Elementwise.scale(row(0), by: s[0], into: o, count: h)

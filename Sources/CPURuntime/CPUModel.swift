@@ -545,9 +545,7 @@ public final class CPUModel: @unchecked Sendable {
             let z = mixed + r * width + channels
             for hv in 0..<nv {
                 let o = core + r * value + hv * dv, zh = z + hv * dv
-                var sq: Float = 0
-                for j in 0..<dv { sq += o[j] * o[j] }
-                let inv = 1 / (sq / Float(dv) + epsilon).squareRoot()
+                let inv = Reduction.inverseRMS(o, count: dv, epsilon: epsilon)
                 for j in 0..<dv { o[j] = o[j] * inv * w.norm[j] * (zh[j] / (1 + exp(-zh[j]))) }
             }
         }
@@ -654,9 +652,7 @@ public final class CPUModel: @unchecked Sendable {
         for r in 0..<rows {
             for hh in 0..<nh {
                 let o = core + r * P + hh * d, gh = gate + r * P + hh * d
-                var sq: Float = 0
-                for j in 0..<d { sq += o[j] * o[j] }
-                let inv = 1 / (sq / Float(d) + epsilon).squareRoot()
+                let inv = Reduction.inverseRMS(o, count: d, epsilon: epsilon)
                 for j in 0..<d { o[j] = o[j] * inv * w.norm[j] / (1 + exp(-gh[j])) }
             }
         }
@@ -989,45 +985,61 @@ public final class CPUModel: @unchecked Sendable {
     static func topKMask(queries: UnsafePointer<Float>, weights: UnsafePointer<Float>, keys: UnsafePointer<Float>, count: Int,
                          past: Int, heads: Int, headDim: Int, topK: Int, into mask: UnsafeMutablePointer<Float>) {
         let total = past + count
+        var scratch = IndexerScratch()
         for i in 0..<count {
             let visible = past + i + 1
             let row = mask + i * total
             for t in 0..<total { row[t] = 0 }
             guard visible > topK else { continue }
             for t in 0..<visible { row[t] = -.infinity }
-            for t in indexerTopK(query: queries + i * heads * headDim, weights: weights + i * heads, keys: keys, visible: visible,
-                                 heads: heads, headDim: headDim, topK: topK) { row[t] = 0 }
+            indexerTopK(query: queries + i * heads * headDim, weights: weights + i * heads, keys: keys, visible: visible,
+                        heads: heads, headDim: headDim, topK: topK, scratch: &scratch)
+            for t in scratch.chosen.prefix(topK) { row[Int(t)] = 0 }
+        }
+    }
+
+    /// The indexer's buffers, grown to the largest query seen and reused by the next ones.
+    struct IndexerScratch {
+        var dots: [Float] = [], scores: [Float] = [], values: [Float] = []
+        /// The chosen keys of the last query, ascending, in its first `topK` entries.
+        var chosen: [Int32] = []
+
+        mutating func reserve(heads: Int, visible: Int, topK: Int) {
+            if dots.count < heads * visible { dots = [Float](repeating: 0, count: heads * visible) }
+            if scores.count < visible { scores = [Float](repeating: 0, count: visible) }
+            if values.count < topK { values = [Float](repeating: 0, count: topK) }
+            if chosen.count < topK { chosen = [Int32](repeating: 0, count: topK) }
         }
     }
 
     /// The lightning indexer's top-k of one query (DeepSeek-V3.2, GLM-5 and DeepSeek-V4 alike):
     /// key t scores Σ_h w_h · ReLU(q_h · k_t) / √headDim over `heads` heads of `headDim` (the weights
     /// scaled by the caller), the scores as one GEMM over the visible keys; the `topK` best,
-    /// the earlier of equal scores first (TensorCore's top-k), ascending; every key while no
-    /// more than `topK` are visible.
+    /// the earlier of equal scores first (TensorCore's top-k), ascending in `scratch.chosen`'s
+    /// first `topK` entries. Only for more than `topK` visible keys (with fewer, every key).
     static func indexerTopK(query: UnsafePointer<Float>, weights: UnsafePointer<Float>, keys: UnsafePointer<Float>, visible: Int,
-                            heads: Int, headDim: Int, topK: Int) -> [Int] {
-        guard visible > topK else { return Array(0..<visible) }
+                            heads: Int, headDim: Int, topK: Int, scratch: inout IndexerScratch) {
         let scale = 1 / Float(headDim).squareRoot()
-        var dots = [Float](repeating: 0, count: heads * visible), scores = [Float](repeating: 0, count: visible)
-        var chosen = [Int32](repeating: 0, count: topK), values = [Float](repeating: 0, count: topK)
-        dots.withUnsafeMutableBufferPointer { dp in
-            scores.withUnsafeMutableBufferPointer { sp in
-                chosen.withUnsafeMutableBufferPointer { cp in
-                    values.withUnsafeMutableBufferPointer { vp in
+        scratch.reserve(heads: heads, visible: visible, topK: topK)
+        scratch.dots.withUnsafeMutableBufferPointer { dp in
+            scratch.scores.withUnsafeMutableBufferPointer { sp in
+                scratch.chosen.withUnsafeMutableBufferPointer { cp in
+                    scratch.values.withUnsafeMutableBufferPointer { vp in
                         guard let d = dp.baseAddress, let s = sp.baseAddress, let c = cp.baseAddress, let v = vp.baseAddress else { return }
                         BLAS.gemm(m: heads, n: visible, k: headDim, a: query, lda: headDim, transposeA: false,
                                   b: keys, ldb: headDim, transposeB: true, c: d, ldc: visible)
+                        s.update(repeating: 0, count: visible)
                         for h in 0..<heads {
                             let w = weights[h]
                             for t in 0..<visible { s[t] += w * max(d[h * visible + t] * scale, 0) }
                         }
                         TopK.select(s, count: visible, k: topK, indices: c, values: v)
+                        var picked = UnsafeMutableBufferPointer(start: c, count: topK)
+                        picked.sort()
                     }
                 }
             }
         }
-        return chosen.map(Int.init).sorted()
     }
 
     /// MLA's absorbed form for a few queries: each head's query moves into the latent space

@@ -397,6 +397,7 @@ extension CPUModel {
             // Each query sees the entries of the windows complete at its position (a count); on CSA
             // layers the indexer keeps its top-k of them (a list).
             var visibleCounts: [Int] = [], selections: [[Int]] = []
+            var indexerScratch = CPUModel.IndexerScratch()
             for i in 0..<seg.count {
                 let r = seg.start + i, position = past + i
                 let visible = ratio > 0 ? min((position + 1) / ratio, cache.compressor[layer].count) : 0
@@ -404,7 +405,8 @@ extension CPUModel {
                 if sparse {
                     selections.append(indexerChoice(query: indexQueries, row: r, projected: projected, inputWidth: inputWidth,
                                                     weightsAt: q + d + 2 * width + 4 * x.headDim,
-                                                    keys: cache.indexCompressor[layer].entries, visible: visible, indexer: x))
+                                                    keys: cache.indexCompressor[layer].entries, visible: visible, indexer: x,
+                                                    scratch: &indexerScratch))
                 }
             }
             let block = CPUModel.compressedQueryBlock
@@ -534,17 +536,19 @@ extension CPUModel {
     /// The indexer's top-k of the `visible` compressed entries for one query (`indexerTopK`), with
     /// its head weights from the layer input scaled by 1/√index heads.
     func indexerChoice(query: [Float], row r: Int, projected: [Float], inputWidth: Int, weightsAt: Int, keys: [Float],
-                       visible: Int, indexer x: SparseAttention) -> [Int] {
+                       visible: Int, indexer x: SparseAttention, scratch: inout CPUModel.IndexerScratch) -> [Int] {
         guard visible > x.topK else { return Array(0..<visible) }
         let headScale = 1 / Float(x.heads).squareRoot()
         let weights = (0..<x.heads).map { projected[r * inputWidth + weightsAt + $0] * headScale }
-        return query.withUnsafeBufferPointer { qp in
+        query.withUnsafeBufferPointer { qp in
             keys.withUnsafeBufferPointer { kp in
                 weights.withUnsafeBufferPointer { wp in
-                    CPUModel.indexerTopK(query: qp.baseAddress! + r * x.heads * x.headDim, weights: wp.baseAddress!, keys: kp.baseAddress!,
-                                         visible: visible, heads: x.heads, headDim: x.headDim, topK: x.topK)
+                    guard let q = qp.baseAddress, let k = kp.baseAddress, let w = wp.baseAddress else { return }
+                    CPUModel.indexerTopK(query: q + r * x.heads * x.headDim, weights: w, keys: k, visible: visible, heads: x.heads,
+                                         headDim: x.headDim, topK: x.topK, scratch: &scratch)
                 }
             }
         }
+        return scratch.chosen.prefix(x.topK).map(Int.init)
     }
 }

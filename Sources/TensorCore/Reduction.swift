@@ -23,14 +23,19 @@ public enum Reduction {
         return total
     }
 
+    /// 1 / sqrt(mean(x²) + eps): the factor every RMS normalisation multiplies by.
+    @inlinable
+    public static func inverseRMS(_ x: UnsafePointer<Float>, count: Int, epsilon: Float) -> Float {
+        1 / (dot(x, x, count: count) / Float(count) + epsilon).squareRoot()
+    }
+
     /// RMSNorm as in Llama, Mixtral, Qwen3 and DeepSeek-V3:
     /// out = x / sqrt(mean(x²) + eps) · weight, accumulated in Float32. `out` may alias `x`.
     @inlinable
     public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, epsilon: Float,
                                into out: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
-        let meanSquare = dot(x, x, count: count) / Float(count)
-        let inverse = 1 / (meanSquare + epsilon).squareRoot()
+        let inverse = inverseRMS(x, count: count, epsilon: epsilon)
         let factor = Vector8(repeating: inverse)
         var i = 0
         while i + 8 <= count {
@@ -45,7 +50,7 @@ public enum Reduction {
     @inlinable
     public static func rmsNorm(_ x: UnsafePointer<Float>, epsilon: Float, into out: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
-        Elementwise.scale(x, by: 1 / (dot(x, x, count: count) / Float(count) + epsilon).squareRoot(), into: out, count: count)
+        Elementwise.scale(x, by: inverseRMS(x, count: count, epsilon: epsilon), into: out, count: count)
     }
 
     /// In-place softmax of one row, numerically stable: the row maximum is subtracted before
