@@ -48,7 +48,7 @@ import TestSupport
     }
 
     /// The published set: median |error| ≤ 15% (the serving issue's goal; 11.2% now), no
-    /// entry off by 2× or more.
+    /// entry off by 2× or more, and all but vLLM's wide-EP entry (batch not published) within 1.5×.
     @Test func publishedMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/published.json").path,
                                         loadModel: { try model($0) }, loadGPU: gpu)
@@ -59,6 +59,9 @@ import TestSupport
         for e in report.entries {
             let ratio = (e.predicted ?? 0) / e.measured
             #expect(ratio > 0.5 && ratio < 2, "\(e.id): predicted \(e.predicted ?? 0), measured \(e.measured)")
+            if e.id != "vllm-h200-wide-ep-decode" {
+                #expect(ratio > 1 / 1.5 && ratio < 1.5, "\(e.id): predicted \(e.predicted ?? 0), measured \(e.measured)")
+            }
         }
     }
 
