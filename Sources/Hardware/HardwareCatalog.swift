@@ -24,7 +24,9 @@ public struct Cluster: Sendable, Equatable {
     public static let maxGPUs = 65_536
 
     /// Throws for zero GPUs, or a GPU count that is neither within one node nor whole nodes.
-    public init(gpu: HardwareSpec, gpuCount: Int, gpusPerNode: Int? = nil) throws {
+    /// `wholeNodes: false` is for a disaggregated deployment, whose pools' workers are checked one
+    /// by one (three 2-GPU prefill workers and an 8-GPU decode worker are 14 GPUs on two nodes).
+    public init(gpu: HardwareSpec, gpuCount: Int, gpusPerNode: Int? = nil, wholeNodes: Bool = true) throws {
         let perNode = gpusPerNode ?? gpu.scaleUpDomain
         guard gpuCount >= 1, gpuCount <= Self.maxGPUs else {
             throw ConfigError(source: "cluster", field: "gpus", message: "must be 1 to \(Self.maxGPUs), got \(gpuCount)")
@@ -36,7 +38,7 @@ public struct Cluster: Sendable, Equatable {
             throw ConfigError(source: "cluster", field: "gpus-per-node",
                               message: "(\(perNode)) exceeds the \(gpu.id) scale-up domain of \(gpu.scaleUpDomain) GPUs")
         }
-        guard gpuCount <= perNode || gpuCount % perNode == 0 else {
+        guard !wholeNodes || gpuCount <= perNode || gpuCount % perNode == 0 else {
             throw ConfigError(source: "cluster", field: "gpus",
                               message: "(\(gpuCount)) must fit in one node or be a multiple of \(perNode) GPUs per node")
         }

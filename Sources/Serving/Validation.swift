@@ -139,7 +139,7 @@ public enum Validation {
 
     static func price(_ e: JSONObject, model: ModelSpec, gpu: HardwareSpec) throws -> Priced {
         let gpus = try e.requiredInt("gpus", atLeast: 1)
-        let cluster = try Cluster(gpu: gpu, gpuCount: gpus)
+        let cluster = try Cluster(gpu: gpu, gpuCount: gpus, wholeNodes: try e.object("disaggregated") == nil)
         let weightsText = try e.requiredString("weights")
         guard let weights = WeightFormat(argument: weightsText) else { throw e.error("weights", "unknown format \"\(weightsText)\"") }
         let kvText = try e.string("kv_cache") ?? "bf16"

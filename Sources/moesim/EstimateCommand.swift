@@ -46,7 +46,8 @@ struct EstimateCommand: ParsableCommand {
         let (model, weights) = try deployment.loadModel()
         let pools = try serving.parsedPools()
         let gpuCount = try serving.policy.gpuCount(deployment)
-        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: gpuCount, gpusPerNode: deployment.gpusPerNode)
+        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: gpuCount, gpusPerNode: deployment.gpusPerNode,
+                                  wholeNodes: pools == nil)
         let request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
                                            weights: weights, kvCache: deployment.kvFormat)
         if let layout = request.layout { _ = try layout.validate(for: model, gpus: cluster.gpuCount,

@@ -96,7 +96,8 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         let (model, weights) = try deployment.loadModel()
-        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: try policy.gpuCount(deployment), gpusPerNode: deployment.gpusPerNode)
+        let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: try policy.gpuCount(deployment), gpusPerNode: deployment.gpusPerNode,
+                                  wholeNodes: try policy.parsedPools() == nil)
         var base = EstimateRequest(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
                                    weights: weights, kvCache: deployment.kvFormat,
                                    inputTokens: input, outputTokens: output,

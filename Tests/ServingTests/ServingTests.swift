@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import ConfigFile
 @testable import Estimator
 @testable import Hardware
 @testable import ModelSpec
@@ -53,6 +54,19 @@ import TestSupport
         #expect(abs(s.requestsPerSecond * s.endToEnd.mean / 96 - 1) < 0.03)
         // The KV transfer is part of the time to first token.
         #expect(s.ttft.median > (s.kvTransferSeconds ?? 0))
+    }
+
+    /// A disaggregated deployment need not be whole nodes: three 2-GPU prefill workers and an
+    /// 8-GPU decode worker are 14 GPUs on two 8-GPU nodes, which an aggregated one refuses.
+    @Test func disaggregatedPoolsNeedNotFillNodes() throws {
+        #expect(throws: ConfigError.self) { try Cluster(gpu: gpu("h200-sxm"), gpuCount: 14) }
+        var r = try request(gpus: 8, input: 512, output: 64, concurrency: 32, layout: nil)
+        r.base.cluster = try Cluster(gpu: gpu("h200-sxm"), gpuCount: 14, wholeNodes: false)
+        r.disaggregation = Disaggregation(prefill: .init(gpus: 6, workers: 3, layout: Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2)),
+                                          decode: .init(gpus: 8, workers: 1, layout: Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8)))
+        let s = try ServingEstimator.estimate(r)
+        #expect(s.gpus == 14)
+        #expect(s.pools.map(\.gpus) == [6, 8])
     }
 
     /// With prompts of one token and a KV transfer of one link latency, a disaggregated decode
