@@ -72,7 +72,10 @@ struct ValidateCommand: ParsableCommand {
             print("median |error| \(Output.fixed(100 * m, 1))% over \(priced) entries; within 1.5×: \(report.within(1.5)) of \(priced), "
                 + "within 2×: \(report.within(2)) of \(priced)")
             if let w = report.worst, let p = w.predicted {
-                print("furthest: \(w.id), predicted \(Output.fixed(p / w.measured, 2))× the measurement")
+                // Below a tenth, two decimals would print 0.00×: say "1/N of" instead.
+                let ratio = p / w.measured
+                let factor = ratio >= 0.1 ? "\(Output.fixed(ratio, 2))×" : "1/\(Output.fixed(1 / ratio, 0)) of"
+                print("furthest: \(w.id), predicted \(factor) the measurement")
             }
         }
     }
