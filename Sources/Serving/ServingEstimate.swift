@@ -189,6 +189,12 @@ public enum ServingEstimator {
         if request.continuousDecodeSteps > 1, request.scheduler != .prefillFirst {
             throw ServingError.invalid("continuous decode steps are a setting of the prefill-first scheduler (SGLang's)")
         }
+        guard (1...1_024).contains(request.schedulerRecvInterval) else {
+            throw ServingError.invalid("the scheduler's receive interval must be 1 to 1,024 decode steps, got \(request.schedulerRecvInterval)")
+        }
+        if request.schedulerRecvInterval > 1, request.scheduler != .prefillFirst {
+            throw ServingError.invalid("the scheduler's receive interval is a setting of the prefill-first scheduler (SGLang's)")
+        }
         if let cap = request.maxBatchPerGPU, !(1...65_536).contains(cap) {
             throw ServingError.invalid("the engine's batch cap must be 1 to 65,536 requests per GPU, got \(cap)")
         }
@@ -309,6 +315,7 @@ public enum ServingEstimator {
         options.verifiedPerStep = 1 + (request.speculative?.draftTokens ?? 0)
         options.policy = request.scheduler
         options.continuousDecodeSteps = request.continuousDecodeSteps
+        options.recvInterval = request.schedulerRecvInterval
         options.chunkedPrefill = request.chunkedPrefill
         options.overlapSchedule = request.overlapSchedule
         options.measuredTarget = max(2 * requests, 64)

@@ -37,6 +37,12 @@ public struct ServingRequest: Sendable {
     /// Prefill-first scheduler: decode steps in runs of this many before new prompts are looked
     /// at (SGLang's `--num-continuous-decode-steps`; InferenceX's MI325X and MI355X recipes use 4).
     public var continuousDecodeSteps = 1
+    /// Prefill-first scheduler: while it decodes, the scheduler reads new requests only every
+    /// this many decode steps, and right after a prefill step (SGLang's
+    /// `--scheduler-recv-interval`, its `SchedulerRecvSkipper`: decode steps weigh 1, a prefill
+    /// 1,000 against the threshold). InferenceX's B200 recipes use 10, and 30 at TP8 from a
+    /// concurrency of 16. With continuous decode steps too, a look needs both counts to come round.
+    public var schedulerRecvInterval = 1
     /// Prompts split into chunks within the token budget (vLLM V1, SGLang, TensorRT-LLM by
     /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's
     /// `enable_chunked_prefill=False`, SGLang's `chunked_prefill_size=-1`).

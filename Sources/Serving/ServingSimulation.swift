@@ -55,6 +55,9 @@ struct ServingSimulation {
         /// Prefill-first only: decode steps run in runs of this many before the scheduler looks
         /// for new prompts (SGLang's `--num-continuous-decode-steps`, default 1).
         var continuousDecodeSteps = 1
+        /// Prefill-first only: decode steps between reads of new requests (SGLang's
+        /// `--scheduler-recv-interval`; see `ServingRequest.schedulerRecvInterval`).
+        var recvInterval = 1
         /// Prompts split into chunks within the budget (the engines' default), or run whole.
         var chunkedPrefill = true
         /// The engine forms step n + 1 when step n starts (see `ServingRequest.overlapSchedule`).
@@ -220,9 +223,10 @@ struct ServingSimulation {
 
     private mutating func step(_ w: ServingWorker, index: Int, at start: Double) throws {
         w.clock = start
-        // Within a run of continuous decode steps the scheduler does not look at new prompts.
+        // Within a run of continuous decode steps, or between two reads of new requests, the
+        // scheduler does not look at new prompts; a prefill step resets both counts.
         let holding = options.policy == .prefillFirst && w.role == .both && w.decoding > 0 && w.prefilling.isEmpty
-            && w.decodeStreak % max(options.continuousDecodeSteps, 1) != 0
+            && (w.decodeStreak % max(options.continuousDecodeSteps, 1) != 0 || w.decodeStreak % max(options.recvInterval, 1) != 0)
         if !holding {
             // An overlap scheduler formed this step when the previous one started, if it ran
             // straight into this one: requests that came later wait a step. An engine with

@@ -26,6 +26,9 @@ struct ServingPolicyOptions: ParsableArguments {
     @Option(help: "Prefill-first scheduler: decode steps in runs of N before new prompts are looked at (SGLang's --num-continuous-decode-steps; default 1).")
     var continuousDecodeSteps: Int?
 
+    @Option(help: "Prefill-first scheduler: read new requests every N decode steps while decoding (SGLang's --scheduler-recv-interval; default 1).")
+    var schedulerRecvInterval: Int?
+
     @Option(help: "MTP speculative decoding: draft tokens per step.")
     var mtp: Int?
 
@@ -52,6 +55,12 @@ struct ServingPolicyOptions: ParsableArguments {
                 throw ValidationError("--continuous-decode-steps is a setting of --scheduler prefill-first")
             }
         }
+        if let n = schedulerRecvInterval {
+            guard (1...1_024).contains(n) else { throw ValidationError("--scheduler-recv-interval must be 1 to 1,024, got \(n)") }
+            guard scheduler == SchedulerPolicy.prefillFirst.rawValue else {
+                throw ValidationError("--scheduler-recv-interval is a setting of --scheduler prefill-first")
+            }
+        }
         if let c = maxBatchPerGPU, !(1...65_536).contains(c) { throw ValidationError("--max-batch-per-gpu must be 1 to 65,536, got \(c)") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
         if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
@@ -65,11 +74,11 @@ struct ServingPolicyOptions: ParsableArguments {
     }
 
     static let needsConcurrency = "--input-range, --output-range, --max-batch-per-gpu, --scheduler, --token-budget, --continuous-decode-steps, "
-        + "--mtp, --no-chunked-prefill, --no-overlap-schedule and the pools describe serving: give --concurrency"
+        + "--scheduler-recv-interval, --mtp, --no-chunked-prefill, --no-overlap-schedule and the pools describe serving: give --concurrency"
 
     /// Whether any option was given (they describe serving, not the steady state).
     var isSet: Bool {
-        inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || continuousDecodeSteps != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
+        inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || continuousDecodeSteps != nil || schedulerRecvInterval != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
             || noChunkedPrefill || noOverlapSchedule
     }
 
@@ -107,6 +116,7 @@ struct ServingPolicyOptions: ParsableArguments {
         r.overlapSchedule = !noOverlapSchedule
         r.maxBatchPerGPU = maxBatchPerGPU
         r.continuousDecodeSteps = continuousDecodeSteps ?? 1
+        r.schedulerRecvInterval = schedulerRecvInterval ?? 1
         return r
     }
 

@@ -62,7 +62,7 @@ import Testing
             return args
         case 3:
             let flag = g.pick(["--concurrency", "--token-budget", "--mtp", "--input", "--output", "--input-range", "--output-range",
-                               "--max-batch-per-gpu", "--continuous-decode-steps"])
+                               "--max-batch-per-gpu", "--continuous-decode-steps", "--scheduler-recv-interval"])
             var args = ["estimate", "--model", g.pick(["mixtral-8x7b", "deepseek-v3", "llama3.1-70b"]), "--concurrency", "8", flag, n(), "--json"]
             if g.chance(0.3) { args += ["--scheduler", "prefill-first"] }
             if g.chance(0.3) { args += ["--prefill-pool", "\(n()),\(n())", "--decode-pool", "8,1"] }

@@ -326,6 +326,8 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["inspect", "no-such-model"], ["plan", "--gpus", "0"], ["plan", "--gpus", "12"], ["plan", "--layout", "tp=3"],
         ["estimate", "--weights", "fp5"], ["inspect", "kimi-k2", "--set", "n_routed_experts"], ["calibrate", "--bogus"],
         ["generate", "/no/such/folder", "--tokens", "1"], ["validate", "/no/such/file.json"], ["plan", "--gpu", "tpu-v9"],
+        ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--scheduler-recv-interval", "10"],
+        ["estimate", "--model", "mixtral-8x7b", "--scheduler", "prefill-first", "--scheduler-recv-interval", "10"],
     ])
     func badInputIsOneErrorLine(arguments: [String]) throws {
         let run = try moesim(arguments: arguments)

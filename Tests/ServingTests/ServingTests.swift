@@ -184,6 +184,24 @@ import ConfigFile
         #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
     }
 
+    /// SGLang's receive interval: reading new requests every 10 decode steps, a prompt that
+    /// arrives during a run of decodes waits on average 4.5 more steps (0…9) before the
+    /// scheduler reads it; a prefill step resets the count, and throughput barely moves. Like
+    /// continuous decode steps it belongs to the prefill-first scheduler.
+    @Test func schedulerRecvIntervalDelaysNewPrompts() throws {
+        var r = try request(concurrency: 16)
+        r.outputRange = LengthRange(lower: 0.8, upper: 1)
+        r.scheduler = .prefillFirst
+        let every = try ServingEstimator.estimate(r)
+        r.schedulerRecvInterval = 10
+        let skipping = try ServingEstimator.estimate(r)
+        let extra = (skipping.ttft.mean - every.ttft.mean) / every.tpot.median
+        #expect(extra > 3 && extra < 6, "\(extra) decode steps more to the first token")
+        #expect(abs(skipping.outputTokensPerSecondPerGPU / every.outputTokensPerSecondPerGPU - 1) < 0.05)
+        r.scheduler = .mixed
+        #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
+    }
+
     /// An overlap scheduler forms step n + 1 while step n runs. A closed loop's replacement
     /// arrives at the end of a step, after the next one was formed: a plain loop takes it one
     /// step later, an overlap loop two (TensorRT-LLM's documentation: "one extra decoding
