@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Builds configs/validation/serving-holdout.json from InferenceX runs that no factor was taken from.
+
+Input: configs/validation/sources/inferencex-dsr1-2026.txt, one InferenceX run per line, fields
+separated by spaces, transcribed from SemiAnalysisAI/InferenceX-app
+packages/app/cypress/fixtures/api/benchmarks.json @ 3a600f1d (the InferenceX nightly results
+snapshot that the ten runs of serving.json also come from): every DeepSeek-R1 run dated 2026 or
+later at 1K/1K or 8K/1K. The ten rows of serving.json are left out (other concurrencies of
+the same sweeps stay: nothing was read from them).
+
+What a run's line does not say is filled the same way for every run, as the ten curated entries
+do (docs/validation.md, "The held-out set"):
+- the client: InferenceX's benchmark scripts (--random-range-ratio 0.8 on both lengths,
+  --num-prompts 10 × concurrency, --request-rate inf);
+- weights: fp8 is DeepSeek's 128 × 128 block checkpoint; fp4 is NVFP4 on NVIDIA and MXFP4 on AMD
+  (amd/DeepSeek-R1-0528-MXFP4), the checkpoints those recipes load;
+- the layout from the run's tp / ep / dp-attention: tp GPUs per engine, attention=dp (tp=1) or
+  attention=tp (tp), experts spread over ep of them and cut over the rest (moe_tp = tp / ep);
+- SGLang on MI325X and MI355X with FP8 decodes in runs of 4 steps (--num-continuous-decode-steps 4
+  in InferenceX's dsr1_fp8_mi325x.sh and dsr1_fp8_mi355x.sh); other recipes were not read;
+- SGLang on B200 without MTP or DP attention reads new requests every 10 decode steps, 30 at TP8
+  from a concurrency of 16 (--scheduler-recv-interval in InferenceX's dsr1_fp8_b200.sh and
+  dsr1_fp4_b200.sh; added after the first pass over this set, see docs/validation.md);
+- no engine cap (max running requests) is known, so none is set: the engine holds what fits;
+- MTP runs use the estimator's default draft count and acceptance;
+- an expert-parallel group that does not divide the 256 experts runs EPLB (256 + 32 slots).
+
+Usage: scripts/inferencex-holdout.py > configs/validation/serving-holdout.json
+"""
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCE = os.path.join(ROOT, "configs/validation/sources/inferencex-dsr1-2026.txt")
+CURATED = os.path.join(ROOT, "configs/validation/serving.json")
+FIELDS = ("hardware framework precision spec disagg ptp pep pdp pnw dtp dep ddp dnw npg ndg isl osl conc date "
+          "ttft tpot intvty tput in_tput out_tput run image").split()
+GPUS = {"h100": "h100-sxm", "h200": "h200-sxm", "b200": "b200", "b300": "b300", "gb200": "gb200",
+        "gb300": "gb300", "mi300x": "mi300x", "mi325x": "mi325x", "mi355x": "mi355x"}
+
+
+def number(text):
+    return None if text == "-" else float(text)
+
+
+def layout(tp, ep, dp):
+    """tp is the engine's GPU count (the DP size under DP attention); experts not spread over all
+    of them by ep are cut over the rest (moe_tp = tp / ep), as SGLang and TensorRT-LLM do."""
+    cut = {"moe_tp": tp // ep} if 0 < ep < tp else {}
+    if dp:
+        return {"attention": "dp", "tp": 1, "ep": ep, "pp": 1, **cut}
+    return {"attention": "tp", "tp": tp, "ep": ep, "pp": 1, **cut}
+
+
+def describe(tp, ep, dp):
+    return f"{'dp' if dp else 'tp'}{tp}ep{ep}"
+
+
+def main():
+    curated_runs = set()
+    for e in json.load(open(CURATED))["entries"]:
+        curated_runs.add((e["source"].rsplit("run ", 1)[-1].strip(), e["concurrency"], e["input_tokens"],
+                          "mtp" in e["features"]))
+    entries, seen, skipped = [], set(), []
+    for line in open(SOURCE):
+        if not line.strip() or line.startswith("#"):
+            continue
+        values = line.split()
+        if len(values) != len(FIELDS):
+            skipped.append((line.strip(), "field count"))
+            continue
+        r = dict(zip(FIELDS, values))
+        gpu = GPUS.get(r["hardware"])
+        if gpu is None:
+            skipped.append((line.strip(), "unknown hardware"))
+            continue
+        ints = {k: int(r[k]) for k in "ptp pep pnw dtp dep npg ndg isl osl conc".split()}
+        if (r["run"], ints["conc"], ints["isl"], r["spec"] not in ("none", "-")) in curated_runs:
+            continue
+        disagg = r["disagg"] == "true"
+        amd = r["hardware"].startswith("mi")
+        weights = r["precision"] if r["precision"] != "fp4" else ("mxfp4" if amd else "fp4")
+        lengths = f"{ints['isl'] // 1024}k{ints['osl'] // 1024}k"
+        mtp = r["spec"] not in ("none", "-")
+        shape = describe(ints["dtp"], ints["dep"], r["ddp"] == "true")
+        if disagg:
+            shape = f"{ints['pnw']}p{describe(ints['ptp'], ints['pep'], r['pdp'] == 'true')}-" \
+                    f"{r['dnw']}d{shape}"
+        ident = f"ix-{r['hardware']}-{r['framework']}-{r['precision']}{'-mtp' if mtp else ''}-{shape}-{lengths}-c{ints['conc']}"
+        if ident in seen:
+            skipped.append((line.strip(), "duplicate configuration"))
+            continue
+        seen.add(ident)
+        e = {"id": ident, "kind": "measured",
+             "source": f"InferenceX run {r['run']}",
+             "framework": r["framework"], "date": r["date"], "model": "deepseek-r1", "gpu": gpu}
+        if disagg:
+            e["gpus"] = ints["npg"] + ints["ndg"]
+        else:
+            # A single-node run is one engine of tp GPUs; the results' GPU count is tp × ep there.
+            e["gpus"] = ints["dtp"]
+        e["weights"] = weights
+        if disagg:
+            e["disaggregated"] = {
+                "prefill": {"gpus": ints["npg"], "workers": max(ints["pnw"], 1),
+                            "layout": layout(ints["ptp"], ints["pep"], r["pdp"] == "true")},
+                "decode": {"gpus": ints["ndg"], "workers": max(int(r["dnw"]), 1),
+                           "layout": layout(ints["dtp"], int(r["dep"]), r["ddp"] == "true")}}
+        else:
+            e["layout"] = layout(ints["dtp"], ints["dep"], r["ddp"] == "true")
+        e["features"] = ["mtp"] if mtp else []
+        # An expert-parallel group that does not divide DeepSeek's 256 experts runs EPLB's 288
+        # slots (256 + 32 redundant, TensorRT-LLM's wide-EP recipes).
+        pools = [e["disaggregated"]["prefill"]["layout"], e["disaggregated"]["decode"]["layout"]] if disagg else [e["layout"]]
+        if any(256 % p["ep"] for p in pools):
+            e["features"].append("eplb")
+        e.update({"phase": "serving", "input_tokens": ints["isl"], "output_tokens": ints["osl"],
+                  "input_range": [0.8, 1.0], "output_range": [0.8, 1.0], "concurrency": ints["conc"],
+                  "num_prompts": 10 * ints["conc"]})
+        if r["framework"] == "sglang" and r["hardware"] in ("mi325x", "mi355x") and r["precision"] == "fp8":
+            e["continuous_decode_steps"] = 4
+        if r["framework"] == "sglang" and r["hardware"] == "b200" and not mtp and r["ddp"] != "true":
+            e["scheduler_recv_interval"] = 30 if ints["dtp"] == 8 and ints["conc"] >= 16 else 10
+        output, total = number(r["out_tput"]), number(r["tput"])
+        also = {}
+        if output is not None:
+            e["metric"] = "output_tokens_per_s_per_decode_gpu" if disagg else "output_tokens_per_s_per_gpu"
+            e["value"] = output
+            if total is not None:
+                also["total_tokens_per_s_per_gpu"] = total
+        elif total is not None:
+            e["metric"], e["value"] = "total_tokens_per_s_per_gpu", total
+        else:
+            skipped.append((line.strip(), "no throughput"))
+            continue
+        for key, field in (("input_tokens_per_s_per_prefill_gpu" if disagg else "input_tokens_per_s_per_gpu", "in_tput"),
+                           ("output_tokens_per_s_per_user", "intvty"), ("ttft_s", "ttft"), ("tpot_s", "tpot")):
+            value = number(r[field])
+            if value is not None:
+                also[key] = value
+        e["also"] = also
+        entries.append(e)
+    for line, why in skipped:
+        print(f"skipped ({why}): {line}", file=sys.stderr)
+    notes = ("Held out: no factor was taken from these runs. Source: SemiAnalysisAI/InferenceX-app "
+             "packages/app/cypress/fixtures/api/benchmarks.json @3a600f1d (run = github.com/SemiAnalysisAI/"
+             "InferenceX/actions/runs/<id>). Recipe details the results do not give (engine cap, KV-cache "
+             "format, draft count) are the estimator's defaults: scripts/inferencex-holdout.py.")
+    sys.stdout.write('{"schema": "moesim-measurements/1",\n "notes": ' + json.dumps(notes) + ',\n "entries": [\n')
+    sys.stdout.write(",\n".join("  " + json.dumps(e, ensure_ascii=False) for e in entries))
+    sys.stdout.write("\n ]}\n")
+
+
+if __name__ == "__main__":
+    main()
