@@ -22,7 +22,8 @@ do (docs/validation.md, "The held-out set"):
   from a concurrency of 16 (--scheduler-recv-interval in InferenceX's dsr1_fp8_b200.sh and
   dsr1_fp4_b200.sh; added after the first pass over this set, see docs/validation.md);
 - no engine cap (max running requests) is known, so none is set: the engine holds what fits;
-- MTP runs use the estimator's default draft count and acceptance;
+- the KV-cache format and MTP draft count where the recipes state them (second pass; see the
+  comments below); otherwise the estimator's defaults (bf16 KV, 1 draft) and its acceptance;
 - an expert-parallel group that does not divide the 256 experts runs EPLB (256 + 32 slots).
 
 Usage: scripts/inferencex-holdout.py > configs/validation/serving-holdout.json
@@ -101,6 +102,12 @@ def main():
             # A single-node run is one engine of tp GPUs; the results' GPU count is tp × ep there.
             e["gpus"] = ints["dtp"]
         e["weights"] = weights
+        # The KV-cache format the recipes pass (fp8_e4m3 / fp8 in every version of InferenceX's
+        # SGLang B200, B300 and MI3xx, TensorRT-LLM, ATOM and MoRI recipes read); the Dynamo-SGLang
+        # recipes differ by system and H200's SGLang recipe keeps bf16.
+        if r["framework"] in ("trt", "dynamo-trt", "atom", "mori-sglang") or \
+                (r["framework"] == "sglang" and r["hardware"] != "h200"):
+            e["kv_cache"] = "fp8"
         if disagg:
             e["disaggregated"] = {
                 "prefill": {"gpus": ints["npg"], "workers": max(ints["pnw"], 1),
@@ -110,6 +117,21 @@ def main():
         else:
             e["layout"] = layout(ints["dtp"], ints["dep"], r["ddp"] == "true")
         e["features"] = ["mtp"] if mtp else []
+        # Draft tokens per step where every version of the recipe read says the same: SGLang's
+        # EAGLE 2 steps on NVIDIA (single node and Dynamo), 3 on MI355X; TensorRT-LLM single node
+        # 3 (1 with DP attention); ATOM FP8 3. Others keep the estimator's default (1).
+        drafts = None
+        if mtp:
+            if r["framework"] in ("sglang", "dynamo-sglang") and not amd:
+                drafts = 2
+            elif r["framework"] == "sglang" and r["hardware"] == "mi355x":
+                drafts = 3
+            elif r["framework"] == "trt":
+                drafts = 1 if r["ddp"] == "true" else 3
+            elif r["framework"] == "atom" and r["precision"] == "fp8":
+                drafts = 3
+        if drafts:
+            e["mtp_draft_tokens"] = drafts
         # An expert-parallel group that does not divide DeepSeek's 256 experts runs EPLB's 288
         # slots (256 + 32 redundant, TensorRT-LLM's wide-EP recipes).
         pools = [e["disaggregated"]["prefill"]["layout"], e["disaggregated"]["decode"]["layout"]] if disagg else [e["layout"]]
