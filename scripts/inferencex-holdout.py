@@ -6,7 +6,8 @@ separated by spaces, transcribed from SemiAnalysisAI/InferenceX-app
 packages/app/cypress/fixtures/api/benchmarks.json @ 3a600f1d (the InferenceX nightly results
 snapshot that the ten runs of serving.json also come from): every DeepSeek-R1 run dated 2026 or
 later at 1K/1K or 8K/1K. The ten rows of serving.json are left out (other concurrencies of
-the same sweeps stay: nothing was read from them).
+the same sweeps stay: nothing was read from them), and so are the 12 MoRI runs whose pools list
+expert parallelism wider than tensor parallelism without DP attention.
 
 What a run's line does not say is filled the same way for every run, as the ten curated entries
 do (docs/validation.md, "The held-out set"):
@@ -55,14 +56,20 @@ def layout(tp, ep, dp):
 
 
 def describe(tp, ep, dp):
-    return f"{'dp' if dp else 'tp'}{tp}ep{ep}"
+    # Under DP attention the engine is max(tp, ep) GPUs wide (some pools list tp 1).
+    return f"dp{max(tp, ep)}ep{ep}" if dp else f"tp{tp}ep{ep}"
+
+
+def run_key(e):
+    """What identifies one measured row: the workflow run (which covers many configurations), the
+    configuration and the concurrency."""
+    shape = e.get("disaggregated") or e.get("layout")
+    return (e["source"].rsplit("run ", 1)[-1].strip(), e["gpu"], e["framework"], e["weights"], "mtp" in e["features"],
+            e["gpus"], e["concurrency"], e["input_tokens"], json.dumps(shape, sort_keys=True))
 
 
 def main():
-    curated_runs = set()
-    for e in json.load(open(CURATED))["entries"]:
-        curated_runs.add((e["source"].rsplit("run ", 1)[-1].strip(), e["concurrency"], e["input_tokens"],
-                          "mtp" in e["features"]))
+    curated_runs = {run_key(e) for e in json.load(open(CURATED))["entries"]}
     entries, seen, skipped = [], set(), []
     for line in open(SOURCE):
         if not line.strip() or line.startswith("#"):
@@ -76,18 +83,24 @@ def main():
         if gpu is None:
             skipped.append((line.strip(), "unknown hardware"))
             continue
-        ints = {k: int(r[k]) for k in "ptp pep pnw dtp dep npg ndg isl osl conc".split()}
-        if (r["run"], ints["conc"], ints["isl"], r["spec"] not in ("none", "-")) in curated_runs:
-            continue
+        ints = {k: int(r[k]) for k in "ptp pep pnw dtp dep dnw npg ndg isl osl conc".split()}
         disagg = r["disagg"] == "true"
         amd = r["hardware"].startswith("mi")
         weights = r["precision"] if r["precision"] != "fp4" else ("mxfp4" if amd else "fp4")
-        lengths = f"{ints['isl'] // 1024}k{ints['osl'] // 1024}k"
         mtp = r["spec"] not in ("none", "-")
+        # A single-node run is one engine of tp GPUs; the results' GPU count is tp × ep there.
+        gpus = ints["npg"] + ints["ndg"] if disagg else ints["dtp"]
+        # Expert parallelism wider than the tensor-parallel group without DP attention (some MoRI
+        # pools list tp 1, ep 8) does not say how attention is cut: left out.
+        if any(dp != "true" and tp < ep for tp, ep, dp in ((ints["ptp"], ints["pep"], r["pdp"]), (ints["dtp"], ints["dep"], r["ddp"]))
+               if disagg or tp == ints["dtp"]):
+            skipped.append((line.strip(), "ep wider than tp without DP attention"))
+            continue
+        lengths = f"{ints['isl'] // 1024}k{ints['osl'] // 1024}k"
         shape = describe(ints["dtp"], ints["dep"], r["ddp"] == "true")
         if disagg:
             shape = f"{ints['pnw']}p{describe(ints['ptp'], ints['pep'], r['pdp'] == 'true')}-" \
-                    f"{r['dnw']}d{shape}"
+                    f"{ints['dnw']}d{shape}"
         ident = f"ix-{r['hardware']}-{r['framework']}-{r['precision']}{'-mtp' if mtp else ''}-{shape}-{lengths}-c{ints['conc']}"
         if ident in seen:
             skipped.append((line.strip(), "duplicate configuration"))
@@ -96,11 +109,7 @@ def main():
         e = {"id": ident, "kind": "measured",
              "source": f"InferenceX run {r['run']}",
              "framework": r["framework"], "date": r["date"], "model": "deepseek-r1", "gpu": gpu}
-        if disagg:
-            e["gpus"] = ints["npg"] + ints["ndg"]
-        else:
-            # A single-node run is one engine of tp GPUs; the results' GPU count is tp × ep there.
-            e["gpus"] = ints["dtp"]
+        e["gpus"] = gpus
         e["weights"] = weights
         # The KV-cache format the recipes pass (fp8_e4m3 / fp8 in every version of InferenceX's
         # SGLang B200, B300 and MI3xx, TensorRT-LLM, ATOM and MoRI recipes read); the Dynamo-SGLang
@@ -112,8 +121,8 @@ def main():
             e["disaggregated"] = {
                 "prefill": {"gpus": ints["npg"], "workers": max(ints["pnw"], 1),
                             "layout": layout(ints["ptp"], ints["pep"], r["pdp"] == "true")},
-                "decode": {"gpus": ints["ndg"], "workers": max(int(r["dnw"]), 1),
-                           "layout": layout(ints["dtp"], int(r["dep"]), r["ddp"] == "true")}}
+                "decode": {"gpus": ints["ndg"], "workers": max(ints["dnw"], 1),
+                           "layout": layout(ints["dtp"], ints["dep"], r["ddp"] == "true")}}
         else:
             e["layout"] = layout(ints["dtp"], ints["dep"], r["ddp"] == "true")
         e["features"] = ["mtp"] if mtp else []
@@ -144,6 +153,8 @@ def main():
             e["continuous_decode_steps"] = 4
         if r["framework"] == "sglang" and r["hardware"] == "b200" and not mtp and r["ddp"] != "true":
             e["scheduler_recv_interval"] = 30 if ints["dtp"] == 8 and ints["conc"] >= 16 else 10
+        if run_key(e) in curated_runs:
+            continue
         output, total = number(r["out_tput"]), number(r["tput"])
         also = {}
         if output is not None:
@@ -167,8 +178,9 @@ def main():
         print(f"skipped ({why}): {line}", file=sys.stderr)
     notes = ("Held out: no factor was taken from these runs. Source: SemiAnalysisAI/InferenceX-app "
              "packages/app/cypress/fixtures/api/benchmarks.json @3a600f1d (run = github.com/SemiAnalysisAI/"
-             "InferenceX/actions/runs/<id>). Recipe details the results do not give (engine cap, KV-cache "
-             "format, draft count) are the estimator's defaults: scripts/inferencex-holdout.py.")
+             "InferenceX/actions/runs/<id>). Recipe details the results do not give are filled as "
+             "scripts/inferencex-holdout.py says: KV-cache format, draft count and receive interval where "
+             "the recipes state them, the estimator's defaults otherwise (engine cap, memory fraction).")
     sys.stdout.write('{"schema": "moesim-measurements/1",\n "notes": ' + json.dumps(notes) + ',\n "entries": [\n')
     sys.stdout.write(",\n".join("  " + json.dumps(e, ensure_ascii=False) for e in entries))
     sys.stdout.write("\n ]}\n")

@@ -47,7 +47,8 @@ public struct Cluster: Sendable, Equatable {
         self.gpusPerNode = perNode
     }
 
-    public var nodes: Int { max(1, gpuCount / gpusPerNode) }
+    /// Nodes the GPUs occupy (a disaggregated deployment may leave one partly filled).
+    public var nodes: Int { max(1, (gpuCount + gpusPerNode - 1) / gpusPerNode) }
     /// GPUs that share scale-up links (a partial node has fewer).
     public var scaleUpGroup: Int { min(gpusPerNode, gpuCount) }
     public var totalMemory: Int { gpu.memoryBytes * gpuCount }

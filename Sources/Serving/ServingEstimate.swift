@@ -195,6 +195,10 @@ public enum ServingEstimator {
         if request.schedulerRecvInterval > 1, request.scheduler != .prefillFirst {
             throw ServingError.invalid("the scheduler's receive interval is a setting of the prefill-first scheduler (SGLang's)")
         }
+        if request.disaggregation != nil, request.continuousDecodeSteps > 1 || request.schedulerRecvInterval > 1 {
+            throw ServingError.invalid("continuous decode steps and the scheduler's receive interval are priced for an aggregated "
+                + "engine only, not for disaggregated pools")
+        }
         if let cap = request.maxBatchPerGPU, !(1...65_536).contains(cap) {
             throw ServingError.invalid("the engine's batch cap must be 1 to 65,536 requests per GPU, got \(cap)")
         }

@@ -40,8 +40,9 @@ public struct ServingRequest: Sendable {
     /// Prefill-first scheduler: while it decodes, the scheduler reads new requests only every
     /// this many decode steps, and right after a prefill step (SGLang's
     /// `--scheduler-recv-interval`, its `SchedulerRecvSkipper`: decode steps weigh 1, a prefill
-    /// 1,000 against the threshold). InferenceX's B200 recipes use 10, and 30 at TP8 from a
-    /// concurrency of 16. With continuous decode steps too, a look needs both counts to come round.
+    /// 1,000 against the threshold). Requests read earlier (waiting for memory or a slot) are
+    /// scheduled as usual. InferenceX's B200 recipes use 10, and 30 at TP8 from a concurrency of
+    /// 16. Both this and continuous decode steps are settings of an aggregated engine.
     public var schedulerRecvInterval = 1
     /// Prompts split into chunks within the token budget (vLLM V1, SGLang, TensorRT-LLM by
     /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's

@@ -223,17 +223,27 @@ struct ServingSimulation {
 
     private mutating func step(_ w: ServingWorker, index: Int, at start: Double) throws {
         w.clock = start
-        // Within a run of continuous decode steps, or between two reads of new requests, the
-        // scheduler does not look at new prompts; a prefill step resets both counts.
-        let holding = options.policy == .prefillFirst && w.role == .both && w.decoding > 0 && w.prefilling.isEmpty
-            && (w.decodeStreak % max(options.continuousDecodeSteps, 1) != 0 || w.decodeStreak % max(options.recvInterval, 1) != 0)
+        // Within a run of continuous decode steps the scheduler does not schedule new prompts;
+        // between two reads of new requests (the receive interval) it schedules only those it
+        // read last time. Both counts run on the decode steps since the last prefill step.
+        let decodingOnly = options.policy == .prefillFirst && w.role == .both && w.decoding > 0 && w.prefilling.isEmpty
+        let holding = decodingOnly && w.decodeStreak % max(options.continuousDecodeSteps, 1) != 0
         if !holding {
             // An overlap scheduler formed this step when the previous one started, if it ran
             // straight into this one: requests that came later wait a step. An engine with
             // nothing formed takes them at once.
             let formedAhead = options.overlapSchedule && w.lastStepEnd == start
-            try admit(w, index: index, cutoff: formedAhead ? w.lastStepStart : start)
-            if formedAhead, w.decoding == 0, w.prefilling.isEmpty { try admit(w, index: index, cutoff: start) }
+            var cutoff = formedAhead ? w.lastStepStart : start
+            if decodingOnly, w.decodeStreak % max(options.recvInterval, 1) != 0 {
+                cutoff = min(cutoff, w.lastRead)
+            } else {
+                w.lastRead = cutoff
+            }
+            try admit(w, index: index, cutoff: cutoff)
+            if formedAhead, w.decoding == 0, w.prefilling.isEmpty {
+                w.lastRead = start
+                try admit(w, index: index, cutoff: start)
+            }
         }
         w.lastStepStart = start
         let prefillOnly = options.policy == .prefillFirst && w.role == .both && !w.prefilling.isEmpty

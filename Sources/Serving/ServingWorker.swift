@@ -43,6 +43,9 @@ final class ServingWorker {
     @exclusivity(unchecked) var busySeconds = 0.0
     /// Decode-only steps since the scheduler last looked for new prompts.
     @exclusivity(unchecked) var decodeStreak = 0
+    /// When the scheduler last read new requests: between reads (SGLang's receive interval) it
+    /// admits only requests that had arrived by then.
+    @exclusivity(unchecked) var lastRead = -Double.infinity
 
     init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, kvCapacity: Double, maxRunning: Int) {
         self.role = role

@@ -122,7 +122,7 @@ struct SweepCommand: ParsableCommand {
         var json: [[String: Any]] = []
         var table: [[String]] = []
         for config in configs {
-            let cluster = try Cluster(gpu: config.hardware, gpuCount: count)
+            let cluster = try Cluster(gpu: config.hardware, gpuCount: count, wholeNodes: pools == nil)
             let base = try workload.request(model: spec, cluster: cluster, layout: try layout.map(Layout.parse), weights: config.format,
                                             kvCache: kvCache)
             var points: [(x: Double, y: Double)] = []

@@ -74,7 +74,7 @@ struct ValidateCommand: ParsableCommand {
             if let w = report.worst, let p = w.predicted {
                 // Below a tenth, two decimals would print 0.00×: say "1/N of" instead.
                 let ratio = p / w.measured
-                let factor = ratio >= 0.1 ? "\(Output.fixed(ratio, 2))×" : "1/\(Output.fixed(1 / ratio, 0)) of"
+                let factor = ratio >= 0.1 ? "\(Output.fixed(ratio, 2))×" : ratio > 0 ? "1/\(Output.fixed(1 / ratio, 0)) of" : "0×"
                 print("furthest: \(w.id), predicted \(factor) the measurement")
             }
         }

@@ -96,6 +96,31 @@ import TestSupport
         #expect(report.entries[4].skipped?.contains("unknown gpu") == true)
     }
 
+    /// The held-out file is well formed: 1,166 runs with unique ids, and a run of each framework
+    /// at the lowest concurrency it has (kept small for a debug build) is priced, not skipped.
+    /// Its accuracy is reported in docs/validation.md, not bounded here: it is the check on runs
+    /// no factor was taken from.
+    @Test func heldOutFileIsWellFormed() throws {
+        let url = root.appendingPathComponent("configs/validation/serving-holdout.json")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let entries = try #require(json["entries"] as? [[String: Any]])
+        #expect(entries.count == 1_166)
+        #expect(Set(entries.compactMap { $0["id"] as? String }).count == entries.count)
+        var sample: [String: [String: Any]] = [:]
+        for e in entries where e["disaggregated"] == nil {
+            let framework = e["framework"] as? String ?? ""
+            if ((e["concurrency"] as? Int) ?? .max) < ((sample[framework]?["concurrency"] as? Int) ?? .max) { sample[framework] = e }
+        }
+        #expect(sample.count >= 3)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-holdout-\(UUID()).json")
+        let subset: [String: Any] = ["schema": "moesim-measurements/1", "entries": Array(sample.values)]
+        try JSONSerialization.data(withJSONObject: subset).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let report = try Validation.run(file: file.path, loadModel: { try model($0) }, loadGPU: gpu)
+        #expect(!report.entries.isEmpty)
+        #expect(report.entries.allSatisfy { $0.skipped == nil && $0.predicted != nil }, "\(report.entries.filter { $0.skipped != nil })")
+    }
+
     @Test func malformedFilesNameTheField() throws {
         let dir = FileManager.default.temporaryDirectory
         for (text, field) in [
@@ -103,6 +128,9 @@ import TestSupport
             (#"{"schema": "moesim-measurements/1"}"#, "entries"),
             (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "watts", "value": 1}]}"#, "metric"),
             (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": -1}]}"#, "value"),
+            (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
+                + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "phase": "serving", "input_tokens": 64, "#
+                + #""output_tokens": 8, "concurrency": 2, "framework": "sglang", "scheduler_recv_interval": 1025}]}"#, "scheduler_recv_interval"),
         ] {
             let file = dir.appendingPathComponent("moesim-bad-\(UUID()).json")
             try text.write(to: file, atomically: true, encoding: .utf8)
