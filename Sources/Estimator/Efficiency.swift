@@ -58,9 +58,10 @@ public enum Efficiency {
     public static let deepEPNormalSMs = 20.0
 
     /// Fixed cost per kernel: launch and tail of a GPU kernel under CUDA graphs (a few µs); on the
-    /// CPU, a parallel region of TensorCore.
+    /// CPU, a parallel region of TensorCore. A hardware file's `kernel_overhead` replaces it (the
+    /// MI300X's and MI325X's, from a published decode measurement: see their sources).
     public static func kernelOverhead(_ hardware: HardwareSpec) -> Double {
-        hardware.kind == .gpu ? 4e-6 : 2e-6
+        hardware.kernelOverhead ?? (hardware.kind == .gpu ? 4e-6 : 2e-6)
     }
 
     /// Peak FLOP/s for a number format, falling back to bf16 (weights dequantized before the

@@ -66,6 +66,9 @@ public struct HardwareSpec: Sendable, Equatable {
     /// on SMs (DeepEP's normal mode) take some from the computation they overlap. Absent: that
     /// contention is not priced.
     public var smCount: Int?
+    /// Fixed time of one kernel of a captured graph: launch, ramp and tail (`kernel_overhead`,
+    /// optional, seconds). Absent: 4 µs on a GPU, 2 µs on a CPU (`Efficiency.kernelOverhead`).
+    public var kernelOverhead: Double?
     /// Where each figure comes from, by field name.
     public var sources: [String: String]
 
@@ -149,6 +152,7 @@ public struct HardwareSpec: Sendable, Equatable {
                                               combine: try Self.ranged(a, "combine", 0...1, required: true))
         }
         smCount = json.has("sm_count") ? try json.requiredInt("sm_count", atLeast: 1) : nil
+        kernelOverhead = json.has("kernel_overhead") ? try Self.ranged(json, "kernel_overhead", 0...1e-3, required: true) : nil
         if let smCount, smCount > 100_000 { throw json.error("sm_count", "must be at most 100,000, got \(smCount)") }
         if json.has("gpu_hour_price") {
             gpuHourPrice = try Self.ranged(json, "gpu_hour_price", 1e-6...1e6, required: true)
@@ -204,6 +208,7 @@ public struct HardwareSpec: Sendable, Equatable {
         if let gpuHourPrice { object["gpu_hour_price"] = gpuHourPrice }
         if let threads { object["threads"] = threads }
         if let smCount { object["sm_count"] = smCount }
+        if let kernelOverhead { object["kernel_overhead"] = kernelOverhead }
         if let a = allToAllLatency { object["all_to_all_latency"] = ["dispatch": a.dispatch, "combine": a.combine] }
         if let power { object["power"] = power.jsonObject }
         return object

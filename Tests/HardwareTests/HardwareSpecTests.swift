@@ -53,6 +53,11 @@ let validGPU = #"""
                                                              with: #""scale_up_domain": 8, "sm_count": 132, "all_to_all_latency": {"dispatch": 1.9e-5, "combine": 3.1e-5},"#))
         #expect(sms.smCount == 132 && sms.allToAllLatency == HardwareSpec.AllToAllLatency(dispatch: 1.9e-5, combine: 3.1e-5))
         #expect(try HardwareSpec(json: JSONObject(data: sms.encoded(), source: "again.json")) == sms)
+        let launches = try hardware(validGPU.replacingOccurrences(of: #""scale_up_domain": 8,"#,
+                                                                  with: #""scale_up_domain": 8, "kernel_overhead": 1.84e-5,"#))
+        #expect(launches.kernelOverhead == 1.84e-5)
+        #expect(try hardware(validGPU).kernelOverhead == nil)
+        #expect(try HardwareSpec(json: JSONObject(data: launches.encoded(), source: "again.json")) == launches)
     }
 
     @Test(arguments: [
@@ -65,6 +70,7 @@ let validGPU = #"""
         ("block_scaled_fp8_matmul", #""matmul": 0.7"#, #""matmul": 0.7, "block_scaled_fp8_matmul": 0"#),
         ("sm_count", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "sm_count": 0"#),
         ("dispatch", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "all_to_all_latency": {"dispatch": -1, "combine": 3e-5}"#),
+        ("kernel_overhead", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "kernel_overhead": 0.5"#),
         ("kind", #""kind": "gpu""#, #""kind": "tpu""#),
         ("schema", #""schema": "moesim-hardware/1""#, #""schema": "other/2""#),
         ("id", #""id": "test-gpu", "#, ""),

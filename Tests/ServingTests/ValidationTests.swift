@@ -24,7 +24,7 @@ import TestSupport
     }
 
     /// The serving runs (InferenceX, ten deployments, six metrics each): median |error| at most
-    /// 15% over the 60 rows (the goal; 10.6% now); the throughput and TPOT rows within
+    /// 15% over the 60 rows (the goal; 9.3% now); the throughput and TPOT rows within
     /// 2×; the TTFT within 2× on the five single-node runs whose requests wait for the overlap scheduler's formed step (H200, B200
     /// twice, MI355X, MI325X) and on the two disaggregated runs whose decode engines hold fewer
     /// requests than the client sends (GB300, GB200). The other TTFT rows (B300 at C = 4, the
