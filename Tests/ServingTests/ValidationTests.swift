@@ -47,7 +47,7 @@ import TestSupport
         }
     }
 
-    /// The published set: median |error| ≤ 15% (the serving issue's goal; 11.2% now), no
+    /// The published set: median |error| ≤ 15% (the serving issue's goal; 9.7% now), no
     /// entry off by 2× or more, and all but vLLM's wide-EP entry (batch not published) within 1.5×.
     @Test func publishedMeasurementsAreWithinTarget() throws {
         let report = try Validation.run(file: root.appendingPathComponent("configs/validation/published.json").path,
