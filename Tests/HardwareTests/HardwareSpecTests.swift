@@ -71,6 +71,7 @@ let validGPU = #"""
         ("sm_count", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "sm_count": 0"#),
         ("dispatch", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "all_to_all_latency": {"dispatch": -1, "combine": 3e-5}"#),
         ("kernel_overhead", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "kernel_overhead": 0.5"#),
+        ("kernel_overhead", #""scale_up_domain": 8"#, #""scale_up_domain": 8, "kernel_overhead": -1e-6"#),
         ("kind", #""kind": "gpu""#, #""kind": "tpu""#),
         ("schema", #""schema": "moesim-hardware/1""#, #""schema": "other/2""#),
         ("id", #""id": "test-gpu", "#, ""),
