@@ -23,8 +23,9 @@ do (docs/validation.md, "The held-out set"):
   from a concurrency of 16 (--scheduler-recv-interval in InferenceX's dsr1_fp8_b200.sh and
   dsr1_fp4_b200.sh; added after the first pass over this set, see docs/validation.md);
 - no engine cap (max running requests) is known, so none is set: the engine holds what fits;
-- the KV-cache format and MTP draft count where the recipes state them (second pass; see the
-  comments below); otherwise the estimator's defaults (bf16 KV, 1 draft) and its acceptance;
+- the KV-cache format, MTP draft count and SGLang's memory fraction where the recipes state them
+  (second pass; see the comments below); otherwise the estimator's defaults (bf16 KV, 1 draft,
+  a 10% memory reserve) and its acceptance;
 - an expert-parallel group that does not divide the 256 experts runs EPLB (256 + 32 slots).
 
 Usage: scripts/inferencex-holdout.py > configs/validation/serving-holdout.json
@@ -153,6 +154,22 @@ def main():
             e["continuous_decode_steps"] = 4
         if r["framework"] == "sglang" and r["hardware"] == "b200" and not mtp and r["ddp"] != "true":
             e["scheduler_recv_interval"] = 30 if ints["dtp"] == 8 and ints["conc"] >= 16 else 10
+        # The share of memory SGLang's single-node recipes leave outside its static pool
+        # (1 − --mem-fraction-static, the same in every version read): FP8 on B200/B300 0.82 at
+        # TP8 and 0.95 at TP4 (with or without MTP), FP4 there 0.85 without MTP, H200 0.82,
+        # MI300X/MI325X/MI355X 0.8.
+        if r["framework"] == "sglang" and r["ddp"] != "true":
+            fraction = None
+            if r["hardware"] in ("b200", "b300") and r["precision"] == "fp8":
+                fraction = 0.95 if ints["dtp"] == 4 else 0.82
+            elif r["hardware"] in ("b200", "b300") and r["precision"] == "fp4" and not mtp:
+                fraction = 0.85
+            elif r["hardware"] == "h200":
+                fraction = 0.82
+            elif amd:
+                fraction = 0.8
+            if fraction:
+                e["memory_reserve"] = round(1 - fraction, 2)
         if run_key(e) in curated_runs:
             continue
         output, total = number(r["out_tput"]), number(r["tput"])
@@ -179,8 +196,8 @@ def main():
     notes = ("Held out: no factor was taken from these runs. Source: SemiAnalysisAI/InferenceX-app "
              "packages/app/cypress/fixtures/api/benchmarks.json @3a600f1d (run = github.com/SemiAnalysisAI/"
              "InferenceX/actions/runs/<id>). Recipe details the results do not give are filled as "
-             "scripts/inferencex-holdout.py says: KV-cache format, draft count and receive interval where "
-             "the recipes state them, the estimator's defaults otherwise (engine cap, memory fraction).")
+             "scripts/inferencex-holdout.py says: KV-cache format, draft count, receive interval and SGLang's "
+             "memory fraction where the recipes state them, the estimator's defaults otherwise (engine cap).")
     sys.stdout.write('{"schema": "moesim-measurements/1",\n "notes": ' + json.dumps(notes) + ',\n "entries": [\n')
     sys.stdout.write(",\n".join("  " + json.dumps(e, ensure_ascii=False) for e in entries))
     sys.stdout.write("\n ]}\n")

@@ -33,6 +33,9 @@ public struct EstimateRequest: Sendable {
     public var energy = EnergySettings()
     /// Price contexts past the model's `max_position_embeddings` (refused otherwise).
     public var allowLongerContext = false
+    /// Share of each GPU's memory the engine keeps back (`MemoryModel.reservedFraction`, vLLM's
+    /// 10%, unless the engine is told otherwise).
+    public var memoryReserve = MemoryModel.reservedFraction
 
     public init(model: ModelSpec, cluster: Cluster, layout: Layout? = nil, weights: WeightFormat = .fp8,
                 kvCache: KVCacheFormat = .bf16, inputTokens: Int = 4096, outputTokens: Int = 1024,
@@ -140,6 +143,9 @@ public enum Estimator {
         if let b = request.decodeBatchPerGPU, !(1...1_000_000_000).contains(b) {
             throw EstimateError.invalid("the decode batch per GPU must be 1 to 10^9, got \(b)")
         }
+        guard (0...MemoryModel.maxReserve).contains(request.memoryReserve) else {
+            throw EstimateError.invalid("the memory reserve must be 0 to \(MemoryModel.maxReserve) of each GPU's memory, got \(request.memoryReserve)")
+        }
         guard request.prefixCacheHitRate >= 0, request.prefixCacheHitRate < 1 else {
             throw EstimateError.invalid("the prefix-cache hit rate must be in [0, 1), got \(request.prefixCacheHitRate)")
         }
@@ -195,7 +201,8 @@ public enum Estimator {
         let context = request.inputTokens + request.outputTokens
         let redundant = request.redundantExperts(ep: layout.ep)
         let workload = Workload(weights: request.weights, kvCache: request.kvCache, context: context, concurrency: 1,
-                                prefillChunk: request.prefillTokensPerGPU ?? MemoryModel.defaultPrefillChunk)
+                                prefillChunk: request.prefillTokensPerGPU ?? MemoryModel.defaultPrefillChunk,
+                                memoryReserve: request.memoryReserve)
         let options = PlanOptions(layout: layout, expertLoad: request.expertSkew > 0 ? .zipf(request.expertSkew) : .uniform,
                                   redundantExperts: redundant)
         let plan = try Planner.evaluate(model, cluster: cluster, workload: workload, layout: layout, options: options)

@@ -21,7 +21,8 @@ public struct StepPricer: Sendable {
     public init(_ request: EstimateRequest, layout: Layout, context: Int, loadMTP: Bool = false) throws {
         let redundant = request.redundantExperts(ep: layout.ep)
         let workload = Workload(weights: request.weights, kvCache: request.kvCache, context: context, concurrency: 1,
-                                prefillChunk: request.prefillTokensPerGPU ?? MemoryModel.defaultPrefillChunk)
+                                prefillChunk: request.prefillTokensPerGPU ?? MemoryModel.defaultPrefillChunk,
+                                memoryReserve: request.memoryReserve)
         var options = PlanOptions(layout: layout, expertLoad: request.expertSkew > 0 ? .zipf(request.expertSkew) : .uniform,
                                   redundantExperts: redundant)
         options.loadMTP = loadMTP

@@ -25,14 +25,19 @@ public struct Workload: Sendable, Equatable {
     public var concurrency: Int
     /// Tokens one GPU processes in one prefill step (chunked prefill), which sizes activations.
     public var prefillChunk: Int
+    /// Share of each GPU's memory the engine keeps back from weights, KV cache and activations
+    /// (see `MemoryModel.reservedFraction`, the default).
+    public var memoryReserve: Double
 
     public init(weights: WeightFormat = .fp8, kvCache: KVCacheFormat = .bf16, context: Int = 131_072,
-                concurrency: Int = 1, prefillChunk: Int = MemoryModel.defaultPrefillChunk) {
+                concurrency: Int = 1, prefillChunk: Int = MemoryModel.defaultPrefillChunk,
+                memoryReserve: Double = MemoryModel.reservedFraction) {
         self.weights = weights
         self.kvCache = kvCache
         self.context = context
         self.concurrency = concurrency
         self.prefillChunk = prefillChunk
+        self.memoryReserve = memoryReserve
     }
 }
 
@@ -43,6 +48,10 @@ extension Workload {
     public static let maxConcurrency = 1 << 40
 
     public func check() throws {
+        guard (0...MemoryModel.maxReserve).contains(memoryReserve) else {
+            throw ConfigError(source: "workload", field: "memory reserve",
+                              message: "must be 0 to \(MemoryModel.maxReserve) of each GPU's memory, got \(memoryReserve)")
+        }
         guard (1...Self.maxContext).contains(context) else {
             throw ConfigError(source: "workload", field: "context", message: "must be 1 to \(Self.maxContext.formatted()) tokens, got \(context)")
         }
@@ -59,8 +68,11 @@ extension Workload {
 public enum MemoryModel {
     /// Share of each GPU's memory kept back for the CUDA context, cuBLAS and attention workspaces,
     /// NCCL / DeepEP communication buffers and allocator fragmentation: vLLM's default
-    /// `gpu_memory_utilization` of 0.9 leaves 10%.
+    /// `gpu_memory_utilization` of 0.9 leaves 10%. An engine told otherwise (`--memory-reserve`:
+    /// 1 − SGLang's `--mem-fraction-static`, 1 − vLLM's `--gpu-memory-utilization`) replaces it.
     public static let reservedFraction = 0.10
+    /// The largest reserve a workload may ask for: past it little is left to plan.
+    public static let maxReserve = 0.9
     /// Chunked prefill of 8,192 tokens per GPU (SGLang's and vLLM's default chunk size order).
     public static let defaultPrefillChunk = 8192
     /// Live activations per token in a layer, in hidden-size units: residual stream, normed input,

@@ -53,7 +53,7 @@ public enum Planner {
         try workload.check()
         let replicas = try layout.validate(for: model, gpus: cluster.gpuCount, redundantExperts: options.redundantExperts)
         let total = Double(cluster.gpu.memoryBytes)
-        let reserved = total * MemoryModel.reservedFraction
+        let reserved = total * workload.memoryReserve
         let activations = MemoryModel.activationBytesPerGPU(model, layout: layout, chunk: workload.prefillChunk)
         var placement: ExpertPlacement? = nil
         var expertsOnGPU: Int? = nil
@@ -151,7 +151,7 @@ public enum Planner {
         // Quick lower bound: the weights and every sequence's cache, each stored at least once, must
         // fit in the usable memory of all GPUs (an absurd concurrency ends here, not after
         // evaluating every layout of every count up to the limit).
-        let usable = Double(gpu.memoryBytes) * (1 - MemoryModel.reservedFraction)
+        let usable = Double(gpu.memoryBytes) * (1 - workload.memoryReserve)
         let needed = Double(model.weightBytes(workload.weights))
             + Double(workload.concurrency) * Double(model.kvCacheBytes(context: workload.context, format: workload.kvCache))
         let lower = max(1, Int(min(needed / usable, Double(limit) + 1)))
@@ -171,11 +171,11 @@ public enum Planner {
                         options: PlanOptions, alternatives: [HardwareSpec]) -> String {
         let g = cluster.gpu
         let weights = Double(model.weightBytes(workload.weights))
-        let usable = Double(cluster.gpuCount) * Double(g.memoryBytes) * (1 - MemoryModel.reservedFraction)
+        let usable = Double(cluster.gpuCount) * Double(g.memoryBytes) * (1 - workload.memoryReserve)
         var text: String
         if weights > usable {
             text = "weights need \(gb(weights)) (\(model.weightsLabel(workload.weights))), \(cluster.gpuCount) × \(g.id) hold "
-                + "\(gb(usable)) after the \(Int(MemoryModel.reservedFraction * 100))% reserve"
+                + "\(gb(usable)) after the \(Int((workload.memoryReserve * 100).rounded()))% reserve"
         } else if best.reason?.hasPrefix("weights") == true {
             text = "no layout spreads the weights evenly enough: " + (best.reason ?? "")
         } else {

@@ -193,7 +193,7 @@ public enum Capacity {
     /// The model's weights over one GPU's usable memory (what the planner leaves after its reserve).
     static func weightsInGPUs(_ request: CapacityRequest) -> Double {
         let base = request.serving.base
-        return Double(base.model.weightBytes(base.weights)) / (Double(base.cluster.gpu.memoryBytes) * (1 - MemoryModel.reservedFraction))
+        return Double(base.model.weightBytes(base.weights)) / (Double(base.cluster.gpu.memoryBytes) * (1 - base.memoryReserve))
     }
 
     static func run(_ r: ServingRequest, _ request: CapacityRequest) throws -> ServingEstimate {

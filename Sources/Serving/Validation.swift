@@ -163,6 +163,12 @@ public enum Validation {
         let batch = try e.int("batch_per_gpu", atLeast: 1)
         var request = EstimateRequest(model: model, cluster: cluster, layout: layout, weights: weights, kvCache: kv,
                                       inputTokens: input, outputTokens: output ?? 0, features: features)
+        if let reserve = try e.double("memory_reserve") {
+            guard (0...MemoryModel.maxReserve).contains(reserve) else {
+                throw e.error("memory_reserve", "must be 0 to \(MemoryModel.maxReserve) of each GPU's memory")
+            }
+            request.memoryReserve = reserve
+        }
         // A measurement ran at its context, whatever the config's limit says.
         request.allowLongerContext = true
         if phase == "serving" { return try priceServing(e, request: request, mtp: mtp, scope: scope) }

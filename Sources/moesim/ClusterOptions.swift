@@ -84,11 +84,20 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "Layout, e.g. attention=dp,tp=1,ep=16,pp=1 (default: search all).")
     var layout: String?
 
+    @Option(help: "Share of each GPU's memory the engine keeps back from weights, KV cache and activations (default 0.10: vLLM's --gpu-memory-utilization 0.9; SGLang's is 1 − --mem-fraction-static).")
+    var memoryReserve: Double?
+
+    /// The reserve asked for, or the planner's default.
+    var reserve: Double { memoryReserve ?? MemoryModel.reservedFraction }
+
     @OptionGroup var overrides: OverrideOptions
 
     func validate() throws {
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
         if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
+        if let r = memoryReserve, !(0...MemoryModel.maxReserve).contains(r) {
+            throw ValidationError("--memory-reserve must be 0 to \(MemoryModel.maxReserve), got \(r)")
+        }
     }
 
     var kvFormat: KVCacheFormat { kvCache }

@@ -48,8 +48,9 @@ struct EstimateCommand: ParsableCommand {
         let gpuCount = try serving.policy.gpuCount(deployment)
         let cluster = try Cluster(gpu: try deployment.loadGPU(), gpuCount: gpuCount, gpusPerNode: deployment.gpusPerNode,
                                   wholeNodes: pools == nil)
-        let request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
+        var request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
                                            weights: weights, kvCache: deployment.kvFormat)
+        request.memoryReserve = deployment.reserve
         if let layout = request.layout { _ = try layout.validate(for: model, gpus: cluster.gpuCount,
                                                                    redundantExperts: request.redundantExperts(ep: layout.ep)) }
         if serving.isServing {

@@ -328,6 +328,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["generate", "/no/such/folder", "--tokens", "1"], ["validate", "/no/such/file.json"], ["plan", "--gpu", "tpu-v9"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--scheduler-recv-interval", "10"],
         ["estimate", "--model", "mixtral-8x7b", "--scheduler", "prefill-first", "--scheduler-recv-interval", "10"],
+        ["estimate", "--model", "mixtral-8x7b", "--memory-reserve", "0.95"], ["plan", "--memory-reserve", "-0.1"],
     ])
     func badInputIsOneErrorLine(arguments: [String]) throws {
         let run = try moesim(arguments: arguments)

@@ -148,6 +148,28 @@ func plan(_ m: String, _ g: String, gpus: Int, weights: WeightFormat, context: I
         }
     }
 
+    /// The engine's memory reserve is memory the KV cache does not get: moving it from 10% to 5%
+    /// of each GPU hands the KV cache exactly 5% of the GPU more (weights and activations stay),
+    /// and the sequences that fit grow by that over one sequence's cache. Out of [0, 0.9]: refused.
+    @Test func memoryReserveIsTakenFromTheKVCache() throws {
+        let m = try model("deepseek-r1"), b200 = try gpu("b200")
+        let cluster = try Cluster(gpu: b200, gpuCount: 4)
+        let layout = Layout(attention: .tensor, tp: 4, ep: 1, pp: 1, moeTP: 4)
+        func evaluate(_ reserve: Double) throws -> LayoutPlan {
+            try Planner.evaluate(m, cluster: cluster, workload: Workload(weights: .fp8, kvCache: .fp8, context: 9_216, concurrency: 1,
+                                                                         memoryReserve: reserve), layout: layout)
+        }
+        let vllm = try evaluate(0.10), sglang = try evaluate(0.05)
+        #expect(sglang.memory.weights == vllm.memory.weights && sglang.memory.activations == vllm.memory.activations)
+        let given = sglang.memory.free - vllm.memory.free
+        #expect(abs(given - 0.05 * Double(b200.memoryBytes)) < 1e-6 * Double(b200.memoryBytes))
+        #expect(abs(vllm.memory.reserved - sglang.memory.reserved - given) < 1)
+        let perSequence = Double(MemoryModel.kvBytesPerSequencePerGPU(m, layout: layout, stage: 0, context: 9_216, format: .fp8))
+        #expect(abs(Double(sglang.maxConcurrentSequences - vllm.maxConcurrentSequences) - given / perSequence) <= 1)
+        #expect(throws: (any Error).self) { try evaluate(0.95) }
+        #expect(throws: (any Error).self) { try evaluate(-0.01) }
+    }
+
     @Test func moreGPUsNeverHoldFewerSequences() throws {
         var last = -1
         for gpus in [8, 16, 32] {

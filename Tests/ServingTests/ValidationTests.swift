@@ -131,6 +131,9 @@ import TestSupport
             (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
                 + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "phase": "serving", "input_tokens": 64, "#
                 + #""output_tokens": 8, "concurrency": 2, "framework": "sglang", "scheduler_recv_interval": 1025}]}"#, "scheduler_recv_interval"),
+            (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
+                + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "phase": "decode", "input_tokens": 64, "#
+                + #""memory_reserve": 0.95}]}"#, "memory_reserve"),
         ] {
             let file = dir.appendingPathComponent("moesim-bad-\(UUID()).json")
             try text.write(to: file, atomically: true, encoding: .utf8)
