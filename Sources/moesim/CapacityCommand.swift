@@ -68,6 +68,7 @@ struct CapacityCommand: ParsableCommand {
     var gpuHourPrice: Double?
 
     @OptionGroup var policy: ServingPolicyOptions
+    @OptionGroup var memory: MemoryReserveOption
     @OptionGroup var overrides: OverrideOptions
     @OptionGroup var output2: OutputOptions
 
@@ -96,6 +97,7 @@ struct CapacityCommand: ParsableCommand {
                                    kvCache: kvCache, inputTokens: input, outputTokens: output,
                                    gpuHourPrice: gpuHourPrice)
         base.allowLongerContext = allowLongerContext
+        base.memoryReserve = memory.reserve
         let serving = try policy.request(base: base, concurrency: users ?? 1)
         let request = CapacityRequest(serving: serving, load: users.map { .users($0) } ?? .rate(rate ?? 1), maxTTFT: sloTtft,
                                       maxTPOT: sloTpot, percentile: percentile, maxGPUs: maxGpus, disaggregation: !noDisaggregation)

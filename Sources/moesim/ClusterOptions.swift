@@ -84,20 +84,17 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: "Layout, e.g. attention=dp,tp=1,ep=16,pp=1 (default: search all).")
     var layout: String?
 
-    @Option(help: "Share of each GPU's memory the engine keeps back from weights, KV cache and activations (default 0.10: vLLM's --gpu-memory-utilization 0.9; SGLang's is 1 − --mem-fraction-static).")
-    var memoryReserve: Double?
+    @OptionGroup var memory: MemoryReserveOption
 
     /// The reserve asked for, or the planner's default.
-    var reserve: Double { memoryReserve ?? MemoryModel.reservedFraction }
+    var reserve: Double { memory.reserve }
 
     @OptionGroup var overrides: OverrideOptions
 
     func validate() throws {
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
         if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
-        if let r = memoryReserve, !(0...MemoryModel.maxReserve).contains(r) {
-            throw ValidationError("--memory-reserve must be 0 to \(MemoryModel.maxReserve), got \(r)")
-        }
+
     }
 
     var kvFormat: KVCacheFormat { kvCache }
@@ -111,5 +108,21 @@ struct DeploymentOptions: ParsableArguments {
     /// The other presets, for "or use a bigger GPU" advice.
     func alternatives() -> [HardwareSpec] {
         HardwareCatalog.presetIDs.compactMap { try? HardwareCatalog.load($0) }.sorted { $0.memoryBytes < $1.memoryBytes }
+    }
+}
+
+/// The share of each GPU's memory the engine keeps back: one option for every command that
+/// plans memory.
+struct MemoryReserveOption: ParsableArguments {
+    @Option(help: "Share of each GPU's memory the engine keeps back from weights, KV cache and activations (default 0.10: vLLM's --gpu-memory-utilization 0.9; SGLang's is 1 − --mem-fraction-static).")
+    var memoryReserve: Double?
+
+    /// The reserve asked for, or the planner's default.
+    var reserve: Double { memoryReserve ?? MemoryModel.reservedFraction }
+
+    func validate() throws {
+        if let r = memoryReserve, !(0...MemoryModel.maxReserve).contains(r) {
+            throw ValidationError("--memory-reserve must be 0 to \(MemoryModel.maxReserve), got \(r)")
+        }
     }
 }

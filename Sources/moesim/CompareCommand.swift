@@ -42,6 +42,7 @@ struct CompareCommand: ParsableCommand {
 
     @OptionGroup var overrides: OverrideOptions
     @OptionGroup var workload: WorkloadOptions
+    @OptionGroup var memory: MemoryReserveOption
     @OptionGroup var output: OutputOptions
 
     struct Variant {
@@ -98,7 +99,7 @@ struct CompareCommand: ParsableCommand {
         let context = workload.input + workload.output
         var minimums: [Int?] = []
         for v in list {
-            let planWorkload = Workload(weights: v.weights, kvCache: kv, context: context, concurrency: 1)
+            let planWorkload = Workload(weights: v.weights, kvCache: kv, context: context, concurrency: 1, memoryReserve: memory.reserve)
             minimums.append(try Planner.minimumGPUs(v.model, gpu: v.gpu, workload: planWorkload))
         }
         // Variants compare on equal hardware: one GPU count for all, the most any variant needs
@@ -116,7 +117,8 @@ struct CompareCommand: ParsableCommand {
             ]
             var estimate: Estimate? = nil
             if let n = fixed ?? minimum, let cluster = try? Cluster(gpu: v.gpu, gpuCount: n) {
-                let request = try workload.request(model: v.model, cluster: cluster, layout: nil, weights: v.weights, kvCache: kv)
+                var request = try workload.request(model: v.model, cluster: cluster, layout: nil, weights: v.weights, kvCache: kv)
+                request.memoryReserve = memory.reserve
                 estimate = LayoutSearch.search(request, maxTTFT: workload.maxTtft, maxTPOT: workload.maxTpot).best
                 entry["gpus"] = n
             }

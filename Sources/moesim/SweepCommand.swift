@@ -49,6 +49,7 @@ struct SweepCommand: ParsableCommand {
     var concurrency: String?
 
     @OptionGroup var policy: ServingPolicyOptions
+    @OptionGroup var memory: MemoryReserveOption
 
     @Flag(help: "Steady-state sweep of every layout that fits, not only the best.")
     var allLayouts = false
@@ -123,8 +124,9 @@ struct SweepCommand: ParsableCommand {
         var table: [[String]] = []
         for config in configs {
             let cluster = try Cluster(gpu: config.hardware, gpuCount: count, wholeNodes: pools == nil)
-            let base = try workload.request(model: spec, cluster: cluster, layout: try layout.map(Layout.parse), weights: config.format,
+            var base = try workload.request(model: spec, cluster: cluster, layout: try layout.map(Layout.parse), weights: config.format,
                                             kvCache: kvCache)
+            base.memoryReserve = memory.reserve
             var points: [(x: Double, y: Double)] = []
             for n in levels {
                 let r = try policy.request(base: base, concurrency: n)
@@ -174,6 +176,7 @@ struct SweepCommand: ParsableCommand {
         var request = try workload.request(model: spec, cluster: cluster, layout: try layout.map(Layout.parse), weights: config.format,
                                            kvCache: kvCache)
         request.decodeBatchPerGPU = nil
+        request.memoryReserve = memory.reserve
         if !allLayouts && request.layout == nil {
             guard let best = LayoutSearch.search(request).best else {
                 throw ValidationError("no layout of \(spec.id) fits \(cluster.gpuCount) × \(cluster.gpu.id)")
