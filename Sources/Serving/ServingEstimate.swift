@@ -183,21 +183,18 @@ public enum ServingEstimator {
         if let n = request.benchmarkPrompts, !(request.concurrency...10_000_000).contains(n) {
             throw ServingError.invalid("a benchmark's prompts must be from the concurrency (\(request.concurrency)) to 10,000,000, got \(n)")
         }
-        guard (1...1_024).contains(request.continuousDecodeSteps) else {
-            throw ServingError.invalid("continuous decode steps must be 1 to 1,024, got \(request.continuousDecodeSteps)")
-        }
-        if request.continuousDecodeSteps > 1, request.scheduler != .prefillFirst {
-            throw ServingError.invalid("continuous decode steps are a setting of the prefill-first scheduler (SGLang's)")
-        }
-        guard (1...1_024).contains(request.schedulerRecvInterval) else {
-            throw ServingError.invalid("the scheduler's receive interval must be 1 to 1,024 decode steps, got \(request.schedulerRecvInterval)")
-        }
-        if request.schedulerRecvInterval > 1, request.scheduler != .prefillFirst {
-            throw ServingError.invalid("the scheduler's receive interval is a setting of the prefill-first scheduler (SGLang's)")
-        }
-        if request.disaggregation != nil, request.continuousDecodeSteps > 1 || request.schedulerRecvInterval > 1 {
-            throw ServingError.invalid("continuous decode steps and the scheduler's receive interval are priced for an aggregated "
-                + "engine only, not for disaggregated pools")
+        // Both ways of looking at new prompts less often: SGLang's, and priced for an aggregated engine.
+        for (name, steps) in [("continuous decode steps", request.continuousDecodeSteps),
+                              ("the scheduler's receive interval", request.schedulerRecvInterval)] {
+            guard (1...ServingRequest.maxDecodeRun).contains(steps) else {
+                throw ServingError.invalid("\(name) must be 1 to \(ServingRequest.maxDecodeRun) decode steps, got \(steps)")
+            }
+            guard steps == 1 || request.scheduler == .prefillFirst else {
+                throw ServingError.invalid("\(name) is a setting of the prefill-first scheduler (SGLang's)")
+            }
+            guard steps == 1 || request.disaggregation == nil else {
+                throw ServingError.invalid("\(name) is priced for an aggregated engine only, not for disaggregated pools")
+            }
         }
         if let cap = request.maxBatchPerGPU, !(1...65_536).contains(cap) {
             throw ServingError.invalid("the engine's batch cap must be 1 to 65,536 requests per GPU, got \(cap)")

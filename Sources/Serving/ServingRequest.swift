@@ -44,6 +44,8 @@ public struct ServingRequest: Sendable {
     /// scheduled as usual. InferenceX's B200 recipes use 10, and 30 at TP8 from a concurrency of
     /// 16. Both this and continuous decode steps are settings of an aggregated engine.
     public var schedulerRecvInterval = 1
+    /// The most decode steps between two looks at new prompts moesim prices, for either setting.
+    public static let maxDecodeRun = 1_024
     /// Prompts split into chunks within the token budget (vLLM V1, SGLang, TensorRT-LLM by
     /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's
     /// `enable_chunked_prefill=False`, SGLang's `chunked_prefill_size=-1`).

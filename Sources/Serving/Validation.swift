@@ -248,10 +248,13 @@ public enum Validation {
         var client = serving
         client.maxBatchPerGPU = try e.int("max_batch_per_gpu", atLeast: 1)
         if let c = client.maxBatchPerGPU, c > 65_536 { throw e.error("max_batch_per_gpu", "must be 1 to 65,536") }
-        client.continuousDecodeSteps = try e.int("continuous_decode_steps", atLeast: 1) ?? 1
-        if client.continuousDecodeSteps > 1_024 { throw e.error("continuous_decode_steps", "must be 1 to 1,024") }
-        client.schedulerRecvInterval = try e.int("scheduler_recv_interval", atLeast: 1) ?? 1
-        if client.schedulerRecvInterval > 1_024 { throw e.error("scheduler_recv_interval", "must be 1 to 1,024") }
+        func decodeRun(_ key: String) throws -> Int {
+            let steps = try e.int(key, atLeast: 1) ?? 1
+            guard steps <= ServingRequest.maxDecodeRun else { throw e.error(key, "must be 1 to \(ServingRequest.maxDecodeRun)") }
+            return steps
+        }
+        client.continuousDecodeSteps = try decodeRun("continuous_decode_steps")
+        client.schedulerRecvInterval = try decodeRun("scheduler_recv_interval")
         client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
         client.overlapSchedule = try e.bool("overlap_schedule") ?? true
         if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }

@@ -49,17 +49,12 @@ struct ServingPolicyOptions: ParsableArguments {
 
     func validate() throws {
         if let b = tokenBudget, !(1...1_048_576).contains(b) { throw ValidationError("--token-budget must be 1 to 1,048,576, got \(b)") }
-        if let n = continuousDecodeSteps {
-            guard (1...1_024).contains(n) else { throw ValidationError("--continuous-decode-steps must be 1 to 1,024, got \(n)") }
-            guard scheduler == SchedulerPolicy.prefillFirst.rawValue else {
-                throw ValidationError("--continuous-decode-steps is a setting of --scheduler prefill-first")
+        for (flag, value) in [("--continuous-decode-steps", continuousDecodeSteps), ("--scheduler-recv-interval", schedulerRecvInterval)] {
+            guard let n = value else { continue }
+            guard (1...ServingRequest.maxDecodeRun).contains(n) else {
+                throw ValidationError("\(flag) must be 1 to \(ServingRequest.maxDecodeRun), got \(n)")
             }
-        }
-        if let n = schedulerRecvInterval {
-            guard (1...1_024).contains(n) else { throw ValidationError("--scheduler-recv-interval must be 1 to 1,024, got \(n)") }
-            guard scheduler == SchedulerPolicy.prefillFirst.rawValue else {
-                throw ValidationError("--scheduler-recv-interval is a setting of --scheduler prefill-first")
-            }
+            guard scheduler == SchedulerPolicy.prefillFirst.rawValue else { throw ValidationError("\(flag) is a setting of --scheduler prefill-first") }
         }
         if let c = maxBatchPerGPU, !(1...65_536).contains(c) { throw ValidationError("--max-batch-per-gpu must be 1 to 65,536, got \(c)") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
