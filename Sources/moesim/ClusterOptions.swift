@@ -86,15 +86,11 @@ struct DeploymentOptions: ParsableArguments {
 
     @OptionGroup var memory: MemoryReserveOption
 
-    /// The reserve asked for, or the planner's default.
-    var reserve: Double { memory.reserve }
-
     @OptionGroup var overrides: OverrideOptions
 
     func validate() throws {
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
         if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
-
     }
 
     var kvFormat: KVCacheFormat { kvCache }

@@ -50,7 +50,7 @@ struct EstimateCommand: ParsableCommand {
                                   wholeNodes: pools == nil)
         var request = try workload.request(model: model, cluster: cluster, layout: try deployment.parsedLayout(),
                                            weights: weights, kvCache: deployment.kvFormat)
-        request.memoryReserve = deployment.reserve
+        request.memoryReserve = deployment.memory.reserve
         if let layout = request.layout { _ = try layout.validate(for: model, gpus: cluster.gpuCount,
                                                                    redundantExperts: request.redundantExperts(ep: layout.ep)) }
         if serving.isServing {

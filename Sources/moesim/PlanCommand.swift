@@ -58,7 +58,7 @@ struct PlanCommand: ParsableCommand {
         let gpu = try deployment.loadGPU()
         try ContextLimit.check(context, model: model, allowLonger: allowLongerContext)
         let workload = Workload(weights: weights, kvCache: deployment.kvFormat,
-                                context: context, concurrency: concurrency, memoryReserve: deployment.reserve)
+                                context: context, concurrency: concurrency, memoryReserve: deployment.memory.reserve)
         let options = PlanOptions(layout: try deployment.parsedLayout(),
                                   expertLoad: expertSkew > 0 ? .zipf(expertSkew) : .uniform,
                                   redundantExperts: redundantExperts)

@@ -104,7 +104,7 @@ struct ServeCommand: ParsableCommand {
                                    features: try WorkloadOptions.features(features), gpuHourPrice: gpuHourPrice)
         base.energy = energy.settings
         base.allowLongerContext = allowLongerContext
-        base.memoryReserve = deployment.reserve
+        base.memoryReserve = deployment.memory.reserve
         let serving = try policy.request(base: base, concurrency: 1, seed: seed)
         let arrivals: OpenLoopRequest.Arrivals = if let trace { .trace(path: trace) } else {
             .process(burstCv.map { .gamma(rate: rate ?? 1, cv: $0) } ?? .poisson(rate: rate ?? 1), count: requests)

@@ -72,9 +72,10 @@ struct ValidateCommand: ParsableCommand {
             print("median |error| \(Output.fixed(100 * m, 1))% over \(priced) entries; within 1.5×: \(report.within(1.5)) of \(priced), "
                 + "within 2×: \(report.within(2)) of \(priced)")
             if let w = report.worst, let p = w.predicted {
-                // Below a tenth, two decimals would print 0.00×: say "1/N of" instead.
+                // Below a tenth, two decimals would print 0.00×: say "1/N of" instead (N at most a million).
                 let ratio = p / w.measured
-                let factor = ratio >= 0.1 ? "\(Output.fixed(ratio, 2))×" : ratio > 0 ? "1/\(Output.fixed(1 / ratio, 0)) of" : "0×"
+                let factor = ratio >= 0.1 ? "\(Output.fixed(ratio, 2))×"
+                    : ratio >= 1e-6 ? "1/\(Output.fixed(1 / ratio, 0)) of" : "under 1/1,000,000 of"
                 print("furthest: \(w.id), predicted \(factor) the measurement")
             }
         }

@@ -269,6 +269,26 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         }
     }
 
+    /// validate's "furthest" line states the ratio its JSON's numbers give: two decimals from a
+    /// tenth up, "1/N of" below (N = measured / predicted, rounded), and past a million a bound
+    /// rather than a 300-digit N.
+    @Test(arguments: [10.0, 3_000.0, 1e12])
+    func furthestRowStatesItsRatio(measured: Double) throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-furthest-\(UUID()).json")
+        try #"""
+        {"schema": "moesim-measurements/1", "entries": [{"id": "a", "model": "llama3.1-70b", "gpu": "h200-sxm", "gpus": 1,
+         "weights": "fp8", "kv_cache": "bf16", "phase": "decode", "input_tokens": 1000, "batch_per_gpu": 1,
+         "metric": "output_tokens_per_s_per_gpu", "value": \#(measured)}]}
+        """#.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let entry = try #require((try moesim("validate", file.path, "--json").json["entries"] as? [[String: Any]])?.first)
+        let ratio = try #require(entry["predicted"] as? Double) / measured
+        let expected = ratio >= 0.1 ? String(format: "%.2f×", ratio)
+            : ratio >= 1e-6 ? "1/\(String(format: "%.0f", 1 / ratio)) of" : "under 1/1,000,000 of"
+        let text = try moesim("validate", file.path).stdout
+        #expect(text.contains("furthest: a, predicted \(expected) the measurement"), "\(text)")
+    }
+
     /// generate reproduces transformers' greedy continuation of the Mixtral fixture.
     @Test func generateMatchesTheFixture() throws {
         let folder = repository.appendingPathComponent("Tests/CPURuntimeTests/Fixtures/mixtral").path
