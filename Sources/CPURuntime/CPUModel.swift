@@ -1003,12 +1003,15 @@ public final class CPUModel: @unchecked Sendable {
         var dots: [Float] = [], scores: [Float] = [], values: [Float] = []
         /// The chosen keys of the last query, ascending, in its first `topK` entries.
         var chosen: [Int32] = []
+        /// One query's weight per index head (DeepSeek-V4's, computed from the layer input).
+        var headWeights: [Float] = []
 
         mutating func reserve(heads: Int, visible: Int, topK: Int) {
             if dots.count < heads * visible { dots = [Float](repeating: 0, count: heads * visible) }
             if scores.count < visible { scores = [Float](repeating: 0, count: visible) }
             if values.count < topK { values = [Float](repeating: 0, count: topK) }
             if chosen.count < topK { chosen = [Int32](repeating: 0, count: topK) }
+            if headWeights.count < heads { headWeights = [Float](repeating: 0, count: heads) }
         }
     }
 

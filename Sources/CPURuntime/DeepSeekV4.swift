@@ -395,30 +395,43 @@ extension CPUModel {
             let cache = caches[s]
             let scale = 1 / Float(d).squareRoot()
             // Each query sees the entries of the windows complete at its position (a count); on CSA
-            // layers the indexer keeps its top-k of them (a list).
-            var visibleCounts: [Int] = [], selections: [[Int]] = []
+            // layers the indexer keeps its top-k of them: query i's are chosen[i·topK ..< i·topK +
+            // picked[i]], ascending (one flat buffer for the segment, not an array per query).
+            let topK = sparse ? x.topK : 0
+            var visibleCounts: [Int] = [], picked: [Int] = [], chosen = [Int32](repeating: 0, count: seg.count * topK)
             var indexerScratch = CPUModel.IndexerScratch()
             for i in 0..<seg.count {
                 let r = seg.start + i, position = past + i
                 let visible = ratio > 0 ? min((position + 1) / ratio, cache.compressor[layer].count) : 0
                 visibleCounts.append(visible)
                 if sparse {
-                    selections.append(indexerChoice(query: indexQueries, row: r, projected: projected, inputWidth: inputWidth,
-                                                    weightsAt: q + d + 2 * width + 4 * x.headDim,
-                                                    keys: cache.indexCompressor[layer].entries, visible: visible, indexer: x,
-                                                    scratch: &indexerScratch))
+                    let n = indexerChoice(query: indexQueries, row: r, projected: projected, inputWidth: inputWidth,
+                                          weightsAt: q + d + 2 * width + 4 * x.headDim, keys: cache.indexCompressor[layer].entries,
+                                          visible: visible, indexer: x, scratch: &indexerScratch)
+                    for j in 0..<n { chosen[i * topK + j] = indexerScratch.chosen[j] }
+                    picked.append(n)
                 }
             }
             let block = CPUModel.compressedQueryBlock
-            var gathered: [Float] = [], scores: [Float] = [], seen: [Bool] = []
+            var gathered: [Float] = [], scores: [Float] = [], seen: [Bool] = [], union: [Int] = []
+            // On CSA layers, each compressed entry's gathered column in the current block (−1: none).
+            var column = [Int](repeating: -1, count: sparse ? cache.compressor[layer].count : 0)
             for b0 in stride(from: 0, to: seg.count, by: block) {
                 let m = min(block, seg.count - b0), p0 = past + b0, last = p0 + m - 1
                 let keyFirst = max(0, p0 - window + 1), own = last - keyFirst + 1
                 // The entries any query of the block sees: a prefix on HCA layers (the last query
-                // sees the most), the union of the indexer's choices on CSA layers.
-                let union = sparse ? Array(Set(selections[b0..<(b0 + m)].joined())).sorted() : Array(0..<visibleCounts[b0 + m - 1])
-                var column: [Int: Int] = [:]
-                if sparse { for (j, e) in union.enumerated() { column[e] = own + j } }
+                // sees the most), the union of the indexer's choices on CSA layers, ascending.
+                for e in union where sparse { column[e] = -1 }
+                union.removeAll(keepingCapacity: true)
+                if sparse {
+                    for i in b0..<(b0 + m) { for j in 0..<picked[i] { column[Int(chosen[i * topK + j])] = 0 } }
+                    for e in 0..<visibleCounts[b0 + m - 1] where column[e] == 0 {
+                        column[e] = own + union.count
+                        union.append(e)
+                    }
+                } else {
+                    union.append(contentsOf: 0..<visibleCounts[b0 + m - 1])
+                }
                 let count = own + union.count
                 if gathered.count < count * d { gathered = [Float](repeating: 0, count: count * d) }
                 if scores.count < m * heads * count { scores = [Float](repeating: 0, count: m * heads * count) }
@@ -441,7 +454,7 @@ extension CPUModel {
                                     seen.removeAll(keepingCapacity: true)
                                     seen.append(contentsOf: repeatElement(!sparse, count: union.count))
                                     if sparse {
-                                        for e in selections[b0 + i] { if let c = column[e] { seen[c - own] = true } }
+                                        for j in 0..<picked[b0 + i] { seen[column[Int(chosen[(b0 + i) * topK + j])] - own] = true }
                                     } else {
                                         for j in visibleCounts[b0 + i]..<union.count { seen[j] = false }
                                     }
@@ -470,7 +483,9 @@ extension CPUModel {
                     }
                 }
             }
-            if recordRouting, sparse { lastIndexerChoice[layer, default: []] += selections }
+            if recordRouting, sparse {
+                lastIndexerChoice[layer, default: []] += (0..<seg.count).map { i in (0..<picked[i]).map { Int(chosen[i * topK + $0]) } }
+            }
         }
         // Grouped low-rank output: each group of heads through its own wo_a, then wo_b.
         let groupWidth = heads * d / a.outputGroups, rank = a.outputRank
@@ -534,12 +549,18 @@ extension CPUModel {
     }
 
     /// The indexer's top-k of the `visible` compressed entries for one query (`indexerTopK`), with
-    /// its head weights from the layer input scaled by 1/√index heads.
+    /// its head weights from the layer input scaled by 1/√index heads: how many it chose (every
+    /// entry while no more than top-k are visible), ascending in `scratch.chosen`.
     func indexerChoice(query: [Float], row r: Int, projected: [Float], inputWidth: Int, weightsAt: Int, keys: [Float],
-                       visible: Int, indexer x: SparseAttention, scratch: inout CPUModel.IndexerScratch) -> [Int] {
-        guard visible > x.topK else { return Array(0..<visible) }
+                       visible: Int, indexer x: SparseAttention, scratch: inout CPUModel.IndexerScratch) -> Int {
+        scratch.reserve(heads: x.heads, visible: 0, topK: x.topK)  // the choices and head weights; indexerTopK the rest
+        guard visible > x.topK else {
+            for e in 0..<visible { scratch.chosen[e] = Int32(e) }
+            return visible
+        }
         let headScale = 1 / Float(x.heads).squareRoot()
-        let weights = (0..<x.heads).map { projected[r * inputWidth + weightsAt + $0] * headScale }
+        for h in 0..<x.heads { scratch.headWeights[h] = projected[r * inputWidth + weightsAt + h] * headScale }
+        let weights = scratch.headWeights
         query.withUnsafeBufferPointer { qp in
             keys.withUnsafeBufferPointer { kp in
                 weights.withUnsafeBufferPointer { wp in
@@ -549,6 +570,6 @@ extension CPUModel {
                 }
             }
         }
-        return scratch.chosen.prefix(x.topK).map(Int.init)
+        return x.topK
     }
 }

@@ -338,6 +338,11 @@ struct ModelWeights {
             } else {
             switch spec.attention(for: layer) {
             case let .grouped(a):
+                // The output gate multiplies each head's output position by position: it needs
+                // values as wide as the keys (Qwen3.5's are), which narrower values (MiMo's) are not.
+                guard !a.outputGate || a.vDim == a.headDim else {
+                    throw RuntimeError.unsupported("a gated attention with values (\(a.vDim)) narrower than keys (\(a.headDim))")
+                }
                 let q = a.heads * a.headDim, kv = a.kvHeads * a.headDim, vkv = a.kvHeads * a.vDim
                 let parts = [("q_proj", a.outputGate ? 2 * q : q), ("k_proj", kv), ("v_proj", vkv)].map {
                     ("\(p).self_attn.\($0.0).weight", [$0.1, h])
