@@ -64,6 +64,17 @@ public enum Efficiency {
         hardware.kernelOverhead ?? (hardware.kind == .gpu ? 4e-6 : 2e-6)
     }
 
+    /// Host time to launch one kernel of a step run eagerly (PyTorch without CUDA graphs): a
+    /// step with prompt tokens under `EstimateRequest.Feature.eagerPrefill` takes at least
+    /// kernels × this, however little the GPU has to do, since the host issues the kernels one by
+    /// one while the GPU runs them. From SGLang PR #12160: one eager prefill forward of
+    /// DeepSeek-V3 with a single new token took 82.6 ms ("forward cost" in the server log), 23.1 ms
+    /// once captured in a CUDA graph, and "prefill latency is similar when new_tokens < 100" (a
+    /// floor the host sets); moesim counts 848 kernels in that forward (61 layers at TP8), so
+    /// 82.6 ms / 848 = 97 µs per kernel. A modelled kernel stands for the several PyTorch calls
+    /// of one operator. The host's CPU is not modelled: this is a property of the framework kind.
+    public static let eagerLaunch = 82.6e-3 / 848
+
     /// Peak FLOP/s for a number format, falling back to bf16 (weights dequantized before the
     /// matmul) when the hardware has no units for it, and to fp32 on a CPU.
     public static func peak(_ hardware: HardwareSpec, format: String) -> Double {

@@ -10,7 +10,18 @@ public struct EstimateRequest: Sendable {
         case twoBatchOverlap = "two-batch-overlap"
         /// Expert-parallel load balancing with redundant copies of hot experts (DeepSeek's EPLB).
         case eplb
+        /// Steps that carry prompt tokens run without CUDA graphs, so the host's launch of every
+        /// kernel bounds them (`Efficiency.eagerLaunch`): SGLang's prefill without
+        /// `--enable-piecewise-cuda-graph` (opt-in through its 2026 releases: issue #18130 still
+        /// lists the work to make it the default) and its disaggregated prefill servers, which
+        /// run without CUDA graphs (PR #13377); TensorRT-LLM's PyTorch backend, whose CUDA graphs
+        /// cover generation-only batches. vLLM V1 captures prefill steps piecewise
+        /// (`FULL_AND_PIECEWISE`), so it does not pay this.
+        case eagerPrefill = "eager-prefill"
     }
+
+    /// The features, comma-separated, for help texts and errors.
+    public static let featureList = Feature.allCases.map(\.rawValue).joined(separator: ", ")
 
     public var model: ModelSpec
     public var cluster: Cluster
@@ -212,6 +223,7 @@ public enum Estimator {
         let imbalance = plan.placement?.imbalance ?? 1
         let localExperts = plan.placement?.experts.map(\.count).max() ?? 0
         let overlap = request.features.contains(.twoBatchOverlap)
+        let eager = request.features.contains(.eagerPrefill)
 
         // Prefill: P new tokens per GPU per step; the cached share of each prompt is skipped.
         let cached = Int(Double(request.inputTokens) * request.prefixCacheHitRate)
@@ -220,7 +232,8 @@ public enum Estimator {
         let prefillShape = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: Double(chunk) / Double(newTokens),
                                           newTokens: newTokens, context: cached)
         let prefill = stepTime(model, cluster: cluster, layout: layout, shape: prefillShape, weights: request.weights,
-                               kvCache: request.kvCache, imbalance: imbalance, localExperts: localExperts, overlap: overlap)
+                               kvCache: request.kvCache, imbalance: imbalance, localExperts: localExperts, overlap: overlap,
+                               eager: eager)
         // A pipeline finishes one chunk per stage time but holds pp of them: per GPU, one chunk per
         // pp stage times (the same holds for decode batches).
         let inputRate = Double(chunk) / max(1 - request.prefixCacheHitRate, 1e-9) / (Double(layout.pp) * prefill.total)
@@ -230,7 +243,7 @@ public enum Estimator {
                                    newTokens: newTokens, context: cached)
         let ttft = Double(layout.pp) * stepTime(model, cluster: cluster, layout: layout, shape: alone,
                                                 weights: request.weights, kvCache: request.kvCache, imbalance: imbalance,
-                                                localExperts: localExperts, overlap: overlap).total
+                                                localExperts: localExperts, overlap: overlap, eager: eager).total
         return Prepared(request: request, layout: layout, plan: plan, imbalance: imbalance, localExperts: localExperts,
                         prefill: prefill, inputRate: inputRate, ttft: ttft, chunk: chunk,
                         largestBatch: min(fitting, maxBatchPerGPU), largestFit: fitting)

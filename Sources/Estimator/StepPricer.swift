@@ -11,6 +11,8 @@ public struct StepPricer: Sendable {
     public var weights: WeightFormat
     public var kvCache: KVCacheFormat
     public var overlap: Bool
+    /// Steps with prompt tokens run without CUDA graphs (`EstimateRequest.Feature.eagerPrefill`).
+    public var eagerPrefill: Bool
     /// The plan of the layout: memory per GPU, the sequences that fit, expert placement.
     public var plan: LayoutPlan
     var imbalance: Double
@@ -33,6 +35,7 @@ public struct StepPricer: Sendable {
         weights = request.weights
         kvCache = request.kvCache
         overlap = request.features.contains(.twoBatchOverlap)
+        eagerPrefill = request.features.contains(.eagerPrefill)
         imbalance = plan.placement?.imbalance ?? 1
         localExperts = plan.placement?.experts.map(\.count).max() ?? 0
     }
@@ -40,6 +43,7 @@ public struct StepPricer: Sendable {
     /// One pipeline stage's step on the busiest GPU for a batch of `parts`.
     public func stageTime(_ parts: [StepShapeOnGPU]) -> StepTime {
         Estimator.stepTime(model, cluster: cluster, layout: layout, parts: parts, weights: weights, kvCache: kvCache,
-                           imbalance: imbalance, localExperts: localExperts, overlap: overlap)
+                           imbalance: imbalance, localExperts: localExperts, overlap: overlap,
+                           eager: eagerPrefill && parts.contains { $0.phase == .prefill })
     }
 }

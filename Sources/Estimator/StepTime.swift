@@ -63,9 +63,9 @@ extension Estimator {
     /// Time of one step on the busiest GPU of `layout` for one shape (all decode or all prefill).
     static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, shape: StepShapeOnGPU,
                          weights: WeightFormat, kvCache: KVCacheFormat, imbalance: Double,
-                         localExperts: Int, overlap: Bool) -> StepTime {
+                         localExperts: Int, overlap: Bool, eager: Bool = false) -> StepTime {
         stepTime(model, cluster: cluster, layout: layout, parts: [shape], weights: weights, kvCache: kvCache,
-                 imbalance: imbalance, localExperts: localExperts, overlap: overlap)
+                 imbalance: imbalance, localExperts: localExperts, overlap: overlap, eager: eager)
     }
 
     /// Time of one step on the busiest GPU of `layout` whose batch mixes `parts` (decode sequences
@@ -80,10 +80,11 @@ extension Estimator {
     /// communication of one half-batch hides behind the computation of the other (see below).
     /// Parts share each operator they both have (same position, name and layer count): FLOPs,
     /// activations and KV traffic add up, the weights are read once; operators only one phase has
-    /// (MLA's absorbed and expanded forms) stay apart.
+    /// (MLA's absorbed and expanded forms) stay apart. `eager`: the step runs without CUDA
+    /// graphs, and takes at least the host's time to launch its kernels (`Efficiency.eagerLaunch`).
     static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, parts: [StepShapeOnGPU],
                          weights: WeightFormat, kvCache: KVCacheFormat, imbalance: Double,
-                         localExperts: Int, overlap: Bool) -> StepTime {
+                         localExperts: Int, overlap: Bool, eager: Bool = false) -> StepTime {
         let gpu = cluster.gpu
         let tp = Double(layout.attentionGroup)
         let isMoE = model.moe != nil
@@ -245,8 +246,14 @@ extension Estimator {
         let arithmetic = compute + memory
         var exposed = communication
         if overlap { exposed = (arithmetic + communication) / 2 + max(arithmetic, communication) / 2 - arithmetic }
+        var overhead = kernels * Efficiency.kernelOverhead(gpu)
+        if eager, gpu.kind == .gpu {
+            // The host launches the kernels one by one while the GPU runs them: the step lasts
+            // the longer of the two, the host's share shown as overhead.
+            overhead = max(overhead, kernels * Efficiency.eagerLaunch - (arithmetic + exposed))
+        }
         return StepTime(compute: compute, memory: memory, communication: exposed,
-                        overhead: kernels * Efficiency.kernelOverhead(gpu), rawCommunication: communication, blocks: blocks)
+                        overhead: overhead, rawCommunication: communication, blocks: blocks)
     }
 
     /// Remote nodes a token's k experts land on, over the k copies a per-expert send would make:

@@ -150,11 +150,14 @@ public enum Validation {
         for name in try e.stringArray("features") ?? [] {
             if name == "mtp" { mtp = true; continue }
             guard let f = EstimateRequest.Feature(rawValue: name) else {
-                throw e.error("features", "unknown feature \"\(name)\" (two-batch-overlap, eplb, mtp)")
+                throw e.error("features", "unknown feature \"\(name)\" (\(EstimateRequest.featureList), mtp)")
             }
             features.insert(f)
         }
         let phase = try e.requiredString("phase")
+        if phase == "serving", Self.runsPrefillEagerly(framework: try e.string("framework") ?? "") {
+            features.insert(.eagerPrefill)
+        }
         // Power and energy figures are GPU board figures unless the entry says otherwise.
         let scopeText = try e.string("energy_scope") ?? "gpu"
         guard let scope = EnergyScope(rawValue: scopeText) else { throw e.error("energy_scope", "must be gpu, node or facility") }
@@ -218,6 +221,15 @@ public enum Validation {
         default:
             throw e.error("phase", "must be prefill, decode, offline or serving, got \"\(phase)\"")
         }
+    }
+
+    /// Whether a framework named in a serving entry runs its prompt steps without CUDA graphs by
+    /// default (`EstimateRequest.Feature.eagerPrefill`): SGLang, and Dynamo's and MoRI's SGLang
+    /// workers. Not TensorRT-LLM: its context steps also run without CUDA graphs, but a measured
+    /// TTFT of 73 ms (B200, C = 64, ix-b200-trt-fp4-1k1k-c64) is under SGLang's host floor, so
+    /// SGLang's launch cost does not carry over to it.
+    static func runsPrefillEagerly(framework: String) -> Bool {
+        framework.lowercased().contains("sglang")
     }
 
     /// A serving entry: a closed loop at `concurrency`, aggregated or disaggregated, priced by the

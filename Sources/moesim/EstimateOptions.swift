@@ -19,7 +19,7 @@ struct WorkloadOptions: ParsableArguments {
     @Option(help: "Prompt tokens one GPU prefills per step (default 8192).")
     var prefillTokens: Int?
 
-    @Option(help: "Comma-separated serving features: two-batch-overlap, eplb.")
+    @Option(help: "Comma-separated serving features: two-batch-overlap, eplb, eager-prefill (prompt steps without CUDA graphs: SGLang, TensorRT-LLM).")
     var features: String?
 
     @Option(help: "Share of each prompt served from the prefix cache, in [0, 1).")
@@ -72,7 +72,7 @@ struct WorkloadOptions: ParsableArguments {
         guard let list else { return [] }
         return Set(try list.split(separator: ",").map { name in
             guard let f = EstimateRequest.Feature(rawValue: String(name)) else {
-                throw ValidationError("unknown feature '\(name)' (two-batch-overlap, eplb)")
+                throw ValidationError("unknown feature '\(name)' (\(EstimateRequest.featureList))")
             }
             return f
         })

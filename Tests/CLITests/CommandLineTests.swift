@@ -269,6 +269,19 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         }
     }
 
+    /// --features eager-prefill prices the prompt at the host's launch floor; an unknown feature
+    /// is refused with the list of the known ones.
+    @Test func eagerPrefillFeature() throws {
+        func ttft(_ extra: String...) throws -> Double {
+            try moesim(arguments: ["estimate", "--model", "deepseek-v3", "--gpu", "h200-sxm", "--gpus", "8", "--input", "16",
+                                   "--output", "16", "--batch-per-gpu", "1", "--json"] + extra).json["ttft_s"] as? Double ?? -1
+        }
+        let graphed = try ttft(), eager = try ttft("--features", "eager-prefill")
+        #expect(graphed > 0 && eager > 2 * graphed, "\(eager) against \(graphed)")
+        let bad = try moesim("estimate", "--features", "graphs")
+        #expect(bad.status != 0 && bad.stderr.contains("eager-prefill"), "\(bad.stderr)")
+    }
+
     /// validate's "furthest" line states the ratio its JSON's numbers give: two decimals from a
     /// tenth up, "1/N of" below (N = measured / predicted, rounded), and past a million a bound
     /// rather than a 300-digit N.

@@ -373,3 +373,54 @@ import ConfigFile
         }
     }
 }
+
+/// Prompt steps run without CUDA graphs (SGLang's default): the host's launch of every kernel
+/// bounds them, not the GPU.
+@Suite struct EagerPrefillTests {
+    func deepSeekV3(input: Int, eager: Bool) throws -> Estimate {
+        var r = EstimateRequest(model: try model("deepseek-v3"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 8),
+                                layout: Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8), weights: .fp8,
+                                inputTokens: input, outputTokens: 1, features: eager ? [.eagerPrefill] : [])
+        r.decodeBatchPerGPU = 1
+        return try Estimator.estimate(r)
+    }
+
+    /// SGLang PR #12160: one prefill forward of DeepSeek-V3 with one new token took 82.6 ms eager
+    /// and 23.1 ms captured in a CUDA graph, on a GPU the PR does not name: the eager figure is the
+    /// host's, the GPU's share of it is small (moesim's H200 needs a few ms).
+    @Test func oneTokenForwardMatchesThePublishedLog() throws {
+        let eager = try deepSeekV3(input: 1, eager: true).timeToFirstToken
+        #expect(abs(eager / 82.6e-3 - 1) < 0.05, "\(eager * 1e3) ms eager")
+        let graphed = try deepSeekV3(input: 1, eager: false).timeToFirstToken
+        #expect(graphed < 23.1e-3 && graphed < eager / 3, "\(graphed * 1e3) ms graphed")
+    }
+
+    /// The step lasts the longer of the host's launches and the GPU's work: an 8K-token prompt,
+    /// which keeps the GPU busy longer than the host takes to launch its kernels, costs the same.
+    @Test func longPromptsAreBoundByTheGPU() throws {
+        let graphed = try deepSeekV3(input: 8_192, eager: false).timeToFirstToken
+        #expect(graphed > 82.6e-3)
+        #expect(try deepSeekV3(input: 8_192, eager: true).timeToFirstToken == graphed)
+    }
+
+    /// Decode-only steps stay graphed: at one request in flight on a prefill-first scheduler no
+    /// prompt shares a decode step, so the time per output token does not move; the first token does.
+    @Test func decodeStepsKeepTheirGraphs() throws {
+        func serve(eager: Bool) throws -> ServingEstimate {
+            let base = EstimateRequest(model: try model("deepseek-v3"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 8),
+                                       layout: Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8), weights: .fp8,
+                                       inputTokens: 64, outputTokens: 32, features: eager ? [.eagerPrefill] : [])
+            return try ServingEstimator.estimate(ServingRequest(base: base, concurrency: 1, scheduler: .prefillFirst))
+        }
+        let graphed = try serve(eager: false), eager = try serve(eager: true)
+        #expect(eager.tpot.median == graphed.tpot.median)
+        #expect(eager.ttft.median >= 82.6e-3 * 0.95 && graphed.ttft.median < 50e-3, "\(eager.ttft.median), \(graphed.ttft.median)")
+    }
+
+    /// Measurements files: SGLang's workers prefill eagerly by default; TensorRT-LLM, vLLM and
+    /// ATOM do not (validation turns the feature on only for the first).
+    @Test func frameworksThatPrefillEagerly() {
+        for f in ["sglang", "dynamo-sglang", "mori-sglang", "SGLang"] { #expect(Validation.runsPrefillEagerly(framework: f), "\(f)") }
+        for f in ["trt", "dynamo-trt", "vllm", "atom", ""] { #expect(!Validation.runsPrefillEagerly(framework: f), "\(f)") }
+    }
+}
