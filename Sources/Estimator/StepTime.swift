@@ -199,7 +199,8 @@ extension Estimator {
                 // (bf16 weights) share the step's matmul peak.
                 let quantized = op.quantizedInputs + op.wholeQuantizedInputs > 0
                 let share = quantized ? gemmShare : 1  // DeepGEMM runs the quantized GEMMs
-                add(flops: op.flops / split, peak: matmulPeak * share * Efficiency.matmul(gpu, rows: rows, blockScaledFP8: weights == .fp8 && quantized),
+                let peak = op.computeFormat.map { Efficiency.peak(gpu, format: $0) } ?? matmulPeak
+                add(flops: op.flops / split, peak: peak * share * Efficiency.matmul(gpu, rows: rows, blockScaledFP8: weights == .fp8 && quantized),
                     bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)
             case .embedding, .norm, .routing, .activation:
                 // Replicated ones (Kimi K3's attention-residual mix, DeepSeek-V4's hyper-connections)

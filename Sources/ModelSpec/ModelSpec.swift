@@ -50,6 +50,13 @@ public struct ModelSpec: Sendable, Equatable {
     /// The routed experts' own storage format when it differs from the one the model is priced
     /// in (`asShipped()`, `--weights checkpoint`); nil: every quantizable matrix in that format.
     public var expertWeightFormat: WeightFormat? = nil
+    /// The attention projections' storage format when it differs from the one the model is
+    /// priced in: the FP4 checkpoints of DeepSeek-R1 keep `self_attn` in bf16 (NVIDIA's
+    /// `nvidia/DeepSeek-R1-0528-NVFP4` lists every layer's `self_attn*` in `exclude_modules`;
+    /// AMD's `amd/DeepSeek-R1-0528-MXFP4` is quantized from bf16 with `--exclude_layers
+    /// "*self_attn* *mlp.gate.* *lm_head"`), so those GEMMs read bf16 weights and inputs and run
+    /// at the bf16 rate. nil: as the rest.
+    public var attentionWeightFormat: WeightFormat? = nil
     /// The `--set` overrides applied before the spec was built, as given.
     public var overrides: [String: String]
 

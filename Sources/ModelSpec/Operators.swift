@@ -73,6 +73,9 @@ public struct Operator: Sendable, Equatable {
     /// The KV heads whose cache this operator reads, when they differ from the model's (MiMo's
     /// sliding layers).
     public var kvHeads: Int? = nil
+    /// The format a GEMM runs in when it is not the step's (an FP4 checkpoint's bf16 attention
+    /// projections, `ModelSpec.attentionWeightFormat`); nil: the step's.
+    public var computeFormat: String? = nil
 
     func tagged(_ block: Block) -> Operator {
         var op = self
@@ -165,9 +168,21 @@ extension ModelSpec {
             if let op = q.split { list.append(op) }
             if let op = q.whole { list.append(op) }
         }
+        // Attention projections stored in a format of their own (bf16 in an FP4 checkpoint) read
+        // that many bytes and take unquantized inputs (explicit bytes: no quantization pass).
+        func attentionMatmul(_ name: String, _ rows: Int, _ cols: Int, tokens: Double, layers: Int,
+                             kind: Operator.Kind = .matmul, bytes: Double? = nil) -> Operator {
+            guard let format = attentionWeightFormat, format != options.weights, bytes == nil else {
+                return matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind, bytes: bytes)
+            }
+            var op = matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind,
+                            bytes: Double(format.bytes(rows: rows, cols: cols)))
+            op.computeFormat = format.computeFormat
+            return op
+        }
         for (layer, count) in layerGroups() {
             ops.append(norm("input norm", width: h, layers: count))
-            let attentionOps = attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
+            let attentionOps = attentionOperators(layer: layer, count: count, step: step, options: options, matmul: attentionMatmul)
             for op in attentionOps { ops.append(op.tagged(.attention)) }
             append(quantization(attentionOps, count: count, block: .attention), to: &ops)
             ops.append(norm("post-attention norm", width: h, layers: count))
@@ -332,8 +347,10 @@ extension ModelSpec {
                 // Absorbed: W_UK folds into the query, W_UV into the output; both read once. Their
                 // inputs are per head (each head's nope query and latent output), cut with the heads.
                 var absorbed = matmul("MLA absorbed kv up-projection", upRows, a.kvLoraRank, t, count, .matmul, nil)
-                absorbed.wholeQuantizedInputs = 0
-                absorbed.quantizedInputs = t * hd * Double(a.qkNopeHeadDim + a.kvLoraRank)
+                if absorbed.wholeQuantizedInputs > 0 {  // none when its weights are unquantized
+                    absorbed.wholeQuantizedInputs = 0
+                    absorbed.quantizedInputs = t * hd * Double(a.qkNopeHeadDim + a.kvLoraRank)
+                }
                 ops.append(absorbed)
                 let perKey = 2 * Double(a.kvLoraRank + a.qkRopeHeadDim) + 2 * Double(a.kvLoraRank) + 5
                 ops.append(Operator(name: "MLA attention over the latent cache", kind: .attention, layers: count,

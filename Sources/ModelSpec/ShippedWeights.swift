@@ -77,13 +77,21 @@ extension ModelSpec {
     /// unquantized format for tensors no scheme quantizes, else `format`.
     public func storedFormat(_ tensor: WeightTensor, _ format: WeightFormat) -> WeightFormat {
         guard tensor.quantizable else { return format.unquantized }
-        return tensor.category == .routedExperts ? expertWeightFormat ?? format : format
+        switch tensor.category {
+        case .routedExperts: return expertWeightFormat ?? format
+        case .attention: return attentionWeightFormat ?? format
+        default: return format
+        }
     }
 
     /// "fp8 weights", or "fp8 weights with mxfp4 experts" when the experts are stored otherwise.
     public func weightsLabel(_ format: WeightFormat) -> String {
-        guard let experts = expertWeightFormat, experts != format else { return "\(format.rawValue) weights" }
-        return "\(format.rawValue) weights with \(experts.rawValue) experts"
+        var label = "\(format.rawValue) weights"
+        if let experts = expertWeightFormat, experts != format { label += " with \(experts.rawValue) experts" }
+        if let attention = attentionWeightFormat, attention != format {
+            label += (label.contains(" with ") ? " and " : " with ") + "\(attention.rawValue) attention"
+        }
+        return label
     }
 
     /// This spec priced as its checkpoint ships: the dense format to price with, and the experts'

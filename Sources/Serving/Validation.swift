@@ -138,12 +138,17 @@ public enum Validation {
     }
 
     static func price(_ e: JSONObject, model: ModelSpec, gpu: HardwareSpec) throws -> Priced {
+        var model = model
         let gpus = try e.requiredInt("gpus", atLeast: 1)
         let cluster = try Cluster(gpu: gpu, gpuCount: gpus, wholeNodes: try e.object("disaggregated") == nil)
         let weightsText = try e.requiredString("weights")
         guard let weights = WeightFormat(argument: weightsText) else { throw e.error("weights", "unknown format \"\(weightsText)\"") }
         let kvText = try e.string("kv_cache") ?? "bf16"
         guard let kv = KVCacheFormat(rawValue: kvText) else { throw e.error("kv_cache", "unknown format \"\(kvText)\"") }
+        if let attention = try e.string("attention_weights") {
+            guard attention == WeightFormat.bf16.rawValue else { throw e.error("attention_weights", "must be bf16 (the split the FP4 checkpoints ship)") }
+            if weights != .bf16 { model.attentionWeightFormat = .bf16 }
+        }
         let layout = try e.object("layout").map(Self.layout)
         var features: Set<EstimateRequest.Feature> = []
         var mtp = false

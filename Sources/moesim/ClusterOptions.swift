@@ -78,6 +78,9 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: ArgumentHelp(WeightsChoice.help))
     var weights: WeightsChoice = .format(.fp8)
 
+    @Option(help: "Attention projections' weight format where the checkpoint keeps them apart from the rest: bf16 (NVIDIA's and AMD's FP4 DeepSeek-R1 checkpoints; the only split priced).")
+    var attentionWeights: WeightFormat?
+
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16
 
@@ -91,13 +94,20 @@ struct DeploymentOptions: ParsableArguments {
     func validate() throws {
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
         if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
+        if let a = attentionWeights, a != .bf16 {
+            throw ValidationError("--attention-weights must be bf16 (the split the FP4 checkpoints ship), got \(a.rawValue)")
+        }
     }
 
     var kvFormat: KVCacheFormat { kvCache }
 
-    /// The model as it will be priced (`--weights checkpoint` sets its experts' own format) and
-    /// the format of its matrices.
-    func loadModel() throws -> (ModelSpec, WeightFormat) { try weights.apply(to: overrides.load(model)) }
+    /// The model as it will be priced (`--weights checkpoint` sets its experts' own format,
+    /// `--attention-weights` its attention projections') and the format of its matrices.
+    func loadModel() throws -> (ModelSpec, WeightFormat) {
+        var (spec, format) = try weights.apply(to: overrides.load(model))
+        if let a = attentionWeights, a != format { spec.attentionWeightFormat = a }
+        return (spec, format)
+    }
     func loadGPU() throws -> HardwareSpec { try HardwareCatalog.load(gpu) }
     func parsedLayout() throws -> Layout? { try layout.map(Layout.parse) }
 

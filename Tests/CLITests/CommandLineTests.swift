@@ -282,6 +282,22 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         #expect(bad.status != 0 && bad.stderr.contains("eager-prefill"), "\(bad.stderr)")
     }
 
+    /// --attention-weights bf16 keeps an FP4 checkpoint's attention in bf16: the plan says so and
+    /// holds more weight bytes per GPU.
+    @Test func attentionWeightsOption() throws {
+        func plan(_ extra: String...) throws -> MoesimRun {
+            try moesim(arguments: ["plan", "--model", "deepseek-r1", "--gpu", "b200", "--gpus", "8", "--weights", "fp4",
+                                   "--layout", "attention=tp,tp=8,ep=8,pp=1"] + extra)
+        }
+        let text = try plan("--attention-weights", "bf16")
+        #expect(text.status == 0 && text.stdout.contains("fp4 weights with bf16 attention"), "\(text.stdout)\(text.stderr)")
+        func weights(_ run: MoesimRun) -> Double {
+            (((run.json["best"] as? [String: Any])?["memory_per_gpu"] as? [String: Any])?["weights"] as? Double) ?? -1
+        }
+        let all = try weights(plan("--json")), split = try weights(plan("--json", "--attention-weights", "bf16"))
+        #expect(all > 0 && split > all, "\(split) against \(all)")
+    }
+
     /// validate's "furthest" line states the ratio its JSON's numbers give: two decimals from a
     /// tenth up, "1/N of" below (N = measured / predicted, rounded), and past a million a bound
     /// rather than a 300-digit N.
@@ -362,6 +378,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--scheduler-recv-interval", "10"],
         ["estimate", "--model", "mixtral-8x7b", "--scheduler", "prefill-first", "--scheduler-recv-interval", "10"],
         ["estimate", "--model", "mixtral-8x7b", "--memory-reserve", "0.95"], ["plan", "--memory-reserve", "-0.1"],
+        ["plan", "--weights", "fp4", "--attention-weights", "fp8"],
     ])
     func badInputIsOneErrorLine(arguments: [String]) throws {
         let run = try moesim(arguments: arguments)

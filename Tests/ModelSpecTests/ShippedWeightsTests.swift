@@ -83,3 +83,46 @@ import TestSupport
         #expect(abs(Double(fp4Experts) / Double(fp8Experts) - 4.25 / 8.03) < 0.01)
     }
 }
+
+/// FP4 checkpoints that keep attention in bf16 (`ModelSpec.attentionWeightFormat`): the bytes
+/// and the operators of the attention projections only.
+@Suite struct AttentionWeightFormatTests {
+    /// Memory: exactly the attention matrices change format, counted from the inventory itself.
+    @Test func onlyTheAttentionMatricesGrow() throws {
+        let plain = try model("deepseek-r1")
+        var split = plain
+        split.attentionWeightFormat = .bf16
+        let attention = plain.weightTensors.filter { $0.category == .attention && $0.quantizable }
+        #expect(!attention.isEmpty)
+        let grown = attention.reduce(0) { sum, t in
+            sum + (WeightFormat.bf16.bytes(rows: t.rows, cols: t.cols) - WeightFormat.nvfp4.bytes(rows: t.rows, cols: t.cols)) * t.copies
+        }
+        #expect(split.weightBytes(.nvfp4) - plain.weightBytes(.nvfp4) == grown)
+        #expect(split.weightBytes(.nvfp4, where: { $0.category != .attention }) == plain.weightBytes(.nvfp4, where: { $0.category != .attention }))
+        #expect(split.weightsLabel(.nvfp4) == "nvfp4 weights with bf16 attention")
+    }
+
+    /// Operators: every attention GEMM reads bf16 weights (2 bytes a value), runs at the bf16
+    /// rate and takes unquantized inputs, in decode (MLA absorbed) and prefill (expanded); the
+    /// MoE and its activation quantization are as before.
+    @Test(arguments: [StepShape.Phase.decode, .prefill])
+    func attentionGEMMsRunInBF16(phase: StepShape.Phase) throws {
+        let plain = try model("deepseek-r1")
+        var split = plain
+        split.attentionWeightFormat = .bf16
+        let step = StepShape(sequences: 4, newTokens: phase == .decode ? 1 : 256, context: 512, phase: phase)
+        let options = CostOptions(weights: .nvfp4)
+        let before = plain.operators(step: step, options: options), after = split.operators(step: step, options: options)
+        let gemms = after.filter { $0.block == .attention && $0.kind == .matmul }
+        #expect(gemms.count >= 4)
+        for op in gemms {
+            #expect(op.computeFormat == "bf16" && op.quantizedInputs == 0 && op.wholeQuantizedInputs == 0, "\(op.name)")
+            let old = try #require(before.first { $0.name == op.name && $0.layers == op.layers })
+            #expect(op.flops == old.flops)
+            // NVFP4 is 4.5 bits a value with its scales; bf16 is 16.
+            #expect(abs(op.weightBytes / old.weightBytes - 16 / 4.5) < 0.01, "\(op.name): \(op.weightBytes / old.weightBytes)")
+        }
+        #expect(!after.contains { $0.block == .attention && $0.name.hasPrefix("activation quantization") })
+        #expect(after.filter { $0.block == .moe } == before.filter { $0.block == .moe })
+    }
+}

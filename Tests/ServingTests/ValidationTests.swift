@@ -134,6 +134,9 @@ import TestSupport
             (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
                 + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "phase": "decode", "input_tokens": 64, "#
                 + #""memory_reserve": 0.95}]}"#, "memory_reserve"),
+            (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
+                + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp4", "attention_weights": "fp8", "#
+                + #""phase": "decode", "input_tokens": 64}]}"#, "attention_weights"),
         ] {
             let file = dir.appendingPathComponent("moesim-bad-\(UUID()).json")
             try text.write(to: file, atomically: true, encoding: .utf8)
