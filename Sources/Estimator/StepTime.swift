@@ -199,7 +199,7 @@ extension Estimator {
                 // (bf16 weights) share the step's matmul peak.
                 let quantized = op.quantizedInputs + op.wholeQuantizedInputs > 0
                 let share = quantized ? gemmShare : 1  // DeepGEMM runs the quantized GEMMs
-                let peak = op.computeFormat.map { Efficiency.peak(gpu, format: $0) } ?? matmulPeak
+                let peak = op.ownWeights.map { Efficiency.peak(gpu, format: $0.computeFormat) } ?? matmulPeak
                 add(flops: op.flops / split, peak: peak * share * Efficiency.matmul(gpu, rows: rows, blockScaledFP8: weights == .fp8 && quantized),
                     bytes: (op.weightBytes + op.activationBytes) / split, count: count, weights: op.weightBytes / split)
             case .embedding, .norm, .routing, .activation:

@@ -73,9 +73,10 @@ public struct Operator: Sendable, Equatable {
     /// The KV heads whose cache this operator reads, when they differ from the model's (MiMo's
     /// sliding layers).
     public var kvHeads: Int? = nil
-    /// The format a GEMM runs in when it is not the step's (an FP4 checkpoint's bf16 attention
-    /// projections, `ModelSpec.attentionWeightFormat`); nil: the step's.
-    public var computeFormat: String? = nil
+    /// The weight format a GEMM runs in when it is not the step's (an FP4 checkpoint's bf16
+    /// attention projections, `ModelSpec.attentionWeightFormat`); nil: the step's. (An enum, not
+    /// its format name, so that operators stay trivially copyable.)
+    public var ownWeights: WeightFormat? = nil
 
     func tagged(_ block: Block) -> Operator {
         var op = self
@@ -177,7 +178,7 @@ extension ModelSpec {
             }
             var op = matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind,
                             bytes: Double(format.bytes(rows: rows, cols: cols)))
-            op.computeFormat = format.computeFormat
+            op.ownWeights = format
             return op
         }
         for (layer, count) in layerGroups() {

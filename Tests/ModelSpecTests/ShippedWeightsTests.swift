@@ -116,7 +116,7 @@ import TestSupport
         let gemms = after.filter { $0.block == .attention && $0.kind == .matmul }
         #expect(gemms.count >= 4)
         for op in gemms {
-            #expect(op.computeFormat == "bf16" && op.quantizedInputs == 0 && op.wholeQuantizedInputs == 0, "\(op.name)")
+            #expect(op.ownWeights == .bf16 && op.quantizedInputs == 0 && op.wholeQuantizedInputs == 0, "\(op.name)")
             let old = try #require(before.first { $0.name == op.name && $0.layers == op.layers })
             #expect(op.flops == old.flops)
             // NVFP4 is 4.5 bits a value with its scales; bf16 is 16.
