@@ -171,9 +171,12 @@ extension ModelSpec {
         }
         // Attention projections stored in a format of their own (bf16 in an FP4 checkpoint) read
         // that many bytes and take unquantized inputs (explicit bytes: no quantization pass).
+        // Operator lists are built for every step shape a simulation prices: without a format of
+        // their own the attention operators take `matmul` itself, not a wrapper around it.
+        let attentionFormat = attentionWeightFormat.flatMap { $0 == options.weights ? nil : $0 }
         func attentionMatmul(_ name: String, _ rows: Int, _ cols: Int, tokens: Double, layers: Int,
-                             kind: Operator.Kind = .matmul, bytes: Double? = nil) -> Operator {
-            guard let format = attentionWeightFormat, format != options.weights, bytes == nil else {
+                             kind: Operator.Kind, bytes: Double?) -> Operator {
+            guard let format = attentionFormat, bytes == nil else {
                 return matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind, bytes: bytes)
             }
             var op = matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind,
@@ -183,7 +186,9 @@ extension ModelSpec {
         }
         for (layer, count) in layerGroups() {
             ops.append(norm("input norm", width: h, layers: count))
-            let attentionOps = attentionOperators(layer: layer, count: count, step: step, options: options, matmul: attentionMatmul)
+            let attentionOps = attentionFormat == nil
+                ? attentionOperators(layer: layer, count: count, step: step, options: options, matmul: matmul)
+                : attentionOperators(layer: layer, count: count, step: step, options: options, matmul: attentionMatmul)
             for op in attentionOps { ops.append(op.tagged(.attention)) }
             append(quantization(attentionOps, count: count, block: .attention), to: &ops)
             ops.append(norm("post-attention norm", width: h, layers: count))
