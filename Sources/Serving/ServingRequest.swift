@@ -122,11 +122,6 @@ public enum SchedulerPolicy: String, Sendable, CaseIterable {
     /// default, `enable_mixed_chunk=False`).
     case prefillFirst = "prefill-first"
 
-    /// The scheduler a framework named in a measurements file runs by default.
-    public static func of(framework: String) -> SchedulerPolicy {
-        framework.lowercased().contains("sglang") ? .prefillFirst : .mixed
-    }
-
     /// SGLang's default `chunked_prefill_size`: 8,192 tokens on GPUs under 160 GiB (H100, H200),
     /// 16,384 from 160 GiB (B200, B300, MI300X and up) (sglang server_args.py); vLLM's
     /// `max_num_batched_tokens` for its API server on large GPUs is 8,192.

@@ -160,9 +160,8 @@ public enum Validation {
             features.insert(f)
         }
         let phase = try e.requiredString("phase")
-        if phase == "serving", Self.runsPrefillEagerly(framework: try e.string("framework") ?? "") {
-            features.insert(.eagerPrefill)
-        }
+        let framework = ServingFramework(name: try e.string("framework") ?? "")
+        if phase == "serving", let f = framework { features.formUnion(f.features) }
         // Power and energy figures are GPU board figures unless the entry says otherwise.
         let scopeText = try e.string("energy_scope") ?? "gpu"
         guard let scope = EnergyScope(rawValue: scopeText) else { throw e.error("energy_scope", "must be gpu, node or facility") }
@@ -228,17 +227,9 @@ public enum Validation {
         }
     }
 
-    /// Whether a framework named in a serving entry runs its prompt steps without CUDA graphs by
-    /// default (`EstimateRequest.Feature.eagerPrefill`): SGLang, and Dynamo's and MoRI's SGLang
-    /// workers. Not TensorRT-LLM: its context steps also run without CUDA graphs, but a measured
-    /// TTFT of 73 ms (B200, C = 64, ix-b200-trt-fp4-1k1k-c64) is under SGLang's host floor, so
-    /// SGLang's launch cost does not carry over to it.
-    static func runsPrefillEagerly(framework: String) -> Bool {
-        framework.lowercased().contains("sglang")
-    }
-
     /// A serving entry: a closed loop at `concurrency`, aggregated or disaggregated, priced by the
-    /// serving simulation with the scheduler of the entry's `framework`.
+    /// serving simulation with the scheduler and prefill graphs of the entry's `framework`
+    /// (`ServingFramework`).
     static func priceServing(_ e: JSONObject, request: EstimateRequest, mtp: Bool, scope: EnergyScope) throws -> Priced {
         guard let concurrency = try e.int("concurrency", atLeast: 1) else { throw e.error("concurrency", "is needed for a serving entry") }
         guard request.outputTokens >= 1 else { throw e.error("output_tokens", "is needed for a serving entry") }
@@ -261,7 +252,8 @@ public enum Validation {
             : nil
         let serving = ServingRequest(base: request, concurrency: concurrency, inputRange: try range("input_range"),
                                      outputRange: try range("output_range"), disaggregation: disaggregation,
-                                     speculative: speculative, scheduler: SchedulerPolicy.of(framework: try e.string("framework") ?? ""))
+                                     speculative: speculative,
+                                     scheduler: ServingFramework(name: try e.string("framework") ?? "")?.scheduler ?? .mixed)
         var client = serving
         client.maxBatchPerGPU = try e.int("max_batch_per_gpu", atLeast: 1)
         if let c = client.maxBatchPerGPU, c > 65_536 { throw e.error("max_batch_per_gpu", "must be 1 to 65,536") }

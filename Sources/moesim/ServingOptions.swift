@@ -14,8 +14,11 @@ struct ServingPolicyOptions: ParsableArguments {
                                valueName: "lo,hi"))
     var outputRange: String?
 
-    @Option(help: "Scheduler: mixed (chunked prefill inside decode steps: vLLM, TensorRT-LLM) or prefill-first (SGLang's default).")
-    var scheduler: String = SchedulerPolicy.mixed.rawValue
+    @Option(help: "Serving engine whose defaults to price: vllm, sglang (prefill-first scheduler, prompt steps without CUDA graphs) or tensorrt-llm; the flags below override them (default: vllm's).")
+    var framework: String?
+
+    @Option(help: "Scheduler: mixed (chunked prefill inside decode steps: vLLM, TensorRT-LLM) or prefill-first (SGLang's default) (default: the framework's, else mixed).")
+    var scheduler: String?
 
     @Option(help: "Tokens one scheduler (attention group) processes per step (default: 8,192 under 160 GiB per GPU, else 16,384).")
     var tokenBudget: Int?
@@ -54,27 +57,47 @@ struct ServingPolicyOptions: ParsableArguments {
             guard (1...ServingRequest.maxDecodeRun).contains(n) else {
                 throw ValidationError("\(flag) must be 1 to \(ServingRequest.maxDecodeRun), got \(n)")
             }
-            guard scheduler == SchedulerPolicy.prefillFirst.rawValue else { throw ValidationError("\(flag) is a setting of --scheduler prefill-first") }
+            guard try schedulerPolicy() == .prefillFirst else {
+                throw ValidationError("\(flag) is a setting of the prefill-first scheduler (--scheduler prefill-first or --framework sglang)")
+            }
         }
         if let c = maxBatchPerGPU, !(1...65_536).contains(c) { throw ValidationError("--max-batch-per-gpu must be 1 to 65,536, got \(c)") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
         if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
-        guard SchedulerPolicy(rawValue: scheduler) != nil else {
-            throw ValidationError("--scheduler must be mixed or prefill-first, got '\(scheduler)'")
-        }
+        _ = try schedulerPolicy()
         if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
         _ = try Self.range(inputRange, flag: "--input-range")
         _ = try Self.range(outputRange, flag: "--output-range")
         _ = try parsedPools()
     }
 
-    static let needsConcurrency = "--input-range, --output-range, --max-batch-per-gpu, --scheduler, --token-budget, --continuous-decode-steps, "
+    static let needsConcurrency = "--input-range, --output-range, --max-batch-per-gpu, --framework, --scheduler, --token-budget, --continuous-decode-steps, "
         + "--scheduler-recv-interval, --mtp, --no-chunked-prefill, --no-overlap-schedule and the pools describe serving: give --concurrency"
 
     /// Whether any option was given (they describe serving, not the steady state).
     var isSet: Bool {
-        inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || continuousDecodeSteps != nil || schedulerRecvInterval != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != SchedulerPolicy.mixed.rawValue
-            || noChunkedPrefill || noOverlapSchedule
+        inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || continuousDecodeSteps != nil || schedulerRecvInterval != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != nil
+            || framework != nil || noChunkedPrefill || noOverlapSchedule
+    }
+
+    /// `--framework`, parsed.
+    func servingFramework() throws -> ServingFramework? {
+        guard let framework else { return nil }
+        guard let f = ServingFramework(rawValue: framework) else {
+            throw ValidationError("--framework must be \(ServingFramework.allCases.map(\.rawValue).joined(separator: ", ")), got '\(framework)'")
+        }
+        return f
+    }
+
+    /// `--scheduler`, else the framework's, else mixed.
+    func schedulerPolicy() throws -> SchedulerPolicy {
+        if let scheduler {
+            guard let policy = SchedulerPolicy(rawValue: scheduler) else {
+                throw ValidationError("--scheduler must be mixed or prefill-first, got '\(scheduler)'")
+            }
+            return policy
+        }
+        return try servingFramework()?.scheduler ?? .mixed
     }
 
     static func range(_ text: String?, flag: String) throws -> LengthRange {
@@ -103,10 +126,12 @@ struct ServingPolicyOptions: ParsableArguments {
 
     /// The serving request for `base` at `concurrency`.
     func request(base: EstimateRequest, concurrency: Int, seed: UInt64 = 1) throws -> ServingRequest {
+        var base = base
+        if let f = try servingFramework() { base.features.formUnion(f.features) }
         var r = ServingRequest(base: base, concurrency: concurrency, inputRange: try Self.range(inputRange, flag: "--input-range"),
                                outputRange: try Self.range(outputRange, flag: "--output-range"), disaggregation: try parsedPools(),
                                speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
-                               scheduler: SchedulerPolicy(rawValue: scheduler) ?? .mixed, tokenBudget: tokenBudget, seed: seed)
+                               scheduler: try schedulerPolicy(), tokenBudget: tokenBudget, seed: seed)
         r.chunkedPrefill = !noChunkedPrefill
         r.overlapSchedule = !noOverlapSchedule
         r.maxBatchPerGPU = maxBatchPerGPU
@@ -166,6 +191,7 @@ enum ServingJSON {
             "mean_decode_batch_per_decode_gpu": s.meanDecodeBatchPerDecodeGPU,
             "measured_requests": s.measuredRequests, "simulated_steps": s.simulatedSteps,
             "scheduler": s.request.scheduler.rawValue, "overlap_schedule": s.request.overlapSchedule,
+            "eager_prefill": s.request.base.features.contains(.eagerPrefill),
             "weights": s.request.base.weights.rawValue,
         ]
         json["expert_weights"] = (s.request.base.model.expertWeightFormat ?? s.request.base.weights).rawValue
@@ -211,6 +237,7 @@ enum ServingTable {
         let r = s.request
         Swift.print((openLoop ? "open loop on \(s.gpus) GPUs" : "closed loop: \(Output.grouped(r.concurrency)) requests in flight on \(s.gpus) GPUs")
             + ", \(r.scheduler.rawValue) scheduler" + (r.overlapSchedule ? " (overlap)" : " (no overlap)")
+            + (r.base.features.contains(.eagerPrefill) ? ", eager prefill" : "")
             + (r.maxBatchPerGPU.map { ", engines cap \(Output.grouped($0)) decoding per GPU" } ?? "")
             + (r.speculative.map { ", MTP \($0.draftTokens) draft\($0.draftTokens == 1 ? "" : "s") at \(Output.fixed($0.acceptance, 2)) tokens/step" } ?? ""))
         Swift.print(deployment(s))

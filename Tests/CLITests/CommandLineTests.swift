@@ -282,6 +282,22 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         #expect(bad.status != 0 && bad.stderr.contains("eager-prefill"), "\(bad.stderr)")
     }
 
+    /// --framework sets the engine's defaults (SGLang: prefill-first, eager prefill), which the
+    /// JSON reports and explicit flags override; SGLang's settings are accepted under it.
+    @Test func frameworkDefaults() throws {
+        func serve(_ extra: String...) throws -> [String: Any] {
+            try moesim(arguments: ["estimate", "--model", "mixtral-8x7b", "--gpu", "h200-sxm", "--gpus", "2", "--input", "256",
+                                   "--output", "32", "--concurrency", "4", "--json"] + extra).json
+        }
+        let sglang = try serve("--framework", "sglang")
+        #expect(sglang["scheduler"] as? String == "prefill-first" && sglang["eager_prefill"] as? Bool == true, "\(sglang)")
+        let vllm = try serve("--framework", "vllm")
+        #expect(vllm["scheduler"] as? String == "mixed" && vllm["eager_prefill"] as? Bool == false, "\(vllm)")
+        let overridden = try serve("--framework", "sglang", "--scheduler", "mixed")
+        #expect(overridden["scheduler"] as? String == "mixed" && overridden["eager_prefill"] as? Bool == true)
+        #expect(try serve("--framework", "sglang", "--continuous-decode-steps", "4")["scheduler"] as? String == "prefill-first")
+    }
+
     /// --attention-weights bf16 keeps an FP4 checkpoint's attention in bf16: the plan says so and
     /// holds more weight bytes per GPU.
     @Test func attentionWeightsOption() throws {
@@ -379,6 +395,9 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["estimate", "--model", "mixtral-8x7b", "--scheduler", "prefill-first", "--scheduler-recv-interval", "10"],
         ["estimate", "--model", "mixtral-8x7b", "--memory-reserve", "0.95"], ["plan", "--memory-reserve", "-0.1"],
         ["plan", "--weights", "fp4", "--attention-weights", "fp8"],
+        ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "tgi"],
+        ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "vllm", "--continuous-decode-steps", "4"],
+        ["estimate", "--model", "mixtral-8x7b", "--framework", "sglang"],
     ])
     func badInputIsOneErrorLine(arguments: [String]) throws {
         let run = try moesim(arguments: arguments)

@@ -417,10 +417,17 @@ import ConfigFile
         #expect(eager.ttft.median >= 82.6e-3 * 0.95 && graphed.ttft.median < 50e-3, "\(eager.ttft.median), \(graphed.ttft.median)")
     }
 
-    /// Measurements files: SGLang's workers prefill eagerly by default; TensorRT-LLM, vLLM and
-    /// ATOM do not (validation turns the feature on only for the first).
-    @Test func frameworksThatPrefillEagerly() {
-        for f in ["sglang", "dynamo-sglang", "mori-sglang", "SGLang"] { #expect(Validation.runsPrefillEagerly(framework: f), "\(f)") }
-        for f in ["trt", "dynamo-trt", "vllm", "atom", ""] { #expect(!Validation.runsPrefillEagerly(framework: f), "\(f)") }
+    /// Framework names as measurements files give them: SGLang's workers schedule prefill first
+    /// and prefill eagerly; TensorRT-LLM's and vLLM's mix prompts into decode steps and do not;
+    /// others (ATOM) are no known framework and keep the defaults.
+    @Test func frameworksByName() {
+        for f in ["sglang", "dynamo-sglang", "mori-sglang", "SGLang"] {
+            #expect(ServingFramework(name: f) == .sglang && ServingFramework(name: f)?.features == [.eagerPrefill], "\(f)")
+        }
+        for (f, expected) in [("trt", ServingFramework.tensorrtLLM), ("dynamo-trt", .tensorrtLLM), ("tensorrt-llm", .tensorrtLLM), ("vllm", .vllm)] {
+            #expect(ServingFramework(name: f) == expected && expected.features.isEmpty && expected.scheduler == .mixed, "\(f)")
+        }
+        #expect(ServingFramework(name: "atom") == nil && ServingFramework(name: "") == nil)
+        #expect(ServingFramework.sglang.scheduler == .prefillFirst)
     }
 }

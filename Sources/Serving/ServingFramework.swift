@@ -1,0 +1,38 @@
+import Estimator
+
+/// The serving engines whose defaults moesim prices: how each fits prompts into steps and whether
+/// it runs prompt steps under CUDA graphs. `--framework` on the command line and a measurements
+/// file's `framework` both resolve here, so the two cannot disagree.
+public enum ServingFramework: String, Sendable, CaseIterable {
+    /// vLLM V1: chunked prefill mixed into decode steps; prefill steps captured piecewise
+    /// (`FULL_AND_PIECEWISE`, its default since v0.11).
+    case vllm
+    /// SGLang: a waiting prompt runs in a prefill-only step (`enable_mixed_chunk=False`); its CUDA
+    /// graphs capture decode steps only, so prompt steps run eagerly (piecewise prefill graphs are
+    /// opt-in, `--enable-piecewise-cuda-graph`; disaggregated prefill servers run without graphs,
+    /// PR #13377).
+    case sglang
+    /// TensorRT-LLM's PyTorch backend: context chunks mixed into generation steps. Its context
+    /// steps run without CUDA graphs too, but its measured first tokens (73 ms on B200 at C = 64)
+    /// are under SGLang's launch floor, so SGLang's figure is not applied to it.
+    case tensorrtLLM = "tensorrt-llm"
+
+    /// A framework as a measurements file or a benchmark names it: InferenceX's `sglang`,
+    /// `dynamo-sglang` and `mori-sglang` run SGLang workers, `trt` and `dynamo-trt`
+    /// TensorRT-LLM's; nil for others (AMD's ATOM), which keep moesim's defaults.
+    public init?(name: String) {
+        let n = name.lowercased()
+        if n.contains("sglang") { self = .sglang }
+        else if n.contains("vllm") { self = .vllm }
+        else if n == "trt" || n.hasSuffix("-trt") || n.contains("tensorrt") || n.contains("trtllm") { self = .tensorrtLLM }
+        else { return nil }
+    }
+
+    public var scheduler: SchedulerPolicy { self == .sglang ? .prefillFirst : .mixed }
+
+    /// Whether its prompt steps pay the host's eager launch floor (`EstimateRequest.Feature.eagerPrefill`).
+    public var eagerPrefill: Bool { self == .sglang }
+
+    /// The features it adds to an estimate.
+    public var features: Set<EstimateRequest.Feature> { eagerPrefill ? [.eagerPrefill] : [] }
+}
