@@ -114,8 +114,8 @@ def main():
         e["weights"] = weights
         # The FP4 checkpoints keep attention in bf16: nvidia/DeepSeek-R1-0528-NVFP4 lists every
         # layer's self_attn* in exclude_modules, amd/DeepSeek-R1-0528-MXFP4 was quantized from
-        # bf16 with --exclude_layers "*self_attn* *mlp.gate.* *lm_head" (third pass, see
-        # docs/validation.md).
+        # bf16 with --exclude_layers "*self_attn* *mlp.gate.* *lm_head" (session 9, correction 11
+        # in docs/validation.md).
         if weights in ("fp4", "mxfp4"):
             e["attention_weights"] = "bf16"
         # The KV-cache format the recipes pass (fp8_e4m3 / fp8 in every version of InferenceX's

@@ -14,9 +14,9 @@ public struct EstimateRequest: Sendable {
         /// kernel bounds them (`Efficiency.eagerLaunch`): SGLang's prefill without
         /// `--enable-piecewise-cuda-graph` (opt-in through its 2026 releases: issue #18130 still
         /// lists the work to make it the default) and its disaggregated prefill servers, which
-        /// run without CUDA graphs (PR #13377); TensorRT-LLM's PyTorch backend, whose CUDA graphs
-        /// cover generation-only batches. vLLM V1 captures prefill steps piecewise
-        /// (`FULL_AND_PIECEWISE`), so it does not pay this.
+        /// run without CUDA graphs (PR #13377). vLLM V1 captures prefill steps piecewise
+        /// (`FULL_AND_PIECEWISE`); TensorRT-LLM's context steps run eagerly but its measured
+        /// first tokens are under this floor (`ServingFramework`), so neither is given it.
         case eagerPrefill = "eager-prefill"
     }
 
@@ -257,7 +257,8 @@ public enum Estimator {
                                          context: request.inputTokens + request.outputTokens / 2)
         let decode = stepTime(request.model, cluster: request.cluster, layout: layout, shape: decodeShape,
                               weights: request.weights, kvCache: request.kvCache, imbalance: p.imbalance,
-                              localExperts: p.localExperts, overlap: request.features.contains(.twoBatchOverlap))
+                              localExperts: p.localExperts, overlap: request.features.contains(.twoBatchOverlap),
+                              eager: false)  // decode-only: graphed
         let tpot = Double(layout.pp) * decode.total
         let outputRate = Double(batch) / tpot
         let prefillSecondsPerSequence = Double(request.inputTokens) / p.inputRate

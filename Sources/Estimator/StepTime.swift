@@ -63,7 +63,7 @@ extension Estimator {
     /// Time of one step on the busiest GPU of `layout` for one shape (all decode or all prefill).
     static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, shape: StepShapeOnGPU,
                          weights: WeightFormat, kvCache: KVCacheFormat, imbalance: Double,
-                         localExperts: Int, overlap: Bool, eager: Bool = false) -> StepTime {
+                         localExperts: Int, overlap: Bool, eager: Bool) -> StepTime {
         stepTime(model, cluster: cluster, layout: layout, parts: [shape], weights: weights, kvCache: kvCache,
                  imbalance: imbalance, localExperts: localExperts, overlap: overlap, eager: eager)
     }
@@ -84,7 +84,7 @@ extension Estimator {
     /// graphs, and takes at least the host's time to launch its kernels (`Efficiency.eagerLaunch`).
     static func stepTime(_ model: ModelSpec, cluster: Cluster, layout: Layout, parts: [StepShapeOnGPU],
                          weights: WeightFormat, kvCache: KVCacheFormat, imbalance: Double,
-                         localExperts: Int, overlap: Bool, eager: Bool = false) -> StepTime {
+                         localExperts: Int, overlap: Bool, eager: Bool) -> StepTime {
         let gpu = cluster.gpu
         let tp = Double(layout.attentionGroup)
         let isMoE = model.moe != nil
@@ -250,8 +250,10 @@ extension Estimator {
         var overhead = kernels * Efficiency.kernelOverhead(gpu)
         if eager, gpu.kind == .gpu {
             // The host launches the kernels one by one while the GPU runs them: the step lasts
-            // the longer of the two, the host's share shown as overhead.
-            overhead = max(overhead, kernels * Efficiency.eagerLaunch - (arithmetic + exposed))
+            // the longer of the two, the host's share shown as overhead. Two-batch overlap
+            // launches every kernel once per half-batch.
+            let launches = kernels * (overlap ? 2 : 1)
+            overhead = max(overhead, launches * Efficiency.eagerLaunch - (arithmetic + exposed))
         }
         return StepTime(compute: compute, memory: memory, communication: exposed,
                         overhead: overhead, rawCommunication: communication, blocks: blocks)

@@ -176,12 +176,14 @@ extension ModelSpec {
         let attentionFormat = attentionWeightFormat.flatMap { $0 == options.weights ? nil : $0 }
         func attentionMatmul(_ name: String, _ rows: Int, _ cols: Int, tokens: Double, layers: Int,
                              kind: Operator.Kind, bytes: Double?) -> Operator {
-            guard let format = attentionFormat, bytes == nil else {
+            guard let format = attentionFormat else {
                 return matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind, bytes: bytes)
             }
+            // GEMMs the checkpoint keeps unquantized anyway (explicit bytes: the indexers, DeepSeek-V4's
+            // compressor) run at that rate too, like the rest of the attention now.
             var op = matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind,
-                            bytes: Double(format.bytes(rows: rows, cols: cols)))
-            op.ownWeights = format
+                            bytes: bytes ?? Double(format.bytes(rows: rows, cols: cols)))
+            op.ownWeights = bytes == nil ? format : options.weights.unquantized
             return op
         }
         for (layer, count) in layerGroups() {
@@ -441,11 +443,17 @@ extension ModelSpec {
                             activationBytes: 4 * t * Double(a.heads * a.headDim), kvBytes: s * read * entryBytes + t * entryBytes,
                             cacheSplit: .replicated))
         let perGroup = a.heads * a.headDim / a.outputGroups
+        // Built here, not through `matmul`: each group reads its own slice of the heads' output.
+        let groupedFormat = attentionWeightFormat ?? options.weights
         var grouped = Operator(name: "V4 grouped output down-projection", kind: .matmul, layers: count,
                                flops: 2 * t * Double(a.heads * a.headDim * a.outputRank),
-                               weightBytes: Double(options.weights.bytes(rows: a.outputGroups * a.outputRank, cols: perGroup)),
+                               weightBytes: Double(groupedFormat.bytes(rows: a.outputGroups * a.outputRank, cols: perGroup)),
                                activationBytes: 2 * t * Double(a.heads * a.headDim + a.outputGroups * a.outputRank), kvBytes: 0)
-        grouped.quantizedInputs = t * Double(a.heads * a.headDim)
+        if groupedFormat == options.weights {
+            grouped.quantizedInputs = t * Double(a.heads * a.headDim)
+        } else {
+            grouped.ownWeights = groupedFormat
+        }
         ops.append(grouped)
         ops.append(rowParallel(matmul("V4 output up-projection", h, a.outputGroups * a.outputRank, t, count, .matmul, nil)))
         return ops

@@ -109,6 +109,7 @@ extension ModelSpec {
         // The CPU runtime stores every matrix in one format (f32 or bf16): a checkpoint's own
         // expert format does not carry over to the scaled copy.
         s.expertWeightFormat = nil
+        s.attentionWeightFormat = nil
         s.id = id + " ÷\(factor)" + (layerLimit.map { ", \($0) layers" } ?? "")
         return s
     }

@@ -94,6 +94,15 @@ extension ModelSpec {
         return label
     }
 
+    /// This spec with its attention projections stored in `format` while the rest is priced in
+    /// `weights` (`--attention-weights`, a measurements file's `attention_weights`); unchanged
+    /// when the two are the same.
+    public func withAttentionWeights(_ format: WeightFormat, pricedIn weights: WeightFormat) -> ModelSpec {
+        var spec = self
+        spec.attentionWeightFormat = format == weights ? nil : format
+        return spec
+    }
+
     /// This spec priced as its checkpoint ships: the dense format to price with, and the experts'
     /// own format set. An error when the config's scheme is not one moesim prices.
     public func asShipped() throws -> (ModelSpec, WeightFormat) {

@@ -30,9 +30,7 @@ public enum ServingFramework: String, Sendable, CaseIterable {
 
     public var scheduler: SchedulerPolicy { self == .sglang ? .prefillFirst : .mixed }
 
-    /// Whether its prompt steps pay the host's eager launch floor (`EstimateRequest.Feature.eagerPrefill`).
-    public var eagerPrefill: Bool { self == .sglang }
-
-    /// The features it adds to an estimate.
-    public var features: Set<EstimateRequest.Feature> { eagerPrefill ? [.eagerPrefill] : [] }
+    /// The features it adds to an estimate: SGLang's prompt steps pay the host's eager launch
+    /// floor (`EstimateRequest.Feature.eagerPrefill`).
+    public var features: Set<EstimateRequest.Feature> { self == .sglang ? [.eagerPrefill] : [] }
 }

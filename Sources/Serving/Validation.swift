@@ -147,7 +147,7 @@ public enum Validation {
         guard let kv = KVCacheFormat(rawValue: kvText) else { throw e.error("kv_cache", "unknown format \"\(kvText)\"") }
         if let attention = try e.string("attention_weights") {
             guard attention == WeightFormat.bf16.rawValue else { throw e.error("attention_weights", "must be bf16 (the split the FP4 checkpoints ship)") }
-            if weights != .bf16 { model.attentionWeightFormat = .bf16 }
+            model = model.withAttentionWeights(.bf16, pricedIn: weights)
         }
         let layout = try e.object("layout").map(Self.layout)
         var features: Set<EstimateRequest.Feature> = []
@@ -161,7 +161,16 @@ public enum Validation {
         }
         let phase = try e.requiredString("phase")
         let framework = ServingFramework(name: try e.string("framework") ?? "")
-        if phase == "serving", let f = framework { features.formUnion(f.features) }
+        if phase == "serving" {
+            // The framework's default, unless the entry says how its prompt steps ran.
+            switch try e.bool("eager_prefill") {
+            case true?: features.insert(.eagerPrefill)
+            case false?: features.remove(.eagerPrefill)
+            case nil: features.formUnion(framework?.features ?? [])
+            }
+        } else if try e.bool("eager_prefill") != nil {
+            throw e.error("eager_prefill", "applies to serving entries")
+        }
         // Power and energy figures are GPU board figures unless the entry says otherwise.
         let scopeText = try e.string("energy_scope") ?? "gpu"
         guard let scope = EnergyScope(rawValue: scopeText) else { throw e.error("energy_scope", "must be gpu, node or facility") }
@@ -178,7 +187,7 @@ public enum Validation {
         }
         // A measurement ran at its context, whatever the config's limit says.
         request.allowLongerContext = true
-        if phase == "serving" { return try priceServing(e, request: request, mtp: mtp, scope: scope) }
+        if phase == "serving" { return try priceServing(e, request: request, framework: framework, mtp: mtp, scope: scope) }
         guard !mtp else { throw e.error("features", "mtp applies to serving entries") }
         switch phase {
         case "prefill":
@@ -230,7 +239,8 @@ public enum Validation {
     /// A serving entry: a closed loop at `concurrency`, aggregated or disaggregated, priced by the
     /// serving simulation with the scheduler and prefill graphs of the entry's `framework`
     /// (`ServingFramework`).
-    static func priceServing(_ e: JSONObject, request: EstimateRequest, mtp: Bool, scope: EnergyScope) throws -> Priced {
+    static func priceServing(_ e: JSONObject, request: EstimateRequest, framework: ServingFramework?, mtp: Bool,
+                             scope: EnergyScope) throws -> Priced {
         guard let concurrency = try e.int("concurrency", atLeast: 1) else { throw e.error("concurrency", "is needed for a serving entry") }
         guard request.outputTokens >= 1 else { throw e.error("output_tokens", "is needed for a serving entry") }
         func range(_ key: String) throws -> LengthRange {
@@ -253,7 +263,7 @@ public enum Validation {
         let serving = ServingRequest(base: request, concurrency: concurrency, inputRange: try range("input_range"),
                                      outputRange: try range("output_range"), disaggregation: disaggregation,
                                      speculative: speculative,
-                                     scheduler: ServingFramework(name: try e.string("framework") ?? "")?.scheduler ?? .mixed)
+                                     scheduler: framework?.scheduler ?? .mixed)
         var client = serving
         client.maxBatchPerGPU = try e.int("max_batch_per_gpu", atLeast: 1)
         if let c = client.maxBatchPerGPU, c > 65_536 { throw e.error("max_batch_per_gpu", "must be 1 to 65,536") }

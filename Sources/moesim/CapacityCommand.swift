@@ -34,6 +34,9 @@ struct CapacityCommand: ParsableCommand {
             help: ArgumentHelp(WeightsChoice.help))
     var weightsChoice: WeightsChoice = .format(.fp8)
 
+    @Option(help: ArgumentHelp(AttentionWeights.help))
+    var attentionWeights: AttentionWeights?
+
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16
 
@@ -90,7 +93,8 @@ struct CapacityCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (spec, weights) = try weightsChoice.apply(to: overrides.load(model))
+        let (shipped, weights) = try weightsChoice.apply(to: overrides.load(model))
+        let spec = attentionWeights.map { $0.apply(to: shipped, weights: weights) } ?? shipped
         let hardware = try HardwareCatalog.load(gpu)
         let cluster = try Cluster(gpu: hardware, gpuCount: min(hardware.scaleUpDomain, 8))
         var base = EstimateRequest(model: spec, cluster: cluster, weights: weights,
@@ -119,6 +123,7 @@ struct CapacityCommand: ParsableCommand {
                 "output_tokens_per_s_per_gpu": answer.outputTokensPerSecondPerGPU, "requests_per_s": answer.requestsPerSecond,
                 "trials": answer.trials,
                 "expert_weights": spec.expertWeightFormat?.rawValue ?? weights.rawValue,
+                "attention_weights": spec.attentionWeightFormat?.rawValue ?? weights.rawValue,
             ]
             if e.disaggregated {
                 json["disaggregated"] = ["prefill": ServingJSON.pool(e.pools[0]), "decode": ServingJSON.pool(e.pools[1])]

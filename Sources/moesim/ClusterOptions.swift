@@ -44,6 +44,20 @@ enum WeightsChoice: ExpressibleByArgument, Equatable {
     }
 }
 
+/// `--attention-weights`: the one split of formats the shipped FP4 checkpoints use, attention
+/// projections in bf16 (a type of its own, so that the help and the errors list only it).
+enum AttentionWeights: String, ExpressibleByArgument, CaseIterable {
+    case bf16
+
+    static let help = "Attention projections' weight format where the checkpoint keeps them apart from the rest: bf16 "
+        + "(NVIDIA's and AMD's FP4 DeepSeek-R1 checkpoints exclude self_attn from FP4)."
+
+    /// The model as it will be priced with its attention in this format.
+    func apply(to spec: ModelSpec, weights: WeightFormat) -> ModelSpec {
+        spec.withAttentionWeights(.bf16, pricedIn: weights)
+    }
+}
+
 /// A comma-separated list of weight formats (compare, sweep).
 func weightFormats(_ text: String) throws -> [WeightFormat] {
     try text.split(separator: ",").map { item in
@@ -78,8 +92,8 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: ArgumentHelp(WeightsChoice.help))
     var weights: WeightsChoice = .format(.fp8)
 
-    @Option(help: "Attention projections' weight format where the checkpoint keeps them apart from the rest: bf16 (NVIDIA's and AMD's FP4 DeepSeek-R1 checkpoints; the only split priced).")
-    var attentionWeights: WeightFormat?
+    @Option(help: ArgumentHelp(AttentionWeights.help))
+    var attentionWeights: AttentionWeights?
 
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16
@@ -94,9 +108,6 @@ struct DeploymentOptions: ParsableArguments {
     func validate() throws {
         if let gpus, gpus < 1 { throw ValidationError("--gpus must be at least 1, got \(gpus)") }
         if let gpusPerNode, gpusPerNode < 1 { throw ValidationError("--gpus-per-node must be at least 1, got \(gpusPerNode)") }
-        if let a = attentionWeights, a != .bf16 {
-            throw ValidationError("--attention-weights must be bf16 (the split the FP4 checkpoints ship), got \(a.rawValue)")
-        }
     }
 
     var kvFormat: KVCacheFormat { kvCache }
@@ -104,9 +115,8 @@ struct DeploymentOptions: ParsableArguments {
     /// The model as it will be priced (`--weights checkpoint` sets its experts' own format,
     /// `--attention-weights` its attention projections') and the format of its matrices.
     func loadModel() throws -> (ModelSpec, WeightFormat) {
-        var (spec, format) = try weights.apply(to: overrides.load(model))
-        if let a = attentionWeights, a != format { spec.attentionWeightFormat = a }
-        return (spec, format)
+        let (spec, format) = try weights.apply(to: overrides.load(model))
+        return (attentionWeights.map { $0.apply(to: spec, weights: format) } ?? spec, format)
     }
     func loadGPU() throws -> HardwareSpec { try HardwareCatalog.load(gpu) }
     func parsedLayout() throws -> Layout? { try layout.map(Layout.parse) }

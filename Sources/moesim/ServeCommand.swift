@@ -53,7 +53,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Target time per output token, seconds (goodput).")
     var sloTpot: Double?
 
-    @Option(help: "Comma-separated features: two-batch-overlap, eplb, eager-prefill (prompt steps without CUDA graphs: SGLang, TensorRT-LLM).")
+    @Option(help: ArgumentHelp("Comma-separated features: \(EstimateRequest.featureList) (eager-prefill: prompt steps without CUDA graphs, SGLang's default)."))
     var features: String?
 
     @Option(help: "USD per GPU-hour (default: the hardware file's price).")

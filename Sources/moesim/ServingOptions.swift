@@ -14,8 +14,11 @@ struct ServingPolicyOptions: ParsableArguments {
                                valueName: "lo,hi"))
     var outputRange: String?
 
-    @Option(help: "Serving engine whose defaults to price: vllm, sglang (prefill-first scheduler, prompt steps without CUDA graphs) or tensorrt-llm; the flags below override them (default: vllm's).")
+    @Option(help: "Serving engine whose defaults to price: vllm, sglang (prefill-first scheduler, eager prompt steps) or tensorrt-llm; --scheduler and --no-eager-prefill override them (default: vllm's).")
     var framework: String?
+
+    @Flag(help: "Prompt steps under CUDA graphs even where the framework runs them eagerly (SGLang with --enable-piecewise-cuda-graph).")
+    var noEagerPrefill = false
 
     @Option(help: "Scheduler: mixed (chunked prefill inside decode steps: vLLM, TensorRT-LLM) or prefill-first (SGLang's default) (default: the framework's, else mixed).")
     var scheduler: String?
@@ -64,6 +67,7 @@ struct ServingPolicyOptions: ParsableArguments {
         if let c = maxBatchPerGPU, !(1...65_536).contains(c) { throw ValidationError("--max-batch-per-gpu must be 1 to 65,536, got \(c)") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
         if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
+        _ = try servingFramework()
         _ = try schedulerPolicy()
         if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
         _ = try Self.range(inputRange, flag: "--input-range")
@@ -72,12 +76,12 @@ struct ServingPolicyOptions: ParsableArguments {
     }
 
     static let needsConcurrency = "--input-range, --output-range, --max-batch-per-gpu, --framework, --scheduler, --token-budget, --continuous-decode-steps, "
-        + "--scheduler-recv-interval, --mtp, --no-chunked-prefill, --no-overlap-schedule and the pools describe serving: give --concurrency"
+        + "--scheduler-recv-interval, --mtp, --no-chunked-prefill, --no-overlap-schedule, --no-eager-prefill and the pools describe serving: give --concurrency"
 
     /// Whether any option was given (they describe serving, not the steady state).
     var isSet: Bool {
         inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || continuousDecodeSteps != nil || schedulerRecvInterval != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != nil
-            || framework != nil || noChunkedPrefill || noOverlapSchedule
+            || framework != nil || noChunkedPrefill || noOverlapSchedule || noEagerPrefill
     }
 
     /// `--framework`, parsed.
@@ -128,6 +132,7 @@ struct ServingPolicyOptions: ParsableArguments {
     func request(base: EstimateRequest, concurrency: Int, seed: UInt64 = 1) throws -> ServingRequest {
         var base = base
         if let f = try servingFramework() { base.features.formUnion(f.features) }
+        if noEagerPrefill { base.features.remove(.eagerPrefill) }
         var r = ServingRequest(base: base, concurrency: concurrency, inputRange: try Self.range(inputRange, flag: "--input-range"),
                                outputRange: try Self.range(outputRange, flag: "--output-range"), disaggregation: try parsedPools(),
                                speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
@@ -195,6 +200,7 @@ enum ServingJSON {
             "weights": s.request.base.weights.rawValue,
         ]
         json["expert_weights"] = (s.request.base.model.expertWeightFormat ?? s.request.base.weights).rawValue
+        json["attention_weights"] = (s.request.base.model.attentionWeightFormat ?? s.request.base.weights).rawValue
         if let n = s.request.benchmarkPrompts { json["num_prompts"] = n }
         if let c = s.request.maxBatchPerGPU { json["max_batch_per_gpu"] = c }
         if let m = s.request.speculative { json["mtp"] = ["draft_tokens": m.draftTokens, "acceptance": m.acceptance] }

@@ -296,6 +296,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         let overridden = try serve("--framework", "sglang", "--scheduler", "mixed")
         #expect(overridden["scheduler"] as? String == "mixed" && overridden["eager_prefill"] as? Bool == true)
         #expect(try serve("--framework", "sglang", "--continuous-decode-steps", "4")["scheduler"] as? String == "prefill-first")
+        #expect(try serve("--framework", "sglang", "--no-eager-prefill")["eager_prefill"] as? Bool == false)
     }
 
     /// --attention-weights bf16 keeps an FP4 checkpoint's attention in bf16: the plan says so and
@@ -312,6 +313,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         }
         let all = try weights(plan("--json")), split = try weights(plan("--json", "--attention-weights", "bf16"))
         #expect(all > 0 && split > all, "\(split) against \(all)")
+        #expect(try plan("--json", "--attention-weights", "bf16").json["attention_weights"] as? String == "bf16")
     }
 
     /// validate's "furthest" line states the ratio its JSON's numbers give: two decimals from a
@@ -398,6 +400,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "tgi"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "vllm", "--continuous-decode-steps", "4"],
         ["estimate", "--model", "mixtral-8x7b", "--framework", "sglang"],
+        ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "tgi", "--scheduler", "mixed"],
     ])
     func badInputIsOneErrorLine(arguments: [String]) throws {
         let run = try moesim(arguments: arguments)

@@ -205,7 +205,7 @@ import TestSupport
         func norm(_ m: ModelSpec, tp: Int) -> Double {
             let layout = Layout(attention: .tensor, tp: tp, ep: 1, pp: 1, moeTP: tp)
             return Estimator.stepTime(m, cluster: cluster, layout: layout, shape: shape, weights: .fp8, kvCache: .bf16, imbalance: 1,
-                                      localExperts: v4.moe?.routedExperts ?? 1, overlap: false).blocks[.norm] ?? 0
+                                      localExperts: v4.moe?.routedExperts ?? 1, overlap: false, eager: false).blocks[.norm] ?? 0
         }
         let one = norm(v4, tp: 1) - norm(plain, tp: 1), eight = norm(v4, tp: 8) - norm(plain, tp: 8)
         #expect(one > 0 && eight > 4 * one, "hyper-connections: \(one) s at tp 1, \(eight) s at tp 8")
@@ -224,7 +224,7 @@ import TestSupport
             let cluster = try Cluster(gpu: try gpu(g), gpuCount: 8)
             let shape = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 2, newTokens: 4096, context: 0)
             return Estimator.stepTime(v3, cluster: cluster, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1), shape: shape,
-                                      weights: w, kvCache: .bf16, imbalance: 1, localExperts: 32, overlap: false).blocks
+                                      weights: w, kvCache: .bf16, imbalance: 1, localExperts: 32, overlap: false, eager: false).blocks
         }
         let hopper = try blocks("h200-sxm", .fp8), hopperTensor = try blocks("h200-sxm", .fp8Tensor)
         let moe = try #require(hopper[.moe]) / (try #require(hopperTensor[.moe]))
@@ -255,7 +255,7 @@ import TestSupport
         func step(_ g: HardwareSpec, _ shape: StepShapeOnGPU, overlap: Bool, layout: Layout = Layout(attention: .data, tp: 1, ep: 32, pp: 1),
                   gpus: Int = 32) throws -> StepTime {
             Estimator.stepTime(v3, cluster: try Cluster(gpu: g, gpuCount: gpus), layout: layout, shape: shape, weights: .fp8,
-                               kvCache: .bf16, imbalance: 1, localExperts: 256 / layout.ep, overlap: overlap)
+                               kvCache: .bf16, imbalance: 1, localExperts: 256 / layout.ep, overlap: overlap, eager: false)
         }
         let prefill = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 4, newTokens: 4096, context: 0)
         let held = try step(h100, prefill, overlap: true), all = try step(anonymous, prefill, overlap: true)
@@ -286,7 +286,7 @@ import TestSupport
         for (tokens, published) in [(64.0, 59.7e-6), (128.0, 74.5e-6), (256.0, 111.8e-6)] {
             let shape = StepShapeOnGPU(phase: .decode, sequencesPerGPU: tokens, newTokens: 1, context: 1024)
             let step = Estimator.stepTime(v3, cluster: cluster, layout: Layout(attention: .data, tp: 1, ep: 16, pp: 1), shape: shape,
-                                          weights: .bf16, kvCache: .bf16, imbalance: 1, localExperts: 16, overlap: false)
+                                          weights: .bf16, kvCache: .bf16, imbalance: 1, localExperts: 16, overlap: false, eager: false)
             let perLayer = step.rawCommunication / Double(v3.moeLayerCount)
             #expect(abs(perLayer / published - 1) < 0.2, "\(tokens) tokens: \(perLayer * 1e6) µs against \(published * 1e6)")
         }
