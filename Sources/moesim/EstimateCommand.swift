@@ -34,6 +34,8 @@ struct EstimateCommand: ParsableCommand {
                           --input 1024 --output 1024 --input-range 0.8,1.0 --output-range 0.8,1.0 --concurrency 64
           moesim estimate --model deepseek-r1 --gpu gb300 --weights fp4 --concurrency 2048 --mtp 1 \\
                           --prefill-pool 6,3,attention=dp,tp=1,ep=2,pp=1 --decode-pool 16,1,attention=dp,tp=1,ep=16,pp=1
+          moesim estimate --model deepseek-r1 --gpu b300 --gpus 4 --weights fp4 --attention-weights bf16 \\
+                          --kv-cache fp8 --concurrency 4 --framework sglang     an SGLang engine as InferenceX runs it
         """
     )
 

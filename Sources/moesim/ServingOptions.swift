@@ -131,6 +131,9 @@ struct ServingPolicyOptions: ParsableArguments {
     /// The serving request for `base` at `concurrency`.
     func request(base: EstimateRequest, concurrency: Int, seed: UInt64 = 1) throws -> ServingRequest {
         var base = base
+        if noEagerPrefill, base.features.contains(.eagerPrefill) {
+            throw ValidationError("--no-eager-prefill contradicts --features eager-prefill")
+        }
         if let f = try servingFramework() { base.features.formUnion(f.features) }
         if noEagerPrefill { base.features.remove(.eagerPrefill) }
         var r = ServingRequest(base: base, concurrency: concurrency, inputRange: try Self.range(inputRange, flag: "--input-range"),

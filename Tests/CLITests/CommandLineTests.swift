@@ -401,6 +401,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "vllm", "--continuous-decode-steps", "4"],
         ["estimate", "--model", "mixtral-8x7b", "--framework", "sglang"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "tgi", "--scheduler", "mixed"],
+        ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--features", "eager-prefill", "--no-eager-prefill"],
     ])
     func badInputIsOneErrorLine(arguments: [String]) throws {
         let run = try moesim(arguments: arguments)
