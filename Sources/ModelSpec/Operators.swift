@@ -179,8 +179,9 @@ extension ModelSpec {
             guard let format = attentionFormat else {
                 return matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind, bytes: bytes)
             }
-            // GEMMs the checkpoint keeps unquantized anyway (explicit bytes: the indexers, DeepSeek-V4's
-            // compressor) run at that rate too, like the rest of the attention now.
+            // GEMMs priced in bf16 whatever the format (explicit bytes: the indexers' projections,
+            // DeepSeek-V4's compressor) run at the bf16 rate too, like the rest of the attention
+            // now; without an attention format they keep the step's rate.
             var op = matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind,
                             bytes: bytes ?? Double(format.bytes(rows: rows, cols: cols)))
             op.ownWeights = bytes == nil ? format : options.weights.unquantized

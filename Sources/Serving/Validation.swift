@@ -165,7 +165,8 @@ public enum Validation {
             // The framework's default, unless the entry says how its prompt steps ran.
             switch try e.bool("eager_prefill") {
             case true?: features.insert(.eagerPrefill)
-            case false?: features.remove(.eagerPrefill)
+            case false?:
+                guard !features.contains(.eagerPrefill) else { throw e.error("eager_prefill", "false contradicts features eager-prefill") }
             case nil: features.formUnion(framework?.features ?? [])
             }
         } else if try e.bool("eager_prefill") != nil {

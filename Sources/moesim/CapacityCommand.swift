@@ -124,6 +124,7 @@ struct CapacityCommand: ParsableCommand {
                 "trials": answer.trials,
                 "expert_weights": spec.expertWeightFormat?.rawValue ?? weights.rawValue,
                 "attention_weights": spec.attentionWeightFormat?.rawValue ?? weights.rawValue,
+                "scheduler": e.request.scheduler.rawValue, "eager_prefill": e.request.base.features.contains(.eagerPrefill),
             ]
             if e.disaggregated {
                 json["disaggregated"] = ["prefill": ServingJSON.pool(e.pools[0]), "decode": ServingJSON.pool(e.pools[1])]

@@ -52,9 +52,15 @@ enum AttentionWeights: String, ExpressibleByArgument, CaseIterable {
     static let help = "Attention projections' weight format where the checkpoint keeps them apart from the rest: bf16 "
         + "(NVIDIA's and AMD's FP4 DeepSeek-R1 checkpoints exclude self_attn from FP4)."
 
+    var format: WeightFormat {
+        switch self {
+        case .bf16: .bf16
+        }
+    }
+
     /// The model as it will be priced with its attention in this format.
     func apply(to spec: ModelSpec, weights: WeightFormat) -> ModelSpec {
-        spec.withAttentionWeights(.bf16, pricedIn: weights)
+        spec.withAttentionWeights(format, pricedIn: weights)
     }
 }
 

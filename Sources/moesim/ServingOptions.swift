@@ -134,7 +134,11 @@ struct ServingPolicyOptions: ParsableArguments {
         if noEagerPrefill, base.features.contains(.eagerPrefill) {
             throw ValidationError("--no-eager-prefill contradicts --features eager-prefill")
         }
-        if let f = try servingFramework() { base.features.formUnion(f.features) }
+        let framework = try servingFramework()
+        if noEagerPrefill, framework?.features.contains(.eagerPrefill) != true {
+            throw ValidationError("--no-eager-prefill turns off the eager prefill of --framework sglang, and nothing else prices one")
+        }
+        if let f = framework { base.features.formUnion(f.features) }
         if noEagerPrefill { base.features.remove(.eagerPrefill) }
         var r = ServingRequest(base: base, concurrency: concurrency, inputRange: try Self.range(inputRange, flag: "--input-range"),
                                outputRange: try Self.range(outputRange, flag: "--output-range"), disaggregation: try parsedPools(),

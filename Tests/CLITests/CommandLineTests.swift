@@ -402,6 +402,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["estimate", "--model", "mixtral-8x7b", "--framework", "sglang"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "tgi", "--scheduler", "mixed"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--features", "eager-prefill", "--no-eager-prefill"],
+        ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "vllm", "--no-eager-prefill"],
     ])
     func badInputIsOneErrorLine(arguments: [String]) throws {
         let run = try moesim(arguments: arguments)

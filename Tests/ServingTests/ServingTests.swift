@@ -408,6 +408,18 @@ import ConfigFile
         #expect(try deepSeekV3(input: 8_192, eager: true).timeToFirstToken == graphed)
     }
 
+    /// Two-batch overlap launches every kernel once per half-batch: the host's floor doubles.
+    @Test func twoBatchOverlapLaunchesTwice() throws {
+        let v3 = try model("deepseek-v3")
+        let cluster = try Cluster(gpu: gpu("h200-sxm"), gpuCount: 8)
+        let shape = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 1.0 / 8, newTokens: 1, context: 0)
+        func step(overlap: Bool) -> Double {
+            Estimator.stepTime(v3, cluster: cluster, layout: Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8), shape: shape,
+                               weights: .fp8, kvCache: .bf16, imbalance: 1, localExperts: 256, overlap: overlap, eager: true).total
+        }
+        #expect(abs(step(overlap: true) / step(overlap: false) - 2) < 1e-9, "\(step(overlap: true)) against \(step(overlap: false))")
+    }
+
     /// Measurements files: an SGLang entry prefills eagerly unless it says `eager_prefill: false`
     /// (SGLang with piecewise prefill graphs); ATOM, no framework moesim knows, does not.
     @Test func entriesTakeTheirFrameworksPrefill() throws {

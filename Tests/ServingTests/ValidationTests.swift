@@ -140,6 +140,9 @@ import TestSupport
             (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
                 + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "eager_prefill": true, "#
                 + #""phase": "decode", "input_tokens": 64}]}"#, "eager_prefill"),
+            (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
+                + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "phase": "serving", "input_tokens": 64, "#
+                + #""output_tokens": 8, "concurrency": 2, "features": ["eager-prefill"], "eager_prefill": false}]}"#, "eager_prefill"),
         ] {
             let file = dir.appendingPathComponent("moesim-bad-\(UUID()).json")
             try text.write(to: file, atomically: true, encoding: .utf8)
