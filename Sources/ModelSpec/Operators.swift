@@ -179,8 +179,8 @@ extension ModelSpec {
             guard let format = attentionFormat else {
                 return matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind, bytes: bytes)
             }
-            // GEMMs priced in bf16 whatever the format (explicit bytes: the indexers' projections,
-            // DeepSeek-V4's compressor) run at the bf16 rate too, like the rest of the attention
+            // GEMMs priced in bf16 whatever the format (explicit bytes: the indexers' head weights,
+            // DeepSeek-V4's compressors) run at the bf16 rate too, like the rest of the attention
             // now; without an attention format they keep the step's rate.
             var op = matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind,
                             bytes: bytes ?? Double(format.bytes(rows: rows, cols: cols)))
@@ -425,12 +425,11 @@ extension ModelSpec {
         }
         if indexer, ratio > 0 {
             let x = a.indexer
-            let projection = Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)
-                + plain.bytes(rows: 4 * x.headDim + x.heads, cols: h))
-            ops.append(replicated(matmul("V4 indexer query projection", x.heads * x.headDim, x.queryRank, t, count, .matmul,
-                                         Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))))
+            // The query projection is quantized like the weight inventory's `q_b_proj`; the
+            // indexer's compressor and head weights are kept in bf16 (inventory vectors).
+            ops.append(replicated(matmul("V4 indexer query projection", x.heads * x.headDim, x.queryRank, t, count, .matmul, nil)))
             ops.append(replicated(matmul("V4 indexer compressor and weights", 4 * x.headDim + x.heads, h, t, count, .matmul,
-                                         projection - Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank)))))
+                                         Double(plain.bytes(rows: 4 * x.headDim + x.heads, cols: h)))))
             let scanned = s * ModelSpec.entriesSeen(from: start, to: end, ratio: ratio)
             let keyBytes = Double(x.headDim * options.kvCache.bytesPerValue)
             ops.append(replicated(Operator(name: "V4 indexer scoring (every compressed key)", kind: .attention, layers: count,
@@ -467,11 +466,15 @@ extension ModelSpec {
                                   matmul: (String, Int, Int, Double, Int, Operator.Kind, Double?) -> Operator) -> [Operator] {
         let t = Double(step.tokens), s = Double(step.sequences)
         let plain = options.weights.unquantized
-        // Every tensor-parallel rank runs the whole indexer (its weights are replicated).
+        // Every tensor-parallel rank runs the whole indexer (its weights are replicated). wq_b and
+        // wk are quantized with the rest (DeepSeek's reference builds them as its default Linear,
+        // FP8 in an FP8 model; the weight inventory counts them so); weights_proj is kept in bf16
+        // (`dtype=torch.get_default_dtype()` there).
         let queries = replicated(matmul("indexer query projection (wq_b, from the query latent)", x.heads * x.headDim, x.queryRank,
-                                        t, count, .matmul, Double(plain.bytes(rows: x.heads * x.headDim, cols: x.queryRank))))
-        let keys = replicated(matmul("indexer key and weight projections (wk, weights_proj)", x.headDim + x.heads, hiddenSize, t,
-                                     count, .matmul, Double(plain.bytes(rows: x.headDim + x.heads, cols: hiddenSize))))
+                                        t, count, .matmul, nil))
+        let keys = replicated(matmul("indexer key projection (wk)", x.headDim, hiddenSize, t, count, .matmul, nil))
+        let headWeights = replicated(matmul("indexer head weights (weights_proj)", x.heads, hiddenSize, t, count, .matmul,
+                                            Double(plain.bytes(rows: x.heads, cols: hiddenSize))))
         let scanned = s * ModelSpec.attendedKeys(span: .full, context: step.context, newTokens: step.newTokens)
         let keyBytes = Double(x.headDim * options.kvCache.bytesPerValue)
         let cached = Double(step.context + step.newTokens)
@@ -479,7 +482,7 @@ extension ModelSpec {
                                           flops: scanned * Double(x.heads) * (2 * Double(x.headDim) + 3), weightBytes: 0,
                                           activationBytes: 2 * t * Double(x.heads * x.headDim),
                                           kvBytes: s * cached * keyBytes + t * keyBytes, cacheSplit: .replicated))
-        return [queries, keys, scoring]
+        return [queries, keys, headWeights, scoring]
     }
 
     /// A linear-attention layer: its projections (GEMMs), then the recurrence, whose cost per

@@ -102,6 +102,21 @@ import TestSupport
         #expect(split.weightsLabel(.nvfp4) == "nvfp4 weights with bf16 attention")
     }
 
+    /// Memory and step agree on the attention's weights: the bytes a decode step's attention GEMMs
+    /// read equal the weight inventory's attention matrices (and the indexer's bf16 head weights),
+    /// for MLA alone and with DeepSeek-V3.2's indexer, in one format and with bf16 attention.
+    @Test(arguments: ["deepseek-r1", "deepseek-v3.2"])
+    func stepAndMemoryAgreeOnAttentionBytes(id: String) throws {
+        for spec in [try model(id), try model(id).withAttentionWeights(.bf16, pricedIn: .nvfp4)] {
+            let step = StepShape(sequences: 1, newTokens: 1, context: 64, phase: .decode)
+            let read = spec.operators(step: step, options: CostOptions(weights: .nvfp4))
+                .filter { $0.block == .attention && $0.kind == .matmul }
+                .reduce(0.0) { $0 + $1.weightBytes * Double($1.layers) }
+            let stored = spec.weightBytes(.nvfp4, where: { $0.category == .attention && ($0.quantizable || $0.name.contains("weights_proj")) })
+            #expect(read == Double(stored), "\(id), attention \(spec.attentionWeightFormat?.rawValue ?? "nvfp4"): \(read) read, \(stored) stored")
+        }
+    }
+
     /// Operators: every attention GEMM reads bf16 weights (2 bytes a value), runs at the bf16
     /// rate and takes unquantized inputs, in decode and prefill, for every attention kind: MLA
     /// (absorbed and expanded), DeepSeek-V3.2's sparse indexer, DeepSeek-V4's compressed attention
@@ -123,9 +138,9 @@ import TestSupport
             let old = try #require(before.first { $0.name == op.name && $0.layers == op.layers })
             #expect(op.flops == old.flops)
             let ratio = op.weightBytes / old.weightBytes
-            // NVFP4 is 4.5 bits a value with its scales, bf16 16; the indexers' and V4's compressor's
-            // projections are priced in bf16 either way.
-            let bf16Already = op.name.contains("indexer") || op.name.contains("compressor")
+            // NVFP4 is 4.5 bits a value with its scales, bf16 16; the indexers' head weights and
+            // V4's compressors are bf16 either way.
+            let bf16Already = op.name.contains("weights") || op.name.contains("compressor")
             #expect(bf16Already ? ratio == 1 : abs(ratio - 16 / 4.5) < 0.01, "\(id) \(op.name): \(ratio)")
             if !bf16Already { grew += 1 }
         }
