@@ -42,12 +42,25 @@ public enum Efficiency {
     /// The CPU's kernels are measured by `moesim calibrate` instead.
     public static let gpuWeightStreaming = 0.64
 
-    /// Latency of one small all-reduce over `gpus` GPUs of one scale-up domain: NCCL's own
-    /// latency model for its low-latency ring protocol, a base of 6.6 µs plus 0.6 µs per hop over
-    /// the 2(n − 1) hops of a ring (NCCL src/graph/tuning.cc constants, as quoted in NCCL issue
-    /// #1334): about 15 µs on 8 GPUs, where one link's latency (3 µs) undercounts it.
-    public static func allReduceLatency(gpus: Int) -> Double {
-        6.6e-6 + 0.6e-6 * Double(2 * max(gpus - 1, 0))
+    /// Latency of one small all-reduce over `gpus` GPUs spread over `nodes` scale-up domains:
+    /// NCCL's own latency model for its low-latency (LL) protocol (src/graph/tuning.cc): within
+    /// one domain a ring, a base of 6.6 µs plus 0.6 µs per NVLink hop over its 2(n − 1) hops, about
+    /// 15 µs on 8 GPUs, where one link's latency (3 µs) undercounts it. Across domains NCCL takes
+    /// the faster of a ring, whose 2·nodes network hops cost 2.7 µs each and whose other hops at
+    /// least the 1 µs network post overhead, and a tree, a base of 6.8 µs plus 2 × (0.6 µs per
+    /// NVLink hop inside a node + 5 µs per level of the tree over the nodes): 25 µs for 16 GPUs
+    /// on 2 nodes, where a single network latency (10 µs) undercounts it.
+    public static func allReduceLatency(gpus: Int, nodes: Int = 1) -> Double {
+        let n = Double(max(gpus, 1)), hops = 2 * (n - 1)
+        guard nodes > 1 else { return 6.6e-6 + 0.6e-6 * hops }
+        let m = Double(nodes), perNode: Double = max(n / m, 1)
+        let levels = Double(Int.bitWidth - 1 - nodes.leadingZeroBitCount)  // ⌊log2 nodes⌋, NCCL's log2i
+        // Hops that stay in a node cost max(NVLink's 0.6 µs, the 1 µs network post overhead);
+        // NCCL counts 2 · nodes network hops (none left inside a node with one GPU per node).
+        let ringIntra: Double = max(hops - 2 * m, 0) * 1e-6
+        let ring: Double = 6.6e-6 + ringIntra + 2 * m * 2.7e-6
+        let tree: Double = 6.8e-6 + 2 * ((perNode - 1) * 0.6e-6 + levels * 5e-6)
+        return min(ring, tree)
     }
 
     /// SMs DeepEP's normal-mode (prefill) dispatch and combine kernels occupy: DeepEP's default

@@ -224,8 +224,11 @@ extension Estimator {
             }
             upBytes += part.scaleUp * tokens * stageShare
             outBytes += scaleOut * stageShare
-            if part.kind == .tensorAllReduce, part.scaleOut == 0 {
-                latency += Double(part.messages) * stageShare * Efficiency.allReduceLatency(gpus: layout.attentionGroup)
+            if part.kind == .tensorAllReduce {
+                // NCCL's latency for the group's all-reduce, within a node or across nodes.
+                let domain = max(cluster.scaleUpGroup, 1)
+                let nodes = (layout.attentionGroup + domain - 1) / domain
+                latency += Double(part.messages) * stageShare * Efficiency.allReduceLatency(gpus: layout.attentionGroup, nodes: nodes)
             } else if part.isExpertAllToAll, part.scaleOut == 0, let a2a = gpu.allToAllLatency {
                 // Inside the scale-up domain each dispatch and combine kernel has a fixed cost
                 // the hardware file gives (TensorRT-LLM's NVLink all-to-all on NVL72).

@@ -113,6 +113,36 @@ import TestSupport
 /// The layout search against brute force over the same points: the best point is the fastest
 /// per GPU among those within the latency limit, and the Pareto front holds exactly the points
 /// no other beats on both throughput per GPU and tokens/s per user.
+/// NCCL's latency model for a small all-reduce (src/graph/tuning.cc, LL protocol), worked by
+/// hand from its constants: within a node a ring, across nodes the faster of a ring and a tree.
+@Suite struct AllReduceLatencyTests {
+    @Test func withinAndAcrossNodes() {
+        // 8 GPUs, one node: 6.6 + 14 × 0.6 = 15.0 µs.
+        #expect(abs(Efficiency.allReduceLatency(gpus: 8) - 15.0e-6) < 1e-12)
+        // 16 GPUs, two nodes: ring 6.6 + 26 × 1.0 + 4 × 2.7 = 43.4 µs, tree 6.8 + 2 × (7 × 0.6 + 1 × 5.0)
+        // = 25.2 µs; NCCL takes the tree.
+        #expect(abs(Efficiency.allReduceLatency(gpus: 16, nodes: 2) - 25.2e-6) < 1e-12)
+        // 64 GPUs, eight nodes: tree 6.8 + 2 × (7 × 0.6 + 3 × 5.0) = 45.2 µs.
+        #expect(abs(Efficiency.allReduceLatency(gpus: 64, nodes: 8) - 45.2e-6) < 1e-12)
+        // 2 GPUs on two nodes: ring 6.6 + 0 + 4 × 2.7 = 17.4 µs, tree 6.8 + 2 × 5.0 = 16.8 µs.
+        #expect(abs(Efficiency.allReduceLatency(gpus: 2, nodes: 2) - 16.8e-6) < 1e-12)
+    }
+
+    /// A tensor-parallel group across two nodes pays NCCL's multi-node latency per all-reduce,
+    /// not one network latency: a decode step of DeepSeek-V3 at TP16 on two H100 nodes.
+    @Test func tensorParallelAcrossNodes() throws {
+        let v3 = try model("deepseek-v3")
+        let cluster = try Cluster(gpu: gpu("h100-sxm"), gpuCount: 16)
+        let shape = StepShapeOnGPU(phase: .decode, sequencesPerGPU: 1.0 / 16, newTokens: 1, context: 1024)
+        let step = Estimator.stepTime(v3, cluster: cluster, layout: Layout(attention: .tensor, tp: 16, ep: 1, pp: 1, moeTP: 16),
+                                      shape: shape, weights: .fp8, kvCache: .bf16, imbalance: 1, localExperts: 256, overlap: false,
+                                      eager: false)
+        // 2 all-reduces a layer, 61 layers, 25.2 µs each, on top of their bytes.
+        #expect(step.rawCommunication > 122 * 25.2e-6, "\(step.rawCommunication)")
+        #expect(step.rawCommunication < 122 * 25.2e-6 * 1.5, "\(step.rawCommunication)")
+    }
+}
+
 @Suite struct LayoutSearchTests {
     @Test func bestAndParetoFrontMatchBruteForce() throws {
         let request = EstimateRequest(model: try model("mixtral-8x7b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 4),
