@@ -161,16 +161,14 @@ public enum Validation {
         }
         let phase = try e.requiredString("phase")
         let framework = ServingFramework(name: try e.string("framework") ?? "")
-        if phase == "serving" {
-            // The framework's default, unless the entry says how its prompt steps ran.
-            switch try e.bool("eager_prefill") {
-            case true?: features.insert(.eagerPrefill)
-            case false?:
-                guard !features.contains(.eagerPrefill) else { throw e.error("eager_prefill", "false contradicts features eager-prefill") }
-            case nil: features.formUnion(framework?.features ?? [])
-            }
-        } else if try e.bool("eager_prefill") != nil {
-            throw e.error("eager_prefill", "applies to serving entries")
+        // How the entry's prompt steps ran, else its framework's default (serving entries only).
+        switch (phase == "serving", try e.bool("eager_prefill")) {
+        case (false, _?): throw e.error("eager_prefill", "applies to serving entries")
+        case (true, true?): features.insert(.eagerPrefill)
+        case (true, false?) where features.contains(.eagerPrefill):
+            throw e.error("eager_prefill", "false contradicts features eager-prefill")
+        case (true, nil): features.formUnion(framework?.features ?? [])
+        default: break
         }
         // Power and energy figures are GPU board figures unless the entry says otherwise.
         let scopeText = try e.string("energy_scope") ?? "gpu"

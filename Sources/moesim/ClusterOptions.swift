@@ -1,4 +1,8 @@
 import ArgumentParser
+import Hardware
+import ModelSpec
+import Planner
+import Serving
 
 /// Number formats parsed by ArgumentParser itself: it checks the value and lists the choices
 /// (`fp4` is NVFP4).
@@ -8,6 +12,8 @@ extension WeightFormat: ExpressibleByArgument {
 extension KVCacheFormat: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["bf16", "fp8", "f32"] }
 }
+extension ServingFramework: ExpressibleByArgument {}
+extension SchedulerPolicy: ExpressibleByArgument {}
 
 /// `--weights`: one format for every matrix, or `checkpoint`: the formats the model's config
 /// says its checkpoint ships in (DeepSeek-V4: fp8 with fp4 experts; gpt-oss and Kimi K3: bf16
@@ -74,9 +80,6 @@ func weightFormats(_ text: String) throws -> [WeightFormat] {
         return f
     }
 }
-import Hardware
-import ModelSpec
-import Planner
 
 /// The options that describe a model on a cluster, shared by plan, estimate and serve.
 struct DeploymentOptions: ParsableArguments {

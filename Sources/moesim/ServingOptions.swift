@@ -15,13 +15,13 @@ struct ServingPolicyOptions: ParsableArguments {
     var outputRange: String?
 
     @Option(help: "Serving engine whose defaults to price: vllm, sglang (prefill-first scheduler, eager prompt steps) or tensorrt-llm; --scheduler and --no-eager-prefill override them (default: vllm's).")
-    var framework: String?
+    var framework: ServingFramework?
 
     @Flag(help: "Prompt steps under CUDA graphs even where the framework runs them eagerly (SGLang with --enable-piecewise-cuda-graph).")
     var noEagerPrefill = false
 
     @Option(help: "Scheduler: mixed (chunked prefill inside decode steps: vLLM, TensorRT-LLM) or prefill-first (SGLang's default) (default: the framework's, else mixed).")
-    var scheduler: String?
+    var scheduler: SchedulerPolicy?
 
     @Option(help: "Tokens one scheduler (attention group) processes per step (default: 8,192 under 160 GiB per GPU, else 16,384).")
     var tokenBudget: Int?
@@ -60,15 +60,13 @@ struct ServingPolicyOptions: ParsableArguments {
             guard (1...ServingRequest.maxDecodeRun).contains(n) else {
                 throw ValidationError("\(flag) must be 1 to \(ServingRequest.maxDecodeRun), got \(n)")
             }
-            guard try schedulerPolicy() == .prefillFirst else {
+            guard schedulerPolicy == .prefillFirst else {
                 throw ValidationError("\(flag) is a setting of the prefill-first scheduler (--scheduler prefill-first or --framework sglang)")
             }
         }
         if let c = maxBatchPerGPU, !(1...65_536).contains(c) { throw ValidationError("--max-batch-per-gpu must be 1 to 65,536, got \(c)") }
         if let m = mtp, !(1...16).contains(m) { throw ValidationError("--mtp must be 1 to 16 draft tokens, got \(m)") }
         if mtpAcceptance != nil, mtp == nil { throw ValidationError("--mtp-acceptance needs --mtp") }
-        _ = try servingFramework()
-        _ = try schedulerPolicy()
         if (prefillPool == nil) != (decodePool == nil) { throw ValidationError("--prefill-pool and --decode-pool go together") }
         _ = try Self.range(inputRange, flag: "--input-range")
         _ = try Self.range(outputRange, flag: "--output-range")
@@ -84,25 +82,8 @@ struct ServingPolicyOptions: ParsableArguments {
             || framework != nil || noChunkedPrefill || noOverlapSchedule || noEagerPrefill
     }
 
-    /// `--framework`, parsed.
-    func servingFramework() throws -> ServingFramework? {
-        guard let framework else { return nil }
-        guard let f = ServingFramework(rawValue: framework) else {
-            throw ValidationError("--framework must be \(ServingFramework.allCases.map(\.rawValue).joined(separator: ", ")), got '\(framework)'")
-        }
-        return f
-    }
-
     /// `--scheduler`, else the framework's, else mixed.
-    func schedulerPolicy() throws -> SchedulerPolicy {
-        if let scheduler {
-            guard let policy = SchedulerPolicy(rawValue: scheduler) else {
-                throw ValidationError("--scheduler must be mixed or prefill-first, got '\(scheduler)'")
-            }
-            return policy
-        }
-        return try servingFramework()?.scheduler ?? .mixed
-    }
+    var schedulerPolicy: SchedulerPolicy { scheduler ?? framework?.scheduler ?? .mixed }
 
     static func range(_ text: String?, flag: String) throws -> LengthRange {
         guard let text else { return .fixed }
@@ -134,7 +115,6 @@ struct ServingPolicyOptions: ParsableArguments {
         if noEagerPrefill, base.features.contains(.eagerPrefill) {
             throw ValidationError("--no-eager-prefill contradicts --features eager-prefill")
         }
-        let framework = try servingFramework()
         if noEagerPrefill, framework?.features.contains(.eagerPrefill) != true {
             throw ValidationError("--no-eager-prefill turns off the eager prefill of --framework sglang, and nothing else prices one")
         }
@@ -143,7 +123,7 @@ struct ServingPolicyOptions: ParsableArguments {
         var r = ServingRequest(base: base, concurrency: concurrency, inputRange: try Self.range(inputRange, flag: "--input-range"),
                                outputRange: try Self.range(outputRange, flag: "--output-range"), disaggregation: try parsedPools(),
                                speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
-                               scheduler: try schedulerPolicy(), tokenBudget: tokenBudget, seed: seed)
+                               scheduler: schedulerPolicy, tokenBudget: tokenBudget, seed: seed)
         r.chunkedPrefill = !noChunkedPrefill
         r.overlapSchedule = !noOverlapSchedule
         r.maxBatchPerGPU = maxBatchPerGPU

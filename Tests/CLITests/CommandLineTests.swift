@@ -136,6 +136,9 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         for key in ["gpus", "meets_slo", "ttft_s", "tpot_s", "cost_per_million_output_tokens"] {
             #expect(capacity.json[key] != nil, "capacity lacks \(key)")
         }
+        // What ran: the default engine (mixed scheduler, graphed prompt steps) and one weight format.
+        #expect(capacity.json["scheduler"] as? String == "mixed" && capacity.json["eager_prefill"] as? Bool == false)
+        #expect(capacity.json["attention_weights"] as? String == "fp8")
         if let split = capacity.json["disaggregated"] as? [String: Any] {
             for pool in ["prefill", "decode"] {
                 let object = split[pool] as? [String: Any] ?? [:]
