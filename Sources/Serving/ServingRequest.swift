@@ -58,6 +58,9 @@ public struct ServingRequest: Sendable {
     /// scheduling (default since v0.14, `--no-async-scheduling`). false: `--no-overlap-schedule`,
     /// `overlap_schedule: false` in a measurements file.
     public var overlapSchedule = true
+    /// Disaggregated: the router in front of the pools (`PrefillDecodeRouter`); nil prices none
+    /// beyond the KV transfer (the first token reaches the client when the decode server has it).
+    public var router: PrefillDecodeRouter?
     /// A benchmark client's run instead of the steady state: this many prompts in all, the first
     /// `concurrency` sent at once, each later one when a request finishes, every request measured
     /// and throughput counted to the last completion (vLLM's and SGLang's `bench_serving` with

@@ -30,6 +30,10 @@ struct ServingSimulation {
         /// Tokens emitted so far (the first comes with the prefill).
         var generated = 0
         var firstToken = -1.0
+        /// When the prefill server completed its response, if the router waits for it before the
+        /// first token (−1: no such wait, or not known yet), and when its KV transfer landed.
+        var prefillResponse = -1.0
+        var transferLanded = -1.0
         var joinIndex = 0
         var decodeSteps = 0
         var joinContext = 0.0
@@ -62,6 +66,10 @@ struct ServingSimulation {
         var chunkedPrefill = true
         /// The engine forms step n + 1 when step n starts (see `ServingRequest.overlapSchedule`).
         var overlapSchedule = true
+        /// Disaggregated: the client's first token waits for the prefill server's response, which
+        /// completes when the prefill worker's loop sees the KV transfer done (see
+        /// `PrefillDecodeRouter.sglang`).
+        var firstTokenAfterPrefillResponse = false
         var slo: (ttft: Double, tpot: Double)? = nil
         /// Points of the time series to keep (0: none), first sampled every `sampleInterval`
         /// seconds (1 s when not given).
@@ -274,6 +282,7 @@ struct ServingSimulation {
             throw Failure.stalled("a step of \(decoding) decodes and \(prefillTokens) prompt tokens was priced at \(seconds) s")
         }
         let end = start + seconds
+        if !w.openResponses.isEmpty { closeResponses(w, stepStart: start, stepEnd: end) }
         outcome.steps += 1
         w.busySeconds += seconds
         w.decodeStreak = chunks.isEmpty && decoding > 0 ? w.decodeStreak + 1 : 0
@@ -323,6 +332,10 @@ struct ServingSimulation {
                 unpin(slot)
                 let target = leastLoaded(exit)
                 let ready = end + transferSeconds(requests[slot].promptTokens + requests[slot].generated)
+                if options.firstTokenAfterPrefillResponse, requests[slot].firstToken < 0 {
+                    requests[slot].transferLanded = ready
+                    w.openResponses.append((slot, requests[slot].generation, ready))
+                }
                 // The client sees this token when a decode worker takes the request in: the decode
                 // engine streams the answer, the prefill's token first (Dynamo's prefill router
                 // keeps only the prefill's KV parameters and streams the decode worker's output),
@@ -341,6 +354,18 @@ struct ServingSimulation {
         w.clock = end
         w.lastStepEnd = end
         outcome.windowEnd = max(outcome.windowEnd, end)
+    }
+
+    /// A prefill server answers the router when its loop, once per iteration after the step it
+    /// ran, polls a request's KV transfer as done (SGLang's `process_disagg_prefill_inflight_queue`
+    /// after `process_batch_result`, which waits for the step's forward). A loop that started its
+    /// next step the moment the transfer began polls again only when that step ends; a loop idle
+    /// in between polls until the transfer lands.
+    private mutating func closeResponses(_ w: ServingWorker, stepStart: Double, stepEnd: Double) {
+        for (slot, generation, landed) in w.openResponses where requests[slot].generation == generation {
+            requests[slot].prefillResponse = landed <= stepStart && stepStart > w.lastStepEnd ? landed : max(landed, stepEnd)
+        }
+        w.openResponses.removeAll(keepingCapacity: true)
     }
 
     /// The token a finished prefill produces: the first of the answer (or, after a preemption,
@@ -490,8 +515,12 @@ struct ServingSimulation {
         outcome.completions += 1
         if inWindow { outcome.windowCompletions += 1 }
         if r.measured, warmUpEnd != nil {
-            let ttft = r.firstToken - r.arrival, e2e = end - r.arrival
-            let tpot = r.outputTokens > 1 ? (end - r.firstToken) / Double(r.outputTokens - 1) : nil
+            // A router that waits for the prefill server's response streams the decode server's
+            // tokens only after it; one still open here belongs to a prefill worker idle since.
+            let response = r.prefillResponse >= 0 ? r.prefillResponse : r.transferLanded
+            let first = max(r.firstToken, min(response, end))
+            let ttft = first - r.arrival, e2e = end - r.arrival
+            let tpot = r.outputTokens > 1 ? (end - first) / Double(r.outputTokens - 1) : nil
             outcome.ttft.add(ttft)
             outcome.e2e.add(e2e)
             if let tpot { outcome.tpot.add(tpot) }

@@ -46,6 +46,10 @@ final class ServingWorker {
     /// When the scheduler last read new requests: between reads (SGLang's receive interval) it
     /// admits only requests that had arrived by then.
     @exclusivity(unchecked) var lastRead = -Double.infinity
+    /// Prompts this prefill worker finished whose response to the router is still open
+    /// (`ServingSimulation.Options.firstTokenAfterPrefillResponse`): the request, its generation
+    /// and when its KV transfer lands.
+    @exclusivity(unchecked) var openResponses: [(slot: Int, generation: Int, landed: Double)] = []
 
     init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, kvCapacity: Double, maxRunning: Int) {
         self.role = role

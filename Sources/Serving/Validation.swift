@@ -162,6 +162,7 @@ public enum Validation {
         let phase = try e.requiredString("phase")
         let framework = ServingFramework(name: try e.string("framework") ?? "")
         // How the entry's prompt steps ran, else its framework's default (serving entries only).
+        if phase != "serving", try e.string("pd_router") != nil { throw e.error("pd_router", "applies to serving entries") }
         switch (phase == "serving", try e.bool("eager_prefill")) {
         case (false, _?): throw e.error("eager_prefill", "applies to serving entries")
         case (true, true?): features.insert(.eagerPrefill)
@@ -240,6 +241,7 @@ public enum Validation {
     /// (`ServingFramework`).
     static func priceServing(_ e: JSONObject, request: EstimateRequest, framework: ServingFramework?, mtp: Bool,
                              scope: EnergyScope) throws -> Priced {
+        let frameworkName = try e.string("framework")
         guard let concurrency = try e.int("concurrency", atLeast: 1) else { throw e.error("concurrency", "is needed for a serving entry") }
         guard request.outputTokens >= 1 else { throw e.error("output_tokens", "is needed for a serving entry") }
         func range(_ key: String) throws -> LengthRange {
@@ -275,6 +277,7 @@ public enum Validation {
         client.schedulerRecvInterval = try decodeRun("scheduler_recv_interval")
         client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
         client.overlapSchedule = try e.bool("overlap_schedule") ?? true
+        client.router = try router(e, framework: frameworkName, disaggregated: disaggregation != nil)
         if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }
         let s = try ServingEstimator.estimate(client)
         var values: [String: Double] = [
@@ -293,5 +296,17 @@ public enum Validation {
             values["output_tokens_per_s_per_decode_gpu"] = s.pools[1].outputTokensPerSecondPerGPU
         }
         return Priced(values: values, layout: s.deployment, bottleneck: nil)
+    }
+
+    /// A disaggregated entry's router: `pd_router`, else the one its framework names.
+    static func router(_ e: JSONObject, framework: String?, disaggregated: Bool) throws -> PrefillDecodeRouter? {
+        guard let name = try e.string("pd_router") else {
+            return disaggregated ? framework.flatMap { PrefillDecodeRouter(framework: $0) } : nil
+        }
+        guard disaggregated else { throw e.error("pd_router", "applies to disaggregated entries") }
+        guard let router = PrefillDecodeRouter(rawValue: name) else {
+            throw e.error("pd_router", "must be one of \(PrefillDecodeRouter.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
+        }
+        return router
     }
 }

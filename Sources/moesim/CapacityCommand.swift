@@ -88,6 +88,7 @@ struct CapacityCommand: ParsableCommand {
         }
         guard [50, 90, 99].contains(percentile) else { throw ValidationError("--percentile must be 50, 90 or 99") }
         if policy.prefillPool != nil { throw ValidationError("capacity chooses the pools itself; --no-disaggregation keeps one") }
+        if policy.pdRouter != nil, noDisaggregation { throw ValidationError("--pd-router prices the pools --no-disaggregation rules out") }
         try WorkloadOptions.checkGPUHourPrice(gpuHourPrice)
         guard (8...65_536).contains(maxGpus) else { throw ValidationError("--max-gpus must be 8 to 65,536") }
     }
@@ -128,6 +129,7 @@ struct CapacityCommand: ParsableCommand {
             ]
             if e.disaggregated {
                 json["disaggregated"] = ["prefill": ServingJSON.pool(e.pools[0]), "decode": ServingJSON.pool(e.pools[1])]
+                if let router = e.request.router { json["pd_router"] = router.rawValue }
             } else if let p = e.pools.first {
                 json["layout"] = p.layout.description
             }

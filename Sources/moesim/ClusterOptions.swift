@@ -14,6 +14,7 @@ extension KVCacheFormat: ExpressibleByArgument {
 }
 extension ServingFramework: ExpressibleByArgument {}
 extension SchedulerPolicy: ExpressibleByArgument {}
+extension PrefillDecodeRouter: ExpressibleByArgument {}
 
 /// `--weights`: one format for every matrix, or `checkpoint`: the formats the model's config
 /// says its checkpoint ships in (DeepSeek-V4: fp8 with fp4 experts; gpt-oss and Kimi K3: bf16

@@ -87,6 +87,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--input-range and --output-range shape --rate arrivals; a trace has its own lengths")
         }
         guard (1...100_000_000).contains(requests) else { throw ValidationError("--requests must be 1 to 100,000,000") }
+        try policy.checkRouterHasPools()
         if let t = sloTtft, !(t > 0 && t.isFinite) { throw ValidationError("--slo-ttft must be positive and finite") }
         if let t = sloTpot, !(t > 0 && t.isFinite) { throw ValidationError("--slo-tpot must be positive and finite") }
         if (sloTtft == nil) != (sloTpot == nil) { throw ValidationError("--slo-ttft and --slo-tpot go together") }

@@ -50,6 +50,9 @@ struct ServingPolicyOptions: ParsableArguments {
     @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout] (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1; no layout: the best).")
     var prefillPool: String?
 
+    @Option(help: "Router in front of the pools: sglang (SGLang's PD router: the first token waits for the prefill server's response, a step late when it is busy) or dynamo (Dynamo's frontend: no wait) (default: sglang with --framework sglang, else none).")
+    var pdRouter: PrefillDecodeRouter?
+
     @Option(help: "Disaggregated decode pool: GPUs,workers[,layout] (e.g. 48,6,attention=dp,tp=1,ep=8,pp=1; no layout: the best).")
     var decodePool: String?
 
@@ -74,12 +77,18 @@ struct ServingPolicyOptions: ParsableArguments {
     }
 
     static let needsConcurrency = "--input-range, --output-range, --max-batch-per-gpu, --framework, --scheduler, --token-budget, --continuous-decode-steps, "
-        + "--scheduler-recv-interval, --mtp, --no-chunked-prefill, --no-overlap-schedule, --no-eager-prefill and the pools describe serving: give --concurrency"
+        + "--scheduler-recv-interval, --mtp, --no-chunked-prefill, --no-overlap-schedule, --no-eager-prefill, --pd-router and the pools describe serving: give --concurrency"
 
     /// Whether any option was given (they describe serving, not the steady state).
     var isSet: Bool {
         inputRange != nil || outputRange != nil || maxBatchPerGPU != nil || continuousDecodeSteps != nil || schedulerRecvInterval != nil || mtp != nil || prefillPool != nil || tokenBudget != nil || scheduler != nil
-            || framework != nil || noChunkedPrefill || noOverlapSchedule || noEagerPrefill
+            || framework != nil || noChunkedPrefill || noOverlapSchedule || noEagerPrefill || pdRouter != nil
+    }
+
+    /// --pd-router where the command is given the pools (estimate, serve, sweep): without them
+    /// there is no router to price.
+    func checkRouterHasPools() throws {
+        if pdRouter != nil, prefillPool == nil { throw ValidationError("--pd-router needs --prefill-pool and --decode-pool") }
     }
 
     /// `--scheduler`, else the framework's, else mixed.
@@ -129,6 +138,7 @@ struct ServingPolicyOptions: ParsableArguments {
         r.maxBatchPerGPU = maxBatchPerGPU
         r.continuousDecodeSteps = continuousDecodeSteps ?? 1
         r.schedulerRecvInterval = schedulerRecvInterval ?? 1
+        r.router = pdRouter ?? (framework == .sglang ? .sglang : nil)
         return r
     }
 
@@ -157,6 +167,7 @@ struct ServingOptions: ParsableArguments {
         if concurrency == nil, policy.isSet {
             throw ValidationError(ServingPolicyOptions.needsConcurrency)
         }
+        try policy.checkRouterHasPools()
     }
 
     var isServing: Bool { concurrency != nil }
@@ -190,6 +201,7 @@ enum ServingJSON {
         json["attention_weights"] = (s.request.base.model.attentionWeightFormat ?? s.request.base.weights).rawValue
         if let n = s.request.benchmarkPrompts { json["num_prompts"] = n }
         if let c = s.request.maxBatchPerGPU { json["max_batch_per_gpu"] = c }
+        if s.disaggregated, let router = s.request.router { json["pd_router"] = router.rawValue }
         if let m = s.request.speculative { json["mtp"] = ["draft_tokens": m.draftTokens, "acceptance": m.acceptance] }
         if s.disaggregated {
             json["prefill"] = pool(s.pools[0])
@@ -231,6 +243,7 @@ enum ServingTable {
         Swift.print((openLoop ? "open loop on \(s.gpus) GPUs" : "closed loop: \(Output.grouped(r.concurrency)) requests in flight on \(s.gpus) GPUs")
             + ", \(r.scheduler.rawValue) scheduler" + (r.overlapSchedule ? " (overlap)" : " (no overlap)")
             + (r.base.features.contains(.eagerPrefill) ? ", eager prefill" : "")
+            + (s.disaggregated ? r.router.map { ", \($0.rawValue) PD router" } ?? "" : "")
             + (r.maxBatchPerGPU.map { ", engines cap \(Output.grouped($0)) decoding per GPU" } ?? "")
             + (r.speculative.map { ", MTP \($0.draftTokens) draft\($0.draftTokens == 1 ? "" : "s") at \(Output.fixed($0.acceptance, 2)) tokens/step" } ?? ""))
         Swift.print(deployment(s))

@@ -72,6 +72,7 @@ struct SweepCommand: ParsableCommand {
             throw ValidationError(ServingPolicyOptions.needsConcurrency)
         }
         if concurrency != nil, allLayouts { throw ValidationError("--all-layouts is for the steady-state sweep (without --concurrency)") }
+        try policy.checkRouterHasPools()
     }
 
     func concurrencies() throws -> [Int]? {

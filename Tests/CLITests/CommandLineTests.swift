@@ -217,6 +217,11 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
             let object = split.json[pool] as? [String: Any] ?? [:]
             #expect(object["gpus"] as? Int == 8 && object["workers"] as? Int == 1 && object["layout"] is String, "\(pool)")
         }
+        #expect(split.json["pd_router"] == nil && aggregated.json["pd_router"] == nil)
+        let routed = try moesim("estimate", "--model", "deepseek-v3", "--input", "1024", "--output", "128", "--concurrency", "64",
+                                "--prefill-pool", "8,1,attention=dp,tp=1,ep=8,pp=1", "--decode-pool", "8,1,attention=dp,tp=1,ep=8,pp=1",
+                                "--framework", "sglang", "--json")
+        #expect(routed.json["pd_router"] as? String == "sglang", "\(routed.stderr)")
         let tooBig = try moesim("estimate", "--model", "deepseek-v3", "--gpus", "8", "--batch-per-gpu", "1000", "--input", "32768")
         #expect(tooBig.status != 0 && tooBig.stdout.isEmpty)
         #expect(tooBig.stderr.contains("largest that fits is"), "\(tooBig.stderr)")
@@ -406,6 +411,10 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "tgi", "--scheduler", "mixed"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--features", "eager-prefill", "--no-eager-prefill"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "vllm", "--no-eager-prefill"],
+        ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--pd-router", "sglang"],
+        ["estimate", "--model", "mixtral-8x7b", "--pd-router", "dynamo"],
+        ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--pd-router", "nginx"],
+        ["capacity", "--model", "mixtral-8x7b", "--users", "8", "--pd-router", "sglang", "--no-disaggregation"],
     ])
     func badInputIsOneErrorLine(arguments: [String]) throws {
         let run = try moesim(arguments: arguments)

@@ -249,6 +249,46 @@ import ConfigFile
         r.speculative = SpeculativeDecoding(draftTokens: 1, acceptance: 3)
         #expect(throws: ServingError.self) { try ServingEstimator.estimate(r) }
     }
+
+    /// SGLang's PD router lets the decode server's tokens through only once the prefill server
+    /// has answered, which its loop does at the end of the step after the request's prefill when
+    /// it runs one straight away. At one request in flight the prefill server is idle between
+    /// prompts, answers when the KV lands (before the decode server takes the request in), and
+    /// nothing moves. With the prefill pool saturated (4K prompts, a decode pool twice its size)
+    /// the first token comes later, by more than a third of a full prefill step and never by more
+    /// than one, while the last token, and so the loop's throughput and end-to-end latency, do
+    /// not move; a fixed answer length keeps TTFT + (n − 1) · TPOT = end-to-end for every
+    /// request, so the mean TPOT falls by the mean TTFT's rise over n − 1.
+    @Test func pdRouterWaitsForABusyPrefillServer() throws {
+        let layout = Layout(attention: .data, tp: 1, ep: 8, pp: 1)
+        func serve(concurrency: Int, router: PrefillDecodeRouter?) throws -> ServingEstimate {
+            var r = try request("deepseek-v3", gpus: 24, input: 4096, output: 64, concurrency: concurrency, layout: nil)
+            r.inputRange = .fixed
+            r.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: layout), decode: .init(gpus: 16, workers: 2, layout: layout))
+            r.router = router
+            return try ServingEstimator.estimate(r)
+        }
+        #expect(try serve(concurrency: 1, router: .sglang).ttft == serve(concurrency: 1, router: nil).ttft)
+        let plain = try serve(concurrency: 256, router: nil), routed = try serve(concurrency: 256, router: .sglang)
+        #expect(plain.pools[0].busy > 0.95, "prefill pool busy \(plain.pools[0].busy)")
+        #expect(routed.outputTokensPerSecondPerGPU == plain.outputTokensPerSecondPerGPU)
+        #expect(routed.endToEnd.mean == plain.endToEnd.mean)
+        #expect(abs((plain.tpot.mean - routed.tpot.mean) * 63 - (routed.ttft.mean - plain.ttft.mean)) < 1e-6)
+        // The longest step the prefill worker runs: every rank with a full token budget of prompts.
+        let pricer = try StepPricer(plain.request.base, layout: layout, context: 4096 + 64)
+        let full = pricer.stageTime([StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 2, newTokens: 4096, context: 0)]).total
+        let extra = routed.ttft.mean - plain.ttft.mean
+        #expect(extra > full / 3 && extra <= full, "\(extra) s more to the first token; a full prefill step is \(full) s")
+    }
+
+    /// The router a benchmark's framework name implies: Dynamo's frontend for `dynamo-*`, SGLang's
+    /// router for the other SGLang names; only SGLang's holds the first token back.
+    @Test func routersByFramework() {
+        for f in ["dynamo-sglang", "dynamo-trt", "Dynamo-vLLM"] { #expect(PrefillDecodeRouter(framework: f) == .dynamo, "\(f)") }
+        for f in ["mori-sglang", "sglang"] { #expect(PrefillDecodeRouter(framework: f) == .sglang, "\(f)") }
+        #expect(PrefillDecodeRouter(framework: "trt") == nil && PrefillDecodeRouter(framework: "atom") == nil)
+        #expect(PrefillDecodeRouter.sglang.firstTokenWaitsForPrefillResponse && !PrefillDecodeRouter.dynamo.firstTokenWaitsForPrefillResponse)
+    }
 }
 
 /// The figures serving prints beside the latencies, each against its own derivation.

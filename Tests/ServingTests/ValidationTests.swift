@@ -143,6 +143,17 @@ import TestSupport
             (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
                 + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "phase": "serving", "input_tokens": 64, "#
                 + #""output_tokens": 8, "concurrency": 2, "features": ["eager-prefill"], "eager_prefill": false}]}"#, "eager_prefill"),
+            (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
+                + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "phase": "serving", "input_tokens": 64, "#
+                + #""output_tokens": 8, "concurrency": 2, "pd_router": "sglang"}]}"#, "pd_router"),
+            (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
+                + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 4, "weights": "fp8", "phase": "serving", "input_tokens": 64, "#
+                + #""output_tokens": 8, "concurrency": 2, "pd_router": "nginx", "disaggregated": {"prefill": {"gpus": 2, "#
+                + #""layout": {"attention": "tp", "tp": 2, "ep": 1, "pp": 1, "moe_tp": 2}}, "decode": {"gpus": 2, "#
+                + #""layout": {"attention": "tp", "tp": 2, "ep": 1, "pp": 1, "moe_tp": 2}}}}]}"#, "pd_router"),
+            (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
+                + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "pd_router": "dynamo", "#
+                + #""phase": "decode", "input_tokens": 64}]}"#, "pd_router"),
         ] {
             let file = dir.appendingPathComponent("moesim-bad-\(UUID()).json")
             try text.write(to: file, atomically: true, encoding: .utf8)
