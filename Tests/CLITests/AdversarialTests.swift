@@ -66,6 +66,7 @@ import Testing
             var args = ["estimate", "--model", g.pick(["mixtral-8x7b", "deepseek-v3", "llama3.1-70b"]), "--concurrency", "8", flag, n(), "--json"]
             if g.chance(0.3) { args += ["--scheduler", "prefill-first"] }
             if g.chance(0.3) { args += ["--prefill-pool", "\(n()),\(n())", "--decode-pool", "8,1"] }
+            if g.chance(0.2) { args += ["--pd-router", g.pick(["sglang", "dynamo", n()])] }
             return args
         case 4:
             return ["serve", "--model", "mixtral-8x7b", "--gpus", g.pick(["2", n()]), "--rate", n(), "--requests", g.pick(["50", n()]),
@@ -112,7 +113,7 @@ import Testing
             let text = #"{"schema": "moesim-hardware/1", "id": "bad\#(i)", "kind": "gpu", "memory_bytes": 151397597184, "memory_bandwidth": 4.8e12, "peak_flops": {"bf16": 9.89e14, "fp8": 1.978e15}, "scale_up_bandwidth": 4.5e11, "scale_up_domain": 8, "scale_out_bandwidth": 5e10, "efficiency": {"matmul": 0.75, "memory": 0.85, "scale_up": 0.8, "scale_out": 0.8}, "gpu_hour_price": 3.5, "\#(field)": \#(value)}"#
             try text.write(toFile: folder + "/hardware-\(i).json", atomically: true, encoding: .utf8)
         }
-        let entryFields = ["gpus", "input_tokens", "output_tokens", "batch_per_gpu", "concurrency", "value"]
+        let entryFields = ["gpus", "input_tokens", "output_tokens", "batch_per_gpu", "concurrency", "value", "pd_router"]
         for i in 0..<4 {
             let field = g.pick(entryFields)
             let value = g.pick(["0", "-1", "1e308", "9223372036854775807", "1e-300", "\"x\"", "null", "1000000000"])
