@@ -319,7 +319,7 @@ public enum ServingEstimator {
         options.recvInterval = request.schedulerRecvInterval
         options.chunkedPrefill = request.chunkedPrefill
         options.overlapSchedule = request.overlapSchedule
-        options.firstTokenAfterPrefillResponse = request.router?.firstTokenWaitsForPrefillResponse ?? false
+        options.firstTokenWaitsForPrefillResponse = request.router?.firstTokenWaitsForPrefillResponse ?? false
         options.measuredTarget = max(2 * requests, 64)
         return options
     }

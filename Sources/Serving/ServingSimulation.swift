@@ -30,10 +30,12 @@ struct ServingSimulation {
         /// Tokens emitted so far (the first comes with the prefill).
         var generated = 0
         var firstToken = -1.0
-        /// When the prefill server completed its response, if the router waits for it before the
-        /// first token (−1: no such wait, or not known yet), and when its KV transfer landed.
+        /// When the prefill server answered the router, where the router holds the decode
+        /// server's tokens until then (`Options.firstTokenWaitsForPrefillResponse`; −1: no such
+        /// wait). It is the KV transfer's landing until the prefill worker is found busy then
+        /// (`closeResponses`), while `responseOpen`.
         var prefillResponse = -1.0
-        var transferLanded = -1.0
+        var responseOpen = false
         var joinIndex = 0
         var decodeSteps = 0
         var joinContext = 0.0
@@ -66,10 +68,10 @@ struct ServingSimulation {
         var chunkedPrefill = true
         /// The engine forms step n + 1 when step n starts (see `ServingRequest.overlapSchedule`).
         var overlapSchedule = true
-        /// Disaggregated: the client's first token waits for the prefill server's response, which
+        /// Disaggregated: the client's tokens wait for the prefill server's response, which
         /// completes when the prefill worker's loop sees the KV transfer done (see
         /// `PrefillDecodeRouter.sglang`).
-        var firstTokenAfterPrefillResponse = false
+        var firstTokenWaitsForPrefillResponse = false
         var slo: (ttft: Double, tpot: Double)? = nil
         /// Points of the time series to keep (0: none), first sampled every `sampleInterval`
         /// seconds (1 s when not given).
@@ -332,9 +334,10 @@ struct ServingSimulation {
                 unpin(slot)
                 let target = leastLoaded(exit)
                 let ready = end + transferSeconds(requests[slot].promptTokens + requests[slot].generated)
-                if options.firstTokenAfterPrefillResponse, requests[slot].firstToken < 0 {
-                    requests[slot].transferLanded = ready
-                    w.openResponses.append((slot, requests[slot].generation, ready))
+                if options.firstTokenWaitsForPrefillResponse, requests[slot].firstToken < 0 {
+                    requests[slot].prefillResponse = ready
+                    requests[slot].responseOpen = true
+                    w.openResponses.append((slot, ready))
                 }
                 // The client sees this token when a decode worker takes the request in: the decode
                 // engine streams the answer, the prefill's token first (Dynamo's prefill router
@@ -361,11 +364,25 @@ struct ServingSimulation {
     /// after `process_batch_result`, which waits for the step's forward). A loop that started its
     /// next step the moment the transfer began polls again only when that step ends; a loop idle
     /// in between polls until the transfer lands.
+    /// Called when the worker's next step is priced, before `lastStepEnd` moves to its end. An
+    /// entry of another request now in the slot (the first one finished) is dropped; one whose
+    /// transfer lands after this step waits for a later one.
     private mutating func closeResponses(_ w: ServingWorker, stepStart: Double, stepEnd: Double) {
-        for (slot, generation, landed) in w.openResponses where requests[slot].generation == generation {
-            requests[slot].prefillResponse = landed <= stepStart && stepStart > w.lastStepEnd ? landed : max(landed, stepEnd)
+        let idleBefore = stepStart > w.lastStepEnd
+        var kept = 0
+        for (slot, landed) in w.openResponses {
+            guard requests[slot].responseOpen, requests[slot].prefillResponse == landed else { continue }
+            if idleBefore, landed <= stepStart {
+                requests[slot].responseOpen = false  // the idle loop saw it land
+            } else if landed <= stepEnd {
+                requests[slot].prefillResponse = stepEnd
+                requests[slot].responseOpen = false
+            } else {
+                w.openResponses[kept] = (slot, landed)
+                kept += 1
+            }
         }
-        w.openResponses.removeAll(keepingCapacity: true)
+        w.openResponses.removeLast(w.openResponses.count - kept)
     }
 
     /// The token a finished prefill produces: the first of the answer (or, after a preemption,
@@ -514,13 +531,13 @@ struct ServingSimulation {
         requests[slot].generation += 1
         outcome.completions += 1
         if inWindow { outcome.windowCompletions += 1 }
+        // A router that waits for the prefill server's response streams the decode server's
+        // tokens only after it (one still open belongs to a prefill worker idle since it landed).
+        let last = max(end, r.prefillResponse)
         if r.measured, warmUpEnd != nil {
-            // A router that waits for the prefill server's response streams the decode server's
-            // tokens only after it; one still open here belongs to a prefill worker idle since.
-            let response = r.prefillResponse >= 0 ? r.prefillResponse : r.transferLanded
-            let first = max(r.firstToken, min(response, end))
-            let ttft = first - r.arrival, e2e = end - r.arrival
-            let tpot = r.outputTokens > 1 ? (end - first) / Double(r.outputTokens - 1) : nil
+            let first = max(r.firstToken, r.prefillResponse)
+            let ttft = first - r.arrival, e2e = last - r.arrival
+            let tpot = r.outputTokens > 1 ? (last - first) / Double(r.outputTokens - 1) : nil
             outcome.ttft.add(ttft)
             outcome.e2e.add(e2e)
             if let tpot { outcome.tpot.add(tpot) }
@@ -538,11 +555,11 @@ struct ServingSimulation {
             var source = lengths
             let (prompt, output) = source.next()
             mode = .closed(count: count, lengths: source)
-            requests[slot] = Request(arrival: end, promptTokens: prompt, outputTokens: output,
+            requests[slot] = Request(arrival: last, promptTokens: prompt, outputTokens: output,
                                      generation: requests[slot].generation + 1, measured: warmUpEnd != nil)
             // The new request reaches the scheduler after the step that starts at this instant
             // has been formed: schedulers form a batch only between steps.
-            workers[leastLoaded(entry)].enqueue(slot, ready: end.nextUp)
+            workers[leastLoaded(entry)].enqueue(slot, ready: last.nextUp)
         case .open:
             inSystem -= 1
             free.append(slot)

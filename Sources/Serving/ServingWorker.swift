@@ -47,9 +47,9 @@ final class ServingWorker {
     /// admits only requests that had arrived by then.
     @exclusivity(unchecked) var lastRead = -Double.infinity
     /// Prompts this prefill worker finished whose response to the router is still open
-    /// (`ServingSimulation.Options.firstTokenAfterPrefillResponse`): the request, its generation
-    /// and when its KV transfer lands.
-    @exclusivity(unchecked) var openResponses: [(slot: Int, generation: Int, landed: Double)] = []
+    /// (`ServingSimulation.Options.firstTokenWaitsForPrefillResponse`): the request's slot and
+    /// when its KV transfer lands.
+    @exclusivity(unchecked) var openResponses: [(slot: Int, landed: Double)] = []
 
     init(role: Role, steps: StepCache, budget: Int, groupBudget: Int, kvCapacity: Double, maxRunning: Int) {
         self.role = role

@@ -160,9 +160,11 @@ public enum Validation {
             features.insert(f)
         }
         let phase = try e.requiredString("phase")
-        let framework = ServingFramework(name: try e.string("framework") ?? "")
+        let frameworkName = try e.string("framework")
+        let framework = ServingFramework(name: frameworkName ?? "")
+        // The router in front of disaggregated pools: `pd_router`, else the framework's.
+        let router = try Self.router(e, framework: frameworkName, serving: phase == "serving")
         // How the entry's prompt steps ran, else its framework's default (serving entries only).
-        if phase != "serving", try e.string("pd_router") != nil { throw e.error("pd_router", "applies to serving entries") }
         switch (phase == "serving", try e.bool("eager_prefill")) {
         case (false, _?): throw e.error("eager_prefill", "applies to serving entries")
         case (true, true?): features.insert(.eagerPrefill)
@@ -187,7 +189,9 @@ public enum Validation {
         }
         // A measurement ran at its context, whatever the config's limit says.
         request.allowLongerContext = true
-        if phase == "serving" { return try priceServing(e, request: request, framework: framework, mtp: mtp, scope: scope) }
+        if phase == "serving" {
+            return try priceServing(e, request: request, framework: framework, router: router, mtp: mtp, scope: scope)
+        }
         guard !mtp else { throw e.error("features", "mtp applies to serving entries") }
         switch phase {
         case "prefill":
@@ -239,9 +243,8 @@ public enum Validation {
     /// A serving entry: a closed loop at `concurrency`, aggregated or disaggregated, priced by the
     /// serving simulation with the scheduler and prefill graphs of the entry's `framework`
     /// (`ServingFramework`).
-    static func priceServing(_ e: JSONObject, request: EstimateRequest, framework: ServingFramework?, mtp: Bool,
-                             scope: EnergyScope) throws -> Priced {
-        let frameworkName = try e.string("framework")
+    static func priceServing(_ e: JSONObject, request: EstimateRequest, framework: ServingFramework?, router: PrefillDecodeRouter?,
+                             mtp: Bool, scope: EnergyScope) throws -> Priced {
         guard let concurrency = try e.int("concurrency", atLeast: 1) else { throw e.error("concurrency", "is needed for a serving entry") }
         guard request.outputTokens >= 1 else { throw e.error("output_tokens", "is needed for a serving entry") }
         func range(_ key: String) throws -> LengthRange {
@@ -277,7 +280,7 @@ public enum Validation {
         client.schedulerRecvInterval = try decodeRun("scheduler_recv_interval")
         client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
         client.overlapSchedule = try e.bool("overlap_schedule") ?? true
-        client.router = try router(e, framework: frameworkName, disaggregated: disaggregation != nil)
+        client.router = router
         if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }
         let s = try ServingEstimator.estimate(client)
         var values: [String: Double] = [
@@ -298,11 +301,13 @@ public enum Validation {
         return Priced(values: values, layout: s.deployment, bottleneck: nil)
     }
 
-    /// A disaggregated entry's router: `pd_router`, else the one its framework names.
-    static func router(_ e: JSONObject, framework: String?, disaggregated: Bool) throws -> PrefillDecodeRouter? {
+    /// A disaggregated serving entry's router: `pd_router`, else the one its framework names.
+    static func router(_ e: JSONObject, framework: String?, serving: Bool) throws -> PrefillDecodeRouter? {
+        let disaggregated = try e.object("disaggregated") != nil
         guard let name = try e.string("pd_router") else {
-            return disaggregated ? framework.flatMap { PrefillDecodeRouter(framework: $0) } : nil
+            return serving && disaggregated ? framework.flatMap { PrefillDecodeRouter(framework: $0) } : nil
         }
+        guard serving else { throw e.error("pd_router", "applies to serving entries") }
         guard disaggregated else { throw e.error("pd_router", "applies to disaggregated entries") }
         guard let router = PrefillDecodeRouter(rawValue: name) else {
             throw e.error("pd_router", "must be one of \(PrefillDecodeRouter.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")

@@ -50,11 +50,11 @@ struct ServingPolicyOptions: ParsableArguments {
     @Option(help: "Disaggregated prefill pool: GPUs,workers[,layout] (e.g. 8,1,attention=dp,tp=1,ep=8,pp=1; no layout: the best).")
     var prefillPool: String?
 
-    @Option(help: "Router in front of the pools: sglang (SGLang's PD router: the first token waits for the prefill server's response, a step late when it is busy) or dynamo (Dynamo's frontend: no wait) (default: sglang with --framework sglang, else none).")
-    var pdRouter: PrefillDecodeRouter?
-
     @Option(help: "Disaggregated decode pool: GPUs,workers[,layout] (e.g. 48,6,attention=dp,tp=1,ep=8,pp=1; no layout: the best).")
     var decodePool: String?
+
+    @Option(help: "Router in front of the pools: sglang (SGLang's PD router: the answer waits for the prefill server's response, a step late when it is busy) or dynamo (Dynamo's frontend: no wait) (default: sglang with --framework sglang, else none; capacity: for its disaggregated candidates).")
+    var pdRouter: PrefillDecodeRouter?
 
     func validate() throws {
         if let b = tokenBudget, !(1...1_048_576).contains(b) { throw ValidationError("--token-budget must be 1 to 1,048,576, got \(b)") }

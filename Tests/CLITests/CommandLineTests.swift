@@ -222,6 +222,10 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
                                 "--prefill-pool", "8,1,attention=dp,tp=1,ep=8,pp=1", "--decode-pool", "8,1,attention=dp,tp=1,ep=8,pp=1",
                                 "--framework", "sglang", "--json")
         #expect(routed.json["pd_router"] as? String == "sglang", "\(routed.stderr)")
+        let told = try moesim("estimate", "--model", "deepseek-v3", "--input", "1024", "--output", "128", "--concurrency", "64",
+                              "--prefill-pool", "8,1,attention=dp,tp=1,ep=8,pp=1", "--decode-pool", "8,1,attention=dp,tp=1,ep=8,pp=1",
+                              "--framework", "sglang", "--pd-router", "dynamo", "--json")
+        #expect(told.json["pd_router"] as? String == "dynamo", "\(told.stderr)")
         let tooBig = try moesim("estimate", "--model", "deepseek-v3", "--gpus", "8", "--batch-per-gpu", "1000", "--input", "32768")
         #expect(tooBig.status != 0 && tooBig.stdout.isEmpty)
         #expect(tooBig.stderr.contains("largest that fits is"), "\(tooBig.stderr)")

@@ -251,24 +251,26 @@ import ConfigFile
     }
 
     /// SGLang's PD router lets the decode server's tokens through only once the prefill server
-    /// has answered, which its loop does at the end of the step after the request's prefill when
-    /// it runs one straight away. At one request in flight the prefill server is idle between
-    /// prompts, answers when the KV lands (before the decode server takes the request in), and
-    /// nothing moves. With the prefill pool saturated (4K prompts, a decode pool twice its size)
-    /// the first token comes later, by more than a third of a full prefill step and never by more
-    /// than one, while the last token, and so the loop's throughput and end-to-end latency, do
-    /// not move; a fixed answer length keeps TTFT + (n − 1) · TPOT = end-to-end for every
-    /// request, so the mean TPOT falls by the mean TTFT's rise over n − 1.
+    /// has answered, which its loop does when it polls the KV transfer as done: at the end of the
+    /// step running when the transfer lands, or at the landing if it was idle then. With one
+    /// request in flight, and with four whose prefills come far apart (4K-token answers), the
+    /// prefill server is idle when each transfer lands and answers before the decode server takes
+    /// the request in: nothing moves. With the prefill pool saturated (4K prompts, a decode pool
+    /// twice its size) the first token comes later, on average by more than a third of a full
+    /// prefill step and by no more than one, while the last token, and so the loop's throughput
+    /// and end-to-end latency, do not move; a fixed answer length keeps TTFT + (n − 1) · TPOT =
+    /// end-to-end for every request, so the mean TPOT falls by the mean TTFT's rise over n − 1.
     @Test func pdRouterWaitsForABusyPrefillServer() throws {
         let layout = Layout(attention: .data, tp: 1, ep: 8, pp: 1)
-        func serve(concurrency: Int, router: PrefillDecodeRouter?) throws -> ServingEstimate {
-            var r = try request("deepseek-v3", gpus: 24, input: 4096, output: 64, concurrency: concurrency, layout: nil)
+        func serve(concurrency: Int, output: Int = 64, router: PrefillDecodeRouter?) throws -> ServingEstimate {
+            var r = try request("deepseek-v3", gpus: 24, input: 4096, output: output, concurrency: concurrency, layout: nil)
             r.inputRange = .fixed
             r.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: layout), decode: .init(gpus: 16, workers: 2, layout: layout))
             r.router = router
             return try ServingEstimator.estimate(r)
         }
         #expect(try serve(concurrency: 1, router: .sglang).ttft == serve(concurrency: 1, router: nil).ttft)
+        #expect(try serve(concurrency: 4, output: 4096, router: .sglang).ttft == serve(concurrency: 4, output: 4096, router: nil).ttft)
         let plain = try serve(concurrency: 256, router: nil), routed = try serve(concurrency: 256, router: .sglang)
         #expect(plain.pools[0].busy > 0.95, "prefill pool busy \(plain.pools[0].busy)")
         #expect(routed.outputTokensPerSecondPerGPU == plain.outputTokensPerSecondPerGPU)
@@ -279,6 +281,32 @@ import ConfigFile
         let full = pricer.stageTime([StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 2, newTokens: 4096, context: 0)]).total
         let extra = routed.ttft.mean - plain.ttft.mean
         #expect(extra > full / 3 && extra <= full, "\(extra) s more to the first token; a full prefill step is \(full) s")
+    }
+
+    /// A KV transfer that outlasts the prefill server's next step (a link of 0.1 GB/s: 1.2 s for
+    /// a 4K prompt's cache, against steps of a few hundred ms) is answered at the end of the step
+    /// running when it lands, not when the next step after the prefill ends: the busy server
+    /// still adds time past the landing (none if it answered at the next step's end, which is
+    /// before the landing), and never more than one full prefill step.
+    @Test func pdRouterPollsAfterALateTransfer() throws {
+        let layout = Layout(attention: .data, tp: 1, ep: 8, pp: 1)
+        var slowLink = try gpu("h200-sxm")
+        slowLink.scaleOutBandwidth = 1e8
+        func serve(router: PrefillDecodeRouter?) throws -> ServingEstimate {
+            let base = EstimateRequest(model: try model("deepseek-v3"), cluster: try Cluster(gpu: slowLink, gpuCount: 24), weights: .fp8,
+                                       inputTokens: 4096, outputTokens: 64)
+            var r = ServingRequest(base: base, concurrency: 256)
+            r.disaggregation = Disaggregation(prefill: .init(gpus: 8, workers: 1, layout: layout), decode: .init(gpus: 16, workers: 2, layout: layout))
+            r.router = router
+            return try ServingEstimator.estimate(r)
+        }
+        let plain = try serve(router: nil), routed = try serve(router: .sglang)
+        let transfer = try #require(plain.kvTransferSeconds)
+        let pricer = try StepPricer(plain.request.base, layout: layout, context: 4096 + 64)
+        let full = pricer.stageTime([StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 2, newTokens: 4096, context: 0)]).total
+        #expect(transfer > 2 * full, "a transfer of \(transfer) s against steps of \(full) s")
+        let extra = routed.ttft.mean - plain.ttft.mean
+        #expect(extra > 0 && extra <= full, "\(extra) s more to the first token; a full prefill step is \(full) s")
     }
 
     /// The router a benchmark's framework name implies: Dynamo's frontend for `dynamo-*`, SGLang's

@@ -121,6 +121,32 @@ import TestSupport
         #expect(report.entries.allSatisfy { $0.skipped == nil && $0.predicted != nil }, "\(report.entries.filter { $0.skipped != nil })")
     }
 
+    /// A disaggregated entry's router follows its framework's name unless `pd_router` says: MoRI's
+    /// SGLang runs sit behind SGLang's router, whose wait for a busy prefill server (2K prompts on
+    /// one TP2 prefill worker at 64 in flight) makes their first token later than the same run's
+    /// behind Dynamo's frontend; `pd_router: dynamo` on the MoRI entry gives Dynamo's figure.
+    @Test func entriesTakeTheirFrameworksRouter() throws {
+        func entry(_ id: String, _ extra: String) -> String {
+            #"{"id": ""# + id + #"", "metric": "ttft_s", "value": 1, "model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 4, "#
+                + #""weights": "fp8", "phase": "serving", "input_tokens": 2048, "output_tokens": 64, "concurrency": 64, "#
+                + #""disaggregated": {"prefill": {"gpus": 2, "layout": {"attention": "tp", "tp": 2, "ep": 1, "pp": 1, "moe_tp": 2}}, "#
+                + #""decode": {"gpus": 2, "layout": {"attention": "tp", "tp": 2, "ep": 1, "pp": 1, "moe_tp": 2}}}, "# + extra + "}"
+        }
+        let text = #"{"schema": "moesim-measurements/1", "entries": ["#
+            + [entry("mori", #""framework": "mori-sglang""#), entry("dynamo", #""framework": "dynamo-sglang""#),
+               entry("told", #""framework": "mori-sglang", "pd_router": "dynamo""#)].joined(separator: ", ")
+            + "]}"
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-router-\(UUID()).json")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let report = try Validation.run(file: file.path, loadModel: { try model($0) }, loadGPU: gpu)
+        var ttft: [String: Double] = [:]
+        for e in report.entries { ttft[e.id] = e.predicted }
+        let mori = try #require(ttft["mori"]), dynamo = try #require(ttft["dynamo"]), told = try #require(ttft["told"])
+        #expect(mori > dynamo, "\(mori) against \(dynamo)")
+        #expect(told == dynamo)
+    }
+
     @Test func malformedFilesNameTheField() throws {
         let dir = FileManager.default.temporaryDirectory
         for (text, field) in [
