@@ -14,7 +14,8 @@ do (docs/validation.md, "The held-out set"):
 - the client: InferenceX's benchmark scripts (--random-range-ratio 0.8 on both lengths,
   --num-prompts 10 × concurrency, --request-rate inf);
 - weights: fp8 is DeepSeek's 128 × 128 block checkpoint; fp4 is NVFP4 on NVIDIA and MXFP4 on AMD
-  (amd/DeepSeek-R1-0528-MXFP4), the checkpoints those recipes load, both with attention in bf16;
+  (amd/DeepSeek-R1-0528-MXFP4), the checkpoints those recipes load, AMD's with attention in bf16,
+  NVIDIA's v2 with the attention's q/kv projections in bf16 and o_proj in FP4;
 - the layout from the run's tp / ep / dp-attention: tp GPUs per engine, attention=dp (tp=1) or
   attention=tp (tp), experts spread over ep of them and cut over the rest (moe_tp = tp / ep);
 - SGLang on MI325X and MI355X with FP8 decodes in runs of 4 steps (--num-continuous-decode-steps 4
@@ -112,12 +113,14 @@ def main():
              "framework": r["framework"], "date": r["date"], "model": "deepseek-r1", "gpu": gpu}
         e["gpus"] = gpus
         e["weights"] = weights
-        # The FP4 checkpoints keep attention in bf16: nvidia/DeepSeek-R1-0528-NVFP4 lists every
-        # layer's self_attn* in exclude_modules, amd/DeepSeek-R1-0528-MXFP4 was quantized from
-        # bf16 with --exclude_layers "*self_attn* *mlp.gate.* *lm_head" (session 9, correction 11
-        # in docs/validation.md).
-        if weights in ("fp4", "mxfp4"):
+        # The FP4 checkpoints keep attention apart: amd/DeepSeek-R1-0528-MXFP4 was quantized
+        # from bf16 with --exclude_layers "*self_attn* *mlp.gate.* *lm_head" (all of it bf16);
+        # nvidia/DeepSeek-R1-0528-NVFP4-v2, which the NVIDIA recipes load, keeps the q/kv
+        # projections in bf16 and quantizes o_proj (corrections 11 and 13 in docs/validation.md).
+        if weights == "mxfp4":
             e["attention_weights"] = "bf16"
+        elif weights == "fp4":
+            e["attention_weights"] = "bf16-qkv"
         # The KV-cache format the recipes pass (fp8_e4m3 / fp8 in every version of InferenceX's
         # SGLang B200, B300 and MI3xx, TensorRT-LLM, ATOM and MoRI recipes read); the Dynamo-SGLang
         # recipes differ by system and H200's SGLang recipe keeps bf16.

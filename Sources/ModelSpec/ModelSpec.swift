@@ -57,6 +57,14 @@ public struct ModelSpec: Sendable, Equatable {
     /// "*self_attn* *mlp.gate.* *lm_head"`), so those GEMMs read bf16 weights and inputs and run
     /// at the bf16 rate. nil: as the rest.
     public var attentionWeightFormat: WeightFormat? = nil
+    /// With `attentionWeightFormat`: the attention output projections (`o_proj`, DeepSeek-V4's
+    /// grouped `o_a_proj` and `o_b_proj`) stay in the format the model is priced in, and only the
+    /// query and key-value projections take `attentionWeightFormat`. NVIDIA's v2 NVFP4 checkpoints
+    /// of DeepSeek-R1 quantize `o_proj` (CentML's MLPerf checkpoint follows "the same quantization
+    /// scheme as nvidia/DeepSeek-R1-FP4-v2, including the wo module in attention layers"; Modular
+    /// MAX's weight adapter test: "In an NVFP4 checkpoint the MLA q/kv projections stay bf16 raw
+    /// tensors" next to a uint8 `o_proj`).
+    public var attentionOutputQuantized = false
     /// The `--set` overrides applied before the spec was built, as given.
     public var overrides: [String: String]
 

@@ -176,7 +176,7 @@ extension ModelSpec {
         let attentionFormat = attentionWeightFormat.flatMap { $0 == options.weights ? nil : $0 }
         func attentionMatmul(_ name: String, _ rows: Int, _ cols: Int, tokens: Double, layers: Int,
                              kind: Operator.Kind, bytes: Double?) -> Operator {
-            guard let format = attentionFormat else {
+            guard let format = attentionFormat, !(attentionOutputQuantized && Self.isAttentionOutput(name)) else {
                 return matmul(name, rows, cols, tokens: tokens, layers: layers, kind: kind, bytes: bytes)
             }
             // GEMMs priced in bf16 whatever the format (explicit bytes: the indexers' head weights,
@@ -444,7 +444,7 @@ extension ModelSpec {
                             cacheSplit: .replicated))
         let perGroup = a.heads * a.headDim / a.outputGroups
         // Built here, not through `matmul`: each group reads its own slice of the heads' output.
-        let groupedFormat = attentionWeightFormat ?? options.weights
+        let groupedFormat = attentionOutputQuantized ? options.weights : attentionWeightFormat ?? options.weights
         var grouped = Operator(name: "V4 grouped output down-projection", kind: .matmul, layers: count,
                                flops: 2 * t * Double(a.heads * a.headDim * a.outputRank),
                                weightBytes: Double(groupedFormat.bytes(rows: a.outputGroups * a.outputRank, cols: perGroup)),
@@ -586,6 +586,14 @@ private func replicated(_ op: Operator) -> Operator {
     var op = op
     op.computeSplit = .replicated
     return op
+}
+
+extension ModelSpec {
+    /// An attention output projection among the operators (the step's counterpart of
+    /// `WeightTensor.isAttentionOutput`; DeepSeek-V4's grouped down-projection is built apart).
+    static func isAttentionOutput(_ operatorName: String) -> Bool {
+        operatorName.hasSuffix("output projection") || operatorName == "V4 output up-projection"
+    }
 }
 
 /// A row-parallel GEMM (output projections, the MLP's down projection): each tensor-parallel rank

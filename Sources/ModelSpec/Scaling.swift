@@ -110,6 +110,7 @@ extension ModelSpec {
         // expert format does not carry over to the scaled copy.
         s.expertWeightFormat = nil
         s.attentionWeightFormat = nil
+        s.attentionOutputQuantized = false
         s.id = id + " ÷\(factor)" + (layerLimit.map { ", \($0) layers" } ?? "")
         return s
     }

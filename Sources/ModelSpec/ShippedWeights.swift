@@ -79,6 +79,7 @@ extension ModelSpec {
         guard tensor.quantizable else { return format.unquantized }
         switch tensor.category {
         case .routedExperts: return expertWeightFormat ?? format
+        case .attention where attentionOutputQuantized && tensor.isAttentionOutput: return format
         case .attention: return attentionWeightFormat ?? format
         default: return format
         }
@@ -89,18 +90,29 @@ extension ModelSpec {
         var label = "\(format.rawValue) weights"
         if let experts = expertWeightFormat, experts != format { label += " with \(experts.rawValue) experts" }
         if let attention = attentionWeightFormat, attention != format {
-            label += (label.contains(" with ") ? " and " : " with ") + "\(attention.rawValue) attention"
+            label += (label.contains(" with ") ? " and " : " with ")
+                + "\(attention.rawValue) attention\(attentionOutputQuantized ? " q/kv projections" : "")"
         }
         return label
     }
 
     /// This spec with its attention projections stored in `format` while the rest is priced in
-    /// `weights` (`--attention-weights`, a measurements file's `attention_weights`); unchanged
-    /// when the two are the same.
-    public func withAttentionWeights(_ format: WeightFormat, pricedIn weights: WeightFormat) -> ModelSpec {
+    /// `weights` (`--attention-weights`, a measurements file's `attention_weights`); with
+    /// `outputQuantized`, the output projections stay in `weights`. Unchanged when the two
+    /// formats are the same.
+    public func withAttentionWeights(_ format: WeightFormat, outputQuantized: Bool = false, pricedIn weights: WeightFormat) -> ModelSpec {
         var spec = self
         spec.attentionWeightFormat = format == weights ? nil : format
+        spec.attentionOutputQuantized = spec.attentionWeightFormat != nil && outputQuantized
         return spec
+    }
+
+    /// How the attention projections are stored when the model is priced in `weights`, as the
+    /// JSON and `attention_weights` name it: `weights`' own name, `bf16`, or `bf16-qkv` (the
+    /// query and key-value projections in bf16, the output projections in `weights`).
+    public func attentionWeightsName(_ weights: WeightFormat) -> String {
+        guard let attention = attentionWeightFormat, attention != weights else { return weights.rawValue }
+        return attention.rawValue + (attentionOutputQuantized ? "-qkv" : "")
     }
 
     /// This spec priced as its checkpoint ships: the dense format to price with, and the experts'

@@ -146,8 +146,10 @@ public enum Validation {
         let kvText = try e.string("kv_cache") ?? "bf16"
         guard let kv = KVCacheFormat(rawValue: kvText) else { throw e.error("kv_cache", "unknown format \"\(kvText)\"") }
         if let attention = try e.string("attention_weights") {
-            guard attention == WeightFormat.bf16.rawValue else { throw e.error("attention_weights", "must be bf16 (the split the FP4 checkpoints ship)") }
-            model = model.withAttentionWeights(.bf16, pricedIn: weights)
+            guard attention == "bf16" || attention == "bf16-qkv" else {
+                throw e.error("attention_weights", "must be bf16 or bf16-qkv (the splits the FP4 checkpoints ship), got \"\(attention)\"")
+            }
+            model = model.withAttentionWeights(.bf16, outputQuantized: attention == "bf16-qkv", pricedIn: weights)
         }
         let layout = try e.object("layout").map(Self.layout)
         var features: Set<EstimateRequest.Feature> = []

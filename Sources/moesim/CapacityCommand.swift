@@ -124,7 +124,7 @@ struct CapacityCommand: ParsableCommand {
                 "output_tokens_per_s_per_gpu": answer.outputTokensPerSecondPerGPU, "requests_per_s": answer.requestsPerSecond,
                 "trials": answer.trials,
                 "expert_weights": spec.expertWeightFormat?.rawValue ?? weights.rawValue,
-                "attention_weights": spec.attentionWeightFormat?.rawValue ?? weights.rawValue,
+                "attention_weights": spec.attentionWeightsName(weights),
                 "scheduler": e.request.scheduler.rawValue, "eager_prefill": e.request.base.features.contains(.eagerPrefill),
             ]
             if e.disaggregated {

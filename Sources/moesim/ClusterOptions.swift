@@ -51,23 +51,20 @@ enum WeightsChoice: ExpressibleByArgument, Equatable {
     }
 }
 
-/// `--attention-weights`: the one split of formats the shipped FP4 checkpoints use, attention
-/// projections in bf16 (a type of its own, so that the help and the errors list only it).
+/// `--attention-weights`: the splits of formats the shipped FP4 checkpoints use, every attention
+/// projection in bf16 or only the query and key-value ones (a type of its own, so that the help
+/// and the errors list only those).
 enum AttentionWeights: String, ExpressibleByArgument, CaseIterable {
     case bf16
+    case bf16QKV = "bf16-qkv"
 
     static let help = "Attention projections' weight format where the checkpoint keeps them apart from the rest: bf16 "
-        + "(NVIDIA's and AMD's FP4 DeepSeek-R1 checkpoints exclude self_attn from FP4)."
+        + "(AMD's MXFP4 and NVIDIA's first NVFP4 DeepSeek-R1 checkpoints exclude self_attn from FP4) or bf16-qkv (the "
+        + "query and key-value projections in bf16, the output projection quantized: NVIDIA's v2 NVFP4 checkpoints)."
 
-    var format: WeightFormat {
-        switch self {
-        case .bf16: .bf16
-        }
-    }
-
-    /// The model as it will be priced with its attention in this format.
+    /// The model as it will be priced with its attention in this split.
     func apply(to spec: ModelSpec, weights: WeightFormat) -> ModelSpec {
-        spec.withAttentionWeights(format, pricedIn: weights)
+        spec.withAttentionWeights(.bf16, outputQuantized: self == .bf16QKV, pricedIn: weights)
     }
 }
 

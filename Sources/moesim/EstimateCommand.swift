@@ -104,7 +104,7 @@ struct EstimateCommand: ParsableCommand {
             json["gpus"] = cluster.gpuCount
             json["weights"] = request.weights.rawValue
             json["expert_weights"] = (model.expertWeightFormat ?? request.weights).rawValue
-            json["attention_weights"] = (model.attentionWeightFormat ?? request.weights).rawValue
+            json["attention_weights"] = model.attentionWeightsName(request.weights)
             json["pareto"] = search.pareto.map { e -> [String: Any] in
                 ["layout": e.plan.layout.description, "batch_per_gpu": e.decodeBatchPerGPU,
                  "output_tokens_per_s_per_gpu": e.outputTokensPerSecondPerGPU,

@@ -89,7 +89,7 @@ struct PlanCommand: ParsableCommand {
             }
             if let reason = plan.reason { json["reason"] = reason }
             json["expert_weights"] = (model.expertWeightFormat ?? workload.weights).rawValue
-            json["attention_weights"] = (model.attentionWeightFormat ?? workload.weights).rawValue
+            json["attention_weights"] = model.attentionWeightsName(workload.weights)
             if let minimum { json["min_gpus"] = minimum }
             try Output.printJSON(json)
             return

@@ -198,7 +198,7 @@ enum ServingJSON {
             "weights": s.request.base.weights.rawValue,
         ]
         json["expert_weights"] = (s.request.base.model.expertWeightFormat ?? s.request.base.weights).rawValue
-        json["attention_weights"] = (s.request.base.model.attentionWeightFormat ?? s.request.base.weights).rawValue
+        json["attention_weights"] = s.request.base.model.attentionWeightsName(s.request.base.weights)
         if let n = s.request.benchmarkPrompts { json["num_prompts"] = n }
         if let c = s.request.maxBatchPerGPU { json["max_batch_per_gpu"] = c }
         if s.disaggregated, let router = s.request.router { json["pd_router"] = router.rawValue }

@@ -326,6 +326,10 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         let all = try weights(plan("--json")), split = try weights(plan("--json", "--attention-weights", "bf16"))
         #expect(all > 0 && split > all, "\(split) against \(all)")
         #expect(try plan("--json", "--attention-weights", "bf16").json["attention_weights"] as? String == "bf16")
+        // NVIDIA's v2 split keeps the output projections in FP4: between the two.
+        let qkv = try plan("--json", "--attention-weights", "bf16-qkv")
+        #expect(qkv.json["attention_weights"] as? String == "bf16-qkv")
+        #expect(weights(qkv) > all && weights(qkv) < split, "\(weights(qkv)) between \(all) and \(split)")
     }
 
     /// validate's "furthest" line states the ratio its JSON's numbers give: two decimals from a

@@ -104,16 +104,18 @@ import TestSupport
 
     /// Memory and step agree on the attention's weights: the bytes a decode step's attention GEMMs
     /// read equal the weight inventory's attention matrices (and the indexer's bf16 head weights),
-    /// for MLA alone and with DeepSeek-V3.2's indexer, in one format and with bf16 attention.
+    /// for MLA alone and with DeepSeek-V3.2's indexer, in one format, with bf16 attention and with
+    /// only the query and key-value projections in bf16.
     @Test(arguments: ["deepseek-r1", "deepseek-v3.2"])
     func stepAndMemoryAgreeOnAttentionBytes(id: String) throws {
-        for spec in [try model(id), try model(id).withAttentionWeights(.bf16, pricedIn: .nvfp4)] {
+        for spec in [try model(id), try model(id).withAttentionWeights(.bf16, pricedIn: .nvfp4),
+                     try model(id).withAttentionWeights(.bf16, outputQuantized: true, pricedIn: .nvfp4)] {
             let step = StepShape(sequences: 1, newTokens: 1, context: 64, phase: .decode)
             let read = spec.operators(step: step, options: CostOptions(weights: .nvfp4))
                 .filter { $0.block == .attention && $0.kind == .matmul }
                 .reduce(0.0) { $0 + $1.weightBytes * Double($1.layers) }
             let stored = spec.weightBytes(.nvfp4, where: { $0.category == .attention && ($0.quantizable || $0.name.contains("weights_proj")) })
-            #expect(read == Double(stored), "\(id), attention \(spec.attentionWeightFormat?.rawValue ?? "nvfp4"): \(read) read, \(stored) stored")
+            #expect(read == Double(stored), "\(id), attention \(spec.attentionWeightsName(.nvfp4)): \(read) read, \(stored) stored")
         }
     }
 
@@ -150,5 +152,35 @@ import TestSupport
         #expect(!after.contains { $0.block == .attention && $0.name.hasPrefix("activation quantization") })
         #expect(after.filter { $0.block == .moe } == before.filter { $0.block == .moe })
         #expect(plain.withAttentionWeights(.bf16, pricedIn: .bf16).attentionWeightFormat == nil)
+    }
+
+    /// NVIDIA's v2 split: the attention output projections (`o_proj`, DeepSeek-V4's grouped pair)
+    /// stay in the model's format, exactly the operators of the unsplit model (bytes, rate,
+    /// quantized inputs), while every other attention GEMM is the bf16 split's. In memory the
+    /// split adds the bf16 split's bytes less the output projections' growth.
+    @Test(arguments: ["deepseek-r1", "deepseek-v3.2", "deepseek-v4-flash", "qwen3-235b-a22b", "qwen3.5-397b-a17b"])
+    func outputProjectionsStayQuantizedInTheQKVSplit(id: String) throws {
+        let plain = try model(id)
+        let bf16 = plain.withAttentionWeights(.bf16, pricedIn: .nvfp4)
+        let qkv = plain.withAttentionWeights(.bf16, outputQuantized: true, pricedIn: .nvfp4)
+        let step = StepShape(sequences: 4, newTokens: 1, context: 512, phase: .decode)
+        let options = CostOptions(weights: .nvfp4)
+        let before = plain.operators(step: step, options: options), whole = bf16.operators(step: step, options: options)
+        var outputs = 0
+        for op in qkv.operators(step: step, options: options) where op.block == .attention && op.kind == .matmul {
+            let output = ModelSpec.isAttentionOutput(op.name) || op.name == "V4 grouped output down-projection"
+            let expected = try #require((output ? before : whole).first { $0.name == op.name && $0.layers == op.layers })
+            #expect(op == expected, "\(id) \(op.name)")
+            if output { outputs += 1 }
+        }
+        #expect(outputs >= 1, "\(id): no output projection found")
+        let grown = plain.weightTensors.filter { $0.category == .attention && $0.isAttentionOutput }.reduce(0) { sum, t in
+            sum + (WeightFormat.bf16.bytes(rows: t.rows, cols: t.cols) - WeightFormat.nvfp4.bytes(rows: t.rows, cols: t.cols)) * t.copies
+        }
+        #expect(grown > 0)
+        #expect(bf16.weightBytes(.nvfp4) - qkv.weightBytes(.nvfp4) == grown)
+        #expect(qkv.attentionWeightsName(.nvfp4) == "bf16-qkv" && bf16.attentionWeightsName(.nvfp4) == "bf16"
+                && plain.attentionWeightsName(.nvfp4) == "nvfp4")
+        #expect(!plain.withAttentionWeights(.nvfp4, outputQuantized: true, pricedIn: .nvfp4).attentionOutputQuantized)
     }
 }
