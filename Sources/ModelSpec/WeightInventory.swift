@@ -42,9 +42,10 @@ public struct WeightTensor: Sendable, Equatable {
 
     public var parameters: Int { rows * cols * copies }
 
-    /// An attention output projection (`o_proj`; DeepSeek-V4's `o_a_proj` and `o_b_proj`): the
-    /// matrices `ModelSpec.attentionOutputQuantized` keeps in the model's format.
-    public var isAttentionOutput: Bool { quantizable && name.hasPrefix("self_attn.o_") }
+    /// An attention output projection (`o_proj`; DeepSeek-V4's `o_a_proj` and `o_b_proj`; Gated
+    /// DeltaNet's `linear_attn.out_proj`): the matrices `ModelSpec.attentionOutputQuantized`
+    /// keeps in the model's format (the step's counterpart: `ModelSpec.isAttentionOutput`).
+    public var isAttentionOutput: Bool { quantizable && (name.hasPrefix("self_attn.o_") || name == "linear_attn.out_proj") }
 }
 
 extension ModelSpec {

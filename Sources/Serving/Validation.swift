@@ -149,6 +149,7 @@ public enum Validation {
             guard attention == "bf16" || attention == "bf16-qkv" else {
                 throw e.error("attention_weights", "must be bf16 or bf16-qkv (the splits the FP4 checkpoints ship), got \"\(attention)\"")
             }
+            guard weights.unquantized != weights else { throw e.error("attention_weights", "changes nothing: the weights are \(weightsText)") }
             model = model.withAttentionWeights(.bf16, outputQuantized: attention == "bf16-qkv", pricedIn: weights)
         }
         let layout = try e.object("layout").map(Self.layout)

@@ -95,7 +95,7 @@ struct CapacityCommand: ParsableCommand {
 
     func run() throws {
         let (shipped, weights) = try weightsChoice.apply(to: overrides.load(model))
-        let spec = attentionWeights.map { $0.apply(to: shipped, weights: weights) } ?? shipped
+        let spec = try attentionWeights.map { try $0.apply(to: shipped, weights: weights) } ?? shipped
         let hardware = try HardwareCatalog.load(gpu)
         let cluster = try Cluster(gpu: hardware, gpuCount: min(hardware.scaleUpDomain, 8))
         var base = EstimateRequest(model: spec, cluster: cluster, weights: weights,

@@ -59,12 +59,16 @@ enum AttentionWeights: String, ExpressibleByArgument, CaseIterable {
     case bf16QKV = "bf16-qkv"
 
     static let help = "Attention projections' weight format where the checkpoint keeps them apart from the rest: bf16 "
-        + "(AMD's MXFP4 and NVIDIA's first NVFP4 DeepSeek-R1 checkpoints exclude self_attn from FP4) or bf16-qkv (the "
-        + "query and key-value projections in bf16, the output projection quantized: NVIDIA's v2 NVFP4 checkpoints)."
+        + "(AMD's MXFP4 and NVIDIA's first NVFP4 DeepSeek-R1 checkpoints exclude self_attn from FP4) or bf16-qkv (all but "
+        + "the output projections in bf16, those in --weights: NVIDIA's v2 NVFP4 checkpoints)."
 
-    /// The model as it will be priced with its attention in this split.
-    func apply(to spec: ModelSpec, weights: WeightFormat) -> ModelSpec {
-        spec.withAttentionWeights(.bf16, outputQuantized: self == .bf16QKV, pricedIn: weights)
+    /// The model as it will be priced with its attention in this split; an error when the
+    /// weights are bf16 already (the split would change nothing).
+    func apply(to spec: ModelSpec, weights: WeightFormat) throws -> ModelSpec {
+        guard weights.unquantized != weights else {
+            throw ValidationError("--attention-weights \(rawValue) changes nothing: the weights are \(weights.rawValue) already")
+        }
+        return spec.withAttentionWeights(.bf16, outputQuantized: self == .bf16QKV, pricedIn: weights)
     }
 }
 
@@ -123,7 +127,7 @@ struct DeploymentOptions: ParsableArguments {
     /// `--attention-weights` its attention projections') and the format of its matrices.
     func loadModel() throws -> (ModelSpec, WeightFormat) {
         let (spec, format) = try weights.apply(to: overrides.load(model))
-        return (attentionWeights.map { $0.apply(to: spec, weights: format) } ?? spec, format)
+        return (try attentionWeights.map { try $0.apply(to: spec, weights: format) } ?? spec, format)
     }
     func loadGPU() throws -> HardwareSpec { try HardwareCatalog.load(gpu) }
     func parsedLayout() throws -> Layout? { try layout.map(Layout.parse) }

@@ -413,6 +413,7 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         ["estimate", "--model", "mixtral-8x7b", "--scheduler", "prefill-first", "--scheduler-recv-interval", "10"],
         ["estimate", "--model", "mixtral-8x7b", "--memory-reserve", "0.95"], ["plan", "--memory-reserve", "-0.1"],
         ["plan", "--weights", "fp4", "--attention-weights", "fp8"],
+        ["plan", "--weights", "bf16", "--attention-weights", "bf16-qkv"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "tgi"],
         ["estimate", "--model", "mixtral-8x7b", "--concurrency", "8", "--framework", "vllm", "--continuous-decode-steps", "4"],
         ["estimate", "--model", "mixtral-8x7b", "--framework", "sglang"],

@@ -154,31 +154,50 @@ import TestSupport
         #expect(plain.withAttentionWeights(.bf16, pricedIn: .bf16).attentionWeightFormat == nil)
     }
 
-    /// NVIDIA's v2 split: the attention output projections (`o_proj`, DeepSeek-V4's grouped pair)
-    /// stay in the model's format, exactly the operators of the unsplit model (bytes, rate,
-    /// quantized inputs), while every other attention GEMM is the bf16 split's. In memory the
-    /// split adds the bf16 split's bytes less the output projections' growth.
-    @Test(arguments: ["deepseek-r1", "deepseek-v3.2", "deepseek-v4-flash", "qwen3-235b-a22b", "qwen3.5-397b-a17b"])
-    func outputProjectionsStayQuantizedInTheQKVSplit(id: String) throws {
+    /// NVIDIA's v2 split: the attention output projections (listed here by hand for each kind:
+    /// `o_proj`, DeepSeek-V4's grouped pair, Gated DeltaNet's `out_proj`) stay in the model's
+    /// format, exactly the operators of the unsplit model (bytes, rate, quantized inputs), while
+    /// every other attention GEMM is the bf16 split's, in decode and prefill. Step and memory
+    /// agree on the output projections' bytes in both splits, and the split's memory is the bf16
+    /// split's less the output projections' growth.
+    @Test(arguments: [("deepseek-r1", ["attention output projection"], ["self_attn.o_proj"]),
+                      ("deepseek-v3.2", ["attention output projection"], ["self_attn.o_proj"]),
+                      ("deepseek-v4-flash", ["V4 grouped output down-projection", "V4 output up-projection"],
+                       ["self_attn.o_a_proj (grouped)", "self_attn.o_b_proj"]),
+                      ("qwen3-235b-a22b", ["attention output projection"], ["self_attn.o_proj"]),
+                      ("qwen3.5-397b-a17b", ["attention output projection", "linear attention output projection"],
+                       ["self_attn.o_proj", "linear_attn.out_proj"])])
+    func outputProjectionsStayQuantizedInTheQKVSplit(id: String, outputOperators: [String], outputTensors: [String]) throws {
         let plain = try model(id)
         let bf16 = plain.withAttentionWeights(.bf16, pricedIn: .nvfp4)
         let qkv = plain.withAttentionWeights(.bf16, outputQuantized: true, pricedIn: .nvfp4)
-        let step = StepShape(sequences: 4, newTokens: 1, context: 512, phase: .decode)
         let options = CostOptions(weights: .nvfp4)
-        let before = plain.operators(step: step, options: options), whole = bf16.operators(step: step, options: options)
-        var outputs = 0
-        for op in qkv.operators(step: step, options: options) where op.block == .attention && op.kind == .matmul {
-            let output = ModelSpec.isAttentionOutput(op.name) || op.name == "V4 grouped output down-projection"
-            let expected = try #require((output ? before : whole).first { $0.name == op.name && $0.layers == op.layers })
-            #expect(op == expected, "\(id) \(op.name)")
-            if output { outputs += 1 }
+        for phase in [StepShape.Phase.decode, .prefill] {
+            let step = StepShape(sequences: 4, newTokens: phase == .decode ? 1 : 256, context: 512, phase: phase)
+            let before = plain.operators(step: step, options: options), whole = bf16.operators(step: step, options: options)
+            let split = qkv.operators(step: step, options: options)
+            for op in split where op.block == .attention && op.kind == .matmul {
+                let output = outputOperators.contains(op.name)
+                // Layer groups of one kind have distinct layer counts (DeepSeek-V4-Flash: 21 and 20).
+                let expected = try #require((output ? before : whole).first { $0.name == op.name && $0.layers == op.layers })
+                #expect(op == expected, "\(id) \(phase) \(op.name)")
+                #expect(ModelSpec.isAttentionOutput(op.name) == (output && op.name != "V4 grouped output down-projection"), "\(id) \(op.name)")
+            }
+            #expect(Set(split.filter { $0.block == .attention && outputOperators.contains($0.name) }.map(\.name)) == Set(outputOperators))
         }
-        #expect(outputs >= 1, "\(id): no output projection found")
-        let grown = plain.weightTensors.filter { $0.category == .attention && $0.isAttentionOutput }.reduce(0) { sum, t in
+        let tensors = plain.weightTensors.filter { $0.category == .attention && $0.isAttentionOutput }
+        #expect(Set(tensors.map(\.name)) == Set(outputTensors), "\(id): \(tensors.map(\.name))")
+        let decode = StepShape(sequences: 1, newTokens: 1, context: 64, phase: .decode)
+        for spec in [bf16, qkv] {
+            let read = spec.operators(step: decode, options: options).filter { $0.block == .attention && outputOperators.contains($0.name) }
+                .reduce(0.0) { $0 + $1.weightBytes * Double($1.layers) }
+            let stored = spec.weightBytes(.nvfp4, where: { $0.category == .attention && $0.isAttentionOutput })
+            #expect(read == Double(stored), "\(id) \(spec.attentionWeightsName(.nvfp4)): \(read) read, \(stored) stored")
+        }
+        let grown = tensors.reduce(0) { sum, t in
             sum + (WeightFormat.bf16.bytes(rows: t.rows, cols: t.cols) - WeightFormat.nvfp4.bytes(rows: t.rows, cols: t.cols)) * t.copies
         }
-        #expect(grown > 0)
-        #expect(bf16.weightBytes(.nvfp4) - qkv.weightBytes(.nvfp4) == grown)
+        #expect(grown > 0 && bf16.weightBytes(.nvfp4) - qkv.weightBytes(.nvfp4) == grown)
         #expect(qkv.attentionWeightsName(.nvfp4) == "bf16-qkv" && bf16.attentionWeightsName(.nvfp4) == "bf16"
                 && plain.attentionWeightsName(.nvfp4) == "nvfp4")
         #expect(!plain.withAttentionWeights(.nvfp4, outputQuantized: true, pricedIn: .nvfp4).attentionOutputQuantized)

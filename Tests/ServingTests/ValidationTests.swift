@@ -164,6 +164,9 @@ import TestSupport
                 + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp4", "attention_weights": "fp8", "#
                 + #""phase": "decode", "input_tokens": 64}]}"#, "attention_weights"),
             (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
+                + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "bf16", "attention_weights": "bf16-qkv", "#
+                + #""phase": "decode", "input_tokens": 64}]}"#, "attention_weights"),
+            (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
                 + #""model": "mixtral-8x7b", "gpu": "h200-sxm", "gpus": 2, "weights": "fp8", "eager_prefill": true, "#
                 + #""phase": "decode", "input_tokens": 64}]}"#, "eager_prefill"),
             (#"{"schema": "moesim-measurements/1", "entries": [{"id": "x", "metric": "output_tokens_per_s_per_gpu", "value": 1, "#
