@@ -496,16 +496,8 @@ import ConfigFile
                 + #""weights": "fp8", "layout": {"attention": "tp", "tp": 8, "ep": 1, "pp": 1, "moe_tp": 8}, "phase": "serving", "#
                 + #""input_tokens": 64, "output_tokens": 8, "concurrency": 1, "# + extra + "}"
         }
-        let text = #"{"schema": "moesim-measurements/1", "entries": ["#
-            + [entry("sglang", #""framework": "sglang""#), entry("graphed", #""framework": "sglang", "eager_prefill": false"#),
-               entry("atom", #""framework": "atom""#), entry("forced", #""framework": "atom", "eager_prefill": true"#)].joined(separator: ", ")
-            + "]}"
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-eager-\(UUID()).json")
-        try text.write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let report = try Validation.run(file: file.path, loadModel: { try model($0) }, loadGPU: gpu)
-        var ttft: [String: Double] = [:]
-        for e in report.entries { ttft[e.id] = e.predicted }
+        let ttft = try predictions([entry("sglang", #""framework": "sglang""#), entry("graphed", #""framework": "sglang", "eager_prefill": false"#),
+                                    entry("atom", #""framework": "atom""#), entry("forced", #""framework": "atom", "eager_prefill": true"#)])
         let sglang = try #require(ttft["sglang"]), graphed = try #require(ttft["graphed"])
         let atom = try #require(ttft["atom"]), forced = try #require(ttft["forced"])
         #expect(sglang >= 82.6e-3 * 0.95 && forced >= 82.6e-3 * 0.95, "\(sglang), \(forced)")

@@ -132,16 +132,8 @@ import TestSupport
                 + #""disaggregated": {"prefill": {"gpus": 2, "layout": {"attention": "tp", "tp": 2, "ep": 1, "pp": 1, "moe_tp": 2}}, "#
                 + #""decode": {"gpus": 2, "layout": {"attention": "tp", "tp": 2, "ep": 1, "pp": 1, "moe_tp": 2}}}, "# + extra + "}"
         }
-        let text = #"{"schema": "moesim-measurements/1", "entries": ["#
-            + [entry("mori", #""framework": "mori-sglang""#), entry("dynamo", #""framework": "dynamo-sglang""#),
-               entry("told", #""framework": "mori-sglang", "pd_router": "dynamo""#)].joined(separator: ", ")
-            + "]}"
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-router-\(UUID()).json")
-        try text.write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let report = try Validation.run(file: file.path, loadModel: { try model($0) }, loadGPU: gpu)
-        var ttft: [String: Double] = [:]
-        for e in report.entries { ttft[e.id] = e.predicted }
+        let ttft = try predictions([entry("mori", #""framework": "mori-sglang""#), entry("dynamo", #""framework": "dynamo-sglang""#),
+                                    entry("told", #""framework": "mori-sglang", "pd_router": "dynamo""#)])
         let mori = try #require(ttft["mori"]), dynamo = try #require(ttft["dynamo"]), told = try #require(ttft["told"])
         #expect(mori > dynamo, "\(mori) against \(dynamo)")
         #expect(told == dynamo)
@@ -280,4 +272,15 @@ import TestSupport
         #expect(!b200.isEmpty && b200.allSatisfy { $0.skipped?.contains("no power figures") == true })
         #expect(report.entries.filter { $0.predicted != nil }.count == report.entries.count - b200.count)
     }
+}
+
+/// The predictions `validate` makes for measurements entries (JSON objects), by entry id.
+func predictions(_ entries: [String]) throws -> [String: Double] {
+    let text = #"{"schema": "moesim-measurements/1", "entries": ["# + entries.joined(separator: ", ") + "]}"
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("moesim-entries-\(UUID()).json")
+    try text.write(to: file, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(at: file) }
+    var predicted: [String: Double] = [:]
+    for e in try Validation.run(file: file.path, loadModel: { try model($0) }, loadGPU: gpu).entries { predicted[e.id] = e.predicted }
+    return predicted
 }
