@@ -155,7 +155,8 @@ import TestSupport
     }
 
     /// NVIDIA's v2 split: the attention output projections (listed here by hand for each kind:
-    /// `o_proj`, DeepSeek-V4's grouped pair, Gated DeltaNet's `out_proj`) stay in the model's
+    /// `o_proj`, DeepSeek-V4's grouped pair, Gated DeltaNet's `out_proj`, Kimi Delta Attention's
+    /// `o_proj`) stay in the model's
     /// format, exactly the operators of the unsplit model (bytes, rate, quantized inputs), while
     /// every other attention GEMM is the bf16 split's, in decode and prefill. Step and memory
     /// agree on the output projections' bytes in both splits, and the split's memory is the bf16
@@ -166,7 +167,8 @@ import TestSupport
                        ["self_attn.o_a_proj (grouped)", "self_attn.o_b_proj"]),
                       ("qwen3-235b-a22b", ["attention output projection"], ["self_attn.o_proj"]),
                       ("qwen3.5-397b-a17b", ["attention output projection", "linear attention output projection"],
-                       ["self_attn.o_proj", "linear_attn.out_proj"])])
+                       ["self_attn.o_proj", "linear_attn.out_proj"]),
+                      ("kimi-k3", ["attention output projection", "KDA output projection"], ["self_attn.o_proj"])])
     func outputProjectionsStayQuantizedInTheQKVSplit(id: String, outputOperators: [String], outputTensors: [String]) throws {
         let plain = try model(id)
         let bf16 = plain.withAttentionWeights(.bf16, pricedIn: .nvfp4)
