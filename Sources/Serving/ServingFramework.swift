@@ -12,9 +12,14 @@ public enum ServingFramework: String, Sendable, CaseIterable {
     /// opt-in, `--enable-piecewise-cuda-graph`; disaggregated prefill servers run without graphs,
     /// PR #13377).
     case sglang
-    /// TensorRT-LLM's PyTorch backend: context chunks mixed into generation steps. Its context
-    /// steps run without CUDA graphs too, but its measured first tokens (73 ms on B200 at C = 64)
-    /// are under SGLang's launch floor, so SGLang's figure is not applied to it.
+    /// TensorRT-LLM's PyTorch backend: context chunks mixed into generation steps. Its CUDA graphs
+    /// capture generation-only steps; context and mixed steps run eagerly unless piecewise CUDA
+    /// graphs are turned on (`torch_compile_config.enable_piecewise_cuda_graph`, default false in
+    /// `TorchCompileConfig`; its documentation: "to reduce context-phase launch overhead"). The
+    /// host's launch cost per kernel is SGLang's measured one, PyTorch eager in both: an
+    /// assumption, checked on InferenceX's B200 runs, where one run's 1K prompts at TP4 and TP8
+    /// without piecewise graphs took 140–150 ms to the first token and at TP8 EP8, the one shape
+    /// its recipe graphs piecewise, 73 ms.
     case tensorrtLLM = "tensorrt-llm"
 
     /// A framework as a measurements file or a benchmark names it: InferenceX's `sglang`,
@@ -30,7 +35,7 @@ public enum ServingFramework: String, Sendable, CaseIterable {
 
     public var scheduler: SchedulerPolicy { self == .sglang ? .prefillFirst : .mixed }
 
-    /// The features it adds to an estimate: SGLang's prompt steps pay the host's eager launch
-    /// floor (`EstimateRequest.Feature.eagerPrefill`).
-    public var features: Set<EstimateRequest.Feature> { self == .sglang ? [.eagerPrefill] : [] }
+    /// The features it adds to an estimate: SGLang's and TensorRT-LLM's prompt steps pay the
+    /// host's eager launch floor (`EstimateRequest.Feature.eagerPrefill`); vLLM's are graphed.
+    public var features: Set<EstimateRequest.Feature> { self == .vllm ? [] : [.eagerPrefill] }
 }

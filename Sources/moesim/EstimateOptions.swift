@@ -19,7 +19,7 @@ struct WorkloadOptions: ParsableArguments {
     @Option(help: "Prompt tokens one GPU prefills per step (default 8192).")
     var prefillTokens: Int?
 
-    @Option(help: ArgumentHelp("Comma-separated serving features: \(EstimateRequest.featureList) (eager-prefill: prompt steps without CUDA graphs, SGLang's default)."))
+    @Option(help: ArgumentHelp("Comma-separated serving features: \(EstimateRequest.featureList) (eager-prefill: prompt steps without CUDA graphs, SGLang's and TensorRT-LLM's default)."))
     var features: String?
 
     @Option(help: "Share of each prompt served from the prefix cache, in [0, 1).")

@@ -53,7 +53,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Target time per output token, seconds (goodput).")
     var sloTpot: Double?
 
-    @Option(help: ArgumentHelp("Comma-separated features: \(EstimateRequest.featureList) (eager-prefill: prompt steps without CUDA graphs, SGLang's default)."))
+    @Option(help: ArgumentHelp("Comma-separated features: \(EstimateRequest.featureList) (eager-prefill: prompt steps without CUDA graphs, SGLang's and TensorRT-LLM's default)."))
     var features: String?
 
     @Option(help: "USD per GPU-hour (default: the hardware file's price).")

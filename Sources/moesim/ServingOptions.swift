@@ -14,10 +14,10 @@ struct ServingPolicyOptions: ParsableArguments {
                                valueName: "lo,hi"))
     var outputRange: String?
 
-    @Option(help: "Serving engine whose defaults to price: vllm, sglang (prefill-first scheduler, eager prompt steps) or tensorrt-llm; --scheduler and --no-eager-prefill override them (default: vllm's).")
+    @Option(help: "Serving engine whose defaults to price: vllm, sglang (prefill-first scheduler, eager prompt steps) or tensorrt-llm (eager context steps); --scheduler and --no-eager-prefill override them (default: vllm's).")
     var framework: ServingFramework?
 
-    @Flag(help: "Prompt steps under CUDA graphs even where the framework runs them eagerly (SGLang with --enable-piecewise-cuda-graph).")
+    @Flag(help: "Prompt steps under CUDA graphs even where the framework runs them eagerly (SGLang with --enable-piecewise-cuda-graph, TensorRT-LLM with enable_piecewise_cuda_graph).")
     var noEagerPrefill = false
 
     @Option(help: "Scheduler: mixed (chunked prefill inside decode steps: vLLM, TensorRT-LLM) or prefill-first (SGLang's default) (default: the framework's, else mixed).")
@@ -125,7 +125,7 @@ struct ServingPolicyOptions: ParsableArguments {
             throw ValidationError("--no-eager-prefill contradicts --features eager-prefill")
         }
         if noEagerPrefill, framework?.features.contains(.eagerPrefill) != true {
-            throw ValidationError("--no-eager-prefill turns off the eager prefill of --framework sglang, and nothing else prices one")
+            throw ValidationError("--no-eager-prefill turns off the eager prefill of --framework sglang or tensorrt-llm, and nothing else prices one")
         }
         if let f = framework { base.features.formUnion(f.features) }
         if noEagerPrefill { base.features.remove(.eagerPrefill) }

@@ -294,8 +294,9 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         #expect(bad.status != 0 && bad.stderr.contains("eager-prefill"), "\(bad.stderr)")
     }
 
-    /// --framework sets the engine's defaults (SGLang: prefill-first, eager prefill), which the
-    /// JSON reports and explicit flags override; SGLang's settings are accepted under it.
+    /// --framework sets the engine's defaults (SGLang: prefill-first, eager prefill; TensorRT-LLM:
+    /// mixed, eager context steps), which the JSON reports and explicit flags override; SGLang's
+    /// settings are accepted under it.
     @Test func frameworkDefaults() throws {
         func serve(_ extra: String...) throws -> [String: Any] {
             try moesim(arguments: ["estimate", "--model", "mixtral-8x7b", "--gpu", "h200-sxm", "--gpus", "2", "--input", "256",
@@ -309,6 +310,9 @@ func moesim(arguments: [String], timeout: Double?, environment extra: [String: S
         #expect(overridden["scheduler"] as? String == "mixed" && overridden["eager_prefill"] as? Bool == true)
         #expect(try serve("--framework", "sglang", "--continuous-decode-steps", "4")["scheduler"] as? String == "prefill-first")
         #expect(try serve("--framework", "sglang", "--no-eager-prefill")["eager_prefill"] as? Bool == false)
+        let trt = try serve("--framework", "tensorrt-llm")
+        #expect(trt["scheduler"] as? String == "mixed" && trt["eager_prefill"] as? Bool == true, "\(trt)")
+        #expect(try serve("--framework", "tensorrt-llm", "--no-eager-prefill")["eager_prefill"] as? Bool == false)
     }
 
     /// --attention-weights bf16 keeps an FP4 checkpoint's attention in bf16: the plan says so and
