@@ -161,11 +161,12 @@ def main():
                   "num_prompts": 10 * ints["conc"]})
         # TensorRT-LLM runs its context steps eagerly unless piecewise CUDA graphs are on
         # (ServingFramework.tensorrtLLM); InferenceX's dsr1_fp4_b200_trt.sh turns them on for
-        # 1K/1K at TP8 EP8 only (the curated run of that shape shows it: 73 ms to the first token
-        # against 140-150 ms at TP4 and TP8 EP1). The FP8 script's versions differ (none, or from
-        # a concurrency of 64) and the runs do not say which ran, so those keep the default.
-        if r["framework"] == "trt" and r["precision"] == "fp4" and ints["isl"] == 1024 and ints["dtp"] == 8 \
-                and ints["dep"] == 8 and r["ddp"] != "true":
+        # 1K/1K at TP 8 and EP 8, DP attention or not (the curated run of that shape shows it: 73
+        # ms to the first token against 140-150 ms at TP4 and TP8 EP1). The FP8 script's versions
+        # differ (none, or from a concurrency of 64) and the MTP script's turns them on by
+        # concurrency; the runs do not say which version ran, so those keep the default.
+        if r["framework"] == "trt" and r["precision"] == "fp4" and not mtp and ints["isl"] == 1024 \
+                and ints["dtp"] == 8 and ints["dep"] == 8:
             e["eager_prefill"] = False
         if r["framework"] == "sglang" and r["hardware"] in ("mi325x", "mi355x") and r["precision"] == "fp8":
             e["continuous_decode_steps"] = 4

@@ -15,8 +15,8 @@ public struct EstimateRequest: Sendable {
         /// `--enable-piecewise-cuda-graph` (opt-in through its 2026 releases: issue #18130 still
         /// lists the work to make it the default) and its disaggregated prefill servers, which
         /// run without CUDA graphs (PR #13377). vLLM V1 captures prefill steps piecewise
-        /// (`FULL_AND_PIECEWISE`); TensorRT-LLM's context steps run eagerly but its measured
-        /// first tokens are under this floor (`ServingFramework`), so neither is given it.
+        /// (`FULL_AND_PIECEWISE`) and is not given it; TensorRT-LLM's context steps run eagerly
+        /// unless its piecewise CUDA graphs are turned on (`ServingFramework.tensorrtLLM`).
         case eagerPrefill = "eager-prefill"
     }
 

@@ -18,7 +18,7 @@ public enum ServingFramework: String, Sendable, CaseIterable {
     /// `TorchCompileConfig`; its documentation: "to reduce context-phase launch overhead"). The
     /// host's launch cost per kernel is SGLang's measured one, PyTorch eager in both: an
     /// assumption, checked on InferenceX's B200 runs, where one run's 1K prompts at TP4 and TP8
-    /// without piecewise graphs took 140–150 ms to the first token and at TP8 EP8, the one shape
+    /// EP1 without piecewise graphs took 140–150 ms to the first token and at TP8 EP8, the shape
     /// its recipe graphs piecewise, 73 ms.
     case tensorrtLLM = "tensorrt-llm"
 

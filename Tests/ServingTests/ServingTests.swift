@@ -442,8 +442,8 @@ import ConfigFile
     }
 }
 
-/// Prompt steps run without CUDA graphs (SGLang's default): the host's launch of every kernel
-/// bounds them, not the GPU.
+/// Prompt steps run without CUDA graphs (SGLang's and TensorRT-LLM's default): the host's launch
+/// of every kernel bounds them, not the GPU.
 @Suite struct EagerPrefillTests {
     func deepSeekV3(input: Int, eager: Bool) throws -> Estimate {
         var r = EstimateRequest(model: try model("deepseek-v3"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 8),
@@ -488,8 +488,8 @@ import ConfigFile
         #expect(abs(step(overlap: true) / step(overlap: false) - 2) < 1e-9, "\(step(overlap: true)) against \(step(overlap: false))")
     }
 
-    /// Measurements files: an SGLang entry prefills eagerly unless it says `eager_prefill: false`
-    /// (SGLang with piecewise prefill graphs); ATOM, no framework moesim knows, does not.
+    /// Measurements files: an SGLang or TensorRT-LLM entry prefills eagerly unless it says
+    /// `eager_prefill: false` (piecewise prefill graphs); ATOM, no framework moesim knows, does not.
     @Test func entriesTakeTheirFrameworksPrefill() throws {
         func entry(_ id: String, _ extra: String) -> String {
             #"{"id": ""# + id + #"", "metric": "ttft_s", "value": 0.1, "model": "deepseek-v3", "gpu": "h200-sxm", "gpus": 8, "#
@@ -497,11 +497,13 @@ import ConfigFile
                 + #""input_tokens": 64, "output_tokens": 8, "concurrency": 1, "# + extra + "}"
         }
         let ttft = try predictions([entry("sglang", #""framework": "sglang""#), entry("graphed", #""framework": "sglang", "eager_prefill": false"#),
-                                    entry("atom", #""framework": "atom""#), entry("forced", #""framework": "atom", "eager_prefill": true"#)])
+                                    entry("atom", #""framework": "atom""#), entry("forced", #""framework": "atom", "eager_prefill": true"#),
+                                    entry("trt", #""framework": "trt""#), entry("piecewise", #""framework": "trt", "eager_prefill": false"#)])
         let sglang = try #require(ttft["sglang"]), graphed = try #require(ttft["graphed"])
         let atom = try #require(ttft["atom"]), forced = try #require(ttft["forced"])
-        #expect(sglang >= 82.6e-3 * 0.95 && forced >= 82.6e-3 * 0.95, "\(sglang), \(forced)")
-        #expect(graphed < 50e-3 && atom < 50e-3, "\(graphed), \(atom)")
+        let trt = try #require(ttft["trt"]), piecewise = try #require(ttft["piecewise"])
+        #expect(sglang >= 82.6e-3 * 0.95 && forced >= 82.6e-3 * 0.95 && trt >= 82.6e-3 * 0.95, "\(sglang), \(forced), \(trt)")
+        #expect(graphed < 50e-3 && atom < 50e-3 && piecewise < 50e-3, "\(graphed), \(atom), \(piecewise)")
     }
 
     /// Decode-only steps stay graphed: at one request in flight on a prefill-first scheduler no
