@@ -107,6 +107,13 @@ extension ModelSpec {
         return spec
     }
 
+    /// This spec with its attention in one of the splits the FP4 checkpoints ship, the rest
+    /// priced in `weights`; nil when `weights` is unquantized already (the split changes nothing).
+    public func withAttentionWeights(split: AttentionWeightSplit, pricedIn weights: WeightFormat) -> ModelSpec? {
+        guard weights.unquantized != weights else { return nil }
+        return withAttentionWeights(.bf16, outputQuantized: split == .bf16QKV, pricedIn: weights)
+    }
+
     /// How the attention projections are stored when the model is priced in `weights`, as the
     /// JSON and `attention_weights` name it: `weights`' own name, `bf16`, or `bf16-qkv` (the
     /// query and key-value projections in bf16, the output projections in `weights`).
@@ -127,4 +134,18 @@ extension ModelSpec {
         case nil: throw ConfigError(source: id, field: nil, message: "has no config to read its checkpoint's formats from")
         }
     }
+}
+
+/// The splits of formats the shipped FP4 checkpoints use for their attention projections, as
+/// `--attention-weights` and a measurements file's `attention_weights` name them.
+public enum AttentionWeightSplit: String, Sendable, CaseIterable {
+    /// Every attention projection in bf16: AMD's MXFP4 and NVIDIA's first NVFP4 DeepSeek-R1
+    /// checkpoints exclude `self_attn` from FP4.
+    case bf16
+    /// The query and key-value projections in bf16, the output projections in the model's
+    /// format: NVIDIA's v2 NVFP4 checkpoints.
+    case bf16QKV = "bf16-qkv"
+
+    /// The splits, comma-separated, for help texts and errors.
+    public static let names = allCases.map(\.rawValue).joined(separator: ", ")
 }

@@ -145,12 +145,14 @@ public enum Validation {
         guard let weights = WeightFormat(argument: weightsText) else { throw e.error("weights", "unknown format \"\(weightsText)\"") }
         let kvText = try e.string("kv_cache") ?? "bf16"
         guard let kv = KVCacheFormat(rawValue: kvText) else { throw e.error("kv_cache", "unknown format \"\(kvText)\"") }
-        if let attention = try e.string("attention_weights") {
-            guard attention == "bf16" || attention == "bf16-qkv" else {
-                throw e.error("attention_weights", "must be bf16 or bf16-qkv (the splits the FP4 checkpoints ship), got \"\(attention)\"")
+        if let name = try e.string("attention_weights") {
+            guard let split = AttentionWeightSplit(rawValue: name) else {
+                throw e.error("attention_weights", "must be \(AttentionWeightSplit.names) (the splits the FP4 checkpoints ship), got \"\(name)\"")
             }
-            guard weights.unquantized != weights else { throw e.error("attention_weights", "changes nothing: the weights are \(weightsText)") }
-            model = model.withAttentionWeights(.bf16, outputQuantized: attention == "bf16-qkv", pricedIn: weights)
+            guard let priced = model.withAttentionWeights(split: split, pricedIn: weights) else {
+                throw e.error("attention_weights", "changes nothing: the weights are \(weightsText)")
+            }
+            model = priced
         }
         let layout = try e.object("layout").map(Self.layout)
         var features: Set<EstimateRequest.Feature> = []

@@ -34,8 +34,8 @@ struct CapacityCommand: ParsableCommand {
             help: ArgumentHelp(WeightsChoice.help))
     var weightsChoice: WeightsChoice = .format(.fp8)
 
-    @Option(help: ArgumentHelp(AttentionWeights.help))
-    var attentionWeights: AttentionWeights?
+    @Option(help: ArgumentHelp(AttentionWeightSplit.help))
+    var attentionWeights: AttentionWeightSplit?
 
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16

@@ -51,13 +51,8 @@ enum WeightsChoice: ExpressibleByArgument, Equatable {
     }
 }
 
-/// `--attention-weights`: the splits of formats the shipped FP4 checkpoints use, every attention
-/// projection in bf16 or only the query and key-value ones (a type of its own, so that the help
-/// and the errors list only those).
-enum AttentionWeights: String, ExpressibleByArgument, CaseIterable {
-    case bf16
-    case bf16QKV = "bf16-qkv"
-
+/// `--attention-weights`: parsed by ArgumentParser, which lists the splits in help and errors.
+extension AttentionWeightSplit: ExpressibleByArgument {
     static let help = "Attention projections' weight format where the checkpoint keeps them apart from the rest: bf16 "
         + "(AMD's MXFP4 and NVIDIA's first NVFP4 DeepSeek-R1 checkpoints exclude self_attn from FP4) or bf16-qkv (all but "
         + "the output projections in bf16, those in --weights: NVIDIA's v2 NVFP4 checkpoints)."
@@ -65,10 +60,10 @@ enum AttentionWeights: String, ExpressibleByArgument, CaseIterable {
     /// The model as it will be priced with its attention in this split; an error when the
     /// weights are bf16 already (the split would change nothing).
     func apply(to spec: ModelSpec, weights: WeightFormat) throws -> ModelSpec {
-        guard weights.unquantized != weights else {
+        guard let split = spec.withAttentionWeights(split: self, pricedIn: weights) else {
             throw ValidationError("--attention-weights \(rawValue) changes nothing: the weights are \(weights.rawValue) already")
         }
-        return spec.withAttentionWeights(.bf16, outputQuantized: self == .bf16QKV, pricedIn: weights)
+        return split
     }
 }
 
@@ -103,8 +98,8 @@ struct DeploymentOptions: ParsableArguments {
     @Option(help: ArgumentHelp(WeightsChoice.help))
     var weights: WeightsChoice = .format(.fp8)
 
-    @Option(help: ArgumentHelp(AttentionWeights.help))
-    var attentionWeights: AttentionWeights?
+    @Option(help: ArgumentHelp(AttentionWeightSplit.help))
+    var attentionWeights: AttentionWeightSplit?
 
     @Option(help: "KV-cache format: bf16 or fp8.")
     var kvCache: KVCacheFormat = .bf16

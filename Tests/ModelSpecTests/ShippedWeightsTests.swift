@@ -203,5 +203,12 @@ import TestSupport
         #expect(qkv.attentionWeightsName(.nvfp4) == "bf16-qkv" && bf16.attentionWeightsName(.nvfp4) == "bf16"
                 && plain.attentionWeightsName(.nvfp4) == "nvfp4")
         #expect(!plain.withAttentionWeights(.nvfp4, outputQuantized: true, pricedIn: .nvfp4).attentionOutputQuantized)
+        // The named splits are these two, and name themselves back; bf16 weights have none.
+        #expect(plain.withAttentionWeights(split: .bf16QKV, pricedIn: .nvfp4) == qkv
+                && plain.withAttentionWeights(split: .bf16, pricedIn: .nvfp4) == bf16)
+        #expect(AttentionWeightSplit.allCases.allSatisfy {
+            plain.withAttentionWeights(split: $0, pricedIn: .nvfp4)?.attentionWeightsName(.nvfp4) == $0.rawValue
+                && plain.withAttentionWeights(split: $0, pricedIn: .bf16) == nil
+        })
     }
 }
