@@ -421,7 +421,7 @@ extension CPUModel {
                 let keyFirst = max(0, p0 - window + 1), own = last - keyFirst + 1
                 // The entries any query of the block sees: a prefix on HCA layers (the last query
                 // sees the most), the union of the indexer's choices on CSA layers, ascending.
-                for e in union where sparse { column[e] = -1 }
+                if sparse { for e in union { column[e] = -1 } }  // the last block's columns
                 union.removeAll(keepingCapacity: true)
                 if sparse {
                     for i in b0..<(b0 + m) { for j in 0..<picked[i] { column[Int(chosen[i * topK + j])] = 0 } }

@@ -32,10 +32,9 @@ struct ServingSimulation {
         var firstToken = -1.0
         /// When the prefill server answered the router, where the router holds the decode
         /// server's tokens until then (`Options.firstTokenWaitsForPrefillResponse`; −1: no such
-        /// wait). It is the KV transfer's landing until the prefill worker is found busy then
-        /// (`closeResponses`), while `responseOpen`.
+        /// wait). It is the KV transfer's landing while the prefill worker's `openResponses`
+        /// holds it, until `closeResponses` finds the worker busy then.
         var prefillResponse = -1.0
-        var responseOpen = false
         var joinIndex = 0
         var decodeSteps = 0
         var joinContext = 0.0
@@ -336,7 +335,6 @@ struct ServingSimulation {
                 let ready = end + transferSeconds(requests[slot].promptTokens + requests[slot].generated)
                 if options.firstTokenWaitsForPrefillResponse, requests[slot].firstToken < 0 {
                     requests[slot].prefillResponse = ready
-                    requests[slot].responseOpen = true
                     w.openResponses.append((slot, ready))
                 }
                 // The client sees this token when a decode worker takes the request in: the decode
@@ -365,18 +363,17 @@ struct ServingSimulation {
     /// next step the moment the transfer began polls again only when that step ends; a loop idle
     /// in between polls until the transfer lands.
     /// Called when the worker's next step is priced, before `lastStepEnd` moves to its end. An
-    /// entry of another request now in the slot (the first one finished) is dropped; one whose
-    /// transfer lands after this step waits for a later one.
+    /// entry whose request's `prefillResponse` no longer is its landing belongs to a request that
+    /// finished (another one holds the slot) and is dropped; one whose transfer lands after this
+    /// step waits for a later one; the rest close and leave the list.
     private mutating func closeResponses(_ w: ServingWorker, stepStart: Double, stepEnd: Double) {
         let idleBefore = stepStart > w.lastStepEnd
         var kept = 0
-        for (slot, landed) in w.openResponses {
-            guard requests[slot].responseOpen, requests[slot].prefillResponse == landed else { continue }
+        for (slot, landed) in w.openResponses where requests[slot].prefillResponse == landed {
             if idleBefore, landed <= stepStart {
-                requests[slot].responseOpen = false  // the idle loop saw it land
+                continue  // the idle loop saw it land: the response is the landing
             } else if landed <= stepEnd {
                 requests[slot].prefillResponse = stepEnd
-                requests[slot].responseOpen = false
             } else {
                 w.openResponses[kept] = (slot, landed)
                 kept += 1
