@@ -279,23 +279,21 @@ extension ModelSpec {
 
     /// Σ over the new tokens of one sequence of the keys each attends to.
     static func attendedKeys(span: Layer.Span, context: Int, newTokens: Int) -> Double {
-        var total = 0.0
-        // Closed form per region: positions before the window fills grow by one key each.
         let window: Int? = switch span {
         case .full: nil
         case let .slidingWindow(w): w
         case let .chunked(c): c
         case let .compressed(_, w): w
         }
-        for i in 0..<newTokens {
-            let p = context + i + 1
-            if let window, p >= window {
-                total += Double(window) * Double(newTokens - i)
-                break
-            }
-            total += Double(p)
-        }
-        return total
+        guard newTokens > 0 else { return 0 }
+        // Closed form per region: new token i (0-based) sits at position p = context + i + 1 and
+        // attends p keys until the window fills, then `window` keys. The sums are of integers
+        // below 2^53, so exact in Double.
+        let n = Double(newTokens), first = Double(context) + 1
+        func ramp(_ k: Double) -> Double { k * first + k * (k - 1) / 2 }  // Σ_{i<k} (first + i)
+        guard let window else { return ramp(n) }
+        let belowWindow = min(max(Double(window) - first, 0), n)
+        return ramp(belowWindow) + Double(window) * (n - belowWindow)
     }
 
     private func attentionOperators(

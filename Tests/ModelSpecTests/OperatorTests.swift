@@ -86,6 +86,27 @@ import TestSupport
         #expect(ModelSpec.attendedKeys(span: .full, context: 1000, newTokens: 1) == 1001)
     }
 
+    /// The closed form against the sum it replaces, token by token: new token i attends
+    /// min(context + i + 1, window) keys.
+    @Test func keyCountsMatchTheTokenByTokenSum() {
+        let spans: [Layer.Span] = [.full, .slidingWindow(1), .slidingWindow(7), .slidingWindow(4096), .chunked(8192)]
+        for span in spans {
+            let window: Int? = switch span {
+            case .full: nil
+            case let .slidingWindow(w), let .chunked(w): w
+            case let .compressed(_, w): w
+            }
+            for context in [0, 1, 5, 6, 4000, 4095, 4096, 100_000] {
+                for newTokens in [0, 1, 2, 3, 97, 4096, 9000] {
+                    var naive = 0.0
+                    for i in 0..<newTokens { naive += Double(min(context + i + 1, window ?? Int.max)) }
+                    #expect(ModelSpec.attendedKeys(span: span, context: context, newTokens: newTokens) == naive,
+                            "\(span), context \(context), \(newTokens) new tokens")
+                }
+            }
+        }
+    }
+
     /// The rule of thumb every serving paper uses: a decode token costs 2 FLOPs per active
     /// parameter plus attention. Embedding lookups cost no FLOPs, so 2·vocab·hidden is added back;
     /// norms, softmax and SwiGLU keep the rest within 1%.
