@@ -238,9 +238,11 @@ public enum Estimator {
         // pp stage times (the same holds for decode batches).
         let inputRate = Double(chunk) / max(1 - request.prefixCacheHitRate, 1e-9) / (Double(layout.pp) * prefill.total)
         // Time to first token of one request on an idle system: its own prefill, alone on its
-        // attention group, through every pipeline stage.
+        // attention group, through every pipeline stage. The experts see that one prompt spread
+        // over the stage's expert group (under data-parallel attention the other ranks are idle).
         let alone = StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 1 / Double(layout.attentionGroup),
-                                   newTokens: newTokens, context: cached)
+                                   newTokens: newTokens, context: cached,
+                                   meanSequencesPerGPU: 1 / Double(layout.groupSize(isMoE: model.moe != nil)))
         let ttft = Double(layout.pp) * stepTime(model, cluster: cluster, layout: layout, shape: alone,
                                                 weights: request.weights, kvCache: request.kvCache, imbalance: imbalance,
                                                 localExperts: localExperts, overlap: overlap, eager: eager).total

@@ -68,6 +68,14 @@ extension Estimator {
                  imbalance: imbalance, localExperts: localExperts, overlap: overlap, eager: eager)
     }
 
+    /// Token-expert pairs the busiest GPU's experts compute in a step. Every GPU of the stage's
+    /// expert group contributes `expertTokensPerGPU` tokens, k copies of each, spread over ep;
+    /// experts cut by tensor parallelism (moe_tp) are computed slice by slice, so every slice
+    /// holder computes all of its ep share.
+    public static func expertPairs(layout: Layout, expertTokensPerGPU: Double, expertsPerToken: Int, imbalance: Double) -> Double {
+        expertTokensPerGPU * Double(layout.groupSize(isMoE: true)) * Double(expertsPerToken) / Double(layout.ep) * imbalance
+    }
+
     /// Time of one step on the busiest GPU of `layout` whose batch mixes `parts` (decode sequences
     /// and prefill chunks, as continuous batching runs them together).
     ///
@@ -107,12 +115,14 @@ extension Estimator {
                 var scaled = op
                 scaled.flops *= groupSequences
                 scaled.activationBytes *= groupSequences
+                scaled.intermediateActivationBytes *= groupSequences
                 scaled.kvBytes *= groupSequences
                 if op.kind == .embedding { scaled.weightBytes *= groupSequences }
                 let i = j < base ? j : -1
                 if i >= 0, ops[i].name == op.name, ops[i].layers == op.layers {
                     ops[i].flops += scaled.flops
                     ops[i].activationBytes += scaled.activationBytes
+                    ops[i].intermediateActivationBytes += scaled.intermediateActivationBytes
                     ops[i].kvBytes += scaled.kvBytes
                     ops[i].weightBytes = op.kind == .embedding ? ops[i].weightBytes + scaled.weightBytes
                                                                : max(ops[i].weightBytes, scaled.weightBytes)
@@ -169,6 +179,11 @@ extension Estimator {
             blocks[block, default: 0] += max(c, m) * count
             if launches { kernels += count }
         }
+        // The pairs this GPU's experts compute, and the share of its attention group's tokens'
+        // copies they are (the share of the group's expert permutation it does).
+        let k = Double(model.moe?.expertsPerToken ?? 1)
+        let pairs = expertPairs(layout: layout, expertTokensPerGPU: expertTokensPerGPU, expertsPerToken: Int(k), imbalance: imbalance)
+        let copies = pairs / k / max(groupTokens, 1e-30)
         for op in ops {
             launches = !op.fused
             block = op.block
@@ -177,17 +192,20 @@ extension Estimator {
             switch op.kind {
             case .groupedMatmul:
                 guard let moe = model.moe else { continue }
-                // Every GPU of the stage's expert group contributes its tokens; k copies of each.
-                let pairs = expertTokensPerGPU * group * Double(moe.expertsPerToken) / Double(layout.ep) * imbalance
                 let perExpert = pairs / Double(max(localExperts, 1))
-                let flopsPerPair = op.flops / max(groupTokens * Double(moe.expertsPerToken), 1e-30)
                 let touched = Double(localExperts) * (1 - pow(1 - Double(moe.expertsPerToken) / Double(moe.routedExperts),
                                                               expertTokensPerGPU * group))
                 let expertWeights = touched * Double(model.bytesPerExpert(weights)) / Double(layout.moeTP)
-                let bytes = expertWeights + op.activationBytes / max(groupTokens, 1e-30) * pairs / Double(moe.expertsPerToken)
-                add(flops: pairs * flopsPerPair / Double(layout.moeTP),
+                // Each pair's input and output are full width on every slice holder; its
+                // intermediate is the slice's.
+                let full = op.activationBytes - op.intermediateActivationBytes
+                let bytes = expertWeights + (full + op.intermediateActivationBytes / Double(layout.moeTP)) * copies
+                add(flops: op.flops * copies / Double(layout.moeTP),
                     peak: expertPeak * gemmShare * Efficiency.matmul(gpu, rows: perExpert, blockScaledFP8: (model.expertWeightFormat ?? weights) == .fp8),
                     bytes: bytes, count: count, weights: expertWeights)
+            case .expertPermutation:
+                // Gathers and scatters whole-width copies, those of the pairs computed here.
+                add(flops: op.flops * copies, peak: matmulPeak, bytes: op.activationBytes * copies, count: count)
             case .attention:
                 let share = op.computeSplit == .replicated ? 1 : tp
                 add(flops: op.flops / share, peak: attentionPeak, bytes: op.kvBytes / cacheDivisor(op) + op.activationBytes / share,

@@ -33,6 +33,10 @@ public struct StepShape: Sendable, Equatable {
 public struct Operator: Sendable, Equatable {
     public enum Kind: String, Sendable, Codable {
         case embedding, norm, matmul, attention, routing, groupedMatmul = "grouped_matmul", activation
+        /// Moves each token's expert copies into expert order and back: done by the GPUs that
+        /// compute those copies, so it splits like the routed experts' token-expert pairs, not
+        /// like the attention group's tokens.
+        case expertPermutation = "expert_permutation"
     }
 
     /// The part of the model an operator belongs to, for time splits by part (`bench` compares
@@ -51,6 +55,10 @@ public struct Operator: Sendable, Equatable {
     public var activationBytes: Double
     /// KV cache read plus written.
     public var kvBytes: Double
+    /// The part of `activationBytes` a grouped GEMM spends on the experts' intermediate width
+    /// (gate+up written, read by the activation, down read): experts cut by tensor parallelism
+    /// (`Layout.moeTP`) hold a slice of it, while the input and output copies stay full width.
+    public var intermediateActivationBytes = 0.0
     public var block: Block = .norm
     /// How the cache traffic splits over a tensor-parallel group: by KV heads (GQA), not at all
     /// (MLA's latent, the sparse indexer's keys: every rank reads them whole), or by heads (a
@@ -541,11 +549,12 @@ extension ModelSpec {
         // order before the experts and scattered back, weighted, after (vLLM's and SGLang's
         // moe_align/permute and unpermute kernels, DeepEP's receive layout): every copy written
         // and read once more, in bf16.
-        ops.append(Operator(name: "expert token permutation", kind: .activation, layers: count, flops: 2 * t * k * Double(h),
+        ops.append(Operator(name: "expert token permutation", kind: .expertPermutation, layers: count, flops: 2 * t * k * Double(h),
                             weightBytes: 0, activationBytes: 2 * 2 * t * (k * Double(h) + Double(h)), kvBytes: 0))
         var grouped = Operator(name: "routed experts (grouped gate+up+down)", kind: .groupedMatmul, layers: count,
                                flops: routedFLOPs + 5 * t * k * Double(size), weightBytes: touched * expertBytes,
                                activationBytes: 2 * t * k * Double(2 * h + 4 * size), kvBytes: 0)
+        grouped.intermediateActivationBytes = 2 * t * k * Double(4 * size)
         // The gate+up input is quantized once per token, before the dispatch or the gather
         // (DeepEP sends FP8; fused_moe and TensorRT-LLM quantize the hidden state, then gather
         // rows), whole on every rank of a tensor-parallel group; the down input once per copy,

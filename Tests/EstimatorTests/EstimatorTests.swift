@@ -222,6 +222,28 @@ import TestSupport
     }
 }
 
+/// Token-expert pairs a GPU's experts compute, counted by hand for 8 GPUs, 1,000 tokens per GPU
+/// (under tensor-parallel attention: 8,000 shared by the group), top-8: experts spread by ep
+/// take 1/ep of the group's copies; experts cut by moe_tp take all of them, each a slice; under
+/// data-parallel attention each GPU contributes its own 1,000 tokens.
+@Suite struct ExpertPairTests {
+    @Test func pairsPerGPUByLayout() {
+        func pairs(_ layout: Layout, imbalance: Double = 1) -> Double {
+            Estimator.expertPairs(layout: layout, expertTokensPerGPU: 1000, expertsPerToken: 8, imbalance: imbalance)
+        }
+        // Tensor-parallel attention, experts cut over the 8: all 64,000 copies on every GPU.
+        #expect(pairs(Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8)) == 64_000)
+        // Tensor-parallel attention, experts spread over the 8: an eighth each.
+        #expect(pairs(Layout(attention: .tensor, tp: 8, ep: 8, pp: 1)) == 8_000)
+        // Data-parallel attention, experts spread: as many copies as its own tokens make.
+        #expect(pairs(Layout(attention: .data, tp: 1, ep: 8, pp: 1)) == 8_000)
+        // Data-parallel attention, experts cut: every rank's copies, each a slice.
+        #expect(pairs(Layout(attention: .data, tp: 1, ep: 1, pp: 1, moeTP: 8)) == 64_000)
+        // The busiest GPU of an unbalanced placement.
+        #expect(pairs(Layout(attention: .data, tp: 1, ep: 8, pp: 1), imbalance: 1.5) == 12_000)
+    }
+}
+
 /// Operators every rank of a tensor-parallel group runs whole (DeepSeek-V4's hyper-connections)
 /// are not divided by the group: with tp = 8 the norm part grows with the group's tokens, where a
 /// split operator would stay at one GPU's share.

@@ -25,6 +25,22 @@ import ConfigFile
         #expect(abs(inFlight / Double(concurrency) - 1) < 0.03, "\(inFlight) in flight for \(concurrency)")
     }
 
+    /// One request on an idle system: the steady-state estimate's time to first token (its own
+    /// step shape, built in `Estimator.prepare`) and the closed loop's at concurrency 1 (the
+    /// simulation's step shapes, `StepCache`) price the same lone prefill, to within the
+    /// simulation's context buckets. Under data-parallel attention the other ranks are idle: the
+    /// experts see one prompt, not one per rank.
+    @Test(arguments: [Layout(attention: .data, tp: 1, ep: 8, pp: 1), Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8),
+                      Layout(attention: .tensor, tp: 8, ep: 8, pp: 1)])
+    func loneRequestTTFTAgreesBetweenTheTwoModels(layout: Layout) throws {
+        var r = try request("deepseek-r1", gpus: 8, input: 8192, output: 16, concurrency: 1, layout: layout)
+        r.inputRange = .fixed
+        let steady = try Estimator.estimate(r.base)
+        let loop = try ServingEstimator.estimate(r)
+        #expect(abs(loop.ttft.median / steady.timeToFirstToken - 1) < 0.02,
+                "\(layout): closed loop \(loop.ttft.median) s, steady state \(steady.timeToFirstToken) s")
+    }
+
     /// Tokens are conserved: each completed request produced its answer and consumed its prompt,
     /// whose mean lengths are those of the uniform draws (0.8–1.0 of 512 is 410…512, mean 461;
     /// an answer of 0.75–1.0 of 128 is 96…128, mean 112). A benchmark replay counts every token
