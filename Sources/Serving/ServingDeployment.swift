@@ -50,7 +50,7 @@ struct ServingDeployment {
             d.addPool(role: role, pricer: pricer, request: request, gpus: pool.gpus, workers: pool.workers,
                       simulated: pool.workers, gpusPerWorker: pool.gpusPerWorker)
         }
-        d.transfer = KVTransfer(request, prefill: resolved.prefill)
+        d.transfer = KVTransfer(request, prefill: resolved.prefill, decode: resolved.decode)
         return d
     }
 

@@ -344,15 +344,31 @@ import ConfigFile
         let base = EstimateRequest(model: try model("deepseek-v3"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 16),
                                    weights: .fp8, inputTokens: 1024, outputTokens: 64)
         let pool = Disaggregation.Pool(gpus: 8, workers: 1, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1))
-        let transfer = KVTransfer(ServingRequest(base: base, concurrency: 1), prefill: pool)
+        let transfer = KVTransfer(ServingRequest(base: base, concurrency: 1), prefill: pool, decode: pool)
         let bytes = Double((512 + 64) * 61 * 2) * 1024
         #expect(abs(transfer.seconds(1024) - (10e-6 + bytes / (50e9 * 0.8))) < 1e-12)
         // Within one NVL72 rack the KV moves over NVLink.
         var rack = base
         rack.cluster = try Cluster(gpu: gpu("gb200"), gpuCount: 16)
-        let nvlink = KVTransfer(ServingRequest(base: rack, concurrency: 1), prefill: pool)
+        let nvlink = KVTransfer(ServingRequest(base: rack, concurrency: 1), prefill: pool, decode: pool)
         let gb200 = try gpu("gb200")
         #expect(abs(nvlink.seconds(1024) - (gb200.scaleUpLatency + bytes / (gb200.scaleUpBandwidth * gb200.efficiency.scaleUp))) < 1e-12)
+    }
+
+    /// A GQA cache split over the KV heads of a tensor-parallel group travels in parallel, one
+    /// stream per GPU that holds a share on both sides: Qwen3-235B's 4 KV heads of 128 values,
+    /// 94 layers, K and V in bf16 (192,512 bytes a token) from a TP4 prefill worker move over 4
+    /// NICs to a TP8 decode worker and over one to a decode worker with data-parallel attention.
+    @Test func gqaTransferStreamsAreTheSideWithFewerHolders() throws {
+        let base = EstimateRequest(model: try model("qwen3-235b-a22b"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 16),
+                                   weights: .fp8, inputTokens: 8192, outputTokens: 64)
+        let request = ServingRequest(base: base, concurrency: 1)
+        let prefill = Disaggregation.Pool(gpus: 4, workers: 1, layout: Layout(attention: .tensor, tp: 4, ep: 4, pp: 1))
+        let tp8 = Disaggregation.Pool(gpus: 8, workers: 1, layout: Layout(attention: .tensor, tp: 8, ep: 8, pp: 1))
+        let dp = Disaggregation.Pool(gpus: 8, workers: 1, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1))
+        let bytes = Double(94 * 2 * 4 * 128 * 2) * 8192, nic = 50e9 * 0.8
+        #expect(abs(KVTransfer(request, prefill: prefill, decode: tp8).seconds(8192) - (10e-6 + bytes / (4 * nic))) < 1e-12)
+        #expect(abs(KVTransfer(request, prefill: prefill, decode: dp).seconds(8192) - (10e-6 + bytes / nic)) < 1e-12)
     }
 
     /// Goodput counts the requests that meet both targets: all of them under targets no request
