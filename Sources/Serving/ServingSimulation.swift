@@ -276,6 +276,13 @@ struct ServingSimulation {
                 prefillContext += Double(r.cached + r.prefilled)
             }
         }
+        // A decode worker whose admissions all ended at admission (answers the prefill's token
+        // completed) has no step to run.
+        if decoding == 0, chunks.isEmpty, w.role == .decode {
+            w.clock = start
+            outcome.windowEnd = max(outcome.windowEnd, start)
+            return
+        }
         let seconds = w.steps.seconds(decode: decoding, decodeContext: decoding > 0 ? w.decodeContextSum / Double(decoding) : 0,
                                       prefillTokens: prefillTokens, prefillSequences: chunks.count,
                                       prefillContext: chunks.isEmpty ? 0 : prefillContext / Double(chunks.count))
@@ -317,16 +324,18 @@ struct ServingSimulation {
             }
         }
         var anyDone = false
+        // Served input counts each prompt once, as a benchmark client does: a prompt recomputed
+        // after a preemption (its first token already out) is work, not input.
         for (slot, tokens) in chunks {
             requests[slot].prefilled += tokens
-            if inWindow { outcome.inputTokens += Double(tokens) }
+            if inWindow, requests[slot].firstToken < 0 { outcome.inputTokens += Double(tokens) }
             if requests[slot].prefilled >= requests[slot].compute { anyDone = true }
         }
         if anyDone { w.prefilling.removeAll { requests[$0].prefilled >= requests[$0].compute } }
         for (slot, _) in chunks where requests[slot].prefilled >= requests[slot].compute {
             w.prefillReserved -= requests[slot].reserved
             requests[slot].reserved = 0
-            if inWindow { outcome.inputTokens += Double(requests[slot].cached) }
+            if inWindow, requests[slot].firstToken < 0 { outcome.inputTokens += Double(requests[slot].cached) }
             shareComputedPrefix(slot, worker: w, index: index)
             if w.role == .prefill {
                 // The KV cache moves to a decode worker; the prefix stays resident here.
@@ -430,7 +439,14 @@ struct ServingSimulation {
             if w.role == .decode {
                 if r.firstToken < 0 { r.firstToken = w.clock }
                 requests[slot] = r
-                join(slot, worker: w)
+                // An answer the prefill's token completed (a one-token answer, or the last token
+                // recomputed after a preemption) ends at admission, as SGLang's prebuilt batch
+                // finishes it, without a decode step.
+                if r.generated >= r.outputTokens {
+                    complete(slot, at: w.clock, inWindow: warmUpEnd.map { w.clock > $0 } ?? false)
+                } else {
+                    join(slot, worker: w)
+                }
                 continue
             }
             r.cached = cached

@@ -30,6 +30,24 @@ import TestSupport
         #expect(abs(busy.estimate.ttft.mean / expected - 1) < 0.04, "TTFT \(busy.estimate.ttft.mean) vs \(expected)")
     }
 
+    /// Disaggregated, answers of one token: the prefill makes the whole answer, so a request ends
+    /// when the decode pool takes it in (SGLang's prebuilt batch finishes it), without a decode
+    /// step: its end-to-end time is its time to first token.
+    @Test func oneTokenAnswersEndAtDecodeAdmission() throws {
+        var r = try serving(gpus: 4, input: 512, output: 64)
+        r.base.layout = nil
+        let tp2 = Layout(attention: .tensor, tp: 2, ep: 1, pp: 1, moeTP: 2)
+        r.disaggregation = Disaggregation(prefill: .init(gpus: 2, workers: 1, layout: tp2), decode: .init(gpus: 2, workers: 1, layout: tp2))
+        // A trace may ask for one token (synthetic disaggregated lengths start at two).
+        let path = try writeTrace((0..<50).map { i in "\(Double(i) * 2),512,1" }.reduce(into: ["arrival_s,input_tokens,output_tokens"]) { $0.append($1) },
+                                  suffix: "csv")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try ServingEstimator.serve(OpenLoopRequest(serving: r, arrivals: .trace(path: path)))
+        #expect(result.completed == 50)
+        #expect(abs(result.estimate.endToEnd.mean - result.estimate.ttft.mean) < 1e-9,
+                "end to end \(result.estimate.endToEnd.mean) s, first token \(result.estimate.ttft.mean) s")
+    }
+
     /// Little's law over time: requests in the system (the sampled queue plus the running) =
     /// arrival rate × mean time in the system; and every request and token is accounted for.
     @Test func littlesLawAndConservation() throws {
@@ -97,6 +115,10 @@ import TestSupport
         let light = try ServingEstimator.serve(OpenLoopRequest(serving: short, arrivals: .process(.poisson(rate: 0.5), count: 100)))
         #expect(light.preemptions == 0 && light.kvUtilizationMax < 0.9)
         #expect(full.completed == 300)
+        // A preempted request's prompt is prefilled again but served once: the input counted is
+        // the 300 prompts' tokens, as a benchmark client counts them.
+        let input = full.estimate.inputTokensPerSecondPerGPU * full.simulatedSeconds
+        #expect(abs(input / (300 * 8192) - 1) < 0.01, "\(input) input tokens for 300 prompts of 8,192")
     }
 
     /// A folder as a trace, a rate outside 10^-6…10^6 per second, or an infinite target is a
