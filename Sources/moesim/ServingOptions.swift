@@ -23,7 +23,7 @@ struct ServingPolicyOptions: ParsableArguments {
     @Option(help: "Scheduler: mixed (chunked prefill inside decode steps: vLLM, TensorRT-LLM) or prefill-first (SGLang's default) (default: the framework's, else mixed).")
     var scheduler: SchedulerPolicy?
 
-    @Option(help: "Tokens one scheduler (attention group) processes per step (default: 8,192 under 160 GiB per GPU, else 16,384).")
+    @Option(help: "Tokens one scheduler (attention group, one DP rank under DP attention) processes per step (default: 8,192 under 160 GiB per GPU, else 16,384; SGLang divides its --chunked-prefill-size by the DP size, so pass that share).")
     var tokenBudget: Int?
 
     @Option(help: "The engine's cap on requests running at once per GPU (TensorRT-LLM max_batch_size per attention rank, SGLang --max-running-requests or vLLM --max-num-seqs, each over the GPUs they span; default 256, memory permitting).")
