@@ -103,7 +103,9 @@ final class StepCache {
         let stage = pricer.stageTime(parts)
         var seconds = pp * stage.total
         if drafts > 0, key.decode > 0 {
-            seconds += Double(drafts) * draftPass(sequencesPerGPU: perGPU(key.decode), context: Self.value(key.decodeContext))
+            // Every micro-batch drafts, on the last stage (the one that holds the MTP module),
+            // which the step then waits for once per micro-batch.
+            seconds += pp * Double(drafts) * draftPass(sequencesPerGPU: perGPU(key.decode), context: Self.value(key.decodeContext))
         }
         // Draft passes are decode-like layers of the same batch: priced at the step's power.
         return Priced(seconds: seconds, watts: pricer.cluster.gpu.power.map { PowerModel.gpuWatts(stage, $0) } ?? 0)
