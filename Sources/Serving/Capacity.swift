@@ -150,7 +150,20 @@ public enum Capacity {
         var candidates: [ServingRequest] = []
         // Under a rate, layouts are ranked at the largest batch that fits.
         if case let .users(n) = request.load { base.concurrency = n } else { base.concurrency = 1_000_000 }
-        for layout in ServingEstimator.rankedLayouts(base).prefix(3) {
+        // The best layout of each replica size (GPUs of one stage's group × stages), best first
+        // (those meeting the TPOT target in the steady state, then by output per GPU), at most
+        // four sizes. The steady state misses what a closed loop adds, and most for the widest
+        // groups (a prompt on one rank of an expert-parallel group slows the whole group's step):
+        // trying a narrow replica beside the wide ones keeps a count that a narrow layout serves
+        // from failing, and keeps "meets the targets" from falling as GPUs are added, which the
+        // bisection assumes.
+        let isMoE = base.base.model.moe != nil
+        var sizes = Set<Int>(), layouts: [Layout] = []
+        for layout in ServingEstimator.rankedLayouts(base)
+        where sizes.insert(layout.groupSize(isMoE: isMoE) * layout.pp).inserted && layouts.count < 4 {
+            layouts.append(layout)
+        }
+        for layout in layouts {
             var r = base
             r.base.layout = layout
             candidates.append(r)

@@ -108,7 +108,7 @@ public enum ServingEstimator {
     /// the steady state microseconds).
     public static func best(_ request: ServingRequest, maxTTFT: Double?, maxTPOT: Double?) throws -> ServingEstimate {
         try check(request)
-        let ranked = rankedLayouts(request)
+        let ranked = rankedLayouts(request, maxTPOT: maxTPOT)
         guard !ranked.isEmpty else {
             throw ServingError.doesNotFit("no layout of \(request.base.model.id) fits \(request.base.cluster.gpuCount) × "
                 + "\(request.base.cluster.gpu.id) at \(request.maxContext) tokens of context (see moesim plan)")
@@ -128,14 +128,25 @@ public enum ServingEstimator {
 
     /// The layouts that fit at the longest context, best first by the steady state's output
     /// tokens/s per GPU at the batch the concurrency implies (at most what fits and the engines'
-    /// cap): how `best`, `capacity` and the open loop's default pick what to simulate.
-    static func rankedLayouts(_ r: ServingRequest) -> [Layout] {
+    /// cap): how `best`, `capacity` and the open loop's default pick what to simulate. With a
+    /// TPOT target, the layouts whose steady-state TPOT meets it come first: the fastest layouts
+    /// per GPU are often the widest, whose steps are too slow for the target, and simulating only
+    /// those would find nothing where a narrower layout serves the load (and make "meets the
+    /// targets" fall as GPUs are added, which the capacity search's bisection assumes it does not).
+    static func rankedLayouts(_ r: ServingRequest, maxTPOT: Double? = nil) -> [Layout] {
+        let steady = steadyStates(r)
+        guard let maxTPOT else { return steady.map(\.layout) }
+        return steady.filter { $0.tpot <= maxTPOT }.map(\.layout) + steady.filter { $0.tpot > maxTPOT }.map(\.layout)
+    }
+
+    /// Every fitting layout's steady state at the batch the concurrency implies, fastest per GPU
+    /// first.
+    static func steadyStates(_ r: ServingRequest) -> [(layout: Layout, rate: Double, tpot: Double)] {
         let gpus = max(r.base.cluster.gpuCount, 1)
-        let ranked = LayoutSearch.candidates(r.base).compactMap { layout in
+        return LayoutSearch.candidates(r.base).compactMap { layout in
             steadyState(r, base: r.base, layout: layout, gpus: gpus, batchPerGPU: r.concurrency / gpus,
-                        loadMTP: r.speculative != nil).map { (layout, $0.outputTokensPerSecondPerGPU) }
-        }
-        return ranked.sorted { $0.1 > $1.1 }.map(\.0)
+                        loadMTP: r.speculative != nil).map { (layout, $0.outputTokensPerSecondPerGPU, $0.timePerOutputToken) }
+        }.sorted { $0.rate > $1.rate }
     }
 
     /// The steady state of `layout` for `base` (one worker's GPUs, or the deployment's) at the

@@ -41,6 +41,25 @@ import TestSupport
         for gpus in [72, 144] { _ = try Capacity.evaluate(r, gpus: gpus) }
     }
 
+    /// The fewest GPUs cannot depend on how many more the search may use. DeepSeek-R1 for 64
+    /// users at a tight TPOT: the widest expert-parallel layouts rank first in the steady state
+    /// and miss the target in the closed loop, so a search that tried only the top-ranked
+    /// layouts at each count answered at some limits, not at others, and too high at some.
+    @Test func theAnswerDoesNotDependOnTheLimit() throws {
+        let base = EstimateRequest(model: try model("deepseek-r1"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 8),
+                                   weights: .fp8, inputTokens: 2048, outputTokens: 512)
+        var answers: [Int?] = []
+        for limit in [48, 64, 128] {
+            var r = CapacityRequest(serving: ServingRequest(base: base, concurrency: 64), load: .users(64), maxTTFT: 3,
+                                    maxTPOT: 0.018, maxGPUs: limit)
+            r.disaggregation = false
+            let answer = try Capacity.fewestGPUs(r)
+            if let answer { #expect(answer.ttft <= 3 && answer.tpot <= 0.018) }
+            answers.append(answer?.gpus)
+        }
+        #expect(answers[0] != nil && Set(answers.map { $0 ?? 0 }).count == 1, "answers \(answers) at limits 48, 64, 128")
+    }
+
     @Test func anImpossibleTargetHasNoAnswer() throws {
         var r = try request(users: 64)
         r.maxTPOT = 0.0001
