@@ -187,7 +187,27 @@ public enum Estimator {
                 + "\(request.inputTokens + request.outputTokens) tokens of context: the largest that fits is \(prepared.largestFit) "
                 + "(KV cache, activations, weights and the reserve)")
         }
-        return finish(prepared, batch: request.decodeBatchPerGPU ?? prepared.largestBatch)
+        return finish(prepared, batch: Double(request.decodeBatchPerGPU ?? prepared.largestBatch))
+    }
+
+    /// Prices `layout` at a decode batch of `sequencesPerGPU` sequences per GPU that may be a
+    /// fraction (sequences of the deployment over its GPUs): a load lighter than the GPUs, or a
+    /// tensor-parallel group of tp GPUs holding fewer than tp sequences (long contexts, where
+    /// MLA's latent is whole on every rank). The serving layer ranks layouts with it at the load
+    /// they would carry; at least one sequence in all, and no more than fit. The estimate's
+    /// `decodeBatchPerGPU` is the whole part.
+    public static func estimate(_ request: EstimateRequest, layout: Layout, sequencesPerGPU: Double) throws -> Estimate {
+        try check(request)
+        let prepared = try prepare(request, layout: layout)
+        let gpus = Double(max(request.cluster.gpuCount, 1))
+        let sequences = sequencesPerGPU * gpus
+        guard prepared.plan.fits, sequences.isFinite, sequences >= 1 - 1e-9,
+              sequences <= Double(prepared.plan.maxConcurrentSequences) + 1e-9 else {
+            throw EstimateError.noLayout("\(layout) holds \(prepared.plan.maxConcurrentSequences) sequences of "
+                + "\(request.inputTokens + request.outputTokens) tokens on \(request.cluster.gpuCount) GPUs, not "
+                + "\(sequences.formatted())")
+        }
+        return finish(prepared, batch: sequencesPerGPU)
     }
 
     /// What does not depend on the decode batch: the plan, the prefill and the time to first token.
@@ -252,17 +272,17 @@ public enum Estimator {
     }
 
     /// Adds the decode step at `batch` sequences per GPU.
-    static func finish(_ p: Prepared, batch: Int) -> Estimate {
+    static func finish(_ p: Prepared, batch: Double) -> Estimate {
         let request = p.request, layout = p.layout
         // Decode at the mean context of the generation.
-        let decodeShape = StepShapeOnGPU(phase: .decode, sequencesPerGPU: Double(batch), newTokens: 1,
+        let decodeShape = StepShapeOnGPU(phase: .decode, sequencesPerGPU: batch, newTokens: 1,
                                          context: request.inputTokens + request.outputTokens / 2)
         let decode = stepTime(request.model, cluster: request.cluster, layout: layout, shape: decodeShape,
                               weights: request.weights, kvCache: request.kvCache, imbalance: p.imbalance,
                               localExperts: p.localExperts, overlap: request.features.contains(.twoBatchOverlap),
                               eager: false)  // decode-only: graphed
         let tpot = Double(layout.pp) * decode.total
-        let outputRate = Double(batch) / tpot
+        let outputRate = batch / tpot
         let prefillSecondsPerSequence = Double(request.inputTokens) / p.inputRate
         let offline = request.outputTokens > 0
             ? Double(request.outputTokens) / (prefillSecondsPerSequence + Double(request.outputTokens) / outputRate) : 0
@@ -277,7 +297,7 @@ public enum Estimator {
             return e
         }
         return Estimate(
-            plan: p.plan, decodeBatchPerGPU: batch, prefillTokensPerGPU: p.chunk, prefillStep: p.prefill, decodeStep: decode,
+            plan: p.plan, decodeBatchPerGPU: Int(batch), prefillTokensPerGPU: p.chunk, prefillStep: p.prefill, decodeStep: decode,
             inputTokensPerSecondPerGPU: p.inputRate, outputTokensPerSecondPerGPU: outputRate,
             outputTokensPerSecondPerUser: 1 / tpot, timeToFirstToken: p.ttft, timePerOutputToken: tpot,
             endToEndLatency: p.ttft + Double(request.outputTokens) * tpot,

@@ -55,7 +55,7 @@ public enum LayoutSearch {
                 while b <= prepared.largestBatch { batches.append(b); b *= 2 }
                 if let last = batches.last, last < prepared.largestBatch { batches.append(prepared.largestBatch) }
             }
-            all += batches.map { Estimator.finish(prepared, batch: $0) }
+            all += batches.map { Estimator.finish(prepared, batch: Double($0)) }
         }
         let allowed = all.filter { e in
             (maxTTFT.map { e.timeToFirstToken <= $0 } ?? true) && (maxTPOT.map { e.timePerOutputToken <= $0 } ?? true)

@@ -157,12 +157,14 @@ public enum Capacity {
         // trying a narrow replica beside the wide ones keeps a count that a narrow layout serves
         // from failing, and keeps "meets the targets" from falling as GPUs are added, which the
         // bisection assumes.
+        // Up to four sizes, then the next best whatever their size, six layouts in all.
         let isMoE = base.base.model.moe != nil
+        let ranked = ServingEstimator.rankedLayouts(base)
         var sizes = Set<Int>(), layouts: [Layout] = []
-        for layout in ServingEstimator.rankedLayouts(base)
-        where sizes.insert(layout.groupSize(isMoE: isMoE) * layout.pp).inserted && layouts.count < 4 {
+        for layout in ranked where sizes.insert(layout.groupSize(isMoE: isMoE) * layout.pp).inserted && layouts.count < 4 {
             layouts.append(layout)
         }
+        layouts += ranked.filter { !layouts.contains($0) }.prefix(6 - layouts.count)
         for layout in layouts {
             var r = base
             r.base.layout = layout

@@ -144,28 +144,33 @@ public enum ServingEstimator {
     static func steadyStates(_ r: ServingRequest) -> [(layout: Layout, rate: Double, tpot: Double)] {
         let gpus = max(r.base.cluster.gpuCount, 1)
         return LayoutSearch.candidates(r.base).compactMap { layout in
-            steadyState(r, base: r.base, layout: layout, gpus: gpus, batchPerGPU: r.concurrency / gpus,
+            steadyState(r, base: r.base, layout: layout, gpus: gpus, sequencesPerGPU: Double(r.concurrency) / Double(gpus),
                         loadMTP: r.speculative != nil).map { (layout, $0.outputTokensPerSecondPerGPU, $0.timePerOutputToken) }
         }.sorted { $0.rate > $1.rate }
     }
 
     /// The steady state of `layout` for `base` (one worker's GPUs, or the deployment's) at the
-    /// longest context and a decode batch of `batchPerGPU` per GPU, held to what fits and the
-    /// engines' cap; nil when not one sequence per GPU fits.
-    private static func steadyState(_ r: ServingRequest, base: EstimateRequest, layout: Layout, gpus: Int, batchPerGPU: Int,
+    /// longest context with as many sequences as the load puts on its `gpus` (`sequencesPerGPU`
+    /// of them per GPU), held to what fits and the engines' cap; nil when not one fits. The batch
+    /// may be a fraction per GPU: a load lighter than the GPUs, or a tensor-parallel group that
+    /// holds fewer sequences than it has GPUs (long contexts, where MLA's latent is whole on
+    /// every rank).
+    private static func steadyState(_ r: ServingRequest, base: EstimateRequest, layout: Layout, gpus: Int, sequencesPerGPU: Double,
                                     loadMTP: Bool) -> Estimate? {
-        guard let pricer = try? StepPricer(base, layout: layout, context: r.maxContext, loadMTP: loadMTP), pricer.plan.fits else {
+        guard let pricer = try? StepPricer(base, layout: layout, context: r.maxContext, loadMTP: loadMTP), pricer.plan.fits,
+              pricer.plan.maxConcurrentSequences >= 1 else {
             return nil
         }
-        let fit = pricer.plan.maxConcurrentSequences / max(gpus, 1)
-        guard fit >= 1 else { return nil }
         var priced = base
         priced.layout = layout
-        priced.decodeBatchPerGPU = max(1, min(fit, r.maxBatchPerGPU ?? Estimator.maxBatchPerGPU, batchPerGPU))
+        priced.decodeBatchPerGPU = nil
         // The longest prompt and answer: the steady state at the longest context.
         priced.inputTokens = r.inputRange.tokens(base.inputTokens).upper
         priced.outputTokens = r.outputRange.tokens(base.outputTokens).upper
-        return try? Estimator.estimate(priced, layout: layout)
+        let n = Double(max(gpus, 1))
+        let sequences = min(max(sequencesPerGPU * n, 1), Double(pricer.plan.maxConcurrentSequences),
+                            Double(r.maxBatchPerGPU ?? Estimator.maxBatchPerGPU) * n)
+        return try? Estimator.estimate(priced, layout: layout, sequencesPerGPU: sequences / n)
     }
 
     static func check(_ request: ServingRequest) throws {
@@ -265,7 +270,7 @@ public enum ServingEstimator {
             for layout in LayoutSearch.candidates(sub.base) {
                 guard (try? layout.validate(for: sub.base.model, gpus: pool.gpusPerWorker)) == 1,
                       let steady = steadyState(request, base: sub.base, layout: layout, gpus: pool.gpusPerWorker,
-                                               batchPerGPU: request.concurrency / max(d.decode.gpus, 1),
+                                               sequencesPerGPU: Double(request.concurrency) / Double(max(d.decode.gpus, 1)),
                                                loadMTP: !isPrefill && request.speculative != nil) else { continue }
                 let score = isPrefill ? steady.inputTokensPerSecondPerGPU : steady.outputTokensPerSecondPerGPU
                 if score > (best?.1 ?? 0) { best = (layout, score) }

@@ -41,6 +41,20 @@ import ConfigFile
                 "\(layout): closed loop \(loop.ttft.median) s, steady state \(steady.timeToFirstToken) s")
     }
 
+    /// A tensor-parallel group that holds fewer sequences than it has GPUs is still a layout to
+    /// rank: DeepSeek-R1 at 122K tokens of context on 8 H200s, whose TP8 group holds 5 sequences
+    /// (MLA's latent whole on every rank, `moesim plan`), is priced at the 4 the load puts on it
+    /// (4 sequences over its 8 GPUs per TPOT), where it was dropped for holding under one per GPU.
+    @Test func aGroupHoldingFewerSequencesThanGPUsIsRanked() throws {
+        var r = try request("deepseek-r1", gpus: 8, input: 120_000, output: 2_000, concurrency: 4, layout: nil)
+        r.inputRange = .fixed
+        let tp8 = Layout(attention: .tensor, tp: 8, ep: 1, pp: 1, moeTP: 8)
+        let pricer = try StepPricer(r.base, layout: tp8, context: 122_000)
+        #expect(pricer.plan.fits && pricer.plan.maxConcurrentSequences < 8, "\(pricer.plan.maxConcurrentSequences) sequences")
+        let steady = try #require(ServingEstimator.steadyStates(r).first { $0.layout == tp8 })
+        #expect(abs(steady.rate * 8 * steady.tpot / 4 - 1) < 1e-9, "\(steady.rate) tokens/s per GPU at TPOT \(steady.tpot) s")
+    }
+
     /// Tokens are conserved: each completed request produced its answer and consumed its prompt,
     /// whose mean lengths are those of the uniform draws (0.8–1.0 of 512 is 410…512, mean 461;
     /// an answer of 0.75–1.0 of 128 is 96…128, mean 112). A benchmark replay counts every token
