@@ -547,7 +547,11 @@ struct ServingSimulation {
         // A router that waits for the prefill server's response streams the decode server's
         // tokens only after it (one still open belongs to a prefill worker idle since it landed).
         let last = max(end, r.prefillResponse)
-        if r.measured, warmUpEnd != nil {
+        // Measured: every completion after the warm-up (a closed loop's window of completions,
+        // long requests begun before it included: counting only the requests begun after it
+        // would stop at the first max(2N, 64) of those to finish, the short ones), and every
+        // request of an open loop or a benchmark replay.
+        if let start = warmUpEnd, r.measured || end > start {
             let first = max(r.firstToken, r.prefillResponse)
             let ttft = first - r.arrival, e2e = last - r.arrival
             let tpot = r.outputTokens > 1 ? (last - first) / Double(r.outputTokens - 1) : nil

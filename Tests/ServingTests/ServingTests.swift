@@ -55,6 +55,18 @@ import ConfigFile
         #expect(abs(steady.rate * 8 * steady.tpot / 4 - 1) < 1e-9, "\(steady.rate) tokens/s per GPU at TPOT \(steady.tpot) s")
     }
 
+    /// Little's law with answers from 10% to 100% of the nominal length: the measured window
+    /// takes every completion in it, long answers begun before it included, so the latencies are
+    /// those of the mix the loop serves (a window of the first requests begun after the warm-up
+    /// to finish held the short ones: 0.86 of the concurrency in flight).
+    @Test func littlesLawWithVaryingAnswers() throws {
+        var r = try request(concurrency: 64)
+        r.outputRange = LengthRange(lower: 0.1, upper: 1)
+        let s = try ServingEstimator.estimate(r)
+        let inFlight = s.requestsPerSecond * s.endToEnd.mean
+        #expect(abs(inFlight / 64 - 1) < 0.05, "\(inFlight) in flight for 64")
+    }
+
     /// Tokens are conserved: each completed request produced its answer and consumed its prompt,
     /// whose mean lengths are those of the uniform draws (0.8–1.0 of 512 is 410…512, mean 461;
     /// an answer of 0.75–1.0 of 128 is 96…128, mean 112). A benchmark replay counts every token
