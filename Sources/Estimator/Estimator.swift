@@ -207,7 +207,11 @@ public enum Estimator {
                 + "\(request.inputTokens + request.outputTokens) tokens on \(request.cluster.gpuCount) GPUs, not "
                 + "\(sequences.formatted())")
         }
-        return finish(prepared, batch: sequencesPerGPU)
+        // The busiest attention group holds whole sequences (one, under data-parallel attention,
+        // where some ranks are idle); the experts see the mean.
+        let group = Double(layout.attentionGroup)
+        let busiest = (sequencesPerGPU * group - 1e-9).rounded(.up) / group
+        return finish(prepared, batch: max(busiest, sequencesPerGPU), mean: sequencesPerGPU)
     }
 
     /// What does not depend on the decode batch: the plan, the prefill and the time to first token.
@@ -272,17 +276,19 @@ public enum Estimator {
     }
 
     /// Adds the decode step at `batch` sequences per GPU.
-    static func finish(_ p: Prepared, batch: Double) -> Estimate {
+    /// `batch`: sequences per GPU of the busiest attention group; `mean`, when it differs, the
+    /// deployment's (fewer sequences than attention groups leave some idle).
+    static func finish(_ p: Prepared, batch: Double, mean: Double? = nil) -> Estimate {
         let request = p.request, layout = p.layout
         // Decode at the mean context of the generation.
         let decodeShape = StepShapeOnGPU(phase: .decode, sequencesPerGPU: batch, newTokens: 1,
-                                         context: request.inputTokens + request.outputTokens / 2)
+                                         context: request.inputTokens + request.outputTokens / 2, meanSequencesPerGPU: mean)
         let decode = stepTime(request.model, cluster: request.cluster, layout: layout, shape: decodeShape,
                               weights: request.weights, kvCache: request.kvCache, imbalance: p.imbalance,
                               localExperts: p.localExperts, overlap: request.features.contains(.twoBatchOverlap),
                               eager: false)  // decode-only: graphed
         let tpot = Double(layout.pp) * decode.total
-        let outputRate = batch / tpot
+        let outputRate = (mean ?? batch) / tpot
         let prefillSecondsPerSequence = Double(request.inputTokens) / p.inputRate
         let offline = request.outputTokens > 0
             ? Double(request.outputTokens) / (prefillSecondsPerSequence + Double(request.outputTokens) / outputRate) : 0
@@ -297,7 +303,7 @@ public enum Estimator {
             return e
         }
         return Estimate(
-            plan: p.plan, decodeBatchPerGPU: Int(batch), prefillTokensPerGPU: p.chunk, prefillStep: p.prefill, decodeStep: decode,
+            plan: p.plan, decodeBatchPerGPU: Int(mean ?? batch), prefillTokensPerGPU: p.chunk, prefillStep: p.prefill, decodeStep: decode,
             inputTokensPerSecondPerGPU: p.inputRate, outputTokensPerSecondPerGPU: outputRate,
             outputTokensPerSecondPerUser: 1 / tpot, timeToFirstToken: p.ttft, timePerOutputToken: tpot,
             endToEndLatency: p.ttft + Double(request.outputTokens) * tpot,

@@ -150,9 +150,8 @@ public enum Capacity {
         var candidates: [ServingRequest] = []
         // Under a rate, layouts are ranked at the largest batch that fits.
         if case let .users(n) = request.load { base.concurrency = n } else { base.concurrency = 1_000_000 }
-        // The best layout of each replica size (GPUs of one stage's group × stages), best first
-        // (those meeting the TPOT target in the steady state, then by output per GPU), at most
-        // four sizes. The steady state misses what a closed loop adds, and most for the widest
+        // The best layout of each replica size (GPUs of one stage's group × stages) by the
+        // steady state's output per GPU, at most four sizes. The steady state misses what a closed loop adds, and most for the widest
         // groups (a prompt on one rank of an expert-parallel group slows the whole group's step):
         // trying a narrow replica beside the wide ones keeps a count that a narrow layout serves
         // from failing, and keeps "meets the targets" from falling as GPUs are added, which the

@@ -45,7 +45,9 @@ struct ServingSimulation {
         /// Bumped when the request leaves a decode batch (done or preempted): stale entries of
         /// `finishing` and `decoders` are skipped.
         var generation = 0
-        var measured = false
+        /// A placeholder of the closed loop's seeded steady state, begun before time 0 (its
+        /// arrival and first token are not real): never measured.
+        var seeded = false
     }
 
     enum Mode {
@@ -124,6 +126,8 @@ struct ServingSimulation {
     let options: Options
     var outcome = Outcome()
     var warmUpEnd: Double? = nil
+    /// Seeded placeholders still in flight: a closed loop's warm-up lasts until none is left.
+    var seededLeft = 0
     var inSystem = 0
     var nextArrival: Arrival? = nil
     var nextSample = 0.0
@@ -197,8 +201,7 @@ struct ServingSimulation {
         let slot = free.popLast() ?? { requests.append(Request()); return requests.count - 1 }()
         let generation = requests[slot].generation + 1
         requests[slot] = Request(arrival: arrival.time, promptTokens: arrival.promptTokens, outputTokens: arrival.outputTokens,
-                                 prefixID: arrival.prefixID ?? -1, prefixTokens: arrival.prefixTokens, generation: generation,
-                                 measured: true)
+                                 prefixID: arrival.prefixID ?? -1, prefixTokens: arrival.prefixTokens, generation: generation)
         inSystem += 1
         // A load the deployment cannot keep up with queues without end: say so rather than
         // fill the memory (each request in the system costs about a hundred bytes).
@@ -543,15 +546,16 @@ struct ServingSimulation {
         let r = requests[slot]
         requests[slot].generation += 1
         outcome.completions += 1
+        if r.seeded { seededLeft -= 1 }
         if inWindow { outcome.windowCompletions += 1 }
         // A router that waits for the prefill server's response streams the decode server's
         // tokens only after it (one still open belongs to a prefill worker idle since it landed).
         let last = max(end, r.prefillResponse)
-        // Measured: every completion after the warm-up (a closed loop's window of completions,
-        // long requests begun before it included: counting only the requests begun after it
-        // would stop at the first max(2N, 64) of those to finish, the short ones), and every
-        // request of an open loop or a benchmark replay.
-        if let start = warmUpEnd, r.measured || end > start {
+        // Measured: every completion after the warm-up but the seeded placeholders' (a closed
+        // loop's window of completions, long requests begun before it included: counting only
+        // the requests begun after it would stop at the first max(2N, 64) of those to finish, the
+        // short ones); an open loop's and a benchmark replay's warm-up ends at time 0.
+        if let start = warmUpEnd, !r.seeded, end > start {
             let first = max(r.firstToken, r.prefillResponse)
             let ttft = first - r.arrival, e2e = last - r.arrival
             let tpot = r.outputTokens > 1 ? (last - first) / Double(r.outputTokens - 1) : nil
@@ -568,12 +572,15 @@ struct ServingSimulation {
                 guard issued < total else { return }
                 issued += 1
             }
-            if warmUpEnd == nil, outcome.completions >= count { warmUpEnd = end }
+            // The warm-up: N completions, and every seeded placeholder gone (with answers of
+            // varying length the longest outlast the first N; a window they still finish in
+            // would hold only the short requests begun since).
+            if warmUpEnd == nil, outcome.completions >= count, seededLeft == 0 { warmUpEnd = end }
             var source = lengths
             let (prompt, output) = source.next()
             mode = .closed(count: count, lengths: source)
             requests[slot] = Request(arrival: last, promptTokens: prompt, outputTokens: output,
-                                     generation: requests[slot].generation + 1, measured: warmUpEnd != nil)
+                                     generation: requests[slot].generation + 1)
             // The new request reaches the scheduler after the step that starts at this instant
             // has been formed: schedulers form a batch only between steps.
             workers[leastLoaded(entry)].enqueue(slot, ready: last.nextUp)
@@ -590,7 +597,7 @@ struct ServingSimulation {
         warmUpEnd = 0
         for slot in 0..<min(count, total) {
             let (prompt, output) = lengths.next()
-            requests[slot] = Request(arrival: 0, promptTokens: prompt, outputTokens: output, measured: true)
+            requests[slot] = Request(arrival: 0, promptTokens: prompt, outputTokens: output)
             workers[leastLoaded(entry)].enqueue(slot, ready: 0)
             issued += 1
         }
@@ -618,6 +625,8 @@ struct ServingSimulation {
             }
             requests[slot].generated = generated
             requests[slot].firstToken = 0
+            requests[slot].seeded = true
+            seededLeft += 1
             join(slot, worker: w)
         }
         mode = .closed(count: count, lengths: lengths)

@@ -43,8 +43,9 @@ import ConfigFile
 
     /// A tensor-parallel group that holds fewer sequences than it has GPUs is still a layout to
     /// rank: DeepSeek-R1 at 122K tokens of context on 8 H200s, whose TP8 group holds 5 sequences
-    /// (MLA's latent whole on every rank, `moesim plan`), is priced at the 4 the load puts on it
-    /// (4 sequences over its 8 GPUs per TPOT), where it was dropped for holding under one per GPU.
+    /// (MLA's latent whole on every rank, `moesim plan`), is ranked (it was dropped for holding
+    /// under one per GPU) and priced at the 4 the load puts on it, not the 5 that fit nor one
+    /// per GPU.
     @Test func aGroupHoldingFewerSequencesThanGPUsIsRanked() throws {
         var r = try request("deepseek-r1", gpus: 8, input: 120_000, output: 2_000, concurrency: 4, layout: nil)
         r.inputRange = .fixed
