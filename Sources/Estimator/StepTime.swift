@@ -181,9 +181,9 @@ extension Estimator {
         }
         // The pairs this GPU's experts compute, and the share of its attention group's tokens'
         // copies they are (the share of the group's expert permutation it does).
-        let k = Double(model.moe?.expertsPerToken ?? 1)
-        let pairs = expertPairs(layout: layout, expertTokensPerGPU: expertTokensPerGPU, expertsPerToken: Int(k), imbalance: imbalance)
-        let copies = pairs / k / max(groupTokens, 1e-30)
+        let k = model.moe?.expertsPerToken ?? 1
+        let pairs = expertPairs(layout: layout, expertTokensPerGPU: expertTokensPerGPU, expertsPerToken: k, imbalance: imbalance)
+        let copies = pairs / Double(k) / max(groupTokens, 1e-30)
         for op in ops {
             launches = !op.fused
             block = op.block
