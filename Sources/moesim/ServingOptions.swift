@@ -138,7 +138,7 @@ struct ServingPolicyOptions: ParsableArguments {
         r.maxBatchPerGPU = maxBatchPerGPU
         r.continuousDecodeSteps = continuousDecodeSteps ?? 1
         r.schedulerRecvInterval = schedulerRecvInterval ?? 1
-        r.router = pdRouter ?? (framework == .sglang ? .sglang : nil)
+        r.router = pdRouter ?? framework.flatMap { PrefillDecodeRouter(framework: $0.rawValue) }
         return r
     }
 
