@@ -66,18 +66,18 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Run a scaled-down model on this CPU and compare its speed with the estimator's prediction.",
         discussion: """
-        Prefills --batch prompts of --prompt random tokens, then decodes --generate tokens each.
-        Prints prefill and decode tokens/s, achieved GFLOP/s and memory GB/s, tokens per expert,
-        and what the estimator predicts for this CPU (from --host, a file written by
-        `moesim calibrate --save`, or a short calibration now), with the prefill time split by
-        part of the model (attention, MLP, MoE, head, norms) beside the estimator's split.
+        Prefills --batch prompts of --prompt random tokens, then decodes --generate tokens each. \
+        Prints prefill and decode tokens/s, achieved GFLOP/s and memory GB/s, tokens per expert, \
+        and what the estimator predicts for this CPU (from --host, a file written by \
+        `moesim calibrate --save`, or a short calibration now), with the prefill time split by \
+        part of the model (attention, MLP, MoE, head, norms) beside the estimator's split. \
         On x86-64 the weights are stored in panels for TensorCore's AVX-512 or AVX2 kernels.
 
         Examples:
-          moesim bench kimi-k2                               ÷8 widths, 4 layers, random weights
+          moesim bench kimi-k2                # ÷8 widths, 4 layers, random weights
           moesim bench qwen3-max-1t --scale 16 --layers 8 --weights bf16
           moesim bench deepseek-v3 --batch 8 --prompt 256 --generate 64 --json
-          moesim bench ~/models/Qwen3-30B-A3B                a HuggingFace folder, real weights
+          moesim bench ~/models/Qwen3-30B-A3B # a HuggingFace folder, real weights
         """
     )
 
@@ -207,8 +207,10 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Greedy generation from a HuggingFace model folder (config.json + *.safetensors).",
         discussion: """
         Examples:
-          moesim generate Tests/CPURuntimeTests/Fixtures/mixtral --tokens 3,17,42 --max-new 8
-          moesim generate ~/models/Qwen3-30B-A3B --tokens 151644,872 --max-new 16 --weights bf16 --json
+          moesim generate Tests/CPURuntimeTests/Fixtures/mixtral \\
+              --tokens 3,17,42 --max-new 8
+          moesim generate ~/models/Qwen3-30B-A3B --tokens 151644,872 --max-new 16 \\
+              --weights bf16 --json
         """
     )
 

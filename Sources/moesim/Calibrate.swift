@@ -7,10 +7,10 @@ struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this CPU: GEMM GFLOP/s (TensorCore and raw BLAS) and memory bandwidth.",
         discussion: """
-        GEMM: best of 3 n×n×n sgemm runs through TensorCore and through cblas_sgemm directly.
-        Memory: best of 4 STREAM triad passes (a = b + s·c) over three arrays of 512 MiB each,
-        counting 12 bytes per element, and best of 4 read-only passes (a dot product of two of
-        them). --save writes this host as a hardware spec (configs/hardware format) that the
+        GEMM: best of 3 n×n×n sgemm runs through TensorCore and through cblas_sgemm directly. \
+        Memory: best of 4 STREAM triad passes (a = b + s·c) over three arrays of 512 MiB each, \
+        counting 12 bytes per element, and best of 4 read-only passes (a dot product of two of \
+        them). --save writes this host as a hardware spec (configs/hardware format) that the \
         estimator can price, with the read bandwidth: weights and KV cache are read, not written.
 
         Examples:

@@ -11,16 +11,18 @@ struct CapacityCommand: ParsableCommand {
         commandName: "capacity",
         abstract: "The fewest GPUs (whole nodes), and how to cut them, that serve a load within TTFT and TPOT targets.",
         discussion: """
-        The load is --users N (each with one request in flight: a closed loop) or --rate R
-        requests per second (Poisson). GPU counts go up by whole nodes (8 GPUs); each count tries
-        the layouts the steady state ranks best and, unless --no-disaggregation, prefill:decode
-        splits of whole nodes, simulating each; the answer is the fewest GPUs whose percentile
-        (--percentile, default p90) TTFT and TPOT meet the targets, with its layout or pools and
+        The load is --users N (each with one request in flight: a closed loop) or --rate R \
+        requests per second (Poisson). GPU counts go up by whole nodes (8 GPUs); each count tries \
+        the layouts the steady state ranks best and, unless --no-disaggregation, prefill:decode \
+        splits of whole nodes, simulating each; the answer is the fewest GPUs whose percentile \
+        (--percentile, default p90) TTFT and TPOT meet the targets, with its layout or pools and \
         its cost per million output tokens and per request.
 
         Examples:
-          moesim capacity --model kimi-k2 --users 512 --input 4096 --output 1024 --slo-ttft 2 --slo-tpot 0.05
-          moesim capacity --model deepseek-r1 --gpu b200 --weights fp4 --rate 20 --slo-ttft 1 --slo-tpot 0.03 --json
+          moesim capacity --model kimi-k2 --users 512 --input 4096 --output 1024 \\
+              --slo-ttft 2 --slo-tpot 0.05
+          moesim capacity --model deepseek-r1 --gpu b200 --weights fp4 --rate 20 \\
+              --slo-ttft 1 --slo-tpot 0.03 --json
         """
     )
 

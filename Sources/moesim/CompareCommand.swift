@@ -10,8 +10,8 @@ struct CompareCommand: ParsableCommand {
         commandName: "compare",
         abstract: "Price the same workload for several models, GPUs, formats or architecture what-ifs.",
         discussion: """
-        Each comma-separated list makes variants; --vary key=a,b,c changes one config field
-        (as --set does). For each variant: the smallest GPU count that holds one sequence of
+        Each comma-separated list makes variants; --vary key=a,b,c changes one config field \
+        (as --set does). For each variant: the smallest GPU count that holds one sequence of \
         input + output tokens (or --gpus when given), its best layout, and the estimate there.
 
         Examples:

@@ -10,32 +10,37 @@ struct EstimateCommand: ParsableCommand {
         commandName: "estimate",
         abstract: "Price one configuration: tokens/s, TTFT, TPOT, bottleneck and cost.",
         discussion: """
-        Without --concurrency: the steady state of one decode batch. Without --layout, every layout
-        that fits is tried at decode batches 1, 2, 4, … up to the largest that fits, and the highest
-        output tokens/s per GPU within --max-ttft / --max-tpot is shown, with the Pareto front of
-        throughput per GPU against tokens/s per user. A --batch-per-gpu that does not fit is an
-        error naming the largest that does. "Per GPU" always divides by every GPU of the
-        deployment: under tensor-parallel attention a batch of B per GPU is B × tp sequences shared
+        Without --concurrency: the steady state of one decode batch. Without --layout, every layout \
+        that fits is tried at decode batches 1, 2, 4, … up to the largest that fits, and the highest \
+        output tokens/s per GPU within --max-ttft / --max-tpot is shown, with the Pareto front of \
+        throughput per GPU against tokens/s per user. A --batch-per-gpu that does not fit is an \
+        error naming the largest that does. "Per GPU" always divides by every GPU of the \
+        deployment: under tensor-parallel attention a batch of B per GPU is B × tp sequences shared \
         by the tp GPUs of a group.
 
-        With --concurrency N: a closed loop of N requests in flight (each replaced when it
-        finishes), simulated step by step with continuous batching and chunked prefill: output,
-        input and total tokens/s per GPU, tokens/s per user, TTFT, TPOT and end-to-end latency
-        (median, p90, p99). Add --prefill-pool and --decode-pool for disaggregated serving, --mtp
-        for speculative decoding. Without --layout, the layouts the steady state ranks best are
+        With --concurrency N: a closed loop of N requests in flight (each replaced when it \
+        finishes), simulated step by step with continuous batching and chunked prefill: output, \
+        input and total tokens/s per GPU, tokens/s per user, TTFT, TPOT and end-to-end latency \
+        (median, p90, p99). Add --prefill-pool and --decode-pool for disaggregated serving, --mtp \
+        for speculative decoding. Without --layout, the layouts the steady state ranks best are \
         simulated and the best within --max-ttft / --max-tpot (at p90) is shown.
 
         Examples:
-          moesim estimate                                         kimi-k2 on 16 × H200
-          moesim estimate --model deepseek-v3 --gpu h100-sxm --gpus 32 --layout attention=dp,tp=1,ep=32,pp=1 \\
-                          --features two-batch-overlap --batch-per-gpu 256 --input 2000 --output 0
+          moesim estimate                                # kimi-k2 on 16 × H200
+          moesim estimate --model deepseek-v3 --gpu h100-sxm --gpus 32 \\
+              --layout attention=dp,tp=1,ep=32,pp=1 --features two-batch-overlap \\
+              --batch-per-gpu 256 --input 2000 --output 0
           moesim estimate --max-tpot 0.05 --json
-          moesim estimate --model deepseek-r1 --gpus 8 --layout attention=tp,tp=8,ep=1,pp=1,moe_tp=8 \\
-                          --input 1024 --output 1024 --input-range 0.8,1.0 --output-range 0.8,1.0 --concurrency 64
-          moesim estimate --model deepseek-r1 --gpu gb300 --weights fp4 --concurrency 2048 --mtp 1 \\
-                          --prefill-pool 6,3,attention=dp,tp=1,ep=2,pp=1 --decode-pool 16,1,attention=dp,tp=1,ep=16,pp=1
-          moesim estimate --model deepseek-r1 --gpu b300 --gpus 4 --weights fp4 --attention-weights bf16 \\
-                          --kv-cache fp8 --concurrency 4 --framework sglang     an SGLang engine as InferenceX runs it
+          moesim estimate --model deepseek-r1 --gpus 8 \\
+              --layout attention=tp,tp=8,ep=1,pp=1,moe_tp=8 --concurrency 64 \\
+              --input 1024 --output 1024 --input-range 0.8,1.0 --output-range 0.8,1.0
+          moesim estimate --model deepseek-r1 --gpu gb300 --weights fp4 \\
+              --concurrency 2048 --mtp 1 \\
+              --prefill-pool 6,3,attention=dp,tp=1,ep=2,pp=1 \\
+              --decode-pool 16,1,attention=dp,tp=1,ep=16,pp=1
+          # an SGLang engine as InferenceX runs it:
+          moesim estimate --model deepseek-r1 --gpu b300 --gpus 4 --weights fp4 \\
+              --attention-weights bf16 --kv-cache fp8 --concurrency 4 --framework sglang
         """
     )
 

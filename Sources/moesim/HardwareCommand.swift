@@ -6,8 +6,8 @@ struct HardwareList: ParsableCommand {
         commandName: "hardware",
         abstract: "List the accelerator presets.",
         discussion: """
-        Presets are configs/hardware/ID.json (schema moesim-hardware/1); each figure names its
-        source in the file. --gpu PATH takes your own file anywhere a preset id is accepted, and
+        Presets are configs/hardware/ID.json (schema moesim-hardware/1); each figure names its \
+        source in the file. --gpu PATH takes your own file anywhere a preset id is accepted, and \
         `moesim calibrate --save host.json` writes one for this CPU.
 
         Examples:

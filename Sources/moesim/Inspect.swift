@@ -6,7 +6,7 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Parameter counts, weight bytes and KV-cache cost of one model.",
         discussion: """
-        MODEL is a preset id (see `moesim models`), a path to a config.json, or a HuggingFace
+        MODEL is a preset id (see `moesim models`), a path to a config.json, or a HuggingFace \
         model folder. --set changes a config field first: architecture what-ifs.
 
         Examples:

@@ -5,7 +5,7 @@ struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the model presets with their parameter counts.",
         discussion: """
-        Presets are HuggingFace config.json files in configs/models/. Any command that takes a
+        Presets are HuggingFace config.json files in configs/models/. Any command that takes a \
         model also takes a path to a config.json or to a HuggingFace model folder.
 
         Examples:

@@ -15,7 +15,7 @@ struct Moesim: ParsableCommand {
           moesim inspect kimi-k2 --set n_routed_experts=512
           moesim plan --model deepseek-v3 --gpu h100-sxm --gpus 8
           moesim estimate --model kimi-k2 --gpus 32 --max-tpot 0.05
-          moesim estimate --model deepseek-r1 --gpus 8 --concurrency 64 --input 1024 --output 1024
+          moesim estimate --model deepseek-r1 --gpus 8 --concurrency 64 --input 1024
           moesim serve --rate 20 --requests 5000 --slo-ttft 1 --slo-tpot 0.05
           moesim capacity --users 512 --slo-ttft 2 --slo-tpot 0.05
           moesim compare --model kimi-k2,qwen3-max-1t --gpu h200-sxm,b200

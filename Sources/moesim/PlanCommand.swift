@@ -8,14 +8,15 @@ struct PlanCommand: ParsableCommand {
         commandName: "plan",
         abstract: "Fit a model onto a cluster: layouts, memory per GPU, sequences that fit.",
         discussion: """
-        Lists the layouts that divide the model over the GPUs, best first (most concurrent
-        sequences of the requested context), with the memory of the fullest GPU. A request that
+        Lists the layouts that divide the model over the GPUs, best first (most concurrent \
+        sequences of the requested context), with the memory of the fullest GPU. A request that \
         does not fit gets the reason and what would make it fit.
 
         Examples:
-          moesim plan                                            kimi-k2 on 16 × H200, fp8, 128K
+          moesim plan                     # kimi-k2 on 16 × H200, fp8, 128K
           moesim plan --model deepseek-v3 --gpu h100-sxm --gpus 8
-          moesim plan --model kimi-k2 --gpus 16 --concurrency 32 --layout attention=dp,tp=1,ep=16,pp=1
+          moesim plan --model kimi-k2 --gpus 16 --concurrency 32 \\
+              --layout attention=dp,tp=1,ep=16,pp=1
           moesim plan --model kimi-k2 --gpu b200 --weights fp4 --min-gpus --json
         """
     )

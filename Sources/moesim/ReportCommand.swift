@@ -13,9 +13,9 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "The main job: model summary, GPUs needed, best layouts, throughput, latency and cost.",
         discussion: """
-        Defaults: Kimi K2 (1.03 T parameters) in fp8 on H200 nodes: the fewest GPUs that hold one
-        131,072-token sequence, then a cluster of whole nodes that holds 32 of them at once, priced
-        for 4,096-token prompts and 1,024-token answers, and a short measurement of this CPU.
+        Defaults: Kimi K2 (1.03 T parameters) in fp8 on H200 nodes: the fewest GPUs that hold one \
+        131,072-token sequence, then a cluster of whole nodes that holds 32 of them at once, priced \
+        for 4,096-token prompts and 1,024-token answers, and a short measurement of this CPU. \
         Every option of estimate applies.
 
         Examples:

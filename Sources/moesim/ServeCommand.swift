@@ -11,18 +11,21 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Simulate a deployment request by request under an open-loop load: percentiles, goodput, queue and KV use over time.",
         discussion: """
-        Requests arrive on their own (Poisson at --rate, gamma bursts with --burst-cv, or a
-        --trace file) and go through continuous batching with chunked prefill, a KV pool with
-        preemption when it is full, and a prefix cache (LRU) for prompts that share a prefix.
-        Step times come from the estimator's step model. Without --layout, the layout of highest
-        steady-state throughput is used; --prefill-pool/--decode-pool split the GPUs into
-        disaggregated pools. A trace is JSON lines or CSV with arrival_s, input_tokens,
+        Requests arrive on their own (Poisson at --rate, gamma bursts with --burst-cv, or a \
+        --trace file) and go through continuous batching with chunked prefill, a KV pool with \
+        preemption when it is full, and a prefix cache (LRU) for prompts that share a prefix. \
+        Step times come from the estimator's step model. Without --layout, the layout of highest \
+        steady-state throughput is used; --prefill-pool/--decode-pool split the GPUs into \
+        disaggregated pools. A trace is JSON lines or CSV with arrival_s, input_tokens, \
         output_tokens and optional prefix_id and prefix_tokens.
 
         Examples:
-          moesim serve --model deepseek-r1 --gpus 8 --layout attention=tp,tp=8,ep=1,pp=1,moe_tp=8 --rate 2 --requests 2000
-          moesim serve --rate 20 --burst-cv 3 --slo-ttft 1 --slo-tpot 0.05 --csv load.csv --svg load.svg
-          moesim serve --model deepseek-r1 --gpus 16 --trace chats.jsonl --prefill-pool 8,1 --decode-pool 8,1 --json
+          moesim serve --model deepseek-r1 --gpus 8 \\
+              --layout attention=tp,tp=8,ep=1,pp=1,moe_tp=8 --rate 2 --requests 2000
+          moesim serve --rate 20 --burst-cv 3 --slo-ttft 1 --slo-tpot 0.05 \\
+              --csv load.csv --svg load.svg
+          moesim serve --model deepseek-r1 --gpus 16 --trace chats.jsonl \\
+              --prefill-pool 8,1 --decode-pool 8,1 --json
         """
     )
 

@@ -11,19 +11,21 @@ struct SweepCommand: ParsableCommand {
         commandName: "sweep",
         abstract: "Throughput per GPU against tokens/s per user over a sweep of concurrency (or decode batch), as CSV and SVG.",
         discussion: """
-        With --concurrency 1,2,4,…: for each configuration (every --gpu × every --weights, each
-        disaggregated when --prefill-pool/--decode-pool are given), a closed-loop serving estimate
-        at each concurrency on the best layout for it (or --layout): the curves InferenceX
+        With --concurrency 1,2,4,…: for each configuration (every --gpu × every --weights, each \
+        disaggregated when --prefill-pool/--decode-pool are given), a closed-loop serving estimate \
+        at each concurrency on the best layout for it (or --layout): the curves InferenceX \
         publishes. One series per configuration, its Pareto front drawn as a line.
 
-        Without --concurrency: decode batches 1, 2, 4, … up to the largest that fits, in the
-        steady state, for the best layout (or --layout, or every layout with --all-layouts; the
+        Without --concurrency: decode batches 1, 2, 4, … up to the largest that fits, in the \
+        steady state, for the best layout (or --layout, or every layout with --all-layouts; the \
         chart then draws the layouts on the overall Pareto front, the CSV has every point).
 
         Examples:
-          moesim sweep --model deepseek-r1 --gpus 8 --gpu h200-sxm,b200 --concurrency 4,8,16,32,64,128 --input 1024 --output 1024
-          moesim sweep --model deepseek-r1 --gpus 8 --weights fp8,fp4 --gpu b200 --concurrency 1,4,16,64,256
-          moesim sweep                                  kimi-k2 on 16 × H200, decode batches → sweep.csv, sweep.svg
+          moesim sweep --model deepseek-r1 --gpus 8 --gpu h200-sxm,b200 \\
+              --concurrency 4,8,16,32,64,128 --input 1024 --output 1024
+          moesim sweep --model deepseek-r1 --gpus 8 --weights fp8,fp4 --gpu b200 \\
+              --concurrency 1,4,16,64,256
+          moesim sweep      # kimi-k2 on 16 × H200, decode batches → sweep.csv, sweep.svg
         """
     )
 

@@ -8,10 +8,10 @@ struct ValidateCommand: ParsableCommand {
         commandName: "validate",
         abstract: "Run the estimator on a measurements file and print the error of each entry.",
         discussion: """
-        FILE is a moesim-measurements/1 file (default: configs/validation/published.json, the
-        published measurements; configs/validation/serving.json holds the InferenceX serving
-        runs; configs/validation/energy.json holds published GPU power and energy figures (docs/energy.md).
-        error = predicted / measured − 1. docs/validation.md explains where the remaining
+        FILE is a moesim-measurements/1 file (default: configs/validation/published.json, the \
+        published measurements; configs/validation/serving.json holds the InferenceX serving \
+        runs; configs/validation/energy.json holds published GPU power and energy figures (docs/energy.md). \
+        error = predicted / measured − 1. docs/validation.md explains where the remaining \
         error comes from.
 
         Examples:
