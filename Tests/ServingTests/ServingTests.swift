@@ -159,6 +159,36 @@ import ConfigFile
         #expect(SpeculativeDecoding(draftTokens: 3).acceptance == 2.82)
     }
 
+    /// MTP under pipeline parallelism: every sequence drafts once per step whatever the stage
+    /// count, so a two-stage worker stepping 2m sequences (micro-batches of m) spends twice the
+    /// draft time of a one-stage worker stepping m on the same per-stage layout. The draft time is
+    /// what an MTP step costs beyond a plain step and beyond verifying 1 + drafts tokens (priced
+    /// here by the stage model directly). Pricing one micro-batch's drafts was a bug this catches.
+    @Test func mtpDraftsEverySequenceUnderPipelineParallelism() throws {
+        let drafts = 2, context = 1536
+        func draftSeconds(pp: Int, sequences: Int) throws -> Double {
+            let layout = Layout(attention: .tensor, tp: 8, ep: 8, pp: pp)
+            let r = try request("deepseek-v3", gpus: 8 * pp, input: 1024, output: 1024, layout: layout)
+            let pricer = try StepPricer(r.base, layout: layout, context: 2048, loadMTP: true)
+            let plain = StepCache(pricer: pricer, gpusPerWorker: 8 * pp, speculative: nil)
+            let mtp = StepCache(pricer: pricer, gpusPerWorker: 8 * pp, speculative: SpeculativeDecoding(draftTokens: drafts))
+            func step(_ c: StepCache) -> Double {
+                c.seconds(decode: sequences, decodeContext: Double(context), prefillTokens: 0, prefillSequences: 0, prefillContext: 0)
+            }
+            // Every stage verifies its micro-batch of sequences / pp (8 GPUs share one group).
+            let perGPU = Double(sequences / pp) / 8
+            let bucketed = StepCache.value(StepCache.bucket(Double(context)))
+            func stage(_ tokens: Int) -> Double {
+                pricer.stageTime([StepShapeOnGPU(phase: .decode, sequencesPerGPU: perGPU, newTokens: tokens, context: bucketed)]).total
+            }
+            let verify = Double(pp) * (stage(1 + drafts) - stage(1))
+            return step(mtp) - step(plain) - verify
+        }
+        let one = try draftSeconds(pp: 1, sequences: 64), two = try draftSeconds(pp: 2, sequences: 128)
+        #expect(one > 0)
+        #expect(abs(two / one - 2) < 0.1, "draft time \(two) s with two stages, \(one) s with one")
+    }
+
     /// Requests a worker cannot hold wait: TTFT grows with the queue, throughput stops growing.
     @Test func moreRequestsThanFitQueue() throws {
         let r = try request("llama3.1-70b", gpus: 1, input: 32_768, output: 64, concurrency: 4,
