@@ -150,20 +150,8 @@ public enum Capacity {
         var candidates: [ServingRequest] = []
         // Under a rate, layouts are ranked at the largest batch that fits.
         if case let .users(n) = request.load { base.concurrency = n } else { base.concurrency = 1_000_000 }
-        // The best layout of each replica size (GPUs of one stage's group × stages) by the
-        // steady state's output per GPU, up to four sizes, then the next best whatever their
-        // size, six in all. The steady state misses what a closed loop adds, and most for the
-        // widest groups (a prompt on one rank of an expert-parallel group slows the whole group's
-        // step): a narrow replica tried beside the wide ones keeps a count that a narrow layout
-        // serves from failing, and "meets the targets" from falling as GPUs are added, which the
-        // bisection assumes.
-        let isMoE = base.base.model.moe != nil
-        let ranked = ServingEstimator.rankedLayouts(base)
-        var sizes = Set<Int>(), layouts: [Layout] = []
-        for layout in ranked where layouts.count < 4 {
-            if sizes.insert(layout.groupSize(isMoE: isMoE) * layout.pp).inserted { layouts.append(layout) }
-        }
-        layouts += ranked.filter { !layouts.contains($0) }.prefix(6 - layouts.count)
+        // The layouts the steady state ranks best, one of each kind first (`simulationCandidates`).
+        let layouts = ServingEstimator.simulationCandidates(ServingEstimator.rankedLayouts(base), model: base.base.model)
         for layout in layouts {
             var r = base
             r.base.layout = layout

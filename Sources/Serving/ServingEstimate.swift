@@ -104,8 +104,8 @@ public enum ServingEstimator {
 
     /// The layout of highest output tokens/s per GPU whose p90 TTFT and TPOT meet the limits.
     /// Every fitting layout is priced at the batch the concurrency implies by the steady-state
-    /// estimator; the best six by that measure are simulated (a simulation costs milliseconds,
-    /// the steady state microseconds).
+    /// estimator; six of the best by that measure are simulated (`simulationCandidates`; a
+    /// simulation costs milliseconds, the steady state microseconds).
     public static func best(_ request: ServingRequest, maxTTFT: Double?, maxTPOT: Double?) throws -> ServingEstimate {
         try check(request)
         let ranked = rankedLayouts(request, maxTPOT: maxTPOT)
@@ -114,7 +114,7 @@ public enum ServingEstimator {
                 + "\(request.base.cluster.gpu.id) at \(request.maxContext) tokens of context (see moesim plan)")
         }
         var best: ServingEstimate? = nil
-        for layout in ranked.prefix(6) {
+        for layout in simulationCandidates(ranked, model: request.base.model) {
             var r = request
             r.base.layout = layout
             guard let e = try? aggregated(r, layout: layout) else { continue }
@@ -124,6 +124,30 @@ public enum ServingEstimator {
         }
         guard let best else { throw ServingError.doesNotFit("no layout meets the latency limits at p90") }
         return best
+    }
+
+    /// Six layouts of `ranked` (best first) worth simulating: the best of each kind, up to four
+    /// kinds, then the next best whatever their kind. A kind is a replica size (GPUs of one
+    /// stage's group × stages) and an attention width (the GPUs one prompt's attention is split
+    /// over: tp, or 1 under data-parallel attention). The steady state misses what a closed loop
+    /// adds, and most for the widest expert groups (a prompt on one rank of an expert-parallel
+    /// group slows the whole group's step) and for narrow attention under long prompts
+    /// (DeepSeek-R1 for 4 users at 120K tokens on 8 H200s: TP2 × PP4 ranks first in the steady
+    /// state and misses a 15 s TTFT by 21 s, TP8 meets it, and was not simulated when the kind
+    /// was the replica size alone). A narrow replica and a wide attention group tried beside the
+    /// steady state's favourites keep a load that such a layout serves from going unanswered, and
+    /// `capacity`'s "meets the targets" from falling as GPUs are added, which its bisection
+    /// assumes.
+    static func simulationCandidates(_ ranked: [Layout], model: ModelSpec) -> [Layout] {
+        struct Kind: Hashable { var gpus: Int, attentionWidth: Int }
+        let isMoE = model.moe != nil
+        var kinds = Set<Kind>(), layouts: [Layout] = []
+        for layout in ranked where layouts.count < 4 {
+            if kinds.insert(Kind(gpus: layout.groupSize(isMoE: isMoE) * layout.pp, attentionWidth: layout.attentionGroup)).inserted {
+                layouts.append(layout)
+            }
+        }
+        return layouts + ranked.filter { !layouts.contains($0) }.prefix(6 - layouts.count)
     }
 
     /// The layouts that fit at the longest context, best first by the steady state's output

@@ -60,6 +60,25 @@ import TestSupport
         #expect(answers[0] != nil && Set(answers.map { $0 ?? 0 }).count == 1, "answers \(answers) at limits 48, 64, 128")
     }
 
+    /// The fewest GPUs is never more than a count at which some layout, given explicitly, meets
+    /// the targets. DeepSeek-R1 for 4 users at 120K-token prompts: one TP8 worker of 8 H200s
+    /// serves them within p90 TTFT 15 s and TPOT 40 ms, where the layouts the steady state ranks
+    /// first at 8 GPUs (TP2 × PP4 and data-parallel attention) prefill each prompt on 2 GPUs or 1
+    /// and miss the TTFT; a search that tried one layout per replica size answered 32.
+    @Test func aWideAttentionGroupIsTriedForLongPrompts() throws {
+        let base = EstimateRequest(model: try model("deepseek-r1"), cluster: try Cluster(gpu: gpu("h200-sxm"), gpuCount: 8),
+                                   weights: .fp8, inputTokens: 120_000, outputTokens: 2_000)
+        var direct = ServingRequest(base: base, concurrency: 4)
+        direct.base.layout = Layout(attention: .tensor, tp: 8, ep: 8, pp: 1)
+        let tp8 = try ServingEstimator.estimate(direct)
+        #expect(tp8.ttft.p90 <= 15 && tp8.tpot.p90 <= 0.04, "TP8: TTFT \(tp8.ttft.p90) s, TPOT \(tp8.tpot.p90) s")
+        var r = CapacityRequest(serving: ServingRequest(base: base, concurrency: 4), load: .users(4), maxTTFT: 15, maxTPOT: 0.04,
+                                maxGPUs: 32)
+        r.disaggregation = false
+        let answer = try #require(try Capacity.fewestGPUs(r))
+        #expect(answer.gpus == 8, "capacity answers \(answer.gpus) GPUs")
+    }
+
     @Test func anImpossibleTargetHasNoAnswer() throws {
         var r = try request(users: 64)
         r.maxTPOT = 0.0001
