@@ -333,10 +333,14 @@ public enum ServingEstimator {
         return pricer
     }
 
-    /// A worker's token budget per step (one per attention group), its KV pool in tokens (the
-    /// sequences of the longest context that fit, times that context) and its running cap (the
-    /// request's engine cap on workers that decode, else `Estimator.maxBatchPerGPU`, per GPU of
-    /// a stage); `capacity` is the requests of the longest context that fit at once.
+    /// A worker's token budget per step (one per attention group and pipeline micro-batch), its
+    /// KV pool in tokens (the sequences of the longest context that fit, times that context) and
+    /// its running cap (the request's engine cap on workers that decode, else
+    /// `Estimator.maxBatchPerGPU`, per GPU of a stage); `capacity` is the requests of the longest
+    /// context that fit at once. A worker of pp stages keeps pp micro-batches in flight, each
+    /// formed within its own budget (vLLM schedules `max_concurrent_batches` = pp batches of up to
+    /// `max_num_batched_tokens` each, SGLang each micro-batch within its chunked prefill size), so
+    /// one step (pp stage times) takes pp budgets; a prompt still gives one chunk to a step.
     static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int, decodes: Bool = true)
         -> (budget: Int, groupBudget: Int, capacity: Int, kvTokens: Double, maxRunning: Int) {
         let layout = pricer.layout
@@ -345,7 +349,7 @@ public enum ServingEstimator {
         let memory = pricer.plan.maxConcurrentSequences / max(pricer.plan.replicas, 1)
         let perGPU = decodes ? request.maxBatchPerGPU ?? Estimator.maxBatchPerGPU : Estimator.maxBatchPerGPU
         let cap = perGPU * max(1, gpusPerWorker / layout.pp)
-        return (group * groups, group, max(1, min(memory, cap)), Double(memory) * Double(request.maxContext), cap)
+        return (group * groups * layout.pp, group, max(1, min(memory, cap)), Double(memory) * Double(request.maxContext), cap)
     }
 
     /// The simulation options a serving request sets (both loops); a closed loop measures

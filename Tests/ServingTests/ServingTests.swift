@@ -99,6 +99,28 @@ import ConfigFile
         #expect(s.ttft.median > (s.kvTransferSeconds ?? 0))
     }
 
+    /// A pipeline of pp stages with prompts queued keeps every stage busy: each of its pp
+    /// micro-batches is formed within its own token budget, so a saturated prefill pool carries a
+    /// micro-batch's tokens per stage time (a pipeline's throughput), here priced by the stage
+    /// model directly. With one budget for the whole pipeline it carried 1/pp of that.
+    @Test func aSaturatedPipelineCarriesOneMicroBatchPerStageTime() throws {
+        let pp4 = Layout(attention: .tensor, tp: 2, ep: 2, pp: 4)
+        var r = try request("deepseek-r1", gpus: 16, input: 4096, output: 16, concurrency: 512, layout: nil)
+        r.inputRange = .fixed
+        r.outputRange = .fixed
+        r.tokenBudget = 8192
+        let prefill = Disaggregation.Pool(gpus: 8, workers: 1, layout: pp4)
+        r.disaggregation = Disaggregation(prefill: prefill, decode: .init(gpus: 8, workers: 1, layout: Layout(attention: .data, tp: 1, ep: 8, pp: 1)))
+        let s = try ServingEstimator.estimate(r)
+        // Two whole prompts a micro-batch, one per GPU of the stage's TP2 group.
+        let pricer = try ServingEstimator.pricerThatFits(try ServingEstimator.workerRequest(r, prefill), layout: pp4, pool: "prefill")
+        let stage = pricer.stageTime([StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 1, newTokens: 4096, context: 0)]).total
+        let pipeline = 8192 / stage / 8
+        #expect(s.ttft.median > 10 * stage * 4, "the pool is saturated: TTFT \(s.ttft.median) s")
+        #expect(abs(s.pools[0].inputTokensPerSecondPerGPU / pipeline - 1) < 0.05,
+                "\(s.pools[0].inputTokensPerSecondPerGPU) input tokens/s per prefill GPU, the pipeline's \(pipeline)")
+    }
+
     /// A disaggregated deployment need not be whole nodes: three 2-GPU prefill workers and an
     /// 8-GPU decode worker are 14 GPUs on two 8-GPU nodes, which an aggregated one refuses.
     @Test func disaggregatedPoolsNeedNotFillNodes() throws {
