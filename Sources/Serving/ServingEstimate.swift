@@ -362,6 +362,7 @@ public enum ServingEstimator {
         options.continuousDecodeSteps = request.continuousDecodeSteps
         options.recvInterval = request.schedulerRecvInterval
         options.chunkedPrefill = request.chunkedPrefill
+        options.pipelinedPromptChunks = request.pipelinedPromptChunks
         options.overlapSchedule = request.overlapSchedule
         options.firstTokenWaitsForPrefillResponse = request.router?.firstTokenWaitsForPrefillResponse ?? false
         options.measuredTarget = max(2 * requests, 64)

@@ -35,6 +35,13 @@ public enum ServingFramework: String, Sendable, CaseIterable {
 
     public var scheduler: SchedulerPolicy { self == .sglang ? .prefillFirst : .mixed }
 
+    /// Whether chunks of one prompt fill a pipeline's micro-batches: SGLang's chunked pipeline
+    /// parallelism ("different chunks of the same request can be processed simultaneously by
+    /// different nodes", its Pipeline Parallelism for Long Context documentation). vLLM and
+    /// TensorRT-LLM keep a request in one batch in flight at a time, so its next chunk waits for
+    /// the last stage.
+    public var pipelinesPromptChunks: Bool { self == .sglang }
+
     /// The features it adds to an estimate: SGLang's and TensorRT-LLM's prompt steps pay the
     /// host's eager launch floor (`EstimateRequest.Feature.eagerPrefill`); vLLM's are graphed.
     public var features: Set<EstimateRequest.Feature> { self == .vllm ? [] : [.eagerPrefill] }

@@ -50,6 +50,11 @@ public struct ServingRequest: Sendable {
     /// default); false runs every prompt whole (`--no-chunked-prefill`; vLLM's
     /// `enable_chunked_prefill=False`, SGLang's `chunked_prefill_size=-1`).
     public var chunkedPrefill = true
+    /// A worker of pp pipeline stages runs up to pp chunks of one prompt in a step, one per
+    /// micro-batch, each entering the pipeline as the previous leaves its first stage
+    /// (`ServingFramework.pipelinesPromptChunks`: SGLang); false: one chunk of a prompt a step,
+    /// its next chunk after the last stage (vLLM, TensorRT-LLM). Nothing changes without pp.
+    public var pipelinedPromptChunks = false
     /// The engine forms step n + 1 while step n runs (an overlap scheduler), so a request that
     /// arrives during step n joins step n + 2 at the earliest, one step later than with a plain
     /// loop. The 2026 default of every engine the measurements name: SGLang's zero-overhead

@@ -67,6 +67,9 @@ struct ServingSimulation {
         var recvInterval = 1
         /// Prompts split into chunks within the budget (the engines' default), or run whole.
         var chunkedPrefill = true
+        /// Up to pp chunks of one prompt in a step of a pipeline-parallel worker
+        /// (`ServingRequest.pipelinedPromptChunks`).
+        var pipelinedPromptChunks = false
         /// The engine forms step n + 1 when step n starts (see `ServingRequest.overlapSchedule`).
         var overlapSchedule = true
         /// Disaggregated: the client's tokens wait for the prefill server's response, which
@@ -262,21 +265,31 @@ struct ServingSimulation {
         if w.role != .prefill && !prefillOnly { makeRoom(w, index: index) }
         let decoding = w.role == .prefill || prefillOnly ? 0 : w.decoding
         chunks.removeAll(keepingCapacity: true)
-        var prefillTokens = 0, prefillContext = 0.0
+        // Prompt tokens, micro-batches they fill (a chunk each) and the sum of the chunks' contexts.
+        var prefillTokens = 0, prefillChunks = 0, prefillContext = 0.0
         if w.role != .decode {
             var left = prefillOnly || w.role == .prefill ? w.budget : w.budget - decoding * options.verifiedPerStep
+            // Chunks one prompt may give to this step: one per pipeline micro-batch where the
+            // engine pipelines a prompt's chunks, else one.
+            let perPrompt = options.chunkedPrefill && options.pipelinedPromptChunks ? w.steps.pricer.layout.pp : 1
             for slot in w.prefilling where left > 0 {
                 let r = requests[slot]
                 let rest = r.compute - r.prefilled
                 // Without chunked prefill a prompt runs whole, in arrival order: it joins a step
                 // with room for all of it, or has the next step to itself (past the budget).
                 if !options.chunkedPrefill, rest > left, !chunks.isEmpty { break }
-                let chunk = options.chunkedPrefill ? min(rest, left, w.groupBudget) : rest
-                guard chunk > 0 else { continue }
-                chunks.append((slot, chunk))
-                left -= chunk
-                prefillTokens += chunk
-                prefillContext += Double(r.cached + r.prefilled)
+                var given = 0, parts = 0
+                while given < rest, left > 0, parts < perPrompt {
+                    let chunk = options.chunkedPrefill ? min(rest - given, left, w.groupBudget) : rest
+                    prefillContext += Double(r.cached + r.prefilled + given)
+                    given += chunk
+                    left -= chunk
+                    parts += 1
+                }
+                guard given > 0 else { continue }
+                chunks.append((slot, given))
+                prefillTokens += given
+                prefillChunks += parts
             }
         }
         // A decode worker whose admissions all ended at admission (answers the prefill's token
@@ -287,8 +300,8 @@ struct ServingSimulation {
             return
         }
         let seconds = w.steps.seconds(decode: decoding, decodeContext: decoding > 0 ? w.decodeContextSum / Double(decoding) : 0,
-                                      prefillTokens: prefillTokens, prefillSequences: chunks.count,
-                                      prefillContext: chunks.isEmpty ? 0 : prefillContext / Double(chunks.count))
+                                      prefillTokens: prefillTokens, prefillSequences: prefillChunks,
+                                      prefillContext: prefillChunks == 0 ? 0 : prefillContext / Double(prefillChunks))
         guard seconds > 0, seconds.isFinite else {
             throw Failure.stalled("a step of \(decoding) decodes and \(prefillTokens) prompt tokens was priced at \(seconds) s")
         }

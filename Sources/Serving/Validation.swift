@@ -286,6 +286,7 @@ public enum Validation {
         client.benchmarkPrompts = try e.int("num_prompts", atLeast: 1)
         client.overlapSchedule = try e.bool("overlap_schedule") ?? true
         client.router = router
+        client.pipelinedPromptChunks = framework?.pipelinesPromptChunks ?? false
         if let n = client.benchmarkPrompts, n < concurrency { throw e.error("num_prompts", "must be at least the concurrency (\(concurrency))") }
         let s = try ServingEstimator.estimate(client)
         var values: [String: Double] = [

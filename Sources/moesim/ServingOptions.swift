@@ -14,7 +14,7 @@ struct ServingPolicyOptions: ParsableArguments {
                                valueName: "lo,hi"))
     var outputRange: String?
 
-    @Option(help: "Serving engine whose defaults to price: vllm, sglang (prefill-first scheduler, eager prompt steps) or tensorrt-llm (eager context steps); --scheduler and --no-eager-prefill override them (default: vllm's).")
+    @Option(help: "Serving engine whose defaults to price: vllm, sglang (prefill-first scheduler, eager prompt steps, a long prompt's chunks pipelined across pipeline stages) or tensorrt-llm (eager context steps); --scheduler and --no-eager-prefill override them (default: vllm's).")
     var framework: ServingFramework?
 
     @Flag(help: "Prompt steps under CUDA graphs even where the framework runs them eagerly (SGLang with --enable-piecewise-cuda-graph, TensorRT-LLM with enable_piecewise_cuda_graph).")
@@ -134,6 +134,7 @@ struct ServingPolicyOptions: ParsableArguments {
                                speculative: mtp.map { SpeculativeDecoding(draftTokens: $0, acceptance: mtpAcceptance) },
                                scheduler: schedulerPolicy, tokenBudget: tokenBudget, seed: seed)
         r.chunkedPrefill = !noChunkedPrefill
+        r.pipelinedPromptChunks = framework?.pipelinesPromptChunks ?? false
         r.overlapSchedule = !noOverlapSchedule
         r.maxBatchPerGPU = maxBatchPerGPU
         r.continuousDecodeSteps = continuousDecodeSteps ?? 1

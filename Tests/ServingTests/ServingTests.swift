@@ -121,6 +121,25 @@ import ConfigFile
                 "\(s.pools[0].inputTokensPerSecondPerGPU) input tokens/s per prefill GPU, the pipeline's \(pipeline)")
     }
 
+    /// One long prompt on a pipeline of pp stages. An engine that keeps a request in one batch
+    /// in flight (vLLM) runs its C chunks one after another through every stage; one that
+    /// pipelines them (SGLang) needs at least a stage time per chunk (the first stage sees every
+    /// chunk) and at most the pipeline's schedule, C + pp − 1 stage times.
+    @Test func pipelinedChunksOfOnePromptFillThePipeline() throws {
+        var r = try request("deepseek-r1", gpus: 8, input: 120_000, output: 16, concurrency: 1,
+                            layout: Layout(attention: .tensor, tp: 2, ep: 2, pp: 4))
+        r.inputRange = .fixed
+        r.outputRange = .fixed
+        r.tokenBudget = 8192
+        let sequential = try ServingEstimator.estimate(r).ttft.median
+        r.pipelinedPromptChunks = true
+        let pipelined = try ServingEstimator.estimate(r).ttft.median
+        let chunks = 15.0, pp = 4.0  // ⌈120,000 / 8,192⌉ chunks
+        // Sequentially each chunk takes pp stage times.
+        #expect(pipelined >= 0.95 * sequential / pp, "pipelined \(pipelined) s, sequential \(sequential) s")
+        #expect(pipelined <= sequential * (chunks + pp - 1) / (chunks * pp), "pipelined \(pipelined) s, sequential \(sequential) s")
+    }
+
     /// A disaggregated deployment need not be whole nodes: three 2-GPU prefill workers and an
     /// 8-GPU decode worker are 14 GPUs on two 8-GPU nodes, which an aggregated one refuses.
     @Test func disaggregatedPoolsNeedNotFillNodes() throws {
