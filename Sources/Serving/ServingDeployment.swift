@@ -58,7 +58,8 @@ struct ServingDeployment {
                                   simulated: Int, gpusPerWorker: Int) {
         let shape = ServingEstimator.workerShape(request, pricer: pricer, gpusPerWorker: gpusPerWorker, decodes: role != .prefill)
         // Prefill workers never decode: no MTP drafts in their steps.
-        let steps = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: role == .prefill ? nil : request.speculative)
+        let steps = StepCache(pricer: pricer, gpusPerWorker: gpusPerWorker, speculative: role == .prefill ? nil : request.speculative,
+                              microBatchTokens: shape.groupBudget)
         for _ in 0..<simulated {
             if role != .decode { entry.append(self.workers.count) }
             if role != .prefill { exit.append(self.workers.count) }

@@ -126,26 +126,27 @@ public enum ServingEstimator {
         return best
     }
 
-    /// Six layouts of `ranked` (best first) worth simulating: the best of each kind, up to four
-    /// kinds, then the next best whatever their kind. A kind is a replica size (GPUs of one
-    /// stage's group × stages) and an attention width (the GPUs one prompt's attention is split
-    /// over: tp, or 1 under data-parallel attention). The steady state misses what a closed loop
-    /// adds, and most for the widest expert groups (a prompt on one rank of an expert-parallel
-    /// group slows the whole group's step) and for narrow attention under long prompts
-    /// (DeepSeek-R1 for 4 users at 120K tokens on 8 H200s: TP2 × PP4 ranks first in the steady
-    /// state and misses a 15 s TTFT by 21 s, TP8 meets it, and was not simulated when the kind
-    /// was the replica size alone). A narrow replica and a wide attention group tried beside the
-    /// steady state's favourites keep a load that such a layout serves from going unanswered, and
-    /// `capacity`'s "meets the targets" from falling as GPUs are added, which its bisection
-    /// assumes.
+    /// Six layouts of `ranked` (best first) worth simulating: the best of each replica size (GPUs
+    /// of one stage's group × stages), up to four sizes, then the best of each attention width
+    /// (the GPUs one prompt's attention is split over: tp, or 1 under data-parallel attention)
+    /// not yet among them, then the next best whatever they are. The steady state misses what a
+    /// closed loop adds, and most for the widest expert groups (a prompt on one rank of an
+    /// expert-parallel group slows the whole group's step: a narrow replica can serve a tight
+    /// TPOT they miss) and for narrow attention under long prompts (one GPU or two prefill a
+    /// 120K-token prompt that a TP8 group splits eight ways: DeepSeek-R1 for 4 users within a
+    /// 15 s TTFT on 8 H200s is served by TP8 alone, which shares its replica size with the
+    /// steady state's favourites). Trying both kinds beside the favourites keeps a load that
+    /// such a layout serves from going unanswered, and `capacity`'s "meets the targets" from
+    /// falling as GPUs are added, which its bisection assumes.
     static func simulationCandidates(_ ranked: [Layout], model: ModelSpec) -> [Layout] {
-        struct Kind: Hashable { var gpus: Int, attentionWidth: Int }
         let isMoE = model.moe != nil
-        var kinds = Set<Kind>(), layouts: [Layout] = []
+        var sizes = Set<Int>(), widths = Set<Int>(), layouts: [Layout] = []
         for layout in ranked where layouts.count < 4 {
-            if kinds.insert(Kind(gpus: layout.groupSize(isMoE: isMoE) * layout.pp, attentionWidth: layout.attentionGroup)).inserted {
-                layouts.append(layout)
-            }
+            if sizes.insert(layout.groupSize(isMoE: isMoE) * layout.pp).inserted { layouts.append(layout) }
+        }
+        for layout in layouts { widths.insert(layout.attentionGroup) }
+        for layout in ranked where layouts.count < 6 && !layouts.contains(layout) {
+            if widths.insert(layout.attentionGroup).inserted { layouts.append(layout) }
         }
         return layouts + ranked.filter { !layouts.contains($0) }.prefix(6 - layouts.count)
     }
@@ -340,7 +341,8 @@ public enum ServingEstimator {
     /// context that fit at once. A worker of pp stages keeps pp micro-batches in flight, each
     /// formed within its own budget (vLLM schedules `max_concurrent_batches` = pp batches of up to
     /// `max_num_batched_tokens` each, SGLang each micro-batch within its chunked prefill size), so
-    /// one step (pp stage times) takes pp budgets; a prompt still gives one chunk to a step.
+    /// one step (pp stage times) takes pp budgets; a prompt gives one chunk to a step, or up to pp
+    /// where the engine pipelines its chunks (`ServingRequest.pipelinedPromptChunks`).
     static func workerShape(_ request: ServingRequest, pricer: StepPricer, gpusPerWorker: Int, decodes: Bool = true)
         -> (budget: Int, groupBudget: Int, capacity: Int, kvTokens: Double, maxRunning: Int) {
         let layout = pricer.layout

@@ -19,6 +19,9 @@ final class StepCache {
     let groupGPUs: Double
     let speculative: SpeculativeDecoding?
     let gpusPerWorker: Int
+    /// Prompt tokens one attention group takes into one micro-batch (the worker's token budget
+    /// per group; nil: unbounded).
+    let microBatchTokens: Int?
     private var cache: [Key: Priced] = [:]
     private var lastKey: Key? = nil
     private var lastValue = 0.0
@@ -35,8 +38,9 @@ final class StepCache {
         var decode: Int, decodeContext: Int, prefillTokens: Int, prefillSequences: Int, prefillContext: Int
     }
 
-    init(pricer: StepPricer, gpusPerWorker: Int, speculative: SpeculativeDecoding?) {
+    init(pricer: StepPricer, gpusPerWorker: Int, speculative: SpeculativeDecoding?, microBatchTokens: Int? = nil) {
         self.pricer = pricer
+        self.microBatchTokens = microBatchTokens
         let layout = pricer.layout
         groupGPUs = Double(layout.attentionGroup)
         groups = max(1, gpusPerWorker / (layout.attentionGroup * layout.pp))
@@ -94,7 +98,15 @@ final class StepCache {
                                         meanSequencesPerGPU: meanPerGPU(key.decode)))
         }
         if key.prefillTokens > 0, key.prefillSequences > 0 {
-            let perSequence = max(1, Int((Double(key.prefillTokens) / Double(key.prefillSequences)).rounded()))
+            var perSequence = max(1, Int((Double(key.prefillTokens) / Double(key.prefillSequences)).rounded()))
+            // The busiest micro-batch of a group holds ⌈n / (pp · groups)⌉ chunks, and never more
+            // tokens than its budget (each micro-batch is formed within its own): chunks of mean
+            // size could overshoot it when they do not divide evenly over the micro-batches. A
+            // chunk past the budget (a prompt run whole) stays whole.
+            let busiest = (Double(key.prefillSequences) / pp / Double(groups)).rounded(.up)
+            if let budget = microBatchTokens, busiest * Double(perSequence) > Double(max(budget, perSequence)) {
+                perSequence = max(1, Int(Double(max(budget, perSequence)) / busiest))
+            }
             parts.append(StepShapeOnGPU(phase: .prefill, sequencesPerGPU: perGPU(key.prefillSequences),
                                         newTokens: perSequence, context: Self.value(key.prefillContext),
                                         meanSequencesPerGPU: meanPerGPU(key.prefillSequences)))

@@ -40,7 +40,8 @@ struct EstimateCommand: ParsableCommand {
               --decode-pool 16,1,attention=dp,tp=1,ep=16,pp=1
           # an SGLang engine as InferenceX runs it:
           moesim estimate --model deepseek-r1 --gpu b300 --gpus 4 --weights fp4 \\
-              --attention-weights bf16 --kv-cache fp8 --concurrency 4 --framework sglang
+              --attention-weights bf16 --kv-cache fp8 --concurrency 4 \\
+              --framework sglang
         """
     )
 

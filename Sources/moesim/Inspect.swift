@@ -12,7 +12,8 @@ struct Inspect: ParsableCommand {
         Examples:
           moesim inspect kimi-k2
           moesim inspect deepseek-v3 --json
-          moesim inspect kimi-k2 --set n_routed_experts=512 --set num_experts_per_tok=12
+          moesim inspect kimi-k2 --set n_routed_experts=512 \\
+              --set num_experts_per_tok=12
           moesim inspect ~/models/Qwen3-30B-A3B/config.json
         """
     )

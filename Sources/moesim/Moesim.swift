@@ -11,7 +11,7 @@ struct Moesim: ParsableCommand {
         moesim sizes MoE models (Kimi K2, DeepSeek-V3, Qwen3, Llama 4, Mixtral, gpt-oss, …) from their HuggingFace config.json, plans them onto GPU clusters, estimates their throughput, latency and cost, and runs scaled-down copies on this CPU.
 
         Examples:
-          moesim report                  the main job: Kimi K2 on H200 nodes
+          moesim report                  # the main job: Kimi K2 on H200 nodes
           moesim inspect kimi-k2 --set n_routed_experts=512
           moesim plan --model deepseek-v3 --gpu h100-sxm --gpus 8
           moesim estimate --model kimi-k2 --gpus 32 --max-tpot 0.05

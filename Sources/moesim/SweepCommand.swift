@@ -25,7 +25,7 @@ struct SweepCommand: ParsableCommand {
               --concurrency 4,8,16,32,64,128 --input 1024 --output 1024
           moesim sweep --model deepseek-r1 --gpus 8 --weights fp8,fp4 --gpu b200 \\
               --concurrency 1,4,16,64,256
-          moesim sweep      # kimi-k2 on 16 × H200, decode batches → sweep.csv, sweep.svg
+          moesim sweep         # kimi-k2 on 16 × H200, decode batches: sweep.csv, .svg
         """
     )
 

@@ -11,7 +11,7 @@ struct ValidateCommand: ParsableCommand {
         FILE is a moesim-measurements/1 file (default: configs/validation/published.json, the \
         published measurements; configs/validation/serving.json holds the InferenceX serving \
         runs; configs/validation/energy.json holds published GPU power and energy figures (docs/energy.md). \
-        error = predicted / measured − 1. docs/validation.md explains where the remaining \
+        The error is predicted / measured − 1. docs/validation.md explains where the remaining \
         error comes from.
 
         Examples:

@@ -72,6 +72,12 @@ import TestSupport
         direct.base.layout = Layout(attention: .tensor, tp: 8, ep: 8, pp: 1)
         let tp8 = try ServingEstimator.estimate(direct)
         #expect(tp8.ttft.p90 <= 15 && tp8.tpot.p90 <= 0.04, "TP8: TTFT \(tp8.ttft.p90) s, TPOT \(tp8.tpot.p90) s")
+        // The steady state's favourite at 8 GPUs misses the TTFT: only a layout it ranks lower serves.
+        let favourite = try #require(ServingEstimator.rankedLayouts(ServingRequest(base: base, concurrency: 4)).first)
+        var top = ServingRequest(base: base, concurrency: 4)
+        top.base.layout = favourite
+        let missed = try ServingEstimator.estimate(top)
+        #expect(favourite.attentionGroup < 8 && missed.ttft.p90 > 15, "\(favourite): TTFT \(missed.ttft.p90) s")
         var r = CapacityRequest(serving: ServingRequest(base: base, concurrency: 4), load: .users(4), maxTTFT: 15, maxTPOT: 0.04,
                                 maxGPUs: 32)
         r.disaggregation = false
