@@ -139,7 +139,7 @@ struct ServingSimulation {
     /// Closed-loop benchmark: prompts sent so far.
     var issued = 0
     /// The prompt chunks of the step being built, reused from step to step (no allocation).
-    private var chunks: [(slot: Int, tokens: Int)] = []
+    private var chunks: [(slot: Int, tokens: Int, parts: Int)] = []
 
     init(workers: [ServingWorker], entry: [Int], exit: [Int], transferSeconds: @escaping (Int) -> Double, mode: Mode,
          options: Options) {
@@ -287,7 +287,7 @@ struct ServingSimulation {
                     parts += 1
                 }
                 guard given > 0 else { continue }
-                chunks.append((slot, given))
+                chunks.append((slot, given, parts))
                 prefillTokens += given
                 prefillChunks += parts
             }
@@ -342,13 +342,17 @@ struct ServingSimulation {
         var anyDone = false
         // Served input counts each prompt once, as a benchmark client does: a prompt recomputed
         // after a preemption (its first token already out) is work, not input.
-        for (slot, tokens) in chunks {
+        for (slot, tokens, _) in chunks {
             requests[slot].prefilled += tokens
             if inWindow, requests[slot].firstToken < 0 { outcome.inputTokens += Double(tokens) }
             if requests[slot].prefilled >= requests[slot].compute { anyDone = true }
         }
         if anyDone { w.prefilling.removeAll { requests[$0].prefilled >= requests[$0].compute } }
-        for (slot, _) in chunks where requests[slot].prefilled >= requests[slot].compute {
+        for (slot, _, parts) in chunks where requests[slot].prefilled >= requests[slot].compute {
+            // A prompt whose last k chunks were pipelined through this step's pp micro-batches
+            // leaves the last stage k − 1 stage times after the step's end: its last chunk
+            // entered the first stage that much after its first (the pipeline's drain).
+            let done = parts > 1 ? end + Double(parts - 1) * seconds / Double(w.steps.pricer.layout.pp) : end
             w.prefillReserved -= requests[slot].reserved
             requests[slot].reserved = 0
             if inWindow, requests[slot].firstToken < 0 { outcome.inputTokens += Double(requests[slot].cached) }
@@ -357,7 +361,7 @@ struct ServingSimulation {
                 // The KV cache moves to a decode worker; the prefix stays resident here.
                 unpin(slot)
                 let target = leastLoaded(exit)
-                let ready = end + transferSeconds(requests[slot].promptTokens + requests[slot].generated)
+                let ready = done + transferSeconds(requests[slot].promptTokens + requests[slot].generated)
                 if options.firstTokenWaitsForPrefillResponse, requests[slot].firstToken < 0 {
                     requests[slot].prefillResponse = ready
                     w.openResponses.append((slot, ready))
@@ -369,9 +373,9 @@ struct ServingSimulation {
                 emitPrefillToken(slot, at: nil, inWindow: inWindow)
                 workers[target].enqueue(slot, ready: ready)
             } else {
-                emitPrefillToken(slot, at: end, inWindow: inWindow)
+                emitPrefillToken(slot, at: done, inWindow: inWindow)
                 if requests[slot].generated >= requests[slot].outputTokens {
-                    complete(slot, at: end, inWindow: inWindow)
+                    complete(slot, at: done, inWindow: inWindow)
                 } else {
                     join(slot, worker: w)
                 }
@@ -563,7 +567,9 @@ struct ServingSimulation {
         if inWindow { outcome.windowCompletions += 1 }
         // A router that waits for the prefill server's response streams the decode server's
         // tokens only after it (one still open belongs to a prefill worker idle since it landed).
-        let last = max(end, r.prefillResponse)
+        // Nor does the last token come before the first (a pipelined prompt's first token leaves
+        // the last stage after the step that finished it).
+        let last = max(end, r.prefillResponse, r.firstToken)
         // Measured: every completion after the warm-up but the seeded placeholders' (a closed
         // loop's window of completions, long requests begun before it included: counting only
         // the requests begun after it would stop at the first max(2N, 64) of those to finish, the

@@ -124,23 +124,31 @@ import ConfigFile
                 "\(s.pools[0].inputTokensPerSecondPerGPU) input tokens/s per prefill GPU, the pipeline's \(pipeline)")
     }
 
-    /// One long prompt on a pipeline of pp stages. An engine that keeps a request in one batch
-    /// in flight (vLLM) runs its C chunks one after another through every stage; one that
-    /// pipelines them (SGLang) needs at least a stage time per chunk (the first stage sees every
-    /// chunk) and at most the pipeline's schedule, C + pp − 1 stage times.
+    /// One long prompt on a pipeline of pp stages, its chunks priced one by one with the stage
+    /// model (chunk j at its own context takes t_j on every stage). An engine that keeps a
+    /// request in one batch in flight (vLLM) runs them one after another through every stage,
+    /// pp · Σ t_j; one that pipelines them (SGLang) takes the pipeline's schedule, Σ t_j +
+    /// (pp − 1) · max t_j (a flow shop whose jobs take the same time on every machine): the
+    /// first stage sees every chunk, and the longest holds up the others' way through the rest.
     @Test func pipelinedChunksOfOnePromptFillThePipeline() throws {
-        var r = try request("deepseek-r1", gpus: 8, input: 120_000, output: 16, concurrency: 1,
-                            layout: Layout(attention: .tensor, tp: 2, ep: 2, pp: 4))
+        let layout = Layout(attention: .tensor, tp: 2, ep: 2, pp: 4)
+        var r = try request("deepseek-r1", gpus: 8, input: 120_000, output: 16, concurrency: 1, layout: layout)
         r.inputRange = .fixed
         r.outputRange = .fixed
         r.tokenBudget = 8192
         let sequential = try ServingEstimator.estimate(r).ttft.median
         r.pipelinedPromptChunks = true
         let pipelined = try ServingEstimator.estimate(r).ttft.median
-        let chunks = 15.0, pp = 4.0  // ⌈120,000 / 8,192⌉ chunks
-        // Sequentially each chunk takes pp stage times.
-        #expect(pipelined >= 0.95 * sequential / pp, "pipelined \(pipelined) s, sequential \(sequential) s")
-        #expect(pipelined <= sequential * (chunks + pp - 1) / (chunks * pp), "pipelined \(pipelined) s, sequential \(sequential) s")
+        let pricer = try StepPricer(r.base, layout: layout, context: 120_016)
+        // One chunk on a stage: half a sequence per GPU of its TP2 group.
+        let stageTimes = stride(from: 0, to: 120_000, by: 8192).map { start in
+            pricer.stageTime([StepShapeOnGPU(phase: .prefill, sequencesPerGPU: 0.5, newTokens: min(8192, 120_000 - start),
+                                             context: start)]).total
+        }
+        let sum = stageTimes.reduce(0, +), pp = 4.0
+        #expect(abs(sequential / (pp * sum) - 1) < 0.05, "sequential \(sequential) s, pp · Σ t_j = \(pp * sum) s")
+        let schedule = sum + (pp - 1) * (stageTimes.max() ?? 0)
+        #expect(abs(pipelined / schedule - 1) < 0.05, "pipelined \(pipelined) s, the schedule's \(schedule) s")
     }
 
     /// A disaggregated deployment need not be whole nodes: three 2-GPU prefill workers and an
